@@ -1,0 +1,250 @@
+//! Typed configuration, loaded once at start-up from the environment (and an optional
+//! `.env`, loaded by `main`). Secrets have no defaults in code: a missing or weak secret
+//! stops start-up with a message that names the variable. Secrets are wrapped in
+//! [`Secret`], whose `Debug` never prints the value.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Minimum length of every secret, in bytes (HMAC-SHA256 keys want ≥ 32).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// A secret value: readable on purpose with [`Secret::expose`], never by `{:?}`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret, rejecting one shorter than [`MIN_SECRET_BYTES`].
+    pub fn new(name: &str, value: String) -> Result<Self, ConfigError> {
+        if value.len() < MIN_SECRET_BYTES {
+            return Err(ConfigError::WeakSecret {
+                name: name.to_owned(),
+                min: MIN_SECRET_BYTES,
+            });
+        }
+        Ok(Self(value))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not set: {hint}")]
+    Missing { name: String, hint: &'static str },
+    #[error("{name} is too weak: it must be at least {min} bytes (try `openssl rand -hex 32`)")]
+    WeakSecret { name: String, min: usize },
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: String, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    /// Signs access tokens (HS256).
+    pub jwt_secret: Secret,
+    /// Verifies event batches from the edge (`POST /api/v1/ingest`).
+    pub ingest_secret: Secret,
+    /// Signs snapshots pushed to the edge; optional until the publisher is enabled.
+    pub snapshot_secret: Option<Secret>,
+    /// Where the publisher pushes snapshots (the Worker's origin); no publishing if unset.
+    pub edge_url: Option<String>,
+    pub publish_interval: Duration,
+    /// Origins allowed by CORS for the admin API (exact matches; never `*`).
+    pub cors_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed for the client address (rate limits).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Apply migrations at `serve` start (default true; `SAMPLIT_MIGRATE=false` to skip).
+    pub migrate_on_start: bool,
+}
+
+/// Reads a variable through `get`, so tests can pass a map instead of the process env.
+pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let required = |name: &str, hint: &'static str| {
+        get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ConfigError::Missing {
+                name: name.to_owned(),
+                hint,
+            })
+    };
+    let secret = |name: &str| -> Result<Secret, ConfigError> {
+        Secret::new(
+            name,
+            required(name, "generate one with `openssl rand -hex 32`")?,
+        )
+    };
+    let optional_secret = |name: &str| -> Result<Option<Secret>, ConfigError> {
+        match get(name).filter(|v| !v.is_empty()) {
+            Some(v) => Secret::new(name, v).map(Some),
+            None => Ok(None),
+        }
+    };
+    let parse_secs = |name: &str, default: u64| -> Result<Duration, ConfigError> {
+        match get(name) {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: name.to_owned(),
+                    reason: format!("expected a positive number of seconds, got {v:?}"),
+                }),
+        }
+    };
+    let list = |name: &str| -> Vec<String> {
+        get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let listen_raw = get("SAMPLIT_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let listen = listen_raw.parse().map_err(|_| ConfigError::Invalid {
+        name: "SAMPLIT_LISTEN".to_owned(),
+        reason: format!("expected host:port, got {listen_raw:?}"),
+    })?;
+    let cors_origins = list("SAMPLIT_CORS_ORIGINS");
+    if cors_origins.iter().any(|o| o == "*") {
+        return Err(ConfigError::Invalid {
+            name: "SAMPLIT_CORS_ORIGINS".to_owned(),
+            reason: "`*` is not allowed (the API uses credentials); list exact origins".to_owned(),
+        });
+    }
+    let trusted_proxies = list("SAMPLIT_TRUSTED_PROXIES")
+        .iter()
+        .map(|s| {
+            s.parse().map_err(|_| ConfigError::Invalid {
+                name: "SAMPLIT_TRUSTED_PROXIES".to_owned(),
+                reason: format!("{s:?} is not an IP address"),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let migrate_on_start = match get("SAMPLIT_MIGRATE").as_deref() {
+        None | Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "SAMPLIT_MIGRATE".to_owned(),
+                reason: format!("expected true or false, got {other:?}"),
+            });
+        }
+    };
+
+    Ok(Config {
+        database_url: required(
+            "DATABASE_URL",
+            "e.g. postgres://postgres@127.0.0.1:5432/samplit",
+        )?,
+        listen,
+        jwt_secret: secret("SAMPLIT_JWT_SECRET")?,
+        ingest_secret: secret("SAMPLIT_INGEST_SECRET")?,
+        snapshot_secret: optional_secret("SAMPLIT_SNAPSHOT_SECRET")?,
+        edge_url: get("SAMPLIT_EDGE_URL").filter(|v| !v.is_empty()),
+        publish_interval: parse_secs("SAMPLIT_PUBLISH_INTERVAL", 10)?,
+        cors_origins,
+        trusted_proxies,
+        access_token_ttl: parse_secs("SAMPLIT_ACCESS_TOKEN_TTL", 900)?,
+        refresh_token_ttl: parse_secs("SAMPLIT_REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
+        migrate_on_start,
+    })
+}
+
+/// The configuration from the process environment.
+pub fn from_env() -> Result<Config, ConfigError> {
+    from_lookup(|name| std::env::var(name).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("DATABASE_URL", "postgres://x".to_owned()),
+            ("SAMPLIT_JWT_SECRET", "j".repeat(32)),
+            ("SAMPLIT_INGEST_SECRET", "i".repeat(32)),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+        from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_required_variables_are_set() {
+        let config = load(&base()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.publish_interval, Duration::from_secs(10));
+        assert!(config.migrate_on_start);
+    }
+
+    #[test]
+    fn missing_or_weak_secrets_stop_start_up_and_name_the_variable() {
+        let cases: [(&str, Option<&str>, &str); 4] = [
+            ("SAMPLIT_JWT_SECRET", None, "SAMPLIT_JWT_SECRET is not set"),
+            (
+                "SAMPLIT_JWT_SECRET",
+                Some("short"),
+                "SAMPLIT_JWT_SECRET is too weak",
+            ),
+            (
+                "SAMPLIT_INGEST_SECRET",
+                None,
+                "SAMPLIT_INGEST_SECRET is not set",
+            ),
+            (
+                "SAMPLIT_SNAPSHOT_SECRET",
+                Some("short"),
+                "SAMPLIT_SNAPSHOT_SECRET is too weak",
+            ),
+        ];
+        for (name, value, expected) in cases {
+            let mut vars = base();
+            match value {
+                Some(v) => vars.insert(name, v.to_owned()),
+                None => vars.remove(name),
+            };
+            let err = load(&vars).unwrap_err().to_string();
+            assert!(err.contains(expected), "{name}={value:?}: got {err}");
+        }
+    }
+
+    #[test]
+    fn a_wildcard_cors_origin_is_refused() {
+        let mut vars = base();
+        vars.insert("SAMPLIT_CORS_ORIGINS", "https://a.example, *".to_owned());
+        assert!(
+            load(&vars)
+                .unwrap_err()
+                .to_string()
+                .contains("`*` is not allowed")
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = load(&base()).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains(&"j".repeat(32)), "{printed}");
+    }
+}

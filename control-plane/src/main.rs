@@ -1,0 +1,66 @@
+//! `samplit serve` runs the API (applying migrations unless `SAMPLIT_MIGRATE=false`);
+//! `samplit migrate` applies `migrations/` and exits. Configuration comes from the
+//! environment and an optional `.env` (see `.env.example`).
+
+use std::process::ExitCode;
+
+use samplit_control_plane::{config, connect, migrate, serve, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // A missing .env is normal; the environment alone is enough.
+    let _ = dotenvy::dotenv();
+    telemetry::init_logging();
+    let command = std::env::args().nth(1).unwrap_or_default();
+    let config = match config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("samplit: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match command.as_str() {
+        "serve" => serve(config, shutdown_signal()).await,
+        "migrate" => match connect(&config).await {
+            Ok(pool) => migrate(&pool).await,
+            Err(e) => Err(e),
+        },
+        _ => {
+            eprintln!("usage: samplit <serve|migrate>");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "samplit {command} failed");
+            eprintln!("samplit: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

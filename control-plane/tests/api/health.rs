@@ -1,0 +1,49 @@
+use axum::http::StatusCode;
+use sqlx::PgPool;
+
+use crate::helpers::TestApp;
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn health_and_readiness_answer_when_the_database_is_up(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let health = app.get("/healthz", None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json()["status"], "ok");
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert!(ready.headers.contains_key("x-request-id"));
+    assert_eq!(ready.headers["x-content-type-options"], "nosniff");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn readiness_fails_with_503_when_the_database_is_gone(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    pool.close().await;
+    app.get("/readyz", None)
+        .await
+        .assert_problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn metrics_count_requests_by_route(pool: PgPool) {
+    let app = TestApp::new(pool);
+    app.get("/healthz", None).await;
+    let metrics = app.get("/metrics", None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let text = metrics.text();
+    assert!(
+        text.contains(
+            r#"samplit_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("samplit_db_pool_connections"), "{text}");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn unknown_routes_get_a_problem_body(pool: PgPool) {
+    let app = TestApp::new(pool);
+    app.get("/api/v1/nope", None)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+}

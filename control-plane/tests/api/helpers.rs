@@ -1,0 +1,234 @@
+// Not every test module uses every helper.
+#![allow(dead_code)]
+
+//! Shared test plumbing: a test app over a fresh database, request helpers, and members
+//! of organisations with a given role (inserted directly, with a real access token).
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use samplit_control_plane::auth::Role;
+use samplit_control_plane::config::{self, Config};
+use samplit_control_plane::{AppState, router};
+use serde_json::Value;
+use sqlx::PgPool;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+/// Test-only secrets (32+ bytes); production has no defaults.
+pub const TEST_JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+pub const TEST_INGEST_SECRET: &str = "test-ingest-secret-0123456789abcdef01234567";
+pub const TEST_SNAPSHOT_SECRET: &str = "test-snapshot-secret-0123456789abcdef012345";
+
+pub fn test_config() -> Config {
+    config::from_lookup(|name| {
+        match name {
+            "DATABASE_URL" => Some("postgres://unused-in-tests"),
+            "SAMPLIT_JWT_SECRET" => Some(TEST_JWT_SECRET),
+            "SAMPLIT_INGEST_SECRET" => Some(TEST_INGEST_SECRET),
+            "SAMPLIT_SNAPSHOT_SECRET" => Some(TEST_SNAPSHOT_SECRET),
+            "SAMPLIT_CORS_ORIGINS" => Some("https://admin.example"),
+            _ => None,
+        }
+        .map(str::to_owned)
+    })
+    .expect("the test configuration is valid")
+}
+
+pub struct TestApp {
+    pub pool: PgPool,
+    pub state: AppState,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts a problem+json error with this status and code, and returns its body.
+    #[track_caller]
+    pub fn assert_problem(&self, status: StatusCode, code: &str) -> Value {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert_eq!(
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "body: {}",
+            self.text()
+        );
+        let body = self.json();
+        assert_eq!(body["code"], code, "body: {body}");
+        assert!(
+            body["request_id"].is_string(),
+            "a problem carries the request id: {body}"
+        );
+        body
+    }
+}
+
+impl TestApp {
+    pub fn new(pool: PgPool) -> Self {
+        Self::with_config(pool, test_config())
+    }
+
+    pub fn with_config(pool: PgPool, config: Config) -> Self {
+        let state = AppState::new(pool.clone(), config).expect("metrics register");
+        Self { pool, state }
+    }
+
+    /// Sends one request through the whole router (middleware included).
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = router(self.state.clone())
+            .oneshot(request)
+            .await
+            .expect("the router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body reads")
+            .to_bytes()
+            .to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A JSON request (or none with `body: None`), with an optional bearer token.
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(json) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json.to_string())),
+            None => builder.body(Body::empty()),
+        }
+        .expect("a valid request");
+        self.send(request).await
+    }
+
+    pub async fn get(&self, uri: &str, token: Option<&str>) -> TestResponse {
+        self.call(Method::GET, uri, token, None).await
+    }
+
+    pub async fn post(&self, uri: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.call(Method::POST, uri, token, Some(body)).await
+    }
+}
+
+/// A user who is a member of an organisation, with a valid access token.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub email: String,
+    pub token: String,
+}
+
+/// Creates an organisation and its owner.
+pub async fn new_org(app: &TestApp) -> Member {
+    let org_id = Uuid::new_v4();
+    sqlx::query("INSERT INTO organizations (id, name) VALUES ($1, 'Test org')")
+        .bind(org_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    add_member(app, org_id, Role::Owner).await
+}
+
+/// Adds a new user with `role` to `org_id`, logged in (a live session and access token).
+pub async fn add_member(app: &TestApp, org_id: Uuid, role: Role) -> Member {
+    let user_id = Uuid::new_v4();
+    let email = format!(
+        "{}-{}@example.com",
+        role.as_str(),
+        &user_id.simple().to_string()[..8]
+    );
+    sqlx::query("INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'not-a-login-hash')")
+        .bind(user_id)
+        .bind(&email)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)")
+        .bind(org_id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let session_id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO auth_sessions (id, user_id, org_id, expires_at) VALUES ($1, $2, $3, now() + interval '1 day')",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(org_id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let token = app
+        .state
+        .jwt
+        .issue(
+            user_id,
+            org_id,
+            session_id,
+            std::time::Duration::from_secs(600),
+        )
+        .unwrap();
+    Member {
+        user_id,
+        org_id,
+        email,
+        token,
+    }
+}
+
+/// An organisation with one member of each role.
+pub struct Team {
+    pub owner: Member,
+    pub admin: Member,
+    pub editor: Member,
+    pub viewer: Member,
+}
+
+pub async fn new_team(app: &TestApp) -> Team {
+    let owner = new_org(app).await;
+    let org = owner.org_id;
+    Team {
+        admin: add_member(app, org, Role::Admin).await,
+        editor: add_member(app, org, Role::Editor).await,
+        viewer: add_member(app, org, Role::Viewer).await,
+        owner,
+    }
+}
