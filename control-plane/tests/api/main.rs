@@ -1,5 +1,6 @@
 //! Integration tests of the control plane: one binary, a fresh PostgreSQL database per
 //! test (`#[sqlx::test]`), the router driven in process with `oneshot`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test helper should panic
 
 mod health;
 mod helpers;
