@@ -1,6 +1,11 @@
 //! The HTTP surface: [`router`] assembles every resource's routes under `/api/v1`, the
 //! health and metrics endpoints, and the middleware stack (request id, metrics, trace,
 //! CORS, body limit, timeout, security headers).
+//!
+//! Each resource module exposes `fn router() -> OpenApiRouter<AppState>` whose handlers
+//! carry `#[utoipa::path]`, registered with `routes!(...)`: the OpenAPI document
+//! (`GET /api/v1/openapi.json`) is collected from the routes themselves, so it cannot
+//! drift from them.
 
 mod health;
 
@@ -15,6 +20,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::error::{REQUEST_ID, problem_response};
@@ -29,7 +36,15 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 
 /// The whole application, ready to serve or to drive in tests with `oneshot`.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new();
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).split_for_parts();
+    let openapi = std::sync::Arc::new(openapi);
+    let api = api.route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let doc = openapi.clone();
+            async move { axum::Json(doc.as_ref().clone()) }
+        }),
+    );
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
@@ -48,6 +63,35 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// The document's header; paths come from the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Samplit control plane", description = "Admin REST API: accounts, sites, experiments, ingestion, results, audit."),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An access token from /auth/login, or an API key (sk_...)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
 }
 
 async fn not_found() -> Response {

@@ -47,3 +47,16 @@ async fn unknown_routes_get_a_problem_body(pool: PgPool) {
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn the_openapi_document_is_served(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let doc = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let doc = doc.json();
+    assert_eq!(doc["info"]["title"], "Samplit control plane");
+    assert!(
+        doc["components"]["securitySchemes"]["bearer"].is_object(),
+        "{doc}"
+    );
+}
