@@ -1,0 +1,251 @@
+//! `assign_site`: exclusions, URL rules, stickiness, determinism, modes.
+
+use std::net::IpAddr;
+
+use samplit_engine::assign::{VisitorContext, assign_site};
+use samplit_engine::bucket;
+use samplit_engine::targeting::{ExclusionReason, UrlMatch, UrlRule};
+
+use crate::fixtures::site_snapshot;
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+fn ctx<'a>(visitor: &'a str) -> VisitorContext<'a> {
+    VisitorContext {
+        visitor_id: visitor,
+        url: "https://shop.example/pricing?utm_source=x",
+        user_agent: Some(CHROME),
+        ..VisitorContext::default()
+    }
+}
+
+#[test]
+fn a_visitor_gets_one_assignment_per_unit() {
+    let snap = site_snapshot(3);
+    let r = assign_site(&snap, &ctx("0f8fad5b-d9cb-469f-a165-70867728950e"));
+    assert_eq!(r.excluded, None);
+    let ids: Vec<(&str, Option<&str>)> = r
+        .assignments
+        .iter()
+        .map(|a| (a.experiment_id.as_str(), a.element_id.as_deref()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("exp-fixed", None),
+            ("exp-thompson", None),
+            ("exp-grid", None),
+            ("exp-multi", Some("headline")),
+            ("exp-multi", Some("cta")),
+        ]
+    );
+    for a in &r.assignments {
+        assert_eq!(a.snapshot_version, 3);
+        assert!(!a.sticky);
+        assert!(a.propensity > 0.0 && a.propensity <= 1.0);
+    }
+    // Factorial: one variant per element, changes from both.
+    let grid = &r.assignments[2];
+    assert_eq!(grid.variant_ids.len(), 2);
+    assert_eq!(grid.changes.len(), 2);
+    assert_eq!(
+        grid.arm_id,
+        format!("{}+{}", grid.variant_ids[0], grid.variant_ids[1])
+    );
+}
+
+#[test]
+fn assignment_is_deterministic() {
+    let snap = site_snapshot(3);
+    for v in ["a", "visitor-2", "7c9e6679-7425-40de-944b-e07fc1f90ae7"] {
+        assert_eq!(
+            assign_site(&snap, &ctx(v)),
+            assign_site(&snap, &ctx(v)),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn fixed_split_matches_growthbook_bucketing() {
+    let snap = site_snapshot(3);
+    let exp = &snap.experiments[0];
+    for i in 0..200 {
+        let v = format!("visitor-{i}");
+        let n = bucket::hash(&exp.seed, &v, 2).unwrap();
+        let ranges = bucket::bucket_ranges(3, 1.0, Some(&[0.5, 0.3, 0.2]));
+        let want = bucket::choose_variation(n, &ranges).unwrap();
+        let got = assign_site(&snap, &ctx(&v));
+        assert_eq!(got.assignments[0].arm_id, format!("arm{want}"), "{v}");
+    }
+}
+
+#[test]
+fn independent_elements_use_their_own_salt() {
+    let snap = site_snapshot(3);
+    let exp = &snap.experiments[3];
+    for i in 0..100 {
+        let v = format!("visitor-{i}");
+        let r = assign_site(&snap, &ctx(&v));
+        for (el, a) in ["headline", "cta"].iter().zip(&r.assignments[3..]) {
+            let salt = format!("{}:{el}", exp.seed);
+            let n = bucket::hash(&salt, &v, 2).unwrap();
+            let want = if n < 0.5 { "control" } else { "treatment" };
+            assert_eq!(a.arm_id, format!("{el}-{want}"), "{v} {el}");
+        }
+    }
+}
+
+#[test]
+fn excluded_visitors_get_nothing_and_a_reason() {
+    let snap = site_snapshot(3);
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    let headers = [("X-Samplit-Internal", "1")];
+    let cases: Vec<(&str, VisitorContext<'_>, ExclusionReason)> = vec![
+        (
+            "bot UA",
+            VisitorContext {
+                user_agent: Some("Googlebot/2.1 (+http://www.google.com/bot.html)"),
+                ..ctx("v")
+            },
+            ExclusionReason::Bot,
+        ),
+        (
+            "no UA",
+            VisitorContext {
+                user_agent: None,
+                ..ctx("v")
+            },
+            ExclusionReason::Bot,
+        ),
+        (
+            "verified bot",
+            VisitorContext {
+                verified_bot: true,
+                ..ctx("v")
+            },
+            ExclusionReason::Bot,
+        ),
+        (
+            "office IP",
+            VisitorContext {
+                ip: Some(ip),
+                ..ctx("v")
+            },
+            ExclusionReason::Ip,
+        ),
+        (
+            "internal header",
+            VisitorContext {
+                headers: &headers,
+                ..ctx("v")
+            },
+            ExclusionReason::Header,
+        ),
+    ];
+    for (why, c, reason) in cases {
+        let r = assign_site(&snap, &c);
+        assert_eq!(r.excluded, Some(reason), "{why}");
+        assert!(r.assignments.is_empty(), "{why}");
+    }
+}
+
+#[test]
+fn url_rules_gate_experiments() {
+    let mut snap = site_snapshot(3);
+    snap.experiments[0].url_rules = vec![
+        UrlRule::new(UrlMatch::Prefix, "/pricing", true).unwrap(),
+        UrlRule::new(UrlMatch::Wildcard, "/pricing/*/legacy", false).unwrap(),
+    ];
+    let on = |url: &'static str| {
+        let c = VisitorContext { url, ..ctx("v1") };
+        assign_site(&snap, &c)
+            .assignments
+            .iter()
+            .any(|a| a.experiment_id == "exp-fixed")
+    };
+    assert!(on("https://shop.example/pricing"));
+    assert!(on("https://shop.example/pricing/team?x=1"));
+    assert!(!on("https://shop.example/pricing/team/legacy"));
+    assert!(!on("https://shop.example/about"));
+}
+
+#[test]
+fn a_sticky_arm_wins_while_it_exists() {
+    let snap = site_snapshot(3);
+    let fresh = assign_site(&snap, &ctx("v1"));
+    let fixed = &fresh.assignments[0];
+    let other = if fixed.arm_id == "arm2" {
+        "arm1"
+    } else {
+        "arm2"
+    };
+    let sticky = [("exp-fixed", other)];
+    let r = assign_site(
+        &snap,
+        &VisitorContext {
+            sticky: &sticky,
+            ..ctx("v1")
+        },
+    );
+    assert_eq!(r.assignments[0].arm_id, other);
+    assert!(r.assignments[0].sticky);
+    // An arm that no longer exists is ignored.
+    let gone = [("exp-fixed", "arm-deleted")];
+    let r = assign_site(
+        &snap,
+        &VisitorContext {
+            sticky: &gone,
+            ..ctx("v1")
+        },
+    );
+    assert_eq!(r.assignments[0].arm_id, fixed.arm_id);
+    assert!(!r.assignments[0].sticky);
+    // Independent elements are sticky per unit id.
+    let sticky = [("exp-multi-cta", "cta-treatment")];
+    let r = assign_site(
+        &snap,
+        &VisitorContext {
+            sticky: &sticky,
+            ..ctx("v1")
+        },
+    );
+    assert_eq!(r.assignments[4].arm_id, "cta-treatment");
+}
+
+#[test]
+fn coverage_and_namespaces_leave_visitors_out() {
+    let mut snap = site_snapshot(3);
+    snap.experiments[0].coverage = 0.0;
+    snap.experiments[1].namespace = Some(samplit_engine::snapshot::Namespace {
+        id: "pricing".into(),
+        start: 0.0,
+        end: 0.5,
+    });
+    let mut in_ns = 0;
+    for i in 0..400 {
+        let v = format!("visitor-{i}");
+        let r = assign_site(&snap, &ctx(&v));
+        assert!(r.assignments.iter().all(|a| a.experiment_id != "exp-fixed"));
+        let in_thompson = r
+            .assignments
+            .iter()
+            .any(|a| a.experiment_id == "exp-thompson");
+        assert_eq!(
+            in_thompson,
+            bucket::in_namespace(&v, ("pricing", 0.0, 0.5)),
+            "{v}"
+        );
+        in_ns += usize::from(in_thompson);
+    }
+    assert!(
+        (150..250).contains(&in_ns),
+        "about half are in the namespace: {in_ns}"
+    );
+}
+
+#[test]
+fn an_empty_visitor_id_gets_nothing() {
+    let r = assign_site(&site_snapshot(3), &ctx(""));
+    assert!(r.assignments.is_empty() && r.excluded.is_none());
+}
