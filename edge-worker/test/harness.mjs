@@ -177,8 +177,9 @@ export function pushSnapshot(worker, siteKey, signed) {
  * HMAC like the real one, and answers with the status `respond()` returns (default 200).
  */
 export async function startControlPlane({ secret = INGEST_SECRET, respond = () => 200 } = {}) {
-  const received = []; // verified batches: { batch_id, items }
-  const rejected = []; // { reason }
+  const received = []; // verified batches it answered 2xx to: { batch_id, items }
+  const attempts = []; // every verified batch, whatever it answered: { status, batch }
+  const rejected = []; // requests whose signature or timestamp failed: { reason }
   let calls = 0;
   const server = createServer((req, res) => {
     const chunks = [];
@@ -197,9 +198,10 @@ export async function startControlPlane({ secret = INGEST_SECRET, respond = () =
         return;
       }
       const status = respond(calls);
-      if (status >= 200 && status < 300) received.push(JSON.parse(body));
-      res.writeHead(status, { 'content-type': 'application/json' });
       const batch = JSON.parse(body);
+      attempts.push({ status, batch });
+      if (status >= 200 && status < 300) received.push(batch);
+      res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ accepted: batch.items.length, duplicates: 0, rejected: [] }));
     });
   });
@@ -207,6 +209,7 @@ export async function startControlPlane({ secret = INGEST_SECRET, respond = () =
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     received,
+    attempts,
     rejected,
     calls: () => calls,
     items: () => received.flatMap((b) => b.items),
