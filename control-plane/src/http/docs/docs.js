@@ -37,10 +37,12 @@
     if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(" | ");
     for (const [key, joiner] of [["oneOf", " | "], ["anyOf", " | "], ["allOf", " & "]]) {
       if (Array.isArray(s[key])) {
-        return s[key].map((part) => render(doc, part, depth, nextSeen)).join(joiner);
+        const parts = [...new Set(s[key].map((part) => render(doc, part, depth, nextSeen)))];
+        return parts.join(joiner);
       }
     }
     let types = Array.isArray(s.type) ? s.type.slice() : s.type ? [s.type] : [];
+    if (types.length === 1 && types[0] === "null") return "null";
     const nullable = s.nullable || types.includes("null");
     types = types.filter((t) => t !== "null");
     let out;
@@ -71,12 +73,19 @@
     return nullable ? out + " | null" : out;
   }
 
-  function schemaBlock(doc, content) {
+  // `shown` holds the named schemas already printed in this operation: later uses (the
+  // same Problem body for every error status) print just the name.
+  function schemaBlock(doc, content, shown) {
     const wrap = el("div");
     for (const [type, media] of Object.entries(content || {})) {
+      const { name } = resolve(doc, media.schema || {});
+      if (name && shown.has(name)) {
+        wrap.append(el("div", {}, el("code", {}, type), " ", el("code", {}, name), " (as above)"));
+        continue;
+      }
       wrap.append(el("div", {}, el("code", {}, type)));
       if (media.schema) {
-        const { name } = resolve(doc, media.schema);
+        if (name) shown.add(name);
         wrap.append(el("pre", {}, (name ? name + " " : "") + render(doc, media.schema, 0, new Set())));
       }
     }
@@ -95,6 +104,7 @@
       el("span", { class: "summary" }, summaryText),
       secured ? el("span", { class: "lock" }, anonymousOk ? "bearer optional" : "bearer") : null));
     const body = el("div", { class: "body" });
+    const shown = new Set();
     if (op.description && op.description !== summaryText) {
       for (const para of op.description.split(/\n\n+/)) body.append(el("p", {}, para));
     }
@@ -113,7 +123,7 @@
     if (op.requestBody) {
       body.append(el("h4", {}, "Request body" + (op.requestBody.required ? " (required)" : "")));
       if (op.requestBody.description) body.append(el("p", {}, op.requestBody.description));
-      body.append(schemaBlock(doc, op.requestBody.content));
+      body.append(schemaBlock(doc, op.requestBody.content, shown));
     }
     const responses = Object.entries(op.responses || {});
     if (responses.length) {
@@ -122,7 +132,7 @@
         const r = resolve(doc, resp).schema;
         body.append(el("div", {},
           el("span", { class: "status s" + status[0] }, status), " ", r.description || ""));
-        if (r.content) body.append(schemaBlock(doc, r.content));
+        if (r.content) body.append(schemaBlock(doc, r.content, shown));
       }
     }
     details.append(body);
