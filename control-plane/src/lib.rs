@@ -7,15 +7,19 @@
 //! Layout: [`config`] (typed, from the environment), [`error`] (problem+json),
 //! [`extract`] (JSON/query extractors in our error format), [`auth`] (tokens, keys,
 //! roles, the [`auth::Actor`] extractor), [`audit`] (hash-chained trail), [`state`],
-//! [`telemetry`], [`http`] (router and middleware; one module per resource).
+//! [`telemetry`], [`http`] (router and middleware; one module per resource), [`db`] (SQL
+//! per aggregate), [`export`] (CSV/XLSX downloads), [`ratelimit`] (login throttling).
 //! `main.rs` only parses the command line and calls [`serve`] or [`migrate`].
 
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod db;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod http;
+pub mod ratelimit;
 pub mod state;
 pub mod telemetry;
 

@@ -7,7 +7,12 @@
 //! (`GET /api/v1/openapi.json`) is collected from the routes themselves, so it cannot
 //! drift from them.
 
+mod api_keys;
+mod audit;
+mod auth;
+mod docs;
 mod health;
+mod members;
 
 use std::time::{Duration, Instant};
 
@@ -36,7 +41,12 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 
 /// The whole application, ready to serve or to drive in tests with `oneshot`.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).split_for_parts();
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(members::router())
+        .merge(api_keys::router())
+        .merge(audit::router())
+        .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let api = api.route(
         "/openapi.json",
@@ -48,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
+        .merge(docs::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors(&state.config.cors_origins))
