@@ -7,7 +7,10 @@
 //! (`GET /api/v1/openapi.json`) is collected from the routes themselves, so it cannot
 //! drift from them.
 
+mod etag;
+pub mod experiments;
 mod health;
+pub mod sites;
 
 use std::time::{Duration, Instant};
 
@@ -36,7 +39,10 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 
 /// The whole application, ready to serve or to drive in tests with `oneshot`.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).split_for_parts();
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(sites::router())
+        .merge(experiments::router())
+        .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let api = api.route(
         "/openapi.json",
