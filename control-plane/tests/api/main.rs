@@ -2,5 +2,8 @@
 //! test (`#[sqlx::test]`), the router driven in process with `oneshot`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test helper should panic
 
+mod experiments;
 mod health;
 mod helpers;
+mod publisher;
+mod sites;
