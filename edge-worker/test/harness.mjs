@@ -51,9 +51,11 @@ export async function waitFor(fn, { timeoutMs = 15000, every = 100, what = 'cond
  * Starts the Worker. `vars` become [vars] (the tests' secrets too: a Worker reads both
  * the same way). Pass `null` as a value to leave a variable out.
  */
-export async function startWorker({ vars = {}, maxRetries = 3 } = {}) {
+export async function startWorker({ vars = {}, maxRetries = 3, stateDir = null } = {}) {
   if (!existsSync(shim)) throw new Error(`no build at ${shim}: run \`cargo xtask edge-build\``);
   const dir = mkdtempSync(join(tmpdir(), 'samplit-edge-'));
+  const ownState = stateDir === null;
+  const state = ownState ? mkdtempSync(join(tmpdir(), 'samplit-edge-state-')) : stateDir;
   const port = await freePort();
   const allVars = {
     SAMPLIT_SNAPSHOT_SECRET: SNAPSHOT_SECRET,
@@ -95,7 +97,7 @@ dead_letter_queue = "samplit-events-dlq"
   const log = openSync(logPath, 'a');
   const child = spawn(
     wrangler,
-    ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', join(dir, 'state'),
+    ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
       '--config', configPath, '--show-interactive-dev-session=false', '--log-level', 'info'],
     {
       cwd: dir,
@@ -118,14 +120,17 @@ dead_letter_queue = "samplit-events-dlq"
   const worker = {
     base,
     dir,
+    stateDir: state,
     log: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : ''),
-    async stop() {
+    /** Stops wrangler; removes its temp dirs (the state dir too, unless `keepState`). */
+    async stop({ keepState = false } = {}) {
       if (exited === null) {
         try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
         await waitFor(() => exited !== null, { timeoutMs: 5000, what: 'wrangler to exit' })
           .catch(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } });
       }
       rmSync(dir, { recursive: true, force: true });
+      if (ownState && !keepState) removeDir(state);
     },
     fetch: (path, init = {}) => fetch(base + path, { signal: AbortSignal.timeout(10000), ...init }),
   };
@@ -135,7 +140,7 @@ dead_letter_queue = "samplit-events-dlq"
       try {
         const r = await fetch(`${base}/v1/healthz`, { signal: AbortSignal.timeout(2000) });
         await r.arrayBuffer();
-        return r.status > 0;
+        return r.status === 200;
       } catch { return false; }
     }, { timeoutMs: 60000, every: 200, what: `wrangler dev on ${base}` });
   } catch (e) {
@@ -144,6 +149,11 @@ dead_letter_queue = "samplit-events-dlq"
     throw new Error(`${e.message}\n--- wrangler log ---\n${log}`);
   }
   return worker;
+}
+
+/** Removes a directory tree (a kept state dir). */
+export function removeDir(path) {
+  rmSync(path, { recursive: true, force: true });
 }
 
 /** Signs a snapshot object exactly as the control plane does: payload = JSON text. */
@@ -167,8 +177,9 @@ export function pushSnapshot(worker, siteKey, signed) {
  * HMAC like the real one, and answers with the status `respond()` returns (default 200).
  */
 export async function startControlPlane({ secret = INGEST_SECRET, respond = () => 200 } = {}) {
-  const received = []; // verified batches: { batch_id, items }
-  const rejected = []; // { reason }
+  const received = []; // verified batches it answered 2xx to: { batch_id, items }
+  const attempts = []; // every verified batch, whatever it answered: { status, batch }
+  const rejected = []; // requests whose signature or timestamp failed: { reason }
   let calls = 0;
   const server = createServer((req, res) => {
     const chunks = [];
@@ -187,9 +198,10 @@ export async function startControlPlane({ secret = INGEST_SECRET, respond = () =
         return;
       }
       const status = respond(calls);
-      if (status >= 200 && status < 300) received.push(JSON.parse(body));
-      res.writeHead(status, { 'content-type': 'application/json' });
       const batch = JSON.parse(body);
+      attempts.push({ status, batch });
+      if (status >= 200 && status < 300) received.push(batch);
+      res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ accepted: batch.items.length, duplicates: 0, rejected: [] }));
     });
   });
@@ -197,6 +209,7 @@ export async function startControlPlane({ secret = INGEST_SECRET, respond = () =
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     received,
+    attempts,
     rejected,
     calls: () => calls,
     items: () => received.flatMap((b) => b.items),
@@ -208,4 +221,78 @@ export async function startControlPlane({ secret = INGEST_SECRET, respond = () =
 export async function json(res) {
   const text = await res.text();
   try { return JSON.parse(text); } catch { throw new Error(`not JSON (${res.status}): ${text}`); }
+}
+
+/**
+ * A schema-1 snapshot with one single-mode experiment: element `#headline`, arms
+ * `control` (no change) and `treatment` (sets the text), split by `weights`.
+ */
+export function testSnapshot({
+  siteKey = 'sk_test_1',
+  version = 1,
+  generatedAtMs = Date.now(),
+  allowedOrigins = ['https://shop.example.com'],
+  exclusions = [],
+  weights = [0.5, 0.5],
+  experimentId = '11111111-1111-4111-8111-111111111111',
+  urlRules = [],
+} = {}) {
+  return {
+    schema: 1,
+    site_key: siteKey,
+    version,
+    generated_at_ms: generatedAtMs,
+    allowed_origins: allowedOrigins,
+    exclusions,
+    experiments: [{
+      id: experimentId,
+      seed: `seed-${experimentId}`,
+      hash_version: 2,
+      coverage: 1.0,
+      url_rules: urlRules,
+      exclusions: [],
+      namespace: null,
+      mode: 'single',
+      elements: [{
+        id: 'headline',
+        selector: '#headline',
+        variants: [
+          { id: 'v-control', changes: [] },
+          { id: 'v-treatment', changes: [{ selector: '#headline', action: { type: 'set_text', text: 'Try it free' } }] },
+        ],
+      }],
+      units: [{
+        id: 'unit-1',
+        element_id: null,
+        allocator: { kind: 'fixed_split', weights },
+        arms: [
+          { id: 'control', variants: [0], exposures: 0, conversions: 0, propensity: weights[0] },
+          { id: 'treatment', variants: [1], exposures: 0, conversions: 0, propensity: weights[1] },
+        ],
+      }],
+    }],
+  };
+}
+
+/** POSTs to /v1/assign with a JSON body; `headers` are added. */
+export function assign(worker, body, headers = {}) {
+  return worker.fetch('/v1/assign', {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain', 'user-agent': BROWSER_UA, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+export const BROWSER_UA =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36';
+
+/** The `name=value` of each Set-Cookie header, by name. */
+export function setCookies(res) {
+  const out = {};
+  for (const line of res.headers.getSetCookie()) {
+    const [pair] = line.split(';');
+    const i = pair.indexOf('=');
+    out[pair.slice(0, i)] = { value: pair.slice(i + 1), line };
+  }
+  return out;
 }

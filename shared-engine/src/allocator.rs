@@ -281,6 +281,24 @@ impl Thompson {
         ))
     }
 
+    /// One draw from arm `i`'s posterior (`rand_distr::Beta`, Cheng 1978's BB/BC
+    /// algorithms: R. C. H. Cheng, "Generating beta variates with nonintegral shape
+    /// parameters", CACM 21(4), 1978, doi:10.1145/359460.359482). The sampler is
+    /// checked against the Beta CDF by a Kolmogorov–Smirnov test.
+    pub fn sample_posterior<R: Rng + ?Sized>(
+        &self,
+        arm: usize,
+        stats: ArmStats,
+        rng: &mut R,
+    ) -> Result<f64, AllocatorError> {
+        let (alpha, beta) = self.posterior(arm, stats)?;
+        // Both parameters are finite and > 0 (validated priors plus counts), which is
+        // all `Beta::new` requires; the error arm is unreachable but kept typed.
+        let dist =
+            Beta::new(alpha, beta).map_err(|_| AllocatorError::InvalidPrior(alpha.min(beta)))?;
+        Ok(dist.sample(rng))
+    }
+
     /// Whether the unit is still in burn-in (some arm below `min_exposures`).
     #[must_use]
     pub fn in_burn_in(&self, arms: &[ArmStats]) -> bool {
@@ -424,10 +442,7 @@ fn thompson_draw<R: Rng + ?Sized>(
     let mut best = 0;
     let mut best_draw = f64::NEG_INFINITY;
     for i in 0..k {
-        let (alpha, beta) = t.posterior(i, stats(i))?;
-        let dist =
-            Beta::new(alpha, beta).map_err(|_| AllocatorError::InvalidPrior(alpha.min(beta)))?;
-        let x: f64 = dist.sample(rng);
+        let x = t.sample_posterior(i, stats(i), rng)?;
         if x > best_draw {
             best = i;
             best_draw = x;

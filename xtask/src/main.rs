@@ -251,7 +251,11 @@ fn edge_build() -> Result<(), String> {
         eprintln!("==> node_modules: up to date with package-lock.json");
     }
 
-    let env = edge_env(&root)?;
+    let mut env = edge_env(&root)?;
+    // Size: whole-program LTO and one codegen unit, for this build only (the workspace's
+    // release profile also builds the control plane, where compile time matters more).
+    env.push(("CARGO_PROFILE_RELEASE_LTO".into(), "true".into()));
+    env.push(("CARGO_PROFILE_RELEASE_CODEGEN_UNITS".into(), "1".into()));
     let worker_build = bin.join("worker-build");
     step_in(
         "build the edge Worker (wasm)",

@@ -6,5 +6,7 @@ mod assign;
 mod bucket_golden;
 mod changes;
 mod fixtures;
+mod properties;
+mod sampler;
 mod snapshot;
 mod targeting;
