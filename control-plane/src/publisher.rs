@@ -342,8 +342,13 @@ pub async fn build_snapshot(
             &loaded.arms.iter().map(|a| a.id).collect::<Vec<_>>(),
         )
         .await?;
+        // Thompson propensities integrate numerically (up to 500 arms for a factorial
+        // experiment): CPU work, kept off the async workers.
         let (experiment, record) =
-            experiment_snapshot(&loaded, &counts).with_context(|| format!("experiment {id}"))?;
+            tokio::task::spawn_blocking(move || experiment_snapshot(&loaded, &counts))
+                .await
+                .context("the snapshot builder panicked")?
+                .with_context(|| format!("experiment {id}"))?;
         experiments.push(experiment);
         weights.push(record);
     }
@@ -486,6 +491,109 @@ fn experiment_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::experiments::{ArmRow, ElementRow, ExperimentRow, VariantRow};
+
+    /// A running single-element experiment with two arms and the given allocator JSON.
+    fn loaded(allocator: serde_json::Value) -> Loaded {
+        let now = time::OffsetDateTime::now_utc();
+        let (el, v0, v1) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let variant = |id, position, name: &str, weight| VariantRow {
+            id,
+            element_id: el,
+            position,
+            name: name.to_owned(),
+            is_control: position == 0,
+            weight,
+            changes: serde_json::json!([]),
+        };
+        let arm = |position, v| ArmRow {
+            id: Uuid::new_v4(),
+            element_id: None,
+            position,
+            name: format!("arm{position}"),
+            variant_ids: vec![v],
+            is_control: position == 0,
+        };
+        Loaded {
+            experiment: ExperimentRow {
+                id: Uuid::new_v4(),
+                org_id: Uuid::new_v4(),
+                site_id: Uuid::new_v4(),
+                name: "e".into(),
+                description: String::new(),
+                kind: "single".into(),
+                status: "running".into(),
+                allocator,
+                coverage: 0.8,
+                url_rules: serde_json::json!([]),
+                seed: "seed".into(),
+                hash_version: 2,
+                version: 1,
+                started_at: Some(now),
+                ended_at: None,
+                created_at: now,
+                updated_at: now,
+            },
+            elements: vec![ElementRow {
+                id: el,
+                position: 0,
+                name: "h".into(),
+                selector: "h1".into(),
+            }],
+            variants: vec![variant(v0, 0, "A", 1.0), variant(v1, 1, "B", 3.0)],
+            arms: vec![arm(0, v0), arm(1, v1)],
+            goals: vec![],
+        }
+    }
+
+    fn counts(l: &Loaded, stats: [(u64, u64); 2]) -> HashMap<Uuid, ArmStats> {
+        l.arms
+            .iter()
+            .zip(stats)
+            .map(|(a, (exposures, conversions))| {
+                (
+                    a.id,
+                    ArmStats {
+                        exposures,
+                        conversions,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fixed_split_propensities_are_the_normalised_variant_weights() {
+        let l = loaded(serde_json::json!({ "kind": "fixed_split" }));
+        let (snap, _) = experiment_snapshot(&l, &counts(&l, [(10, 1), (10, 2)])).unwrap();
+        let p: Vec<f64> = snap.units[0].arms.iter().map(|a| a.propensity).collect();
+        assert_eq!(p, vec![0.25, 0.75]);
+        assert_eq!(snap.coverage, 0.8);
+        assert_eq!(snap.units[0].arms[1].exposures, 10);
+    }
+
+    #[test]
+    fn thompson_is_uniform_in_burn_in_then_follows_the_posteriors_above_the_floor() {
+        let l = loaded(serde_json::json!({
+            "kind": "thompson", "prior_alpha": 1.0, "prior_beta": 1.0,
+            "min_exposures": 100, "floor": 0.05
+        }));
+        // Arm 1 has fewer than min_exposures: burn-in, uniform.
+        let (snap, _) = experiment_snapshot(&l, &counts(&l, [(1000, 100), (99, 1)])).unwrap();
+        let p: Vec<f64> = snap.units[0].arms.iter().map(|a| a.propensity).collect();
+        assert_eq!(p, vec![0.5, 0.5]);
+        // After burn-in a clearly worse arm (1 % vs 10 %) sits at the floor, and the
+        // better one gets floor + (1 − 2·floor)·P(best) ≈ 0.95.
+        let (snap, record) =
+            experiment_snapshot(&l, &counts(&l, [(1000, 100), (1000, 10)])).unwrap();
+        let p: Vec<f64> = snap.units[0].arms.iter().map(|a| a.propensity).collect();
+        assert!(
+            (p[0] - 0.95).abs() < 1e-6 && (p[1] - 0.05).abs() < 1e-6,
+            "{p:?}"
+        );
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert_eq!(record["units"][0]["allocator"], "thompson");
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

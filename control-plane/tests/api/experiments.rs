@@ -921,3 +921,54 @@ async fn experiment_permissions_follow_the_matrix(pool: PgPool) {
         );
     }
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn of_two_concurrent_edits_with_the_same_etag_exactly_one_wins(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let team = new_team(&app).await;
+    let (_, exp) = site_and_experiment(&app, &team.editor, experiment_body()).await;
+    let uri = format!("/api/v1/experiments/{}", exp["id"].as_str().unwrap());
+    let edit = |name: &'static str| {
+        app.call_with(
+            Method::PATCH,
+            &uri,
+            Some(&team.editor.token),
+            Some(json!({ "name": name })),
+            &[("if-match", "\"1\"")],
+        )
+    };
+    let (a, b) = tokio::join!(edit("first"), edit("second"));
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::PRECONDITION_FAILED]);
+    let now = app.get(&uri, Some(&team.editor.token)).await;
+    assert_eq!(now.etag(), "\"2\"");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn the_openapi_document_lists_sites_and_experiments(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let doc = app.get("/api/v1/openapi.json", None).await.json();
+    for path in [
+        "/sites",
+        "/sites/{id}",
+        "/sites/{id}/rotate-secret",
+        "/sites/{id}/snippet",
+        "/sites/{id}/exclusions",
+        "/sites/{id}/publications",
+        "/sites/{id}/experiments",
+        "/experiments",
+        "/experiments/{id}",
+        "/experiments/{id}/start",
+        "/experiments/{id}/pause",
+        "/experiments/{id}/resume",
+        "/experiments/{id}/complete",
+        "/experiments/{id}/archive",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["schemas"]["ExperimentInput"].is_object());
+}

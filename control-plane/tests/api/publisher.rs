@@ -398,3 +398,64 @@ async fn only_one_of_two_publishers_publishes(pool: PgPool) {
     assert!(idle.published.is_empty());
     assert_eq!(edge.pushes().len(), 3);
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn an_independent_thompson_experiment_gets_one_unit_per_element(pool: PgPool) {
+    let edge = FakeEdge::start().await;
+    let app = publishing_app(pool, &edge.url);
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.admin.token, &["shop.example"]).await;
+    let mut body = experiment_body();
+    body["kind"] = json!("independent");
+    body["allocator"] = json!({ "kind": "thompson", "min_exposures": 50, "floor": 0.02 });
+    body["url_rules"] = json!([{ "match": "prefix", "pattern": "/products", "include": true }]);
+    body["elements"] = json!([
+        { "selector": "h1", "variants": [{ "name": "A" }, { "name": "B" }] },
+        { "selector": ".cta", "variants": [{ "name": "X" }, { "name": "Y" }, { "name": "Z" }] }
+    ]);
+    let resp = app
+        .post(
+            &format!("/api/v1/sites/{}/experiments", site["id"].as_str().unwrap()),
+            Some(&team.editor.token),
+            body,
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+    let exp = resp.json();
+    assert_eq!(
+        act(&app, &team.editor, exp["id"].as_str().unwrap(), "start")
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    assert_eq!(tick(&app.state).await.published.len(), 1);
+    let (_, snap) = edge.pushes().pop().unwrap();
+    let e = &snap.experiments[0];
+    assert_eq!(e.url_rules.len(), 1);
+    assert_eq!(e.units.len(), 2, "one allocation unit per element");
+    for (unit, element) in e.units.iter().zip(&e.elements) {
+        assert_eq!(unit.element_id.as_deref(), Some(element.id.as_str()));
+        assert_eq!(unit.id, element.id);
+        let k = unit.arms.len() as f64;
+        // No exposures yet: burn-in, so every arm gets 1/k.
+        assert!(
+            unit.arms
+                .iter()
+                .all(|a| (a.propensity - 1.0 / k).abs() < 1e-12),
+            "{unit:?}"
+        );
+        match &unit.allocator {
+            samplit_engine::allocator::Allocator::Thompson(t) => {
+                assert_eq!((t.min_exposures(), t.floor()), (50, 0.02));
+            }
+            other => panic!("expected Thompson, got {other:?}"),
+        }
+    }
+    let variants: Vec<Vec<usize>> = e.units[1].arms.iter().map(|a| a.variants.clone()).collect();
+    assert_eq!(
+        variants,
+        vec![vec![0], vec![1], vec![2]],
+        "indices into the unit's element"
+    );
+}
