@@ -14,7 +14,9 @@
 //! 3. hashes the snapshot with its version and timestamp zeroed (the *content hash*):
 //!    a site whose content hash equals its last successful publication's is skipped —
 //!    this covers every input (site and experiment edits, lifecycle, new aggregates)
-//!    without trusting timestamps;
+//!    without trusting timestamps (an `updated_at` is the editing transaction's start,
+//!    so an edit committed just after a build could carry an older timestamp than the
+//!    build and be missed; building costs a few indexed queries per site);
 //! 4. otherwise gives it the next version (monotonic per site), signs it with
 //!    `snapshot::try_sign` (which refuses anything the edge would reject) and `PUT`s it
 //!    to `{SAMPLIT_EDGE_URL}/v1/internal/snapshots/{site_key}`, retrying connection
@@ -434,7 +436,13 @@ fn experiment_snapshot(
                 indices.push(*j);
                 weight *= w;
             }
-            let s = counts.get(&a.id).copied().unwrap_or_default();
+            let mut s = counts.get(&a.id).copied().unwrap_or_default();
+            if s.conversions > s.exposures {
+                // Aggregates are updated set-wise by ingestion; should they ever disagree,
+                // one arm must not stop the whole site from publishing.
+                tracing::warn!(arm_id = %a.id, ?s, "more conversions than exposures; clamped");
+                s.conversions = s.exposures;
+            }
             arm_weights.push(weight);
             stats.push(s);
             arms.push(Arm {

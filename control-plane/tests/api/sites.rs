@@ -453,6 +453,14 @@ async fn site_permissions_follow_the_matrix(pool: PgPool) {
             }
         }
     }
+    for (method, path) in [
+        (Method::GET, format!("/api/v1/sites/{id}/snippet")),
+        (Method::DELETE, format!("/api/v1/sites/{id}")),
+    ] {
+        app.call_with(method, &path, None, None, &[("if-match", "\"1\"")])
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
     // Another organisation's site does not exist for us, whatever the method.
     for (method, path, body) in [
         (Method::GET, format!("/api/v1/sites/{their_id}"), None),
