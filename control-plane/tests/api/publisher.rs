@@ -459,3 +459,43 @@ async fn an_independent_thompson_experiment_gets_one_unit_per_element(pool: PgPo
         "indices into the unit's element"
     );
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_factorial_experiment_publishes_every_combination_with_product_weights(pool: PgPool) {
+    let edge = FakeEdge::start().await;
+    let app = publishing_app(pool, &edge.url);
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.admin.token, &["shop.example"]).await;
+    let mut body = experiment_body();
+    body["kind"] = json!("factorial");
+    body["elements"] = json!([
+        { "selector": "h1", "variants": [{ "name": "A" }, { "name": "B" }] },
+        { "selector": ".cta", "variants": [{ "name": "X", "weight": 1 }, { "name": "Y", "weight": 3 }] }
+    ]);
+    let exp = app
+        .post(
+            &format!("/api/v1/sites/{}/experiments", site["id"].as_str().unwrap()),
+            Some(&team.editor.token),
+            body,
+        )
+        .await
+        .json();
+    assert_eq!(
+        act(&app, &team.editor, exp["id"].as_str().unwrap(), "start")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(tick(&app.state).await.published.len(), 1);
+    let (_, snap) = edge.pushes().pop().unwrap();
+    let unit = &snap.experiments[0].units[0];
+    assert!(unit.element_id.is_none());
+    let combos: Vec<Vec<usize>> = unit.arms.iter().map(|a| a.variants.clone()).collect();
+    assert_eq!(combos, vec![vec![0, 0], vec![0, 1], vec![1, 0], vec![1, 1]]);
+    let p: Vec<f64> = unit.arms.iter().map(|a| a.propensity).collect();
+    assert_eq!(
+        p,
+        vec![0.125, 0.375, 0.125, 0.375],
+        "each element's split applied independently"
+    );
+}
