@@ -7,19 +7,23 @@
 //! Layout: [`config`] (typed, from the environment), [`error`] (problem+json),
 //! [`extract`] (JSON/query extractors in our error format), [`auth`] (tokens, keys,
 //! roles, the [`auth::Actor`] extractor), [`audit`] (hash-chained trail), [`state`],
-//! [`telemetry`], [`http`] (router and middleware; one module per resource), [`db`] (SQL
-//! per aggregate), [`export`] (CSV/XLSX downloads), [`ratelimit`] (login throttling).
+//! [`telemetry`], [`http`] (router and middleware; one module per resource), [`domain`]
+//! (validated values built from request bodies), [`db`] (SQL per aggregate), [`export`]
+//! (CSV/XLSX downloads), [`ratelimit`] (login throttling), [`publisher`] (signed
+//! snapshots pushed to the edge).
 //! `main.rs` only parses the command line and calls [`serve`] or [`migrate`].
 
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod export;
 pub mod extract;
 pub mod http;
 pub mod ratelimit;
+pub mod publisher;
 pub mod state;
 pub mod telemetry;
 
@@ -59,12 +63,36 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "samplit control plane listening");
     let state = AppState::new(pool, config)?;
+    // One shutdown signal, fanned out to the server and the publisher.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let publisher = if state.config.edge_url.is_some() && state.config.snapshot_secret.is_some() {
+        let mut rx = stop_rx.clone();
+        tracing::info!("snapshot publisher enabled");
+        Some(tokio::spawn(publisher::run(state.clone(), async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })))
+    } else {
+        tracing::warn!(
+            "snapshot publisher disabled: set SAMPLIT_EDGE_URL and SAMPLIT_SNAPSHOT_SECRET to enable it"
+        );
+        None
+    };
     let app = router(state);
-    axum::serve(
+    let mut server_rx = stop_rx;
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    .with_graceful_shutdown(async move {
+        let _ = server_rx.wait_for(|stop| *stop).await;
+    });
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    server.await?;
+    if let Some(handle) = publisher {
+        let _ = handle.await;
+    }
     Ok(())
 }

@@ -1,15 +1,21 @@
-//! SQL, in small free functions per aggregate. Every function takes a connection or a
-//! pool (so callers choose the transaction) and uses runtime-checked queries, each of
-//! them exercised by the integration tests in `tests/api/`.
+//! SQL, in small free functions per aggregate. Each takes the connection or pool it runs
+//! on (a transaction for changes, so the caller can write the audit entry in the same
+//! transaction) and uses runtime-checked queries (`sqlx::query_as`), every one of them
+//! exercised by the integration tests in `control-plane/tests/api/`.
 //!
 //! - [`users`]: accounts (email, argon2id hash).
 //! - [`orgs`]: organisations, memberships and invitations.
 //! - [`sessions`]: login sessions and their rotating refresh tokens.
 //! - [`api_keys`]: automation keys (hashed).
 //! - [`audit`]: reading the audit trail (writing is `crate::audit::record`).
+//! - [`sites`], [`experiments`]: sites and experiments with their parts.
+//! - [`publications`]: the snapshots published to the edge.
 
 pub mod api_keys;
 pub mod audit;
+pub mod experiments;
 pub mod orgs;
+pub mod publications;
 pub mod sessions;
+pub mod sites;
 pub mod users;

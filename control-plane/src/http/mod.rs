@@ -13,6 +13,9 @@ mod auth;
 mod docs;
 mod health;
 mod members;
+mod etag;
+pub mod experiments;
+pub mod sites;
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .merge(members::router())
         .merge(api_keys::router())
         .merge(audit::router())
+        .merge(sites::router())
+        .merge(experiments::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let api = api.route(

@@ -361,3 +361,64 @@ pub async fn create_api_key(
         body["key"].as_str().unwrap().to_owned(),
     )
 }
+impl TestApp {
+    /// Like [`TestApp::call`], with extra request headers (e.g. `If-Match`).
+    pub async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = match body {
+            Some(json) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json.to_string())),
+            None => builder.body(Body::empty()),
+        }
+        .expect("a valid request");
+        self.send(request).await
+    }
+
+    /// A request with a raw (possibly malformed) JSON body.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> TestResponse {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(
+            builder
+                .body(Body::from(body.to_owned()))
+                .expect("a valid request"),
+        )
+        .await
+    }
+}
+
+impl TestResponse {
+    /// The `ETag` header's value (e.g. `"1"`, quotes included).
+    pub fn etag(&self) -> String {
+        self.headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no ETag header: {}", self.text()))
+            .to_owned()
+    }
+}

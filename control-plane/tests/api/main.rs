@@ -9,3 +9,6 @@ mod docs;
 mod health;
 mod helpers;
 mod members;
+mod experiments;
+mod publisher;
+mod sites;

@@ -1,0 +1,85 @@
+//! Domain types: values that are valid by construction ("parse, don't validate").
+//!
+//! Request DTOs are converted with `TryFrom` into these newtypes; a handler that holds a
+//! [`SiteDomain`] or a [`TrafficShare`] never re-checks it, and the database layer only
+//! ever receives validated values. Each conversion error names the offending field so
+//! the API answers a 422 with field errors.
+//!
+//! Layout: [`site`] (site names, allowed domains), [`experiment`] (names, traffic
+//! share, weights, goals), [`lifecycle`] (statuses and the transition table).
+
+pub mod experiment;
+pub mod lifecycle;
+pub mod site;
+
+pub use experiment::{ExperimentName, TrafficShare, Weight};
+pub use lifecycle::{Action, Status};
+pub use site::{SiteDomain, SiteName};
+
+/// A value refused by a domain constructor: which field and why (safe to show).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct DomainError {
+    pub field: String,
+    pub message: String,
+}
+
+impl DomainError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DomainError> for crate::error::FieldError {
+    fn from(e: DomainError) -> Self {
+        Self {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
+/// Collects field errors, so a request with several mistakes gets them all at once.
+#[derive(Debug, Default)]
+pub struct Errors(pub Vec<DomainError>);
+
+impl Errors {
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(DomainError::new(field, message));
+    }
+
+    /// Keeps the value when `result` is `Ok`, records the error otherwise.
+    pub fn take<T>(&mut self, result: Result<T, DomainError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(e);
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was recorded, else the 422 with every field error.
+    pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, crate::error::ApiError> {
+        if self.0.is_empty() {
+            Ok(value())
+        } else {
+            Err(crate::error::ApiError::Validation(
+                self.0.into_iter().map(Into::into).collect(),
+            ))
+        }
+    }
+}
+
+impl From<DomainError> for crate::error::ApiError {
+    fn from(e: DomainError) -> Self {
+        Self::Validation(vec![e.into()])
+    }
+}

@@ -1,0 +1,466 @@
+//! Experiments: `/sites/{id}/experiments` (create), `/experiments` (list, by site),
+//! `/experiments/{id}` (read, edit, delete) and the lifecycle actions
+//! `/experiments/{id}/{start,pause,resume,complete,archive}`.
+//!
+//! A definition is created whole, in one nested JSON body ([`dto::ExperimentInput`]),
+//! validated into a [`ExperimentSpec`] (engine-typed changes, URL rules and allocator;
+//! sanitised HTML; generated arms) and written in one transaction with its audit entry.
+//! Drafts can be edited with PATCH (the merged definition is validated again and the
+//! parts rewritten); running, paused and completed experiments accept only the fields
+//! listed in `docs/experiments.md` (409 `not_editable` otherwise).
+//!
+//! Every response carries `ETag: "<version>"`; PATCH, DELETE and the lifecycle actions
+//! need `If-Match` (428 without, 412 when stale). Editors and above manage experiments;
+//! viewers read.
+
+pub mod dto;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use samplit_engine::multi::Mode;
+use serde::Deserialize;
+use sqlx::PgConnection;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use self::dto::{ExperimentInput, ExperimentPatch, ExperimentSummary, ExperimentView};
+use super::etag::{IfMatch, etag};
+use super::sites::site_of;
+use crate::audit::{self, By, Change};
+use crate::auth::{Actor, Role};
+use crate::db;
+use crate::db::experiments::{ExperimentRow, Loaded};
+use crate::domain::experiment::ExperimentSpec;
+use crate::domain::lifecycle::{Action, Editable};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{Json, PathId, Query};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_experiment))
+        .routes(routes!(list_experiments))
+        .routes(routes!(
+            get_experiment,
+            update_experiment,
+            delete_experiment
+        ))
+        .routes(routes!(start))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(complete))
+        .routes(routes!(archive))
+}
+
+fn validated(input: &ExperimentInput) -> ApiResult<ExperimentSpec> {
+    ExperimentSpec::try_from(input)
+        .map_err(|errs| ApiError::Validation(errs.into_iter().map(FieldError::from).collect()))
+}
+
+fn respond(status: StatusCode, loaded: &Loaded) -> Response {
+    (
+        status,
+        etag(loaded.experiment.version),
+        axum::Json(ExperimentView::from(loaded)),
+    )
+        .into_response()
+}
+
+fn audit_json(loaded: &Loaded) -> serde_json::Value {
+    serde_json::to_value(ExperimentView::from(loaded)).unwrap_or(serde_json::Value::Null)
+}
+
+async fn experiment_of(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    for_update: bool,
+) -> ApiResult<ExperimentRow> {
+    db::experiments::get_row(conn, actor.org_id, id, for_update)
+        .await?
+        .ok_or(ApiError::NotFound("experiment"))
+}
+
+/// Create an experiment on a site (editor), in one request with its elements,
+/// variants, goals and allocator. Arms are generated.
+#[utoipa::path(post, path = "/sites/{id}/experiments", tag = "experiments",
+    request_body = ExperimentInput,
+    params(("id" = Uuid, Path, description = "Site id")),
+    responses((status = 201, body = ExperimentView), (status = 404, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn create_experiment(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(site_id): PathId,
+    Json(input): Json<ExperimentInput>,
+) -> ApiResult<Response> {
+    actor.require(Role::Editor)?;
+    let mut tx = state.pool.begin().await?;
+    site_of(&mut tx, &actor, site_id, false).await?;
+    let spec = validated(&input)?;
+    let id = Uuid::new_v4();
+    db::experiments::insert(&mut tx, id, actor.org_id, site_id, &spec).await?;
+    let row = experiment_of(&mut tx, &actor, id, false).await?;
+    let loaded = db::experiments::load_parts(&mut tx, row).await?;
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: "experiment.create",
+            target_type: "experiment",
+            target_id: Some(id),
+            before: None,
+            after: Some(audit_json(&loaded)),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(respond(StatusCode::CREATED, &loaded))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this site's experiments.
+    pub site_id: Option<Uuid>,
+}
+
+/// The organisation's experiments (optionally of one site), newest first.
+#[utoipa::path(get, path = "/experiments", tag = "experiments", params(ListQuery),
+    responses((status = 200, body = Vec<ExperimentSummary>), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn list_experiments(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let mut conn = state.pool.acquire().await?;
+    if let Some(site_id) = query.site_id {
+        site_of(&mut conn, &actor, site_id, false).await?;
+    }
+    let rows = db::experiments::list(&mut conn, actor.org_id, query.site_id).await?;
+    let out: Vec<ExperimentSummary> = rows
+        .into_iter()
+        .map(|r| ExperimentSummary {
+            id: r.id,
+            site_id: r.site_id,
+            status: r.status(),
+            name: r.name,
+            kind: r.kind,
+            coverage: r.coverage,
+            version: r.version,
+            updated_at: r.updated_at,
+        })
+        .collect();
+    Ok(axum::Json(out).into_response())
+}
+
+#[utoipa::path(get, path = "/experiments/{id}", tag = "experiments",
+    params(("id" = Uuid, Path, description = "Experiment id")),
+    responses((status = 200, body = ExperimentView), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn get_experiment(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+) -> ApiResult<Response> {
+    let mut conn = state.pool.acquire().await?;
+    let row = experiment_of(&mut conn, &actor, id, false).await?;
+    let loaded = db::experiments::load_parts(&mut conn, row).await?;
+    Ok(respond(StatusCode::OK, &loaded))
+}
+
+fn allowed_fields(editable: Editable) -> &'static [&'static str] {
+    match editable {
+        Editable::All => &[
+            "name",
+            "description",
+            "kind",
+            "coverage",
+            "allocator",
+            "url_rules",
+            "elements",
+            "goals",
+        ],
+        Editable::NameDescriptionCoverage => &["name", "description", "coverage"],
+        Editable::NameDescription => &["name", "description"],
+        Editable::Nothing => &[],
+    }
+}
+
+/// Edit an experiment (editor; `If-Match` required). Drafts accept every field; see
+/// `docs/experiments.md` for what other statuses accept (409 `not_editable`).
+#[utoipa::path(patch, path = "/experiments/{id}", tag = "experiments",
+    request_body = ExperimentPatch,
+    params(("id" = Uuid, Path, description = "Experiment id"), ("If-Match" = String, Header, description = "The experiment's ETag")),
+    responses((status = 200, body = ExperimentView), (status = 409, body = crate::error::Problem),
+        (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
+        (status = 428, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn update_experiment(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+    if_match: IfMatch,
+    Json(patch): Json<ExperimentPatch>,
+) -> ApiResult<Response> {
+    actor.require(Role::Editor)?;
+    let fields = patch.fields();
+    if fields.is_empty() {
+        return Err(ApiError::validation("body", "nothing to change"));
+    }
+    let mut tx = state.pool.begin().await?;
+    let row = experiment_of(&mut tx, &actor, id, true).await?;
+    if_match.check(row.version)?;
+    let status = row.status();
+    let allowed = allowed_fields(status.editable());
+    let refused: Vec<&str> = fields
+        .iter()
+        .copied()
+        .filter(|f| !allowed.contains(f))
+        .collect();
+    if !refused.is_empty() {
+        return Err(ApiError::conflict(
+            "not_editable",
+            format!(
+                "a {} experiment cannot change {}; editable now: {}",
+                status.as_str(),
+                refused.join(", "),
+                if allowed.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    allowed.join(", ")
+                }
+            ),
+        ));
+    }
+    let before = db::experiments::load_parts(&mut tx, row).await?;
+    let before_view = ExperimentView::from(&before);
+    let base = before_view.to_input().map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!("stored experiment {id} unreadable: {e}"))
+    })?;
+    let rewrite_structure = fields.contains(&"kind") || fields.contains(&"elements");
+    let rewrite_goals = fields.contains(&"goals");
+    let spec = validated(&patch.apply(base))?;
+    let row = db::experiments::update(&mut tx, id, before.experiment.version, &spec)
+        .await?
+        .ok_or(ApiError::PreconditionFailed)?;
+    if rewrite_structure {
+        db::experiments::delete_structure(&mut tx, id).await?;
+        db::experiments::insert_structure(&mut tx, id, &spec).await?;
+    }
+    if rewrite_goals {
+        db::experiments::delete_goals(&mut tx, id).await?;
+        db::experiments::insert_goals(&mut tx, id, &spec).await?;
+    }
+    let after = db::experiments::load_parts(&mut tx, row).await?;
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: "experiment.update",
+            target_type: "experiment",
+            target_id: Some(id),
+            before: Some(audit_json(&before)),
+            after: Some(audit_json(&after)),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(respond(StatusCode::OK, &after))
+}
+
+/// Delete an experiment (editor; `If-Match` required). Not while running or paused:
+/// complete it first (409 `experiment_live`).
+#[utoipa::path(delete, path = "/experiments/{id}", tag = "experiments",
+    params(("id" = Uuid, Path, description = "Experiment id"), ("If-Match" = String, Header, description = "The experiment's ETag")),
+    responses((status = 204), (status = 409, body = crate::error::Problem),
+        (status = 412, body = crate::error::Problem), (status = 428, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn delete_experiment(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+    if_match: IfMatch,
+) -> ApiResult<StatusCode> {
+    actor.require(Role::Editor)?;
+    let mut tx = state.pool.begin().await?;
+    let row = experiment_of(&mut tx, &actor, id, true).await?;
+    if_match.check(row.version)?;
+    if !row.status().deletable() {
+        return Err(ApiError::conflict(
+            "experiment_live",
+            "a running or paused experiment cannot be deleted; complete it first",
+        ));
+    }
+    let before = db::experiments::load_parts(&mut tx, row).await?;
+    if !db::experiments::delete(&mut tx, id, before.experiment.version).await? {
+        return Err(ApiError::PreconditionFailed);
+    }
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: "experiment.delete",
+            target_type: "experiment",
+            target_id: Some(id),
+            before: Some(audit_json(&before)),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Why an experiment cannot start yet (each reason a sentence), empty when it can.
+fn start_blockers(loaded: &Loaded, site_domains: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let kind = crate::domain::experiment::parse_mode(&loaded.experiment.kind);
+    match kind {
+        Some(Mode::Independent) => {
+            for el in &loaded.elements {
+                let arms = loaded
+                    .arms
+                    .iter()
+                    .filter(|a| a.element_id == Some(el.id))
+                    .count();
+                if arms < 2 {
+                    out.push(format!(
+                        "element {:?} needs at least 2 variants (has {arms})",
+                        el.name
+                    ));
+                }
+            }
+        }
+        _ => {
+            if loaded.arms.len() < 2 {
+                out.push(format!("needs at least 2 arms (has {})", loaded.arms.len()));
+            }
+        }
+    }
+    if !loaded.goals.iter().any(|g| g.is_primary) {
+        out.push("needs a primary goal".to_owned());
+    }
+    if site_domains == 0 {
+        out.push("its site needs at least one domain".to_owned());
+    }
+    out
+}
+
+async fn transition(
+    state: AppState,
+    actor: Actor,
+    id: Uuid,
+    if_match: IfMatch,
+    action: Action,
+) -> ApiResult<Response> {
+    actor.require(Role::Editor)?;
+    let mut tx = state.pool.begin().await?;
+    let row = experiment_of(&mut tx, &actor, id, true).await?;
+    if_match.check(row.version)?;
+    let from = row.status();
+    let to = from.apply(action).ok_or_else(|| {
+        ApiError::conflict(
+            "invalid_transition",
+            format!("cannot {} a {} experiment", action.as_str(), from.as_str()),
+        )
+    })?;
+    let version = row.version;
+    let site_id = row.site_id;
+    let loaded = db::experiments::load_parts(&mut tx, row).await?;
+    if action == Action::Start {
+        let site = site_of(&mut tx, &actor, site_id, false).await?;
+        let blockers = start_blockers(&loaded, site.domains.len());
+        if !blockers.is_empty() {
+            return Err(ApiError::conflict(
+                "not_ready",
+                format!("the experiment cannot start: {}", blockers.join("; ")),
+            ));
+        }
+    }
+    let row = db::experiments::set_status(&mut tx, id, version, to)
+        .await?
+        .ok_or(ApiError::PreconditionFailed)?;
+    let after = Loaded {
+        experiment: row,
+        ..loaded
+    };
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: &format!("experiment.{}", action.as_str()),
+            target_type: "experiment",
+            target_id: Some(id),
+            before: Some(serde_json::json!({ "status": from.as_str(), "version": version })),
+            after: Some(serde_json::json!({
+                "status": to.as_str(),
+                "version": after.experiment.version,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(respond(StatusCode::OK, &after))
+}
+
+macro_rules! lifecycle_handler {
+    ($name:ident, $action:expr, $path:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "experiments",
+                    params(("id" = Uuid, Path, description = "Experiment id"),
+                        ("If-Match" = String, Header, description = "The experiment's ETag")),
+                    responses((status = 200, body = ExperimentView),
+                        (status = 409, body = crate::error::Problem),
+                        (status = 412, body = crate::error::Problem),
+                        (status = 428, body = crate::error::Problem)),
+                    security(("bearer" = [])))]
+        async fn $name(
+            State(state): State<AppState>,
+            actor: Actor,
+            PathId(id): PathId,
+            if_match: IfMatch,
+        ) -> ApiResult<Response> {
+            transition(state, actor, id, if_match, $action).await
+        }
+    };
+}
+
+lifecycle_handler!(
+    start,
+    Action::Start,
+    "/experiments/{id}/start",
+    "Start a draft (editor): needs ≥ 2 arms per unit, a primary goal and a site with a domain."
+);
+lifecycle_handler!(
+    pause,
+    Action::Pause,
+    "/experiments/{id}/pause",
+    "Pause a running experiment (editor): the edge stops assigning it."
+);
+lifecycle_handler!(
+    resume,
+    Action::Resume,
+    "/experiments/{id}/resume",
+    "Resume a paused experiment (editor)."
+);
+lifecycle_handler!(
+    complete,
+    Action::Complete,
+    "/experiments/{id}/complete",
+    "Complete a running or paused experiment (editor)."
+);
+lifecycle_handler!(
+    archive,
+    Action::Archive,
+    "/experiments/{id}/archive",
+    "Archive a completed experiment (editor)."
+);

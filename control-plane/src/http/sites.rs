@@ -1,0 +1,509 @@
+//! Sites (the original's "installations"): `/sites` and `/sites/{id}/…`.
+//!
+//! A site has a name, the host names its pages are served from ([`SiteDomain`]), a
+//! public site key (`pk_…`, used by the snippet and the edge), a server secret for
+//! plugins (`ss_…`, shown once — at creation and on rotation — and stored as SHA-256),
+//! and site-wide exclusion rules (the engine's `targeting::ExclusionRule`).
+//!
+//! Admins and owners create, change and delete sites; every member reads them. Changes
+//! need `If-Match` (see [`super::etag`]) and write an audit entry in their transaction.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use samplit_engine::targeting::ExclusionRule;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::etag::{IfMatch, etag};
+use crate::audit::{self, By, Change};
+use crate::auth::{self, Actor, Role};
+use crate::db;
+use crate::db::sites::SiteRow;
+use crate::domain::{SiteDomain, SiteName};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{Json, PathId};
+use crate::state::AppState;
+
+/// Prefix of public site keys.
+pub const SITE_KEY_PREFIX: &str = "pk_";
+/// Prefix of plugin server secrets.
+pub const SERVER_SECRET_PREFIX: &str = "ss_";
+/// Most exclusion rules per site.
+pub const MAX_EXCLUSIONS: usize = 100;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_site, list_sites))
+        .routes(routes!(get_site, update_site, delete_site))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(get_snippet))
+        .routes(routes!(put_exclusions))
+        .routes(routes!(list_publications))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSite {
+    pub name: String,
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSite {
+    pub name: Option<String>,
+    pub domains: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SiteView {
+    pub id: Uuid,
+    pub name: String,
+    pub domains: Vec<String>,
+    pub site_key: String,
+    /// Engine exclusion rules, e.g. `{"type": "ip", "range": "10.0.0.0/8"}`.
+    #[schema(value_type = Vec<Object>)]
+    pub exclusions: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub snippet_seen_at: Option<OffsetDateTime>,
+    pub version: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<SiteRow> for SiteView {
+    fn from(r: SiteRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            domains: r.domains,
+            site_key: r.site_key,
+            exclusions: r.exclusions,
+            snippet_seen_at: r.snippet_seen_at,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A site with its server secret: only in the answer to creation and rotation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SiteWithSecret {
+    #[serde(flatten)]
+    pub site: SiteView,
+    /// `ss_…`: shown this once; store it in the plugin's settings.
+    pub server_secret: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Snippet {
+    pub site_key: String,
+    /// The HTML to paste into every page's `<head>`.
+    pub html: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PublicationView {
+    pub version: i64,
+    /// SHA-256 (hex) of the signed payload.
+    pub hash: String,
+    /// `published` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub error: Option<String>,
+    /// Per experiment and unit: arms with counts and propensities.
+    #[schema(value_type = Object)]
+    pub weights: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub published_at: OffsetDateTime,
+}
+
+fn audit_view(row: &SiteRow) -> serde_json::Value {
+    serde_json::json!({
+        "name": row.name,
+        "domains": row.domains,
+        "site_key": row.site_key,
+        "exclusions": row.exclusions,
+        "version": row.version,
+    })
+}
+
+fn parse_domains(raw: &[String]) -> ApiResult<Vec<String>> {
+    SiteDomain::parse_list(raw)
+        .map(|ds| ds.into_iter().map(|d| d.as_str().to_owned()).collect())
+        .map_err(|errs| ApiError::Validation(errs.into_iter().map(FieldError::from).collect()))
+}
+
+/// Loads a site of the caller's organisation (404 for other organisations' ids).
+pub async fn site_of(
+    conn: &mut sqlx::PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    for_update: bool,
+) -> ApiResult<SiteRow> {
+    let row = if for_update {
+        db::sites::get_for_update(conn, actor.org_id, id).await?
+    } else {
+        db::sites::get(conn, actor.org_id, id).await?
+    };
+    row.ok_or(ApiError::NotFound("site"))
+}
+
+fn with_etag<T: Serialize>(status: StatusCode, version: i32, body: T) -> Response {
+    (status, etag(version), axum::Json(body)).into_response()
+}
+
+/// Create a site (admin). The answer carries the server secret, shown only this once.
+#[utoipa::path(post, path = "/sites", tag = "sites", request_body = CreateSite,
+    responses((status = 201, body = SiteWithSecret), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn create_site(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(body): Json<CreateSite>,
+) -> ApiResult<Response> {
+    actor.require(Role::Admin)?;
+    let name = SiteName::parse(&body.name);
+    let domains = parse_domains(&body.domains);
+    let (name, domains) = match (name, domains) {
+        (Ok(n), Ok(d)) => (n, d),
+        (n, d) => {
+            let mut errors: Vec<FieldError> = Vec::new();
+            if let Err(e) = n {
+                errors.push(e.into());
+            }
+            if let Err(ApiError::Validation(es)) = d {
+                errors.extend(es);
+            }
+            return Err(ApiError::Validation(errors));
+        }
+    };
+    let site_key = auth::new_token(SITE_KEY_PREFIX);
+    let secret = auth::new_token(SERVER_SECRET_PREFIX);
+    let mut tx = state.pool.begin().await?;
+    let row = db::sites::insert(
+        &mut tx,
+        db::sites::NewSite {
+            id: Uuid::new_v4(),
+            org_id: actor.org_id,
+            name: name.as_str(),
+            domains: &domains,
+            site_key: &site_key,
+            server_secret_hash: &auth::token_hash(&secret),
+        },
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: "site.create",
+            target_type: "site",
+            target_id: Some(row.id),
+            before: None,
+            after: Some(audit_view(&row)),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let version = row.version;
+    Ok(with_etag(
+        StatusCode::CREATED,
+        version,
+        SiteWithSecret {
+            site: row.into(),
+            server_secret: secret,
+        },
+    ))
+}
+
+/// The organisation's sites.
+#[utoipa::path(get, path = "/sites", tag = "sites",
+    responses((status = 200, body = Vec<SiteView>)), security(("bearer" = [])))]
+async fn list_sites(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    let mut conn = state.pool.acquire().await?;
+    let rows = db::sites::list(&mut conn, actor.org_id).await?;
+    let views: Vec<SiteView> = rows.into_iter().map(Into::into).collect();
+    Ok(axum::Json(views).into_response())
+}
+
+#[utoipa::path(get, path = "/sites/{id}", tag = "sites",
+    params(("id" = Uuid, Path, description = "Site id")),
+    responses((status = 200, body = SiteView), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn get_site(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+) -> ApiResult<Response> {
+    let mut conn = state.pool.acquire().await?;
+    let row = site_of(&mut conn, &actor, id, false).await?;
+    Ok(with_etag(StatusCode::OK, row.version, SiteView::from(row)))
+}
+
+/// Change the name and/or the domains (admin; `If-Match` required).
+#[utoipa::path(patch, path = "/sites/{id}", tag = "sites", request_body = UpdateSite,
+    params(("id" = Uuid, Path, description = "Site id"), ("If-Match" = String, Header, description = "The site's ETag")),
+    responses((status = 200, body = SiteView), (status = 412, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem), (status = 428, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn update_site(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+    if_match: IfMatch,
+    Json(body): Json<UpdateSite>,
+) -> ApiResult<Response> {
+    actor.require(Role::Admin)?;
+    let name = body.name.as_deref().map(SiteName::parse).transpose()?;
+    let domains = body.domains.as_deref().map(parse_domains).transpose()?;
+    let mut tx = state.pool.begin().await?;
+    let before = site_of(&mut tx, &actor, id, true).await?;
+    if_match.check(before.version)?;
+    let row = db::sites::update(
+        &mut tx,
+        id,
+        before.version,
+        name.as_ref().map_or(&before.name, |n| n.as_str()),
+        domains.as_deref().unwrap_or(&before.domains),
+    )
+    .await?
+    .ok_or(ApiError::PreconditionFailed)?;
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: "site.update",
+            target_type: "site",
+            target_id: Some(id),
+            before: Some(audit_view(&before)),
+            after: Some(audit_view(&row)),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(with_etag(StatusCode::OK, row.version, SiteView::from(row)))
+}
+
+/// Delete a site with its experiments (admin; `If-Match` required).
+#[utoipa::path(delete, path = "/sites/{id}", tag = "sites",
+    params(("id" = Uuid, Path, description = "Site id"), ("If-Match" = String, Header, description = "The site's ETag")),
+    responses((status = 204), (status = 412, body = crate::error::Problem), (status = 428, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn delete_site(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+    if_match: IfMatch,
+) -> ApiResult<StatusCode> {
+    actor.require(Role::Admin)?;
+    let mut tx = state.pool.begin().await?;
+    let before = site_of(&mut tx, &actor, id, true).await?;
+    if_match.check(before.version)?;
+    if !db::sites::delete(&mut tx, id, before.version).await? {
+        return Err(ApiError::PreconditionFailed);
+    }
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: "site.delete",
+            target_type: "site",
+            target_id: Some(id),
+            before: Some(audit_view(&before)),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace the server secret (admin). The new secret is shown in this answer only; the
+/// old one stops working at once.
+#[utoipa::path(post, path = "/sites/{id}/rotate-secret", tag = "sites",
+    params(("id" = Uuid, Path, description = "Site id")),
+    responses((status = 200, body = SiteWithSecret)), security(("bearer" = [])))]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+) -> ApiResult<Response> {
+    actor.require(Role::Admin)?;
+    let secret = auth::new_token(SERVER_SECRET_PREFIX);
+    let mut tx = state.pool.begin().await?;
+    site_of(&mut tx, &actor, id, true).await?;
+    let row = db::sites::set_secret(&mut tx, id, &auth::token_hash(&secret))
+        .await?
+        .ok_or(ApiError::NotFound("site"))?;
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: "site.rotate_secret",
+            target_type: "site",
+            target_id: Some(id),
+            before: None,
+            // Never the secret itself; the version shows when it happened.
+            after: Some(serde_json::json!({ "version": row.version })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let version = row.version;
+    Ok(with_etag(
+        StatusCode::OK,
+        version,
+        SiteWithSecret {
+            site: row.into(),
+            server_secret: secret,
+        },
+    ))
+}
+
+/// The snippet to paste into the site's pages. Needs `SAMPLIT_EDGE_URL` (409
+/// `edge_not_configured` otherwise: a snippet pointing nowhere would fail silently).
+#[utoipa::path(get, path = "/sites/{id}/snippet", tag = "sites",
+    params(("id" = Uuid, Path, description = "Site id")),
+    responses((status = 200, body = Snippet), (status = 409, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn get_snippet(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+) -> ApiResult<Response> {
+    let mut conn = state.pool.acquire().await?;
+    let row = site_of(&mut conn, &actor, id, false).await?;
+    let edge = state.config.edge_url.as_deref().ok_or_else(|| {
+        ApiError::conflict(
+            "edge_not_configured",
+            "SAMPLIT_EDGE_URL is not set on the control plane, so there is no snippet URL yet",
+        )
+    })?;
+    Ok(axum::Json(Snippet {
+        html: snippet_html(edge, &row.site_key),
+        site_key: row.site_key,
+    })
+    .into_response())
+}
+
+/// The snippet HTML. The site key is `pk_` + hex and the edge URL comes from our own
+/// configuration, but both are attribute-escaped anyway.
+pub fn snippet_html(edge_url: &str, site_key: &str) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    format!(
+        "<!-- Samplit: paste as early as possible in <head>. Anti-flicker: the script hides only \
+         the elements your running experiments change, for at most 1 s, never the whole page. -->\n\
+         <script src=\"{}/v1/samplit.js\" data-site-key=\"{}\" async></script>",
+        esc(edge_url.trim_end_matches('/')),
+        esc(site_key)
+    )
+}
+
+/// Replace the site's exclusion rules (admin; `If-Match` required). The body is a JSON
+/// array of engine exclusion rules.
+#[utoipa::path(put, path = "/sites/{id}/exclusions", tag = "sites",
+    request_body(content = Vec<Object>, description = "Engine ExclusionRule objects"),
+    params(("id" = Uuid, Path, description = "Site id"), ("If-Match" = String, Header, description = "The site's ETag")),
+    responses((status = 200, body = SiteView), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn put_exclusions(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+    if_match: IfMatch,
+    Json(body): Json<Vec<serde_json::Value>>,
+) -> ApiResult<Response> {
+    actor.require(Role::Admin)?;
+    if body.len() > MAX_EXCLUSIONS {
+        return Err(ApiError::validation(
+            "exclusions",
+            format!("at most {MAX_EXCLUSIONS} rules"),
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut rules = Vec::with_capacity(body.len());
+    for (i, raw) in body.into_iter().enumerate() {
+        match serde_json::from_value::<ExclusionRule>(raw) {
+            Ok(rule) => rules.push(rule),
+            Err(e) => errors.push(FieldError {
+                field: format!("exclusions[{i}]"),
+                message: format!("invalid exclusion rule: {e}"),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    // Stored in the engine's own serialisation (normalised by the round trip).
+    let stored = serde_json::to_value(&rules).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut tx = state.pool.begin().await?;
+    let before = site_of(&mut tx, &actor, id, true).await?;
+    if_match.check(before.version)?;
+    let row = db::sites::set_exclusions(&mut tx, id, before.version, &stored)
+        .await?
+        .ok_or(ApiError::PreconditionFailed)?;
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: "site.exclusions.update",
+            target_type: "site",
+            target_id: Some(id),
+            before: Some(before.exclusions.clone()),
+            after: Some(row.exclusions.clone()),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(with_etag(StatusCode::OK, row.version, SiteView::from(row)))
+}
+
+/// The site's snapshot publications, latest first (at most 100).
+#[utoipa::path(get, path = "/sites/{id}/publications", tag = "sites",
+    params(("id" = Uuid, Path, description = "Site id")),
+    responses((status = 200, body = Vec<PublicationView>)), security(("bearer" = [])))]
+async fn list_publications(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+) -> ApiResult<Response> {
+    let mut conn = state.pool.acquire().await?;
+    site_of(&mut conn, &actor, id, false).await?;
+    let rows = db::publications::list(&mut conn, id, 100).await?;
+    let views: Vec<PublicationView> = rows
+        .into_iter()
+        .map(|r| PublicationView {
+            version: r.version,
+            hash: r.hash,
+            status: r.status,
+            attempts: r.attempts,
+            error: r.error,
+            weights: r.weights,
+            published_at: r.published_at,
+        })
+        .collect();
+    Ok(axum::Json(views).into_response())
+}

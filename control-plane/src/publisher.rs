@@ -1,0 +1,616 @@
+//! The snapshot publisher: every `SAMPLIT_PUBLISH_INTERVAL` it rebuilds each site's
+//! snapshot, and pushes the changed ones, signed, to the edge.
+//!
+//! One [`tick`]:
+//! 1. takes a session advisory lock ([`LOCK_KEY`]) on a dedicated connection with
+//!    `pg_try_advisory_lock`; if another replica holds it, the tick does nothing — so
+//!    with several control-plane replicas exactly one publishes at a time;
+//! 2. for each site, builds the engine [`Snapshot`]: allowed origins from the domains,
+//!    the site's exclusion rules, and every **running** experiment with its elements,
+//!    variants and changes, its allocation units and arms; per arm the posterior counts
+//!    ([`db::experiments::arm_counts`]) and the propensity computed by the engine's
+//!    `Allocator::propensities` (fixed split: normalised weights; Thompson: uniform
+//!    during burn-in, then `floor + (1 − k·floor)·P(best)`);
+//! 3. hashes the snapshot with its version and timestamp zeroed (the *content hash*):
+//!    a site whose content hash equals its last successful publication's is skipped —
+//!    this covers every input (site and experiment edits, lifecycle, new aggregates)
+//!    without trusting timestamps (an `updated_at` is the editing transaction's start,
+//!    so an edit committed just after a build could carry an older timestamp than the
+//!    build and be missed; building costs a few indexed queries per site);
+//! 4. otherwise gives it the next version (monotonic per site), signs it with
+//!    `snapshot::try_sign` (which refuses anything the edge would reject) and `PUT`s it
+//!    to `{SAMPLIT_EDGE_URL}/v1/internal/snapshots/{site_key}`, retrying connection
+//!    errors, 429 and 5xx with exponential backoff ([`RetryPolicy`], bounded);
+//! 5. records the attempt in `snapshot_publications` and, when it succeeded, an audit
+//!    entry `snapshot.publish` (version, hash, weights) in the same transaction.
+//!
+//! [`run`] loops [`tick`] until shutdown; `serve` starts it when `SAMPLIT_EDGE_URL` and
+//! `SAMPLIT_SNAPSHOT_SECRET` are both set.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use samplit_engine::allocator::ArmStats;
+use samplit_engine::changes::Change;
+use samplit_engine::multi::Mode;
+use samplit_engine::snapshot::{
+    self, AllocationUnit, Arm, Element, ExperimentSnapshot, SCHEMA_VERSION, SignedSnapshot,
+    Snapshot, Variant,
+};
+use samplit_engine::targeting::{ExclusionRule, UrlRule};
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::audit::{self, By, Change as AuditChange};
+use crate::db;
+use crate::db::experiments::Loaded;
+use crate::db::publications::PublicationRow;
+use crate::db::sites::SiteRow;
+use crate::domain::SiteDomain;
+use crate::domain::experiment::{AllocatorSpec, parse_mode};
+use crate::state::AppState;
+
+/// The advisory lock that elects the publishing replica (an arbitrary constant:
+/// ASCII "samplitP").
+pub const LOCK_KEY: i64 = 0x7361_6d70_6c69_7450;
+
+/// How pushes are retried: `attempts` tries in all, waiting `base`, `2·base`, `4·base`…
+/// (capped at `max_delay`) between them.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 4 tries over at most 1.75 s: a tick stays well inside the 10 s default interval.
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before try number `attempt + 1` (`attempt` ≥ 1).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TickReport {
+    /// False when another replica held the lock (nothing else was done).
+    pub leader: bool,
+    /// Sites pushed successfully, with the version published.
+    pub published: Vec<(Uuid, u64)>,
+    /// Sites whose content had not changed since their last publication.
+    pub unchanged: usize,
+    /// Sites that could not be built or pushed, with the reason.
+    pub failed: Vec<(Uuid, String)>,
+}
+
+/// Runs [`tick`] every `interval` until `shutdown` resolves. Errors are logged; the
+/// loop keeps going (the next tick retries whatever did not publish).
+pub async fn run(state: AppState, shutdown: impl std::future::Future<Output = ()> + Send) {
+    let client = match http_client() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "publisher: cannot build the HTTP client; not publishing");
+            return;
+        }
+    };
+    let mut interval = tokio::time::interval(state.config.publish_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = interval.tick() => {}
+        }
+        match tick(&state, &client).await {
+            Ok(report) if report.leader => tracing::info!(
+                published = report.published.len(),
+                unchanged = report.unchanged,
+                failed = report.failed.len(),
+                "publisher tick"
+            ),
+            Ok(_) => tracing::debug!("publisher: another replica holds the lock"),
+            Err(e) => tracing::error!(error = ?e, "publisher tick failed"),
+        }
+    }
+    tracing::info!("publisher stopped");
+}
+
+/// The client used for pushes: bounded connect and request timeouts.
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10))
+        .build()
+}
+
+/// One publishing pass with the default [`RetryPolicy`].
+pub async fn tick(state: &AppState, client: &reqwest::Client) -> anyhow::Result<TickReport> {
+    tick_with(state, client, RetryPolicy::default()).await
+}
+
+/// One publishing pass (see the module docs).
+pub async fn tick_with(
+    state: &AppState,
+    client: &reqwest::Client,
+    retry: RetryPolicy,
+) -> anyhow::Result<TickReport> {
+    let edge_url = state
+        .config
+        .edge_url
+        .as_deref()
+        .ok_or_else(|| anyhow!("SAMPLIT_EDGE_URL is not set"))?;
+    let key = state
+        .config
+        .snapshot_secret
+        .as_ref()
+        .ok_or_else(|| anyhow!("SAMPLIT_SNAPSHOT_SECRET is not set"))?;
+
+    // A dedicated connection holds the session lock for the whole tick.
+    let mut lock_conn = state.pool.acquire().await?;
+    let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LOCK_KEY)
+        .fetch_one(&mut *lock_conn)
+        .await?;
+    if !leader {
+        return Ok(TickReport::default());
+    }
+    let outcome = publish_all(state, client, retry, edge_url, key.expose()).await;
+    let unlocked: Result<bool, sqlx::Error> = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
+        .bind(LOCK_KEY)
+        .fetch_one(&mut *lock_conn)
+        .await;
+    if !matches!(unlocked, Ok(true)) {
+        // Never hand a connection that may still hold the lock back to the pool:
+        // closing the session releases it.
+        tracing::warn!(
+            ?unlocked,
+            "publisher: unlock failed; closing the lock connection"
+        );
+        let _ = lock_conn.close().await;
+    }
+    outcome
+}
+
+async fn publish_all(
+    state: &AppState,
+    client: &reqwest::Client,
+    retry: RetryPolicy,
+    edge_url: &str,
+    key: &[u8],
+) -> anyhow::Result<TickReport> {
+    let mut report = TickReport {
+        leader: true,
+        ..TickReport::default()
+    };
+    let mut conn = state.pool.acquire().await?;
+    let sites = db::sites::all(&mut conn).await?;
+    for site in sites {
+        let built = build_snapshot(&mut conn, &site).await;
+        let (mut snapshot, weights) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(site_id = %site.id, error = ?e, "publisher: cannot build the snapshot");
+                report.failed.push((site.id, format!("{e:#}")));
+                continue;
+            }
+        };
+        let content_hash = hex::encode(Sha256::digest(
+            serde_json::to_vec(&snapshot).context("serialising the snapshot")?,
+        ));
+        let last = db::publications::last_published_content(&mut conn, site.id).await?;
+        if last.as_deref() == Some(content_hash.as_str()) {
+            report.unchanged += 1;
+            continue;
+        }
+        let version = db::publications::next_version(&mut conn, site.id).await?;
+        snapshot.version = u64::try_from(version).context("negative version")?;
+        snapshot.generated_at_ms =
+            i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(i64::MAX);
+        let signed = match snapshot::try_sign(&snapshot, key) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(site_id = %site.id, error = %e, "publisher: the snapshot does not validate");
+                report.failed.push((site.id, e.to_string()));
+                continue;
+            }
+        };
+        let hash = hex::encode(Sha256::digest(signed.payload.as_bytes()));
+        let url = format!(
+            "{}/v1/internal/snapshots/{}",
+            edge_url.trim_end_matches('/'),
+            site.site_key
+        );
+        let (attempts, result) = push(client, &url, &signed, retry).await;
+        let row = PublicationRow {
+            site_id: site.id,
+            version,
+            hash: hash.clone(),
+            content_hash,
+            weights: weights.clone(),
+            status: if result.is_ok() {
+                "published"
+            } else {
+                "failed"
+            }
+            .to_owned(),
+            attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
+            error: result.as_ref().err().cloned(),
+            published_at: time::OffsetDateTime::now_utc(),
+        };
+        let mut tx = state.pool.begin().await?;
+        db::publications::insert(&mut tx, &row).await?;
+        if result.is_ok() {
+            audit::record(
+                &mut tx,
+                site.org_id,
+                By::System("publisher"),
+                AuditChange {
+                    action: "snapshot.publish",
+                    target_type: "site",
+                    target_id: Some(site.id),
+                    before: None,
+                    after: Some(serde_json::json!({
+                        "version": version,
+                        "hash": hash,
+                        "weights": weights,
+                    })),
+                },
+            )
+            .await
+            .map_err(|e| anyhow!("audit: {e}"))?;
+        }
+        tx.commit().await?;
+        match result {
+            Ok(()) => report.published.push((site.id, snapshot.version)),
+            Err(e) => {
+                tracing::warn!(site_id = %site.id, version, error = %e, "publisher: push failed");
+                report.failed.push((site.id, e));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// PUTs the signed snapshot, retrying transient failures. Returns the number of tries
+/// and the outcome (a readable reason on failure).
+async fn push(
+    client: &reqwest::Client,
+    url: &str,
+    signed: &SignedSnapshot,
+    retry: RetryPolicy,
+) -> (u32, Result<(), String>) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (transient, reason) = match client.put(url).json(signed).send().await {
+            Ok(resp) if resp.status().is_success() => return (attempt, Ok(())),
+            Ok(resp) => {
+                let status = resp.status();
+                let body: String = resp
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect();
+                (
+                    status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS,
+                    format!("edge answered {status}: {body}"),
+                )
+            }
+            Err(e) => (true, format!("edge unreachable: {e}")),
+        };
+        if !transient || attempt >= retry.attempts.max(1) {
+            return (attempt, Err(reason));
+        }
+        tokio::time::sleep(retry.delay(attempt)).await;
+    }
+}
+
+/// The snapshot of a site (version 0, timestamp 0: the caller stamps them) and the
+/// weights record kept with the publication.
+pub async fn build_snapshot(
+    conn: &mut PgConnection,
+    site: &SiteRow,
+) -> anyhow::Result<(Snapshot, serde_json::Value)> {
+    let exclusions: Vec<ExclusionRule> =
+        serde_json::from_value(site.exclusions.clone()).context("stored exclusion rules")?;
+    let mut allowed_origins = Vec::with_capacity(site.domains.len());
+    for d in &site.domains {
+        allowed_origins.push(SiteDomain::parse(d, "domains")?.https_origin());
+    }
+    let mut experiments = Vec::new();
+    let mut weights = Vec::new();
+    for loaded in db::experiments::running_for_site(conn, site.id).await? {
+        let id = loaded.experiment.id;
+        let counts = db::experiments::arm_counts(
+            conn,
+            id,
+            &loaded.arms.iter().map(|a| a.id).collect::<Vec<_>>(),
+        )
+        .await?;
+        // Thompson propensities integrate numerically (up to 500 arms for a factorial
+        // experiment): CPU work, kept off the async workers.
+        let (experiment, record) =
+            tokio::task::spawn_blocking(move || experiment_snapshot(&loaded, &counts))
+                .await
+                .context("the snapshot builder panicked")?
+                .with_context(|| format!("experiment {id}"))?;
+        experiments.push(experiment);
+        weights.push(record);
+    }
+    Ok((
+        Snapshot {
+            schema: SCHEMA_VERSION,
+            site_key: site.site_key.clone(),
+            version: 0,
+            generated_at_ms: 0,
+            allowed_origins,
+            exclusions,
+            experiments,
+        },
+        serde_json::Value::Array(weights),
+    ))
+}
+
+/// One running experiment as the edge will run it, and its weights record.
+fn experiment_snapshot(
+    loaded: &Loaded,
+    counts: &HashMap<Uuid, ArmStats>,
+) -> anyhow::Result<(ExperimentSnapshot, serde_json::Value)> {
+    let e = &loaded.experiment;
+    let mode = parse_mode(&e.kind).ok_or_else(|| anyhow!("unknown kind {:?}", e.kind))?;
+    let allocator: AllocatorSpec =
+        serde_json::from_value(e.allocator.clone()).context("stored allocator")?;
+    let url_rules: Vec<UrlRule> =
+        serde_json::from_value(e.url_rules.clone()).context("stored URL rules")?;
+
+    // Variant id → (element position, index within the element, weight).
+    let mut variant_index: HashMap<Uuid, (usize, usize, f64)> = HashMap::new();
+    let mut elements = Vec::with_capacity(loaded.elements.len());
+    for (i, el) in loaded.elements.iter().enumerate() {
+        let mut variants = Vec::new();
+        for (j, v) in loaded
+            .variants
+            .iter()
+            .filter(|v| v.element_id == el.id)
+            .enumerate()
+        {
+            variant_index.insert(v.id, (i, j, v.weight));
+            let changes: Vec<Change> =
+                serde_json::from_value(v.changes.clone()).context("stored changes")?;
+            variants.push(Variant {
+                id: v.id.to_string(),
+                changes,
+            });
+        }
+        elements.push(Element {
+            id: el.id.to_string(),
+            selector: el.selector.clone(),
+            variants,
+        });
+    }
+
+    // Allocation units: one per element (independent) or one for the experiment.
+    let groups: Vec<(String, Option<Uuid>)> = match mode {
+        Mode::Independent => loaded
+            .elements
+            .iter()
+            .map(|el| (el.id.to_string(), Some(el.id)))
+            .collect(),
+        Mode::Single | Mode::Factorial => vec![(e.id.to_string(), None)],
+    };
+    let mut units = Vec::with_capacity(groups.len());
+    let mut record = Vec::with_capacity(groups.len());
+    for (unit_id, element_id) in groups {
+        let arm_rows: Vec<_> = loaded
+            .arms
+            .iter()
+            .filter(|a| a.element_id == element_id)
+            .collect();
+        let mut arms = Vec::with_capacity(arm_rows.len());
+        let mut arm_weights = Vec::with_capacity(arm_rows.len());
+        let mut stats = Vec::with_capacity(arm_rows.len());
+        for a in &arm_rows {
+            let mut indices = Vec::with_capacity(a.variant_ids.len());
+            let mut weight = 1.0;
+            for vid in &a.variant_ids {
+                let (_, j, w) = variant_index
+                    .get(vid)
+                    .ok_or_else(|| anyhow!("arm {} names unknown variant {vid}", a.id))?;
+                indices.push(*j);
+                weight *= w;
+            }
+            let mut s = counts.get(&a.id).copied().unwrap_or_default();
+            if s.conversions > s.exposures {
+                // Aggregates are updated set-wise by ingestion; should they ever disagree,
+                // one arm must not stop the whole site from publishing.
+                tracing::warn!(arm_id = %a.id, ?s, "more conversions than exposures; clamped");
+                s.conversions = s.exposures;
+            }
+            arm_weights.push(weight);
+            stats.push(s);
+            arms.push(Arm {
+                id: a.id.to_string(),
+                variants: indices,
+                exposures: s.exposures,
+                conversions: s.conversions,
+                propensity: 0.0,
+            });
+        }
+        let unit_allocator = allocator
+            .unit_allocator(&arm_weights)
+            .map_err(|m| anyhow!("unit {unit_id}: {m}"))?;
+        let propensities = unit_allocator
+            .propensities(&stats)
+            .map_err(|err| anyhow!("unit {unit_id}: {err}"))?;
+        for (arm, p) in arms.iter_mut().zip(&propensities) {
+            arm.propensity = *p;
+        }
+        record.push(serde_json::json!({
+            "unit_id": unit_id,
+            "allocator": allocator.kind(),
+            "arms": arms.iter().map(|a| serde_json::json!({
+                "arm_id": a.id,
+                "exposures": a.exposures,
+                "conversions": a.conversions,
+                "propensity": a.propensity,
+            })).collect::<Vec<_>>(),
+        }));
+        units.push(AllocationUnit {
+            id: unit_id,
+            element_id: element_id.map(|id| id.to_string()),
+            allocator: unit_allocator,
+            arms,
+        });
+    }
+    Ok((
+        ExperimentSnapshot {
+            id: e.id.to_string(),
+            seed: e.seed.clone(),
+            hash_version: u8::try_from(e.hash_version).unwrap_or(2),
+            coverage: e.coverage,
+            url_rules,
+            exclusions: Vec::new(),
+            namespace: None,
+            mode,
+            elements,
+            units,
+        },
+        serde_json::json!({ "experiment_id": e.id, "units": record }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::experiments::{ArmRow, ElementRow, ExperimentRow, VariantRow};
+
+    /// A running single-element experiment with two arms and the given allocator JSON.
+    fn loaded(allocator: serde_json::Value) -> Loaded {
+        let now = time::OffsetDateTime::now_utc();
+        let (el, v0, v1) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let variant = |id, position, name: &str, weight| VariantRow {
+            id,
+            element_id: el,
+            position,
+            name: name.to_owned(),
+            is_control: position == 0,
+            weight,
+            changes: serde_json::json!([]),
+        };
+        let arm = |position, v| ArmRow {
+            id: Uuid::new_v4(),
+            element_id: None,
+            position,
+            name: format!("arm{position}"),
+            variant_ids: vec![v],
+            is_control: position == 0,
+        };
+        Loaded {
+            experiment: ExperimentRow {
+                id: Uuid::new_v4(),
+                org_id: Uuid::new_v4(),
+                site_id: Uuid::new_v4(),
+                name: "e".into(),
+                description: String::new(),
+                kind: "single".into(),
+                status: "running".into(),
+                allocator,
+                coverage: 0.8,
+                url_rules: serde_json::json!([]),
+                seed: "seed".into(),
+                hash_version: 2,
+                version: 1,
+                started_at: Some(now),
+                ended_at: None,
+                created_at: now,
+                updated_at: now,
+            },
+            elements: vec![ElementRow {
+                id: el,
+                position: 0,
+                name: "h".into(),
+                selector: "h1".into(),
+            }],
+            variants: vec![variant(v0, 0, "A", 1.0), variant(v1, 1, "B", 3.0)],
+            arms: vec![arm(0, v0), arm(1, v1)],
+            goals: vec![],
+        }
+    }
+
+    fn counts(l: &Loaded, stats: [(u64, u64); 2]) -> HashMap<Uuid, ArmStats> {
+        l.arms
+            .iter()
+            .zip(stats)
+            .map(|(a, (exposures, conversions))| {
+                (
+                    a.id,
+                    ArmStats {
+                        exposures,
+                        conversions,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fixed_split_propensities_are_the_normalised_variant_weights() {
+        let l = loaded(serde_json::json!({ "kind": "fixed_split" }));
+        let (snap, _) = experiment_snapshot(&l, &counts(&l, [(10, 1), (10, 2)])).unwrap();
+        let p: Vec<f64> = snap.units[0].arms.iter().map(|a| a.propensity).collect();
+        assert_eq!(p, vec![0.25, 0.75]);
+        assert_eq!(snap.coverage, 0.8);
+        assert_eq!(snap.units[0].arms[1].exposures, 10);
+    }
+
+    #[test]
+    fn thompson_is_uniform_in_burn_in_then_follows_the_posteriors_above_the_floor() {
+        let l = loaded(serde_json::json!({
+            "kind": "thompson", "prior_alpha": 1.0, "prior_beta": 1.0,
+            "min_exposures": 100, "floor": 0.05
+        }));
+        // Arm 1 has fewer than min_exposures: burn-in, uniform.
+        let (snap, _) = experiment_snapshot(&l, &counts(&l, [(1000, 100), (99, 1)])).unwrap();
+        let p: Vec<f64> = snap.units[0].arms.iter().map(|a| a.propensity).collect();
+        assert_eq!(p, vec![0.5, 0.5]);
+        // After burn-in a clearly worse arm (1 % vs 10 %) sits at the floor, and the
+        // better one gets floor + (1 − 2·floor)·P(best) ≈ 0.95.
+        let (snap, record) =
+            experiment_snapshot(&l, &counts(&l, [(1000, 100), (1000, 10)])).unwrap();
+        let p: Vec<f64> = snap.units[0].arms.iter().map(|a| a.propensity).collect();
+        assert!(
+            (p[0] - 0.95).abs() < 1e-6 && (p[1] - 0.05).abs() < 1e-6,
+            "{p:?}"
+        );
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert_eq!(record["units"][0]["allocator"], "thompson");
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            attempts: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        };
+        let delays: Vec<u128> = (1..=5).map(|a| p.delay(a).as_millis()).collect();
+        assert_eq!(delays, vec![100, 200, 400, 500, 500]);
+    }
+}

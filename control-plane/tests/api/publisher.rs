@@ -1,0 +1,501 @@
+//! The snapshot publisher, driven tick by tick against a fake edge: an axum server on
+//! 127.0.0.1:0 that verifies every pushed snapshot with the engine and records it.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::put;
+use samplit_control_plane::{AppState, config, publisher};
+use samplit_engine::snapshot::{self, SignedSnapshot, Snapshot};
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::experiments::{act, experiment_body};
+use crate::helpers::{
+    Member, TEST_INGEST_SECRET, TEST_JWT_SECRET, TEST_SNAPSHOT_SECRET, TestApp, new_team,
+};
+use crate::sites::create_site;
+
+#[derive(Default)]
+struct EdgeLog {
+    /// (site key from the path, verified snapshot)
+    pushes: Vec<(String, Snapshot)>,
+    /// Requests answered 503 before succeeding (counts down).
+    fail_next: usize,
+    requests: usize,
+    request_times: Vec<Instant>,
+}
+
+struct FakeEdge {
+    url: String,
+    log: Arc<Mutex<EdgeLog>>,
+}
+
+impl FakeEdge {
+    async fn start() -> Self {
+        let log = Arc::new(Mutex::new(EdgeLog::default()));
+        let app = axum::Router::new()
+            .route("/v1/internal/snapshots/{site_key}", put(receive))
+            .with_state(log.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, log }
+    }
+
+    fn pushes(&self) -> Vec<(String, Snapshot)> {
+        self.log.lock().unwrap().pushes.clone()
+    }
+}
+
+async fn receive(
+    State(log): State<Arc<Mutex<EdgeLog>>>,
+    Path(site_key): Path<String>,
+    axum::Json(signed): axum::Json<SignedSnapshot>,
+) -> StatusCode {
+    let mut log = log.lock().unwrap();
+    log.requests += 1;
+    log.request_times.push(Instant::now());
+    if log.fail_next > 0 {
+        log.fail_next -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let held = log
+        .pushes
+        .iter()
+        .filter(|(k, _)| *k == site_key)
+        .map(|(_, s)| s.version)
+        .max();
+    match snapshot::verify(&signed, TEST_SNAPSHOT_SECRET.as_bytes(), held) {
+        Ok(s) if s.site_key == site_key => {
+            log.pushes.push((site_key, s));
+            StatusCode::NO_CONTENT
+        }
+        Ok(_) => StatusCode::BAD_REQUEST,
+        Err(_) => StatusCode::UNAUTHORIZED,
+    }
+}
+
+fn publishing_app(pool: PgPool, edge_url: &str) -> TestApp {
+    let edge_url = edge_url.to_owned();
+    let config = config::from_lookup(move |name| match name {
+        "DATABASE_URL" => Some("postgres://unused-in-tests".to_owned()),
+        "SAMPLIT_JWT_SECRET" => Some(TEST_JWT_SECRET.to_owned()),
+        "SAMPLIT_INGEST_SECRET" => Some(TEST_INGEST_SECRET.to_owned()),
+        "SAMPLIT_SNAPSHOT_SECRET" => Some(TEST_SNAPSHOT_SECRET.to_owned()),
+        "SAMPLIT_EDGE_URL" => Some(edge_url.clone()),
+        _ => None,
+    })
+    .unwrap();
+    TestApp::with_config(pool, config)
+}
+
+fn fast_retry() -> publisher::RetryPolicy {
+    publisher::RetryPolicy {
+        attempts: 4,
+        base_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(400),
+    }
+}
+
+async fn create_experiment(app: &TestApp, editor: &Member, site_id: &str) -> serde_json::Value {
+    let resp = app
+        .post(
+            &format!("/api/v1/sites/{site_id}/experiments"),
+            Some(&editor.token),
+            experiment_body(),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+    resp.json()
+}
+
+async fn tick(state: &AppState) -> publisher::TickReport {
+    let client = publisher::http_client().unwrap();
+    publisher::tick(state, &client).await.unwrap()
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_signed_snapshot_carries_only_running_experiments_with_arms_and_propensities(
+    pool: PgPool,
+) {
+    let edge = FakeEdge::start().await;
+    let app = publishing_app(pool.clone(), &edge.url);
+    let team = new_team(&app).await;
+    let site = create_site(
+        &app,
+        &team.admin.token,
+        &["shop.example", "www.shop.example"],
+    )
+    .await;
+    let site_id = site["id"].as_str().unwrap();
+    let running = create_experiment(&app, &team.editor, site_id).await;
+    let paused = create_experiment(&app, &team.editor, site_id).await;
+    let _draft = create_experiment(&app, &team.editor, site_id).await;
+    for (exp, actions) in [
+        (&running, &["start"][..]),
+        (&paused, &["start", "pause"][..]),
+    ] {
+        for action in actions {
+            let r = act(&app, &team.editor, exp["id"].as_str().unwrap(), action).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        }
+    }
+    let exclusions = app
+        .call_with(
+            axum::http::Method::PUT,
+            &format!("/api/v1/sites/{site_id}/exclusions"),
+            Some(&team.admin.token),
+            Some(json!([{ "type": "bots" }])),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(exclusions.status, StatusCode::OK, "{}", exclusions.text());
+
+    let report = tick(&app.state).await;
+    assert!(report.leader);
+    assert_eq!(report.published.len(), 1, "{report:?}");
+    let pushes = edge.pushes();
+    assert_eq!(pushes.len(), 1);
+    let (key, snap) = &pushes[0];
+    assert_eq!(key, site["site_key"].as_str().unwrap());
+    assert_eq!(snap.version, 1);
+    assert_eq!(
+        snap.allowed_origins,
+        vec!["https://shop.example", "https://www.shop.example"]
+    );
+    assert_eq!(snap.exclusions.len(), 1);
+    assert_eq!(snap.experiments.len(), 1, "only the running experiment");
+    let exp = &snap.experiments[0];
+    assert_eq!(exp.id, running["id"].as_str().unwrap());
+    assert_eq!(exp.seed, exp.id);
+    assert_eq!(exp.elements[0].selector, "#hero h1");
+    assert_eq!(exp.elements[0].variants[1].changes.len(), 1);
+    let unit = &exp.units[0];
+    let arm_ids: Vec<&str> = unit.arms.iter().map(|a| a.id.as_str()).collect();
+    let api_arms: Vec<&str> = running["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(arm_ids, api_arms);
+    let propensities: Vec<f64> = unit.arms.iter().map(|a| a.propensity).collect();
+    assert_eq!(propensities, vec![0.5, 0.5], "equal weights");
+    assert_eq!(unit.arms[1].variants, vec![1]);
+
+    // The publication is listed and audited.
+    let pubs = app
+        .get(
+            &format!("/api/v1/sites/{site_id}/publications"),
+            Some(&team.viewer.token),
+        )
+        .await
+        .json();
+    assert_eq!(pubs[0]["version"], 1);
+    assert_eq!(pubs[0]["status"], "published");
+    assert_eq!(pubs[0]["attempts"], 1);
+    assert_eq!(
+        pubs[0]["weights"][0]["units"][0]["arms"][0]["propensity"],
+        0.5
+    );
+    let entry: String = sqlx::query_scalar(
+        "SELECT entry FROM audit_log WHERE action = 'snapshot.publish' AND target_id = $1::uuid",
+    )
+    .bind(site_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let entry: serde_json::Value = serde_json::from_str(&entry).unwrap();
+    assert_eq!(entry["after"]["version"], 1);
+    assert_eq!(entry["after"]["hash"], pubs[0]["hash"]);
+    assert_eq!(entry["actor_label"], "publisher");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn versions_increase_and_unchanged_sites_are_skipped(pool: PgPool) {
+    let edge = FakeEdge::start().await;
+    let app = publishing_app(pool, &edge.url);
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.admin.token, &["shop.example"]).await;
+    let site_id = site["id"].as_str().unwrap();
+    let exp = create_experiment(&app, &team.editor, site_id).await;
+    let id = exp["id"].as_str().unwrap();
+
+    assert_eq!(
+        tick(&app.state).await.published.len(),
+        1,
+        "first snapshot: no experiments"
+    );
+    let again = tick(&app.state).await;
+    assert_eq!(
+        (again.published.len(), again.unchanged),
+        (0, 1),
+        "nothing changed"
+    );
+    // A draft edit does not change what the edge runs.
+    let etag = app
+        .get(
+            &format!("/api/v1/experiments/{id}"),
+            Some(&team.editor.token),
+        )
+        .await
+        .etag();
+    app.call_with(
+        axum::http::Method::PATCH,
+        &format!("/api/v1/experiments/{id}"),
+        Some(&team.editor.token),
+        Some(json!({ "name": "renamed" })),
+        &[("if-match", &etag)],
+    )
+    .await;
+    assert_eq!(tick(&app.state).await.unchanged, 1);
+
+    assert_eq!(
+        act(&app, &team.editor, id, "start").await.status,
+        StatusCode::OK
+    );
+    let started = tick(&app.state).await;
+    assert_eq!(
+        started.published,
+        vec![(uuid::Uuid::parse_str(site_id).unwrap(), 2)]
+    );
+    assert_eq!(
+        act(&app, &team.editor, id, "pause").await.status,
+        StatusCode::OK
+    );
+    tick(&app.state).await;
+
+    let versions: Vec<(u64, usize)> = edge
+        .pushes()
+        .iter()
+        .map(|(_, s)| (s.version, s.experiments.len()))
+        .collect();
+    assert_eq!(versions, vec![(1, 0), (2, 1), (3, 0)]);
+    let pubs = app
+        .get(
+            &format!("/api/v1/sites/{site_id}/publications"),
+            Some(&team.viewer.token),
+        )
+        .await
+        .json();
+    let listed: Vec<i64> = pubs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, vec![3, 2, 1], "latest first");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_failing_edge_is_retried_with_exponential_backoff(pool: PgPool) {
+    let edge = FakeEdge::start().await;
+    let app = publishing_app(pool.clone(), &edge.url);
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.admin.token, &["shop.example"]).await;
+    let site_id = site["id"].as_str().unwrap();
+    let client = publisher::http_client().unwrap();
+
+    edge.log.lock().unwrap().fail_next = 2;
+    let report = publisher::tick_with(&app.state, &client, fast_retry())
+        .await
+        .unwrap();
+    assert_eq!(report.published.len(), 1, "{report:?}");
+    let times = edge.log.lock().unwrap().request_times.clone();
+    assert_eq!(times.len(), 3, "two 503s, then success");
+    assert!(times[1] - times[0] >= Duration::from_millis(50));
+    assert!(
+        times[2] - times[1] >= Duration::from_millis(100),
+        "the wait doubles"
+    );
+    let attempts: i32 =
+        sqlx::query_scalar("SELECT attempts FROM snapshot_publications WHERE site_id = $1::uuid")
+            .bind(site_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 3);
+
+    // An edge that stays down: bounded tries, recorded as failed, retried next tick.
+    let exp = create_experiment(&app, &team.editor, site_id).await;
+    act(&app, &team.editor, exp["id"].as_str().unwrap(), "start").await;
+    edge.log.lock().unwrap().fail_next = 100;
+    let before = edge.log.lock().unwrap().requests;
+    let down = publisher::tick_with(&app.state, &client, fast_retry())
+        .await
+        .unwrap();
+    assert_eq!(down.failed.len(), 1, "{down:?}");
+    assert_eq!(
+        edge.log.lock().unwrap().requests - before,
+        4,
+        "at most 4 tries"
+    );
+    edge.log.lock().unwrap().fail_next = 0;
+    let recovered = publisher::tick_with(&app.state, &client, fast_retry())
+        .await
+        .unwrap();
+    assert_eq!(recovered.published.len(), 1, "{recovered:?}");
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT version, status FROM snapshot_publications WHERE site_id = $1::uuid ORDER BY version",
+    )
+    .bind(site_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (1, "published".to_owned()),
+            (2, "failed".to_owned()),
+            (3, "published".to_owned())
+        ]
+    );
+    let publishes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'snapshot.publish'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(publishes, 2, "only successful publications are audited");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn only_one_of_two_publishers_publishes(pool: PgPool) {
+    let edge = FakeEdge::start().await;
+    let first = publishing_app(pool.clone(), &edge.url);
+    let second = publishing_app(pool.clone(), &edge.url);
+    let team = new_team(&first).await;
+    for _ in 0..3 {
+        create_site(&first, &team.admin.token, &["shop.example"]).await;
+    }
+    let client = publisher::http_client().unwrap();
+    let (a, b) = tokio::join!(
+        publisher::tick(&first.state, &client),
+        publisher::tick(&second.state, &client)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.published.len() + b.published.len(), 3, "{a:?} {b:?}");
+    assert_eq!(edge.pushes().len(), 3, "each site pushed once");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM snapshot_publications")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 3);
+
+    // While another replica holds the lock, a tick does nothing at all.
+    let mut holder = pool.acquire().await.unwrap();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(publisher::LOCK_KEY)
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+    assert!(locked);
+    create_site(&first, &team.admin.token, &["new.example"]).await;
+    let idle = publisher::tick(&second.state, &client).await.unwrap();
+    assert!(!idle.leader);
+    assert!(idle.published.is_empty());
+    assert_eq!(edge.pushes().len(), 3);
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn an_independent_thompson_experiment_gets_one_unit_per_element(pool: PgPool) {
+    let edge = FakeEdge::start().await;
+    let app = publishing_app(pool, &edge.url);
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.admin.token, &["shop.example"]).await;
+    let mut body = experiment_body();
+    body["kind"] = json!("independent");
+    body["allocator"] = json!({ "kind": "thompson", "min_exposures": 50, "floor": 0.02 });
+    body["url_rules"] = json!([{ "match": "prefix", "pattern": "/products", "include": true }]);
+    body["elements"] = json!([
+        { "selector": "h1", "variants": [{ "name": "A" }, { "name": "B" }] },
+        { "selector": ".cta", "variants": [{ "name": "X" }, { "name": "Y" }, { "name": "Z" }] }
+    ]);
+    let resp = app
+        .post(
+            &format!("/api/v1/sites/{}/experiments", site["id"].as_str().unwrap()),
+            Some(&team.editor.token),
+            body,
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+    let exp = resp.json();
+    assert_eq!(
+        act(&app, &team.editor, exp["id"].as_str().unwrap(), "start")
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    assert_eq!(tick(&app.state).await.published.len(), 1);
+    let (_, snap) = edge.pushes().pop().unwrap();
+    let e = &snap.experiments[0];
+    assert_eq!(e.url_rules.len(), 1);
+    assert_eq!(e.units.len(), 2, "one allocation unit per element");
+    for (unit, element) in e.units.iter().zip(&e.elements) {
+        assert_eq!(unit.element_id.as_deref(), Some(element.id.as_str()));
+        assert_eq!(unit.id, element.id);
+        let k = unit.arms.len() as f64;
+        // No exposures yet: burn-in, so every arm gets 1/k.
+        assert!(
+            unit.arms
+                .iter()
+                .all(|a| (a.propensity - 1.0 / k).abs() < 1e-12),
+            "{unit:?}"
+        );
+        match &unit.allocator {
+            samplit_engine::allocator::Allocator::Thompson(t) => {
+                assert_eq!((t.min_exposures(), t.floor()), (50, 0.02));
+            }
+            other => panic!("expected Thompson, got {other:?}"),
+        }
+    }
+    let variants: Vec<Vec<usize>> = e.units[1].arms.iter().map(|a| a.variants.clone()).collect();
+    assert_eq!(
+        variants,
+        vec![vec![0], vec![1], vec![2]],
+        "indices into the unit's element"
+    );
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_factorial_experiment_publishes_every_combination_with_product_weights(pool: PgPool) {
+    let edge = FakeEdge::start().await;
+    let app = publishing_app(pool, &edge.url);
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.admin.token, &["shop.example"]).await;
+    let mut body = experiment_body();
+    body["kind"] = json!("factorial");
+    body["elements"] = json!([
+        { "selector": "h1", "variants": [{ "name": "A" }, { "name": "B" }] },
+        { "selector": ".cta", "variants": [{ "name": "X", "weight": 1 }, { "name": "Y", "weight": 3 }] }
+    ]);
+    let exp = app
+        .post(
+            &format!("/api/v1/sites/{}/experiments", site["id"].as_str().unwrap()),
+            Some(&team.editor.token),
+            body,
+        )
+        .await
+        .json();
+    assert_eq!(
+        act(&app, &team.editor, exp["id"].as_str().unwrap(), "start")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(tick(&app.state).await.published.len(), 1);
+    let (_, snap) = edge.pushes().pop().unwrap();
+    let unit = &snap.experiments[0].units[0];
+    assert!(unit.element_id.is_none());
+    let combos: Vec<Vec<usize>> = unit.arms.iter().map(|a| a.variants.clone()).collect();
+    assert_eq!(combos, vec![vec![0, 0], vec![0, 1], vec![1, 0], vec![1, 1]]);
+    let p: Vec<f64> = unit.arms.iter().map(|a| a.propensity).collect();
+    assert_eq!(
+        p,
+        vec![0.125, 0.375, 0.125, 0.375],
+        "each element's split applied independently"
+    );
+}
