@@ -13,9 +13,11 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod ingest;
 pub mod state;
 pub mod telemetry;
 

@@ -8,6 +8,7 @@
 //! drift from them.
 
 mod health;
+mod ingest;
 
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,9 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 
 /// The whole application, ready to serve or to drive in tests with `oneshot`.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).split_for_parts();
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ingest::router())
+        .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let api = api.route(
         "/openapi.json",

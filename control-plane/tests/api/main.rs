@@ -2,5 +2,7 @@
 //! test (`#[sqlx::test]`), the router driven in process with `oneshot`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test helper should panic
 
+mod fixtures;
 mod health;
 mod helpers;
+mod ingest;
