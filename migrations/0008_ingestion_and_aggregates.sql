@@ -105,3 +105,14 @@ CREATE TABLE unattributed_daily (
     conversions bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (site_id, day)
 );
+
+-- The always-valid (mSPRT) p-value of each compared subject (an arm, or a variant in a
+-- main-effect analysis) on a goal, as last computed: the next analysis passes it back so
+-- the reported p-value is the running minimum over looks (what makes it always valid).
+CREATE TABLE sequential_p_values (
+    goal_id    uuid NOT NULL REFERENCES goals (id) ON DELETE CASCADE,
+    scope      text NOT NULL,
+    subject_id uuid NOT NULL,
+    p_value    double precision NOT NULL CHECK (p_value >= 0 AND p_value <= 1),
+    PRIMARY KEY (goal_id, scope, subject_id)
+);

@@ -71,7 +71,7 @@ pub async fn experiment(
     .bind(site_id)
     .bind(kind)
     .bind(status)
-    .bind(json!({"fixed_split": {"weights": weights}}))
+    .bind(json!({"kind": "fixed_split", "weights": weights}))
     .execute(&app.pool)
     .await
     .unwrap();
