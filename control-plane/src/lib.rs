@@ -22,8 +22,9 @@ pub mod error;
 pub mod export;
 pub mod extract;
 pub mod http;
-pub mod ratelimit;
+pub mod ingest;
 pub mod publisher;
+pub mod ratelimit;
 pub mod state;
 pub mod telemetry;
 

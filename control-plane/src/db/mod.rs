@@ -10,12 +10,16 @@
 //! - [`audit`]: reading the audit trail (writing is `crate::audit::record`).
 //! - [`sites`], [`experiments`]: sites and experiments with their parts.
 //! - [`publications`]: the snapshots published to the edge.
+//! - [`events`], [`aggregates`], [`results`]: ingestion and the per-arm aggregates results read.
 
+pub mod aggregates;
 pub mod api_keys;
 pub mod audit;
+pub mod events;
 pub mod experiments;
 pub mod orgs;
 pub mod publications;
+pub mod results;
 pub mod sessions;
 pub mod sites;
 pub mod users;

@@ -11,10 +11,11 @@ mod api_keys;
 mod audit;
 mod auth;
 mod docs;
-mod health;
-mod members;
 mod etag;
 pub mod experiments;
+mod health;
+mod ingest;
+mod members;
 pub mod sites;
 
 use std::time::{Duration, Instant};
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(sites::router())
         .merge(experiments::router())
+        .merge(ingest::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let api = api.route(

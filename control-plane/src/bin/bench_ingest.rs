@@ -1,0 +1,354 @@
+//! Ingestion and results benchmark: prints figures, asserts nothing.
+//!
+//! `cargo run --release -p samplit-control-plane --bin bench_ingest`
+//! (env: `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`;
+//! `BENCH_EVENTS`, default 1 000 000; `BENCH_CONCURRENCY`, default 4).
+//!
+//! 1. Creates a database `samplit_bench_<random>`, migrates it, and inserts an
+//!    organisation, a site and a running two-arm experiment with a revenue goal.
+//! 2. Sends signed batches of 500 items (60 % first exposures of new visitors, 40 %
+//!    purchases by visitors already exposed) through the real router (`oneshot`, the
+//!    whole middleware stack, signature checks included), `BENCH_CONCURRENCY` batches in
+//!    flight, and reports events/s.
+//! 3. As a ceiling, `COPY`s the same rows into a plain unindexed table in the same
+//!    PostgreSQL and reports rows/s.
+//! 4. With every event ingested, calls `GET /experiments/{id}/results` and
+//!    `.../timeseries` 500 times each and reports p50/p99 latency.
+//! 5. Drops the database.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use samplit_control_plane::{AppState, config, ingest::signature, router};
+use serde_json::{Value, json};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const BATCH: usize = 500;
+
+struct Fixture {
+    site_key: String,
+    experiment_id: Uuid,
+    arms: [Uuid; 2],
+    token: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let concurrency: usize = std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let name = format!(
+        "samplit_bench_{}",
+        &Uuid::new_v4().simple().to_string()[..12]
+    );
+    let mut admin = PgConnection::connect(&base).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let url = match base.rfind('/') {
+        Some(i) => format!("{}/{name}", &base[..i]),
+        None => anyhow::bail!("DATABASE_URL has no database path"),
+    };
+    let outcome = run(&url, events, concurrency).await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    outcome
+}
+
+async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(20)
+        .connect(url)
+        .await?;
+    samplit_control_plane::MIGRATOR.run(&pool).await?;
+    let secret = samplit_control_plane::auth::new_token("ingest_");
+    let jwt_secret = samplit_control_plane::auth::new_token("jwt_");
+    let cfg = config::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(url.to_owned()),
+        "SAMPLIT_JWT_SECRET" => Some(jwt_secret.clone()),
+        "SAMPLIT_INGEST_SECRET" => Some(secret.clone()),
+        _ => None,
+    })?;
+    let state = AppState::new(pool.clone(), cfg)?;
+    let fx = fixture(&pool, &state).await?;
+    let app = router(state);
+
+    // Items, generated up front so the clock measures ingestion only.
+    let batches = events.div_ceil(BATCH);
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut bodies = Vec::with_capacity(batches);
+    let mut copy_rows = String::new();
+    let mut visitor = 0usize;
+    for b in 0..batches {
+        let mut items = Vec::with_capacity(BATCH);
+        for i in 0..BATCH {
+            let id = format!("{b}-{i}");
+            let ts = now_ms - ((batches - b) as i64) * 10;
+            let item = if i % 5 < 3 || visitor < 1000 {
+                visitor += 1;
+                let arm = fx.arms[visitor % 2];
+                json!({"id": id, "type": "exposure", "site_key": fx.site_key,
+                       "experiment_id": fx.experiment_id, "arm_id": arm,
+                       "visitor_id": format!("visitor-{visitor}"), "propensity": 0.5,
+                       "snapshot_version": 1, "ts_ms": ts})
+            } else {
+                // A purchase by one of the last 1000 visitors exposed.
+                let who = visitor - (i * 7 + b) % 1000;
+                json!({"id": id, "type": "conversion", "site_key": fx.site_key,
+                       "visitor_id": format!("visitor-{who}"), "goal": "purchase",
+                       "value": ((i % 13) as f64) * 2.5, "ts_ms": ts})
+            };
+            copy_line(&mut copy_rows, &item);
+            items.push(item);
+        }
+        bodies.push(json!({"batch_id": Uuid::new_v4(), "items": items}).to_string());
+    }
+
+    // Ingestion through the handler.
+    let started = Instant::now();
+    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(bodies.into_iter()));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let queue = queue.clone();
+        let app = app.clone();
+        let secret = secret.clone();
+        workers.push(tokio::spawn(async move {
+            let mut accepted = 0u64;
+            loop {
+                let Some(body) = queue.lock().await.next() else {
+                    return Ok::<u64, anyhow::Error>(accepted);
+                };
+                let ts = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+                let sig = signature::sign(secret.as_bytes(), &ts, body.as_bytes());
+                let req = Request::builder()
+                    .method(Method::POST)
+                    .uri("/api/v1/ingest")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(signature::TIMESTAMP_HEADER, ts)
+                    .header(signature::SIGNATURE_HEADER, sig)
+                    .body(Body::from(body))?;
+                let res = app.clone().oneshot(req).await?;
+                let status = res.status();
+                let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
+                anyhow::ensure!(status.is_success(), "ingest failed: {status} {bytes:?}");
+                let out: Value = serde_json::from_slice(&bytes)?;
+                accepted += out["accepted"].as_u64().unwrap_or(0);
+            }
+        }));
+    }
+    let mut accepted = 0;
+    for w in workers {
+        accepted += w.await??;
+    }
+    let elapsed = started.elapsed();
+    let total = batches * BATCH;
+    println!(
+        "ingest: {total} events in {} batches of {BATCH}, {concurrency} in flight: {:.2} s, {:.0} events/s ({accepted} accepted)",
+        batches,
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+
+    // The ceiling: COPY of the same rows into a plain table.
+    let mut conn = pool.acquire().await?;
+    sqlx::query(
+        "CREATE TABLE bench_copy (id text, type text, site_key text, experiment_id text,
+         arm_id text, visitor_id text, goal text, value float8, ts_ms int8)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let started = Instant::now();
+    let mut copy = conn
+        .copy_in_raw("COPY bench_copy FROM STDIN (FORMAT text)")
+        .await?;
+    copy.send(copy_rows.as_bytes()).await?;
+    let copied = copy.finish().await?;
+    let elapsed = started.elapsed();
+    println!(
+        "ceiling: COPY of the same {copied} rows into a plain table: {:.2} s, {:.0} rows/s",
+        elapsed.as_secs_f64(),
+        copied as f64 / elapsed.as_secs_f64()
+    );
+    drop(conn);
+
+    // Results latency over the ingested experiment.
+    for (what, uri) in [
+        (
+            "results",
+            format!("/api/v1/experiments/{}/results", fx.experiment_id),
+        ),
+        (
+            "timeseries",
+            format!("/api/v1/experiments/{}/timeseries", fx.experiment_id),
+        ),
+    ] {
+        let mut samples = Vec::with_capacity(500);
+        for i in 0..520 {
+            let req = Request::builder()
+                .uri(&uri)
+                .header(header::AUTHORIZATION, format!("Bearer {}", fx.token))
+                .body(Body::empty())?;
+            let t = Instant::now();
+            let res = app.clone().oneshot(req).await?;
+            let status = res.status();
+            let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
+            let dt = t.elapsed();
+            anyhow::ensure!(status.is_success(), "{what} failed: {status} {bytes:?}");
+            if i >= 20 {
+                samples.push(dt); // the first 20 warm the pool and caches
+            }
+        }
+        samples.sort_unstable();
+        println!(
+            "{what} latency over {} ingested events ({} requests): p50 {:.2} ms, p99 {:.2} ms",
+            total,
+            samples.len(),
+            ms(samples[samples.len() / 2]),
+            ms(samples[samples.len() * 99 / 100])
+        );
+    }
+    pool.close().await;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One tab-separated COPY line of an item (text format; our values have no tabs).
+fn copy_line(out: &mut String, item: &Value) {
+    let field = |k: &str| match &item[k] {
+        Value::Null => "\\N".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let cols = [
+        "id",
+        "type",
+        "site_key",
+        "experiment_id",
+        "arm_id",
+        "visitor_id",
+        "goal",
+        "value",
+        "ts_ms",
+    ];
+    let line: Vec<String> = cols.iter().map(|c| field(c)).collect();
+    out.push_str(&line.join("\t"));
+    out.push('\n');
+}
+
+async fn fixture(pool: &PgPool, state: &AppState) -> anyhow::Result<Fixture> {
+    let org = Uuid::new_v4();
+    let user = Uuid::new_v4();
+    let session = Uuid::new_v4();
+    let site = Uuid::new_v4();
+    let experiment_id = Uuid::new_v4();
+    let element = Uuid::new_v4();
+    let variants = [Uuid::new_v4(), Uuid::new_v4()];
+    let arms = [Uuid::new_v4(), Uuid::new_v4()];
+    let site_key = format!("site_{}", site.simple());
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO organizations (id, name) VALUES ($1, 'Bench')")
+        .bind(org)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash) VALUES ($1, 'bench@example.com', 'x')",
+    )
+    .bind(user)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, 'viewer')")
+        .bind(org)
+        .bind(user)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO auth_sessions (id, user_id, org_id, expires_at) VALUES ($1, $2, $3, now() + interval '1 day')",
+    )
+    .bind(session)
+    .bind(user)
+    .bind(org)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO sites (id, org_id, name, site_key, server_secret_hash) VALUES ($1, $2, 'Bench', $3, '\\x00')",
+    )
+    .bind(site)
+    .bind(org)
+    .bind(&site_key)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO experiments (id, org_id, site_id, name, kind, status, allocator, seed, started_at)
+         VALUES ($1, $2, $3, 'Bench', 'single', 'running', '{\"kind\":\"fixed_split\",\"weights\":[0.5,0.5]}', 's', now())",
+    )
+    .bind(experiment_id)
+    .bind(org)
+    .bind(site)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO elements (id, experiment_id, position, name, selector) VALUES ($1, $2, 0, 'Hero', 'h1')",
+    )
+    .bind(element)
+    .bind(experiment_id)
+    .execute(&mut *tx)
+    .await?;
+    for (i, (variant, arm)) in variants.iter().zip(arms).enumerate() {
+        sqlx::query(
+            "INSERT INTO variants (id, experiment_id, element_id, position, name, is_control) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(variant)
+        .bind(experiment_id)
+        .bind(element)
+        .bind(i as i32)
+        .bind(format!("V{i}"))
+        .bind(i == 0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO arms (id, experiment_id, position, name, variant_ids, is_control) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(arm)
+        .bind(experiment_id)
+        .bind(i as i32)
+        .bind(format!("V{i}"))
+        .bind(vec![*variant])
+        .bind(i == 0)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO goals (id, experiment_id, name, trigger, target, metric, is_primary)
+         VALUES ($1, $2, 'Purchase', 'custom', 'purchase', 'revenue', true)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(experiment_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let token = state
+        .jwt
+        .issue(user, org, session, Duration::from_secs(3600))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Fixture {
+        site_key,
+        experiment_id,
+        arms,
+        token,
+    })
+}

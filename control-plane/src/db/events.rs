@@ -1,0 +1,224 @@
+//! SQL of ingestion: what a batch is checked against (sites by key, experiments with
+//! their arms, live goals) and the set-wise writes of its items (seen ids, assignments,
+//! conversions). Every write takes whole arrays (`UNNEST`) — one statement per kind of
+//! row per batch, never one per item — and its input arrives sorted by key, so two
+//! batches racing for the same rows lock them in the same order.
+
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SiteKeyRow {
+    pub site_key: String,
+    pub id: Uuid,
+}
+
+#[tracing::instrument(skip(pool, keys), fields(keys = keys.len()))]
+pub async fn sites_by_key(pool: &PgPool, keys: &[String]) -> sqlx::Result<Vec<SiteKeyRow>> {
+    sqlx::query_as::<_, SiteKeyRow>("SELECT site_key, id FROM sites WHERE site_key = ANY($1)")
+        .bind(keys)
+        .fetch_all(pool)
+        .await
+}
+
+/// One arm of an experiment, with what exposure checks need about the experiment.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExperimentArmRow {
+    pub experiment_id: Uuid,
+    pub site_id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub arm_id: Uuid,
+    pub element_id: Option<Uuid>,
+}
+
+#[tracing::instrument(skip(pool, ids), fields(experiments = ids.len()))]
+pub async fn experiment_arms(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<ExperimentArmRow>> {
+    sqlx::query_as::<_, ExperimentArmRow>(
+        "SELECT e.id AS experiment_id, e.site_id, e.kind, e.status, a.id AS arm_id, a.element_id
+         FROM experiments e JOIN arms a ON a.experiment_id = e.id
+         WHERE e.id = ANY($1)
+         ORDER BY e.id, a.position",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// A goal of a live (running or paused) experiment of one of the given sites.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveGoalRow {
+    pub goal_id: Uuid,
+    pub experiment_id: Uuid,
+    pub site_id: Uuid,
+    pub trigger: String,
+    pub name: String,
+    pub target: String,
+}
+
+#[tracing::instrument(skip(pool, site_ids), fields(sites = site_ids.len()))]
+pub async fn live_goals(pool: &PgPool, site_ids: &[Uuid]) -> sqlx::Result<Vec<LiveGoalRow>> {
+    sqlx::query_as::<_, LiveGoalRow>(
+        "SELECT g.id AS goal_id, g.experiment_id, e.site_id, g.trigger, g.name, g.target
+         FROM goals g JOIN experiments e ON e.id = g.experiment_id
+         WHERE e.site_id = ANY($1) AND e.status IN ('running', 'paused')",
+    )
+    .bind(site_ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// Records item ids as seen; returns those that were new (the others were already
+/// processed, by an earlier batch or by a concurrent one that committed first).
+#[tracing::instrument(skip(conn, ids), fields(items = ids.len()))]
+pub async fn mark_seen(conn: &mut PgConnection, ids: &[String]) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar::<_, String>(
+        "INSERT INTO ingest_seen_items (item_id)
+         SELECT * FROM UNNEST($1::text[])
+         ON CONFLICT DO NOTHING
+         RETURNING item_id",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Deletes seen ids older than `before`; returns how many.
+#[tracing::instrument(skip(pool))]
+pub async fn prune_seen(pool: &PgPool, before: OffsetDateTime) -> sqlx::Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM ingest_seen_items WHERE seen_at < $1")
+            .bind(before)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// Column arrays of first exposures to record (one entry per (experiment, visitor, unit),
+/// sorted by that key).
+#[derive(Debug, Default)]
+pub struct NewAssignments {
+    pub experiment_ids: Vec<Uuid>,
+    pub visitor_ids: Vec<String>,
+    pub units: Vec<Uuid>,
+    pub arm_ids: Vec<Uuid>,
+    pub propensities: Vec<f64>,
+    pub snapshot_versions: Vec<i64>,
+    pub seen_at: Vec<OffsetDateTime>,
+}
+
+/// The key of an assignment and its arm.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AssignmentRow {
+    pub experiment_id: Uuid,
+    pub visitor_id: String,
+    pub unit: Uuid,
+    pub arm_id: Uuid,
+}
+
+/// Inserts the assignments whose key is free; returns the inserted ones. A key already
+/// taken keeps its arm (the first exposure fixes it).
+#[tracing::instrument(skip(conn, rows), fields(rows = rows.arm_ids.len()))]
+pub async fn insert_assignments(
+    conn: &mut PgConnection,
+    rows: &NewAssignments,
+) -> sqlx::Result<Vec<AssignmentRow>> {
+    sqlx::query_as::<_, AssignmentRow>(
+        "INSERT INTO assignments
+             (experiment_id, visitor_id, unit, arm_id, propensity, snapshot_version, first_seen_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::float8[],
+                              $6::int8[], $7::timestamptz[])
+         ON CONFLICT DO NOTHING
+         RETURNING experiment_id, visitor_id, unit, arm_id",
+    )
+    .bind(&rows.experiment_ids)
+    .bind(&rows.visitor_ids)
+    .bind(&rows.units)
+    .bind(&rows.arm_ids)
+    .bind(&rows.propensities)
+    .bind(&rows.snapshot_versions)
+    .bind(&rows.seen_at)
+    .fetch_all(conn)
+    .await
+}
+
+/// Every assignment of the given (experiment, visitor) pairs, in all their units.
+#[tracing::instrument(skip(conn, experiment_ids, visitor_ids), fields(pairs = experiment_ids.len()))]
+pub async fn assignments_of(
+    conn: &mut PgConnection,
+    experiment_ids: &[Uuid],
+    visitor_ids: &[String],
+) -> sqlx::Result<Vec<AssignmentRow>> {
+    sqlx::query_as::<_, AssignmentRow>(
+        "SELECT a.experiment_id, a.visitor_id, a.unit, a.arm_id
+         FROM UNNEST($1::uuid[], $2::text[]) AS k (experiment_id, visitor_id)
+         JOIN assignments a ON a.experiment_id = k.experiment_id AND a.visitor_id = k.visitor_id",
+    )
+    .bind(experiment_ids)
+    .bind(visitor_ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Column arrays of conversions to record, one entry per (goal, visitor, unit) (values of
+/// the batch already summed), sorted by that key.
+#[derive(Debug, Default)]
+pub struct NewConversions {
+    pub goal_ids: Vec<Uuid>,
+    pub visitor_ids: Vec<String>,
+    pub units: Vec<Uuid>,
+    pub experiment_ids: Vec<Uuid>,
+    pub arm_ids: Vec<Uuid>,
+    pub values: Vec<f64>,
+    pub at: Vec<OffsetDateTime>,
+}
+
+/// The state of a visitor's conversion after the upsert.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConversionRow {
+    pub goal_id: Uuid,
+    pub visitor_id: String,
+    pub unit: Uuid,
+    pub arm_id: Uuid,
+    /// The visitor's revenue total on the goal, this batch included.
+    pub revenue: f64,
+    /// The total before this batch (0 for a first conversion).
+    pub prev_revenue: f64,
+    /// True when this batch is the visitor's first conversion on the goal.
+    pub inserted: bool,
+}
+
+/// Records first conversions and adds values to existing ones. `xmax = 0` tells an
+/// inserted row from an updated one (PostgreSQL sets xmax on the updated tuple version);
+/// `prev_revenue` is written from the old row in the same `SET` (right-hand sides see
+/// the row before the update), so the revenue moments can be updated exactly even when
+/// two batches race for the same visitor (the second waits for the first's row lock and
+/// then updates the committed row).
+#[tracing::instrument(skip(conn, rows), fields(rows = rows.goal_ids.len()))]
+pub async fn upsert_conversions(
+    conn: &mut PgConnection,
+    rows: &NewConversions,
+) -> sqlx::Result<Vec<ConversionRow>> {
+    sqlx::query_as::<_, ConversionRow>(
+        "INSERT INTO goal_conversions AS c
+             (goal_id, visitor_id, unit, experiment_id, arm_id, revenue, first_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[],
+                              $6::float8[], $7::timestamptz[])
+         ON CONFLICT (goal_id, visitor_id, unit) DO UPDATE
+             SET prev_revenue = c.revenue,
+                 revenue = c.revenue + EXCLUDED.revenue
+         RETURNING c.goal_id, c.visitor_id, c.unit, c.arm_id, c.revenue, c.prev_revenue,
+                   (c.xmax = 0) AS inserted",
+    )
+    .bind(&rows.goal_ids)
+    .bind(&rows.visitor_ids)
+    .bind(&rows.units)
+    .bind(&rows.experiment_ids)
+    .bind(&rows.arm_ids)
+    .bind(&rows.values)
+    .bind(&rows.at)
+    .fetch_all(conn)
+    .await
+}
