@@ -320,3 +320,34 @@ fn the_push_wire_form_is_payload_and_signature() {
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
     );
 }
+
+/// GrowthBook's own SDK tests ("coverage" and "threeWayTest" in the JS SDK's
+/// `test/run.test.ts`): experiment key `my-test` (the seed), hash v1, users "1".."9".
+/// A fixed-split experiment migrated with the same seed puts every visitor in the same
+/// variation (−1: not in the experiment), through the full `assign_site` path.
+#[test]
+fn a_migrated_growthbook_experiment_keeps_its_visitors_buckets() {
+    use samplit_engine::allocator::{Allocator, ArmStats, FixedSplit};
+    let cases: &[(usize, f64, [i32; 9])] = &[
+        (2, 0.4, [-1, 0, 0, -1, 1, -1, 0, 1, -1]),
+        (3, 1.0, [2, 0, 0, 2, 1, 2, 0, 1, 0]),
+    ];
+    for &(k, coverage, expected) in cases {
+        let allocator = Allocator::FixedSplit(FixedSplit::equal(k).unwrap());
+        let mut exp = crate::fixtures::single("gb", allocator, &vec![ArmStats::default(); k]);
+        exp.seed = "my-test".into();
+        exp.hash_version = 1;
+        exp.coverage = coverage;
+        let mut snap = site_snapshot(1);
+        snap.experiments = vec![exp];
+        snap.validate().unwrap();
+        for (i, want) in expected.iter().enumerate() {
+            let id = (i + 1).to_string();
+            let r = assign_site(&snap, &ctx(&id));
+            let got = r.assignments.first().map_or(-1, |a| {
+                a.arm_id.trim_start_matches("arm").parse::<i32>().unwrap()
+            });
+            assert_eq!(got, *want, "{k} variations, coverage {coverage}, user {id}");
+        }
+    }
+}
