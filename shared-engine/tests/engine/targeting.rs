@@ -119,6 +119,14 @@ fn bad_url_patterns_are_rejected() {
         UrlRule::new(UrlMatch::Exact, "/a b", true),
         Err(TargetingError::InvalidCharacter(' '))
     );
+    assert_eq!(
+        UrlRule::new(UrlMatch::Exact, "/pricing?plan=pro", true),
+        Err(TargetingError::InvalidCharacter('?'))
+    );
+    assert_eq!(
+        UrlRule::new(UrlMatch::Prefix, "/docs#intro", true),
+        Err(TargetingError::InvalidCharacter('#'))
+    );
     assert!(matches!(
         UrlRule::new(UrlMatch::Prefix, "/".repeat(3000), true),
         Err(TargetingError::TooLong(3000))
