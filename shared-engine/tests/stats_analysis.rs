@@ -747,3 +747,37 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn with_several_variants_decisions_use_holm_adjusted_always_valid_p_values() {
+    let mut inp = input(vec![
+        arm("control", 10_000, 500, 1.0),
+        arm("big", 10_000, 620, 1.0),
+        arm("small", 10_000, 540, 1.0),
+        arm("same", 10_000, 500, 1.0),
+    ]);
+    // A stored running minimum is honoured for the variant it belongs to.
+    inp.arms[3].previous_sequential_p_value = Some(0.5);
+    let out = analyze(&inp).unwrap();
+    let cmp: Vec<_> = out.arms[1..]
+        .iter()
+        .map(|a| a.comparison.unwrap())
+        .collect();
+    let raw: Vec<f64> = cmp.iter().map(|c| c.sequential_p_value).collect();
+    let want_holm = holm(&raw).unwrap();
+    let want_bh = benjamini_hochberg(&raw).unwrap();
+    for (i, c) in cmp.iter().enumerate() {
+        assert_eq!(c.p_value_holm, want_holm[i], "variant {i}: Holm");
+        assert_eq!(c.p_value_bh, want_bh[i], "variant {i}: BH");
+        assert_eq!(
+            c.significant,
+            c.p_value_holm <= 0.05,
+            "variant {i}: decision on Holm"
+        );
+    }
+    assert!(raw[2] <= 0.5, "running minimum with the stored p-value");
+    assert!(cmp[0].significant && !cmp[1].significant && !cmp[2].significant);
+    let sum: f64 = out.arms.iter().map(|a| a.chance_to_be_best).sum();
+    close(sum, 1.0, 1e-12, "chances sum to 1");
+    assert_eq!(out.recommendation, Recommendation::DeployWinner { arm: 1 });
+}
