@@ -3,8 +3,9 @@
  *    the last visit, then those of this response) with a <style> tag, for at most 1 s;
  * 2. asks the edge for this visitor's assignments (cookie credentials, text/plain so no
  *    CORS preflight), applies each change once the DOM is ready, then un-hides;
- * 3. exposes samplit.track(goal, value) (sendBeacon to /v1/events) and fires the URL and
- *    click goals the response carries. */
+ * 3. exposes samplit.track(goal, value) (sendBeacon to /v1/events), sends a pageview, and
+ *    fires the URL and click goals a response carries as `goals: [{goal, kind: "url",
+ *    pattern} | {goal, kind: "click", selector}]` (snapshot schema 1 has none yet). */
 (function (w, d) {
   'use strict';
   var script = d.currentScript;
@@ -54,19 +55,19 @@
     try { nodes = d.querySelectorAll(selector); } catch (e) { return; }
     Array.prototype.forEach.call(nodes, fn);
   }
+  var POSITIONS = { before: 'beforebegin', after: 'afterend', prepend: 'afterbegin', append: 'beforeend' };
+  // One change: {selector, action: {type, ...}} as the engine's changes::Change.
   function apply(c) {
-    var v = c.value;
-    switch (c.action) {
-      case 'text': each(c.selector, function (el) { el.textContent = v; }); break;
-      case 'html': each(c.selector, function (el) { el.innerHTML = v; }); break;
-      case 'attribute': each(c.selector, function (el) {
-        if (v === null || v === undefined) el.removeAttribute(c.name); else el.setAttribute(c.name, v);
-      }); break;
-      case 'style': each(c.selector, function (el) { el.style.setProperty(c.name, v); }); break;
+    var a = c.action || {};
+    switch (a.type) {
+      case 'set_text': each(c.selector, function (el) { el.textContent = a.text; }); break;
+      case 'set_html': each(c.selector, function (el) { el.innerHTML = a.html; }); break;
+      case 'set_attribute': each(c.selector, function (el) { el.setAttribute(a.name, a.value); }); break;
+      case 'set_style': each(c.selector, function (el) { el.style.setProperty(a.property, a.value); }); break;
       case 'hide': each(c.selector, function (el) { el.style.setProperty('display', 'none', 'important'); }); break;
-      case 'insert': each(c.selector, function (el) { el.insertAdjacentHTML(c.position || 'beforeend', v); }); break;
+      case 'insert': each(c.selector, function (el) { el.insertAdjacentHTML(POSITIONS[a.position] || 'beforeend', a.html); }); break;
       case 'redirect':
-        var target = new URL(v, location.href);
+        var target = new URL(a.url, location.href);
         if (target.href !== location.href) location.replace(target.href);
         break;
     }
@@ -114,7 +115,9 @@
     var arms = remembered.arms || {};
     list.forEach(function (a) {
       arms[a.sticky_key || a.experiment_id] = a.arm_id;
-      (a.changes || []).forEach(function (c) { if (c.selector && c.action !== 'redirect') selectors.push(c.selector); });
+      (a.changes || []).forEach(function (c) {
+        if (c.selector && c.action && c.action.type !== 'redirect') selectors.push(c.selector);
+      });
     });
     hide(selectors);
     visitor = res.visitor_id || null;

@@ -51,8 +51,8 @@ export async function waitFor(fn, { timeoutMs = 15000, every = 100, what = 'cond
  * Starts the Worker. `vars` become [vars] (the tests' secrets too: a Worker reads both
  * the same way). Pass `null` as a value to leave a variable out.
  */
-export async function startWorker({ vars = {}, maxRetries = 3, stateDir = null } = {}) {
-  if (!existsSync(shim)) throw new Error(`no build at ${shim}: run \`cargo xtask edge-build\``);
+export async function startWorker({ vars = {}, maxRetries = 3, stateDir = null, main = shim } = {}) {
+  if (!existsSync(main)) throw new Error(`no build at ${main}: run \`cargo xtask edge-build\``);
   const dir = mkdtempSync(join(tmpdir(), 'samplit-edge-'));
   const ownState = stateDir === null;
   const state = ownState ? mkdtempSync(join(tmpdir(), 'samplit-edge-state-')) : stateDir;
@@ -69,7 +69,7 @@ export async function startWorker({ vars = {}, maxRetries = 3, stateDir = null }
     .join('\n');
   const config = `
 name = "samplit-edge-test"
-main = ${JSON.stringify(shim)}
+main = ${JSON.stringify(main)}
 compatibility_date = "2026-04-01"
 
 [vars]

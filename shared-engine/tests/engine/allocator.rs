@@ -83,16 +83,30 @@ fn allocators_validate_on_deserialisation() {
 #[test]
 fn the_visitor_seed_is_pinned() {
     // Golden values: changing the seed derivation would change every replayed
-    // assignment. FNV-1a 64 over len‖visitor‖len‖unit‖version (see allocator docs),
-    // recomputed by tests/reference/visitor_seed.py.
-    assert_eq!(visitor_seed("visitor", &["exp"], 1), VISITOR_EXP_1);
+    // assignment. Computed independently by tests/reference/visitor_seed.py.
+    let cases: &[(&str, &[&str], u64, u64)] = &[
+        ("visitor", &["exp"], 1, 5094438933187405586),
+        (
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            &["exp-1"],
+            42,
+            14136469031836143328,
+        ),
+        ("", &[], 0, 1830051034959085151),
+        ("ユーザー", &["exp", ":", "hero"], 7, 10949852172413329398),
+    ];
+    for &(visitor, unit, version, want) in cases {
+        assert_eq!(
+            visitor_seed(visitor, unit, version),
+            want,
+            "{visitor:?} {unit:?} {version}"
+        );
+    }
+    // Parts are concatenated; lengths are framed, so shifting bytes between fields
+    // changes the seed.
     assert_eq!(
-        visitor_seed("0f8fad5b-d9cb-469f-a165-70867728950e", &["exp-1"], 42),
-        16450925411225903047
-    );
-    assert_eq!(
-        visitor_seed("visitor", &["exp", ":", "el"], 1),
-        visitor_seed("visitor", &["exp:el"], 1)
+        visitor_seed("v", &["exp", ":", "el"], 1),
+        visitor_seed("v", &["exp:el"], 1)
     );
     assert_ne!(
         visitor_seed("visitor", &["exp"], 1),
@@ -100,8 +114,6 @@ fn the_visitor_seed_is_pinned() {
     );
     assert_ne!(visitor_seed("ab", &["c"], 1), visitor_seed("a", &["bc"], 1));
 }
-
-const VISITOR_EXP_1: u64 = 3579174790911906507;
 
 #[test]
 fn the_floor_keeps_every_arm_alive() {

@@ -1,7 +1,9 @@
 //! Property tests (proptest) of the engine's invariants.
 
 use proptest::prelude::*;
-use samplit_engine::allocator::{Allocator, ArmStats, FixedSplit, Thompson, visitor_rng};
+use samplit_engine::allocator::{
+    Allocator, ArmStats, FixedSplit, Thompson, visitor_rng, visitor_seed,
+};
 use samplit_engine::assign::{VisitorContext, assign_site};
 use samplit_engine::bucket::{
     bucket_ranges, choose_from_weights, choose_variation, hash, hash_parts,
@@ -79,6 +81,17 @@ proptest! {
         } else {
             prop_assert!(!(1..=2).contains(&version));
         }
+    }
+
+    #[test]
+    fn the_visitor_seed_streams_unit_parts_like_their_concatenation(
+        visitor in ".{0,40}", a in ".{0,20}", b in ".{0,20}", c in ".{0,20}", version in any::<u64>(),
+    ) {
+        let joined = format!("{a}{b}{c}");
+        prop_assert_eq!(
+            visitor_seed(&visitor, &[&a, &b, &c], version),
+            visitor_seed(&visitor, &[&joined], version)
+        );
     }
 
     #[test]

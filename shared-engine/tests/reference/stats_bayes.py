@@ -1,112 +1,159 @@
 #!/usr/bin/env python3
 """Reference values for shared-engine/src/stats/bayes.rs (tests/stats_bayes.rs).
 
-Independent of the Rust code: mpmath at 30 significant digits, `mpmath.quad`
-(tanh-sinh) over [0, 1] split at each posterior's mean +/- m*sd, and mpmath's own
-regularized incomplete beta (`betainc(..., regularized=True)`).
+Independent of the Rust code, two ways:
+  * mpmath at 25 significant digits: `mpmath.quad` (tanh-sinh) on sub-intervals one
+    standard deviation wide, with mpmath's own regularized incomplete beta
+    (`betainc(..., regularized=True)`, hypergeometric series). mpmath's betainc does not
+    converge for parameters around 10^5 and beyond, so those cases use only:
+  * SciPy: `scipy.integrate.quad` (QUADPACK) with `scipy.special.betainc` (Boost's
+    ibeta, DiDonato & Morris), double precision, epsabs=1e-14.
+For every case both are printed when available, with their largest difference.
 
     pip install mpmath scipy
     python3 shared-engine/tests/reference/stats_bayes.py
 """
-import mpmath as mp
+import functools
+import multiprocessing as mproc
 
-mp.mp.dps = 30
+import mpmath as mp
+import numpy as np
+from scipy import integrate, special
+
+mp.mp.dps = 25
+MPMATH_MAX_PARAM = 2e4
 
 CASES = {
     "bench_four_arms": [(51, 951), (61, 941), (56, 946), (46, 956)],
     "two_arms": [(51, 951), (61, 941)],
     "wide_vs_narrow": [(1, 1), (501, 9501)],
     "skewed_few_conversions": [(1, 1000), (2, 1000), (1, 500)],
-    "large_counts": [(5001, 95001), (5101, 94901)],
-    "very_large_counts": [(50001, 950001), (50251, 949751), (49901, 950101)],
     "rough_exponents": [(0.5, 0.5), (0.5, 3.0), (2.5, 1.5)],
     "disjoint": [(900, 100), (100, 900)],
     "ten_arms": [(11 + 2 * i, 200 - i) for i in range(10)],
+    "large_counts": [(5001, 95001), (5101, 94901)],
+    "very_large_counts": [(50001, 950001), (50251, 949751), (49901, 950101)],
 }
 
 
-def breakpoints(arms):
-    pts = {mp.mpf(0), mp.mpf(1)}
+def moments(a, b):
+    mean = a / (a + b)
+    sd = (a * b / ((a + b) ** 2 * (a + b + 1))) ** 0.5
+    return mean, sd
+
+
+def domain(arms):
+    """[L, H] outside which every integrand is < 1e-15 (checked with scipy's ibeta)."""
+    lo = max(special.betaincinv(a, b, 1e-15) for a, b in arms)
+    hi = max(special.betaincinv(a, b, 1 - 1e-15) for a, b in arms)
+    pts = {lo, hi}
     for a, b in arms:
-        a, b = mp.mpf(a), mp.mpf(b)
-        mean = a / (a + b)
-        sd = mp.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+        mean, sd = moments(a, b)
         for m in range(-40, 41):
-            x = mean + m * sd / 2
-            if 0 < x < 1:
+            x = mean + m * sd
+            if lo < x < hi:
                 pts.add(x)
     return sorted(pts)
 
 
-def pdf(x, a, b):
-    return mp.exp((a - 1) * mp.log(x) + (b - 1) * mp.log1p(-x) - mp.log(mp.beta(a, b)))
-
-
-def cdf(x, a, b):
+# ---------- mpmath ----------
+@functools.lru_cache(maxsize=None)
+def mp_cdf(x, a, b):
     return mp.betainc(a, b, 0, x, regularized=True)
 
 
-def chance_to_be_best(arms):
-    pts = breakpoints(arms)
-    out = []
+def mp_pdf(x, a, b):
+    return mp.exp((a - 1) * mp.log(x) + (b - 1) * mp.log1p(-x) - mp.log(mp.beta(a, b)))
+
+
+def mp_case(arms):
+    pts = [mp.mpf(p) for p in domain(arms)]
+    arms = [(mp.mpf(a), mp.mpf(b)) for a, b in arms]
+    best = []
     for i, (a, b) in enumerate(arms):
         def g(x, i=i, a=a, b=b):
             if x <= 0 or x >= 1:
                 return mp.mpf(0)
-            v = pdf(x, a, b)
-            if v == 0:
-                return v
+            v = mp_pdf(x, a, b)
             for j, (aj, bj) in enumerate(arms):
                 if j != i:
-                    v *= cdf(x, aj, bj)
+                    v *= mp_cdf(x, aj, bj)
             return v
-        out.append(mp.quad(g, pts))
-    return out
+        best.append(mp.quad(g, pts))
 
-
-def expected_max(arms):
-    pts = breakpoints(arms)
-
-    def g(x):
+    def one_minus_g(x):
         v = mp.mpf(1)
         for aj, bj in arms:
-            v *= cdf(x, aj, bj)
+            v *= mp_cdf(x, aj, bj)
         return 1 - v
-    return mp.quad(g, pts)
+    emax = pts[0] + mp.quad(one_minus_g, pts)
+    loss = [emax - a / (a + b) for a, b in arms]
+    return [float(v) for v in best], [float(v) for v in loss], float(sum(best))
 
 
-def fmt(v):
-    return mp.nstr(v, 17, min_fixed=-30, max_fixed=30)
+# ---------- scipy ----------
+def sp_case(arms):
+    pts = domain(arms)
+    best = []
+    for i, (a, b) in enumerate(arms):
+        def g(x, i=i, a=a, b=b):
+            v = np.exp(special.xlog1py(b - 1, -x) + special.xlogy(a - 1, x) - special.betaln(a, b))
+            for j, (aj, bj) in enumerate(arms):
+                if j != i:
+                    v *= special.betainc(aj, bj, x)
+            return v
+        best.append(sum(integrate.quad(g, l, h, epsabs=1e-15, epsrel=1e-13, limit=200)[0]
+                        for l, h in zip(pts, pts[1:])))
+
+    def one_minus_g(x):
+        return 1 - np.prod([special.betainc(aj, bj, x) for aj, bj in arms])
+    emax = pts[0] + sum(integrate.quad(one_minus_g, l, h, epsabs=1e-15, epsrel=1e-13, limit=200)[0]
+                        for l, h in zip(pts, pts[1:]))
+    loss = [emax - a / (a + b) for a, b in arms]
+    return best, loss, sum(best)
 
 
-print("// chance to be best and expected loss (generated by tests/reference/stats_bayes.py)")
-for name, arms in CASES.items():
-    p = chance_to_be_best(arms)
-    emax = expected_max(arms)
-    loss = [emax - mp.mpf(a) / (a + b) for a, b in arms]
-    print(f"// {name}: sum of P = {mp.nstr(sum(p), 20)}")
-    print(f"const {name.upper()}: Case = Case {{")
-    print(f"    arms: &[{', '.join(f'({float(a)!r}, {float(b)!r})' for a, b in arms)}],")
-    print(f"    best: &[{', '.join(fmt(v) for v in p)}],")
-    print(f"    loss: &[{', '.join(fmt(v) for v in loss)}],")
-    print("};")
+def run(item):
+    name, arms = item
+    sp = sp_case(arms)
+    mpv = mp_case(arms) if max(max(a, b) for a, b in arms) <= MPMATH_MAX_PARAM else None
+    return name, arms, sp, mpv
 
-print("// Beta CDF values: (x, alpha, beta, I_x(alpha, beta))")
-for x, a, b in [(0.05, 51, 951), (0.06, 51, 951), (0.5, 0.5, 0.5), (0.001, 1, 1000),
-                (0.3, 2.5, 7.5), (0.9, 30, 3), (0.0505, 50001, 950001), (0.999, 1, 1)]:
-    print(f"    ({x!r}, {float(a)!r}, {float(b)!r}, {fmt(cdf(mp.mpf(x), a, b))}),")
 
-print("// Beta quantiles: (p, alpha, beta, q)")
-for p, a, b in [(0.025, 51, 951), (0.975, 51, 951), (0.5, 0.5, 0.5), (0.025, 1, 1000),
-                (0.975, 1, 1000), (0.1, 2.5, 7.5), (0.999, 30, 3), (0.025, 50001, 950001)]:
-    q = mp.findroot(lambda x: cdf(x, a, b) - p, mp.mpf(a) / (a + b), solver="anderson",
-                    tol=mp.mpf(10) ** -28) if False else None
-    # Bisection at 30 digits: slow but unambiguous.
-    lo, hi = mp.mpf(0), mp.mpf(1)
-    for _ in range(110):
-        mid = (lo + hi) / 2
-        if cdf(mid, a, b) < p:
-            lo = mid
+def main():
+    with mproc.Pool(2) as pool:
+        results = pool.map(run, list(CASES.items()))
+    print("// ---- generated by tests/reference/stats_bayes.py ----")
+    for name, arms, sp, mpv in results:
+        ref, src = (mpv, "mpmath") if mpv is not None else (sp, "scipy")
+        if mpv is not None:
+            diff = max(abs(x - y) for x, y in zip(mpv[0] + mpv[1], sp[0] + sp[1]))
+            print(f"// {name}: mpmath (25 digits) vs scipy max |diff| = {diff:.1e}")
         else:
-            hi = mid
-    print(f"    ({p!r}, {float(a)!r}, {float(b)!r}, {fmt((lo + hi) / 2)}),")
+            print(f"// {name}: scipy only (mpmath betainc does not converge here)")
+        print(f"// sum of P = {ref[2]!r} ({src})")
+        print(f"const {name.upper()}: Case = Case {{")
+        print(f"    arms: &[{', '.join(f'({float(a)!r}, {float(b)!r})' for a, b in arms)}],")
+        print(f"    best: &[{', '.join(repr(float(v)) for v in ref[0])}],")
+        print(f"    loss: &[{', '.join(repr(float(v)) for v in ref[1])}],")
+        print("};")
+
+    print("// Beta CDF (x, alpha, beta, I_x) -- mpmath 25 digits")
+    for x, a, b in [(0.05, 51, 951), (0.06, 51, 951), (0.5, 0.5, 0.5), (0.001, 1, 1000),
+                    (0.3, 2.5, 7.5), (0.9, 30, 3), (0.999, 1, 1), (0.0505, 5001, 95001)]:
+        print(f"    ({x!r}, {float(a)!r}, {float(b)!r}, {float(mp_cdf(mp.mpf(x), a, b))!r}),")
+    print("// Beta quantiles (p, alpha, beta, q) -- bisection on mpmath's betainc")
+    for p, a, b in [(0.025, 51, 951), (0.975, 51, 951), (0.5, 0.5, 0.5), (0.025, 1, 1000),
+                    (0.975, 1, 1000), (0.1, 2.5, 7.5), (0.999, 30, 3)]:
+        lo, hi = mp.mpf(0), mp.mpf(1)
+        for _ in range(90):
+            mid = (lo + hi) / 2
+            if mp_cdf(mid, a, b) < p:
+                lo = mid
+            else:
+                hi = mid
+        print(f"    ({p!r}, {float(a)!r}, {float(b)!r}, {float((lo + hi) / 2)!r}),")
+
+
+if __name__ == "__main__":
+    main()
