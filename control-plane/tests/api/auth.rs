@@ -583,3 +583,45 @@ async fn registration_creates_an_owned_org_and_an_audit_entry(pool: PgPool) {
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn registrations_are_limited_per_address(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let body = |i: usize| json!({ "email": format!("signup{i}@example.com"), "password": GOOD_PASSWORD, "organization_name": "Spam" });
+    let spammer = peer("203.0.113.50:1234");
+    for i in 0..10 {
+        let resp = app
+            .post_from(
+                "/api/v1/auth/register",
+                spammer,
+                &[("x-forwarded-for", "10.9.9.9")],
+                body(i),
+            )
+            .await;
+        assert_eq!(
+            resp.status,
+            StatusCode::CREATED,
+            "registration {i}: {}",
+            resp.text()
+        );
+    }
+    let limited = app
+        .post_from("/api/v1/auth/register", spammer, &[], body(10))
+        .await;
+    limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    let elsewhere = app
+        .post_from("/api/v1/auth/register", peer("192.0.2.1:1"), &[], body(11))
+        .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::CREATED,
+        "{}",
+        elsewhere.text()
+    );
+}
