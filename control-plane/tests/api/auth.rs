@@ -625,3 +625,53 @@ async fn registrations_are_limited_per_address(pool: PgPool) {
         elsewhere.text()
     );
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_user_who_left_every_org_logs_in_to_nothing(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let founder = register(&app, "founder@example.com").await;
+    let leaver = register(&app, "leaver@example.com").await;
+    // The leaver joins the founder's org, then (as the sole owner of their own org cannot
+    // leave) their own org is deleted and they leave the founder's.
+    let leaver_id: Uuid =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'leaver@example.com'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, 'viewer')")
+        .bind(founder.org_id)
+        .bind(leaver_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM organizations WHERE id = $1")
+        .bind(leaver.org_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let in_founders = Session::from_json(
+        &login(&app, "leaver@example.com", GOOD_PASSWORD)
+            .await
+            .json(),
+    );
+    assert_eq!(in_founders.org_id, founder.org_id);
+    let left = app
+        .delete(
+            &format!("/api/v1/members/{leaver_id}"),
+            Some(&in_founders.access),
+        )
+        .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT, "{}", left.text());
+    // The password is right, but there is nowhere to log in.
+    login(&app, "leaver@example.com", GOOD_PASSWORD)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    // And the refresh token of the old session is dead too.
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({ "refresh_token": in_founders.refresh }),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
