@@ -675,3 +675,30 @@ async fn a_user_who_left_every_org_logs_in_to_nothing(pool: PgPool) {
     .await
     .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn two_concurrent_refreshes_with_one_token_end_the_session(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let s = register(&app, "racer@example.com").await;
+    let body = json!({ "refresh_token": s.refresh });
+    let (a, b) = tokio::join!(
+        app.post("/api/v1/auth/refresh", None, body.clone()),
+        app.post("/api/v1/auth/refresh", None, body.clone()),
+    );
+    // The token row is locked while it is rotated: exactly one caller gets new tokens, the
+    // other sees a used token, which revokes the session (the winner's tokens included).
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::UNAUTHORIZED],
+        "{} / {}",
+        a.text(),
+        b.text()
+    );
+    let winner = if a.status == StatusCode::OK { &a } else { &b };
+    let winner = Session::from_json(&winner.json());
+    app.get("/api/v1/auth/me", Some(&winner.access))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
