@@ -123,3 +123,128 @@ pub async fn record(
     .await?;
     Ok(())
 }
+
+/// What [`verify_chain`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ChainReport {
+    /// True when every entry links to the previous one and matches its columns.
+    pub ok: bool,
+    /// Entries checked (all of them when `ok`; up to the first broken one otherwise).
+    pub checked: i64,
+    /// The `seq` of the first broken link: a missing entry, a wrong `prev_hash`, a hash
+    /// that does not match the entry text, or columns that disagree with the text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_broken_seq: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The last entry's `seq` and hash (hex) when `ok`: keep them elsewhere to detect
+    /// later truncation of the tail, which no chain can detect by itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_seq: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_hash: Option<String>,
+}
+
+/// Rows read per query while walking the chain.
+const VERIFY_PAGE: i64 = 1000;
+
+/// Recomputes the organisation's chain from the first entry and reports the first broken
+/// link, if any.
+///
+/// Each entry must have `seq` one more than the previous (1 for the first), `prev_hash`
+/// equal to the previous entry's hash (32 zero bytes for the first), `hash =
+/// SHA-256(prev_hash || entry)`, and columns (`org_id`, `seq`, `at`, actor ids, `action`,
+/// `target_type`, `target_id`) equal to what the hashed text says — so editing the text,
+/// deleting or reordering rows, or changing a queryable column are all detected.
+#[tracing::instrument(skip(conn))]
+pub async fn verify_chain(conn: &mut PgConnection, org_id: Uuid) -> Result<ChainReport, ApiError> {
+    let mut prev = vec![0u8; 32];
+    let mut expected_seq = 1i64;
+    let mut checked = 0i64;
+    let broken = |seq: i64, checked: i64, reason: String| ChainReport {
+        ok: false,
+        checked,
+        first_broken_seq: Some(seq),
+        reason: Some(reason),
+        head_seq: None,
+        head_hash: None,
+    };
+    loop {
+        let rows = crate::db::audit::chain_after(&mut *conn, org_id, expected_seq - 1, VERIFY_PAGE)
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            if row.seq != expected_seq {
+                return Ok(broken(
+                    expected_seq,
+                    checked,
+                    format!(
+                        "entry {expected_seq} is missing (the next stored entry is {})",
+                        row.seq
+                    ),
+                ));
+            }
+            checked += 1;
+            if row.prev_hash != prev {
+                return Ok(broken(
+                    row.seq,
+                    checked,
+                    "prev_hash is not the previous entry's hash".to_owned(),
+                ));
+            }
+            if chain_hash(&prev, &row.entry) != row.hash {
+                return Ok(broken(
+                    row.seq,
+                    checked,
+                    "hash does not match the entry text".to_owned(),
+                ));
+            }
+            if let Some(column) = column_mismatch(row) {
+                return Ok(broken(
+                    row.seq,
+                    checked,
+                    format!("column {column} differs from the hashed entry"),
+                ));
+            }
+            prev.clone_from(&row.hash);
+            expected_seq += 1;
+        }
+    }
+    Ok(ChainReport {
+        ok: true,
+        checked,
+        first_broken_seq: None,
+        reason: None,
+        head_seq: (checked > 0).then_some(expected_seq - 1),
+        head_hash: (checked > 0).then(|| hex::encode(&prev)),
+    })
+}
+
+/// The first column of `row` that disagrees with its hashed entry text, if any.
+fn column_mismatch(row: &crate::db::audit::AuditRow) -> Option<&'static str> {
+    let Ok(entry) = serde_json::from_str::<Entry>(&row.entry) else {
+        return Some("entry (not a valid entry document)");
+    };
+    let at = time::OffsetDateTime::parse(&entry.at, &time::format_description::well_known::Rfc3339);
+    if entry.org_id != row.org_id {
+        Some("org_id")
+    } else if entry.seq != row.seq {
+        Some("seq")
+    } else if at.ok() != Some(row.at) {
+        Some("at")
+    } else if entry.actor_user_id != row.actor_user_id {
+        Some("actor_user_id")
+    } else if entry.actor_api_key_id != row.actor_api_key_id {
+        Some("actor_api_key_id")
+    } else if entry.action != row.action {
+        Some("action")
+    } else if entry.target_type != row.target_type {
+        Some("target_type")
+    } else if entry.target_id != row.target_id {
+        Some("target_id")
+    } else {
+        None
+    }
+}

@@ -7,7 +7,8 @@
 //! Layout: [`config`] (typed, from the environment), [`error`] (problem+json),
 //! [`extract`] (JSON/query extractors in our error format), [`auth`] (tokens, keys,
 //! roles, the [`auth::Actor`] extractor), [`audit`] (hash-chained trail), [`state`],
-//! [`telemetry`], [`http`] (router and middleware; one module per resource).
+//! [`telemetry`], [`http`] (router and middleware; one module per resource), [`db`] (SQL
+//! per aggregate), [`export`] (CSV/XLSX downloads), [`ratelimit`] (login throttling).
 //! `main.rs` only parses the command line and calls [`serve`] or [`migrate`].
 
 pub mod audit;
@@ -15,9 +16,11 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod http;
 pub mod ingest;
+pub mod ratelimit;
 pub mod state;
 pub mod telemetry;
 

@@ -7,8 +7,13 @@
 //! (`GET /api/v1/openapi.json`) is collected from the routes themselves, so it cannot
 //! drift from them.
 
+mod api_keys;
+mod audit;
+mod auth;
+mod docs;
 mod health;
 mod ingest;
+mod members;
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +44,10 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ingest::router())
+        .merge(auth::router())
+        .merge(members::router())
+        .merge(api_keys::router())
+        .merge(audit::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let api = api.route(
@@ -51,6 +60,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
+        .merge(docs::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors(&state.config.cors_origins))

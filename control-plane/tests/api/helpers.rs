@@ -232,3 +232,132 @@ pub async fn new_team(app: &TestApp) -> Team {
         owner,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Accounts helpers (registration and login through the API).
+
+/// A password that passes validation.
+pub const GOOD_PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    pub async fn patch(&self, uri: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.call(Method::PATCH, uri, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, uri: &str, token: Option<&str>) -> TestResponse {
+        self.call(Method::DELETE, uri, token, None).await
+    }
+
+    /// A JSON POST as if from TCP peer `peer`, with extra headers.
+    pub async fn post_from(
+        &self,
+        uri: &str,
+        peer: std::net::SocketAddr,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> TestResponse {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .extension(axum::extract::ConnectInfo(peer));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.send(builder.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    /// Sends a raw body (for malformed JSON and content-type cases).
+    pub async fn post_raw(
+        &self,
+        uri: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(Method::POST).uri(uri);
+        if let Some(ct) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        self.send(builder.body(Body::from(body.to_owned())).unwrap())
+            .await
+    }
+}
+
+/// Tokens of a registered (or logged-in) user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+    pub org_id: Uuid,
+}
+
+impl Session {
+    pub fn from_json(body: &Value) -> Self {
+        Self {
+            access: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
+            org_id: body["organization_id"]
+                .as_str()
+                .expect("organization_id")
+                .parse()
+                .unwrap(),
+        }
+    }
+}
+
+/// Registers `email` with [`GOOD_PASSWORD`] and a new organisation.
+pub async fn register(app: &TestApp, email: &str) -> Session {
+    let resp = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            serde_json::json!({
+                "email": email,
+                "password": GOOD_PASSWORD,
+                "name": "Test User",
+                "organization_name": "Org of ".to_owned() + email,
+            }),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+    Session::from_json(&resp.json())
+}
+
+/// Logs in and returns the response (not asserted).
+pub async fn login(app: &TestApp, email: &str, password: &str) -> TestResponse {
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        serde_json::json!({ "email": email, "password": password }),
+    )
+    .await
+}
+
+/// Creates an API key with `role` as `creator` and returns (id, key).
+pub async fn create_api_key(
+    app: &TestApp,
+    creator: &str,
+    name: &str,
+    role: Role,
+) -> (Uuid, String) {
+    let resp = app
+        .post(
+            "/api/v1/api-keys",
+            Some(creator),
+            serde_json::json!({ "name": name, "role": role.as_str() }),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+    let body = resp.json();
+    (
+        body["id"].as_str().unwrap().parse().unwrap(),
+        body["key"].as_str().unwrap().to_owned(),
+    )
+}

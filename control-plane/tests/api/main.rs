@@ -2,7 +2,12 @@
 //! test (`#[sqlx::test]`), the router driven in process with `oneshot`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test helper should panic
 
+mod api_keys;
+mod audit;
+mod auth;
+mod docs;
 mod fixtures;
 mod health;
 mod helpers;
 mod ingest;
+mod members;

@@ -1,0 +1,247 @@
+//! API keys for automation: `POST /api-keys`, `GET /api-keys`, `DELETE /api-keys/{id}`
+//! (admin and owner only).
+//!
+//! A key (`sk_` + 64 hex characters, 256 random bits) is shown once, in the creation
+//! answer. The database keeps its SHA-256 (`auth::token_hash`: a fast hash is enough for
+//! a random 256-bit secret) and a display prefix, so lists can show which key is which
+//! without being able to rebuild it. A key's role is at most admin and at most its
+//! creator's role; revoking it makes the `Actor` extractor reject it on the next request.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::auth::Errors;
+use crate::audit::{self, By, Change};
+use crate::auth::{API_KEY_PREFIX, Actor, Role, new_token, token_hash};
+use crate::db;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{Json, PathId};
+use crate::state::AppState;
+
+/// Characters of the key kept for display (`sk_` and 8 hex digits: 32 bits, enough to
+/// tell keys apart, far too few to guess the rest).
+pub const DISPLAY_PREFIX_CHARS: usize = API_KEY_PREFIX.len() + 8;
+pub const KEY_NAME_MAX_CHARS: usize = 100;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CreateKeyRequest {
+    #[schema(example = "CI deploys")]
+    pub name: Option<String>,
+    /// viewer, editor or admin — and not above your own role.
+    pub role: Option<Role>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiKeyOut {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    /// The key's first characters, e.g. `sk_1a2b3c4d`.
+    pub prefix: String,
+    pub created_by: Option<Uuid>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub api_key: ApiKeyOut,
+    /// The key itself: shown only in this answer. Use it as `Authorization: Bearer <key>`.
+    pub key: String,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn key_out(row: db::api_keys::ApiKeyRow) -> ApiResult<ApiKeyOut> {
+    Ok(ApiKeyOut {
+        role: Role::parse(&row.role).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("unknown role {:?} in api_keys", row.role))
+        })?,
+        id: row.id,
+        name: row.name,
+        prefix: row.key_prefix,
+        created_by: row.created_by,
+        created_at: rfc3339(row.created_at),
+        last_used_at: row.last_used_at.map(rfc3339),
+        revoked_at: row.revoked_at.map(rfc3339),
+    })
+}
+
+/// Creates a key; the answer is the only time the key is shown.
+#[utoipa::path(
+    post, path = "/api-keys", tag = "api-keys",
+    request_body = CreateKeyRequest,
+    responses(
+        (status = 201, body = CreatedApiKey),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Admins and owners only; role above yours", body = Problem),
+        (status = 422, description = "Invalid fields (role owner is never allowed)", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(org_id = %actor.org_id))]
+async fn create_key(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(body): Json<CreateKeyRequest>,
+) -> ApiResult<impl IntoResponse> {
+    actor.require(Role::Admin)?;
+    let mut errors = Errors::default();
+    let name = match body.name.as_deref().map(str::trim) {
+        Some(n) if !n.is_empty() => errors.check(
+            "name",
+            if n.chars().count() > KEY_NAME_MAX_CHARS || n.chars().any(char::is_control) {
+                Err("a key name has 1 to 100 characters, no control characters")
+            } else {
+                Ok(n.to_owned())
+            },
+        ),
+        _ => {
+            errors.missing("name");
+            None
+        }
+    };
+    let role = match body.role {
+        Some(Role::Owner) => {
+            errors.check::<Role>("role", Err("an API key is at most admin"));
+            None
+        }
+        Some(role) => Some(role),
+        None => {
+            errors.missing("role");
+            None
+        }
+    };
+    errors.into_result()?;
+    let (Some(name), Some(role)) = (name, role) else {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "validated fields missing"
+        )));
+    };
+    if role > actor.role {
+        return Err(ApiError::Forbidden(
+            "a key cannot have a higher role than its creator",
+        ));
+    }
+    let key = new_token(API_KEY_PREFIX);
+    let prefix: String = key.chars().take(DISPLAY_PREFIX_CHARS).collect();
+    let mut tx = state.pool.begin().await?;
+    let row = db::api_keys::insert(
+        &mut tx,
+        db::api_keys::NewApiKey {
+            id: Uuid::new_v4(),
+            org_id: actor.org_id,
+            name: &name,
+            role: role.as_str(),
+            key_hash: &token_hash(&key),
+            key_prefix: &prefix,
+            created_by: actor.user_id(),
+        },
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: "api_key.created",
+            target_type: "api_key",
+            target_id: Some(row.id),
+            before: None,
+            after: Some(serde_json::json!({ "name": name, "role": role, "prefix": prefix })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedApiKey {
+            api_key: key_out(row)?,
+            key,
+        }),
+    ))
+}
+
+/// The organisation's keys (never the keys themselves), newest first.
+#[utoipa::path(
+    get, path = "/api-keys", tag = "api-keys",
+    responses(
+        (status = 200, body = Vec<ApiKeyOut>),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Admins and owners only", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(org_id = %actor.org_id))]
+async fn list_keys(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<axum::Json<Vec<ApiKeyOut>>> {
+    actor.require(Role::Admin)?;
+    let mut conn = state.pool.acquire().await?;
+    let rows = db::api_keys::list(&mut conn, actor.org_id).await?;
+    Ok(axum::Json(
+        rows.into_iter().map(key_out).collect::<ApiResult<_>>()?,
+    ))
+}
+
+/// Revokes a key: it is rejected from the next request on. Revoking a revoked key is a
+/// no-op (204).
+#[utoipa::path(
+    delete, path = "/api-keys/{id}", tag = "api-keys",
+    params(("id" = Uuid, Path, description = "Key id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Admins and owners only", body = Problem),
+        (status = 404, description = "No such key in this organisation", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(org_id = %actor.org_id, key = %id))]
+async fn revoke_key(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
+    actor.require(Role::Admin)?;
+    let mut tx = state.pool.begin().await?;
+    let row = db::api_keys::find(&mut tx, actor.org_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("api key"))?;
+    if row.revoked_at.is_none() {
+        db::api_keys::revoke(&mut tx, actor.org_id, id).await?;
+        audit::record(
+            &mut tx,
+            actor.org_id,
+            By::Actor(&actor),
+            Change {
+                action: "api_key.revoked",
+                target_type: "api_key",
+                target_id: Some(id),
+                before: Some(serde_json::json!({ "name": row.name, "role": row.role })),
+                after: None,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
