@@ -1,1 +1,152 @@
-//! (in progress)
+//! # samplit-edge
+//!
+//! Samplit's Cloudflare Worker. A thin layer over `samplit-engine`: it reads requests,
+//! holds the sites' signed snapshots, asks the engine for assignments, and ships
+//! exposures and events to the control plane through a Cloudflare Queue.
+//!
+//! Routes (every error is JSON `{"error": {"code", "message"}}`, never a panic):
+//! - `POST|GET /v1/assign` ([`assignment`]), `OPTIONS` for preflights;
+//! - `POST /v1/events` ([`events`]);
+//! - `GET /v1/samplit.js` ([`snippet`]);
+//! - `PUT /v1/internal/snapshots/{site_key}` ([`snapshots::push`]);
+//! - `GET /v1/healthz`: the snapshots this isolate holds, with versions and ages.
+//!
+//! Queue consumer ([`ingest`]): batches from `EVENTS` go to the control plane, signed.
+//!
+//! Bindings: KV `SNAPSHOTS`, Queue `EVENTS` (producer and consumer); secrets
+//! `SAMPLIT_SNAPSHOT_SECRET`, `SAMPLIT_INGEST_SECRET`; variable
+//! `SAMPLIT_CONTROL_PLANE_URL`. Missing ones make the routes needing them answer 503.
+//!
+//! Layout: [`error`], [`body`] (capped bodies), [`cookies`], [`cors`], [`ids`],
+//! [`items`] (queue items), [`clock`] (`Date.now()`).
+
+pub mod assignment;
+pub mod body;
+pub mod clock;
+pub mod cookies;
+pub mod cors;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod ingest;
+pub mod items;
+pub mod snapshots;
+pub mod snippet;
+
+use worker::{Context, Env, MessageBatch, Method, Request, Response, event};
+
+use crate::error::ApiError;
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    match route(&mut req, &env, &ctx).await {
+        Ok(response) => Ok(response),
+        Err(e) => error_response(&e),
+    }
+}
+
+#[event(queue)]
+async fn queue(
+    batch: MessageBatch<serde_json::Value>,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<()> {
+    ingest::consume(batch, &env).await;
+    Ok(())
+}
+
+/// An [`ApiError`] as a response.
+pub fn error_response(e: &ApiError) -> worker::Result<Response> {
+    let response = Response::ok(e.body())?.with_status(e.status);
+    response.headers().set("Content-Type", "application/json")?;
+    response.headers().set("Cache-Control", "no-store")?;
+    Ok(response)
+}
+
+/// Maps a runtime error (building a response, setting a header) to a 503; the detail
+/// is logged, not returned.
+pub(crate) fn internal(e: worker::Error) -> ApiError {
+    ApiError::upstream("the Worker runtime", e)
+}
+
+fn json(value: &impl serde::Serialize, status: u16) -> Result<Response, ApiError> {
+    let response = Response::from_json(value)
+        .map_err(internal)?
+        .with_status(status);
+    response
+        .headers()
+        .set("Cache-Control", "no-store")
+        .map_err(internal)?;
+    Ok(response)
+}
+
+async fn route(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, ApiError> {
+    let path = req.path();
+    let method = req.method();
+    match path.as_str() {
+        "/v1/assign" => match method {
+            Method::Get | Method::Post => assignment::handle(req, env, ctx).await,
+            Method::Options => preflight(req, env).await,
+            _ => Err(ApiError::method_not_allowed("GET, POST")),
+        },
+        "/v1/events" => match method {
+            Method::Post => events::handle(req, env).await,
+            Method::Options => preflight(req, env).await,
+            _ => Err(ApiError::method_not_allowed("POST")),
+        },
+        "/v1/samplit.js" => match method {
+            Method::Get | Method::Head => {
+                let inm = req.headers().get("If-None-Match").ok().flatten();
+                snippet::respond(inm.as_deref(), method == Method::Head).map_err(internal)
+            }
+            _ => Err(ApiError::method_not_allowed("GET")),
+        },
+        "/v1/healthz" => match method {
+            Method::Get => json(
+                &serde_json::json!({
+                    "status": "ok",
+                    "now_ms": clock::now_ms(),
+                    "sites": snapshots::health(),
+                }),
+                200,
+            ),
+            _ => Err(ApiError::method_not_allowed("GET")),
+        },
+        _ => match path.strip_prefix("/v1/internal/snapshots/") {
+            Some(site_key) if !site_key.contains('/') => match method {
+                Method::Put => {
+                    let site_key = site_key.to_owned();
+                    json(&snapshots::push(env, &site_key, req).await?, 200)
+                }
+                _ => Err(ApiError::method_not_allowed("PUT")),
+            },
+            _ => Err(ApiError::not_found(format!("no route for {path}"))),
+        },
+    }
+}
+
+/// `OPTIONS` preflight. A preflight has no body, so the site comes from `?site_key=`;
+/// the snippet avoids preflights altogether by posting `text/plain`.
+async fn preflight(req: &Request, env: &Env) -> Result<Response, ApiError> {
+    let url = req
+        .url()
+        .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
+    let site_key = url
+        .query_pairs()
+        .find(|(k, _)| k == "site_key")
+        .map(|(_, v)| v.into_owned());
+    let allowed = match site_key {
+        Some(key) if snapshots::valid_site_key(&key) => snapshots::current(env, &key)
+            .await?
+            .map(|s| s.allowed_origins.clone())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let response = Response::empty().map_err(internal)?.with_status(204);
+    let origin = req.headers().get("origin").ok().flatten();
+    cors::apply(response.headers(), origin.as_deref(), &allowed).map_err(internal)?;
+    if origin.is_some_and(|o| cors::origin_allowed(&o, &allowed)) {
+        cors::apply_preflight(response.headers()).map_err(internal)?;
+    }
+    Ok(response)
+}

@@ -1,1 +1,197 @@
-//! (in progress)
+//! A visitor's assignments for a site, from a snapshot: what the edge runs per request.
+//!
+//! [`assign_site`] evaluates, in order:
+//! 1. an empty visitor id → no assignments (like GrowthBook, nothing to hash);
+//! 2. the site's exclusion rules — the first match excludes the visitor from every
+//!    experiment and is reported in [`SiteAssignment::excluded`];
+//! 3. per experiment, in snapshot order: URL rules, then experiment-level exclusions;
+//! 4. per allocation unit: a sticky assignment (`VisitorContext::sticky`, keyed by the
+//!    unit id, or by the experiment id for single/factorial experiments) whose arm still
+//!    exists wins, bypassing namespace and coverage, so a visitor keeps their arm;
+//! 5. otherwise the namespace, then the GrowthBook hash (`seed`, or
+//!    `seed + ":" + element_id` for an independent element) against the coverage, then
+//!    the unit's [`Allocator`](crate::allocator::Allocator): fixed split by bucket;
+//!    Thompson by a ChaCha8 draw seeded from the visitor, the experiment id (with
+//!    `:element_id` for an independent element) and the snapshot version — see
+//!    [`crate::allocator::visitor_rng`].
+//!
+//! The whole function is deterministic in its inputs: the same snapshot and context give
+//! the same assignments, so any assignment can be replayed from the logged inputs.
+//! The propensity reported is the arm's propensity in the snapshot (for a sticky
+//! assignment too: it is the probability a *new* visitor had; `sticky` flags the case).
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::allocator::visitor_rng;
+use crate::bucket;
+use crate::changes::Change;
+use crate::multi::{self, Mode};
+use crate::snapshot::{AllocationUnit, ExperimentSnapshot, Snapshot};
+use crate::targeting::{self, ExclusionReason};
+
+/// What the edge knows about the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VisitorContext<'a> {
+    /// The visitor's stable id (cookie), e.g. a UUID.
+    pub visitor_id: &'a str,
+    /// The page URL.
+    pub url: &'a str,
+    /// The client IP, if known.
+    pub ip: Option<IpAddr>,
+    /// The `User-Agent` header, if any.
+    pub user_agent: Option<&'a str>,
+    /// Cloudflare's verified-bot flag.
+    pub verified_bot: bool,
+    /// Request headers (name, value).
+    pub headers: &'a [(&'a str, &'a str)],
+    /// Request cookies (name, value).
+    pub cookies: &'a [(&'a str, &'a str)],
+    /// Sticky assignments: (experiment or unit id, arm id).
+    pub sticky: &'a [(&'a str, &'a str)],
+}
+
+/// The result for a site.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SiteAssignment {
+    /// `Some` when a site-wide exclusion rule matched (then there are no assignments).
+    pub excluded: Option<ExclusionReason>,
+    /// One per allocation unit the visitor entered.
+    pub assignments: Vec<Assignment>,
+}
+
+/// One assignment (one per allocation unit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The experiment.
+    pub experiment_id: String,
+    /// `Some` for an independent multi-element experiment's element.
+    pub element_id: Option<String>,
+    /// The arm.
+    pub arm_id: String,
+    /// The variant id per element this arm stands for (one for an independent element).
+    pub variant_ids: Vec<String>,
+    /// The changes to apply, in element order.
+    pub changes: Vec<Change>,
+    /// The arm's propensity under this snapshot.
+    pub propensity: f64,
+    /// The snapshot version that decided it.
+    pub snapshot_version: u64,
+    /// Whether it came from a sticky assignment.
+    pub sticky: bool,
+}
+
+/// All assignments of a visitor on a site (see the module docs for the order of checks).
+#[must_use]
+pub fn assign_site(snapshot: &Snapshot, ctx: &VisitorContext<'_>) -> SiteAssignment {
+    let mut out = SiteAssignment::default();
+    if ctx.visitor_id.is_empty() {
+        return out;
+    }
+    if let Some(reason) = targeting::first_exclusion(&snapshot.exclusions, ctx) {
+        out.excluded = Some(reason);
+        return out;
+    }
+    for exp in &snapshot.experiments {
+        if !targeting::url_allowed(&exp.url_rules, ctx.url)
+            || targeting::first_exclusion(&exp.exclusions, ctx).is_some()
+        {
+            continue;
+        }
+        for unit in &exp.units {
+            if let Some(a) = assign_unit(snapshot.version, exp, unit, ctx) {
+                out.assignments.push(a);
+            }
+        }
+    }
+    out
+}
+
+/// The arm index chosen for one unit, and whether it was sticky.
+fn choose_arm(
+    snapshot_version: u64,
+    exp: &ExperimentSnapshot,
+    unit: &AllocationUnit,
+    ctx: &VisitorContext<'_>,
+) -> Option<(usize, bool)> {
+    let sticky_key = match exp.mode {
+        Mode::Independent => unit.id.as_str(),
+        Mode::Single | Mode::Factorial => exp.id.as_str(),
+    };
+    let sticky_arm = ctx
+        .sticky
+        .iter()
+        .find(|(k, _)| *k == sticky_key)
+        .and_then(|(_, arm)| unit.arms.iter().position(|a| a.id == *arm));
+    if let Some(i) = sticky_arm {
+        return Some((i, true));
+    }
+    if let Some(ns) = &exp.namespace
+        && !bucket::in_namespace(ctx.visitor_id, (&ns.id, ns.start, ns.end))
+    {
+        return None;
+    }
+    // Independent elements hash with `seed:element_id`; the others with `seed`. The same
+    // parts key the Thompson RNG (with the experiment id in place of the seed).
+    let element = unit
+        .element_id
+        .as_deref()
+        .filter(|_| exp.mode == Mode::Independent);
+    let salt = match element {
+        Some(el) => multi::element_salt(&exp.seed, el),
+        None => [exp.seed.as_str(), "", ""],
+    };
+    let n = bucket::hash_parts(&salt, ctx.visitor_id, exp.hash_version)?;
+    let rng_unit = match element {
+        Some(el) => [exp.id.as_str(), ":", el],
+        None => [exp.id.as_str(), "", ""],
+    };
+    let mut rng = visitor_rng(ctx.visitor_id, &rng_unit, snapshot_version);
+    let arms = &unit.arms;
+    let i = unit
+        .allocator
+        .choose_by(arms.len(), |i| arms[i].stats(), n, exp.coverage, &mut rng)
+        .ok()??;
+    Some((i, false))
+}
+
+fn assign_unit(
+    snapshot_version: u64,
+    exp: &ExperimentSnapshot,
+    unit: &AllocationUnit,
+    ctx: &VisitorContext<'_>,
+) -> Option<Assignment> {
+    let (i, sticky) = choose_arm(snapshot_version, exp, unit, ctx)?;
+    let arm = unit.arms.get(i)?;
+    let mut variant_ids = Vec::with_capacity(arm.variants.len());
+    let mut changes = Vec::new();
+    let independent_element = match exp.mode {
+        Mode::Independent => unit
+            .element_id
+            .as_deref()
+            .and_then(|id| exp.elements.iter().position(|e| e.id == id)),
+        Mode::Single | Mode::Factorial => None,
+    };
+    for (pos, &v) in arm.variants.iter().enumerate() {
+        let element = exp.elements.get(independent_element.unwrap_or(pos))?;
+        let variant = element.variants.get(v)?;
+        variant_ids.push(variant.id.clone());
+        changes.extend(variant.changes.iter().cloned());
+    }
+    Some(Assignment {
+        experiment_id: exp.id.clone(),
+        element_id: match exp.mode {
+            Mode::Independent => unit.element_id.clone(),
+            Mode::Single | Mode::Factorial => None,
+        },
+        arm_id: arm.id.to_string(),
+        variant_ids,
+        changes,
+        propensity: arm.propensity,
+        snapshot_version,
+        sticky,
+    })
+}

@@ -12,7 +12,8 @@
 //! - [`multi`]: multi-element experiments (independent and factorial).
 //! - [`snapshot`]: the signed, versioned document the control plane publishes.
 //! - [`assign`]: a visitor's assignments for a site, from a snapshot.
-//! - `stats` (feature `analysis`, needs std): the statistics behind results.
+//! - [`stats`]: the statistics behind results — [`stats::bayes`] (no_std, used by the
+//!   Thompson allocator) always; the frequentist analysis behind feature `analysis`.
 #![no_std]
 
 extern crate alloc;
@@ -27,5 +28,4 @@ pub mod multi;
 pub mod snapshot;
 pub mod targeting;
 
-#[cfg(feature = "analysis")]
 pub mod stats;

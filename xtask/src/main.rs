@@ -1,12 +1,18 @@
 //! `cargo xtask ...`: the developer entry points.
 //!
 //! - `cargo xtask test`: the whole test suite, exactly what `.ci/run` runs after its
-//!   lint steps: the engine's no_std builds, then every crate's tests against the real
-//!   PostgreSQL.
+//!   lint steps: the engine's no_std builds, every crate's tests against the real
+//!   PostgreSQL, then the edge Worker built to wasm and its node tests run against it
+//!   under workerd (local `wrangler dev`).
+//! - `cargo xtask edge-build`: builds the Worker (`edge-worker/build/`), first installing
+//!   what a new machine lacks: wasm-bindgen-cli and worker-build at the pinned versions,
+//!   and the npm packages (wrangler, wasm-opt) from the committed lockfile.
+//! - `cargo xtask edge-test`: `edge-build`, then only the Worker's node tests.
 //!
 //! Each step prints what it runs and how long it took, so progress is visible.
 //! Plain `std` only: this crate must build before anything else is installed.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -14,12 +20,19 @@ use std::time::Instant;
 /// machines run (trust auth). Tests create their own databases on it.
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// Must equal the `wasm-bindgen` crate version the `worker` crate pins (Cargo.lock).
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// The `worker` crate's version: worker-build must match it.
+const WORKER_BUILD_VERSION: &str = "0.8.7";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("edge-build") => edge_build(),
+        Some("edge-test") => edge_build().and_then(|()| edge_node_tests()),
         _ => {
-            eprintln!("usage: cargo xtask test");
+            eprintln!("usage: cargo xtask test | cargo xtask edge-build | cargo xtask edge-test");
             return ExitCode::from(2);
         }
     };
@@ -34,11 +47,25 @@ fn main() -> ExitCode {
 
 /// One step: a command, run to completion with inherited output, timed.
 fn step(title: &str, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    step_in(title, None, program, args, envs)
+}
+
+/// [`step`] in a working directory.
+fn step_in(
+    title: &str,
+    dir: Option<&Path>,
+    program: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<(), String> {
     eprintln!("==> {title}: {program} {}", args.join(" "));
     let started = Instant::now();
-    let status = Command::new(program)
-        .args(args)
-        .envs(envs.iter().copied())
+    let mut command = Command::new(program);
+    command.args(args).envs(envs.iter().copied());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let status = command
         .status()
         .map_err(|e| format!("{title}: could not start {program}: {e}"))?;
     eprintln!("<== {title}: {:.1} s", started.elapsed().as_secs_f64());
@@ -53,6 +80,35 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
+/// The workspace root: xtask lives one level below it.
+fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+/// Where `cargo install` puts binaries: `$CARGO_HOME/bin`, else `~/.cargo/bin`.
+fn cargo_bin_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        return PathBuf::from(home).join("bin");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_default();
+    PathBuf::from(home).join(".cargo").join("bin")
+}
+
+/// Whether `program --version` prints a line containing `version`.
+fn has_version(program: &Path, version: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .map(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).contains(version))
+        .unwrap_or(false)
+}
+
+fn path_str(path: &Path) -> Result<&str, String> {
+    path.to_str()
+        .ok_or_else(|| format!("path is not UTF-8: {}", path.display()))
+}
+
 fn test() -> Result<(), String> {
     let cargo = cargo();
     let database_url =
@@ -62,13 +118,27 @@ fn test() -> Result<(), String> {
     step(
         "engine builds for wasm32 (the Worker's target)",
         &cargo,
-        &["build", "-p", "samplit-engine", "--no-default-features", "--target", "wasm32-unknown-unknown"],
+        &[
+            "build",
+            "-p",
+            "samplit-engine",
+            "--no-default-features",
+            "--target",
+            "wasm32-unknown-unknown",
+        ],
         &[],
     )?;
     step(
         "engine builds with no std at all",
         &cargo,
-        &["build", "-p", "samplit-engine", "--no-default-features", "--target", "x86_64-unknown-none"],
+        &[
+            "build",
+            "-p",
+            "samplit-engine",
+            "--no-default-features",
+            "--target",
+            "x86_64-unknown-none",
+        ],
         &[],
     )?;
     step(
@@ -77,6 +147,154 @@ fn test() -> Result<(), String> {
         &["test", "--workspace", "--all-features"],
         &db,
     )?;
+    edge_build()?;
+    edge_node_tests()?;
     eprintln!("xtask test: all steps passed");
     Ok(())
+}
+
+/// The environment every wrangler/worker-build invocation gets: no network calls home
+/// (metrics, update banner, cf.json), caches and config inside `target/`.
+fn edge_env(root: &Path) -> Result<Vec<(String, String)>, String> {
+    let bin = cargo_bin_dir();
+    let node_bin = root.join("node_modules").join(".bin");
+    let target = root.join("target");
+    Ok(vec![
+        (
+            "WASM_BINDGEN_BIN".into(),
+            path_str(&bin.join("wasm-bindgen"))?.to_owned(),
+        ),
+        (
+            "WASM_OPT_BIN".into(),
+            path_str(&node_bin.join("wasm-opt"))?.to_owned(),
+        ),
+        (
+            "ESBUILD_BIN".into(),
+            path_str(&node_bin.join("esbuild"))?.to_owned(),
+        ),
+        (
+            "XDG_CACHE_HOME".into(),
+            path_str(&target.join("xdg-cache"))?.to_owned(),
+        ),
+        (
+            "XDG_CONFIG_HOME".into(),
+            path_str(&target.join("xdg-config"))?.to_owned(),
+        ),
+        ("WRANGLER_SEND_METRICS".into(), "false".into()),
+        ("WRANGLER_HIDE_BANNER".into(), "true".into()),
+        ("CLOUDFLARE_CF_FETCH_ENABLED".into(), "false".into()),
+    ])
+}
+
+fn borrow_env(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// `node_modules` is missing, or older than the lockfile (npm writes its own copy of the
+/// lockfile into `node_modules/.package-lock.json` on every install).
+fn node_modules_stale(root: &Path) -> bool {
+    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (
+        modified(root.join("node_modules").join(".package-lock.json")),
+        modified(root.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(lock)) => installed < lock,
+        _ => true,
+    }
+}
+
+/// Installs the edge toolchain where missing, then builds the Worker with worker-build.
+fn edge_build() -> Result<(), String> {
+    let cargo = cargo();
+    let root = root();
+    let bin = cargo_bin_dir();
+
+    if has_version(&bin.join("wasm-bindgen"), WASM_BINDGEN_VERSION) {
+        eprintln!("==> wasm-bindgen-cli {WASM_BINDGEN_VERSION}: already installed");
+    } else {
+        // Without --locked: its lockfile wants a webpki-roots release the registry lacks.
+        step(
+            "install wasm-bindgen-cli",
+            &cargo,
+            &[
+                "install",
+                "wasm-bindgen-cli",
+                "--version",
+                WASM_BINDGEN_VERSION,
+            ],
+            &[],
+        )?;
+    }
+    if has_version(&bin.join("worker-build"), WORKER_BUILD_VERSION) {
+        eprintln!("==> worker-build {WORKER_BUILD_VERSION}: already installed");
+    } else {
+        step(
+            "install worker-build",
+            &cargo,
+            &[
+                "install",
+                "worker-build",
+                "--version",
+                WORKER_BUILD_VERSION,
+                "--locked",
+            ],
+            &[],
+        )?;
+    }
+    if node_modules_stale(&root) {
+        step_in(
+            "npm ci (wrangler, miniflare, wasm-opt)",
+            Some(&root),
+            "npm",
+            &["ci", "--no-audit", "--no-fund"],
+            &[],
+        )?;
+    } else {
+        eprintln!("==> node_modules: up to date with package-lock.json");
+    }
+
+    let mut env = edge_env(&root)?;
+    // Size: whole-program LTO and one codegen unit, for this build only (the workspace's
+    // release profile also builds the control plane, where compile time matters more).
+    env.push(("CARGO_PROFILE_RELEASE_LTO".into(), "true".into()));
+    env.push(("CARGO_PROFILE_RELEASE_CODEGEN_UNITS".into(), "1".into()));
+    let worker_build = bin.join("worker-build");
+    step_in(
+        "build the edge Worker (wasm)",
+        Some(&root.join("edge-worker")),
+        path_str(&worker_build)?,
+        &["--release"],
+        &borrow_env(&env),
+    )?;
+    let wasm = root.join("edge-worker").join("build").join("index_bg.wasm");
+    if let Ok(meta) = std::fs::metadata(&wasm) {
+        eprintln!("    {}: {} bytes", wasm.display(), meta.len());
+    }
+    Ok(())
+}
+
+/// The Worker's node tests (`edge-worker/test/*.test.mjs`), run against the build.
+fn edge_node_tests() -> Result<(), String> {
+    let root = root();
+    let dir = root.join("edge-worker").join("test");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no *.test.mjs files in {}", dir.display()));
+    }
+    let mut args = vec!["--test", "--test-concurrency=1"];
+    args.extend(files.iter().map(String::as_str));
+    let env = edge_env(&root)?;
+    step_in(
+        "edge Worker tests under workerd (node --test)",
+        Some(&root),
+        "node",
+        &args,
+        &borrow_env(&env),
+    )
 }

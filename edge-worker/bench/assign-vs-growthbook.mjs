@@ -1,0 +1,81 @@
+// Benchmark (a): one visitor assigned to one experiment, Samplit's engine (wasm32, the
+// code the Worker runs) beside GrowthBook's JS SDK (1.8.0) in the same node process.
+//
+//   node edge-worker/bench/assign-vs-growthbook.mjs      (after edge-worker/bench/run.sh
+//                                                          built target/bench-wasm/pkg)
+//
+// Same experiment on both sides: seed, hash version 2, coverage 1, two arms 50/50, no
+// targeting. Samplit runs the full `assign_site` (site exclusions, URL rules, namespace,
+// bucket, allocator, building the Assignment with its changes). GrowthBook is measured
+// two ways: `new GrowthBook({attributes}).run(exp)` per visitor (a fresh SDK instance per
+// request, the usual server-side pattern) and `GrowthBookClient.runInlineExperiment`
+// (its multi-user client: no per-visitor instance). The bench also checks both sides put
+// each visitor in the same arm (the engine implements GrowthBook's hashing).
+import { createRequire } from 'node:module';
+import { GrowthBook, GrowthBookClient } from '@growthbook/growthbook';
+import { testSnapshot } from '../test/harness.mjs';
+
+const require = createRequire(import.meta.url);
+const { Engine } = require('../../target/bench-wasm/pkg/samplit_engine_bench_wasm.js');
+
+const N = Number(process.env.BENCH_N ?? 200000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const URL_ = 'https://shop.example.com/pricing';
+
+const fixed = testSnapshot({ weights: [0.5, 0.5] });
+const exp = fixed.experiments[0];
+const thompson = structuredClone(fixed);
+thompson.experiments[0].units[0].allocator = { kind: 'thompson', prior_alpha: 1, prior_beta: 1, min_exposures: 100, floor: 0.01 };
+Object.assign(thompson.experiments[0].units[0].arms[0], { exposures: 5000, conversions: 400 });
+Object.assign(thompson.experiments[0].units[0].arms[1], { exposures: 5000, conversions: 450 });
+
+const engine = new Engine(JSON.stringify(fixed));
+const engineThompson = new Engine(JSON.stringify(thompson));
+const gbExperiment = { key: exp.id, seed: exp.seed, hashVersion: 2, variations: [0, 1], weights: [0.5, 0.5], coverage: 1 };
+const client = new GrowthBookClient({ enableDevMode: false }).initSync({ payload: { features: {} } });
+
+const ids = Array.from({ length: N }, (_, i) => `visitor-${i}`);
+
+// Agreement first: the same visitor lands in the same arm on both sides.
+let agree = 0;
+for (let i = 0; i < 10000; i++) {
+  const gb = new GrowthBook({ attributes: { id: ids[i] } }).run(gbExperiment);
+  if (gb.variationId === engine.assign(ids[i], URL_)) agree += 1;
+}
+
+const cases = {
+  'samplit wasm, one JS→wasm call per visitor (fixed split)': () => {
+    let s = 0; for (let i = 0; i < N; i++) s += engine.assign(ids[i], URL_); return s;
+  },
+  'samplit wasm, loop inside wasm (fixed split)': () => engine.assign_many('visitor-', N, URL_),
+  'samplit wasm, one call per visitor (Thompson, propensity-weighted draw)': () => {
+    let s = 0; for (let i = 0; i < N; i++) s += engineThompson.assign(ids[i], URL_); return s;
+  },
+  'growthbook new GrowthBook({attributes}).run(exp)': () => {
+    let s = 0; for (let i = 0; i < N; i++) s += new GrowthBook({ attributes: { id: ids[i] } }).run(gbExperiment).variationId; return s;
+  },
+  'growthbook GrowthBookClient.runInlineExperiment(exp, user)': () => {
+    let s = 0; for (let i = 0; i < N; i++) s += client.runInlineExperiment(gbExperiment, { attributes: { id: ids[i] } }).variationId; return s;
+  },
+};
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const results = {};
+for (const [name, fn] of Object.entries(cases)) {
+  fn(); // warm-up (JIT, wasm tier-up)
+  const perOp = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    perOp.push(Number(process.hrtime.bigint() - t0) / N);
+  }
+  results[name] = median(perOp);
+}
+
+console.log(`node ${process.version}, ${N} visitors x ${ROUNDS} rounds, median ns per assignment`);
+for (const [name, ns] of Object.entries(results)) console.log(`${ns.toFixed(0).padStart(8)} ns  ${name}`);
+const ours = results['samplit wasm, one JS→wasm call per visitor (fixed split)'];
+const gbRun = results['growthbook new GrowthBook({attributes}).run(exp)'];
+const gbClient = results['growthbook GrowthBookClient.runInlineExperiment(exp, user)'];
+console.log(`speed-up vs GrowthBook run(): ${(gbRun / ours).toFixed(1)}x; vs runInlineExperiment: ${(gbClient / ours).toFixed(1)}x (goal >= 5x)`);
+console.log(`same arm as GrowthBook for ${agree}/10000 visitors`);

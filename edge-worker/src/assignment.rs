@@ -1,0 +1,436 @@
+//! `POST /v1/assign` (the snippet) and `GET /v1/assign` (server-side plugins).
+//!
+//! Input, as a JSON body or the same names in the query string:
+//! - `site_key` (required), `url` (required: the page the visitor is on);
+//! - `visitor_id` (optional: else the `samplit_vid` cookie, else a new random id);
+//! - `sticky` (optional): arms the caller remembers, as an object `{"<key>": "<arm>"}`
+//!   in a body, or `key=arm&...` (form-encoded, like the cookie) in a query;
+//! - `user_agent`, `ip` (optional): for plugins calling server-side on behalf of a
+//!   visitor, whose own headers describe the plugin's server;
+//! - `attributes`: accepted and ignored — snapshot schema 1 has no attribute targeting.
+//!
+//! Output: `{"site_key", "visitor_id", "snapshot_version", "excluded", "assignments":
+//! [{experiment_id, element_id, arm_id, variant_ids, changes, propensity,
+//! snapshot_version, sticky, sticky_key}]}`. `sticky_key` is what to send back in
+//! `sticky` (the unit id for an independent element, else the experiment id).
+//!
+//! Exclusion: Cloudflare's verified-bot flag and the engine's bot user-agent list always
+//! exclude; the snapshot's site rules (IP from `CF-Connecting-IP`, headers, cookies,
+//! query) come next, inside `assign_site`. An excluded visitor gets an empty list, no
+//! cookie and no exposure.
+//!
+//! Exposures: one queue item per assignment served, sticky or not, each with a fresh
+//! id; the control plane dedupes by id and counts a visitor's first exposure per arm.
+//! They are enqueued after the response (`wait_until`), so the queue's latency is not
+//! the visitor's.
+
+use std::net::IpAddr;
+
+use samplit_engine::assign::{self, Assignment, VisitorContext};
+use samplit_engine::multi::Mode;
+use samplit_engine::snapshot::Snapshot;
+use samplit_engine::targeting::{self, ExclusionReason};
+use serde::{Deserialize, Serialize};
+use worker::{Context, Env, Request, Response};
+
+use crate::body::{self, PUBLIC_BODY_LIMIT};
+use crate::clock::now_ms;
+use crate::cookies::{self, STICKY_COOKIE, VISITOR_COOKIE};
+use crate::error::ApiError;
+use crate::items::Item;
+use crate::{cors, events, ids, snapshots};
+
+/// Longest page URL accepted.
+pub const URL_MAX: usize = 4096;
+/// Most sticky pairs read from a request.
+pub const STICKY_MAX: usize = 200;
+
+/// The request, from a body or a query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct AssignRequest {
+    pub site_key: String,
+    pub url: String,
+    #[serde(default)]
+    pub visitor_id: Option<String>,
+    #[serde(default)]
+    pub sticky: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub ip: Option<String>,
+}
+
+impl AssignRequest {
+    /// From `GET /v1/assign?site_key=...&url=...`.
+    pub fn from_query(url: &worker::Url) -> Result<Self, ApiError> {
+        let mut r = AssignRequest::default();
+        for (k, v) in url.query_pairs() {
+            match k.as_ref() {
+                "site_key" => r.site_key = v.into_owned(),
+                "url" => r.url = v.into_owned(),
+                "visitor_id" => r.visitor_id = Some(v.into_owned()),
+                "sticky" => r.sticky.extend(cookies::decode_sticky(&v)),
+                "user_agent" => r.user_agent = Some(v.into_owned()),
+                "ip" => r.ip = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        if r.site_key.is_empty() {
+            return Err(ApiError::bad_request(
+                "missing_field",
+                "site_key is required",
+            ));
+        }
+        Ok(r)
+    }
+
+    fn check(&self) -> Result<(), ApiError> {
+        snapshots::check_site_key(&self.site_key)?;
+        if self.url.is_empty() || self.url.len() > URL_MAX {
+            return Err(ApiError::bad_request(
+                "invalid_url",
+                format!("url is required, at most {URL_MAX} bytes"),
+            ));
+        }
+        if let Some(id) = &self.visitor_id
+            && !cookies::valid_visitor_id(id)
+        {
+            return Err(ApiError::bad_request(
+                "invalid_visitor_id",
+                "visitor_id must be 1-128 printable ASCII characters without quotes, commas, semicolons or backslashes",
+            ));
+        }
+        if self.sticky.len() > STICKY_MAX {
+            return Err(ApiError::bad_request(
+                "too_many_sticky",
+                format!("at most {STICKY_MAX} sticky pairs"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One assignment in the response: the engine's, plus the key to send back as sticky.
+#[derive(Serialize)]
+struct Served<'a> {
+    #[serde(flatten)]
+    assignment: &'a Assignment,
+    sticky_key: String,
+}
+
+#[derive(Serialize)]
+struct AssignResponse<'a> {
+    site_key: &'a str,
+    visitor_id: Option<&'a str>,
+    snapshot_version: Option<u64>,
+    excluded: Option<ExclusionReason>,
+    assignments: Vec<Served<'a>>,
+}
+
+/// The key the engine reads stickiness by: the unit id for an independent element,
+/// the experiment id otherwise.
+fn sticky_key(snapshot: &Snapshot, a: &Assignment) -> String {
+    let unit = snapshot
+        .experiments
+        .iter()
+        .find(|e| e.id == a.experiment_id && e.mode == Mode::Independent)
+        .and_then(|e| {
+            e.units
+                .iter()
+                .find(|u| u.element_id.is_some() && u.element_id == a.element_id)
+        });
+    match unit {
+        Some(u) => u.id.clone(),
+        None => a.experiment_id.clone(),
+    }
+}
+
+/// Handles both methods. `ctx` carries the exposure enqueue past the response.
+pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, ApiError> {
+    let input = if req.method() == worker::Method::Get {
+        let url = req
+            .url()
+            .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
+        AssignRequest::from_query(&url)?
+    } else {
+        let raw = body::read_capped(req, PUBLIC_BODY_LIMIT).await?;
+        body::parse_json::<AssignRequest>(&raw)?
+    };
+    input.check()?;
+
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let origin = header("origin").map(str::to_owned);
+    let cookie_pairs = header("cookie")
+        .map(cookies::parse_cookie_header)
+        .unwrap_or_default();
+    let cookie = |name: &str| {
+        cookie_pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+
+    let Some(snapshot) = snapshots::current(env, &input.site_key).await? else {
+        // No snapshot: no experiments. Nothing to remember, so no cookie either.
+        return respond(
+            &AssignResponse {
+                site_key: &input.site_key,
+                visitor_id: input.visitor_id.as_deref(),
+                snapshot_version: None,
+                excluded: None,
+                assignments: Vec::new(),
+            },
+            origin.as_deref(),
+            &[],
+            &[],
+        );
+    };
+
+    // Who the visitor is.
+    let cookie_vid = cookie(VISITOR_COOKIE).filter(|v| cookies::valid_visitor_id(v));
+    let visitor_id = match (&input.visitor_id, cookie_vid) {
+        (Some(id), _) => id.clone(),
+        (None, Some(id)) => id.to_owned(),
+        (None, None) => {
+            ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
+        }
+    };
+    let user_agent = input.user_agent.as_deref().or(header("user-agent"));
+    let ip: Option<IpAddr> = input
+        .ip
+        .as_deref()
+        .or(header("cf-connecting-ip"))
+        .and_then(|s| s.trim().parse().ok());
+    let verified_bot = req
+        .cf()
+        .and_then(|cf| cf.bot_management())
+        .is_some_and(|b| b.verified_bot());
+
+    // Sticky pairs: the caller's explicit ones win over the cookie's.
+    let previous = cookie(STICKY_COOKIE)
+        .map(cookies::decode_sticky)
+        .unwrap_or_default();
+    let mut sticky: Vec<(String, String)> = input.sticky.clone().into_iter().collect();
+    for (k, v) in previous.iter().take(STICKY_MAX) {
+        if !sticky.iter().any(|(sk, _)| sk == k) {
+            sticky.push((k.clone(), v.clone()));
+        }
+    }
+
+    let header_refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let cookie_refs: Vec<(&str, &str)> = cookie_pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let sticky_refs: Vec<(&str, &str)> = sticky
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let visitor = VisitorContext {
+        visitor_id: &visitor_id,
+        url: &input.url,
+        ip,
+        user_agent,
+        verified_bot,
+        headers: &header_refs,
+        cookies: &cookie_refs,
+        sticky: &sticky_refs,
+    };
+
+    // Bots are always out; then the site's own rules (inside the engine).
+    let result = if verified_bot || user_agent.is_some_and(targeting::is_bot_user_agent) {
+        assign::SiteAssignment {
+            excluded: Some(ExclusionReason::Bot),
+            assignments: Vec::new(),
+        }
+    } else {
+        assign::assign_site(&snapshot, &visitor)
+    };
+    if result.excluded.is_some() {
+        return respond(
+            &AssignResponse {
+                site_key: &input.site_key,
+                visitor_id: None,
+                snapshot_version: Some(snapshot.version),
+                excluded: result.excluded,
+                assignments: Vec::new(),
+            },
+            origin.as_deref(),
+            &snapshot.allowed_origins,
+            &[],
+        );
+    }
+
+    let served: Vec<Served<'_>> = result
+        .assignments
+        .iter()
+        .map(|a| Served {
+            assignment: a,
+            sticky_key: sticky_key(&snapshot, a),
+        })
+        .collect();
+
+    // Cookies: the visitor id when the browser had none; the sticky pairs when they change.
+    let secure = req.url().is_ok_and(|u| u.scheme() == "https");
+    let mut set_cookies = Vec::new();
+    if cookie_vid != Some(visitor_id.as_str()) {
+        set_cookies.push(cookies::set_cookie(VISITOR_COOKIE, &visitor_id, secure));
+    }
+    let fresh: Vec<(String, String)> = served
+        .iter()
+        .map(|s| (s.sticky_key.clone(), s.assignment.arm_id.clone()))
+        .collect();
+    let encoded = cookies::encode_sticky(&fresh, &previous);
+    if !fresh.is_empty() && cookie(STICKY_COOKIE) != Some(encoded.as_str()) {
+        set_cookies.push(cookies::set_cookie(STICKY_COOKIE, &encoded, secure));
+    }
+
+    enqueue_exposures(env, ctx, &input.site_key, &visitor_id, &result.assignments)?;
+
+    respond(
+        &AssignResponse {
+            site_key: &input.site_key,
+            visitor_id: Some(&visitor_id),
+            snapshot_version: Some(snapshot.version),
+            excluded: None,
+            assignments: served,
+        },
+        origin.as_deref(),
+        &snapshot.allowed_origins,
+        &set_cookies,
+    )
+}
+
+/// Builds the exposure items now (ids fixed at enqueue time) and sends them after the
+/// response.
+fn enqueue_exposures(
+    env: &Env,
+    ctx: &Context,
+    site_key: &str,
+    visitor_id: &str,
+    assignments: &[Assignment],
+) -> Result<(), ApiError> {
+    if assignments.is_empty() {
+        return Ok(());
+    }
+    let ts_ms = now_ms();
+    let mut items = Vec::with_capacity(assignments.len());
+    for a in assignments {
+        items.push(Item::Exposure {
+            id: ids::random_uuid()
+                .map_err(|e| ApiError::upstream("the random number generator", e))?,
+            site_key: site_key.to_owned(),
+            experiment_id: a.experiment_id.clone(),
+            element_id: a.element_id.clone(),
+            arm_id: a.arm_id.clone(),
+            visitor_id: visitor_id.to_owned(),
+            propensity: a.propensity,
+            snapshot_version: a.snapshot_version,
+            ts_ms,
+        });
+    }
+    let queue = events::queue(env)?;
+    ctx.wait_until(async move {
+        if let Err(e) = events::send(&queue, items).await {
+            worker::console_error!("exposures not enqueued: {e}");
+        }
+    });
+    Ok(())
+}
+
+/// A JSON response with CORS for the site and its cookies; never cached.
+fn respond<T: Serialize>(
+    body: &T,
+    origin: Option<&str>,
+    allowed: &[String],
+    set_cookies: &[String],
+) -> Result<Response, ApiError> {
+    let response = Response::from_json(body).map_err(crate::internal)?;
+    let headers = response.headers();
+    headers
+        .set("Cache-Control", "no-store")
+        .map_err(crate::internal)?;
+    cors::apply(headers, origin, allowed).map_err(crate::internal)?;
+    for c in set_cookies {
+        headers.append("Set-Cookie", c).map_err(crate::internal)?;
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_input_reads_every_field() {
+        let url = worker::Url::parse(
+            "https://edge.test/v1/assign?site_key=sk_1&url=https%3A%2F%2Fshop.test%2F%3Fa%3D1&visitor_id=v1&sticky=e1%3Da1%26e2%3Da2&user_agent=UA&ip=10.0.0.1",
+        )
+        .unwrap();
+        let r = AssignRequest::from_query(&url).unwrap();
+        assert_eq!(r.site_key, "sk_1");
+        assert_eq!(r.url, "https://shop.test/?a=1");
+        assert_eq!(r.visitor_id.as_deref(), Some("v1"));
+        assert_eq!(r.sticky.get("e1").map(String::as_str), Some("a1"));
+        assert_eq!(r.sticky.get("e2").map(String::as_str), Some("a2"));
+        assert_eq!(r.user_agent.as_deref(), Some("UA"));
+        assert_eq!(r.ip.as_deref(), Some("10.0.0.1"));
+        r.check().unwrap();
+    }
+
+    #[test]
+    fn bad_inputs_are_refused_with_a_reason() {
+        let base = || AssignRequest {
+            site_key: "sk".into(),
+            url: "https://x/".into(),
+            ..Default::default()
+        };
+        let cases: Vec<(AssignRequest, &str)> = vec![
+            (
+                AssignRequest {
+                    site_key: "a b".into(),
+                    ..base()
+                },
+                "invalid_site_key",
+            ),
+            (
+                AssignRequest {
+                    url: String::new(),
+                    ..base()
+                },
+                "invalid_url",
+            ),
+            (
+                AssignRequest {
+                    url: "x".repeat(URL_MAX + 1),
+                    ..base()
+                },
+                "invalid_url",
+            ),
+            (
+                AssignRequest {
+                    visitor_id: Some("a;b".into()),
+                    ..base()
+                },
+                "invalid_visitor_id",
+            ),
+        ];
+        for (input, code) in cases {
+            assert_eq!(input.check().unwrap_err().code, code);
+        }
+        let url = worker::Url::parse("https://edge.test/v1/assign?url=x").unwrap();
+        assert_eq!(
+            AssignRequest::from_query(&url).unwrap_err().code,
+            "missing_field"
+        );
+    }
+}

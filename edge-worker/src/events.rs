@@ -1,0 +1,290 @@
+//! `POST /v1/events`: conversions, custom events and page views, into the `EVENTS` queue.
+//!
+//! Body (JSON; `text/plain` from `navigator.sendBeacon` is fine):
+//! `{"site_key", "visitor_id"?, "events": [{"type": "conversion"|"custom"|"pageview",
+//! "goal"?, "value"?, "url"?, "id"?}]}` — at most [`MAX_EVENTS`] events. `visitor_id`
+//! falls back to the `samplit_vid` cookie. `goal` is required for conversion/custom,
+//! `url` for pageview; `value` must be a finite number. A client `id` makes the item id
+//! deterministic (site, visitor, id), so a re-sent beacon is deduplicated downstream.
+//! The site must have a snapshot (else 404). Answer: 202 `{"accepted": n}` once the
+//! items are in the queue.
+
+use serde::Deserialize;
+use worker::{Env, Queue, Request, Response};
+
+use crate::body::{self, PUBLIC_BODY_LIMIT};
+use crate::clock::now_ms;
+use crate::cookies::{self, VISITOR_COOKIE};
+use crate::error::ApiError;
+use crate::items::{GoalItem, Item};
+use crate::{cors, ids, snapshots};
+
+/// The queue binding exposures and events go to.
+pub const QUEUE_BINDING: &str = "EVENTS";
+/// Most events in one request.
+pub const MAX_EVENTS: usize = 50;
+/// Most messages per `sendBatch` call (the Queues limit).
+pub const QUEUE_BATCH_MAX: usize = 100;
+/// Longest goal name / client event id.
+pub const NAME_MAX: usize = 128;
+/// Longest page URL.
+pub const URL_MAX: usize = 4096;
+
+#[derive(Debug, Deserialize)]
+struct EventsRequest {
+    site_key: String,
+    #[serde(default)]
+    visitor_id: Option<String>,
+    events: Vec<EventInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum EventKind {
+    Conversion,
+    Custom,
+    Pageview,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventInput {
+    #[serde(rename = "type")]
+    kind: EventKind,
+    #[serde(default)]
+    goal: Option<String>,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// The queue binding, or 503 when it is missing.
+pub fn queue(env: &Env) -> Result<Queue, ApiError> {
+    env.queue(QUEUE_BINDING)
+        .map_err(|_| ApiError::not_configured("EVENTS queue binding"))
+}
+
+/// Sends items in batches the Queues API accepts.
+pub async fn send(queue: &Queue, items: Vec<Item>) -> worker::Result<()> {
+    let mut items = items;
+    while !items.is_empty() {
+        let rest = items.split_off(items.len().min(QUEUE_BATCH_MAX));
+        queue.send_batch(items).await?;
+        items = rest;
+    }
+    Ok(())
+}
+
+/// Validates one event and turns it into a queue item.
+fn to_item(
+    e: EventInput,
+    index: usize,
+    site_key: &str,
+    visitor_id: &str,
+    ts_ms: i64,
+) -> Result<Item, ApiError> {
+    let bad =
+        |what: &str| ApiError::bad_request("invalid_event", format!("events[{index}]: {what}"));
+    if let Some(v) = e.value
+        && !v.is_finite()
+    {
+        return Err(bad("value must be a finite number"));
+    }
+    let id = match &e.id {
+        Some(client) if client.is_empty() || client.len() > NAME_MAX => {
+            return Err(bad("id must be 1-128 bytes"));
+        }
+        Some(client) => ids::derived_uuid(&[site_key, visitor_id, client]),
+        None => {
+            ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
+        }
+    };
+    let goal = |g: Option<String>| match g {
+        Some(g) if !g.is_empty() && g.len() <= NAME_MAX => Ok(g),
+        _ => Err(bad("goal is required, 1-128 bytes")),
+    };
+    Ok(match e.kind {
+        EventKind::Conversion | EventKind::Custom => {
+            let item = GoalItem {
+                id,
+                site_key: site_key.to_owned(),
+                visitor_id: visitor_id.to_owned(),
+                goal: goal(e.goal)?,
+                value: e.value,
+                ts_ms,
+            };
+            if matches!(e.kind, EventKind::Conversion) {
+                Item::Conversion(item)
+            } else {
+                Item::Custom(item)
+            }
+        }
+        EventKind::Pageview => {
+            let url = match e.url {
+                Some(u) if !u.is_empty() && u.len() <= URL_MAX => u,
+                _ => return Err(bad("url is required for a pageview, at most 4096 bytes")),
+            };
+            Item::Pageview {
+                id,
+                site_key: site_key.to_owned(),
+                visitor_id: visitor_id.to_owned(),
+                url,
+                ts_ms,
+            }
+        }
+    })
+}
+
+/// `POST /v1/events`.
+pub async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    let raw = body::read_capped(req, PUBLIC_BODY_LIMIT).await?;
+    let input: EventsRequest = body::parse_json(&raw)?;
+    snapshots::check_site_key(&input.site_key)?;
+    if input.events.is_empty() || input.events.len() > MAX_EVENTS {
+        return Err(ApiError::bad_request(
+            "invalid_events",
+            format!("events must hold 1 to {MAX_EVENTS} events"),
+        ));
+    }
+    let cookie_vid = req
+        .headers()
+        .get("cookie")
+        .ok()
+        .flatten()
+        .map(|h| cookies::parse_cookie_header(&h))
+        .and_then(|c| {
+            c.into_iter()
+                .find(|(k, _)| k == VISITOR_COOKIE)
+                .map(|(_, v)| v)
+        });
+    let visitor_id = input.visitor_id.or(cookie_vid).ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_visitor_id",
+            "visitor_id is required (or the samplit_vid cookie)",
+        )
+    })?;
+    if !cookies::valid_visitor_id(&visitor_id) {
+        return Err(ApiError::bad_request(
+            "invalid_visitor_id",
+            "visitor_id is not a valid id",
+        ));
+    }
+    let Some(snapshot) = snapshots::current(env, &input.site_key).await? else {
+        return Err(ApiError::unknown_site());
+    };
+
+    let ts_ms = now_ms();
+    let items = input
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| to_item(e, i, &input.site_key, &visitor_id, ts_ms))
+        .collect::<Result<Vec<_>, _>>()?;
+    let accepted = items.len();
+    let queue = queue(env)?;
+    send(&queue, items)
+        .await
+        .map_err(|e| ApiError::upstream("the EVENTS queue", e))?;
+
+    let response = Response::from_json(&serde_json::json!({ "accepted": accepted }))
+        .map_err(crate::internal)?
+        .with_status(202);
+    let origin = req.headers().get("origin").ok().flatten();
+    cors::apply(
+        response.headers(),
+        origin.as_deref(),
+        &snapshot.allowed_origins,
+    )
+    .map_err(crate::internal)?;
+    response
+        .headers()
+        .set("Cache-Control", "no-store")
+        .map_err(crate::internal)?;
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: EventKind) -> EventInput {
+        EventInput {
+            kind,
+            goal: None,
+            value: None,
+            url: None,
+            id: None,
+        }
+    }
+
+    #[test]
+    fn events_are_validated_per_kind() {
+        let cases: Vec<(EventInput, bool, &str)> = vec![
+            (
+                EventInput {
+                    goal: Some("signup".into()),
+                    ..ev(EventKind::Conversion)
+                },
+                true,
+                "conversion with goal",
+            ),
+            (ev(EventKind::Conversion), false, "conversion without goal"),
+            (
+                EventInput {
+                    goal: Some(String::new()),
+                    ..ev(EventKind::Custom)
+                },
+                false,
+                "empty goal",
+            ),
+            (
+                EventInput {
+                    goal: Some("g".into()),
+                    value: Some(f64::NAN),
+                    ..ev(EventKind::Custom)
+                },
+                false,
+                "NaN value",
+            ),
+            (
+                EventInput {
+                    url: Some("https://x/".into()),
+                    ..ev(EventKind::Pageview)
+                },
+                true,
+                "pageview with url",
+            ),
+            (ev(EventKind::Pageview), false, "pageview without url"),
+            (
+                EventInput {
+                    goal: Some("g".into()),
+                    id: Some("x".repeat(129)),
+                    ..ev(EventKind::Conversion)
+                },
+                false,
+                "long id",
+            ),
+        ];
+        for (input, ok, why) in cases {
+            assert_eq!(to_item(input, 0, "s", "v", 1).is_ok(), ok, "{why}");
+        }
+    }
+
+    #[test]
+    fn a_client_event_id_gives_a_stable_item_id() {
+        let mk = || EventInput {
+            goal: Some("g".into()),
+            id: Some("evt-1".into()),
+            ..ev(EventKind::Conversion)
+        };
+        let a = to_item(mk(), 0, "s", "v", 1).unwrap();
+        let b = to_item(mk(), 0, "s", "v", 2).unwrap();
+        let id = |i: &Item| match i {
+            Item::Conversion(g) => g.id.clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!(id(&a), id(&b));
+    }
+}

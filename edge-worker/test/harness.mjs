@@ -1,0 +1,298 @@
+// Test harness: runs the built Worker (edge-worker/build, from `cargo xtask edge-build`)
+// under workerd through `wrangler dev --local`, with a generated config that has no
+// [build] table (so nothing rebuilds), fresh local KV/Queue state in a temp dir, and
+// test-only secrets. Also: a fake control plane that verifies ingest signatures, and a
+// snapshot signer that does what the control plane does (HMAC-SHA256 over the payload).
+//
+// Every wait is bounded: readiness, polling and requests all have timeouts.
+import { spawn } from 'node:child_process';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync, openSync, readFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const root = resolve(here, '..', '..');
+const shim = join(root, 'edge-worker', 'build', 'worker', 'shim.mjs');
+const wrangler = join(root, 'node_modules', '.bin', 'wrangler');
+
+export const SNAPSHOT_SECRET = 'test-snapshot-secret-not-a-real-one';
+export const INGEST_SECRET = 'test-ingest-secret-not-a-real-one';
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` every `every` ms until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor(fn, { timeoutMs = 15000, every = 100, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await sleep(every);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/**
+ * Starts the Worker. `vars` become [vars] (the tests' secrets too: a Worker reads both
+ * the same way). Pass `null` as a value to leave a variable out.
+ */
+export async function startWorker({ vars = {}, maxRetries = 3, stateDir = null, main = shim } = {}) {
+  if (!existsSync(main)) throw new Error(`no build at ${main}: run \`cargo xtask edge-build\``);
+  const dir = mkdtempSync(join(tmpdir(), 'samplit-edge-'));
+  const ownState = stateDir === null;
+  const state = ownState ? mkdtempSync(join(tmpdir(), 'samplit-edge-state-')) : stateDir;
+  const port = await freePort();
+  const allVars = {
+    SAMPLIT_SNAPSHOT_SECRET: SNAPSHOT_SECRET,
+    SAMPLIT_INGEST_SECRET: INGEST_SECRET,
+    SAMPLIT_CONTROL_PLANE_URL: 'http://127.0.0.1:9',
+    ...vars,
+  };
+  const varLines = Object.entries(allVars)
+    .filter(([, v]) => v !== null && v !== undefined)
+    .map(([k, v]) => `${k} = ${JSON.stringify(String(v))}`)
+    .join('\n');
+  const config = `
+name = "samplit-edge-test"
+main = ${JSON.stringify(main)}
+compatibility_date = "2026-04-01"
+
+[vars]
+${varLines}
+
+[[kv_namespaces]]
+binding = "SNAPSHOTS"
+id = "test-snapshots"
+
+[[queues.producers]]
+binding = "EVENTS"
+queue = "samplit-events"
+
+[[queues.consumers]]
+queue = "samplit-events"
+max_batch_size = 100
+max_batch_timeout = 1
+max_retries = ${maxRetries}
+retry_delay = 1
+dead_letter_queue = "samplit-events-dlq"
+`;
+  const configPath = join(dir, 'wrangler.toml');
+  writeFileSync(configPath, config);
+  const logPath = join(dir, 'wrangler.log');
+  const log = openSync(logPath, 'a');
+  const child = spawn(
+    wrangler,
+    ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
+      '--config', configPath, '--show-interactive-dev-session=false', '--log-level', 'info'],
+    {
+      cwd: dir,
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: {
+        ...process.env,
+        WRANGLER_SEND_METRICS: 'false',
+        WRANGLER_HIDE_BANNER: 'true',
+        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+        XDG_CONFIG_HOME: join(dir, 'xdg-config'),
+        XDG_CACHE_HOME: join(dir, 'xdg-cache'),
+        CI: 'true',
+      },
+    },
+  );
+  let exited = null;
+  child.on('exit', (code, signal) => { exited = { code, signal }; });
+  const base = `http://127.0.0.1:${port}`;
+  const worker = {
+    base,
+    dir,
+    stateDir: state,
+    log: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : ''),
+    /** Stops wrangler; removes its temp dirs (the state dir too, unless `keepState`). */
+    async stop({ keepState = false } = {}) {
+      if (exited === null) {
+        try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
+        await waitFor(() => exited !== null, { timeoutMs: 5000, what: 'wrangler to exit' })
+          .catch(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } });
+      }
+      rmSync(dir, { recursive: true, force: true });
+      if (ownState && !keepState) removeDir(state);
+    },
+    fetch: (path, init = {}) => fetch(base + path, { signal: AbortSignal.timeout(10000), ...init }),
+  };
+  try {
+    await waitFor(async () => {
+      if (exited !== null) throw new Error(`wrangler exited early: ${JSON.stringify(exited)}\n${worker.log()}`);
+      try {
+        const r = await fetch(`${base}/v1/healthz`, { signal: AbortSignal.timeout(2000) });
+        await r.arrayBuffer();
+        return r.status === 200;
+      } catch { return false; }
+    }, { timeoutMs: 60000, every: 200, what: `wrangler dev on ${base}` });
+  } catch (e) {
+    const log = worker.log();
+    await worker.stop();
+    throw new Error(`${e.message}\n--- wrangler log ---\n${log}`);
+  }
+  return worker;
+}
+
+/** Removes a directory tree (a kept state dir). */
+export function removeDir(path) {
+  rmSync(path, { recursive: true, force: true });
+}
+
+/** Signs a snapshot object exactly as the control plane does: payload = JSON text. */
+export function signSnapshot(snapshot, secret = SNAPSHOT_SECRET) {
+  const payload = JSON.stringify(snapshot);
+  const signature = createHmac('sha256', secret).update(payload).digest('hex');
+  return { payload, signature };
+}
+
+/** PUTs a signed snapshot to the Worker's internal route. */
+export function pushSnapshot(worker, siteKey, signed) {
+  return worker.fetch(`/v1/internal/snapshots/${encodeURIComponent(siteKey)}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: typeof signed === 'string' ? signed : JSON.stringify(signed),
+  });
+}
+
+/**
+ * A fake control plane on 127.0.0.1: verifies each ingest request's timestamp and
+ * HMAC like the real one, and answers with the status `respond()` returns (default 200).
+ */
+export async function startControlPlane({ secret = INGEST_SECRET, respond = () => 200 } = {}) {
+  const received = []; // verified batches it answered 2xx to: { batch_id, items }
+  const attempts = []; // every verified batch, whatever it answered: { status, batch }
+  const rejected = []; // requests whose signature or timestamp failed: { reason }
+  let calls = 0;
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      calls += 1;
+      const body = Buffer.concat(chunks).toString('utf8');
+      const ts = req.headers['x-samplit-timestamp'];
+      const sig = String(req.headers['x-samplit-signature'] || '');
+      const expected = 'sha256=' + createHmac('sha256', secret).update(`${ts}.${body}`).digest('hex');
+      const fresh = Math.abs(Date.now() / 1000 - Number(ts)) <= 300;
+      const valid = sig.length === expected.length && timingSafeEqual(Buffer.from(sig), Buffer.from(expected));
+      if (req.method !== 'POST' || req.url !== '/api/v1/ingest' || !fresh || !valid) {
+        rejected.push({ reason: `method=${req.method} url=${req.url} fresh=${fresh} valid=${valid}` });
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":{"code":"bad_signature"}}');
+        return;
+      }
+      const status = respond(calls);
+      const batch = JSON.parse(body);
+      attempts.push({ status, batch });
+      if (status >= 200 && status < 300) received.push(batch);
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ accepted: batch.items.length, duplicates: 0, rejected: [] }));
+    });
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    received,
+    attempts,
+    rejected,
+    calls: () => calls,
+    items: () => received.flatMap((b) => b.items),
+    close: () => new Promise((ok) => server.close(ok)),
+  };
+}
+
+/** JSON body of a response (fails the test with the text when it is not JSON). */
+export async function json(res) {
+  const text = await res.text();
+  try { return JSON.parse(text); } catch { throw new Error(`not JSON (${res.status}): ${text}`); }
+}
+
+/**
+ * A schema-1 snapshot with one single-mode experiment: element `#headline`, arms
+ * `control` (no change) and `treatment` (sets the text), split by `weights`.
+ */
+export function testSnapshot({
+  siteKey = 'sk_test_1',
+  version = 1,
+  generatedAtMs = Date.now(),
+  allowedOrigins = ['https://shop.example.com'],
+  exclusions = [],
+  weights = [0.5, 0.5],
+  experimentId = '11111111-1111-4111-8111-111111111111',
+  urlRules = [],
+} = {}) {
+  return {
+    schema: 1,
+    site_key: siteKey,
+    version,
+    generated_at_ms: generatedAtMs,
+    allowed_origins: allowedOrigins,
+    exclusions,
+    experiments: [{
+      id: experimentId,
+      seed: `seed-${experimentId}`,
+      hash_version: 2,
+      coverage: 1.0,
+      url_rules: urlRules,
+      exclusions: [],
+      namespace: null,
+      mode: 'single',
+      elements: [{
+        id: 'headline',
+        selector: '#headline',
+        variants: [
+          { id: 'v-control', changes: [] },
+          { id: 'v-treatment', changes: [{ selector: '#headline', action: { type: 'set_text', text: 'Try it free' } }] },
+        ],
+      }],
+      units: [{
+        id: 'unit-1',
+        element_id: null,
+        allocator: { kind: 'fixed_split', weights },
+        arms: [
+          { id: 'control', variants: [0], exposures: 0, conversions: 0, propensity: weights[0] },
+          { id: 'treatment', variants: [1], exposures: 0, conversions: 0, propensity: weights[1] },
+        ],
+      }],
+    }],
+  };
+}
+
+/** POSTs to /v1/assign with a JSON body; `headers` are added. */
+export function assign(worker, body, headers = {}) {
+  return worker.fetch('/v1/assign', {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain', 'user-agent': BROWSER_UA, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+export const BROWSER_UA =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36';
+
+/** The `name=value` of each Set-Cookie header, by name. */
+export function setCookies(res) {
+  const out = {};
+  for (const line of res.headers.getSetCookie()) {
+    const [pair] = line.split(';');
+    const i = pair.indexOf('=');
+    out[pair.slice(0, i)] = { value: pair.slice(i + 1), line };
+  }
+  return out;
+}

@@ -1,0 +1,207 @@
+// The site snippet (GET /v1/samplit.js) run in a small fake DOM (node:vm), talking to
+// the real Worker under workerd: it hides only the targeted elements while it waits,
+// applies the assigned changes, un-hides, tracks with beacons, and gives up hiding
+// after 1 s when the edge does not answer. Change types and goals use a stubbed answer.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import vm from 'node:vm';
+import * as h from './harness.mjs';
+
+const SITE = 'sk_test_snippet';
+let worker;
+let source;
+
+before(async () => {
+  worker = await h.startWorker();
+  // Everyone gets `treatment`, which sets #headline's text.
+  const res = await h.pushSnapshot(worker, SITE, h.signSnapshot(h.testSnapshot({ siteKey: SITE, weights: [0, 1] })));
+  assert.equal(res.status, 200);
+  source = await (await worker.fetch('/v1/samplit.js')).text();
+});
+after(async () => { await worker?.stop(); });
+
+class El {
+  constructor(selector) {
+    this.selector = selector;
+    this.textContent = '';
+    this.innerHTML = '';
+    this.attrs = {};
+    this.styles = {};
+    this.inserted = [];
+    this.parentNode = null;
+    this.style = { setProperty: (k, v) => { this.styles[k] = v; } };
+  }
+  setAttribute(k, v) { this.attrs[k] = String(v); }
+  getAttribute(k) { return k in this.attrs ? this.attrs[k] : null; }
+  insertAdjacentHTML(pos, html) { this.inserted.push([pos, html]); }
+  closest(sel) { return sel === this.selector ? this : null; }
+}
+
+/**
+ * A page with elements addressable by exact selector. `fetchImpl` defaults to the real
+ * Worker; beacons are recorded and forwarded to it.
+ */
+function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'] } = {}) {
+  const els = Object.fromEntries(elements.map((s) => [s, new El(s)]));
+  els['#headline'] && (els['#headline'].textContent = 'Original');
+  const listeners = {};
+  const head = {
+    children: [],
+    appendChild(n) { n.parentNode = head; head.children.push(n); },
+    removeChild(n) { head.children = head.children.filter((c) => c !== n); n.parentNode = null; },
+  };
+  const script = new El('script');
+  script.src = `${worker.base}/v1/samplit.js`;
+  script.setAttribute('data-site-key', SITE);
+  const beacons = [];
+  const forwarded = [];
+  const replaced = [];
+  const document = {
+    currentScript: script,
+    readyState: 'loading',
+    head,
+    documentElement: head,
+    createElement: (tag) => new El(tag),
+    querySelector: (sel) => { if (/[!]/.test(sel)) throw new SyntaxError(sel); return els[sel] ?? null; },
+    querySelectorAll: (sel) => { if (/[!]/.test(sel)) throw new SyntaxError(sel); return els[sel] ? [els[sel]] : []; },
+    addEventListener: (type, fn) => { (listeners[type] ??= []).push(fn); },
+  };
+  const sandbox = {
+    document,
+    location: { href: url, replace: (u) => replaced.push(u) },
+    localStorage: { getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => storage.set(k, String(v)) },
+    navigator: {
+      sendBeacon(target, body) {
+        beacons.push({ target, body: JSON.parse(body) });
+        forwarded.push(fetch(target, { method: 'POST', headers: { 'content-type': 'text/plain;charset=UTF-8' }, body }).then((r) => r.status));
+        return true;
+      },
+    },
+    crypto: { getRandomValues: (b) => { for (let i = 0; i < b.length; i++) b[i] = (Math.random() * 256) | 0; return b; } },
+    fetch: fetchImpl ?? ((u, init) => fetch(u, { ...init, headers: { ...init.headers, 'user-agent': h.BROWSER_UA } })),
+    URL,
+    setTimeout,
+    clearTimeout,
+  };
+  sandbox.window = sandbox;
+  vm.createContext(sandbox);
+  return {
+    run: () => vm.runInContext(source, sandbox),
+    els,
+    head,
+    beacons,
+    forwarded,
+    replaced,
+    storage,
+    samplit: () => sandbox.samplit,
+    hiddenCss: () => head.children.map((s) => s.textContent).join(''),
+    domReady: () => { document.readyState = 'interactive'; (listeners.DOMContentLoaded ?? []).forEach((f) => f()); },
+    click: (el) => (listeners.click ?? []).forEach((f) => f({ target: el })),
+  };
+}
+
+const stub = (answer) => () => Promise.resolve({ ok: true, json: () => Promise.resolve(answer) });
+
+test('the snippet hides only the targeted element, applies the change, then un-hides', { timeout: 30000 }, async () => {
+  const p = page();
+  p.run();
+  await h.waitFor(() => p.hiddenCss().includes('#headline'), { timeoutMs: 10000, what: 'the targeted selector hidden' });
+  assert.equal(p.hiddenCss(), '#headline{visibility:hidden!important}', 'only the targeted selector');
+  assert.equal(p.els['#headline'].textContent, 'Original', 'nothing applied before the DOM is ready');
+  p.domReady();
+  assert.equal(p.els['#headline'].textContent, 'Try it free');
+  assert.equal(p.head.children.length, 0, 'the hiding style is removed after apply');
+  assert.equal(p.samplit().assignments[0].arm_id, 'treatment');
+  // A pageview went out as a beacon, and the Worker accepted it.
+  await h.waitFor(() => p.beacons.length >= 1, { timeoutMs: 5000, what: 'the pageview beacon' });
+  assert.equal(p.beacons[0].body.events[0].type, 'pageview');
+  assert.deepEqual(await Promise.all(p.forwarded), [202]);
+  const saved = JSON.parse(p.storage.get(`samplit:${SITE}`));
+  assert.deepEqual(saved.hide, ['#headline']);
+  assert.equal(saved.arms[p.samplit().assignments[0].sticky_key], 'treatment');
+});
+
+test('on the next page view the remembered selectors are hidden before the edge answers', { timeout: 30000 }, async () => {
+  const first = page();
+  first.run();
+  await h.waitFor(() => first.samplit().assignments.length > 0, { timeoutMs: 10000, what: 'assignments' });
+  const second = page({ storage: first.storage, fetchImpl: () => new Promise(() => {}) });
+  second.run();
+  assert.equal(second.hiddenCss(), '#headline{visibility:hidden!important}', 'hidden synchronously');
+  await Promise.allSettled(first.forwarded);
+});
+
+test('the hiding gives up after at most 1 s when the edge does not answer', { timeout: 30000 }, async () => {
+  const storage = new Map([[`samplit:${SITE}`, JSON.stringify({ hide: ['#headline', 'bad!!selector'] })]]);
+  const p = page({ storage, fetchImpl: () => new Promise(() => {}) });
+  const t0 = Date.now();
+  p.run();
+  assert.equal(p.hiddenCss(), '#headline{visibility:hidden!important}', 'an invalid selector is dropped');
+  await h.waitFor(() => p.head.children.length === 0, { timeoutMs: 3000, every: 20, what: 'un-hide' });
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 900 && waited < 1500, `un-hid after ${waited} ms`);
+});
+
+test('samplit.track sends a conversion beacon the Worker accepts', { timeout: 30000 }, async () => {
+  const p = page();
+  p.run();
+  p.samplit().track('signup', 25); // before the assignment: queued, sent with the pageview
+  p.domReady();
+  await h.waitFor(() => p.beacons.length >= 1, { timeoutMs: 10000, what: 'beacons' });
+  p.samplit().track('upgrade');
+  const events = p.beacons.flatMap((b) => b.body.events);
+  assert.deepEqual(events.filter((e) => e.type === 'conversion').map((e) => [e.goal, e.value]), [['signup', 25], ['upgrade', undefined]]);
+  for (const b of p.beacons) {
+    assert.equal(b.target, `${worker.base}/v1/events`);
+    assert.equal(b.body.site_key, SITE);
+    assert.ok(b.body.visitor_id);
+  }
+  assert.deepEqual(await Promise.all(p.forwarded), p.forwarded.map(() => 202));
+});
+
+test('every change type is applied as the engine describes it', { timeout: 30000 }, async () => {
+  const changes = [
+    { selector: '#t', action: { type: 'set_text', text: '<b>literal</b>' } },
+    { selector: '#h', action: { type: 'set_html', html: '<b>bold</b>' } },
+    { selector: '#a', action: { type: 'set_attribute', name: 'href', value: '/pricing' } },
+    { selector: '#s', action: { type: 'set_style', property: 'color', value: 'red' } },
+    { selector: '#x', action: { type: 'hide' } },
+    { selector: '#i', action: { type: 'insert', position: 'before', html: '<p>new</p>' } },
+    { selector: '#i', action: { type: 'insert', position: 'append', html: '<p>end</p>' } },
+    { selector: 'body', action: { type: 'redirect', url: '/landing-b' } },
+  ];
+  const answer = { visitor_id: 'v1', excluded: null, assignments: [{ experiment_id: 'e', arm_id: 'b', sticky_key: 'e', changes }] };
+  const p = page({ fetchImpl: stub(answer), elements: ['#t', '#h', '#a', '#s', '#x', '#i', 'body'] });
+  p.run();
+  await h.waitFor(() => p.hiddenCss().includes('#t'), { timeoutMs: 5000, what: 'hide' });
+  assert.ok(!p.hiddenCss().includes('body'), 'a redirect hides nothing');
+  p.domReady();
+  assert.equal(p.els['#t'].textContent, '<b>literal</b>');
+  assert.equal(p.els['#h'].innerHTML, '<b>bold</b>');
+  assert.equal(p.els['#a'].getAttribute('href'), '/pricing');
+  assert.equal(p.els['#s'].styles.color, 'red');
+  assert.equal(p.els['#x'].styles.display, 'none');
+  assert.deepEqual(p.els['#i'].inserted, [['beforebegin', '<p>new</p>'], ['beforeend', '<p>end</p>']]);
+  assert.deepEqual(p.replaced, ['https://shop.example.com/landing-b']);
+  await Promise.allSettled(p.forwarded);
+});
+
+test('URL and click goals in an answer fire conversions', { timeout: 30000 }, async () => {
+  const answer = {
+    visitor_id: 'v2', excluded: null, assignments: [],
+    goals: [
+      { goal: 'saw_pricing', kind: 'url', pattern: '/pricing' },
+      { goal: 'saw_cart', kind: 'url', pattern: '/cart' },
+      { goal: 'clicked_buy', kind: 'click', selector: '#buy' },
+    ],
+  };
+  const p = page({ fetchImpl: stub(answer), elements: ['#buy', '#other'] });
+  p.run();
+  p.domReady();
+  await h.waitFor(() => p.beacons.length >= 2, { timeoutMs: 5000, what: 'goal beacons' });
+  p.click(p.els['#other']);
+  p.click(p.els['#buy']);
+  const goals = p.beacons.flatMap((b) => b.body.events).filter((e) => e.type === 'conversion').map((e) => e.goal);
+  assert.deepEqual(goals, ['saw_pricing', 'clicked_buy']);
+  assert.deepEqual(await Promise.all(p.forwarded), p.forwarded.map(() => 202), 'the Worker accepted every beacon');
+});

@@ -1,0 +1,37 @@
+//! # Statistics
+//!
+//! What the results page and the Thompson allocator compute from per-arm aggregates.
+//!
+//! Layout:
+//! - [`bayes`] (always compiled, `no_std` + `libm`): Beta posteriors — regularized
+//!   incomplete beta, quantiles and credible intervals, the probability that each arm is
+//!   best (exact numerical integration) and the expected loss of choosing each arm. The
+//!   allocator uses it for propensities, so it must build for `wasm32-unknown-unknown`.
+//! - Behind feature `analysis` (std + `statrs`), the frequentist side used by the control
+//!   plane:
+//!   - [`proportions`]: conversion rate, Wilson interval, relative lift with a log-ratio
+//!     interval, pooled two-proportion z-test;
+//!   - [`continuous`]: mean / variance / t-interval from `(n, Σx, Σx²)`, Welch's t-test;
+//!   - [`sequential`]: mSPRT always-valid p-values (safe under continuous monitoring);
+//!   - [`srm`]: sample-ratio-mismatch chi-square test;
+//!   - [`multiple`]: Holm and Benjamini–Hochberg adjustments;
+//!   - [`recommend`]: the KeepCollecting / DeployWinner / NoDifference rule;
+//!   - [`analyze`](mod@analyze): the one call the control plane makes per results page.
+//!
+//! Formulas and references are in each module's docs and in `docs/statistics.md`.
+
+#[cfg(feature = "analysis")]
+pub mod analyze;
+pub mod bayes;
+#[cfg(feature = "analysis")]
+pub mod continuous;
+#[cfg(feature = "analysis")]
+pub mod multiple;
+#[cfg(feature = "analysis")]
+pub mod proportions;
+#[cfg(feature = "analysis")]
+pub mod recommend;
+#[cfg(feature = "analysis")]
+pub mod sequential;
+#[cfg(feature = "analysis")]
+pub mod srm;

@@ -1,0 +1,353 @@
+//! `assign_site`: exclusions, URL rules, stickiness, determinism, modes.
+
+use std::net::IpAddr;
+
+use samplit_engine::assign::{VisitorContext, assign_site};
+use samplit_engine::bucket;
+use samplit_engine::targeting::{ExclusionReason, UrlMatch, UrlRule};
+
+use crate::fixtures::site_snapshot;
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+fn ctx<'a>(visitor: &'a str) -> VisitorContext<'a> {
+    VisitorContext {
+        visitor_id: visitor,
+        url: "https://shop.example/pricing?utm_source=x",
+        user_agent: Some(CHROME),
+        ..VisitorContext::default()
+    }
+}
+
+#[test]
+fn a_visitor_gets_one_assignment_per_unit() {
+    let snap = site_snapshot(3);
+    let r = assign_site(&snap, &ctx("0f8fad5b-d9cb-469f-a165-70867728950e"));
+    assert_eq!(r.excluded, None);
+    let ids: Vec<(&str, Option<&str>)> = r
+        .assignments
+        .iter()
+        .map(|a| (a.experiment_id.as_str(), a.element_id.as_deref()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("exp-fixed", None),
+            ("exp-thompson", None),
+            ("exp-grid", None),
+            ("exp-multi", Some("headline")),
+            ("exp-multi", Some("cta")),
+        ]
+    );
+    for a in &r.assignments {
+        assert_eq!(a.snapshot_version, 3);
+        assert!(!a.sticky);
+        assert!(a.propensity > 0.0 && a.propensity <= 1.0);
+    }
+    // Factorial: one variant per element, changes from both.
+    let grid = &r.assignments[2];
+    assert_eq!(grid.variant_ids.len(), 2);
+    assert_eq!(grid.changes.len(), 2);
+    assert_eq!(
+        grid.arm_id,
+        format!("{}+{}", grid.variant_ids[0], grid.variant_ids[1])
+    );
+}
+
+#[test]
+fn assignment_is_deterministic() {
+    let snap = site_snapshot(3);
+    for v in ["a", "visitor-2", "7c9e6679-7425-40de-944b-e07fc1f90ae7"] {
+        assert_eq!(
+            assign_site(&snap, &ctx(v)),
+            assign_site(&snap, &ctx(v)),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn fixed_split_matches_growthbook_bucketing() {
+    let snap = site_snapshot(3);
+    let exp = &snap.experiments[0];
+    for i in 0..200 {
+        let v = format!("visitor-{i}");
+        let n = bucket::hash(&exp.seed, &v, 2).unwrap();
+        let ranges = bucket::bucket_ranges(3, 1.0, Some(&[0.5, 0.3, 0.2]));
+        let want = bucket::choose_variation(n, &ranges).unwrap();
+        let got = assign_site(&snap, &ctx(&v));
+        assert_eq!(got.assignments[0].arm_id, format!("arm{want}"), "{v}");
+    }
+}
+
+#[test]
+fn independent_elements_use_their_own_salt() {
+    let snap = site_snapshot(3);
+    let exp = &snap.experiments[3];
+    for i in 0..100 {
+        let v = format!("visitor-{i}");
+        let r = assign_site(&snap, &ctx(&v));
+        for (el, a) in ["headline", "cta"].iter().zip(&r.assignments[3..]) {
+            let salt = format!("{}:{el}", exp.seed);
+            let n = bucket::hash(&salt, &v, 2).unwrap();
+            let want = if n < 0.5 { "control" } else { "treatment" };
+            assert_eq!(a.arm_id, format!("{el}-{want}"), "{v} {el}");
+        }
+    }
+}
+
+#[test]
+fn excluded_visitors_get_nothing_and_a_reason() {
+    let snap = site_snapshot(3);
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    let headers = [("X-Samplit-Internal", "1")];
+    let cases: Vec<(&str, VisitorContext<'_>, ExclusionReason)> = vec![
+        (
+            "bot UA",
+            VisitorContext {
+                user_agent: Some("Googlebot/2.1 (+http://www.google.com/bot.html)"),
+                ..ctx("v")
+            },
+            ExclusionReason::Bot,
+        ),
+        (
+            "no UA",
+            VisitorContext {
+                user_agent: None,
+                ..ctx("v")
+            },
+            ExclusionReason::Bot,
+        ),
+        (
+            "verified bot",
+            VisitorContext {
+                verified_bot: true,
+                ..ctx("v")
+            },
+            ExclusionReason::Bot,
+        ),
+        (
+            "office IP",
+            VisitorContext {
+                ip: Some(ip),
+                ..ctx("v")
+            },
+            ExclusionReason::Ip,
+        ),
+        (
+            "internal header",
+            VisitorContext {
+                headers: &headers,
+                ..ctx("v")
+            },
+            ExclusionReason::Header,
+        ),
+    ];
+    for (why, c, reason) in cases {
+        let r = assign_site(&snap, &c);
+        assert_eq!(r.excluded, Some(reason), "{why}");
+        assert!(r.assignments.is_empty(), "{why}");
+    }
+}
+
+#[test]
+fn url_rules_gate_experiments() {
+    let mut snap = site_snapshot(3);
+    snap.experiments[0].url_rules = vec![
+        UrlRule::new(UrlMatch::Prefix, "/pricing", true).unwrap(),
+        UrlRule::new(UrlMatch::Wildcard, "/pricing/*/legacy", false).unwrap(),
+    ];
+    let on = |url: &'static str| {
+        let c = VisitorContext { url, ..ctx("v1") };
+        assign_site(&snap, &c)
+            .assignments
+            .iter()
+            .any(|a| a.experiment_id == "exp-fixed")
+    };
+    assert!(on("https://shop.example/pricing"));
+    assert!(on("https://shop.example/pricing/team?x=1"));
+    assert!(!on("https://shop.example/pricing/team/legacy"));
+    assert!(!on("https://shop.example/about"));
+}
+
+#[test]
+fn a_sticky_arm_wins_while_it_exists() {
+    let snap = site_snapshot(3);
+    let fresh = assign_site(&snap, &ctx("v1"));
+    let fixed = &fresh.assignments[0];
+    let other = if fixed.arm_id == "arm2" {
+        "arm1"
+    } else {
+        "arm2"
+    };
+    let sticky = [("exp-fixed", other)];
+    let r = assign_site(
+        &snap,
+        &VisitorContext {
+            sticky: &sticky,
+            ..ctx("v1")
+        },
+    );
+    assert_eq!(r.assignments[0].arm_id, other);
+    assert!(r.assignments[0].sticky);
+    // An arm that no longer exists is ignored.
+    let gone = [("exp-fixed", "arm-deleted")];
+    let r = assign_site(
+        &snap,
+        &VisitorContext {
+            sticky: &gone,
+            ..ctx("v1")
+        },
+    );
+    assert_eq!(r.assignments[0].arm_id, fixed.arm_id);
+    assert!(!r.assignments[0].sticky);
+    // Independent elements are sticky per unit id.
+    let sticky = [("exp-multi-cta", "cta-treatment")];
+    let r = assign_site(
+        &snap,
+        &VisitorContext {
+            sticky: &sticky,
+            ..ctx("v1")
+        },
+    );
+    assert_eq!(r.assignments[4].arm_id, "cta-treatment");
+}
+
+#[test]
+fn coverage_and_namespaces_leave_visitors_out() {
+    let mut snap = site_snapshot(3);
+    snap.experiments[0].coverage = 0.0;
+    snap.experiments[1].namespace = Some(samplit_engine::snapshot::Namespace {
+        id: "pricing".into(),
+        start: 0.0,
+        end: 0.5,
+    });
+    let mut in_ns = 0;
+    for i in 0..400 {
+        let v = format!("visitor-{i}");
+        let r = assign_site(&snap, &ctx(&v));
+        assert!(r.assignments.iter().all(|a| a.experiment_id != "exp-fixed"));
+        let in_thompson = r
+            .assignments
+            .iter()
+            .any(|a| a.experiment_id == "exp-thompson");
+        assert_eq!(
+            in_thompson,
+            bucket::in_namespace(&v, ("pricing", 0.0, 0.5)),
+            "{v}"
+        );
+        in_ns += usize::from(in_thompson);
+    }
+    assert!(
+        (150..250).contains(&in_ns),
+        "about half are in the namespace: {in_ns}"
+    );
+}
+
+#[test]
+fn an_empty_visitor_id_gets_nothing() {
+    let r = assign_site(&site_snapshot(3), &ctx(""));
+    assert!(r.assignments.is_empty() && r.excluded.is_none());
+}
+
+/// Pearson's chi-square of observed counts against expected probabilities.
+fn chi_square(counts: &[u64], p: &[f64]) -> f64 {
+    let n: u64 = counts.iter().sum();
+    counts
+        .iter()
+        .zip(p)
+        .map(|(&c, &pi)| {
+            let e = pi * n as f64;
+            (c as f64 - e).powi(2) / e
+        })
+        .sum()
+}
+
+/// End to end: the propensities the control plane wrote into the snapshot are the
+/// frequencies at which the edge's `assign_site` hands out the arms — for the Thompson
+/// experiment (seeded ChaCha8 draws, floor included) and for the fixed split (the
+/// GrowthBook hash). 30 000 visitors; χ²(2) critical value at α = 0.001 is 13.816;
+/// deterministic inputs, so no flakiness.
+#[test]
+fn assign_site_hands_out_arms_at_the_snapshot_propensities() {
+    let snap = site_snapshot(3);
+    let mut counts = [[0u64; 3]; 2];
+    for i in 0..30_000 {
+        let v = format!("{i:08x}-d9cb-469f-a165-70867728950e");
+        let r = assign_site(&snap, &ctx(&v));
+        for (slot, exp) in [(0, "exp-fixed"), (1, "exp-thompson")] {
+            let a = r
+                .assignments
+                .iter()
+                .find(|a| a.experiment_id == exp)
+                .unwrap();
+            let arm: usize = a.arm_id.trim_start_matches("arm").parse().unwrap();
+            counts[slot][arm] += 1;
+        }
+    }
+    for (slot, exp) in [(0, 0), (1, 1)] {
+        let p: Vec<f64> = snap.experiments[exp].units[0]
+            .arms
+            .iter()
+            .map(|a| a.propensity)
+            .collect();
+        let chi2 = chi_square(&counts[slot], &p);
+        assert!(
+            chi2 < 13.816,
+            "{}: chi2 {chi2}, counts {:?}, p {p:?}",
+            snap.experiments[exp].id,
+            counts[slot]
+        );
+    }
+}
+
+#[test]
+fn the_push_wire_form_is_payload_and_signature() {
+    let signed = samplit_engine::snapshot::sign(&site_snapshot(1), crate::fixtures::KEY);
+    let json: serde_json::Value = serde_json::to_value(&signed).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["payload", "signature"]);
+    assert!(
+        json["signature"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+}
+
+/// GrowthBook's own SDK tests ("coverage" and "threeWayTest" in the JS SDK's
+/// `test/run.test.ts`): experiment key `my-test` (the seed), hash v1, users "1".."9".
+/// A fixed-split experiment migrated with the same seed puts every visitor in the same
+/// variation (−1: not in the experiment), through the full `assign_site` path.
+#[test]
+fn a_migrated_growthbook_experiment_keeps_its_visitors_buckets() {
+    use samplit_engine::allocator::{Allocator, ArmStats, FixedSplit};
+    let cases: &[(usize, f64, [i32; 9])] = &[
+        (2, 0.4, [-1, 0, 0, -1, 1, -1, 0, 1, -1]),
+        (3, 1.0, [2, 0, 0, 2, 1, 2, 0, 1, 0]),
+    ];
+    for &(k, coverage, expected) in cases {
+        let allocator = Allocator::FixedSplit(FixedSplit::equal(k).unwrap());
+        let mut exp = crate::fixtures::single("gb", allocator, &vec![ArmStats::default(); k]);
+        exp.seed = "my-test".into();
+        exp.hash_version = 1;
+        exp.coverage = coverage;
+        let mut snap = site_snapshot(1);
+        snap.experiments = vec![exp];
+        snap.validate().unwrap();
+        for (i, want) in expected.iter().enumerate() {
+            let id = (i + 1).to_string();
+            let r = assign_site(&snap, &ctx(&id));
+            let got = r.assignments.first().map_or(-1, |a| {
+                a.arm_id.trim_start_matches("arm").parse::<i32>().unwrap()
+            });
+            assert_eq!(got, *want, "{k} variations, coverage {coverage}, user {id}");
+        }
+    }
+}
