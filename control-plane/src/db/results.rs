@@ -183,7 +183,11 @@ pub struct DailyRow {
 
 /// Daily new visitors and new converters on a goal, per arm, ordered by arm and day.
 #[tracing::instrument(skip(pool))]
-pub async fn daily(pool: &PgPool, experiment_id: Uuid, goal_id: Uuid) -> sqlx::Result<Vec<DailyRow>> {
+pub async fn daily(
+    pool: &PgPool,
+    experiment_id: Uuid,
+    goal_id: Uuid,
+) -> sqlx::Result<Vec<DailyRow>> {
     sqlx::query_as::<_, DailyRow>(
         "SELECT COALESCE(v.arm_id, c.arm_id) AS arm_id, COALESCE(v.day, c.day) AS day,
                 COALESCE(v.visitors, 0) AS visitors, COALESCE(c.converters, 0) AS converters,

@@ -14,6 +14,7 @@ mod docs;
 mod health;
 mod ingest;
 mod members;
+mod results;
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,7 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ingest::router())
+        .merge(results::router())
         .merge(auth::router())
         .merge(members::router())
         .merge(api_keys::router())

@@ -11,3 +11,4 @@ mod health;
 mod helpers;
 mod ingest;
 mod members;
+mod results;
