@@ -408,7 +408,7 @@ pub async fn build_snapshot(
 }
 
 /// One running experiment as the edge will run it, and its weights record.
-fn experiment_snapshot(
+pub fn experiment_snapshot(
     loaded: &Loaded,
     counts: &HashMap<Uuid, ArmStats>,
 ) -> anyhow::Result<(ExperimentSnapshot, serde_json::Value)> {
