@@ -377,12 +377,7 @@ pub async fn build_snapshot(
     let mut weights = Vec::new();
     for loaded in db::experiments::running_for_site(conn, site.id).await? {
         let id = loaded.experiment.id;
-        let counts = db::experiments::arm_counts(
-            conn,
-            id,
-            &loaded.arms.iter().map(|a| a.id).collect::<Vec<_>>(),
-        )
-        .await?;
+        let counts = db::experiments::arm_counts(conn, id).await?;
         // Thompson propensities integrate numerically (up to 500 arms for a factorial
         // experiment): CPU work, kept off the async workers.
         let (experiment, record) =

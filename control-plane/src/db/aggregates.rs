@@ -183,8 +183,11 @@ pub struct ArmCount {
 
 /// Exposed visitors and primary-goal converters of every arm of an experiment, in arm
 /// order (arms without data yet report zeros). Reads aggregates only: O(arms).
-#[tracing::instrument(skip(pool))]
-pub async fn arm_counts(pool: &PgPool, experiment_id: Uuid) -> sqlx::Result<Vec<ArmCount>> {
+#[tracing::instrument(skip(executor))]
+pub async fn arm_counts<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    experiment_id: Uuid,
+) -> sqlx::Result<Vec<ArmCount>> {
     sqlx::query_as::<_, ArmCount>(
         "SELECT a.id AS arm_id,
                 COALESCE(s.visitors, 0) AS exposures,
@@ -197,6 +200,6 @@ pub async fn arm_counts(pool: &PgPool, experiment_id: Uuid) -> sqlx::Result<Vec<
          ORDER BY a.element_id NULLS FIRST, a.position",
     )
     .bind(experiment_id)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
