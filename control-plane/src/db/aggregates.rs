@@ -4,7 +4,7 @@
 //! deltas the caller grouped (one entry per key, sorted by key so concurrent batches lock
 //! rows in the same order). Also [`arm_counts`], the posterior inputs the publisher reads.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use time::Date;
 use uuid::Uuid;
 
