@@ -35,8 +35,8 @@ use samplit_engine::allocator::ArmStats;
 use samplit_engine::changes::Change;
 use samplit_engine::multi::Mode;
 use samplit_engine::snapshot::{
-    self, AllocationUnit, Arm, Element, ExperimentSnapshot, SCHEMA_VERSION, SignedSnapshot,
-    Snapshot, Variant,
+    self, AllocationUnit, Arm, Element, ExperimentSnapshot, GoalSnapshot, GoalTrigger,
+    SCHEMA_VERSION, SignedSnapshot, Snapshot, Variant,
 };
 use samplit_engine::targeting::{ExclusionRule, UrlRule};
 use sha2::{Digest, Sha256};
@@ -440,6 +440,24 @@ pub fn experiment_snapshot(
         });
     }
 
+    // Goals the snippet detects by itself; custom-event goals come from samplit.track.
+    let mut goals = Vec::new();
+    for g in &loaded.goals {
+        let trigger = match g.trigger.as_str() {
+            "url" => GoalTrigger::Url {
+                rule: serde_json::from_str(&g.target).context("stored URL goal rule")?,
+            },
+            "click" => GoalTrigger::Click {
+                selector: g.target.clone(),
+            },
+            _ => continue,
+        };
+        goals.push(GoalSnapshot {
+            name: g.name.clone(),
+            trigger,
+        });
+    }
+
     // Allocation units: one per element (independent) or one for the experiment.
     let groups: Vec<(String, Option<Uuid>)> = match mode {
         Mode::Independent => loaded
@@ -515,6 +533,7 @@ pub fn experiment_snapshot(
     }
     Ok((
         ExperimentSnapshot {
+            goals,
             id: e.id.to_string(),
             seed: e.seed.clone(),
             hash_version: u8::try_from(e.hash_version).unwrap_or(2),
