@@ -149,11 +149,16 @@ fn choose_arm(
         Some(el) => [exp.id.as_str(), ":", el],
         None => [exp.id.as_str(), "", ""],
     };
-    let mut rng = visitor_rng(ctx.visitor_id, &rng_unit, snapshot_version);
     let arms = &unit.arms;
     let i = unit
         .allocator
-        .choose_by(arms.len(), |i| arms[i].stats(), n, exp.coverage, &mut rng)
+        .choose_lazy(
+            arms.len(),
+            |i| arms[i].stats(),
+            n,
+            exp.coverage,
+            || visitor_rng(ctx.visitor_id, &rng_unit, snapshot_version),
+        )
         .ok()??;
     Some((i, false))
 }

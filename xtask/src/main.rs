@@ -276,7 +276,13 @@ fn edge_build() -> Result<(), String> {
         "strip debug names from the wasm",
         Some(&root),
         path_str(&wasm_opt)?,
-        &[wasm_path, "--strip-debug", "--strip-producers", "-o", wasm_path],
+        &[
+            wasm_path,
+            "--strip-debug",
+            "--strip-producers",
+            "-o",
+            wasm_path,
+        ],
         &[],
     )?;
     if let Ok(meta) = std::fs::metadata(&wasm) {
