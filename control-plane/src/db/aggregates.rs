@@ -183,9 +183,11 @@ pub struct ArmCount {
 
 /// Exposed visitors and primary-goal converters of every arm of an experiment, in arm
 /// order (arms without data yet report zeros). Reads aggregates only: O(arms).
+/// Takes a pool or a connection (`&mut *conn`), so the publisher can read inside its
+/// own transaction.
 #[tracing::instrument(skip(executor))]
-pub async fn arm_counts<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
+pub async fn arm_counts<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
     experiment_id: Uuid,
 ) -> sqlx::Result<Vec<ArmCount>> {
     sqlx::query_as::<_, ArmCount>(
