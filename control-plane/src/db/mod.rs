@@ -9,12 +9,14 @@
 //! - [`api_keys`]: automation keys (hashed).
 //! - [`audit`]: reading the audit trail (writing is `crate::audit::record`).
 //! - [`sites`], [`experiments`]: sites and experiments with their parts.
+//! - [`editor`]: the visual editor's variant lookups and change saves.
 //! - [`publications`]: the snapshots published to the edge.
 //! - [`events`], [`aggregates`], [`results`]: ingestion and the per-arm aggregates results read.
 
 pub mod aggregates;
 pub mod api_keys;
 pub mod audit;
+pub mod editor;
 pub mod events;
 pub mod experiments;
 pub mod orgs;
