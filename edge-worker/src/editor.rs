@@ -368,12 +368,14 @@ pub async fn handle(req: &Request, env: &Env) -> Result<Response, ApiError> {
         None
     };
     let status = origin.status_code();
-    let body = origin.stream().map_err(internal)?;
-    let response = Response::from_stream(capped_stream(body, rewriter, deadline))
-        .map_err(internal)?
-        .with_status(status)
-        .with_headers(headers);
-    Ok(response)
+    // No body (204, 304, or an empty answer): nothing to stream or rewrite.
+    let response = match origin.stream() {
+        Ok(body) if !matches!(status, 204 | 205 | 304) => {
+            Response::from_stream(capped_stream(body, rewriter, deadline)).map_err(internal)?
+        }
+        _ => Response::empty().map_err(internal)?,
+    };
+    Ok(response.with_status(status).with_headers(headers))
 }
 
 #[cfg(test)]

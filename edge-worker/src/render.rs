@@ -125,6 +125,55 @@ pub fn escape_attr(s: &str) -> String {
     out
 }
 
+/// An attribute value as `lol_html` reads it (raw source text, entities included) →
+/// its text: the character references HTML source commonly uses are decoded.
+pub fn attr_text(raw: &str) -> String {
+    if !raw.contains('&') {
+        return raw.to_owned();
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let name = &rest[1..end];
+            let c = match name {
+                "amp" => Some('&'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                _ => name
+                    .strip_prefix("#x")
+                    .or_else(|| name.strip_prefix("#X"))
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            }?;
+            Some((c, end + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Text → an attribute value for `lol_html`'s `set_attribute`, which escapes `"` but
+/// writes `&` as is: `&` becomes `&amp;` so the browser reads back exactly `text`.
+pub fn attr_value(text: &str) -> String {
+    text.replace('&', "&amp;")
+}
+
 type Handler = (Cow<'static, Selector>, ElementContentHandlers<'static>);
 
 fn handler(
@@ -158,9 +207,9 @@ fn apply(el: &mut Element<'_, '_>, action: &ChangeAction) -> lol_html::HandlerRe
     match action {
         ChangeAction::SetText { text } => el.set_inner_content(text, ContentType::Text),
         ChangeAction::SetHtml { html } => el.set_inner_content(html, ContentType::Html),
-        ChangeAction::SetAttribute { name, value } => el.set_attribute(name, value)?,
+        ChangeAction::SetAttribute { name, value } => el.set_attribute(name, &attr_value(value))?,
         ChangeAction::SetStyle { property, value } => {
-            append_style(el, &format!("{property}: {value};"))?;
+            append_style(el, &attr_value(&format!("{property}: {value};")))?;
         }
         ChangeAction::Hide => append_style(el, "display: none !important;")?,
         ChangeAction::Insert { position, html } => match position {
@@ -202,9 +251,9 @@ fn editor_handlers(mode: &EditorMode) -> Result<Vec<Handler>, String> {
         let m = Rc::clone(&m);
         handlers.push(handler(selector, move |el| {
             if let Some(href) = el.get_attribute("href")
-                && let Some(link) = m.rewrite_link(&href)
+                && let Some(link) = m.rewrite_link(&attr_text(&href))
             {
-                el.set_attribute("href", &link)?;
+                el.set_attribute("href", &attr_value(&link))?;
                 // Links that would leave the frame stay in it.
                 el.remove_attribute("target");
             }
@@ -213,7 +262,7 @@ fn editor_handlers(mode: &EditorMode) -> Result<Vec<Handler>, String> {
     }
     let forms = Rc::clone(&m);
     handlers.push(handler("form", move |el| {
-        let action = el.get_attribute("action").unwrap_or_default();
+        let action = attr_text(&el.get_attribute("action").unwrap_or_default());
         let Ok(absolute) = forms.page_url.join(action.trim()) else {
             return Ok(());
         };
@@ -224,7 +273,7 @@ fn editor_handlers(mode: &EditorMode) -> Result<Vec<Handler>, String> {
         let method = el.get_attribute("method").unwrap_or_default();
         if method.trim().eq_ignore_ascii_case("post") {
             // The proxy only fetches with GET: a POST lands on a 405 with a reason.
-            el.set_attribute("action", &forms.proxy_link(&absolute))?;
+            el.set_attribute("action", &attr_value(&forms.proxy_link(&absolute)))?;
         } else {
             // A GET submission replaces the action's query with the form's fields, so
             // the target and the token travel as hidden fields instead.
@@ -490,6 +539,29 @@ mod tests {
         }
         let out = rewrite_str(&plan, "<head></head>", 4).unwrap();
         assert!(!out.contains("<script>x"), "{out}");
+    }
+
+    #[test]
+    fn attribute_entities_are_read_as_text_and_ampersands_written_escaped() {
+        assert_eq!(attr_text("/a?x=1&amp;y=2&#38;z=&#x33;&lt;&bogus;&"), "/a?x=1&y=2&z=3<&bogus;&");
+        assert_eq!(attr_value("a&b\"c"), "a&amp;b\"c");
+        let out = rewrite_str(&editor_plan(), r#"<a href="/s?a=1&amp;b=2">x</a>"#, 5).unwrap();
+        let want = url::form_urlencoded::byte_serialize(b"https://shop.example.com/s?a=1&b=2").collect::<String>();
+        assert!(out.contains(&format!("url={want}&amp;token=tok.en")), "{out}");
+        let plan = Plan {
+            changes: vec![change(
+                "a",
+                ChangeAction::SetAttribute {
+                    name: "href".into(),
+                    value: "/p?a=1&b=2".into(),
+                },
+            )],
+            editor: None,
+        };
+        assert_eq!(
+            rewrite_str(&plan, "<a href=x>y</a>", 3).unwrap(),
+            r#"<a href="/p?a=1&amp;b=2">y</a>"#
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ const CHROMIUM = process.env.SAMPLIT_CHROMIUM ?? '/usr/bin/chromium';
 const SITE = 'sk_browser';
 const EXP = '44444444-4444-4444-8444-444444444444';
 let chromium;
-let browser;
+let browser; // a persistent context on a fresh profile
 let profile;
 let origin;
 let admin;
@@ -48,6 +48,7 @@ function page({ snippet }) {
 <h1 id="headline">Original headline</h1>
 <p class="lead">Lead text</p>
 <ul id="list"><li>one</li><li>two</li><li>three</li></ul>
+<ol><li>first</li><li>second</li></ol>
 <div><span>no id here</span><span>second span</span></div>
 <a id="cta" href="/signup">Sign up</a>
 </body></html>`;
@@ -87,12 +88,15 @@ window.addEventListener('message', function (e) { window.received.push({ origin:
   const res = await h.pushSnapshot(worker, SITE, h.signSnapshot(snapshot));
   assert.equal(res.status, 200, await res.text());
   profile = mkdtempSync(join(tmpdir(), 'samplit-chromium-'));
-  browser = await chromium.launch({
+  // A fresh profile directory: playwright passes it as --user-data-dir.
+  browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
+    // Headless Chromium's own user agent says "HeadlessChrome", which the engine's bot
+    // list excludes from experiments (as it should); these tests play a visitor.
+    userAgent: h.BROWSER_UA,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      `--user-data-dir=${profile}`],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     timeout: 30000,
   });
 });
@@ -106,8 +110,7 @@ after(async () => {
 const originalPainted = (log) => log.filter((e) => e.kind === 'frame' && e.visible && e.text === 'Original headline');
 
 test('with the snippet, a returning visitor never sees the original, and samplit.track reaches the control plane', async () => {
-  const context = await browser.newContext();
-  const tab = await context.newPage();
+  const tab = await browser.newPage();
   // First visit: the snippet learns which elements it must hide next time.
   await tab.goto(`${origin.url}/snippet-page`);
   await tab.waitForFunction(() => document.getElementById('headline').textContent === 'Try it free', null, { timeout: 10000 });
@@ -134,12 +137,11 @@ test('with the snippet, a returning visitor never sees the original, and samplit
   assert.equal(conversion.value, 12.5);
   assert.equal(conversion.site_key, SITE);
   assert.ok(cp.items().some((i) => i.type === 'exposure' && i.visitor_id === vid && i.arm_id === 'treatment'));
-  await context.close();
+  await tab.close();
 });
 
 test('a page rendered at the edge has the variant in its HTML and never holds the original', async () => {
-  const context = await browser.newContext();
-  const tab = await context.newPage();
+  const tab = await browser.newPage();
   const response = await tab.goto(`${worker.base}/plain`);
   const html = await response.text();
   assert.ok(html.includes('<h1 id="headline">Try it free</h1>'), html);
@@ -148,12 +150,11 @@ test('a page rendered at the edge has the variant in its HTML and never holds th
   const log = await tab.evaluate(() => window.__log);
   assert.ok(log.length > 0);
   assert.ok(log.every((e) => e.text === 'Try it free'), `only the variant was ever in the DOM: ${JSON.stringify(log.slice(0, 3))}`);
-  await context.close();
+  await tab.close();
 });
 
 test('the editor selects elements with unique selectors and previews changes for the admin origin only', async () => {
-  const context = await browser.newContext();
-  const tab = await context.newPage();
+  const tab = await browser.newPage();
   const adminOrigin = admin.url;
   const token = editorToken({ siteKey: SITE, adminOrigin });
   const src = `${worker.base}/v1/editor?url=${encodeURIComponent(`${origin.url}/plain`)}&token=${encodeURIComponent(token)}`;
@@ -167,7 +168,8 @@ test('the editor selects elements with unique selectors and previews changes for
     ['#cta', '#cta'],
     ['p.lead', 'p.lead'],
     ['#list li:nth-child(2)', '#list > li:nth-of-type(2)'],
-    ['div > span:nth-child(2)', 'html > body:nth-of-type(1) > div:nth-of-type(1) > span:nth-of-type(2)'],
+    ['ol li:nth-child(2)', 'ol:nth-of-type(1) > li:nth-of-type(2)'],
+    ['div > span:nth-child(2)', 'span:nth-of-type(2)'],
   ];
   for (const [target, want] of cases) {
     await frame.click(target);
@@ -201,5 +203,5 @@ test('the editor selects elements with unique selectors and previews changes for
   }, '*'));
   await tab.waitForTimeout(300);
   assert.equal(await frame.textContent('#headline'), 'Previewed');
-  await context.close();
+  await tab.close();
 });
