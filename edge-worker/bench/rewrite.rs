@@ -42,13 +42,47 @@ fn page() -> String {
 fn changes() -> Vec<Change> {
     let c = |s: &str, a| Change::new(s, a).expect("valid change");
     vec![
-        c("#headline", ChangeAction::SetText { text: "Variant".into() }),
-        c("p.lead", ChangeAction::SetHtml { html: "<b>New</b>".into() }),
-        c("a.buy", ChangeAction::SetAttribute { name: "href".into(), value: "/cart".into() }),
-        c("a.buy", ChangeAction::SetStyle { property: "color".into(), value: "red".into() }),
+        c(
+            "#headline",
+            ChangeAction::SetText {
+                text: "Variant".into(),
+            },
+        ),
+        c(
+            "p.lead",
+            ChangeAction::SetHtml {
+                html: "<b>New</b>".into(),
+            },
+        ),
+        c(
+            "a.buy",
+            ChangeAction::SetAttribute {
+                name: "href".into(),
+                value: "/cart".into(),
+            },
+        ),
+        c(
+            "a.buy",
+            ChangeAction::SetStyle {
+                property: "color".into(),
+                value: "red".into(),
+            },
+        ),
         c("#banner", ChangeAction::Hide),
-        c("#list", ChangeAction::Insert { position: InsertPosition::Append, html: "<li>b</li>".into() }),
-        c("#list", ChangeAction::Insert { position: InsertPosition::Before, html: "<hr>".into() }),
+        c(
+            "#list",
+            ChangeAction::Insert {
+                position: InsertPosition::Append,
+                html: "<li>b</li>".into(),
+            },
+        ),
+        c(
+            "#list",
+            ChangeAction::Insert {
+                position: InsertPosition::Before,
+                html: "<hr>".into(),
+            },
+        ),
     ]
 }
 
@@ -89,7 +123,10 @@ fn measure(plan: Option<&Plan>, html: &[u8]) -> (Duration, Duration, usize) {
 fn main() {
     let html = page();
     let bytes = html.as_bytes();
-    let variant = Plan { changes: changes(), editor: None };
+    let variant = Plan {
+        changes: changes(),
+        editor: None,
+    };
     let parse_only = Plan {
         changes: vec![Change::new("#does-not-exist", ChangeAction::Hide).expect("valid")],
         editor: None,
@@ -103,10 +140,22 @@ fn main() {
             admin_origin: "https://admin.example".into(),
         }),
     };
-    println!("page: {} bytes, {} KB chunks, {RUNS} runs per case (median / p90)", bytes.len(), CHUNK / 1024);
+    println!(
+        "page: {} bytes, {} KB chunks, {RUNS} runs per case (median / p90)",
+        bytes.len(),
+        CHUNK / 1024
+    );
     let (base, base90, _) = measure(None, bytes);
-    println!("passthrough            {:>9.1} µs / {:>9.1} µs", us(base), us(base90));
-    for (name, plan) in [("parse only (no match)", &parse_only), ("variant (7 changes)", &variant), ("editor mode", &editor)] {
+    println!(
+        "passthrough            {:>9.1} µs / {:>9.1} µs",
+        us(base),
+        us(base90)
+    );
+    for (name, plan) in [
+        ("parse only (no match)", &parse_only),
+        ("variant (7 changes)", &variant),
+        ("editor mode", &editor),
+    ] {
         let (med, p90, out) = measure(Some(plan), bytes);
         println!(
             "{name:<22} {:>9.1} µs / {:>9.1} µs   overhead {:>8.1} µs per 100 KB page, {:>6.0} MB/s, output {out} bytes",

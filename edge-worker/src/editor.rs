@@ -30,7 +30,10 @@
 use futures_util::future::{Either, select};
 use futures_util::{StreamExt, stream};
 use samplit_engine::editor_token::{self, EditorClaims, TokenError};
-use worker::{AbortController, ByteStream, Delay, Env, Fetch, Headers, Request, RequestInit, RequestRedirect, Response};
+use worker::{
+    AbortController, ByteStream, Delay, Env, Fetch, Headers, Request, RequestInit, RequestRedirect,
+    Response,
+};
 
 use crate::clock::now_ms;
 use crate::error::ApiError;
@@ -127,7 +130,11 @@ pub fn target_of(request_url: &url::Url) -> Result<(String, String), ApiError> {
     match (url, token) {
         (Some(u), Some(t)) => Ok((u, t)),
         (None, _) => Err(ApiError::bad_request("missing_url", "url is required")),
-        (_, None) => Err(ApiError::new(401, "missing_token", "an editor token is required")),
+        (_, None) => Err(ApiError::new(
+            401,
+            "missing_token",
+            "an editor token is required",
+        )),
     }
 }
 
@@ -144,7 +151,11 @@ pub fn refusal(r: Refusal) -> ApiError {
 pub fn token_refusal(e: &TokenError) -> ApiError {
     match e {
         TokenError::EmptyKey => ApiError::not_configured(snapshots::SECRET_NAME),
-        TokenError::Expired => ApiError::new(401, "token_expired", "the editor token has expired; reopen the editor"),
+        TokenError::Expired => ApiError::new(
+            401,
+            "token_expired",
+            "the editor token has expired; reopen the editor",
+        ),
         _ => ApiError::new(401, "invalid_token", "the editor token is not valid"),
     }
 }
@@ -166,11 +177,15 @@ pub fn claims(env: &Env, token: &str) -> Result<EditorClaims, ApiError> {
 pub fn script() -> Result<Response, ApiError> {
     let response = Response::ok(EDITOR_JS).map_err(internal)?;
     let h = response.headers();
-    h.set("Content-Type", "application/javascript; charset=utf-8").map_err(internal)?;
-    h.set("Cache-Control", "public, max-age=300").map_err(internal)?;
-    h.set("X-Content-Type-Options", "nosniff").map_err(internal)?;
+    h.set("Content-Type", "application/javascript; charset=utf-8")
+        .map_err(internal)?;
+    h.set("Cache-Control", "public, max-age=300")
+        .map_err(internal)?;
+    h.set("X-Content-Type-Options", "nosniff")
+        .map_err(internal)?;
     // A sandboxed (opaque-origin) page loads it cross-origin.
-    h.set("Access-Control-Allow-Origin", "*").map_err(internal)?;
+    h.set("Access-Control-Allow-Origin", "*")
+        .map_err(internal)?;
     Ok(response)
 }
 
@@ -189,7 +204,8 @@ async fn fetch_checked(
             }
         }
         let mut init = RequestInit::new();
-        init.with_headers(headers).with_redirect(RequestRedirect::Manual);
+        init.with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
         let request = Request::new_with_init(url.as_str(), &init).map_err(internal)?;
         let controller = AbortController::default();
         let signal = controller.signal();
@@ -201,11 +217,19 @@ async fn fetch_checked(
             Either::Left((Ok(r), _)) => r,
             Either::Left((Err(e), _)) => {
                 worker::console_warn!("editor fetch failed: {e}");
-                return Err(ApiError::new(502, "fetch_failed", "the page could not be fetched"));
+                return Err(ApiError::new(
+                    502,
+                    "fetch_failed",
+                    "the page could not be fetched",
+                ));
             }
             Either::Right(_) => {
                 controller.abort();
-                return Err(ApiError::new(504, "fetch_timeout", "the page took too long to answer"));
+                return Err(ApiError::new(
+                    504,
+                    "fetch_timeout",
+                    "the page took too long to answer",
+                ));
             }
         };
         let status = response.status_code();
@@ -221,13 +245,21 @@ async fn fetch_checked(
                 ));
             }
             url = proxy_policy::check_redirect(&url, &location, policy).map_err(|r| {
-                ApiError::new(403, "redirect_not_allowed", format!("a redirect was refused: {}", r.message()))
+                ApiError::new(
+                    403,
+                    "redirect_not_allowed",
+                    format!("a redirect was refused: {}", r.message()),
+                )
             })?;
             continue;
         }
         return Ok((url, response));
     }
-    Err(ApiError::new(400, "too_many_redirects", "the page redirected more than 5 times"))
+    Err(ApiError::new(
+        400,
+        "too_many_redirects",
+        "the page redirected more than 5 times",
+    ))
 }
 
 /// The body of `response` as a stream capped at [`MAX_PAGE_BYTES`] and the deadline,
@@ -263,7 +295,10 @@ pub fn capped_stream(
                 Either::Left((chunk, _)) => chunk,
                 Either::Right(_) => {
                     s.done = true;
-                    return Some((Err(worker::Error::RustError("the page took too long".into())), s));
+                    return Some((
+                        Err(worker::Error::RustError("the page took too long".into())),
+                        s,
+                    ));
                 }
             }
         };
@@ -272,10 +307,15 @@ pub fn capped_stream(
                 s.seen += chunk.len();
                 if s.seen > MAX_PAGE_BYTES {
                     s.done = true;
-                    return Some((Err(worker::Error::RustError("the page is too large".into())), s));
+                    return Some((
+                        Err(worker::Error::RustError("the page is too large".into())),
+                        s,
+                    ));
                 }
                 let out = match s.rewriter.as_mut() {
-                    Some(r) => r.write(&chunk).map_err(|e| worker::Error::RustError(e.to_string())),
+                    Some(r) => r
+                        .write(&chunk)
+                        .map_err(|e| worker::Error::RustError(e.to_string())),
                     None => Ok(chunk),
                 };
                 if out.is_err() {
@@ -326,9 +366,16 @@ pub async fn handle(req: &Request, env: &Env) -> Result<Response, ApiError> {
     let (final_url, mut origin) = fetch_checked(url, &policy, req, deadline).await?;
 
     if let Ok(Some(len)) = origin.headers().get("content-length")
-        && len.trim().parse::<usize>().is_ok_and(|n| n > MAX_PAGE_BYTES)
+        && len
+            .trim()
+            .parse::<usize>()
+            .is_ok_and(|n| n > MAX_PAGE_BYTES)
     {
-        return Err(ApiError::new(413, "page_too_large", "the page is larger than 5 MB"));
+        return Err(ApiError::new(
+            413,
+            "page_too_large",
+            "the page is larger than 5 MB",
+        ));
     }
     let content_type = origin.headers().get("content-type").ok().flatten();
     let html = is_html(content_type.as_deref());
@@ -339,9 +386,15 @@ pub async fn handle(req: &Request, env: &Env) -> Result<Response, ApiError> {
             headers.set(name, &v).map_err(internal)?;
         }
     }
-    headers.set("Content-Security-Policy", EDITOR_CSP).map_err(internal)?;
-    headers.set("X-Content-Type-Options", "nosniff").map_err(internal)?;
-    headers.set("Referrer-Policy", "no-referrer").map_err(internal)?;
+    headers
+        .set("Content-Security-Policy", EDITOR_CSP)
+        .map_err(internal)?;
+    headers
+        .set("X-Content-Type-Options", "nosniff")
+        .map_err(internal)?;
+    headers
+        .set("Referrer-Policy", "no-referrer")
+        .map_err(internal)?;
     headers.set("Cache-Control", "no-store").map_err(internal)?;
 
     let rewriter = if html {
@@ -361,7 +414,11 @@ pub async fn handle(req: &Request, env: &Env) -> Result<Response, ApiError> {
         };
         let r = Rewriter::new(&plan).map_err(|e| ApiError::upstream("the HTML rewriter", e))?;
         for s in r.skipped() {
-            worker::console_warn!("editor preview: change on {:?} skipped: {}", s.selector, s.reason);
+            worker::console_warn!(
+                "editor preview: change on {:?} skipped: {}",
+                s.selector,
+                s.reason
+            );
         }
         Some(r)
     } else {
@@ -384,15 +441,24 @@ mod tests {
 
     #[test]
     fn targets_come_from_url_and_token_or_from_a_get_forms_hidden_fields() {
-        let u = url::Url::parse("https://edge.test/v1/editor?url=https%3A%2F%2Fshop.test%2Fa%3Fb%3D1&token=t1").unwrap();
-        assert_eq!(target_of(&u).unwrap(), ("https://shop.test/a?b=1".into(), "t1".into()));
+        let u = url::Url::parse(
+            "https://edge.test/v1/editor?url=https%3A%2F%2Fshop.test%2Fa%3Fb%3D1&token=t1",
+        )
+        .unwrap();
+        assert_eq!(
+            target_of(&u).unwrap(),
+            ("https://shop.test/a?b=1".into(), "t1".into())
+        );
         let form = url::Url::parse(
             "https://edge.test/v1/editor?__samplit_url=https%3A%2F%2Fshop.test%2Fsearch%3Fold%3D1&__samplit_token=t2&q=red+shoes&url=typed",
         )
         .unwrap();
         assert_eq!(
             target_of(&form).unwrap(),
-            ("https://shop.test/search?url=typed&q=red+shoes".into(), "t2".into())
+            (
+                "https://shop.test/search?url=typed&q=red+shoes".into(),
+                "t2".into()
+            )
         );
         let missing = url::Url::parse("https://edge.test/v1/editor?token=t").unwrap();
         assert_eq!(target_of(&missing).unwrap_err().code, "missing_url");

@@ -137,7 +137,9 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, 
                 }
                 _ => Err(ApiError::method_not_allowed("PUT")),
             },
-            _ if path.starts_with("/v1/") => Err(ApiError::not_found(format!("no route for {path}"))),
+            _ if path.starts_with("/v1/") => {
+                Err(ApiError::not_found(format!("no route for {path}")))
+            }
             _ => match site::handle(req, env, ctx).await? {
                 Some(response) => Ok(response),
                 None => Err(ApiError::not_found(format!("no route for {path}"))),

@@ -143,7 +143,9 @@ pub fn check_url(mut url: Url, policy: &Policy<'_>) -> Result<Url, Refusal> {
 fn check_ip(ip: IpAddr, printed: &str, policy: &Policy<'_>) -> Result<(), Refusal> {
     let loopback = match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     };
     if policy.allow_loopback && loopback && domain_allowed(printed, policy.allowed_domains) {
         Ok(())
@@ -197,35 +199,87 @@ mod tests {
             ..Policy::default()
         };
         let cases: &[(&str, Refusal, &str)] = &[
-            ("https://evil.example.net/", Refusal::HostNotAllowed, "another host"),
-            ("https://example.com/", Refusal::HostNotAllowed, "the parent domain"),
-            ("https://shop.example.com.evil.net/", Refusal::HostNotAllowed, "suffix trick"),
-            ("https://evilshop.example.com/", Refusal::HostNotAllowed, "prefix trick"),
+            (
+                "https://evil.example.net/",
+                Refusal::HostNotAllowed,
+                "another host",
+            ),
+            (
+                "https://example.com/",
+                Refusal::HostNotAllowed,
+                "the parent domain",
+            ),
+            (
+                "https://shop.example.com.evil.net/",
+                Refusal::HostNotAllowed,
+                "suffix trick",
+            ),
+            (
+                "https://evilshop.example.com/",
+                Refusal::HostNotAllowed,
+                "prefix trick",
+            ),
             ("https://localhost/", Refusal::HostNotAllowed, "localhost"),
             ("https://127.0.0.1/", Refusal::IpLiteral, "IPv4 loopback"),
-            ("https://169.254.169.254/latest/meta-data/", Refusal::IpLiteral, "cloud metadata"),
+            (
+                "https://169.254.169.254/latest/meta-data/",
+                Refusal::IpLiteral,
+                "cloud metadata",
+            ),
             ("https://10.0.0.1/", Refusal::IpLiteral, "private IPv4"),
             ("https://2130706433/", Refusal::IpLiteral, "decimal IPv4"),
             ("https://0x7f000001/", Refusal::IpLiteral, "hex IPv4"),
             ("https://0x7f.1/", Refusal::IpLiteral, "mixed hex IPv4"),
             ("https://017700000001/", Refusal::IpLiteral, "octal IPv4"),
-            ("https://0177.0.0.1/", Refusal::IpLiteral, "octal dotted IPv4"),
+            (
+                "https://0177.0.0.1/",
+                Refusal::IpLiteral,
+                "octal dotted IPv4",
+            ),
             ("https://127.1/", Refusal::IpLiteral, "short IPv4"),
             ("https://[::1]/", Refusal::IpLiteral, "IPv6 loopback"),
-            ("https://[::ffff:127.0.0.1]/", Refusal::IpLiteral, "IPv4-mapped IPv6"),
+            (
+                "https://[::ffff:127.0.0.1]/",
+                Refusal::IpLiteral,
+                "IPv4-mapped IPv6",
+            ),
             ("https://[fd00::1]/", Refusal::IpLiteral, "private IPv6"),
             ("file:///etc/passwd", Refusal::Scheme, "file:"),
             ("ftp://shop.example.com/", Refusal::Scheme, "ftp:"),
             ("gopher://shop.example.com/", Refusal::Scheme, "gopher:"),
             ("javascript:alert(1)", Refusal::Scheme, "javascript:"),
-            ("data:text/html,<script>alert(1)</script>", Refusal::Scheme, "data:"),
-            ("http://shop.example.com/", Refusal::Scheme, "plain http in production"),
-            ("https://user:pass@shop.example.com/", Refusal::Credentials, "credentials"),
-            ("https://user@shop.example.com/", Refusal::Credentials, "a user name"),
-            ("https://shop.example.com@evil.net/", Refusal::Credentials, "userinfo trick"),
+            (
+                "data:text/html,<script>alert(1)</script>",
+                Refusal::Scheme,
+                "data:",
+            ),
+            (
+                "http://shop.example.com/",
+                Refusal::Scheme,
+                "plain http in production",
+            ),
+            (
+                "https://user:pass@shop.example.com/",
+                Refusal::Credentials,
+                "credentials",
+            ),
+            (
+                "https://user@shop.example.com/",
+                Refusal::Credentials,
+                "a user name",
+            ),
+            (
+                "https://shop.example.com@evil.net/",
+                Refusal::Credentials,
+                "userinfo trick",
+            ),
             ("https://shop.example.com:8443/", Refusal::Port, "odd port"),
             ("https://shop.example.com:22/", Refusal::Port, "ssh port"),
-            ("https://shop.example.com:80/", Refusal::Port, "http port over https"),
+            (
+                "https://shop.example.com:80/",
+                Refusal::Port,
+                "http port over https",
+            ),
             ("/relative/path", Refusal::Unparsable, "relative URL"),
             ("//evil.net/", Refusal::Unparsable, "protocol-relative"),
             ("", Refusal::Unparsable, "empty"),
@@ -245,8 +299,14 @@ mod tests {
             allowed_domains: &d,
             ..Policy::default()
         };
-        assert_eq!(check("http://127.0.0.1:8123/", &strict), Err(Refusal::Scheme));
-        assert_eq!(check("https://127.0.0.1/", &strict), Err(Refusal::IpLiteral));
+        assert_eq!(
+            check("http://127.0.0.1:8123/", &strict),
+            Err(Refusal::Scheme)
+        );
+        assert_eq!(
+            check("https://127.0.0.1/", &strict),
+            Err(Refusal::IpLiteral)
+        );
         let dev = Policy {
             allowed_domains: &d,
             allow_http: true,
@@ -257,9 +317,18 @@ mod tests {
         assert!(check("http://[::1]:8123/page", &dev).is_ok());
         assert_eq!(check("http://127.0.0.1:8124/", &dev), Err(Refusal::Port));
         // Loopback is allowed only when listed, and other addresses never.
-        assert_eq!(check("http://127.0.0.2:8123/", &dev), Err(Refusal::IpLiteral));
-        assert_eq!(check("http://10.0.0.1:8123/", &dev), Err(Refusal::IpLiteral));
-        assert_eq!(check("http://2130706433:8123/", &dev).map(|u| u.host_str().map(str::to_owned)), Ok(Some("127.0.0.1".into())));
+        assert_eq!(
+            check("http://127.0.0.2:8123/", &dev),
+            Err(Refusal::IpLiteral)
+        );
+        assert_eq!(
+            check("http://10.0.0.1:8123/", &dev),
+            Err(Refusal::IpLiteral)
+        );
+        assert_eq!(
+            check("http://2130706433:8123/", &dev).map(|u| u.host_str().map(str::to_owned)),
+            Ok(Some("127.0.0.1".into()))
+        );
     }
 
     #[test]
@@ -275,7 +344,9 @@ mod tests {
             "https://shop.example.com/c?x=1"
         );
         assert_eq!(
-            check_redirect(&here, "https://www.example.com/", &p).unwrap().as_str(),
+            check_redirect(&here, "https://www.example.com/", &p)
+                .unwrap()
+                .as_str(),
             "https://www.example.com/"
         );
         for (location, want) in [

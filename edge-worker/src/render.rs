@@ -340,7 +340,8 @@ impl Rewriter {
             );
         }
         let sink_buf = Rc::clone(&out);
-        let sink: Sink = Box::new(move |chunk: &[u8]| sink_buf.borrow_mut().extend_from_slice(chunk));
+        let sink: Sink =
+            Box::new(move |chunk: &[u8]| sink_buf.borrow_mut().extend_from_slice(chunk));
         Ok(Self {
             inner: HtmlRewriter::new(settings, sink),
             out,
@@ -413,7 +414,11 @@ mod tests {
         // Every chunk size gives the same output.
         let whole = rewrite_str(&plan, html, usize::MAX).unwrap();
         for chunk in [1, 7, 64] {
-            assert_eq!(rewrite_str(&plan, html, chunk).unwrap(), whole, "chunk {chunk}");
+            assert_eq!(
+                rewrite_str(&plan, html, chunk).unwrap(),
+                whole,
+                "chunk {chunk}"
+            );
         }
         whole
     }
@@ -426,8 +431,18 @@ mod tests {
     fn each_change_type_is_applied() {
         let out = render(
             vec![
-                change("#headline", ChangeAction::SetText { text: "New <b>".into() }),
-                change("p.lead", ChangeAction::SetHtml { html: "<em>bold</em>".into() }),
+                change(
+                    "#headline",
+                    ChangeAction::SetText {
+                        text: "New <b>".into(),
+                    },
+                ),
+                change(
+                    "p.lead",
+                    ChangeAction::SetHtml {
+                        html: "<em>bold</em>".into(),
+                    },
+                ),
                 change(
                     "#cta",
                     ChangeAction::SetAttribute {
@@ -460,11 +475,22 @@ mod tests {
             ],
             PAGE,
         );
-        assert!(out.contains(r#"<h1 id="headline" class="hero big">New &lt;b&gt;</h1>"#), "{out}");
+        assert!(
+            out.contains(r#"<h1 id="headline" class="hero big">New &lt;b&gt;</h1>"#),
+            "{out}"
+        );
         assert!(!out.contains("Original"));
-        assert!(out.contains(r#"<p class="lead" style="color: red; font-size: 20px;"><em>bold</em></p>"#), "{out}");
+        assert!(
+            out.contains(
+                r#"<p class="lead" style="color: red; font-size: 20px;"><em>bold</em></p>"#
+            ),
+            "{out}"
+        );
         assert!(out.contains(r#"<a id="cta" href="/pricing">"#), "{out}");
-        assert!(out.contains(r#"<span style="display: none !important;">in</span>"#), "{out}");
+        assert!(
+            out.contains(r#"<span style="display: none !important;">in</span>"#),
+            "{out}"
+        );
         assert!(out.contains(r#"<hr><div id="box">"#), "{out}");
         assert!(out.contains("<i>appended</i></div>"), "{out}");
     }
@@ -515,24 +541,51 @@ mod tests {
                 url::form_urlencoded::byte_serialize(u.as_bytes()).collect::<String>()
             )
         };
-        assert!(out.contains(&format!(r#"href="{}""#, link("https://shop.example.com/dir/other"))), "{out}");
-        assert!(out.contains(&format!(r#"href="{}">root"#, link("https://shop.example.com/abs?q=1"))), "{out}");
+        assert!(
+            out.contains(&format!(
+                r#"href="{}""#,
+                link("https://shop.example.com/dir/other")
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                r#"href="{}">root"#,
+                link("https://shop.example.com/abs?q=1")
+            )),
+            "{out}"
+        );
         assert!(!out.contains("_top"));
         assert!(out.contains(&format!(r#"href="{}""#, link("https://www.example.com/x"))));
         assert!(out.contains(r##"href="#frag""##));
         assert!(out.contains(r#"href="mailto:a@b.c""#));
-        assert!(out.contains(r#"href="javascript:alert(1)""#), "left alone: not navigable through the proxy");
-        assert!(out.contains(r#"<head><base href="https://shop.example.com/dir/page?x=1">"#), "{out}");
+        assert!(
+            out.contains(r#"href="javascript:alert(1)""#),
+            "left alone: not navigable through the proxy"
+        );
+        assert!(
+            out.contains(r#"<head><base href="https://shop.example.com/dir/page?x=1">"#),
+            "{out}"
+        );
         assert!(!out.contains("evil.net"), "{out}");
         assert!(!out.contains("Content-Security-Policy"));
         assert!(out.contains(r#"<form action="https://edge.test/v1/editor"><input type="hidden" name="__samplit_url" value="https://shop.example.com/search"><input type="hidden" name="__samplit_token" value="tok.en">"#), "{out}");
-        assert!(out.contains(&format!(r#"<form method="post" action="{}">"#, link("https://shop.example.com/login"))), "{out}");
+        assert!(
+            out.contains(&format!(
+                r#"<form method="post" action="{}">"#,
+                link("https://shop.example.com/login")
+            )),
+            "{out}"
+        );
         assert!(out.ends_with(r#"<script src="https://edge.test/v1/editor.js" data-admin-origin="https://app.test" data-page-url="https://shop.example.com/dir/page?x=1" data-proxy="https://edge.test/v1/editor" data-token="tok.en"></script>"#), "{out}");
     }
 
     #[test]
     fn values_we_write_into_attributes_are_escaped() {
-        assert_eq!(escape_attr(r#""><script>'&"#), "&quot;&gt;&lt;script&gt;&#39;&amp;");
+        assert_eq!(
+            escape_attr(r#""><script>'&"#),
+            "&quot;&gt;&lt;script&gt;&#39;&amp;"
+        );
         let mut plan = editor_plan();
         if let Some(m) = plan.editor.as_mut() {
             m.page_url = Url::parse("https://shop.example.com/a\"><script>x</script>").unwrap();
@@ -543,11 +596,18 @@ mod tests {
 
     #[test]
     fn attribute_entities_are_read_as_text_and_ampersands_written_escaped() {
-        assert_eq!(attr_text("/a?x=1&amp;y=2&#38;z=&#x33;&lt;&bogus;&"), "/a?x=1&y=2&z=3<&bogus;&");
+        assert_eq!(
+            attr_text("/a?x=1&amp;y=2&#38;z=&#x33;&lt;&bogus;&"),
+            "/a?x=1&y=2&z=3<&bogus;&"
+        );
         assert_eq!(attr_value("a&b\"c"), "a&amp;b\"c");
         let out = rewrite_str(&editor_plan(), r#"<a href="/s?a=1&amp;b=2">x</a>"#, 5).unwrap();
-        let want = url::form_urlencoded::byte_serialize(b"https://shop.example.com/s?a=1&b=2").collect::<String>();
-        assert!(out.contains(&format!("url={want}&amp;token=tok.en")), "{out}");
+        let want = url::form_urlencoded::byte_serialize(b"https://shop.example.com/s?a=1&b=2")
+            .collect::<String>();
+        assert!(
+            out.contains(&format!("url={want}&amp;token=tok.en")),
+            "{out}"
+        );
         let plan = Plan {
             changes: vec![change(
                 "a",

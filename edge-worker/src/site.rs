@@ -106,7 +106,10 @@ thread_local! {
 }
 
 /// The site a host belongs to, with its snapshot, if any.
-pub async fn site_for_host(env: &Env, host: &str) -> Result<Option<std::rc::Rc<Snapshot>>, ApiError> {
+pub async fn site_for_host(
+    env: &Env,
+    host: &str,
+) -> Result<Option<std::rc::Rc<Snapshot>>, ApiError> {
     let host = host.to_ascii_lowercase();
     let now = now_ms();
     let cached = DOMAINS.with_borrow(|d| d.get(&host).cloned());
@@ -140,7 +143,10 @@ pub async fn site_for_host(env: &Env, host: &str) -> Result<Option<std::rc::Rc<S
 
 /// The origin URL for a request URL: the same, or with `SAMPLIT_ORIGIN_OVERRIDE`'s
 /// scheme, host and port.
-pub fn origin_url(request_url: &url::Url, override_base: Option<&str>) -> Result<url::Url, ApiError> {
+pub fn origin_url(
+    request_url: &url::Url,
+    override_base: Option<&str>,
+) -> Result<url::Url, ApiError> {
     let Some(base) = override_base.filter(|b| !b.trim().is_empty()) else {
         return Ok(request_url.clone());
     };
@@ -163,7 +169,9 @@ pub fn redirect_target(page: &url::Url, assignments: &[Assignment]) -> Option<(u
         a.changes.iter().find_map(|c| match c.action() {
             ChangeAction::Redirect { url } => {
                 let target = page.join(url).ok()?;
-                let same = target.path() == page.path() && target.query() == page.query() && target.host() == page.host();
+                let same = target.path() == page.path()
+                    && target.query() == page.query()
+                    && target.host() == page.host();
                 (!same).then_some((i, target))
             }
             _ => None,
@@ -184,13 +192,18 @@ fn sticky_key(snapshot: &Snapshot, a: &Assignment) -> String {
         .map_or_else(|| a.experiment_id.clone(), |u| u.id.clone())
 }
 
-fn exposures(site_key: &str, visitor_id: &str, assignments: &[&Assignment]) -> Result<Vec<Item>, ApiError> {
+fn exposures(
+    site_key: &str,
+    visitor_id: &str,
+    assignments: &[&Assignment],
+) -> Result<Vec<Item>, ApiError> {
     let ts_ms = now_ms();
     assignments
         .iter()
         .map(|a| {
             Ok(Item::Exposure {
-                id: ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?,
+                id: ids::random_uuid()
+                    .map_err(|e| ApiError::upstream("the random number generator", e))?,
                 site_key: site_key.to_owned(),
                 experiment_id: a.experiment_id.clone(),
                 element_id: a.element_id.clone(),
@@ -239,7 +252,10 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     let Some(snapshot) = site_for_host(env, host).await? else {
         return Ok(None);
     };
-    let override_base = env.var("SAMPLIT_ORIGIN_OVERRIDE").ok().map(|v| v.to_string());
+    let override_base = env
+        .var("SAMPLIT_ORIGIN_OVERRIDE")
+        .ok()
+        .map(|v| v.to_string());
     let origin = origin_url(&url, override_base.as_deref())?;
     if req.method() != worker::Method::Get {
         return forward(req, &origin).await.map(Some);
@@ -253,20 +269,43 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
-    let cookie_pairs = header("cookie").map(cookies::parse_cookie_header).unwrap_or_default();
-    let cookie = |name: &str| cookie_pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let cookie_pairs = header("cookie")
+        .map(cookies::parse_cookie_header)
+        .unwrap_or_default();
+    let cookie = |name: &str| {
+        cookie_pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let cookie_vid = cookie(VISITOR_COOKIE).filter(|v| cookies::valid_visitor_id(v));
     let visitor_id = match cookie_vid {
         Some(id) => id.to_owned(),
-        None => ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?,
+        None => {
+            ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
+        }
     };
     let user_agent = header("user-agent");
     let ip: Option<IpAddr> = header("cf-connecting-ip").and_then(|s| s.trim().parse().ok());
-    let verified_bot = req.cf().and_then(|cf| cf.bot_management()).is_some_and(|b| b.verified_bot());
-    let previous = cookie(STICKY_COOKIE).map(cookies::decode_sticky).unwrap_or_default();
-    let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let cookie_refs: Vec<(&str, &str)> = cookie_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let sticky_refs: Vec<(&str, &str)> = previous.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let verified_bot = req
+        .cf()
+        .and_then(|cf| cf.bot_management())
+        .is_some_and(|b| b.verified_bot());
+    let previous = cookie(STICKY_COOKIE)
+        .map(cookies::decode_sticky)
+        .unwrap_or_default();
+    let header_refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let cookie_refs: Vec<(&str, &str)> = cookie_pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let sticky_refs: Vec<(&str, &str)> = previous
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let page = url.as_str();
     let visitor = VisitorContext {
         visitor_id: &visitor_id,
@@ -284,7 +323,11 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     } else {
         assign::assign_site(&snapshot, &visitor)
     };
-    let assignments = if result.excluded.is_some() { Vec::new() } else { result.assignments };
+    let assignments = if result.excluded.is_some() {
+        Vec::new()
+    } else {
+        result.assignments
+    };
 
     // Cookies, as /v1/assign sets them.
     let secure = url.scheme() == "https";
@@ -322,17 +365,26 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
 
     let mut upstream = forward(req, &origin).await?;
     let content_type = upstream.headers().get("content-type").ok().flatten();
-    if upstream.status_code() != 200 || !is_html(content_type.as_deref()) || assignments.is_empty() {
+    if upstream.status_code() != 200 || !is_html(content_type.as_deref()) || assignments.is_empty()
+    {
         return Ok(Some(upstream));
     }
 
     let plan = Plan {
-        changes: assignments.iter().flat_map(|a| a.changes.iter().cloned()).collect(),
+        changes: assignments
+            .iter()
+            .flat_map(|a| a.changes.iter().cloned())
+            .collect(),
         editor: None,
     };
     let rewriter = Rewriter::new(&plan).map_err(|e| ApiError::upstream("the HTML rewriter", e))?;
     for s in rewriter.skipped() {
-        worker::console_warn!("site {}: change on {:?} skipped: {}", snapshot.site_key, s.selector, s.reason);
+        worker::console_warn!(
+            "site {}: change on {:?} skipped: {}",
+            snapshot.site_key,
+            s.selector,
+            s.reason
+        );
     }
 
     // The page is about to be served with these arms: log them.
@@ -352,18 +404,23 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     let key = render::variant_key(&arms);
     let out = Headers::new();
     for (name, value) in upstream.headers().entries() {
-        if !matches!(name.as_str(), "content-length" | "etag" | "content-encoding") {
+        if !matches!(
+            name.as_str(),
+            "content-length" | "etag" | "content-encoding"
+        ) {
             out.append(&name, &value).map_err(internal)?;
         }
     }
     if let Ok(Some(etag)) = upstream.headers().get("etag") {
         let tag = etag.trim_start_matches("W/").trim_matches('"');
-        out.set("ETag", &format!("W/\"{tag}-{}\"", short_hash(&key))).map_err(internal)?;
+        out.set("ETag", &format!("W/\"{tag}-{}\"", short_hash(&key)))
+            .map_err(internal)?;
     }
     out.set("X-Samplit-Variant", &key).map_err(internal)?;
     out.append("Vary", "Cookie").map_err(internal)?;
     if !set_cookies.is_empty() {
-        out.set("Cache-Control", "private, no-cache").map_err(internal)?;
+        out.set("Cache-Control", "private, no-cache")
+            .map_err(internal)?;
     }
     for c in &set_cookies {
         out.append("Set-Cookie", c).map_err(internal)?;
@@ -372,7 +429,9 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     // Edge rendering has no page-size cap beyond the Worker's own limits; the deadline
     // guards a stalled origin.
     let stream = capped_stream(body, Some(rewriter), now_ms() + 30_000);
-    let response = Response::from_stream(stream).map_err(internal)?.with_headers(out);
+    let response = Response::from_stream(stream)
+        .map_err(internal)?
+        .with_headers(out);
     Ok(Some(response))
 }
 
@@ -386,7 +445,9 @@ mod tests {
         let u = url::Url::parse("https://shop.example.com/a/b?x=1").unwrap();
         assert_eq!(origin_url(&u, None).unwrap(), u);
         assert_eq!(
-            origin_url(&u, Some("http://127.0.0.1:8123")).unwrap().as_str(),
+            origin_url(&u, Some("http://127.0.0.1:8123"))
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:8123/a/b?x=1"
         );
         assert_eq!(origin_url(&u, Some("not a url")).unwrap_err().status, 503);
@@ -408,12 +469,18 @@ mod tests {
     #[test]
     fn a_redirect_to_another_page_is_followed_but_never_to_the_same_page() {
         let page = url::Url::parse("https://shop.test/landing?x=1").unwrap();
-        let redirect = |u: &str| Change::new("body", ChangeAction::Redirect { url: u.into() }).unwrap();
+        let redirect =
+            |u: &str| Change::new("body", ChangeAction::Redirect { url: u.into() }).unwrap();
         let a = [assignment(vec![redirect("/landing-b")])];
-        assert_eq!(redirect_target(&page, &a).unwrap().1.as_str(), "https://shop.test/landing-b");
+        assert_eq!(
+            redirect_target(&page, &a).unwrap().1.as_str(),
+            "https://shop.test/landing-b"
+        );
         let same = [assignment(vec![redirect("/landing?x=1")])];
         assert!(redirect_target(&page, &same).is_none());
-        let none = [assignment(vec![Change::new("h1", ChangeAction::Hide).unwrap()])];
+        let none = [assignment(vec![
+            Change::new("h1", ChangeAction::Hide).unwrap(),
+        ])];
         assert!(redirect_target(&page, &none).is_none());
     }
 

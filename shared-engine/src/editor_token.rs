@@ -161,11 +161,11 @@ pub fn valid_origin(origin: &str) -> bool {
             None => (rest, None),
         }
     };
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
-    });
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     // `[::1]x` leaves junk after the bracket that is not a port.
-    let bracket_ok = !rest.starts_with('[') || rest.len() == host.len() + port.map_or(0, |p| p.len() + 1);
+    let bracket_ok =
+        !rest.starts_with('[') || rest.len() == host.len() + port.map_or(0, |p| p.len() + 1);
     valid_host(host) && port_ok && bracket_ok
 }
 
@@ -224,7 +224,11 @@ pub fn sign(claims: &EditorClaims, snapshot_secret: &[u8]) -> Result<String, Tok
 }
 
 /// Verifies `token` with the snapshot secret at `now_ms` (the verifier's clock).
-pub fn verify(token: &str, snapshot_secret: &[u8], now_ms: i64) -> Result<EditorClaims, TokenError> {
+pub fn verify(
+    token: &str,
+    snapshot_secret: &[u8],
+    now_ms: i64,
+) -> Result<EditorClaims, TokenError> {
     let mut mac = editor_key(snapshot_secret)?;
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
@@ -245,13 +249,13 @@ pub fn verify(token: &str, snapshot_secret: &[u8], now_ms: i64) -> Result<Editor
     struct Version {
         v: u8,
     }
-    let version: Version = serde_json::from_slice(&payload)
-        .map_err(|e| TokenError::Invalid(alloc::format!("{e}")))?;
+    let version: Version =
+        serde_json::from_slice(&payload).map_err(|e| TokenError::Invalid(alloc::format!("{e}")))?;
     if version.v != TOKEN_VERSION {
         return Err(TokenError::UnsupportedVersion(version.v));
     }
-    let claims: EditorClaims = serde_json::from_slice(&payload)
-        .map_err(|e| TokenError::Invalid(alloc::format!("{e}")))?;
+    let claims: EditorClaims =
+        serde_json::from_slice(&payload).map_err(|e| TokenError::Invalid(alloc::format!("{e}")))?;
     if claims.exp_ms <= now_ms {
         return Err(TokenError::Expired);
     }

@@ -53,11 +53,12 @@ pub async fn set_variant_changes(
     if bumped.rows_affected() != 1 {
         return Ok(false);
     }
-    let updated = sqlx::query("UPDATE variants SET changes = $3 WHERE id = $2 AND experiment_id = $1")
-        .bind(experiment_id)
-        .bind(variant_id)
-        .bind(changes)
-        .execute(&mut *conn)
-        .await?;
+    let updated =
+        sqlx::query("UPDATE variants SET changes = $3 WHERE id = $2 AND experiment_id = $1")
+            .bind(experiment_id)
+            .bind(variant_id)
+            .bind(changes)
+            .execute(&mut *conn)
+            .await?;
     Ok(updated.rows_affected() == 1)
 }

@@ -340,13 +340,25 @@ mod tests {
 
     #[test]
     fn the_admin_origin_is_the_requests_only_when_configured() {
-        let configured = vec!["https://admin.example".to_owned(), "https://app.example".to_owned()];
+        let configured = vec![
+            "https://admin.example".to_owned(),
+            "https://app.example".to_owned(),
+        ];
         let mut h = HeaderMap::new();
-        assert_eq!(admin_origin(&h, &configured).as_deref(), Some("https://admin.example"));
+        assert_eq!(
+            admin_origin(&h, &configured).as_deref(),
+            Some("https://admin.example")
+        );
         h.insert(header::ORIGIN, "https://app.example".parse().unwrap());
-        assert_eq!(admin_origin(&h, &configured).as_deref(), Some("https://app.example"));
+        assert_eq!(
+            admin_origin(&h, &configured).as_deref(),
+            Some("https://app.example")
+        );
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
-        assert_eq!(admin_origin(&h, &configured).as_deref(), Some("https://admin.example"));
+        assert_eq!(
+            admin_origin(&h, &configured).as_deref(),
+            Some("https://admin.example")
+        );
         assert_eq!(admin_origin(&h, &[]), None);
     }
 
@@ -358,7 +370,12 @@ mod tests {
             start_url(Some("https://shop.example/p?x=1"), &d).unwrap(),
             "https://shop.example/p?x=1"
         );
-        for bad in ["http://shop.example/", "https://evil.example/", "not a url", "file:///etc/passwd"] {
+        for bad in [
+            "http://shop.example/",
+            "https://evil.example/",
+            "not a url",
+            "file:///etc/passwd",
+        ] {
             assert!(start_url(Some(bad), &d).is_err(), "{bad}");
         }
     }
