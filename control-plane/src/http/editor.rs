@@ -98,7 +98,7 @@ fn start_url(input: Option<&str>, domains: &[String]) -> ApiResult<String> {
     let url = url::Url::parse(raw)
         .map_err(|_| ApiError::validation("url", "must be an absolute https URL"))?;
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    if url.scheme() != "https" || !domains.iter().any(|d| *d == host) {
+    if url.scheme() != "https" || !domains.contains(&host) {
         return Err(ApiError::validation(
             "url",
             "must be an https URL on one of the site's domains",
