@@ -17,6 +17,7 @@ pub mod experiments;
 mod health;
 mod ingest;
 mod members;
+mod results;
 pub mod sites;
 
 use std::time::{Duration, Instant};
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(experiments::router())
         .merge(editor::router())
         .merge(ingest::router())
+        .merge(results::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let api = api.route(
