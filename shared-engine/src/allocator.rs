@@ -80,6 +80,14 @@ pub enum AllocatorError {
         /// Index of the arm.
         arm: usize,
     },
+    /// More arms than Thompson sampling supports (the chance-to-be-best integration's
+    /// limit, [`bayes::MAX_ARMS`]).
+    TooManyArms {
+        /// Arms given.
+        arms: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The chance-to-be-best integration refused the posteriors.
     Bayes(BayesError),
 }
@@ -104,6 +112,9 @@ impl fmt::Display for AllocatorError {
             }
             Self::ConversionsExceedExposures { arm } => {
                 write!(f, "arm {arm} has more conversions than exposures")
+            }
+            Self::TooManyArms { arms, max } => {
+                write!(f, "{arms} arms; Thompson sampling supports at most {max}")
             }
             Self::Bayes(e) => write!(f, "chance to be best: {e}"),
         }
@@ -340,6 +351,14 @@ impl Allocator {
                     return Err(AllocatorError::InvalidFloor {
                         floor: t.floor,
                         arms: k,
+                    });
+                }
+                // Propensities come from the chance-to-be-best integration, which
+                // supports at most `bayes::MAX_ARMS` arms (factorial allows up to 500).
+                if k > bayes::MAX_ARMS {
+                    return Err(AllocatorError::TooManyArms {
+                        arms: k,
+                        max: bayes::MAX_ARMS,
                     });
                 }
             }

@@ -11,8 +11,9 @@
 //! 5. otherwise the namespace, then the GrowthBook hash (`seed`, or
 //!    `seed + ":" + element_id` for an independent element) against the coverage, then
 //!    the unit's [`Allocator`](crate::allocator::Allocator): fixed split by bucket;
-//!    Thompson by a ChaCha8 draw seeded from (visitor, experiment[:element], snapshot
-//!    version) — see [`crate::allocator::visitor_rng`].
+//!    Thompson by a ChaCha8 draw seeded from the visitor, the experiment id (with
+//!    `:element_id` for an independent element) and the snapshot version — see
+//!    [`crate::allocator::visitor_rng`].
 //!
 //! The whole function is deterministic in its inputs: the same snapshot and context give
 //! the same assignments, so any assignment can be replayed from the logged inputs.

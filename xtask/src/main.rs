@@ -7,6 +7,7 @@
 //! - `cargo xtask edge-build`: builds the Worker (`edge-worker/build/`), first installing
 //!   what a new machine lacks: wasm-bindgen-cli and worker-build at the pinned versions,
 //!   and the npm packages (wrangler, wasm-opt) from the committed lockfile.
+//! - `cargo xtask edge-test`: `edge-build`, then only the Worker's node tests.
 //!
 //! Each step prints what it runs and how long it took, so progress is visible.
 //! Plain `std` only: this crate must build before anything else is installed.
@@ -29,8 +30,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("edge-build") => edge_build(),
+        Some("edge-test") => edge_build().and_then(|()| edge_node_tests()),
         _ => {
-            eprintln!("usage: cargo xtask test | cargo xtask edge-build");
+            eprintln!("usage: cargo xtask test | cargo xtask edge-build | cargo xtask edge-test");
             return ExitCode::from(2);
         }
     };

@@ -20,4 +20,18 @@
 //!
 //! Formulas and references are in each module's docs and in `docs/statistics.md`.
 
+#[cfg(feature = "analysis")]
+pub mod analyze;
 pub mod bayes;
+#[cfg(feature = "analysis")]
+pub mod continuous;
+#[cfg(feature = "analysis")]
+pub mod multiple;
+#[cfg(feature = "analysis")]
+pub mod proportions;
+#[cfg(feature = "analysis")]
+pub mod recommend;
+#[cfg(feature = "analysis")]
+pub mod sequential;
+#[cfg(feature = "analysis")]
+pub mod srm;

@@ -51,6 +51,17 @@ fn propensity_inputs_are_checked() {
         a.propensities(&[ArmStats::default(); 4]),
         Err(AllocatorError::InvalidFloor { .. })
     ));
+    let big = Allocator::Thompson(Thompson::new(1.0, 1.0, 0, 0.0).unwrap());
+    assert!(matches!(
+        big.check_arms(257),
+        Err(AllocatorError::TooManyArms { arms: 257, .. })
+    ));
+    assert!(big.check_arms(256).is_ok());
+    assert!(
+        Allocator::FixedSplit(FixedSplit::equal(500).unwrap())
+            .check_arms(500)
+            .is_ok()
+    );
     let f = Allocator::FixedSplit(FixedSplit::equal(2).unwrap());
     assert_eq!(
         f.propensities(&[ArmStats::default(); 3]),

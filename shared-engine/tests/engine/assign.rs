@@ -249,3 +249,105 @@ fn an_empty_visitor_id_gets_nothing() {
     let r = assign_site(&site_snapshot(3), &ctx(""));
     assert!(r.assignments.is_empty() && r.excluded.is_none());
 }
+
+/// Pearson's chi-square of observed counts against expected probabilities.
+fn chi_square(counts: &[u64], p: &[f64]) -> f64 {
+    let n: u64 = counts.iter().sum();
+    counts
+        .iter()
+        .zip(p)
+        .map(|(&c, &pi)| {
+            let e = pi * n as f64;
+            (c as f64 - e).powi(2) / e
+        })
+        .sum()
+}
+
+/// End to end: the propensities the control plane wrote into the snapshot are the
+/// frequencies at which the edge's `assign_site` hands out the arms — for the Thompson
+/// experiment (seeded ChaCha8 draws, floor included) and for the fixed split (the
+/// GrowthBook hash). 30 000 visitors; χ²(2) critical value at α = 0.001 is 13.816;
+/// deterministic inputs, so no flakiness.
+#[test]
+fn assign_site_hands_out_arms_at_the_snapshot_propensities() {
+    let snap = site_snapshot(3);
+    let mut counts = [[0u64; 3]; 2];
+    for i in 0..30_000 {
+        let v = format!("{i:08x}-d9cb-469f-a165-70867728950e");
+        let r = assign_site(&snap, &ctx(&v));
+        for (slot, exp) in [(0, "exp-fixed"), (1, "exp-thompson")] {
+            let a = r
+                .assignments
+                .iter()
+                .find(|a| a.experiment_id == exp)
+                .unwrap();
+            let arm: usize = a.arm_id.trim_start_matches("arm").parse().unwrap();
+            counts[slot][arm] += 1;
+        }
+    }
+    for (slot, exp) in [(0, 0), (1, 1)] {
+        let p: Vec<f64> = snap.experiments[exp].units[0]
+            .arms
+            .iter()
+            .map(|a| a.propensity)
+            .collect();
+        let chi2 = chi_square(&counts[slot], &p);
+        assert!(
+            chi2 < 13.816,
+            "{}: chi2 {chi2}, counts {:?}, p {p:?}",
+            snap.experiments[exp].id,
+            counts[slot]
+        );
+    }
+}
+
+#[test]
+fn the_push_wire_form_is_payload_and_signature() {
+    let signed = samplit_engine::snapshot::sign(&site_snapshot(1), crate::fixtures::KEY);
+    let json: serde_json::Value = serde_json::to_value(&signed).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["payload", "signature"]);
+    assert!(
+        json["signature"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+}
+
+/// GrowthBook's own SDK tests ("coverage" and "threeWayTest" in the JS SDK's
+/// `test/run.test.ts`): experiment key `my-test` (the seed), hash v1, users "1".."9".
+/// A fixed-split experiment migrated with the same seed puts every visitor in the same
+/// variation (−1: not in the experiment), through the full `assign_site` path.
+#[test]
+fn a_migrated_growthbook_experiment_keeps_its_visitors_buckets() {
+    use samplit_engine::allocator::{Allocator, ArmStats, FixedSplit};
+    let cases: &[(usize, f64, [i32; 9])] = &[
+        (2, 0.4, [-1, 0, 0, -1, 1, -1, 0, 1, -1]),
+        (3, 1.0, [2, 0, 0, 2, 1, 2, 0, 1, 0]),
+    ];
+    for &(k, coverage, expected) in cases {
+        let allocator = Allocator::FixedSplit(FixedSplit::equal(k).unwrap());
+        let mut exp = crate::fixtures::single("gb", allocator, &vec![ArmStats::default(); k]);
+        exp.seed = "my-test".into();
+        exp.hash_version = 1;
+        exp.coverage = coverage;
+        let mut snap = site_snapshot(1);
+        snap.experiments = vec![exp];
+        snap.validate().unwrap();
+        for (i, want) in expected.iter().enumerate() {
+            let id = (i + 1).to_string();
+            let r = assign_site(&snap, &ctx(&id));
+            let got = r.assignments.first().map_or(-1, |a| {
+                a.arm_id.trim_start_matches("arm").parse::<i32>().unwrap()
+            });
+            assert_eq!(got, *want, "{k} variations, coverage {coverage}, user {id}");
+        }
+    }
+}

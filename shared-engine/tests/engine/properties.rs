@@ -194,4 +194,37 @@ proptest! {
         let tampered = SignedSnapshot { payload: signed.payload.clone(), signature: hex::encode(raw) };
         prop_assert_eq!(verify(&tampered, KEY, None), Err(SnapshotError::BadSignature));
     }
+
+    /// A correctly signed but arbitrary or corrupted document never panics the
+    /// verifier: it is either a valid snapshot or a typed error.
+    #[test]
+    fn verify_never_panics_on_signed_garbage(
+        pos in any::<prop::sample::Index>(),
+        replacement in "[0-9a-z\\-\\.\\[\\]{}\":,]{0,3}",
+        garbage in ".{0,64}",
+    ) {
+        let payload = sign(&site_snapshot(3), KEY).payload;
+        let mut i = pos.index(payload.len());
+        while !payload.is_char_boundary(i) {
+            i -= 1;
+        }
+        let corrupted = format!("{}{}{}", &payload[..i], replacement, &payload[(i + 1).min(payload.len())..]);
+        for p in [corrupted, garbage] {
+            let signed = sign_raw(p);
+            match verify(&signed, KEY, None) {
+                Ok(snap) => prop_assert!(snap.validate().is_ok()),
+                Err(e) => prop_assert!(!matches!(e, SnapshotError::BadSignature)),
+            }
+        }
+    }
+}
+
+fn sign_raw(payload: String) -> SignedSnapshot {
+    use hmac::{Hmac, Mac};
+    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(KEY).expect("any key length");
+    m.update(payload.as_bytes());
+    SignedSnapshot {
+        payload,
+        signature: hex::encode(m.finalize().into_bytes()),
+    }
 }

@@ -1,0 +1,63 @@
+// What `wrangler dev` cannot send: Cloudflare's `request.cf` (the verified-bot flag)
+// and https request URLs. Miniflare's dispatchFetch sets both, on the same build and
+// the same workerd.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { Miniflare } from 'miniflare';
+import * as h from './harness.mjs';
+
+const SITE = 'sk_test_cf';
+const build = join(h.root, 'edge-worker', 'build');
+let mf;
+
+const assign = (init = {}) => mf.dispatchFetch('https://edge.example.com/v1/assign', {
+  method: 'POST',
+  body: JSON.stringify({ site_key: SITE, url: 'https://shop.example.com/' }),
+  headers: { 'content-type': 'text/plain', 'user-agent': h.BROWSER_UA },
+  ...init,
+});
+
+before(async () => {
+  mf = new Miniflare({
+    scriptPath: join(build, 'index.js'),
+    modules: true,
+    modulesRoot: build,
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    compatibilityDate: '2026-04-01',
+    kvNamespaces: ['SNAPSHOTS'],
+    queueProducers: { EVENTS: { queueName: 'samplit-events' } },
+    bindings: { SAMPLIT_SNAPSHOT_SECRET: h.SNAPSHOT_SECRET },
+    cf: false,
+  });
+  const res = await mf.dispatchFetch(`https://edge.example.com/v1/internal/snapshots/${SITE}`, {
+    method: 'PUT',
+    body: JSON.stringify(h.signSnapshot(h.testSnapshot({ siteKey: SITE }))),
+  });
+  assert.equal(res.status, 200, await res.text());
+});
+after(async () => { await mf?.dispose(); });
+
+test('Cloudflare\'s verified-bot flag excludes a visitor even with a browser user agent', { timeout: 30000 }, async () => {
+  const res = await assign({ cf: { botManagement: { verifiedBot: true, score: 1 } } });
+  const body = await res.json();
+  assert.equal(body.excluded, 'bot');
+  assert.deepEqual(body.assignments, []);
+  assert.deepEqual(res.headers.getSetCookie(), []);
+
+  const human = await assign({ cf: { botManagement: { verifiedBot: false, score: 99 } } });
+  const humanBody = await human.json();
+  assert.equal(humanBody.excluded, null);
+  assert.equal(humanBody.assignments.length, 1);
+});
+
+test('on https the visitor and sticky cookies are Secure', { timeout: 30000 }, async () => {
+  const res = await assign();
+  const lines = res.headers.getSetCookie();
+  assert.equal(lines.length, 2, lines.join('\n'));
+  for (const line of lines) {
+    assert.match(line, /; Secure$/);
+    assert.match(line, /SameSite=Lax/);
+    assert.match(line, /HttpOnly/);
+  }
+});
