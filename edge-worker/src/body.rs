@@ -1,7 +1,8 @@
 //! Request bodies: read with a size cap, then parse as JSON whatever the content type.
 //!
-//! The cap is enforced while streaming, not only from `Content-Length` (which a client
-//! may omit or lie about), so an oversize body never sits whole in the isolate's memory.
+//! A declared `Content-Length` over the cap is refused before reading; a body without
+//! one (chunked) is streamed and refused as soon as it passes the cap, so an oversize
+//! body never sits whole in the isolate's memory.
 //! The content type is not checked: `navigator.sendBeacon` sends `text/plain`, and the
 //! snippet posts `text/plain` on purpose so browsers skip the CORS preflight.
 
@@ -19,14 +20,32 @@ pub const SNAPSHOT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Reads the whole body, failing with 413 as soon as it exceeds `limit` bytes.
 /// A request without a body reads as empty.
 pub async fn read_capped(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
-    if let Ok(Some(declared)) = req.headers().get("content-length")
-        && declared
-            .trim()
-            .parse::<u64>()
-            .is_ok_and(|n| n > limit as u64)
-    {
-        return Err(ApiError::payload_too_large(limit));
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => return Err(ApiError::payload_too_large(limit)),
+        // The common case (fetch, sendBeacon): a declared, small length. HTTP framing
+        // bounds the body by it, so one `arrayBuffer()` is safe and much cheaper than
+        // pulling the stream chunk by chunk; the length is checked again after reading.
+        Some(_) => {
+            let body = req.bytes().await.map_err(|e| {
+                ApiError::bad_request(
+                    "unreadable_body",
+                    format!("the body could not be read: {e}"),
+                )
+            })?;
+            if body.len() > limit {
+                return Err(ApiError::payload_too_large(limit));
+            }
+            return Ok(body);
+        }
+        None => {}
     }
+    // No declared length (chunked): stream, stopping at the limit.
     let Ok(mut stream) = req.stream() else {
         return Ok(Vec::new());
     };

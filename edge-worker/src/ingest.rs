@@ -10,14 +10,18 @@
 //! rather than poisoning the batch.
 
 use hmac::{Hmac, Mac};
+use serde::Deserialize;
 use sha2::Sha256;
-use worker::{Env, Fetch, Headers, MessageBatch, Method, Request, RequestInit};
+use worker::{AbortSignal, Env, Fetch, Headers, MessageBatch, Method, Request, RequestInit};
 
 use crate::ids;
 use crate::items::{IngestBatch, Item};
 
 /// The contract's limit per ingest request.
 pub const MAX_ITEMS_PER_INGEST: usize = 1000;
+/// A control plane that does not answer within this is a failure (the batch retries),
+/// rather than a consumer hanging until the platform's wall-clock limit.
+pub const DELIVERY_TIMEOUT_MS: u32 = 15_000;
 
 /// Hex HMAC-SHA256(secret, "<ts>." + body): the `X-Samplit-Signature` value after `sha256=`.
 pub fn signature(secret: &[u8], timestamp: u64, body: &str) -> String {
@@ -29,6 +33,17 @@ pub fn signature(secret: &[u8], timestamp: u64, body: &str) -> String {
     mac.update(b".");
     mac.update(body.as_bytes());
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// The control plane's answer: `{"accepted", "duplicates", "rejected": [{"id", "reason"}]}`.
+#[derive(Debug, Deserialize)]
+struct IngestAnswer {
+    #[serde(default)]
+    accepted: u64,
+    #[serde(default)]
+    duplicates: u64,
+    #[serde(default)]
+    rejected: Vec<serde_json::Value>,
 }
 
 /// Why a batch was not delivered (it is then retried by the queue).
@@ -117,16 +132,31 @@ async fn deliver(items: &[Item], env: &Env) -> Result<(), DeliveryError> {
     let url = format!("{}/api/v1/ingest", base.trim_end_matches('/'));
     let request =
         Request::new_with_init(&url, &init).map_err(|e| DeliveryError::Network(e.to_string()))?;
-    let response = Fetch::Request(request)
-        .send()
+    let signal = AbortSignal::from(worker::web_sys::AbortSignal::timeout_with_u32(
+        DELIVERY_TIMEOUT_MS,
+    ));
+    let mut response = Fetch::Request(request)
+        .send_with_signal(&signal)
         .await
         .map_err(|e| DeliveryError::Network(e.to_string()))?;
     let status = response.status_code();
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(DeliveryError::Rejected(status))
+    if !(200..300).contains(&status) {
+        return Err(DeliveryError::Rejected(status));
     }
+    // Items the control plane refused for good (invalid, unknown experiment...) cannot
+    // succeed on a retry: log them; the batch is done.
+    if let Ok(answer) = response.json::<IngestAnswer>().await
+        && !answer.rejected.is_empty()
+    {
+        worker::console_warn!(
+            "ingest: {} accepted, {} duplicates, {} rejected: {:?}",
+            answer.accepted,
+            answer.duplicates,
+            answer.rejected.len(),
+            answer.rejected
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

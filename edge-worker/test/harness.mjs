@@ -279,7 +279,8 @@ export function assign(worker, body, headers = {}) {
   return worker.fetch('/v1/assign', {
     method: 'POST',
     headers: { 'content-type': 'text/plain', 'user-agent': BROWSER_UA, ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
+    body: typeof body === 'string' || body instanceof ReadableStream ? body : JSON.stringify(body),
+    ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
   });
 }
 

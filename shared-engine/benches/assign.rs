@@ -11,7 +11,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use samplit_engine::allocator::{Allocator, ArmStats, FixedSplit, Thompson, visitor_rng};
 use samplit_engine::assign::{VisitorContext, assign_site};
 use samplit_engine::bucket::{choose_from_weights, hash_parts};
@@ -183,4 +183,75 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// Least-disturbed cost per call: the minimum over `reps` timed batches of `iters`
+/// calls. On a shared, oversubscribed machine criterion's mean includes time the
+/// thread spent preempted; the minimum over many batches approximates the cost on an
+/// idle core. Printed after criterion's own report, for the hot-path goals.
+fn min_ns(iters: u32, reps: u32, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..reps {
+        let t = std::time::Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / f64::from(iters));
+    }
+    best
+}
+
+fn min_of_reps_report() {
+    let weights = [0.5, 0.3, 0.2];
+    let uuid_seed = "3f333df6-90a4-4fda-8dd3-9485d27cee36";
+    let thompson = Allocator::Thompson(Thompson::default());
+    let stats = three_arms();
+    let rows: [(&str, f64); 4] = [
+        (
+            "hash v2 + bucket, 36-char visitor, 9-char seed",
+            min_ns(2000, 300, || {
+                black_box(
+                    hash_parts(black_box(&["hero-test"]), black_box(VISITOR), 2)
+                        .and_then(|n| choose_from_weights(n, 3, 1.0, Some(&weights))),
+                );
+            }),
+        ),
+        (
+            "hash v2 + bucket, 36-char visitor, 36-char (UUID) seed",
+            min_ns(2000, 300, || {
+                black_box(
+                    hash_parts(black_box(&[uuid_seed]), black_box(VISITOR), 2)
+                        .and_then(|n| choose_from_weights(n, 3, 1.0, Some(&weights))),
+                );
+            }),
+        ),
+        (
+            "hash v1 + bucket, 36-char visitor, 9-char seed",
+            min_ns(2000, 300, || {
+                black_box(
+                    hash_parts(black_box(&["hero-test"]), black_box(VISITOR), 1)
+                        .and_then(|n| choose_from_weights(n, 3, 1.0, Some(&weights))),
+                );
+            }),
+        ),
+        (
+            "Thompson, 3 arms (seed + draw)",
+            min_ns(500, 300, || {
+                let mut rng = visitor_rng(black_box(VISITOR), &[uuid_seed], 12);
+                black_box(thompson.choose(black_box(&stats), 0.42, 1.0, &mut rng)).ok();
+            }),
+        ),
+    ];
+    println!("\nminimum over 300 batches (ns per call):");
+    for (name, ns) in rows {
+        println!("  {name:<58} {ns:>8.1}");
+    }
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // Only under `cargo bench` (which passes `--bench`), not when tests build/run it.
+    if std::env::args().any(|a| a == "--bench") {
+        min_of_reps_report();
+    }
+}

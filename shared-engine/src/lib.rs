@@ -14,6 +14,20 @@
 //! - [`assign`]: a visitor's assignments for a site, from a snapshot.
 //! - [`stats`]: the statistics behind results — [`stats::bayes`] (no_std, used by the
 //!   Thompson allocator) always; the frequentist analysis behind feature `analysis`.
+//!
+//! How the parts meet: the control plane builds a [`snapshot::Snapshot`] (computing each
+//! arm's propensity with [`allocator::Allocator::propensities`]), signs it
+//! ([`snapshot::try_sign`]) and pushes it; the edge verifies it ([`snapshot::verify`])
+//! and, per request, calls [`assign::assign_site`]. Every decision is a function of the
+//! snapshot and the request alone — the GrowthBook hash for buckets, a ChaCha8 stream
+//! seeded from (visitor, experiment, snapshot version) for Thompson draws, `libm` for
+//! math on every target — so the control plane can replay any logged assignment.
+//!
+//! Proofs live in `tests/`: golden vectors from independent references
+//! (`tests/reference/*.py`), property tests, a Kolmogorov–Smirnov test of the Beta
+//! sampler and chi-square checks of assignment frequencies against propensities.
+//! `benches/assign.rs` times the hot paths; `examples/simulate.rs` compares Thompson
+//! sampling with a fixed split.
 #![no_std]
 
 extern crate alloc;

@@ -40,7 +40,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::allocator::{Allocator, ArmStats};
+use crate::allocator::{Allocator, AllocatorError, ArmStats};
 use crate::changes::{self, Change};
 use crate::multi::{self, Mode};
 use crate::targeting::{ExclusionRule, UrlRule};
@@ -160,6 +160,41 @@ pub struct Arm {
     pub conversions: u64,
     /// Probability a new visitor gets this arm under this snapshot.
     pub propensity: f64,
+}
+
+impl AllocationUnit {
+    /// Builds a unit the way the control plane should: each arm's propensity computed
+    /// by `allocator` from the arms' counts ([`Allocator::propensities`]), so the
+    /// snapshot carries exactly the probabilities the edge will realise.
+    ///
+    /// `arms` holds, per arm, its id, its variant index per element (see [`Arm`]) and
+    /// its counts.
+    pub fn with_propensities(
+        id: impl Into<String>,
+        element_id: Option<String>,
+        allocator: Allocator,
+        arms: Vec<(String, Vec<usize>, ArmStats)>,
+    ) -> Result<Self, AllocatorError> {
+        let stats: Vec<ArmStats> = arms.iter().map(|(_, _, s)| *s).collect();
+        let propensities = allocator.propensities(&stats)?;
+        let arms = arms
+            .into_iter()
+            .zip(propensities)
+            .map(|((id, variants, s), propensity)| Arm {
+                id,
+                variants,
+                exposures: s.exposures,
+                conversions: s.conversions,
+                propensity,
+            })
+            .collect();
+        Ok(Self {
+            id: id.into(),
+            element_id,
+            allocator,
+            arms,
+        })
+    }
 }
 
 impl Arm {

@@ -119,8 +119,8 @@ impl TryFrom<UrlRuleRaw> for UrlRule {
 }
 
 impl UrlRule {
-    /// A rule; the pattern must be non-empty, ≤ [`MAX_RULE_LEN`], without whitespace or
-    /// control characters.
+    /// A rule; the pattern must be non-empty, ≤ [`MAX_RULE_LEN`], without whitespace,
+    /// control characters, `?` or `#`.
     pub fn new(
         kind: UrlMatch,
         pattern: impl Into<String>,
@@ -128,6 +128,11 @@ impl UrlRule {
     ) -> Result<Self, TargetingError> {
         let pattern = pattern.into();
         check_text(&pattern, false)?;
+        // Query strings and fragments are never part of the match (module docs), so a
+        // pattern containing one could never match: refuse it now rather than silently.
+        if let Some(c) = pattern.chars().find(|&c| c == '?' || c == '#') {
+            return Err(TargetingError::InvalidCharacter(c));
+        }
         Ok(Self {
             kind,
             pattern,
@@ -659,6 +664,28 @@ pub const BOT_USER_AGENTS: &[&str] = &[
     "yisouspider",
     "bytespider",
     "ia_archiver",
+    "zoominfobot",
+    "voilabot",
+    "bot@",
+    "meta-externalfetcher",
+    "google-pagerenderer",
+    "appengine-google",
+    "ptst/",
+    "cardyb",
+    "feedly",
+    "inoreader",
+    "newsblur",
+    "kangaroo bot",
+    "censysinspect",
+    "zgrab",
+    "masscan",
+    "nmap scripting engine",
+    "nikto",
+    "sqlmap",
+    "expanse, a palo alto networks",
+    "internet-measurement",
+    "netcraft",
+    "w3c_validator",
     "teoma",
     "gigabot",
     "gigablast",

@@ -704,3 +704,80 @@ fn sequential_test_detects_a_real_20_percent_lift_most_of_the_time() {
     let (power, _) = simulate(7, 200, 0.05, 0.06, 100, 20_000);
     assert!(power >= 0.8, "power {power} at 20 000 visitors per arm");
 }
+
+proptest::proptest! {
+    /// Whatever the aggregates — extreme counts, conversions above visitors, NaN or
+    /// infinite revenue and propensities — `analyze` returns a value or a typed error,
+    /// never panics, and a successful result has probabilities in [0, 1].
+    #[test]
+    fn analyze_never_panics(
+        arms in proptest::collection::vec(
+            (
+                proptest::prop_oneof![0u64..3000, proptest::prelude::Just(u64::MAX)],
+                0u64..3000,
+                proptest::prop_oneof![-1e3f64..1e6, proptest::prelude::Just(f64::NAN), proptest::prelude::Just(f64::INFINITY)],
+                proptest::prop_oneof![0.0f64..1e4, proptest::prelude::Just(f64::NAN), proptest::prelude::Just(-1.0)],
+                proptest::option::of(-0.5f64..1.5),
+            ),
+            0..6,
+        ),
+        control in 0usize..7,
+    ) {
+        let input = AnalysisInput {
+            arms: arms
+                .iter()
+                .enumerate()
+                .map(|(i, &(visitors, conversions, sum, share, previous))| ArmInput {
+                    arm_id: format!("arm-{i}"),
+                    visitors,
+                    conversions,
+                    revenue: Moments { n: visitors, sum, sum_sq: sum * sum },
+                    propensity_sum: share,
+                    previous_sequential_p_value: previous,
+                })
+                .collect(),
+            control,
+            config: AnalysisConfig::default(),
+        };
+        if let Ok(out) = analyze(&input) {
+            for a in &out.arms {
+                proptest::prop_assert!((0.0..=1.0).contains(&a.chance_to_be_best));
+                proptest::prop_assert!((0.0..=1.0).contains(&a.rate));
+            }
+        }
+    }
+}
+
+#[test]
+fn with_several_variants_decisions_use_holm_adjusted_always_valid_p_values() {
+    let mut inp = input(vec![
+        arm("control", 10_000, 500, 1.0),
+        arm("big", 10_000, 620, 1.0),
+        arm("small", 10_000, 540, 1.0),
+        arm("same", 10_000, 500, 1.0),
+    ]);
+    // A stored running minimum is honoured for the variant it belongs to.
+    inp.arms[3].previous_sequential_p_value = Some(0.5);
+    let out = analyze(&inp).unwrap();
+    let cmp: Vec<_> = out.arms[1..]
+        .iter()
+        .map(|a| a.comparison.unwrap())
+        .collect();
+    let raw: Vec<f64> = cmp.iter().map(|c| c.sequential_p_value).collect();
+    let want_holm = holm(&raw).unwrap();
+    let want_bh = benjamini_hochberg(&raw).unwrap();
+    for (i, c) in cmp.iter().enumerate() {
+        assert_eq!(c.p_value_holm, want_holm[i], "variant {i}: Holm");
+        assert_eq!(c.p_value_bh, want_bh[i], "variant {i}: BH");
+        assert_eq!(
+            c.significant,
+            c.p_value_holm <= 0.05,
+            "variant {i}: decision on Holm"
+        );
+    }
+    assert!(raw[2] <= 0.5, "running minimum with the stored p-value");
+    assert!(cmp[0].significant && !cmp[1].significant && !cmp[2].significant);
+    let sum: f64 = out.arms.iter().map(|a| a.chance_to_be_best).sum();
+    close(sum, 1.0, 1e-12, "chances sum to 1");
+    assert_eq!(out.recommendation, Recommendation::DeployWinner { arm: 1 });
+}

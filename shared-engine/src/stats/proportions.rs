@@ -191,7 +191,8 @@ pub fn lift(
 /// (no conversion, or only conversions, in both arms: no evidence either way).
 pub fn two_proportion_z_test(control: Counts, treatment: Counts) -> ZTest {
     let (na, nb) = (control.visitors as f64, treatment.visitors as f64);
-    let pooled = (control.conversions + treatment.conversions) as f64 / (na + nb);
+    // In f64: u64 counts near the maximum must not overflow the sum.
+    let pooled = (control.conversions as f64 + treatment.conversions as f64) / (na + nb);
     let se = (pooled * (1.0 - pooled) * (1.0 / na + 1.0 / nb)).sqrt();
     if se <= 0.0 || !se.is_finite() {
         return ZTest {

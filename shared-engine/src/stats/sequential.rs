@@ -135,7 +135,7 @@ pub fn msprt(
         None => 1.0,
     };
     let (na, nb) = (control.visitors() as f64, treatment.visitors() as f64);
-    let pooled = (control.conversions() + treatment.conversions()) as f64 / (na + nb);
+    let pooled = (control.conversions() as f64 + treatment.conversions() as f64) / (na + nb);
     let v = pooled * (1.0 - pooled) * (1.0 / na + 1.0 / nb);
     let theta_hat = treatment.rate() - control.rate();
     let llr = log_mixture_ratio(theta_hat, v, config.tau_squared);

@@ -89,14 +89,15 @@ pub fn sample_ratio_mismatch(
     if total_weight <= 0.0 {
         return Err(SrmError::InvalidWeight(0));
     }
-    let n: u64 = observed.iter().sum();
+    // In f64: a sum of u64 counts must not overflow.
+    let n: f64 = observed.iter().map(|&o| o as f64).sum();
     let no_evidence = SrmResult {
         chi_square: 0.0,
         df: 0,
         p_value: 1.0,
         mismatch: false,
     };
-    if n == 0 {
+    if n == 0.0 {
         return Ok(no_evidence);
     }
     let mut chi_square = 0.0;
@@ -114,7 +115,7 @@ pub fn sample_ratio_mismatch(
             }
             continue;
         }
-        let e = n as f64 * w / total_weight;
+        let e = n * w / total_weight;
         chi_square += (o as f64 - e).powi(2) / e;
         cells += 1;
     }

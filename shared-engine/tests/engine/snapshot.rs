@@ -216,3 +216,50 @@ fn invalid_rules_inside_a_signed_payload_are_malformed() {
         );
     }
 }
+
+#[test]
+fn a_unit_built_with_propensities_carries_the_allocators_probabilities() {
+    use samplit_engine::allocator::{ArmStats, Thompson};
+    use samplit_engine::snapshot::AllocationUnit;
+    let allocator = Allocator::Thompson(Thompson::default());
+    let stats = [
+        ArmStats {
+            exposures: 1000,
+            conversions: 50,
+        },
+        ArmStats {
+            exposures: 1000,
+            conversions: 65,
+        },
+    ];
+    let unit = AllocationUnit::with_propensities(
+        "u",
+        None,
+        allocator.clone(),
+        vec![
+            ("a".into(), vec![0], stats[0]),
+            ("b".into(), vec![1], stats[1]),
+        ],
+    )
+    .unwrap();
+    let want = allocator.propensities(&stats).unwrap();
+    let got: Vec<f64> = unit.arms.iter().map(|a| a.propensity).collect();
+    assert_eq!(got, want);
+    assert_eq!(unit.arms[1].exposures, 1000);
+    assert_eq!(unit.arms[1].conversions, 65);
+    // Invalid counts surface as the allocator's typed error.
+    let bad = AllocationUnit::with_propensities(
+        "u",
+        None,
+        allocator,
+        vec![(
+            "a".into(),
+            vec![0],
+            ArmStats {
+                exposures: 1,
+                conversions: 2,
+            },
+        )],
+    );
+    assert!(bad.is_err());
+}

@@ -119,6 +119,14 @@ fn bad_url_patterns_are_rejected() {
         UrlRule::new(UrlMatch::Exact, "/a b", true),
         Err(TargetingError::InvalidCharacter(' '))
     );
+    assert_eq!(
+        UrlRule::new(UrlMatch::Exact, "/pricing?plan=pro", true),
+        Err(TargetingError::InvalidCharacter('?'))
+    );
+    assert_eq!(
+        UrlRule::new(UrlMatch::Prefix, "/docs#intro", true),
+        Err(TargetingError::InvalidCharacter('#'))
+    );
     assert!(matches!(
         UrlRule::new(UrlMatch::Prefix, "/".repeat(3000), true),
         Err(TargetingError::TooLong(3000))
@@ -225,6 +233,13 @@ const BOTS: &[&str] = &[
     "WhatsApp/2.23.20.0",
     "Scrapy/2.11 (+https://scrapy.org)",
     "Mozilla/5.0 (compatible; DuckDuckBot-Https/1.1; https://duckduckgo.com/duckduckbot)",
+    "ZoominfoBot (zoominfobot at zoominfo dot com)",
+    "Mozilla/5.0 (compatible; CensysInspect/1.1; +https://about.censys.io/)",
+    "Mozilla/5.0 zgrab/0.x",
+    "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 16 subscribers; like FeedFetcher-Google)",
+    "meta-externalfetcher/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 PTST/231204.152301",
+    "Mozilla/4.0 (compatible; MSIE 5.0; Windows 95) VoilaBot BETA 1.2 (support.voilabot@orange-ftgroup.com)",
 ];
 
 #[test]
