@@ -1,18 +1,20 @@
--- Login throttling and invitations to organisations.
+-- Login and registration throttling, and invitations to organisations.
 
--- Failed login attempts, per account (normalised email, known or not) and per client
--- address. Kept in PostgreSQL so the limit holds across replicas; rows older than a day
--- are pruned by the API (see control-plane/src/ratelimit.rs).
+-- Throttled attempts: failed logins, per account (normalised email, known or not) and per
+-- client address, and registrations per address. Kept in PostgreSQL so the limits hold
+-- across replicas; rows older than a day are pruned by the API (see
+-- control-plane/src/ratelimit.rs).
 CREATE TABLE login_attempts (
     id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind    text NOT NULL CHECK (kind IN ('login_failure', 'registration')),
     email   text NOT NULL,
     -- The client address as the server sees it (`X-Forwarded-For` only from trusted
     -- proxies); null when unknown.
     address text,
     at      timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX login_attempts_email_idx ON login_attempts (email, at);
-CREATE INDEX login_attempts_address_idx ON login_attempts (address, at);
+CREATE INDEX login_attempts_email_idx ON login_attempts (kind, email, at);
+CREATE INDEX login_attempts_address_idx ON login_attempts (kind, address, at);
 CREATE INDEX login_attempts_at_idx ON login_attempts (at);
 
 -- An invitation to join an organisation with a role; the token is shown once to the

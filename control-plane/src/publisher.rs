@@ -111,11 +111,20 @@ pub async fn run(state: AppState, shutdown: impl std::future::Future<Output = ()
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
+        // `biased`: once shutdown is signalled it wins over a ready interval.
         tokio::select! {
+            biased;
             () = &mut shutdown => break,
             _ = interval.tick() => {}
         }
-        match tick(&state, &client).await {
+        // A tick in progress is abandoned at shutdown (its transaction rolls back and the
+        // lock connection closes): with an unreachable edge a tick can take a while.
+        let outcome = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            outcome = tick(&state, &client) => outcome,
+        };
+        match outcome {
             Ok(report) if report.leader => tracing::info!(
                 published = report.published.len(),
                 unchanged = report.unchanged,
@@ -159,30 +168,60 @@ pub async fn tick_with(
         .as_ref()
         .ok_or_else(|| anyhow!("SAMPLIT_SNAPSHOT_SECRET is not set"))?;
 
-    // A dedicated connection holds the session lock for the whole tick.
-    let mut lock_conn = state.pool.acquire().await?;
+    // A dedicated connection holds the session lock for the whole tick. The guard makes
+    // this drop-safe: if the tick is cancelled (shutdown) or fails before unlocking, the
+    // connection is closed instead of going back to the pool still holding the lock.
+    let mut guard = LockConnection(Some(state.pool.acquire().await?));
     let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(LOCK_KEY)
-        .fetch_one(&mut *lock_conn)
+        .fetch_one(guard.conn()?)
         .await?;
     if !leader {
+        guard.release();
         return Ok(TickReport::default());
     }
     let outcome = publish_all(state, client, retry, edge_url, key.expose()).await;
     let unlocked: Result<bool, sqlx::Error> = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
         .bind(LOCK_KEY)
-        .fetch_one(&mut *lock_conn)
+        .fetch_one(guard.conn()?)
         .await;
-    if !matches!(unlocked, Ok(true)) {
-        // Never hand a connection that may still hold the lock back to the pool:
-        // closing the session releases it.
+    if matches!(unlocked, Ok(true)) {
+        guard.release();
+    } else {
         tracing::warn!(
             ?unlocked,
             "publisher: unlock failed; closing the lock connection"
         );
-        let _ = lock_conn.close().await;
     }
     outcome
+}
+
+/// The connection that holds the advisory lock. Dropped without [`Self::release`], it
+/// closes the session (which releases a session-level advisory lock) rather than
+/// returning a locked connection to the pool.
+struct LockConnection(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+impl LockConnection {
+    fn conn(&mut self) -> anyhow::Result<&mut PgConnection> {
+        self.0
+            .as_deref_mut()
+            .ok_or_else(|| anyhow!("the lock connection was already released"))
+    }
+
+    /// Returns the (unlocked) connection to the pool.
+    fn release(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for LockConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            // Detached from the pool, the connection closes its socket when dropped and
+            // PostgreSQL ends the session, releasing its locks.
+            drop(conn.detach());
+        }
+    }
 }
 
 async fn publish_all(
@@ -369,7 +408,7 @@ pub async fn build_snapshot(
 }
 
 /// One running experiment as the edge will run it, and its weights record.
-fn experiment_snapshot(
+pub fn experiment_snapshot(
     loaded: &Loaded,
     counts: &HashMap<Uuid, ArmStats>,
 ) -> anyhow::Result<(ExperimentSnapshot, serde_json::Value)> {

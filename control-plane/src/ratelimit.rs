@@ -1,4 +1,5 @@
-//! Login throttling, stored in PostgreSQL so that every replica sees the same counts.
+//! Login and registration throttling, stored in PostgreSQL (`login_attempts`) so that
+//! every replica sees the same counts.
 //!
 //! Two independent limits apply to `POST /auth/login`, both over a sliding window of
 //! [`WINDOW`]: at most [`PER_ACCOUNT`] failures per account (the normalised email, whether
@@ -6,6 +7,9 @@
 //! at most [`PER_ADDRESS`] failures per client address. The check runs *before* the
 //! password is verified, so a throttled caller cannot make the server spend argon2 time.
 //! A successful login clears the account's failures (not the address's).
+//!
+//! Registrations are limited to [`REGISTRATIONS_PER_ADDRESS`] per [`REGISTRATION_WINDOW`]
+//! per client address (each costs an argon2 hash and creates an organisation).
 //!
 //! The client address is the TCP peer ([`ConnectInfo`]); `X-Forwarded-For` is read only
 //! when the peer is one of `config.trusted_proxies` — a header chosen by the client must
@@ -34,6 +38,9 @@ pub const PER_ACCOUNT: i64 = 5;
 pub const PER_ADDRESS: i64 = 20;
 /// The sliding window of both limits.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Registrations allowed per client address within [`REGISTRATION_WINDOW`].
+pub const REGISTRATIONS_PER_ADDRESS: i64 = 10;
+pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
 /// Attempts older than this are deleted when new failures are recorded.
 const RETENTION: Duration = Duration::from_secs(24 * 3600);
 
@@ -102,7 +109,8 @@ pub async fn check_login(
     let window = window_secs();
     let account: (i64, Option<f64>) = sqlx::query_as(
         "SELECT count(*), EXTRACT(EPOCH FROM min(at) + make_interval(secs => $2) - now())::float8
-           FROM login_attempts WHERE email = $1 AND at > now() - make_interval(secs => $2)",
+           FROM login_attempts
+          WHERE kind = 'login_failure' AND email = $1 AND at > now() - make_interval(secs => $2)",
     )
     .bind(email)
     .bind(window)
@@ -114,7 +122,8 @@ pub async fn check_login(
     if let Some(address) = address {
         let by_address: (i64, Option<f64>) = sqlx::query_as(
             "SELECT count(*), EXTRACT(EPOCH FROM min(at) + make_interval(secs => $2) - now())::float8
-               FROM login_attempts WHERE address = $1 AND at > now() - make_interval(secs => $2)",
+               FROM login_attempts
+              WHERE kind = 'login_failure' AND address = $1 AND at > now() - make_interval(secs => $2)",
         )
         .bind(address.to_string())
         .bind(window)
@@ -134,7 +143,17 @@ pub async fn record_failure(
     email: &str,
     address: Option<IpAddr>,
 ) -> Result<(), ApiError> {
-    sqlx::query("INSERT INTO login_attempts (email, address) VALUES ($1, $2)")
+    record(pool, "login_failure", email, address).await
+}
+
+async fn record(
+    pool: &PgPool,
+    kind: &str,
+    email: &str,
+    address: Option<IpAddr>,
+) -> Result<(), ApiError> {
+    sqlx::query("INSERT INTO login_attempts (kind, email, address) VALUES ($1, $2, $3)")
+        .bind(kind)
         .bind(email)
         .bind(address.map(|a| a.to_string()))
         .execute(pool)
@@ -146,10 +165,38 @@ pub async fn record_failure(
     Ok(())
 }
 
+/// Fails with 429 if the address has registered [`REGISTRATIONS_PER_ADDRESS`] times in
+/// the window; otherwise counts this registration attempt. (Without a known address —
+/// no connect info — registrations are not limited.)
+#[tracing::instrument(skip(pool, email))]
+pub async fn check_and_record_registration(
+    pool: &PgPool,
+    email: &str,
+    address: Option<IpAddr>,
+) -> Result<(), ApiError> {
+    let Some(address) = address else {
+        return Ok(());
+    };
+    let window = REGISTRATION_WINDOW.as_secs_f64();
+    let (count, left): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), EXTRACT(EPOCH FROM min(at) + make_interval(secs => $2) - now())::float8
+           FROM login_attempts
+          WHERE kind = 'registration' AND address = $1 AND at > now() - make_interval(secs => $2)",
+    )
+    .bind(address.to_string())
+    .bind(window)
+    .fetch_one(pool)
+    .await?;
+    if count >= REGISTRATIONS_PER_ADDRESS {
+        return Err(too_many_within(left, REGISTRATION_WINDOW));
+    }
+    record(pool, "registration", email, Some(address)).await
+}
+
 /// Clears the account's failures after a successful login.
 #[tracing::instrument(skip(pool, email))]
 pub async fn record_success(pool: &PgPool, email: &str) -> Result<(), ApiError> {
-    sqlx::query("DELETE FROM login_attempts WHERE email = $1")
+    sqlx::query("DELETE FROM login_attempts WHERE kind = 'login_failure' AND email = $1")
         .bind(email)
         .execute(pool)
         .await?;
@@ -161,10 +208,14 @@ fn window_secs() -> f64 {
 }
 
 fn too_many(seconds_left: Option<f64>) -> ApiError {
+    too_many_within(seconds_left, WINDOW)
+}
+
+fn too_many_within(seconds_left: Option<f64>, window: Duration) -> ApiError {
     // At least one second: `Retry-After: 0` would invite an immediate retry.
     let secs = seconds_left.unwrap_or(1.0).ceil().max(1.0);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let retry_after_secs = secs.min(WINDOW.as_secs_f64()) as u64;
+    let retry_after_secs = secs.min(window.as_secs_f64()) as u64;
     ApiError::TooManyRequests { retry_after_secs }
 }
 

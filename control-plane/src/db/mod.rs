@@ -10,7 +10,9 @@
 //! - [`audit`]: reading the audit trail (writing is `crate::audit::record`).
 //! - [`sites`], [`experiments`]: sites and experiments with their parts.
 //! - [`publications`]: the snapshots published to the edge.
-//! - [`events`], [`aggregates`], [`results`]: ingestion and the per-arm aggregates results read.
+//! - [`events`]: ingestion's checks and set-wise writes (seen ids, assignments, conversions).
+//! - [`aggregates`]: per-arm totals and daily buckets; `arm_counts` for the publisher.
+//! - [`results`]: what the results endpoints read.
 
 pub mod aggregates;
 pub mod api_keys;

@@ -34,6 +34,8 @@ pub const MAX_VARIANTS: usize = 50;
 pub const MAX_CHANGES: usize = 100;
 pub const MAX_GOALS: usize = 20;
 pub const MAX_URL_RULES: usize = 50;
+/// Most arms in one Thompson-sampling unit (the engine's `stats::bayes::MAX_ARMS`).
+pub const MAX_THOMPSON_ARMS: usize = samplit_engine::stats::bayes::MAX_ARMS;
 
 fn bounded_text(
     field: &str,
@@ -151,7 +153,18 @@ impl AllocatorSpec {
     /// weights are the arms' weights normalised to sum to 1.
     pub fn unit_allocator(&self, arm_weights: &[f64]) -> Result<Allocator, String> {
         let allocator = match self {
-            Self::Thompson(t) => Allocator::Thompson(*t),
+            Self::Thompson(t) => {
+                // The engine integrates P(best) over at most `bayes::MAX_ARMS` posteriors;
+                // refuse here rather than fail at every publication.
+                if arm_weights.len() > MAX_THOMPSON_ARMS {
+                    return Err(format!(
+                        "Thompson sampling supports at most {MAX_THOMPSON_ARMS} arms per unit \
+                         ({} here); use a fixed split or fewer combinations",
+                        arm_weights.len()
+                    ));
+                }
+                Allocator::Thompson(*t)
+            }
             Self::FixedSplit => {
                 let sum: f64 = arm_weights.iter().sum();
                 if !(sum.is_finite() && sum > 0.0) {

@@ -94,11 +94,6 @@ impl Status {
     pub fn deletable(self) -> bool {
         !matches!(self, Self::Running | Self::Paused)
     }
-
-    /// Whether the edge should serve it (only running experiments are published).
-    pub fn is_live(self) -> bool {
-        self == Self::Running
-    }
 }
 
 impl Action {

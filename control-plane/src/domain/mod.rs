@@ -65,17 +65,6 @@ impl Errors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-
-    /// `Ok(value)` when nothing was recorded, else the 422 with every field error.
-    pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, crate::error::ApiError> {
-        if self.0.is_empty() {
-            Ok(value())
-        } else {
-            Err(crate::error::ApiError::Validation(
-                self.0.into_iter().map(Into::into).collect(),
-            ))
-        }
-    }
 }
 
 impl From<DomainError> for crate::error::ApiError {

@@ -7,7 +7,8 @@
 //!   `spawn_blocking`. Emails are trimmed and lower-cased ([`Email`]).
 //! - Login answers the same 401 for an unknown email and a wrong password, and verifies
 //!   against a dummy hash for unknown emails so timing does not tell them apart either.
-//!   Failures are throttled per account and per client address (`crate::ratelimit`).
+//!   Failures are throttled per account and per client address, registrations per
+//!   client address (`crate::ratelimit`).
 //! - A login is a session (`auth_sessions`) in one organisation: a short-lived access
 //!   token (JWT with the session id) and a rotating refresh token (stored hashed; reuse
 //!   of a used one revokes the session, see `db::sessions`). Logout revokes the session,
@@ -318,11 +319,13 @@ pub struct RegisterRequest {
         (status = 400, description = "Malformed JSON", body = Problem),
         (status = 409, description = "The email is already registered (`email_taken`)", body = Problem),
         (status = 422, description = "Invalid fields", body = Problem),
+        (status = 429, description = "Too many registrations from this address; see Retry-After", body = Problem),
     )
 )]
 #[tracing::instrument(skip_all)]
 async fn register(
     State(state): State<AppState>,
+    client: ClientIp,
     Json(body): Json<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let mut errors = Errors::default();
@@ -364,6 +367,7 @@ async fn register(
         )));
     };
 
+    ratelimit::check_and_record_registration(&state.pool, email.as_str(), client.0).await?;
     let password_hash = hash_password(password.0).await?;
     let user_id = Uuid::new_v4();
     let org_id = Uuid::new_v4();

@@ -98,9 +98,11 @@ async fn create_experiment(
     Json(input): Json<ExperimentInput>,
 ) -> ApiResult<Response> {
     actor.require(Role::Editor)?;
-    let mut tx = state.pool.begin().await?;
-    site_of(&mut tx, &actor, site_id, false).await?;
     let spec = validated(&input)?;
+    let mut tx = state.pool.begin().await?;
+    // Locked so a concurrent site deletion cannot slip between this check and the
+    // insert (which would otherwise fail on the foreign key with a 500).
+    site_of(&mut tx, &actor, site_id, true).await?;
     let id = Uuid::new_v4();
     db::experiments::insert(&mut tx, id, actor.org_id, site_id, &spec).await?;
     let row = experiment_of(&mut tx, &actor, id, false).await?;

@@ -16,6 +16,7 @@ pub mod experiments;
 mod health;
 mod ingest;
 mod members;
+mod results;
 pub mod sites;
 
 use std::time::{Duration, Instant};
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sites::router())
         .merge(experiments::router())
         .merge(ingest::router())
+        .merge(results::router())
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let api = api.route(

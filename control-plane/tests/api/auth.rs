@@ -583,3 +583,122 @@ async fn registration_creates_an_owned_org_and_an_audit_entry(pool: PgPool) {
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn registrations_are_limited_per_address(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let body = |i: usize| json!({ "email": format!("signup{i}@example.com"), "password": GOOD_PASSWORD, "organization_name": "Spam" });
+    let spammer = peer("203.0.113.50:1234");
+    for i in 0..10 {
+        let resp = app
+            .post_from(
+                "/api/v1/auth/register",
+                spammer,
+                &[("x-forwarded-for", "10.9.9.9")],
+                body(i),
+            )
+            .await;
+        assert_eq!(
+            resp.status,
+            StatusCode::CREATED,
+            "registration {i}: {}",
+            resp.text()
+        );
+    }
+    let limited = app
+        .post_from("/api/v1/auth/register", spammer, &[], body(10))
+        .await;
+    limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    let elsewhere = app
+        .post_from("/api/v1/auth/register", peer("192.0.2.1:1"), &[], body(11))
+        .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::CREATED,
+        "{}",
+        elsewhere.text()
+    );
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_user_who_left_every_org_logs_in_to_nothing(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let founder = register(&app, "founder@example.com").await;
+    let leaver = register(&app, "leaver@example.com").await;
+    // The leaver joins the founder's org, then (as the sole owner of their own org cannot
+    // leave) their own org is deleted and they leave the founder's.
+    let leaver_id: Uuid =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'leaver@example.com'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, 'viewer')")
+        .bind(founder.org_id)
+        .bind(leaver_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM organizations WHERE id = $1")
+        .bind(leaver.org_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let in_founders = Session::from_json(
+        &login(&app, "leaver@example.com", GOOD_PASSWORD)
+            .await
+            .json(),
+    );
+    assert_eq!(in_founders.org_id, founder.org_id);
+    let left = app
+        .delete(
+            &format!("/api/v1/members/{leaver_id}"),
+            Some(&in_founders.access),
+        )
+        .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT, "{}", left.text());
+    // The password is right, but there is nowhere to log in.
+    login(&app, "leaver@example.com", GOOD_PASSWORD)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    // And the refresh token of the old session is dead too.
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({ "refresh_token": in_founders.refresh }),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn two_concurrent_refreshes_with_one_token_end_the_session(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let s = register(&app, "racer@example.com").await;
+    let body = json!({ "refresh_token": s.refresh });
+    let (a, b) = tokio::join!(
+        app.post("/api/v1/auth/refresh", None, body.clone()),
+        app.post("/api/v1/auth/refresh", None, body.clone()),
+    );
+    // The token row is locked while it is rotated: exactly one caller gets new tokens, the
+    // other sees a used token, which revokes the session (the winner's tokens included).
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::UNAUTHORIZED],
+        "{} / {}",
+        a.text(),
+        b.text()
+    );
+    let winner = if a.status == StatusCode::OK { &a } else { &b };
+    let winner = Session::from_json(&winner.json());
+    app.get("/api/v1/auth/me", Some(&winner.access))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}

@@ -373,6 +373,23 @@ async fn bad_experiment_inputs_are_refused_with_field_errors(pool: PgPool) {
             "all weights zero",
         ),
         (big_factorial, "elements", "factorial with 512 arms"),
+        (
+            {
+                let mut b = experiment_body();
+                b["kind"] = json!("factorial");
+                b["allocator"] = json!({ "kind": "thompson", "floor": 0.001 });
+                let seven: Vec<Value> =
+                    (0..7).map(|i| json!({ "name": format!("v{i}") })).collect();
+                b["elements"] = json!([
+                    { "selector": "h1", "variants": seven },
+                    { "selector": "h2", "variants": seven },
+                    { "selector": "h3", "variants": seven }
+                ]);
+                b
+            },
+            "allocator",
+            "Thompson over 343 arms (the engine integrates at most 256)",
+        ),
     ];
     for (body, field, why) in cases {
         let resp = app.post(&uri, Some(&team.editor.token), body).await;

@@ -36,7 +36,6 @@ pub struct Experiment {
     /// Elements in position order.
     pub elements: Vec<Uuid>,
     /// Variants per element, in position order (the first is the control).
-    #[allow(dead_code)] // read by the factorial results test
     pub variants: Vec<Vec<Uuid>>,
     /// Arms in position order; for independent experiments, element by element.
     pub arms: Vec<Uuid>,

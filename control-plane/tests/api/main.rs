@@ -13,4 +13,5 @@ mod helpers;
 mod ingest;
 mod members;
 mod publisher;
+mod results;
 mod sites;

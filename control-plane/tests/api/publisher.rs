@@ -499,3 +499,61 @@ async fn a_factorial_experiment_publishes_every_combination_with_product_weights
         "each element's split applied independently"
     );
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_tick_cancelled_mid_way_does_not_leave_the_lock_held(pool: PgPool) {
+    let edge = FakeEdge::start().await;
+    // A pool without the test harness's 1 s idle timeout, which would close a leaked
+    // connection (and so release its lock) by itself and hide the bug under test.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(5)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let app = publishing_app(pool.clone(), &edge.url);
+    let team = new_team(&app).await;
+    create_site(&app, &team.admin.token, &["shop.example"]).await;
+    edge.log.lock().unwrap().fail_next = 100;
+    let state = app.state.clone();
+    let slow = publisher::RetryPolicy {
+        attempts: 10,
+        base_delay: Duration::from_secs(5),
+        max_delay: Duration::from_secs(5),
+    };
+    let task = tokio::spawn(async move {
+        let client = publisher::http_client().unwrap();
+        publisher::tick_with(&state, &client, slow).await
+    });
+    // Wait until the tick is inside its backoff (it has pushed once), then cancel it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while edge.log.lock().unwrap().requests == 0 {
+        assert!(Instant::now() < deadline, "the tick never pushed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task.abort();
+    let _ = task.await;
+
+    // The session that held the lock is gone, so another replica — a connection outside
+    // this pool (a session that held the lock could take it again re-entrantly) — can
+    // take it.
+    use sqlx::Connection;
+    let mut other = sqlx::PgConnection::connect_with(&pool.connect_options())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(publisher::LOCK_KEY)
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        if got {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lock is still held after cancellation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

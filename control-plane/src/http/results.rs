@@ -1,0 +1,669 @@
+//! Results of an experiment, computed from the per-arm aggregates with the shared engine
+//! (`samplit_engine::stats::analyze`), and its real daily time series.
+//!
+//! - `GET /experiments/{id}/results?goal_id=` (viewer+; default: the primary goal):
+//!   one engine analysis per comparison set — all arms for a single-element or factorial
+//!   experiment, each element's arms for an independent multi-element one, and for a
+//!   factorial one also each element's main effect (its variants, each pooled over the
+//!   combinations of the other elements: visitors, conversions, revenue moments and
+//!   expected exposures add up). The engine's output is returned as it is, beside the
+//!   labels of its subjects, so the page shows exactly what the engine computed.
+//! - `GET /experiments/{id}/timeseries?goal_id=`: per arm and UTC day, new visitors,
+//!   new converters, revenue, and the cumulative rate, over a gap-free day range.
+//! - `GET /experiments/{id}/results/export?format=csv|xlsx` (see [`crate::export`]).
+//!
+//! SRM expected shares: the fixed-split weights (allocator weights, else variant
+//! weights), or for Thompson sampling the expected exposures accumulated at ingestion from
+//! the logged propensities. Always-valid p-values are kept as a running minimum per
+//! (goal, scope, subject) in `sequential_p_values`, passed back to the engine each look.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::State;
+use samplit_engine::stats::analyze::{
+    AnalysisConfig, AnalysisInput, AnalysisOutput, ArmInput, analyze,
+};
+use samplit_engine::stats::continuous::Moments;
+use serde::{Deserialize, Serialize};
+use time::Date;
+use utoipa_axum::router::OpenApiRouter;
+use uuid::Uuid;
+
+use crate::auth::{Actor, Role};
+use crate::db::results::{self as db, ArmAggregateRow, ExperimentRow, GoalRow, VariantRow};
+use crate::error::{ApiError, ApiResult};
+use crate::export::{Cell, ExportFormat, Table};
+use crate::extract::{PathId, Query};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(get_results))
+        .routes(utoipa_axum::routes!(get_timeseries))
+        .routes(utoipa_axum::routes!(export_results))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct GoalQuery {
+    /// The goal to analyse; default: the experiment's primary goal.
+    pub goal_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GoalView {
+    pub id: Uuid,
+    pub name: String,
+    /// `conversion` or `revenue`.
+    pub metric: String,
+}
+
+/// What one engine analysis compared.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SubjectView {
+    /// Arm id, or variant id in a main-effect analysis.
+    pub id: Uuid,
+    pub name: String,
+    pub is_control: bool,
+    /// The share of visitors it should get (SRM's expectation), normalised.
+    pub expected_share: f64,
+    /// Revenue summed over its visitors (0 for a conversion goal).
+    pub revenue_sum: f64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AnalysisView {
+    /// `arms` (every arm), `element` (one element's arms, independent experiments) or
+    /// `main_effect` (one element's variants pooled over the others, factorial).
+    pub scope: &'static str,
+    pub element_id: Option<Uuid>,
+    pub element_name: Option<String>,
+    /// In the order of `result.arms`.
+    pub subjects: Vec<SubjectView>,
+    /// The engine's `AnalysisOutput`: per arm rate and Wilson interval, posterior mean and
+    /// credible interval, chance to be best, expected loss, revenue per visitor; per
+    /// variant lift with interval, always-valid p-value raw / Holm / BH, z-test p-value,
+    /// Welch test on revenue; SRM; recommendation. None when it could not be computed.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<AnalysisOutput>,
+    /// Why `result` is missing (e.g. fewer than 2 arms).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ResultsView {
+    pub experiment_id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub goal: GoalView,
+    /// `fixed_weights` or `logged_propensities`: where SRM's expected shares come from.
+    pub srm_expected_from: &'static str,
+    /// Exposures that claimed another arm than the visitor's (not counted).
+    pub conflicting_exposures: i64,
+    pub analyses: Vec<AnalysisView>,
+}
+
+/// Per-arm and per-element results of an experiment on a goal.
+#[utoipa::path(
+    get,
+    path = "/experiments/{id}/results",
+    tag = "results",
+    params(("id" = Uuid, Path, description = "Experiment id"), GoalQuery),
+    responses(
+        (status = 200, description = "Results", body = ResultsView),
+        (status = 401, description = "Not authenticated", body = crate::error::Problem),
+        (status = 404, description = "No such experiment or goal in your organisation", body = crate::error::Problem),
+        (status = 422, description = "No goal given and no primary goal", body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_results(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+    Query(q): Query<GoalQuery>,
+) -> ApiResult<axum::Json<ResultsView>> {
+    actor.require(Role::Viewer)?;
+    let (experiment, goal) = load(&state, &actor, id, q.goal_id).await?;
+    Ok(axum::Json(compute(&state, experiment, goal).await?))
+}
+
+async fn load(
+    state: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    goal_id: Option<Uuid>,
+) -> ApiResult<(ExperimentRow, GoalRow)> {
+    let experiment = db::experiment_in_org(&state.pool, actor.org_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("experiment"))?;
+    let goal = db::goal_of(&state.pool, id, goal_id).await?;
+    match (goal, goal_id) {
+        (Some(goal), _) => Ok((experiment, goal)),
+        (None, Some(_)) => Err(ApiError::NotFound("goal")),
+        (None, None) => Err(ApiError::validation(
+            "goal_id",
+            "the experiment has no primary goal; pass goal_id",
+        )),
+    }
+}
+
+/// (scope, element id, element name, subjects) of one analysis.
+type ComparisonSet = (&'static str, Option<Uuid>, Option<String>, Vec<Subject>);
+
+/// One subject of an analysis with its aggregates.
+#[derive(Debug, Clone)]
+struct Subject {
+    id: Uuid,
+    name: String,
+    is_control: bool,
+    visitors: u64,
+    conversions: u64,
+    revenue: Moments,
+    /// Expected exposures (any positive scale).
+    expected: f64,
+}
+
+/// Computes every analysis of the experiment (also used by the export).
+pub async fn compute(
+    state: &AppState,
+    experiment: ExperimentRow,
+    goal: GoalRow,
+) -> ApiResult<ResultsView> {
+    let arms = db::arm_aggregates(&state.pool, experiment.id, goal.id).await?;
+    let variants = db::variants_of(&state.pool, experiment.id).await?;
+    let thompson = experiment.allocator.get("kind").and_then(|k| k.as_str()) == Some("thompson");
+    let allocator_weights: Option<Vec<f64>> = experiment
+        .allocator
+        .get("weights")
+        .and_then(|w| serde_json::from_value(w.clone()).ok());
+    let with_revenue = goal.metric == "revenue";
+
+    let mut sets: Vec<ComparisonSet> = Vec::new();
+    let subjects_of = |rows: &[&ArmAggregateRow]| -> Vec<Subject> {
+        let fixed = fixed_shares(rows, &variants, allocator_weights.as_deref());
+        rows.iter()
+            .zip(fixed)
+            .map(|(a, share)| {
+                subject_of_arm(a, with_revenue, if thompson { None } else { Some(share) })
+            })
+            .collect()
+    };
+    if experiment.kind == "independent" {
+        let mut elements: Vec<(i32, Uuid, String)> = variants
+            .iter()
+            .map(|v| (v.element_position, v.element_id, v.element_name.clone()))
+            .collect();
+        elements.dedup();
+        for (_, element_id, element_name) in elements {
+            let rows: Vec<&ArmAggregateRow> = arms
+                .iter()
+                .filter(|a| a.element_id == Some(element_id))
+                .collect();
+            sets.push((
+                "element",
+                Some(element_id),
+                Some(element_name),
+                subjects_of(&rows),
+            ));
+        }
+    } else {
+        let rows: Vec<&ArmAggregateRow> = arms.iter().collect();
+        sets.push(("arms", None, None, subjects_of(&rows)));
+        if experiment.kind == "factorial" {
+            let all = subjects_of(&rows);
+            for (element_id, element_name, subjects) in main_effects(&arms, &all, &variants) {
+                sets.push((
+                    "main_effect",
+                    Some(element_id),
+                    Some(element_name),
+                    subjects,
+                ));
+            }
+        }
+    }
+
+    let mut analyses = Vec::with_capacity(sets.len());
+    for (scope, element_id, element_name, subjects) in sets {
+        let scope_key = match element_id {
+            Some(e) => format!("{scope}:{e}"),
+            None => scope.to_owned(),
+        };
+        let previous: HashMap<Uuid, f64> = db::previous_p_values(&state.pool, goal.id, &scope_key)
+            .await?
+            .into_iter()
+            .collect();
+        let input = analysis_input(&subjects, &previous);
+        let total_expected: f64 = subjects.iter().map(|s| s.expected).sum();
+        let views = subjects
+            .iter()
+            .map(|s| SubjectView {
+                id: s.id,
+                name: s.name.clone(),
+                is_control: s.is_control,
+                expected_share: if total_expected > 0.0 {
+                    s.expected / total_expected
+                } else {
+                    1.0 / subjects.len() as f64
+                },
+                revenue_sum: s.revenue.sum,
+            })
+            .collect();
+        let (result, error) = match analyze(&input) {
+            Ok(out) => {
+                let (ids, ps): (Vec<Uuid>, Vec<f64>) = subjects
+                    .iter()
+                    .zip(&out.arms)
+                    .filter_map(|(s, a)| a.comparison.map(|c| (s.id, c.sequential_p_value)))
+                    .unzip();
+                db::store_p_values(&state.pool, goal.id, &scope_key, &ids, &ps).await?;
+                (Some(out), None)
+            }
+            Err(e) => (None, Some(e.to_string())),
+        };
+        analyses.push(AnalysisView {
+            scope,
+            element_id,
+            element_name,
+            subjects: views,
+            result,
+            error,
+        });
+    }
+    Ok(ResultsView {
+        experiment_id: experiment.id,
+        name: experiment.name,
+        kind: experiment.kind,
+        status: experiment.status,
+        goal: GoalView {
+            id: goal.id,
+            name: goal.name,
+            metric: goal.metric,
+        },
+        srm_expected_from: if thompson {
+            "logged_propensities"
+        } else {
+            "fixed_weights"
+        },
+        conflicting_exposures: arms.iter().map(|a| a.conflicting_exposures).sum(),
+        analyses,
+    })
+}
+
+fn subject_of_arm(a: &ArmAggregateRow, with_revenue: bool, fixed_share: Option<f64>) -> Subject {
+    let visitors = u64::try_from(a.visitors).unwrap_or(0);
+    Subject {
+        id: a.arm_id,
+        name: a.name.clone(),
+        is_control: a.is_control,
+        visitors,
+        conversions: u64::try_from(a.converters).unwrap_or(0),
+        revenue: if with_revenue {
+            Moments {
+                n: visitors,
+                sum: a.revenue_sum,
+                sum_sq: a.revenue_sumsq,
+            }
+        } else {
+            Moments {
+                n: 0,
+                sum: 0.0,
+                sum_sq: 0.0,
+            }
+        },
+        expected: fixed_share.unwrap_or(a.expected_visitors),
+    }
+}
+
+/// The engine input for a set of subjects: control = the first marked control (else the
+/// first); expected exposures equal when none were recorded yet.
+fn analysis_input(subjects: &[Subject], previous: &HashMap<Uuid, f64>) -> AnalysisInput {
+    let control = subjects.iter().position(|s| s.is_control).unwrap_or(0);
+    let no_expectation = subjects.iter().all(|s| s.expected <= 0.0);
+    AnalysisInput {
+        arms: subjects
+            .iter()
+            .map(|s| ArmInput {
+                arm_id: s.id.to_string(),
+                visitors: s.visitors,
+                conversions: s.conversions.min(s.visitors),
+                revenue: s.revenue,
+                propensity_sum: if no_expectation { 1.0 } else { s.expected },
+                previous_sequential_p_value: previous.get(&s.id).copied(),
+            })
+            .collect(),
+        control,
+        config: AnalysisConfig::default(),
+    }
+}
+
+/// Fixed-split shares of `rows` (one allocation unit): the allocator's weights when it
+/// has one per arm, else each arm's variant weights normalised per element and
+/// multiplied across elements (factorial combinations).
+fn fixed_shares(
+    rows: &[&ArmAggregateRow],
+    variants: &[VariantRow],
+    allocator_weights: Option<&[f64]>,
+) -> Vec<f64> {
+    if let Some(w) = allocator_weights
+        && w.len() == rows.len()
+        && w.iter().all(|x| x.is_finite() && *x >= 0.0)
+    {
+        return w.to_vec();
+    }
+    let mut element_total: HashMap<Uuid, f64> = HashMap::new();
+    for v in variants {
+        *element_total.entry(v.element_id).or_default() += v.weight;
+    }
+    let by_id: HashMap<Uuid, &VariantRow> = variants.iter().map(|v| (v.id, v)).collect();
+    rows.iter()
+        .map(|a| {
+            a.variant_ids
+                .iter()
+                .map(|id| match by_id.get(id) {
+                    Some(v) => {
+                        let total = element_total.get(&v.element_id).copied().unwrap_or(0.0);
+                        if total > 0.0 { v.weight / total } else { 0.0 }
+                    }
+                    None => 0.0,
+                })
+                .product()
+        })
+        .collect()
+}
+
+/// Main effects of a factorial experiment: for each element, its variants, each pooling
+/// the arms (combinations) that show it — sums of visitors, conversions, revenue moments
+/// and expected exposures. Under factorial randomisation the other elements' variants are
+/// spread alike over this element's variants, so the pooled comparison estimates the
+/// element's average effect over the other elements (the marginal, or main, effect).
+fn main_effects(
+    arms: &[ArmAggregateRow],
+    subjects: &[Subject],
+    variants: &[VariantRow],
+) -> Vec<(Uuid, String, Vec<Subject>)> {
+    let mut elements: BTreeMap<i32, (Uuid, String, Vec<&VariantRow>)> = BTreeMap::new();
+    for v in variants {
+        elements
+            .entry(v.element_position)
+            .or_insert_with(|| (v.element_id, v.element_name.clone(), Vec::new()))
+            .2
+            .push(v);
+    }
+    elements
+        .into_values()
+        .enumerate()
+        .map(|(index, (element_id, element_name, vs))| {
+            let pooled = vs
+                .iter()
+                .map(|v| {
+                    let mut s = Subject {
+                        id: v.id,
+                        name: v.name.clone(),
+                        is_control: v.is_control,
+                        visitors: 0,
+                        conversions: 0,
+                        revenue: Moments {
+                            n: 0,
+                            sum: 0.0,
+                            sum_sq: 0.0,
+                        },
+                        expected: 0.0,
+                    };
+                    for (arm, subject) in arms.iter().zip(subjects) {
+                        if arm.variant_ids.get(index) == Some(&v.id) {
+                            s.visitors += subject.visitors;
+                            s.conversions += subject.conversions;
+                            s.revenue.n += subject.revenue.n;
+                            s.revenue.sum += subject.revenue.sum;
+                            s.revenue.sum_sq += subject.revenue.sum_sq;
+                            s.expected += subject.expected;
+                        }
+                    }
+                    s
+                })
+                .collect();
+            (element_id, element_name, pooled)
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DayPoint {
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Visitors first exposed that day.
+    pub visitors: i64,
+    /// Visitors who first converted on the goal that day.
+    pub conversions: i64,
+    pub revenue: f64,
+    pub cumulative_visitors: i64,
+    pub cumulative_conversions: i64,
+    /// cumulative_conversions / cumulative_visitors (0 before any visitor).
+    pub cumulative_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ArmSeries {
+    pub arm_id: Uuid,
+    pub name: String,
+    pub element_id: Option<Uuid>,
+    pub points: Vec<DayPoint>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TimeseriesView {
+    pub experiment_id: Uuid,
+    pub goal: GoalView,
+    /// Every UTC day (`YYYY-MM-DD`) from the first to the last with data (no gaps).
+    pub days: Vec<String>,
+    pub arms: Vec<ArmSeries>,
+}
+
+/// Daily visitors, conversions and cumulative rate per arm.
+#[utoipa::path(
+    get,
+    path = "/experiments/{id}/timeseries",
+    tag = "results",
+    params(("id" = Uuid, Path, description = "Experiment id"), GoalQuery),
+    responses(
+        (status = 200, description = "Daily series", body = TimeseriesView),
+        (status = 401, description = "Not authenticated", body = crate::error::Problem),
+        (status = 404, description = "No such experiment or goal in your organisation", body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_timeseries(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+    Query(q): Query<GoalQuery>,
+) -> ApiResult<axum::Json<TimeseriesView>> {
+    actor.require(Role::Viewer)?;
+    let (experiment, goal) = load(&state, &actor, id, q.goal_id).await?;
+    let arms = db::arm_aggregates(&state.pool, experiment.id, goal.id).await?;
+    let rows = db::daily(&state.pool, experiment.id, goal.id).await?;
+    let days = match (
+        rows.iter().map(|r| r.day).min(),
+        rows.iter().map(|r| r.day).max(),
+    ) {
+        (Some(first), Some(last)) => {
+            let mut days = vec![first];
+            while let Some(next) = days
+                .last()
+                .and_then(|d| d.next_day())
+                .filter(|d| *d <= last)
+            {
+                days.push(next);
+            }
+            days
+        }
+        _ => Vec::new(),
+    };
+    let mut by_arm: HashMap<Uuid, HashMap<Date, (i64, i64, f64)>> = HashMap::new();
+    for r in &rows {
+        by_arm
+            .entry(r.arm_id)
+            .or_default()
+            .insert(r.day, (r.visitors, r.converters, r.revenue));
+    }
+    let series = arms
+        .iter()
+        .map(|a| {
+            let mut cum_v = 0;
+            let mut cum_c = 0;
+            let empty = HashMap::new();
+            let data = by_arm.get(&a.arm_id).unwrap_or(&empty);
+            let points = days
+                .iter()
+                .map(|day| {
+                    let (v, c, revenue) = data.get(day).copied().unwrap_or((0, 0, 0.0));
+                    cum_v += v;
+                    cum_c += c;
+                    DayPoint {
+                        day: day.to_string(),
+                        visitors: v,
+                        conversions: c,
+                        revenue,
+                        cumulative_visitors: cum_v,
+                        cumulative_conversions: cum_c,
+                        cumulative_rate: if cum_v > 0 {
+                            cum_c as f64 / cum_v as f64
+                        } else {
+                            0.0
+                        },
+                    }
+                })
+                .collect();
+            ArmSeries {
+                arm_id: a.arm_id,
+                name: a.name.clone(),
+                element_id: a.element_id,
+                points,
+            }
+        })
+        .collect();
+    Ok(axum::Json(TimeseriesView {
+        experiment_id: experiment.id,
+        goal: GoalView {
+            id: goal.id,
+            name: goal.name,
+            metric: goal.metric,
+        },
+        days: days.iter().map(Date::to_string).collect(),
+        arms: series,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExportQuery {
+    /// `csv` or `xlsx`.
+    pub format: ExportFormat,
+    /// The goal to analyse; default: the experiment's primary goal.
+    pub goal_id: Option<Uuid>,
+}
+
+/// Columns of the results export: one row per subject of each analysis.
+const EXPORT_COLUMNS: [&str; 25] = [
+    "scope",
+    "element",
+    "subject_id",
+    "subject",
+    "is_control",
+    "visitors",
+    "conversions",
+    "rate",
+    "rate_lower",
+    "rate_upper",
+    "lift_relative",
+    "lift_lower",
+    "lift_upper",
+    "chance_to_be_best",
+    "expected_loss",
+    "p_value_sequential",
+    "p_value_holm",
+    "p_value_bh",
+    "p_value_z_test",
+    "significant",
+    "revenue_sum",
+    "revenue_per_visitor",
+    "revenue_welch_p_value",
+    "srm_p_value",
+    "recommendation",
+];
+
+/// The results as a spreadsheet (CSV or Excel), one row per arm (or variant, for main
+/// effects) of each analysis; text cells are neutralised against formula injection by
+/// [`crate::export`].
+#[utoipa::path(
+    get,
+    path = "/experiments/{id}/results/export",
+    tag = "results",
+    params(("id" = Uuid, Path, description = "Experiment id"), ExportQuery),
+    responses(
+        (status = 200, description = "The file (Content-Disposition: attachment): text/csv, or application/vnd.openxmlformats-officedocument.spreadsheetml.sheet for xlsx", body = String, content_type = "text/csv"),
+        (status = 400, description = "Missing or unknown format", body = crate::error::Problem),
+        (status = 401, description = "Not authenticated", body = crate::error::Problem),
+        (status = 404, description = "No such experiment or goal in your organisation", body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+async fn export_results(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<axum::response::Response> {
+    actor.require(Role::Viewer)?;
+    let (experiment, goal) = load(&state, &actor, id, q.goal_id).await?;
+    let view = compute(&state, experiment, goal).await?;
+    let table = results_table(&view)?;
+    let today = time::OffsetDateTime::now_utc().date();
+    table.into_response(q.format, &format!("results-{}-{today}", view.experiment_id))
+}
+
+/// The rows of the export (also what a test reads back).
+pub fn results_table(view: &ResultsView) -> ApiResult<Table> {
+    let mut table = Table::new("Results", EXPORT_COLUMNS);
+    for analysis in &view.analyses {
+        let element = analysis.element_name.clone();
+        for (i, subject) in analysis.subjects.iter().enumerate() {
+            let arm = analysis.result.as_ref().and_then(|r| r.arms.get(i));
+            let comparison = arm.and_then(|a| a.comparison);
+            let lift = comparison.and_then(|c| c.lift);
+            let recommendation = analysis
+                .result
+                .as_ref()
+                .and_then(|r| serde_json::to_value(r.recommendation).ok())
+                .map(|v| v.to_string());
+            table.push_row(vec![
+                analysis.scope.into(),
+                element.clone().into(),
+                subject.id.into(),
+                subject.name.clone().into(),
+                subject.is_control.into(),
+                Cell::from(arm.map(|a| i64::try_from(a.visitors).unwrap_or(i64::MAX))),
+                Cell::from(arm.map(|a| i64::try_from(a.conversions).unwrap_or(i64::MAX))),
+                Cell::from(arm.map(|a| a.rate)),
+                Cell::from(arm.map(|a| a.rate_interval.lower)),
+                Cell::from(arm.map(|a| a.rate_interval.upper)),
+                Cell::from(lift.map(|l| l.relative)),
+                Cell::from(lift.and_then(|l| l.interval).map(|x| x.lower)),
+                Cell::from(lift.and_then(|l| l.interval).map(|x| x.upper)),
+                Cell::from(arm.map(|a| a.chance_to_be_best)),
+                Cell::from(arm.map(|a| a.expected_loss)),
+                Cell::from(comparison.map(|c| c.sequential_p_value)),
+                Cell::from(comparison.map(|c| c.p_value_holm)),
+                Cell::from(comparison.map(|c| c.p_value_bh)),
+                Cell::from(comparison.map(|c| c.z_test_p_value)),
+                Cell::from(comparison.map(|c| c.significant)),
+                subject.revenue_sum.into(),
+                Cell::from(arm.and_then(|a| a.revenue).map(|r| r.mean)),
+                Cell::from(comparison.and_then(|c| c.revenue_welch).map(|w| w.p_value)),
+                Cell::from(analysis.result.as_ref().map(|r| r.srm.p_value)),
+                Cell::from(recommendation.or_else(|| analysis.error.clone())),
+            ])?;
+        }
+    }
+    Ok(table)
+}
