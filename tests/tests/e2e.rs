@@ -110,6 +110,24 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         step.elapsed().as_secs_f64()
     );
 
+    // The publisher must carry the new posteriors to the edge. A failure here does not
+    // stop the run: the outage checks below are independent of it.
+    let mut problems = Vec::new();
+    let step = Instant::now();
+    match stack
+        .edge
+        .wait_for_snapshot(&http, &site.site_key, first_version + 1, Duration::from_secs(20))
+        .await
+    {
+        Ok(v) => eprintln!("[e2e] the publisher pushed v{v} with the new counts {:.1} s after they arrived",
+                           step.elapsed().as_secs_f64()),
+        Err(e) => problems.push(format!(
+            "after {} exposures and {} conversions arrived, the edge still holds snapshot v{first_version}: \
+             the publisher did not publish the new posteriors ({e:#})",
+            sent.exposures(), sent.conversions()
+        )),
+    }
+
     // 2. The control plane crashes: the edge keeps assigning from the snapshot it holds
     //    and queues the events.
     let held = stack
@@ -162,10 +180,11 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         "{} visitors got no assignment",
         tally.unassigned
     );
-    ensure!(
-        visits.iter().any(|v| v.snapshot_version > held),
-        "the restarted publisher never pushed a newer snapshot than v{held}"
-    );
+    if !visits.iter().any(|v| v.snapshot_version > held) {
+        problems.push(format!(
+            "after the restart, no visitor got a newer snapshot than v{held}"
+        ));
+    }
     sent.merge(&tally);
     let step = Instant::now();
     let results =
@@ -178,7 +197,12 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
 
     // 5. The bandit: the last visitors mostly got the best arm, and the latest published
     //    propensities put it first.
-    check_bandit(&api, &site, &experiment, best_arm, &visits).await?;
+    if let Err(e) = check_bandit(&api, &site, &experiment, best_arm, &visits).await {
+        problems.push(format!("{e:#}"));
+    }
+    if !problems.is_empty() {
+        bail!("exact counts held, but:\n- {}", problems.join("\n- "));
+    }
     Ok(())
 }
 
@@ -279,18 +303,24 @@ async fn wait_for_exact_results(
     timeout: Duration,
 ) -> anyhow::Result<Vec<ArmResult>> {
     let last = std::sync::Mutex::new(Vec::new());
+    let last_error = std::sync::Mutex::new(None::<String>);
     let outcome = wait_for(
         "the results to show exactly what was sent",
         timeout,
         Duration::from_millis(500),
         || {
             let fetch = api.arm_results(experiment_id);
-            let last = &last;
+            let (last, last_error) = (&last, &last_error);
             async move {
                 let arms = match fetch.await {
                     Ok(arms) => arms,
                     // The control plane may be restarting.
-                    Err(_) => return Ok(None),
+                    Err(e) => {
+                        if let Ok(mut l) = last_error.lock() {
+                            *l = Some(format!("{e:#}"));
+                        }
+                        return Ok(None);
+                    }
                 };
                 for arm in &arms {
                     let expected = sent.arms.get(&arm.arm_id.to_string()).copied().unwrap_or_default();
@@ -317,7 +347,17 @@ async fn wait_for_exact_results(
     )
     .await;
     let shown = last.lock().map(|l| summary(&l)).unwrap_or_default();
-    outcome.with_context(|| format!("sent {:?}; the results show {shown}", sent.arms))
+    let error = last_error
+        .lock()
+        .ok()
+        .and_then(|e| e.clone())
+        .unwrap_or_default();
+    outcome.with_context(|| {
+        format!(
+            "sent {:?}; the results show [{shown}]; last error reading them: [{error}]",
+            sent.arms
+        )
+    })
 }
 
 fn summary(arms: &[ArmResult]) -> String {
