@@ -66,9 +66,40 @@ fn cargo() -> String {
 /// first, slow build shows its progress.
 pub fn build_control_plane() -> anyhow::Result<PathBuf> {
     let started = Instant::now();
-    let status = Command::new(cargo())
-        .current_dir(workspace_root())
-        .args(["build", "-p", "samplit-control-plane", "--bin", "samplit"])
+    let mut command = Command::new(cargo());
+    command.current_dir(workspace_root()).args([
+        "build",
+        "-p",
+        "samplit-control-plane",
+        "--bin",
+        "samplit",
+    ]);
+    // Cargo sets these for the test or `cargo run` process that calls us. Build scripts
+    // (ring's) declare `rerun-if-env-changed` on some of them, so passing them on would
+    // make this build differ from a plain one and rebuild those crates every time.
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        let set_by_cargo = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_CFG_",
+        ]
+        .iter()
+        .any(|prefix| key_text.starts_with(prefix))
+            || [
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&key_text.as_ref());
+        if set_by_cargo {
+            command.env_remove(&key);
+        }
+    }
+    let status = command
         .status()
         .context("could not run cargo to build the control plane")?;
     if !status.success() {

@@ -83,15 +83,28 @@ impl Stack {
         let edge_port = pick(options.edge_port)?;
         let (ingest_secret, snapshot_secret) = (random_secret(), random_secret());
 
-        let edge = Edge::start(&EdgeConfig {
+        let mut edge_config = EdgeConfig {
             port: edge_port,
             control_plane_url: format!("http://127.0.0.1:{cp_port}"),
             ingest_secret: ingest_secret.clone(),
             snapshot_secret: snapshot_secret.clone(),
             max_retries: options.queue_max_retries,
             retry_delay_secs: 1,
-        })
-        .await?;
+        };
+        // A port picked for us may be taken by the time wrangler binds it: try again on
+        // another one (at most twice), saying why.
+        let mut attempt = 1;
+        let edge = loop {
+            match Edge::start(&edge_config).await {
+                Ok(edge) => break edge,
+                Err(e) if options.edge_port == 0 && attempt < 3 => {
+                    eprintln!("[harness] the Worker did not start (attempt {attempt}): {e:#}");
+                    attempt += 1;
+                    edge_config.port = free_port()?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let control_plane = ControlPlane::start(
             ControlPlaneConfig {
                 binary,

@@ -172,10 +172,10 @@ async fn check_landing_page(http: &reqwest::Client, port: u16) {
         .get(format!("{base}/"))
         .send()
         .await
-        .unwrap()
+        .expect("the demo page answers")
         .text()
         .await
-        .unwrap();
+        .expect("the demo page has a body");
     assert!(
         html.contains("data-site-key=\"pk_"),
         "the page has no site key: {html}"
@@ -185,10 +185,14 @@ async fn check_landing_page(http: &reqwest::Client, port: u16) {
         .get(format!("{base}/v1/samplit.js"))
         .send()
         .await
-        .unwrap();
+        .expect("the page server forwards the snippet");
     assert_eq!(snippet.status(), 200);
     assert!(
-        snippet.text().await.unwrap().contains("samplit"),
+        snippet
+            .text()
+            .await
+            .expect("the snippet has a body")
+            .contains("samplit"),
         "the snippet did not come through"
     );
 }

@@ -195,6 +195,13 @@ struct Running {
 impl Running {
     /// Stops everything, printing each step.
     fn shut_down(&mut self) {
+        if self.control_plane.is_none()
+            && self.edge.is_none()
+            && self.database.is_none()
+            && self.postgres.is_none()
+        {
+            return;
+        }
         println!("==> stopping everything the demo started");
         let started = Instant::now();
         if let Some(mut cp) = self.control_plane.take() {
