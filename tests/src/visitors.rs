@@ -113,36 +113,45 @@ struct AssignmentView {
     snapshot_version: u64,
 }
 
+/// What a [`Simulator`] sends where.
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    /// The Worker's origin.
+    pub edge: String,
+    pub site_key: String,
+    /// The page the visitors are on (`url` of `/v1/assign`).
+    pub page_url: String,
+    /// The experiment whose arm each visitor gets.
+    pub experiment_id: String,
+    /// The goal a converting visitor sends (`goal` of a `conversion` event).
+    pub goal: String,
+    /// True conversion rate by arm id.
+    pub rates: HashMap<String, f64>,
+    /// Seeds the conversion draws.
+    pub seed: u64,
+    /// Visitor ids are `<prefix>-<index>`: unique per run.
+    pub prefix: String,
+    /// Sizes the connection pool.
+    pub max_in_flight: usize,
+}
+
 impl Simulator {
-    /// `rates`: true conversion rate by arm id. `prefix` makes visitor ids unique per
-    /// run (`<prefix>-<index>`). `max_in_flight` sizes the connection pool.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        edge: &str,
-        site_key: &str,
-        page_url: &str,
-        experiment_id: &str,
-        goal: &str,
-        rates: HashMap<String, f64>,
-        seed: u64,
-        prefix: &str,
-        max_in_flight: usize,
-    ) -> anyhow::Result<Self> {
+    pub fn new(config: SimulatorConfig) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
-            .pool_max_idle_per_host(max_in_flight)
+            .pool_max_idle_per_host(config.max_in_flight)
             .user_agent(BROWSER_UA)
             .build()?;
         Ok(Self {
             http,
-            edge: edge.trim_end_matches('/').to_owned(),
-            site_key: site_key.to_owned(),
-            page_url: page_url.to_owned(),
-            experiment_id: experiment_id.to_owned(),
-            goal: goal.to_owned(),
-            rates,
-            seed,
-            prefix: prefix.to_owned(),
+            edge: config.edge.trim_end_matches('/').to_owned(),
+            site_key: config.site_key,
+            page_url: config.page_url,
+            experiment_id: config.experiment_id,
+            goal: config.goal,
+            rates: config.rates,
+            seed: config.seed,
+            prefix: config.prefix,
         })
     }
 

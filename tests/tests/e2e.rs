@@ -22,7 +22,7 @@ use anyhow::{Context, bail, ensure};
 use samplit_tests::api::{Api, ArmResult, Experiment, Site};
 use samplit_tests::net::wait_for;
 use samplit_tests::stack::{Stack, StackOptions};
-use samplit_tests::visitors::{Simulator, Tally, Visit};
+use samplit_tests::visitors::{Simulator, SimulatorConfig, Tally, Visit};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -78,17 +78,17 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
 
     let rates = true_rates(&experiment)?;
     let best_arm = arm_with_rate(&experiment, &rates, TRUE_RATES[BEST])?;
-    let simulator = Simulator::new(
-        stack.edge.base_url(),
-        &site.site_key,
-        PAGE,
-        &experiment.id.to_string(),
-        GOAL,
-        rates.iter().map(|(id, r)| (id.to_string(), *r)).collect(),
-        0x5a3b_1e00,
-        "e2e",
-        CONCURRENCY,
-    )?;
+    let simulator = Simulator::new(SimulatorConfig {
+        edge: stack.edge.base_url().to_owned(),
+        site_key: site.site_key.clone(),
+        page_url: PAGE.to_owned(),
+        experiment_id: experiment.id.to_string(),
+        goal: GOAL.to_owned(),
+        rates: rates.iter().map(|(id, r)| (id.to_string(), *r)).collect(),
+        seed: 0x5a3b_1e00,
+        prefix: "e2e".to_owned(),
+        max_in_flight: CONCURRENCY,
+    })?;
 
     // 1. Visitors while everything runs; then the results must match exactly.
     let mut sent = Tally::default();

@@ -35,7 +35,7 @@ use samplit_tests::control_plane::{ControlPlane, ControlPlaneConfig};
 use samplit_tests::db::{PrivatePostgres, TestDatabase, redact};
 use samplit_tests::edge::{Edge, EdgeConfig};
 use samplit_tests::net::free_port;
-use samplit_tests::visitors::{Simulator, Tally};
+use samplit_tests::visitors::{Simulator, SimulatorConfig, Tally};
 use samplit_tests::{paths, random_secret, table};
 use serde_json::json;
 use uuid::Uuid;
@@ -411,17 +411,17 @@ async fn run(options: Options) -> anyhow::Result<()> {
     println!();
 
     // 5. Visitors and the table.
-    let simulator = Simulator::new(
-        &edge_url,
-        &site.site_key,
-        &format!("https://{DOMAIN}/"),
-        &experiment.id.to_string(),
-        GOAL,
-        rates.iter().map(|(id, r)| (id.to_string(), *r)).collect(),
-        rand::random(),
-        &format!("demo-{}", &Uuid::new_v4().simple().to_string()[..8]),
-        16,
-    )?;
+    let simulator = Simulator::new(SimulatorConfig {
+        edge: edge_url.clone(),
+        site_key: site.site_key.clone(),
+        page_url: format!("https://{DOMAIN}/"),
+        experiment_id: experiment.id.to_string(),
+        goal: GOAL.to_owned(),
+        rates: rates.iter().map(|(id, r)| (id.to_string(), *r)).collect(),
+        seed: rand::random(),
+        prefix: format!("demo-{}", &Uuid::new_v4().simple().to_string()[..8]),
+        max_in_flight: 16,
+    })?;
     let tally = Arc::new(Mutex::new(Tally::default()));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let visitors_stop = Arc::new(AtomicBool::new(false));
@@ -438,6 +438,15 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let interactive = std::io::stdout().is_terminal();
     let mut visitors_done = false;
+    let dashboard = Dashboard {
+        api: &api,
+        site_id: site.id,
+        experiment: &experiment,
+        rates: &rates,
+        tally: &tally,
+        errors: &errors,
+        started,
+    };
     loop {
         let tick = Instant::now();
         while tick.elapsed() < options.refresh && !stop.load(Ordering::Relaxed) {
@@ -447,17 +456,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
             visitors_stop.store(true, Ordering::Relaxed);
             visitors_done = true;
         }
-        print_table(
-            &api,
-            &site.id,
-            &experiment,
-            &rates,
-            &tally,
-            &errors,
-            started,
-            interactive,
-        )
-        .await;
+        dashboard.print(interactive).await;
         if stop.load(Ordering::Relaxed) {
             println!("Ctrl-C: stopping.");
             break;
@@ -466,17 +465,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
             if options.exit {
                 // Let the queue drain so the last table is complete.
                 wait_for_drain(&api, experiment.id, &tally).await;
-                print_table(
-                    &api,
-                    &site.id,
-                    &experiment,
-                    &rates,
-                    &tally,
-                    &errors,
-                    started,
-                    false,
-                )
-                .await;
+                dashboard.print(false).await;
                 break;
             }
             println!(
@@ -572,55 +561,69 @@ fn arm_rates(experiment: &Experiment) -> anyhow::Result<HashMap<Uuid, f64>> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn print_table(
-    api: &Api,
-    site_id: &Uuid,
-    experiment: &Experiment,
-    rates: &HashMap<Uuid, f64>,
-    tally: &Arc<Mutex<Tally>>,
-    errors: &Arc<Mutex<Vec<String>>>,
+/// What the results table is printed from.
+struct Dashboard<'a> {
+    api: &'a Api,
+    site_id: Uuid,
+    experiment: &'a Experiment,
+    rates: &'a HashMap<Uuid, f64>,
+    tally: &'a Arc<Mutex<Tally>>,
+    errors: &'a Arc<Mutex<Vec<String>>>,
     started: Instant,
-    clear: bool,
-) {
-    let sent = tally.lock().map(|t| t.clone()).unwrap_or_default();
-    let (error_count, last_error) = errors
-        .lock()
-        .map(|e| (e.len(), e.last().cloned()))
-        .unwrap_or((0, None));
-    let arms = match api.arm_results(experiment.id).await {
-        Ok(arms) => arms,
-        Err(e) => {
-            println!("(results unavailable: {e:#})");
-            return;
+}
+
+impl Dashboard<'_> {
+    /// Prints the sent counts and the results table (`clear`: clear the terminal first).
+    async fn print(&self, clear: bool) {
+        let Self {
+            api,
+            site_id,
+            experiment,
+            rates,
+            tally,
+            errors,
+            started,
+        } = self;
+        let (site_id, started) = (*site_id, *started);
+        let sent = tally.lock().map(|t| t.clone()).unwrap_or_default();
+        let (error_count, last_error) = errors
+            .lock()
+            .map(|e| (e.len(), e.last().cloned()))
+            .unwrap_or((0, None));
+        let arms = match api.arm_results(experiment.id).await {
+            Ok(arms) => arms,
+            Err(e) => {
+                println!("(results unavailable: {e:#})");
+                return;
+            }
+        };
+        let propensities: HashMap<Uuid, f64> = match api.publications(site_id).await {
+            Ok(p) => p
+                .iter()
+                .find(|p| p.status == "published")
+                .map(|p| p.propensities(experiment.id).into_iter().collect())
+                .unwrap_or_default(),
+            Err(_) => HashMap::new(),
+        };
+        if clear {
+            print!("\x1b[2J\x1b[H");
         }
-    };
-    let propensities: HashMap<Uuid, f64> = match api.publications(*site_id).await {
-        Ok(p) => p
-            .iter()
-            .find(|p| p.status == "published")
-            .map(|p| p.propensities(experiment.id).into_iter().collect())
-            .unwrap_or_default(),
-        Err(_) => HashMap::new(),
-    };
-    if clear {
-        print!("\x1b[2J\x1b[H");
+        println!(
+            "t = {:>4.0} s   visitors sent {}   conversions sent {}   edge errors {}",
+            started.elapsed().as_secs_f64(),
+            sent.visitors,
+            sent.conversions(),
+            error_count
+        );
+        if let Some(e) = last_error {
+            println!("  last error: {e}");
+        }
+        print!("{}", table::render(&arms, &propensities, rates));
+        println!(
+            "(P(best): chance to be best from the results; propensity: share of new visitors in the latest snapshot; * = current leader)"
+        );
+        println!();
     }
-    println!(
-        "t = {:>4.0} s   visitors sent {}   conversions sent {}   edge errors {}",
-        started.elapsed().as_secs_f64(),
-        sent.visitors,
-        sent.conversions(),
-        error_count
-    );
-    if let Some(e) = last_error {
-        println!("  last error: {e}");
-    }
-    print!("{}", table::render(&arms, &propensities, rates));
-    println!(
-        "(P(best): chance to be best from the results; propensity: share of new visitors in the latest snapshot; * = current leader)"
-    );
-    println!();
 }
 
 /// Waits (at most 30 s) until the results count every visitor sent.
