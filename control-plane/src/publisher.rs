@@ -35,8 +35,8 @@ use samplit_engine::allocator::ArmStats;
 use samplit_engine::changes::Change;
 use samplit_engine::multi::Mode;
 use samplit_engine::snapshot::{
-    self, AllocationUnit, Arm, Element, ExperimentSnapshot, SCHEMA_VERSION, SignedSnapshot,
-    Snapshot, Variant,
+    self, AllocationUnit, Arm, Element, ExperimentSnapshot, GoalSnapshot, GoalTrigger,
+    SCHEMA_VERSION, SignedSnapshot, Snapshot, Variant,
 };
 use samplit_engine::targeting::{ExclusionRule, UrlRule};
 use sha2::{Digest, Sha256};
@@ -377,12 +377,7 @@ pub async fn build_snapshot(
     let mut weights = Vec::new();
     for loaded in db::experiments::running_for_site(conn, site.id).await? {
         let id = loaded.experiment.id;
-        let counts = db::experiments::arm_counts(
-            conn,
-            id,
-            &loaded.arms.iter().map(|a| a.id).collect::<Vec<_>>(),
-        )
-        .await?;
+        let counts = db::experiments::arm_counts(conn, id).await?;
         // Thompson propensities integrate numerically (up to 500 arms for a factorial
         // experiment): CPU work, kept off the async workers.
         let (experiment, record) =
@@ -442,6 +437,24 @@ pub fn experiment_snapshot(
             id: el.id.to_string(),
             selector: el.selector.clone(),
             variants,
+        });
+    }
+
+    // Goals the snippet detects by itself; custom-event goals come from samplit.track.
+    let mut goals = Vec::new();
+    for g in &loaded.goals {
+        let trigger = match g.trigger.as_str() {
+            "url" => GoalTrigger::Url {
+                rule: serde_json::from_str(&g.target).context("stored URL goal rule")?,
+            },
+            "click" => GoalTrigger::Click {
+                selector: g.target.clone(),
+            },
+            _ => continue,
+        };
+        goals.push(GoalSnapshot {
+            name: g.name.clone(),
+            trigger,
         });
     }
 
@@ -520,6 +533,7 @@ pub fn experiment_snapshot(
     }
     Ok((
         ExperimentSnapshot {
+            goals,
             id: e.id.to_string(),
             seed: e.seed.clone(),
             hash_version: u8::try_from(e.hash_version).unwrap_or(2),

@@ -4,8 +4,8 @@
  * 2. asks the edge for this visitor's assignments (cookie credentials, text/plain so no
  *    CORS preflight), applies each change once the DOM is ready, then un-hides;
  * 3. exposes samplit.track(goal, value) (sendBeacon to /v1/events), sends a pageview, and
- *    fires the URL and click goals a response carries as `goals: [{goal, kind: "url",
- *    pattern} | {goal, kind: "click", selector}]` (snapshot schema 1 has none yet). */
+ *    watches the click goals a response carries as `goals: [{goal, kind: "click",
+ *    selector}]` (URL goals fire at the edge itself, when the page asks for assignments). */
 (function (w, d) {
   'use strict';
   var script = d.currentScript;
@@ -91,7 +91,6 @@
   }
   function goals(list) {
     (list || []).forEach(function (g) {
-      if (g.kind === 'url' && g.pattern && location.href.indexOf(g.pattern) !== -1) track(g.goal);
       if (g.kind === 'click' && g.selector) {
         d.addEventListener('click', function (ev) {
           var t = ev.target;

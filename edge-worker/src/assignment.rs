@@ -11,13 +11,17 @@
 //!
 //! Output: `{"site_key", "visitor_id", "snapshot_version", "excluded", "assignments":
 //! [{experiment_id, element_id, arm_id, variant_ids, changes, propensity,
-//! snapshot_version, sticky, sticky_key}]}`. `sticky_key` is what to send back in
+//! snapshot_version, sticky, sticky_key}], "goals": [...]}`. `sticky_key` is what to send back in
 //! `sticky` (the unit id for an independent element, else the experiment id).
 //!
 //! Exclusion: Cloudflare's verified-bot flag and the engine's bot user-agent list always
 //! exclude; the snapshot's site rules (IP from `CF-Connecting-IP`, headers, cookies,
 //! query) come next, inside `assign_site`. An excluded visitor gets an empty list, no
 //! cookie and no exposure.
+//!
+//! Goals: URL goals whose rule matches the page are queued as conversions right here
+//! (id derived from visitor and goal, see `url_goal_item_id`); click goals come back as `goals: [{goal, kind:
+//! "click", selector}]` for the snippet to watch.
 //!
 //! Exposures: one queue item per assignment served, sticky or not, each with a fresh
 //! id; the control plane dedupes by id and counts a visitor's first exposure per arm.
@@ -118,6 +122,14 @@ struct Served<'a> {
     sticky_key: String,
 }
 
+/// A click goal for the snippet to watch: `{"goal", "kind": "click", "selector"}`.
+#[derive(Serialize)]
+struct ClickGoal<'a> {
+    goal: &'a str,
+    kind: &'static str,
+    selector: &'a str,
+}
+
 #[derive(Serialize)]
 struct AssignResponse<'a> {
     site_key: &'a str,
@@ -125,6 +137,7 @@ struct AssignResponse<'a> {
     snapshot_version: Option<u64>,
     excluded: Option<ExclusionReason>,
     assignments: Vec<Served<'a>>,
+    goals: Vec<ClickGoal<'a>>,
 }
 
 /// The key the engine reads stickiness by: the unit id for an independent element,
@@ -185,6 +198,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
                 snapshot_version: None,
                 excluded: None,
                 assignments: Vec::new(),
+                goals: Vec::new(),
             },
             origin.as_deref(),
             &[],
@@ -263,6 +277,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
                 snapshot_version: Some(snapshot.version),
                 excluded: result.excluded,
                 assignments: Vec::new(),
+                goals: Vec::new(),
             },
             origin.as_deref(),
             &snapshot.allowed_origins,
@@ -294,7 +309,27 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         set_cookies.push(cookies::set_cookie(STICKY_COOKIE, &encoded, secure));
     }
 
-    enqueue_exposures(env, ctx, &input.site_key, &visitor_id, &result.assignments)?;
+    // URL goals this page fires become conversions now (no snippet needed); click goals
+    // go to the snippet. Over the whole snapshot: a goal page is usually outside the
+    // experiment's own URL rules, and the control plane attributes only assigned visitors.
+    let page_goals = assign::page_goals(&snapshot, &input.url);
+    enqueue_items(
+        env,
+        ctx,
+        &input.site_key,
+        &visitor_id,
+        &result.assignments,
+        &page_goals.url_goals,
+    )?;
+    let goals = page_goals
+        .click_goals
+        .iter()
+        .map(|(goal, selector)| ClickGoal {
+            goal,
+            kind: "click",
+            selector,
+        })
+        .collect();
 
     respond(
         &AssignResponse {
@@ -303,6 +338,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
             snapshot_version: Some(snapshot.version),
             excluded: None,
             assignments: served,
+            goals,
         },
         origin.as_deref(),
         &snapshot.allowed_origins,
@@ -310,20 +346,32 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
     )
 }
 
-/// Builds the exposure items now (ids fixed at enqueue time) and sends them after the
-/// response.
-fn enqueue_exposures(
+/// Builds the exposure items and the URL-goal conversions now (ids fixed at enqueue
+/// time) and sends them after the response. A URL-goal conversion's id is derived from
+/// (visitor, goal), so reloading the goal page adds nothing downstream.
+fn enqueue_items(
     env: &Env,
     ctx: &Context,
     site_key: &str,
     visitor_id: &str,
     assignments: &[Assignment],
+    url_goals: &[&str],
 ) -> Result<(), ApiError> {
-    if assignments.is_empty() {
+    if assignments.is_empty() && url_goals.is_empty() {
         return Ok(());
     }
     let ts_ms = now_ms();
-    let mut items = Vec::with_capacity(assignments.len());
+    let mut items = Vec::with_capacity(assignments.len() + url_goals.len());
+    for goal in url_goals {
+        items.push(Item::Conversion(crate::items::GoalItem {
+            id: url_goal_item_id(visitor_id, goal),
+            site_key: site_key.to_owned(),
+            visitor_id: visitor_id.to_owned(),
+            goal: (*goal).to_owned(),
+            value: None,
+            ts_ms,
+        }));
+    }
     for a in assignments {
         items.push(Item::Exposure {
             id: ids::random_uuid()
@@ -345,6 +393,19 @@ fn enqueue_exposures(
         }
     });
     Ok(())
+}
+
+/// `ug-` + the first 128 bits of SHA-256(visitor, NUL, goal) in hex: the same for every
+/// view of the goal page by that visitor, within the control plane's 128-character id
+/// limit whatever the lengths of the visitor id and goal name.
+fn url_goal_item_id(visitor_id: &str, goal: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(visitor_id.as_bytes());
+    h.update([0u8]);
+    h.update(goal.as_bytes());
+    let digest = h.finalize();
+    format!("ug-{}", hex::encode(&digest[..16]))
 }
 
 /// A JSON response with CORS for the site and its cookies; never cached.
@@ -369,6 +430,20 @@ fn respond<T: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_goal_item_ids_are_stable_short_and_distinct() {
+        let a = url_goal_item_id("visitor-1", "thanks");
+        assert_eq!(a, url_goal_item_id("visitor-1", "thanks"));
+        assert_eq!(a.len(), 35);
+        assert_ne!(a, url_goal_item_id("visitor-1", "thanks2"));
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(url_goal_item_id("ab", "c"), url_goal_item_id("a", "bc"));
+        assert_eq!(
+            url_goal_item_id(&"v".repeat(128), &"g".repeat(100)).len(),
+            35
+        );
+    }
 
     #[test]
     fn query_input_reads_every_field() {

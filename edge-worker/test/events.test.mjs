@@ -94,6 +94,33 @@ test('one exposure per assignment is delivered with its propensity and version; 
   assert.deepEqual(itemsOf('ev-bot'), []);
 });
 
+test('a URL goal fires at the edge on its page, once per visitor; click goals go to the snippet', { timeout: 40000 }, async () => {
+  const site = 'sk_test_goals';
+  const snapshot = h.testSnapshot({
+    siteKey: site,
+    urlRules: [{ match: 'prefix', pattern: '/products', include: true }],
+    goals: [
+      { name: 'thanks', trigger: { kind: 'url', rule: { match: 'prefix', pattern: '/thanks', include: true } } },
+      { name: 'cta', trigger: { kind: 'click', selector: '.buy' } },
+    ],
+  });
+  assert.equal((await h.pushSnapshot(worker, site, h.signSnapshot(snapshot))).status, 200);
+  const onProduct = await h.json(await h.assign(worker, { site_key: site, url: 'https://shop.example.com/products/1', visitor_id: 'ev-goal' }));
+  assert.equal(onProduct.assignments.length, 1);
+  assert.deepEqual(onProduct.goals, [{ goal: 'cta', kind: 'click', selector: '.buy' }]);
+  // The thanks page is outside the experiment's URL rules: no assignment, but the goal fires.
+  for (let i = 0; i < 2; i += 1) {
+    const onThanks = await h.json(await h.assign(worker, { site_key: site, url: 'https://shop.example.com/thanks?order=7', visitor_id: 'ev-goal' }));
+    assert.equal(onThanks.assignments.length, 0);
+  }
+  const items = await waitItems('ev-goal', 3);
+  const conversions = items.filter((i) => i.type === 'conversion');
+  assert.equal(conversions.length, 2, 'each view of the goal page is queued ...');
+  assert.equal(conversions[0].goal, 'thanks');
+  assert.equal(conversions[0].id, conversions[1].id, '... as the same item, so it counts once');
+  assert.match(conversions[0].id, /^ug-[0-9a-f]{32}$/);
+});
+
 test('a client event id makes a re-sent event the same item', { timeout: 40000 }, async () => {
   const event = { site_key: SITE, visitor_id: 'ev-dedupe', events: [{ type: 'conversion', goal: 'buy', id: 'client-evt-7' }] };
   assert.equal((await postEvents(event)).status, 202);

@@ -236,6 +236,7 @@ export function testSnapshot({
   weights = [0.5, 0.5],
   experimentId = '11111111-1111-4111-8111-111111111111',
   urlRules = [],
+  goals = [],
 } = {}) {
   return {
     schema: 1,
@@ -270,6 +271,7 @@ export function testSnapshot({
           { id: 'treatment', variants: [1], exposures: 0, conversions: 0, propensity: weights[1] },
         ],
       }],
+      goals,
     }],
   };
 }

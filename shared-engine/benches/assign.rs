@@ -81,6 +81,7 @@ fn snapshot() -> Snapshot {
             ExclusionRule::ip("10.0.0.0/8").expect("valid"),
         ],
         experiments: vec![ExperimentSnapshot {
+            goals: Vec::new(),
             id: "3f333df6-90a4-4fda-8dd3-9485d27cee36".into(),
             seed: "hero-test".into(),
             hash_version: 2,

@@ -420,6 +420,20 @@ impl Allocator {
         coverage: f64,
         rng: &mut R,
     ) -> Result<Option<usize>, AllocatorError> {
+        self.choose_lazy(k, stats, bucket, coverage, || rng)
+    }
+
+    /// [`Allocator::choose_by`] with the RNG built by `make_rng` only when it is needed
+    /// (Thompson after burn-in): the hot path of a fixed split, or of a bandit still in
+    /// burn-in, never pays for seeding one.
+    pub fn choose_lazy<R: Rng>(
+        &self,
+        k: usize,
+        stats: impl Fn(usize) -> ArmStats,
+        bucket: f64,
+        coverage: f64,
+        make_rng: impl FnOnce() -> R,
+    ) -> Result<Option<usize>, AllocatorError> {
         self.check_arms(k)?;
         match self {
             Self::FixedSplit(fs) => Ok(bucket::choose_from_weights(
@@ -437,7 +451,7 @@ impl Allocator {
                 if (0..k).any(|i| stats(i).exposures < t.min_exposures) {
                     return Ok(Some(equal_split));
                 }
-                thompson_draw(t, k, &stats, rng).map(Some)
+                thompson_draw(t, k, &stats, &mut make_rng()).map(Some)
             }
         }
     }

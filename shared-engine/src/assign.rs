@@ -149,11 +149,16 @@ fn choose_arm(
         Some(el) => [exp.id.as_str(), ":", el],
         None => [exp.id.as_str(), "", ""],
     };
-    let mut rng = visitor_rng(ctx.visitor_id, &rng_unit, snapshot_version);
     let arms = &unit.arms;
     let i = unit
         .allocator
-        .choose_by(arms.len(), |i| arms[i].stats(), n, exp.coverage, &mut rng)
+        .choose_lazy(
+            arms.len(),
+            |i| arms[i].stats(),
+            n,
+            exp.coverage,
+            || visitor_rng(ctx.visitor_id, &rng_unit, snapshot_version),
+        )
         .ok()??;
     Some((i, false))
 }
@@ -194,4 +199,40 @@ fn assign_unit(
         snapshot_version,
         sticky,
     })
+}
+
+/// The goals a page view concerns, over every experiment of the snapshot (a goal page
+/// such as `/thanks` is usually outside the experiment's own URL rules, and the control
+/// plane attributes a conversion only to visitors it already assigned).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PageGoals<'a> {
+    /// Names of URL goals whose rule matches this page: the edge records them as
+    /// conversions at once.
+    pub url_goals: Vec<&'a str>,
+    /// `(name, selector)` of click goals: the snippet watches these selectors.
+    pub click_goals: Vec<(&'a str, &'a str)>,
+}
+
+/// The URL goals `url` fires and the click goals to watch on it, each name once, in
+/// snapshot order.
+#[must_use]
+pub fn page_goals<'a>(snapshot: &'a Snapshot, url: &str) -> PageGoals<'a> {
+    use crate::snapshot::GoalTrigger;
+    let mut out = PageGoals::default();
+    for goal in snapshot.experiments.iter().flat_map(|e| &e.goals) {
+        match &goal.trigger {
+            GoalTrigger::Url { rule } => {
+                let fires = rule.include() && rule.matches(url);
+                if fires && !out.url_goals.contains(&goal.name.as_str()) {
+                    out.url_goals.push(&goal.name);
+                }
+            }
+            GoalTrigger::Click { selector } => {
+                if !out.click_goals.iter().any(|(n, _)| *n == goal.name) {
+                    out.click_goals.push((&goal.name, selector));
+                }
+            }
+        }
+    }
+    out
 }

@@ -98,6 +98,36 @@ pub struct ExperimentSnapshot {
     /// Allocation units: one for `single`/`factorial`, one per element for
     /// `independent`.
     pub units: Vec<AllocationUnit>,
+    /// Goals the snippet fires by itself (URL visited, click on a selector). Custom-event
+    /// goals are not listed: the site fires them with `samplit.track(event)`. Absent in
+    /// older schema-1 documents, hence the default.
+    #[serde(default)]
+    pub goals: Vec<GoalSnapshot>,
+}
+
+/// A goal the browser snippet detects; it reports a conversion with `goal = name`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoalSnapshot {
+    /// The goal's name (what the control plane matches URL and click conversions on).
+    pub name: String,
+    /// What fires it.
+    pub trigger: GoalTrigger,
+}
+
+/// What fires a [`GoalSnapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GoalTrigger {
+    /// A page view whose URL matches the rule.
+    Url {
+        /// The engine URL rule (exact, prefix or wildcard).
+        rule: UrlRule,
+    },
+    /// A click on (or inside) an element matching the selector.
+    Click {
+        /// CSS selector.
+        selector: String,
+    },
 }
 
 /// A namespace range: the experiment takes visitors whose

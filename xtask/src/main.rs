@@ -270,6 +270,24 @@ fn edge_build() -> Result<(), String> {
         &borrow_env(&env),
     )?;
     let wasm = root.join("edge-worker").join("build").join("index_bg.wasm");
+    // worker-build keeps the function-name section (it passes --debuginfo to wasm-opt):
+    // ~140 KB that only helps stack traces. Strip it and the producers section; no code
+    // changes (no optimisation passes run here).
+    let wasm_opt = root.join("node_modules").join(".bin").join("wasm-opt");
+    let wasm_path = path_str(&wasm)?;
+    step_in(
+        "strip debug names from the wasm",
+        Some(&root),
+        path_str(&wasm_opt)?,
+        &[
+            wasm_path,
+            "--strip-debug",
+            "--strip-producers",
+            "-o",
+            wasm_path,
+        ],
+        &[],
+    )?;
     if let Ok(meta) = std::fs::metadata(&wasm) {
         eprintln!("    {}: {} bytes", wasm.display(), meta.len());
     }

@@ -4,7 +4,7 @@
 //! deltas the caller grouped (one entry per key, sorted by key so concurrent batches lock
 //! rows in the same order). Also [`arm_counts`], the posterior inputs the publisher reads.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use time::Date;
 use uuid::Uuid;
 
@@ -183,8 +183,13 @@ pub struct ArmCount {
 
 /// Exposed visitors and primary-goal converters of every arm of an experiment, in arm
 /// order (arms without data yet report zeros). Reads aggregates only: O(arms).
-#[tracing::instrument(skip(pool))]
-pub async fn arm_counts(pool: &PgPool, experiment_id: Uuid) -> sqlx::Result<Vec<ArmCount>> {
+/// Takes a pool or a connection (`&mut *conn`), so the publisher can read inside its
+/// own transaction.
+#[tracing::instrument(skip(executor))]
+pub async fn arm_counts<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    experiment_id: Uuid,
+) -> sqlx::Result<Vec<ArmCount>> {
     sqlx::query_as::<_, ArmCount>(
         "SELECT a.id AS arm_id,
                 COALESCE(s.visitors, 0) AS exposures,
@@ -197,6 +202,6 @@ pub async fn arm_counts(pool: &PgPool, experiment_id: Uuid) -> sqlx::Result<Vec<
          ORDER BY a.element_id NULLS FIRST, a.position",
     )
     .bind(experiment_id)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }

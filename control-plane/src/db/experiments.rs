@@ -442,20 +442,23 @@ pub async fn running_for_site(
 }
 
 /// Exposures and conversions (of the primary goal) per arm of an experiment — the
-/// posterior counts the publisher puts into snapshots.
-///
-/// **Not wired yet:** the per-arm aggregates are kept by the ingestion module (branch
-/// `ingest`) in a table this branch does not have, so every arm reads as zero here
-/// (Thompson stays in burn-in, i.e. uniform). Wiring it means replacing this body with
-/// one query over that table; nothing else in the publisher changes.
-#[tracing::instrument(skip(_conn))]
+/// posterior counts the publisher puts into snapshots. Read from the ingestion's per-arm
+/// aggregates ([`super::aggregates::arm_counts`]), so O(arms), never O(events). Arms with
+/// no data yet read as zero.
+#[tracing::instrument(skip(conn))]
 pub async fn arm_counts(
-    _conn: &mut PgConnection,
+    conn: &mut PgConnection,
     experiment_id: Uuid,
-    arm_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, ArmStats>, sqlx::Error> {
-    Ok(arm_ids
-        .iter()
-        .map(|id| (*id, ArmStats::default()))
+    Ok(super::aggregates::arm_counts(conn, experiment_id)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let stats = ArmStats {
+                exposures: u64::try_from(c.exposures).unwrap_or(0),
+                conversions: u64::try_from(c.conversions).unwrap_or(0),
+            };
+            (c.arm_id, stats)
+        })
         .collect())
 }

@@ -251,10 +251,13 @@ pub async fn compute(
             .collect();
         let (result, error) = match analyze(&input) {
             Ok(out) => {
+                // Only lower minima are written: a look that changes nothing (the usual
+                // case between two ingested batches' worth of data) costs no write.
                 let (ids, ps): (Vec<Uuid>, Vec<f64>) = subjects
                     .iter()
                     .zip(&out.arms)
                     .filter_map(|(s, a)| a.comparison.map(|c| (s.id, c.sequential_p_value)))
+                    .filter(|(id, p)| previous.get(id).is_none_or(|old| p < old))
                     .unzip();
                 db::store_p_values(&state.pool, goal.id, &scope_key, &ids, &ps).await?;
                 (Some(out), None)

@@ -383,6 +383,10 @@ async fn a_goal_counts_once_per_visitor_and_revenue_sums(pool: PgPool) {
         (1, 0, 0.0, 0.0)
     );
     let counts = arm_counts(&app.pool, x.id).await.unwrap();
+    // The publisher reads inside its own transaction: a connection works as well.
+    let mut tx = app.pool.begin().await.unwrap();
+    assert_eq!(arm_counts(&mut *tx, x.id).await.unwrap(), counts);
+    tx.rollback().await.unwrap();
     assert_eq!(
         counts,
         vec![

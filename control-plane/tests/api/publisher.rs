@@ -557,3 +557,91 @@ async fn a_tick_cancelled_mid_way_does_not_leave_the_lock_held(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn posteriors_come_from_the_ingested_aggregates_and_move_traffic_to_the_better_arm(
+    pool: PgPool,
+) {
+    use crate::fixtures::{Site, batch, conversion, exposure, ingest_ok};
+
+    let edge = FakeEdge::start().await;
+    let app = publishing_app(pool, &edge.url);
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.admin.token, &["shop.example"]).await;
+    let mut body = experiment_body();
+    body["allocator"] = json!({ "kind": "thompson", "min_exposures": 50, "floor": 0.01 });
+    let resp = app
+        .post(
+            &format!("/api/v1/sites/{}/experiments", site["id"].as_str().unwrap()),
+            Some(&team.editor.token),
+            body,
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+    let exp = resp.json();
+    let exp_id = exp["id"].as_str().unwrap();
+    assert_eq!(
+        act(&app, &team.editor, exp_id, "start").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(tick(&app.state).await.published.len(), 1);
+    let (_, first) = edge.pushes().pop().unwrap();
+    let arms: Vec<String> = first.experiments[0].units[0]
+        .arms
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    assert_eq!(arms.len(), 2);
+
+    // 100 visitors per arm through the real ingestion: 2 converters on the first arm,
+    // 20 on the second ("signup" is the primary goal's event).
+    let ingest_site = Site {
+        id: site["id"].as_str().unwrap().parse().unwrap(),
+        key: site["site_key"].as_str().unwrap().to_owned(),
+    };
+    let exp_uuid = exp_id.parse().unwrap();
+    let mut items = Vec::new();
+    for (a, arm) in arms.iter().enumerate() {
+        let converters = if a == 0 { 2 } else { 20 };
+        for v in 0..100 {
+            let visitor = format!("v-{a}-{v}");
+            items.push(exposure(
+                &format!("x-{visitor}"),
+                &ingest_site,
+                exp_uuid,
+                arm.parse().unwrap(),
+                &visitor,
+            ));
+            if v < converters {
+                items.push(conversion(
+                    &format!("c-{visitor}"),
+                    &ingest_site,
+                    &visitor,
+                    "signup",
+                    None,
+                ));
+            }
+        }
+    }
+    let report = ingest_ok(&app, &batch(items)).await;
+    assert_eq!(report["rejected"], json!([]), "{report}");
+
+    assert_eq!(
+        tick(&app.state).await.published.len(),
+        1,
+        "new counts change the snapshot"
+    );
+    let (_, second) = edge.pushes().pop().unwrap();
+    assert_eq!(second.version, first.version + 1);
+    let unit = &second.experiments[0].units[0];
+    let counts: Vec<(u64, u64)> = unit
+        .arms
+        .iter()
+        .map(|a| (a.exposures, a.conversions))
+        .collect();
+    assert_eq!(counts, vec![(100, 2), (100, 20)]);
+    // Burn-in (50 per arm) is over: Thompson sends nearly everything to the second arm,
+    // but the first keeps its 1% floor.
+    assert!(unit.arms[1].propensity > 0.98, "{unit:?}");
+    assert!(unit.arms[0].propensity >= 0.01 - 1e-12, "{unit:?}");
+}

@@ -477,3 +477,56 @@ async fn results_export_as_csv_and_xlsx_with_formulas_neutralised(pool: PgPool) 
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn bandit_srm_expects_the_shares_the_logged_propensities_implied(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let team = new_team(&app).await;
+    let s = site(&app, team.owner.org_id).await;
+    let x = experiment(&app, team.owner.org_id, s.id, "single", &[2], "running").await;
+    sqlx::query(
+        "UPDATE experiments SET allocator = '{\"kind\":\"thompson\",\"prior_alpha\":1,\"prior_beta\":1,\"min_exposures\":10,\"floor\":0.01}' WHERE id = $1",
+    )
+    .bind(x.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Snapshot 1: arms at 0.8 / 0.2, 80 + 20 visitors. Snapshot 2: only arm 0 seen, at
+    // 0.6 — arm 1's share that version is the rest, 0.4.
+    let mut items = Vec::new();
+    for v in 0..100 {
+        let (arm, p) = if v < 80 {
+            (x.arms[0], 0.8)
+        } else {
+            (x.arms[1], 0.2)
+        };
+        let mut e = exposure(&format!("s1-{v}"), &s, x.id, arm, &format!("s1-{v}"));
+        e["propensity"] = json!(p);
+        items.push(e);
+    }
+    for v in 0..10 {
+        let mut e = exposure(&format!("s2-{v}"), &s, x.id, x.arms[0], &format!("s2-{v}"));
+        e["propensity"] = json!(0.6);
+        e["snapshot_version"] = json!(2);
+        items.push(e);
+    }
+    ingest_ok(&app, &batch(items)).await;
+    let body = app
+        .get(
+            &format!("/api/v1/experiments/{}/results", x.id),
+            Some(&team.viewer.token),
+        )
+        .await
+        .json();
+    assert_eq!(body["srm_expected_from"], "logged_propensities");
+    let subjects = &body["analyses"][0]["subjects"];
+    // Expected visitors: arm 0 = 100·0.8 + 10·0.6 = 86, arm 1 = 100·0.2 + 10·0.4 = 24.
+    let share0 = subjects[0]["expected_share"].as_f64().unwrap();
+    assert!((share0 - 86.0 / 110.0).abs() < 1e-9, "{subjects}");
+    let srm = &body["analyses"][0]["result"]["srm"];
+    assert!(
+        srm["p_value"].as_f64().unwrap() > 0.2,
+        "90/20 observed vs 86/24 expected: {srm}"
+    );
+    assert_eq!(srm["mismatch"], false);
+}

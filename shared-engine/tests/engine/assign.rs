@@ -351,3 +351,45 @@ fn a_migrated_growthbook_experiment_keeps_its_visitors_buckets() {
         }
     }
 }
+
+#[test]
+fn page_goals_fire_url_goals_on_matching_pages_and_list_click_goals_once() {
+    use samplit_engine::assign::page_goals;
+    use samplit_engine::snapshot::{GoalSnapshot, GoalTrigger};
+
+    let url_goal = |name: &str, kind, pattern: &str, include| GoalSnapshot {
+        name: name.to_owned(),
+        trigger: GoalTrigger::Url {
+            rule: UrlRule::new(kind, pattern, include).unwrap(),
+        },
+    };
+    let click_goal = |name: &str, selector: &str| GoalSnapshot {
+        name: name.to_owned(),
+        trigger: GoalTrigger::Click {
+            selector: selector.to_owned(),
+        },
+    };
+    let mut snap = site_snapshot(1);
+    snap.experiments[0].goals = vec![
+        url_goal("thanks", UrlMatch::Prefix, "/thanks", true),
+        click_goal("cta", ".buy"),
+    ];
+    // The same names in another experiment are reported once; an exclude rule never fires.
+    snap.experiments[1].goals = vec![
+        url_goal("thanks", UrlMatch::Exact, "/thanks", true),
+        url_goal("not-thanks", UrlMatch::Prefix, "/thanks", false),
+        click_goal("cta", ".other"),
+        click_goal("nav", "nav a"),
+    ];
+
+    let on_thanks = page_goals(&snap, "https://shop.example/thanks?order=1");
+    assert_eq!(on_thanks.url_goals, vec!["thanks"]);
+    assert_eq!(
+        on_thanks.click_goals,
+        vec![("cta", ".buy"), ("nav", "nav a")]
+    );
+
+    let elsewhere = page_goals(&snap, "https://shop.example/products");
+    assert!(elsewhere.url_goals.is_empty());
+    assert_eq!(elsewhere.click_goals.len(), 2);
+}

@@ -63,6 +63,7 @@ pub fn single(id: &str, allocator: Allocator, stats: &[ArmStats]) -> ExperimentS
         stats,
     );
     ExperimentSnapshot {
+        goals: Vec::new(),
         id: id.into(),
         seed: format!("seed-{id}"),
         hash_version: 2,
@@ -99,6 +100,7 @@ pub fn factorial(id: &str, allocator: Allocator, stats: &[ArmStats; 9]) -> Exper
         stats,
     );
     ExperimentSnapshot {
+        goals: Vec::new(),
         id: id.into(),
         seed: format!("seed-{id}"),
         hash_version: 2,
@@ -147,6 +149,7 @@ pub fn independent(id: &str) -> ExperimentSnapshot {
         })
         .collect();
     ExperimentSnapshot {
+        goals: Vec::new(),
         id: id.into(),
         seed: format!("seed-{id}"),
         hash_version: 2,
