@@ -13,6 +13,8 @@
 //! Each step prints what it runs and how long it took, so progress is visible.
 //! Plain `std` only: this crate must build before anything else is installed.
 
+mod demo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("edge-build") => edge_build(),
         Some("edge-test") => edge_build().and_then(|()| edge_node_tests()),
+        Some("demo") => demo::demo(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask test | cargo xtask edge-build | cargo xtask edge-test");
             return ExitCode::from(2);
