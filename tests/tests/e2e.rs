@@ -102,7 +102,14 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     );
     sent.merge(&tally);
     let step = Instant::now();
-    wait_for_exact_results(&api, experiment.id, &sent, Duration::from_secs(90)).await?;
+    wait_for_exact_results(
+        &api,
+        stack.database.url(),
+        experiment.id,
+        &sent,
+        Duration::from_secs(90),
+    )
+    .await?;
     eprintln!(
         "[e2e] results exact ({} exposures, {} conversions) {:.1} s after the last visitor",
         sent.exposures(),
@@ -160,7 +167,14 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     // 3. Restart on the same port and database: every queued event arrives, once.
     let step = Instant::now();
     stack.control_plane.restart().await?;
-    wait_for_exact_results(&api, experiment.id, &sent, Duration::from_secs(120)).await?;
+    wait_for_exact_results(
+        &api,
+        stack.database.url(),
+        experiment.id,
+        &sent,
+        Duration::from_secs(120),
+    )
+    .await?;
     eprintln!(
         "[e2e] after the restart every queued event arrived: exact again {:.1} s after the restart",
         step.elapsed().as_secs_f64()
@@ -187,8 +201,14 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     }
     sent.merge(&tally);
     let step = Instant::now();
-    let results =
-        wait_for_exact_results(&api, experiment.id, &sent, Duration::from_secs(90)).await?;
+    let results = wait_for_exact_results(
+        &api,
+        stack.database.url(),
+        experiment.id,
+        &sent,
+        Duration::from_secs(90),
+    )
+    .await?;
     eprintln!(
         "[e2e] final results exact {:.1} s after the last visitor: {}",
         step.elapsed().as_secs_f64(),
@@ -298,6 +318,7 @@ fn report(phase: &str, tally: &Tally, since: Instant) {
 /// loss.
 async fn wait_for_exact_results(
     api: &Api,
+    database_url: &str,
     experiment_id: Uuid,
     sent: &Tally,
     timeout: Duration,
@@ -352,12 +373,21 @@ async fn wait_for_exact_results(
         .ok()
         .and_then(|e| e.clone())
         .unwrap_or_default();
-    outcome.with_context(|| {
-        format!(
-            "sent {:?}; the results show [{shown}]; last error reading them: [{error}]",
-            sent.arms
-        )
-    })
+    if outcome.is_err() {
+        // Diagnosis: conversions the control plane could not attribute to an exposure
+        // when they arrived are counted per site and day, not per arm.
+        let unattributed = unattributed_conversions(database_url).await;
+        return outcome.with_context(|| {
+            format!(
+                "sent {:?}; the results show [{shown}]; last error reading them: [{error}]; \
+                 conversions the control plane counted as unattributed: {unattributed} \
+                 (a conversion processed before its visitor's exposure — queue retries do not \
+                 keep order — is never attributed to the arm)",
+                sent.arms
+            )
+        });
+    }
+    outcome
 }
 
 fn summary(arms: &[ArmResult]) -> String {
@@ -448,4 +478,22 @@ async fn check_bandit(
         tail.len()
     );
     Ok(())
+}
+
+/// `SELECT sum(conversions) FROM unattributed_daily`, or why it could not be read.
+async fn unattributed_conversions(database_url: &str) -> String {
+    use sqlx::Connection;
+    let query = async {
+        let mut conn = sqlx::PgConnection::connect(database_url).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(sum(conversions), 0)::bigint FROM unattributed_daily",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        Ok::<_, sqlx::Error>(n)
+    };
+    match query.await {
+        Ok(n) => n.to_string(),
+        Err(e) => format!("unknown ({e})"),
+    }
 }
