@@ -144,13 +144,15 @@ fn test() -> Result<(), String> {
         ],
         &[],
     )?;
+    // The Worker is built before the Rust tests: the end-to-end tests in `tests/` run it
+    // under workerd.
+    edge_build()?;
     step(
-        "unit and integration tests (PostgreSQL)",
+        "unit, integration and end-to-end tests (PostgreSQL, workerd)",
         &cargo,
         &["test", "--workspace", "--all-features"],
         &db,
     )?;
-    edge_build()?;
     edge_node_tests()?;
     eprintln!("xtask test: all steps passed");
     Ok(())
