@@ -9,7 +9,10 @@
 //! - `POST /v1/events` ([`events`]);
 //! - `GET /v1/samplit.js` ([`snippet`]);
 //! - `PUT /v1/internal/snapshots/{site_key}` ([`snapshots::push`]);
-//! - `GET /v1/healthz`: the snapshots this isolate holds, with versions and ages.
+//! - `GET /v1/healthz`: the snapshots this isolate holds, with versions and ages;
+//! - `GET /v1/editor`, `GET /v1/editor.js`: the visual editor's proxy ([`editor`]);
+//! - any other path on a host a snapshot lists: the site's page with its variants
+//!   rendered at the edge ([`site`]).
 //!
 //! Queue consumer ([`ingest`]): batches from `EVENTS` go to the control plane, signed.
 //!
@@ -25,11 +28,15 @@ pub mod body;
 pub mod clock;
 pub mod cookies;
 pub mod cors;
+pub mod editor;
 pub mod error;
 pub mod events;
 pub mod ids;
 pub mod ingest;
 pub mod items;
+pub mod proxy_policy;
+pub mod render;
+pub mod site;
 pub mod snapshots;
 pub mod snippet;
 
@@ -101,6 +108,14 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, 
             }
             _ => Err(ApiError::method_not_allowed("GET")),
         },
+        "/v1/editor" => match method {
+            Method::Get => editor::handle(req, env).await,
+            _ => Err(ApiError::method_not_allowed("GET")),
+        },
+        "/v1/editor.js" => match method {
+            Method::Get => editor::script(),
+            _ => Err(ApiError::method_not_allowed("GET")),
+        },
         "/v1/healthz" => match method {
             Method::Get => json(
                 &serde_json::json!({
@@ -116,11 +131,19 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, 
             Some(site_key) if !site_key.contains('/') => match method {
                 Method::Put => {
                     let site_key = site_key.to_owned();
-                    json(&snapshots::push(env, &site_key, req).await?, 200)
+                    let stored = snapshots::push(env, &site_key, req).await?;
+                    site::index_domains(env, &site_key).await?;
+                    json(&stored, 200)
                 }
                 _ => Err(ApiError::method_not_allowed("PUT")),
             },
-            _ => Err(ApiError::not_found(format!("no route for {path}"))),
+            _ if path.starts_with("/v1/") => {
+                Err(ApiError::not_found(format!("no route for {path}")))
+            }
+            _ => match site::handle(req, env, ctx).await? {
+                Some(response) => Ok(response),
+                None => Err(ApiError::not_found(format!("no route for {path}"))),
+            },
         },
     }
 }

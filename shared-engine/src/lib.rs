@@ -9,6 +9,7 @@
 //! - [`allocator`]: fixed split and Thompson sampling, with propensities.
 //! - [`targeting`]: URL rules, coverage, IP/CIDR/range, bots, header, cookie, query.
 //! - [`changes`]: the visual editor's change model (selector + action).
+//! - [`editor_token`]: the signed, short-lived pass for the edge's editor proxy.
 //! - [`multi`]: multi-element experiments (independent and factorial).
 //! - [`snapshot`]: the signed, versioned document the control plane publishes.
 //! - [`assign`]: a visitor's assignments for a site, from a snapshot.
@@ -38,6 +39,7 @@ pub mod allocator;
 pub mod assign;
 pub mod bucket;
 pub mod changes;
+pub mod editor_token;
 pub mod multi;
 pub mod snapshot;
 pub mod targeting;

@@ -3,7 +3,8 @@
 //! - `cargo xtask test`: the whole test suite, exactly what `.ci/run` runs after its
 //!   lint steps: the engine's no_std builds, every crate's tests against the real
 //!   PostgreSQL, then the edge Worker built to wasm and its node tests run against it
-//!   under workerd (local `wrangler dev`).
+//!   under workerd (local `wrangler dev`) and, for the browser tests, headless Chromium
+//!   from Debian's packages (installed by `edge-worker/test/install-chromium.sh` if missing).
 //! - `cargo xtask edge-build`: builds the Worker (`edge-worker/build/`), first installing
 //!   what a new machine lacks: wasm-bindgen-cli and worker-build at the pinned versions,
 //!   and the npm packages (wrangler, wasm-opt) from the committed lockfile.
@@ -300,6 +301,15 @@ fn edge_build() -> Result<(), String> {
 fn edge_node_tests() -> Result<(), String> {
     let root = root();
     let dir = root.join("edge-worker").join("test");
+    // The browser tests drive Debian's Chromium (never a downloaded one).
+    if std::env::var_os("SAMPLIT_CHROMIUM").is_none() && !Path::new("/usr/bin/chromium").exists() {
+        step(
+            "install Chromium (Debian package) for the browser tests",
+            path_str(&dir.join("install-chromium.sh"))?,
+            &[],
+            &[],
+        )?;
+    }
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))

@@ -11,6 +11,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod docs;
+mod editor;
 mod etag;
 pub mod experiments;
 mod health;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(sites::router())
         .merge(experiments::router())
+        .merge(editor::router())
         .merge(ingest::router())
         .merge(results::router())
         .split_for_parts();

@@ -6,6 +6,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod docs;
+mod editor;
 mod experiments;
 mod fixtures;
 mod health;

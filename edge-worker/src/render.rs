@@ -1,0 +1,634 @@
+//! The streaming HTML rewriter: applies a variant's [`Change`]s to a page, and in
+//! editor mode keeps the page inside the proxy — with `lol_html`, the engine behind
+//! Cloudflare's `HTMLRewriter`, so pages are rewritten chunk by chunk as they arrive
+//! from the origin and the first bytes reach the browser before the last are fetched.
+//!
+//! Layout: [`Plan`] says what to do; [`Rewriter`] is a push-style rewriter
+//! (`write(chunk) -> output so far`, `end() -> the rest`) that the Worker drives from
+//! the origin's byte stream ([`crate::site`], [`crate::editor`]) and the native tests and
+//! the benchmark drive from strings ([`rewrite_str`]).
+//!
+//! Changes, one handler per change on the change's own selector:
+//! - `set_text` → inner content as text (escaped by `lol_html`), `set_html` → inner
+//!   content as HTML (sanitised by the control plane), `set_attribute`, `set_style`
+//!   (appended to the `style` attribute, a later declaration wins), `hide`
+//!   (`display:none !important`), `insert` (before / after / prepend / append);
+//! - `redirect` is not a rewrite: the caller answers 302 before fetching anything.
+//!
+//! `lol_html` matches a subset of CSS (type, `#id`, `.class`, attribute selectors,
+//! `:nth-child`, `:nth-of-type`, `:first-*`, `:not`, descendant and child combinators);
+//! a change whose selector it cannot compile is skipped and reported in
+//! [`Rewriter::skipped`] (the editor script only produces selectors in that subset).
+//!
+//! Editor mode ([`EditorMode`]): `a[href]`/`area[href]` and `form[action]` are rewritten
+//! to `{edge}/v1/editor?url=<absolute>&token=…` (GET forms also get hidden fields, since
+//! a GET submission replaces the action's query), existing `<base>` elements are removed
+//! and `<base href="{page}">` is prepended to `<head>` so the page's own resources load
+//! from the site, `<meta http-equiv>` CSP and refresh are removed, and the editor script
+//! is appended at the end of the document.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use lol_html::html_content::{ContentType, Element};
+use lol_html::{ElementContentHandlers, HtmlRewriter, Selector, Settings};
+use samplit_engine::changes::{Change, ChangeAction, InsertPosition};
+use url::Url;
+
+/// Editor-mode settings.
+#[derive(Debug, Clone)]
+pub struct EditorMode {
+    /// The page being shown (base for relative links).
+    pub page_url: Url,
+    /// The edge's origin, e.g. `https://edge.samplit.io`, for absolute proxy links.
+    pub edge_origin: String,
+    /// The editor token, carried by every proxied link.
+    pub token: String,
+    /// The admin application's origin (the only one the editor script talks to).
+    pub admin_origin: String,
+}
+
+impl EditorMode {
+    /// `{edge}/v1/editor?url=<abs>&token=<token>`.
+    pub fn proxy_link(&self, absolute: &Url) -> String {
+        let mut link = format!("{}/v1/editor?", self.edge_origin);
+        link.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("url", absolute.as_str())
+                .append_pair("token", &self.token)
+                .finish(),
+        );
+        link
+    }
+
+    /// The proxied form of a link found in the page, or `None` to leave it alone
+    /// (fragments, `mailto:`, `tel:`, `javascript:` and other non-http schemes).
+    pub fn rewrite_link(&self, href: &str) -> Option<String> {
+        let trimmed = href.trim();
+        if trimmed.starts_with('#') {
+            return None;
+        }
+        let absolute = self.page_url.join(trimmed).ok()?;
+        matches!(absolute.scheme(), "http" | "https").then(|| self.proxy_link(&absolute))
+    }
+}
+
+/// What to do to a page.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Changes to apply, in order (redirects are ignored here).
+    pub changes: Vec<Change>,
+    /// Editor mode, if this is the editor proxy.
+    pub editor: Option<EditorMode>,
+}
+
+/// A change the rewriter could not apply, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub selector: String,
+    pub reason: String,
+}
+
+/// Why a rewrite failed mid-stream.
+#[derive(Debug)]
+pub struct RenderError(pub String);
+
+impl core::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "HTML rewriting failed: {}", self.0)
+    }
+}
+
+type Sink = Box<dyn FnMut(&[u8])>;
+
+/// A push-style streaming rewriter.
+pub struct Rewriter {
+    inner: HtmlRewriter<'static, Sink>,
+    out: Rc<RefCell<Vec<u8>>>,
+    skipped: Vec<Skipped>,
+}
+
+/// HTML attribute-value escaping (for values we build ourselves).
+pub fn escape_attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An attribute value as `lol_html` reads it (raw source text, entities included) →
+/// its text: the character references HTML source commonly uses are decoded.
+pub fn attr_text(raw: &str) -> String {
+    if !raw.contains('&') {
+        return raw.to_owned();
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let name = &rest[1..end];
+            let c = match name {
+                "amp" => Some('&'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                _ => name
+                    .strip_prefix("#x")
+                    .or_else(|| name.strip_prefix("#X"))
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            }?;
+            Some((c, end + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Text → an attribute value for `lol_html`'s `set_attribute`, which escapes `"` but
+/// writes `&` as is: `&` becomes `&amp;` so the browser reads back exactly `text`.
+pub fn attr_value(text: &str) -> String {
+    text.replace('&', "&amp;")
+}
+
+type Handler = (Cow<'static, Selector>, ElementContentHandlers<'static>);
+
+fn handler(
+    selector: &str,
+    f: impl FnMut(&mut Element<'_, '_>) -> lol_html::HandlerResult + 'static,
+) -> Result<Handler, String> {
+    let parsed: Selector = selector.parse().map_err(|e| format!("{e}"))?;
+    Ok((
+        Cow::Owned(parsed),
+        ElementContentHandlers::default().element(f),
+    ))
+}
+
+fn append_style(el: &mut Element<'_, '_>, declaration: &str) -> lol_html::HandlerResult {
+    let style = match el.get_attribute("style") {
+        Some(s) if !s.trim().is_empty() => {
+            let s = s.trim_end();
+            if s.ends_with(';') {
+                format!("{s} {declaration}")
+            } else {
+                format!("{s}; {declaration}")
+            }
+        }
+        _ => declaration.to_owned(),
+    };
+    el.set_attribute("style", &style)?;
+    Ok(())
+}
+
+fn apply(el: &mut Element<'_, '_>, action: &ChangeAction) -> lol_html::HandlerResult {
+    match action {
+        ChangeAction::SetText { text } => el.set_inner_content(text, ContentType::Text),
+        ChangeAction::SetHtml { html } => el.set_inner_content(html, ContentType::Html),
+        ChangeAction::SetAttribute { name, value } => el.set_attribute(name, &attr_value(value))?,
+        ChangeAction::SetStyle { property, value } => {
+            append_style(el, &attr_value(&format!("{property}: {value};")))?;
+        }
+        ChangeAction::Hide => append_style(el, "display: none !important;")?,
+        ChangeAction::Insert { position, html } => match position {
+            InsertPosition::Before => el.before(html, ContentType::Html),
+            InsertPosition::After => el.after(html, ContentType::Html),
+            InsertPosition::Prepend => el.prepend(html, ContentType::Html),
+            InsertPosition::Append => el.append(html, ContentType::Html),
+        },
+        ChangeAction::Redirect { .. } => {}
+    }
+    Ok(())
+}
+
+fn editor_handlers(mode: &EditorMode) -> Result<Vec<Handler>, String> {
+    let mut handlers = Vec::new();
+    let m = Rc::new(mode.clone());
+
+    let base_tag = format!(r#"<base href="{}">"#, escape_attr(mode.page_url.as_str()));
+    handlers.push(handler("head", move |el| {
+        el.prepend(&base_tag, ContentType::Html);
+        Ok(())
+    })?);
+    handlers.push(handler("base", |el| {
+        el.remove();
+        Ok(())
+    })?);
+    handlers.push(handler("meta[http-equiv]", |el| {
+        let kind = el.get_attribute("http-equiv").unwrap_or_default();
+        let kind = kind.trim();
+        if kind.eq_ignore_ascii_case("content-security-policy")
+            || kind.eq_ignore_ascii_case("refresh")
+            || kind.eq_ignore_ascii_case("x-frame-options")
+        {
+            el.remove();
+        }
+        Ok(())
+    })?);
+    for selector in ["a[href]", "area[href]"] {
+        let m = Rc::clone(&m);
+        handlers.push(handler(selector, move |el| {
+            if let Some(href) = el.get_attribute("href")
+                && let Some(link) = m.rewrite_link(&attr_text(&href))
+            {
+                el.set_attribute("href", &attr_value(&link))?;
+                // Links that would leave the frame stay in it.
+                el.remove_attribute("target");
+            }
+            Ok(())
+        })?);
+    }
+    let forms = Rc::clone(&m);
+    handlers.push(handler("form", move |el| {
+        let action = attr_text(&el.get_attribute("action").unwrap_or_default());
+        let Ok(absolute) = forms.page_url.join(action.trim()) else {
+            return Ok(());
+        };
+        if !matches!(absolute.scheme(), "http" | "https") {
+            return Ok(());
+        }
+        el.remove_attribute("target");
+        let method = el.get_attribute("method").unwrap_or_default();
+        if method.trim().eq_ignore_ascii_case("post") {
+            // The proxy only fetches with GET: a POST lands on a 405 with a reason.
+            el.set_attribute("action", &attr_value(&forms.proxy_link(&absolute)))?;
+        } else {
+            // A GET submission replaces the action's query with the form's fields, so
+            // the target and the token travel as hidden fields instead.
+            el.set_attribute("action", &format!("{}/v1/editor", forms.edge_origin))?;
+            el.prepend(
+                &format!(
+                    r#"<input type="hidden" name="__samplit_url" value="{}"><input type="hidden" name="__samplit_token" value="{}">"#,
+                    escape_attr(absolute.as_str()),
+                    escape_attr(&forms.token)
+                ),
+                ContentType::Html,
+            );
+        }
+        Ok(())
+    })?);
+    Ok(handlers)
+}
+
+fn editor_script(mode: &EditorMode) -> String {
+    format!(
+        r#"<script src="{}/v1/editor.js" data-admin-origin="{}" data-page-url="{}" data-proxy="{}/v1/editor" data-token="{}"></script>"#,
+        escape_attr(&mode.edge_origin),
+        escape_attr(&mode.admin_origin),
+        escape_attr(mode.page_url.as_str()),
+        escape_attr(&mode.edge_origin),
+        escape_attr(&mode.token),
+    )
+}
+
+impl Rewriter {
+    /// A rewriter for `plan`. Changes whose selector `lol_html` cannot compile are
+    /// skipped (see [`Rewriter::skipped`]); the others are applied.
+    pub fn new(plan: &Plan) -> Result<Self, RenderError> {
+        let out = Rc::new(RefCell::new(Vec::with_capacity(16 * 1024)));
+        let mut settings = Settings::new();
+        let mut skipped = Vec::new();
+        if let Some(mode) = &plan.editor {
+            for h in editor_handlers(mode).map_err(RenderError)? {
+                settings = settings.append_element_content_handler(h);
+            }
+        }
+        for change in &plan.changes {
+            if matches!(change.action(), ChangeAction::Redirect { .. }) {
+                continue;
+            }
+            let action = change.action().clone();
+            match handler(change.selector(), move |el| apply(el, &action)) {
+                Ok(h) => settings = settings.append_element_content_handler(h),
+                Err(reason) => skipped.push(Skipped {
+                    selector: change.selector().to_owned(),
+                    reason,
+                }),
+            }
+        }
+        if let Some(mode) = &plan.editor {
+            let script = editor_script(mode);
+            settings = settings.append_document_content_handler(
+                lol_html::DocumentContentHandlers::default().end(
+                    move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
+                        end.append(&script, ContentType::Html);
+                        Ok(())
+                    },
+                ),
+            );
+        }
+        let sink_buf = Rc::clone(&out);
+        let sink: Sink =
+            Box::new(move |chunk: &[u8]| sink_buf.borrow_mut().extend_from_slice(chunk));
+        Ok(Self {
+            inner: HtmlRewriter::new(settings, sink),
+            out,
+            skipped,
+        })
+    }
+
+    /// Changes that were not applied.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.out.borrow_mut())
+    }
+
+    /// Feeds a chunk; returns the output ready so far (possibly empty).
+    pub fn write(&mut self, chunk: &[u8]) -> Result<Vec<u8>, RenderError> {
+        self.inner
+            .write(chunk)
+            .map_err(|e| RenderError(e.to_string()))?;
+        Ok(self.take())
+    }
+
+    /// Ends the document; returns the remaining output.
+    pub fn end(self) -> Result<Vec<u8>, RenderError> {
+        let out = Rc::clone(&self.out);
+        self.inner.end().map_err(|e| RenderError(e.to_string()))?;
+        Ok(std::mem::take(&mut *out.borrow_mut()))
+    }
+}
+
+/// Rewrites a whole document (tests, benchmark). `chunk` splits the input, to exercise
+/// streaming across chunk boundaries.
+pub fn rewrite_str(plan: &Plan, html: &str, chunk: usize) -> Result<String, RenderError> {
+    let mut r = Rewriter::new(plan)?;
+    let mut out = Vec::with_capacity(html.len() + 1024);
+    for piece in html.as_bytes().chunks(chunk.max(1)) {
+        out.extend(r.write(piece)?);
+    }
+    out.extend(r.end()?);
+    String::from_utf8(out).map_err(|e| RenderError(e.to_string()))
+}
+
+/// The variant key of a set of assignments, for caches and ETags: `exp=arm` pairs,
+/// sorted, joined with `&` (form-encoded), so two visitors with the same arms share it.
+pub fn variant_key(arms: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = arms.iter().collect();
+    sorted.sort();
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in sorted {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(selector: &str, action: ChangeAction) -> Change {
+        Change::new(selector, action).unwrap()
+    }
+
+    fn render(changes: Vec<Change>, html: &str) -> String {
+        let plan = Plan {
+            changes,
+            editor: None,
+        };
+        // Every chunk size gives the same output.
+        let whole = rewrite_str(&plan, html, usize::MAX).unwrap();
+        for chunk in [1, 7, 64] {
+            assert_eq!(
+                rewrite_str(&plan, html, chunk).unwrap(),
+                whole,
+                "chunk {chunk}"
+            );
+        }
+        whole
+    }
+
+    const PAGE: &str = r#"<!doctype html><html><head><title>T</title></head><body>
+<h1 id="headline" class="hero big">Original</h1><p class="lead" style="color: red">Lead</p>
+<a id="cta" href="/signup">Sign up</a><div id="box"><span>in</span></div></body></html>"#;
+
+    #[test]
+    fn each_change_type_is_applied() {
+        let out = render(
+            vec![
+                change(
+                    "#headline",
+                    ChangeAction::SetText {
+                        text: "New <b>".into(),
+                    },
+                ),
+                change(
+                    "p.lead",
+                    ChangeAction::SetHtml {
+                        html: "<em>bold</em>".into(),
+                    },
+                ),
+                change(
+                    "#cta",
+                    ChangeAction::SetAttribute {
+                        name: "href".into(),
+                        value: "/pricing".into(),
+                    },
+                ),
+                change(
+                    "p.lead",
+                    ChangeAction::SetStyle {
+                        property: "font-size".into(),
+                        value: "20px".into(),
+                    },
+                ),
+                change("#box span", ChangeAction::Hide),
+                change(
+                    "#box",
+                    ChangeAction::Insert {
+                        position: InsertPosition::Append,
+                        html: "<i>appended</i>".into(),
+                    },
+                ),
+                change(
+                    "#box",
+                    ChangeAction::Insert {
+                        position: InsertPosition::Before,
+                        html: "<hr>".into(),
+                    },
+                ),
+            ],
+            PAGE,
+        );
+        assert!(
+            out.contains(r#"<h1 id="headline" class="hero big">New &lt;b&gt;</h1>"#),
+            "{out}"
+        );
+        assert!(!out.contains("Original"));
+        assert!(
+            out.contains(
+                r#"<p class="lead" style="color: red; font-size: 20px;"><em>bold</em></p>"#
+            ),
+            "{out}"
+        );
+        assert!(out.contains(r#"<a id="cta" href="/pricing">"#), "{out}");
+        assert!(
+            out.contains(r#"<span style="display: none !important;">in</span>"#),
+            "{out}"
+        );
+        assert!(out.contains(r#"<hr><div id="box">"#), "{out}");
+        assert!(out.contains("<i>appended</i></div>"), "{out}");
+    }
+
+    #[test]
+    fn unsupported_selectors_are_skipped_and_reported() {
+        let plan = Plan {
+            changes: vec![
+                change("h1 + p", ChangeAction::Hide),
+                change("#headline", ChangeAction::SetText { text: "ok".into() }),
+            ],
+            editor: None,
+        };
+        let r = Rewriter::new(&plan).unwrap();
+        assert_eq!(r.skipped().len(), 1);
+        assert_eq!(r.skipped()[0].selector, "h1 + p");
+        let out = rewrite_str(&plan, PAGE, 100).unwrap();
+        assert!(out.contains(">ok</h1>"));
+    }
+
+    #[test]
+    fn a_page_without_changes_passes_through_byte_for_byte() {
+        assert_eq!(render(vec![], PAGE), PAGE);
+    }
+
+    fn editor_plan() -> Plan {
+        Plan {
+            changes: vec![],
+            editor: Some(EditorMode {
+                page_url: Url::parse("https://shop.example.com/dir/page?x=1").unwrap(),
+                edge_origin: "https://edge.test".into(),
+                token: "tok.en".into(),
+                admin_origin: "https://app.test".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn editor_mode_keeps_links_and_forms_in_the_proxy() {
+        let html = r##"<html><head><base href="https://evil.net/"><meta http-equiv="Content-Security-Policy" content="script-src 'none'"><meta http-equiv="refresh" content="0;url=https://evil.net"></head><body>
+<a href="other">rel</a><a href="/abs?q=1" target="_top">root</a><a href="https://www.example.com/x">abs</a>
+<a href="#frag">frag</a><a href="mailto:a@b.c">mail</a><a href="javascript:alert(1)">js</a>
+<form action="/search"><input name="q"></form><form method="post" action="/login"></form></body></html>"##;
+        let out = rewrite_str(&editor_plan(), html, 13).unwrap();
+        let link = |u: &str| {
+            format!(
+                "https://edge.test/v1/editor?url={}&amp;token=tok.en",
+                url::form_urlencoded::byte_serialize(u.as_bytes()).collect::<String>()
+            )
+        };
+        assert!(
+            out.contains(&format!(
+                r#"href="{}""#,
+                link("https://shop.example.com/dir/other")
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                r#"href="{}">root"#,
+                link("https://shop.example.com/abs?q=1")
+            )),
+            "{out}"
+        );
+        assert!(!out.contains("_top"));
+        assert!(out.contains(&format!(r#"href="{}""#, link("https://www.example.com/x"))));
+        assert!(out.contains(r##"href="#frag""##));
+        assert!(out.contains(r#"href="mailto:a@b.c""#));
+        assert!(
+            out.contains(r#"href="javascript:alert(1)""#),
+            "left alone: not navigable through the proxy"
+        );
+        assert!(
+            out.contains(r#"<head><base href="https://shop.example.com/dir/page?x=1">"#),
+            "{out}"
+        );
+        assert!(!out.contains("evil.net"), "{out}");
+        assert!(!out.contains("Content-Security-Policy"));
+        assert!(out.contains(r#"<form action="https://edge.test/v1/editor"><input type="hidden" name="__samplit_url" value="https://shop.example.com/search"><input type="hidden" name="__samplit_token" value="tok.en">"#), "{out}");
+        assert!(
+            out.contains(&format!(
+                r#"<form method="post" action="{}">"#,
+                link("https://shop.example.com/login")
+            )),
+            "{out}"
+        );
+        assert!(out.ends_with(r#"<script src="https://edge.test/v1/editor.js" data-admin-origin="https://app.test" data-page-url="https://shop.example.com/dir/page?x=1" data-proxy="https://edge.test/v1/editor" data-token="tok.en"></script>"#), "{out}");
+    }
+
+    #[test]
+    fn values_we_write_into_attributes_are_escaped() {
+        assert_eq!(
+            escape_attr(r#""><script>'&"#),
+            "&quot;&gt;&lt;script&gt;&#39;&amp;"
+        );
+        let mut plan = editor_plan();
+        if let Some(m) = plan.editor.as_mut() {
+            m.page_url = Url::parse("https://shop.example.com/a\"><script>x</script>").unwrap();
+        }
+        let out = rewrite_str(&plan, "<head></head>", 4).unwrap();
+        assert!(!out.contains("<script>x"), "{out}");
+    }
+
+    #[test]
+    fn attribute_entities_are_read_as_text_and_ampersands_written_escaped() {
+        assert_eq!(
+            attr_text("/a?x=1&amp;y=2&#38;z=&#x33;&lt;&bogus;&"),
+            "/a?x=1&y=2&z=3<&bogus;&"
+        );
+        assert_eq!(attr_value("a&b\"c"), "a&amp;b\"c");
+        let out = rewrite_str(&editor_plan(), r#"<a href="/s?a=1&amp;b=2">x</a>"#, 5).unwrap();
+        let want = url::form_urlencoded::byte_serialize(b"https://shop.example.com/s?a=1&b=2")
+            .collect::<String>();
+        assert!(
+            out.contains(&format!("url={want}&amp;token=tok.en")),
+            "{out}"
+        );
+        let plan = Plan {
+            changes: vec![change(
+                "a",
+                ChangeAction::SetAttribute {
+                    name: "href".into(),
+                    value: "/p?a=1&b=2".into(),
+                },
+            )],
+            editor: None,
+        };
+        assert_eq!(
+            rewrite_str(&plan, "<a href=x>y</a>", 3).unwrap(),
+            r#"<a href="/p?a=1&amp;b=2">y</a>"#
+        );
+    }
+
+    #[test]
+    fn variant_keys_are_order_independent() {
+        let a = variant_key(&[("e2".into(), "b".into()), ("e1".into(), "a b".into())]);
+        let b = variant_key(&[("e1".into(), "a b".into()), ("e2".into(), "b".into())]);
+        assert_eq!(a, b);
+        assert_eq!(a, "e1=a+b&e2=b");
+    }
+}

@@ -1,0 +1,491 @@
+//! Variants rendered at the edge: a site routed through the Worker (a route on its
+//! zone) gets its pages from the origin with the visitor's variants already applied by
+//! the streaming rewriter — no flicker and no anti-flicker hiding.
+//!
+//! ## Which site
+//! The request's host is looked up in KV: the snapshot push (`PUT
+//! /v1/internal/snapshots/{site_key}`) also writes `domain:<host>` → `site_key` for
+//! the host of every origin in the snapshot's `allowed_origins` ([`index_domains`]).
+//! The lookup is cached per isolate for [`snapshots::TTL_MS`], and a mapping is used
+//! only while the site's current snapshot still lists the host (a domain removed from a
+//! site stops matching even before its KV entry is overwritten). Hosts with no mapping
+//! are not ours: they get the Worker's 404 as before. The `/v1/*` routes are matched
+//! first, so a site's own paths under `/v1/` are not rendered.
+//!
+//! ## Origin
+//! The same URL — on a Cloudflare route, a Worker's `fetch` of its own request's URL
+//! goes to the zone's origin. In development `SAMPLIT_ORIGIN_OVERRIDE=http://127.0.0.1:PORT`
+//! replaces scheme, host and port (the tests' origin). The visitor's request is
+//! forwarded as is (method, headers, cookies, body: this is the site's own origin), with
+//! `redirect: manual` so the origin's redirects reach the browser.
+//!
+//! ## What is rewritten
+//! Only `GET` requests whose answer is `200 text/html`; everything else passes through
+//! untouched (other methods without even assigning). The assignment is the engine's
+//! `assign_site` with the same inputs as `/v1/assign` (the `samplit_vid` and
+//! `samplit_arms` cookies, bots excluded), and the same exposure queue items are sent
+//! when the page is served (`wait_until`, after the response starts).
+//!
+//! ## Redirect (split-URL) tests
+//! When an assigned arm carries a `redirect` change and the request is a navigation
+//! (`Accept` includes `text/html`), the exposure is enqueued and **awaited** before the
+//! `302` is answered — the exposure is on the queue before the browser leaves, so a
+//! redirect arm cannot lose exposures the control arm keeps (no sample-ratio mismatch
+//! from redirects). A redirect to the page itself is not followed (no loop).
+//!
+//! ## Caching
+//! The origin's page is fetched through Cloudflare's cache as usual (un-rewritten, one
+//! copy per URL); variants are applied per request after the cache, which is cheap
+//! (see the benchmark in `edge-worker/bench/`). The rewritten answer carries
+//! `X-Samplit-Variant: <variant key>` (the sorted `experiment=arm` pairs,
+//! [`render::variant_key`]), an ETag suffixed with a hash of that key (so a browser's
+//! revalidation never matches another variant's copy), `Vary: Cookie` (the arms come
+//! from cookies) and `Cache-Control: private` when it sets a cookie. A CDN in front of
+//! the Worker that should cache rewritten pages keys them on URL + the variant key.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use samplit_engine::assign::{self, Assignment, VisitorContext};
+use samplit_engine::changes::ChangeAction;
+use samplit_engine::multi::Mode;
+use samplit_engine::snapshot::Snapshot;
+use samplit_engine::targeting;
+use sha2::{Digest, Sha256};
+use worker::{Context, Env, Fetch, Headers, Request, Response};
+
+use crate::clock::now_ms;
+use crate::cookies::{self, STICKY_COOKIE, VISITOR_COOKIE};
+use crate::editor::{capped_stream, is_html};
+use crate::error::ApiError;
+use crate::items::Item;
+use crate::render::{self, Plan, Rewriter};
+use crate::{events, ids, internal, snapshots};
+
+/// KV key of a host's site.
+pub fn domain_key(host: &str) -> String {
+    format!("domain:{}", host.to_ascii_lowercase())
+}
+
+/// The hosts of a snapshot's allowed origins (`https://shop.test:8443` → `shop.test`).
+pub fn hosts_of(snapshot: &Snapshot) -> Vec<String> {
+    let mut hosts: Vec<String> = snapshot
+        .allowed_origins
+        .iter()
+        .filter_map(|o| url::Url::parse(o).ok())
+        .filter_map(|u| u.host_str().map(str::to_ascii_lowercase))
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// After a push: `domain:<host>` → site key for each of the snapshot's hosts.
+pub async fn index_domains(env: &Env, site_key: &str) -> Result<(), ApiError> {
+    let Some(snapshot) = snapshots::current(env, site_key).await? else {
+        return Ok(());
+    };
+    let kv = env
+        .kv(snapshots::KV_BINDING)
+        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV binding", e))?;
+    for host in hosts_of(&snapshot) {
+        kv.put(&domain_key(&host), site_key)
+            .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?
+            .execute()
+            .await
+            .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?;
+        DOMAINS.with_borrow_mut(|d| d.insert(host, (Some(site_key.to_owned()), now_ms())));
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// host → (site key, when looked up). Negative answers are cached too.
+    static DOMAINS: RefCell<BTreeMap<String, (Option<String>, i64)>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// The site a host belongs to, with its snapshot, if any.
+pub async fn site_for_host(
+    env: &Env,
+    host: &str,
+) -> Result<Option<std::rc::Rc<Snapshot>>, ApiError> {
+    let host = host.to_ascii_lowercase();
+    let now = now_ms();
+    let cached = DOMAINS.with_borrow(|d| d.get(&host).cloned());
+    let site_key = match cached {
+        Some((key, at)) if now - at < snapshots::TTL_MS => key,
+        _ => {
+            let kv = env
+                .kv(snapshots::KV_BINDING)
+                .map_err(|e| ApiError::upstream("the SNAPSHOTS KV binding", e))?;
+            let key = kv
+                .get(&domain_key(&host))
+                .text()
+                .await
+                .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?
+                .filter(|k| snapshots::valid_site_key(k));
+            DOMAINS.with_borrow_mut(|d| {
+                if d.len() >= snapshots::MAX_SITES {
+                    d.clear();
+                }
+                d.insert(host.clone(), (key.clone(), now));
+            });
+            key
+        }
+    };
+    let Some(site_key) = site_key else {
+        return Ok(None);
+    };
+    let snapshot = snapshots::current(env, &site_key).await?;
+    Ok(snapshot.filter(|s| hosts_of(s).contains(&host)))
+}
+
+/// The origin URL for a request URL: the same, or with `SAMPLIT_ORIGIN_OVERRIDE`'s
+/// scheme, host and port.
+pub fn origin_url(
+    request_url: &url::Url,
+    override_base: Option<&str>,
+) -> Result<url::Url, ApiError> {
+    let Some(base) = override_base.filter(|b| !b.trim().is_empty()) else {
+        return Ok(request_url.clone());
+    };
+    let base = url::Url::parse(base.trim())
+        .map_err(|_| ApiError::not_configured("a valid SAMPLIT_ORIGIN_OVERRIDE"))?;
+    let mut u = request_url.clone();
+    let ok = u.set_scheme(base.scheme()).is_ok()
+        && u.set_host(base.host_str()).is_ok()
+        && u.set_port(base.port()).is_ok();
+    if ok {
+        Ok(u)
+    } else {
+        Err(ApiError::not_configured("a valid SAMPLIT_ORIGIN_OVERRIDE"))
+    }
+}
+
+/// The redirect target of an assignment's changes, if any, resolved against the page.
+pub fn redirect_target(page: &url::Url, assignments: &[Assignment]) -> Option<(usize, url::Url)> {
+    assignments.iter().enumerate().find_map(|(i, a)| {
+        a.changes.iter().find_map(|c| match c.action() {
+            ChangeAction::Redirect { url } => {
+                let target = page.join(url).ok()?;
+                let same = target.path() == page.path()
+                    && target.query() == page.query()
+                    && target.host() == page.host();
+                (!same).then_some((i, target))
+            }
+            _ => None,
+        })
+    })
+}
+
+fn sticky_key(snapshot: &Snapshot, a: &Assignment) -> String {
+    snapshot
+        .experiments
+        .iter()
+        .find(|e| e.id == a.experiment_id && e.mode == Mode::Independent)
+        .and_then(|e| {
+            e.units
+                .iter()
+                .find(|u| u.element_id.is_some() && u.element_id == a.element_id)
+        })
+        .map_or_else(|| a.experiment_id.clone(), |u| u.id.clone())
+}
+
+fn exposures(
+    site_key: &str,
+    visitor_id: &str,
+    assignments: &[&Assignment],
+) -> Result<Vec<Item>, ApiError> {
+    let ts_ms = now_ms();
+    assignments
+        .iter()
+        .map(|a| {
+            Ok(Item::Exposure {
+                id: ids::random_uuid()
+                    .map_err(|e| ApiError::upstream("the random number generator", e))?,
+                site_key: site_key.to_owned(),
+                experiment_id: a.experiment_id.clone(),
+                element_id: a.element_id.clone(),
+                arm_id: a.arm_id.clone(),
+                visitor_id: visitor_id.to_owned(),
+                propensity: a.propensity,
+                snapshot_version: a.snapshot_version,
+                ts_ms,
+            })
+        })
+        .collect()
+}
+
+/// A short hash for ETags.
+fn short_hash(s: &str) -> String {
+    hex::encode(&Sha256::digest(s.as_bytes())[..8])
+}
+
+/// Forwards the visitor's request to `origin` unchanged (method, headers, body), with
+/// `redirect: manual`.
+async fn forward(req: &Request, origin: &url::Url) -> Result<Response, ApiError> {
+    let original = req.inner();
+    let init = worker::web_sys::RequestInit::new();
+    init.set_method(&original.method());
+    init.set_headers(original.headers().as_ref());
+    if let Some(body) = original.body() {
+        init.set_body(body.as_ref());
+    }
+    init.set_redirect(worker::web_sys::RequestRedirect::Manual);
+    let inner = worker::web_sys::Request::new_with_str_and_init(origin.as_str(), &init)
+        .map_err(|e| internal(e.into()))?;
+    Fetch::Request(Request::from(inner))
+        .send()
+        .await
+        .map_err(|e| ApiError::upstream("the site's origin", e))
+}
+
+/// Renders a request for a site's page, or `Ok(None)` when the host is not a site's.
+pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Response>, ApiError> {
+    let url = req
+        .url()
+        .map_err(|_| ApiError::bad_request("invalid_url", "the request URL is invalid"))?;
+    let Some(host) = url.host_str() else {
+        return Ok(None);
+    };
+    let Some(snapshot) = site_for_host(env, host).await? else {
+        return Ok(None);
+    };
+    let override_base = env
+        .var("SAMPLIT_ORIGIN_OVERRIDE")
+        .ok()
+        .map(|v| v.to_string());
+    let origin = origin_url(&url, override_base.as_deref())?;
+    if req.method() != worker::Method::Get {
+        return forward(req, &origin).await.map(Some);
+    }
+
+    // Who the visitor is, as /v1/assign sees it.
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let cookie_pairs = header("cookie")
+        .map(cookies::parse_cookie_header)
+        .unwrap_or_default();
+    let cookie = |name: &str| {
+        cookie_pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let cookie_vid = cookie(VISITOR_COOKIE).filter(|v| cookies::valid_visitor_id(v));
+    let visitor_id = match cookie_vid {
+        Some(id) => id.to_owned(),
+        None => {
+            ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
+        }
+    };
+    let user_agent = header("user-agent");
+    let ip: Option<IpAddr> = header("cf-connecting-ip").and_then(|s| s.trim().parse().ok());
+    let verified_bot = req
+        .cf()
+        .and_then(|cf| cf.bot_management())
+        .is_some_and(|b| b.verified_bot());
+    let previous = cookie(STICKY_COOKIE)
+        .map(cookies::decode_sticky)
+        .unwrap_or_default();
+    let header_refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let cookie_refs: Vec<(&str, &str)> = cookie_pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let sticky_refs: Vec<(&str, &str)> = previous
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let page = url.as_str();
+    let visitor = VisitorContext {
+        visitor_id: &visitor_id,
+        url: page,
+        ip,
+        user_agent,
+        verified_bot,
+        headers: &header_refs,
+        cookies: &cookie_refs,
+        sticky: &sticky_refs,
+    };
+    let bot = verified_bot || user_agent.is_some_and(targeting::is_bot_user_agent);
+    let result = if bot {
+        assign::SiteAssignment::default()
+    } else {
+        assign::assign_site(&snapshot, &visitor)
+    };
+    let assignments = if result.excluded.is_some() {
+        Vec::new()
+    } else {
+        result.assignments
+    };
+
+    // Cookies, as /v1/assign sets them.
+    let secure = url.scheme() == "https";
+    let mut set_cookies = Vec::new();
+    if !assignments.is_empty() {
+        if cookie_vid != Some(visitor_id.as_str()) {
+            set_cookies.push(cookies::set_cookie(VISITOR_COOKIE, &visitor_id, secure));
+        }
+        let fresh: Vec<(String, String)> = assignments
+            .iter()
+            .map(|a| (sticky_key(&snapshot, a), a.arm_id.clone()))
+            .collect();
+        let encoded = cookies::encode_sticky(&fresh, &previous);
+        if cookie(STICKY_COOKIE) != Some(encoded.as_str()) {
+            set_cookies.push(cookies::set_cookie(STICKY_COOKIE, &encoded, secure));
+        }
+    }
+
+    // Split-URL: log the exposure, then redirect.
+    let navigation = header("accept").is_some_and(|a| a.contains("text/html"));
+    if navigation && let Some((i, target)) = redirect_target(&url, &assignments) {
+        let items = exposures(&snapshot.site_key, &visitor_id, &[&assignments[i]])?;
+        events::send(&events::queue(env)?, items)
+            .await
+            .map_err(|e| ApiError::upstream("the EVENTS queue", e))?;
+        let response = Response::empty().map_err(internal)?.with_status(302);
+        let h = response.headers();
+        h.set("Location", target.as_str()).map_err(internal)?;
+        h.set("Cache-Control", "no-store").map_err(internal)?;
+        for c in &set_cookies {
+            h.append("Set-Cookie", c).map_err(internal)?;
+        }
+        return Ok(Some(response));
+    }
+
+    let mut upstream = forward(req, &origin).await?;
+    let content_type = upstream.headers().get("content-type").ok().flatten();
+    if upstream.status_code() != 200 || !is_html(content_type.as_deref()) || assignments.is_empty()
+    {
+        return Ok(Some(upstream));
+    }
+
+    let plan = Plan {
+        changes: assignments
+            .iter()
+            .flat_map(|a| a.changes.iter().cloned())
+            .collect(),
+        editor: None,
+    };
+    let rewriter = Rewriter::new(&plan).map_err(|e| ApiError::upstream("the HTML rewriter", e))?;
+    for s in rewriter.skipped() {
+        worker::console_warn!(
+            "site {}: change on {:?} skipped: {}",
+            snapshot.site_key,
+            s.selector,
+            s.reason
+        );
+    }
+
+    // The page is about to be served with these arms: log them.
+    let served: Vec<&Assignment> = assignments.iter().collect();
+    let items = exposures(&snapshot.site_key, &visitor_id, &served)?;
+    let queue = events::queue(env)?;
+    ctx.wait_until(async move {
+        if let Err(e) = events::send(&queue, items).await {
+            worker::console_error!("edge-rendered exposures not enqueued: {e}");
+        }
+    });
+
+    let arms: Vec<(String, String)> = assignments
+        .iter()
+        .map(|a| (sticky_key(&snapshot, a), a.arm_id.clone()))
+        .collect();
+    let key = render::variant_key(&arms);
+    let out = Headers::new();
+    for (name, value) in upstream.headers().entries() {
+        if !matches!(
+            name.as_str(),
+            "content-length" | "etag" | "content-encoding"
+        ) {
+            out.append(&name, &value).map_err(internal)?;
+        }
+    }
+    if let Ok(Some(etag)) = upstream.headers().get("etag") {
+        let tag = etag.trim_start_matches("W/").trim_matches('"');
+        out.set("ETag", &format!("W/\"{tag}-{}\"", short_hash(&key)))
+            .map_err(internal)?;
+    }
+    out.set("X-Samplit-Variant", &key).map_err(internal)?;
+    out.append("Vary", "Cookie").map_err(internal)?;
+    if !set_cookies.is_empty() {
+        out.set("Cache-Control", "private, no-cache")
+            .map_err(internal)?;
+    }
+    for c in &set_cookies {
+        out.append("Set-Cookie", c).map_err(internal)?;
+    }
+    let body = upstream.stream().map_err(internal)?;
+    // Edge rendering has no page-size cap beyond the Worker's own limits; the deadline
+    // guards a stalled origin.
+    let stream = capped_stream(body, Some(rewriter), now_ms() + 30_000);
+    let response = Response::from_stream(stream)
+        .map_err(internal)?
+        .with_headers(out);
+    Ok(Some(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use samplit_engine::changes::Change;
+
+    #[test]
+    fn the_origin_override_replaces_scheme_host_and_port_only() {
+        let u = url::Url::parse("https://shop.example.com/a/b?x=1").unwrap();
+        assert_eq!(origin_url(&u, None).unwrap(), u);
+        assert_eq!(
+            origin_url(&u, Some("http://127.0.0.1:8123"))
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:8123/a/b?x=1"
+        );
+        assert_eq!(origin_url(&u, Some("not a url")).unwrap_err().status, 503);
+    }
+
+    fn assignment(changes: Vec<Change>) -> Assignment {
+        Assignment {
+            experiment_id: "e".into(),
+            element_id: None,
+            arm_id: "b".into(),
+            variant_ids: vec![],
+            changes,
+            propensity: 0.5,
+            snapshot_version: 1,
+            sticky: false,
+        }
+    }
+
+    #[test]
+    fn a_redirect_to_another_page_is_followed_but_never_to_the_same_page() {
+        let page = url::Url::parse("https://shop.test/landing?x=1").unwrap();
+        let redirect =
+            |u: &str| Change::new("body", ChangeAction::Redirect { url: u.into() }).unwrap();
+        let a = [assignment(vec![redirect("/landing-b")])];
+        assert_eq!(
+            redirect_target(&page, &a).unwrap().1.as_str(),
+            "https://shop.test/landing-b"
+        );
+        let same = [assignment(vec![redirect("/landing?x=1")])];
+        assert!(redirect_target(&page, &same).is_none());
+        let none = [assignment(vec![
+            Change::new("h1", ChangeAction::Hide).unwrap(),
+        ])];
+        assert!(redirect_target(&page, &none).is_none());
+    }
+
+    #[test]
+    fn domain_keys_are_lower_case() {
+        assert_eq!(domain_key("Shop.Example.COM"), "domain:shop.example.com");
+    }
+}

@@ -1,0 +1,169 @@
+// Variants rendered at the edge: a site routed through the Worker (its host listed in a
+// snapshot) gets pages from the origin (SAMPLIT_ORIGIN_OVERRIDE, a server on
+// 127.0.0.1) with each change type applied in the HTML, the exposure logged through the
+// queue, non-HTML and non-GET passed through, frame-blocking headers kept, and split-URL
+// redirects logging exactly one exposure per visitor before the 302.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as h from './harness.mjs';
+import { startOrigin } from './editor-harness.mjs';
+
+const SITE = 'sk_render';
+let origin;
+let worker;
+let cp;
+
+const PAGE = `<!doctype html><html><head><title>Shop</title></head><body>
+<h1 id="headline">Original headline</h1>
+<p class="lead">Original lead</p>
+<a id="cta" href="/signup" style="color: blue">Sign up</a>
+<div id="banner">Banner</div>
+<ul id="list"><li>one</li></ul>
+</body></html>`;
+
+function experiment({ id, urlRules = [], weights = [0, 1], treatment, control = [] }) {
+  return {
+    id, seed: `seed-${id}`, hash_version: 2, coverage: 1.0, url_rules: urlRules, exclusions: [],
+    namespace: null, mode: 'single',
+    elements: [{ id: 'el', selector: 'body', variants: [
+      { id: 'v-control', changes: control },
+      { id: 'v-treatment', changes: treatment },
+    ] }],
+    units: [{ id: `unit-${id}`, element_id: null, allocator: { kind: 'fixed_split', weights },
+      arms: [
+        { id: 'control', variants: [0], exposures: 0, conversions: 0, propensity: weights[0] },
+        { id: 'treatment', variants: [1], exposures: 0, conversions: 0, propensity: weights[1] },
+      ] }],
+  };
+}
+
+const ALL_CHANGES = [
+  { selector: '#headline', action: { type: 'set_text', text: 'Variant headline' } },
+  { selector: 'p.lead', action: { type: 'set_html', html: '<strong>Variant lead</strong>' } },
+  { selector: '#cta', action: { type: 'set_attribute', name: 'href', value: '/pricing' } },
+  { selector: '#cta', action: { type: 'set_style', property: 'font-weight', value: 'bold' } },
+  { selector: '#banner', action: { type: 'hide' } },
+  { selector: '#list', action: { type: 'insert', position: 'append', html: '<li>two</li>' } },
+  { selector: '#list', action: { type: 'insert', position: 'before', html: '<hr id="sep">' } },
+];
+
+before(async () => {
+  origin = await startOrigin({
+    '/': () => ({ headers: { 'content-type': 'text/html; charset=utf-8', 'x-frame-options': 'SAMEORIGIN', etag: '"abc"' }, body: PAGE }),
+    '/style.css': () => ({ headers: { 'content-type': 'text/css' }, body: '#headline{color:red}' }),
+    '/form': (req, body) => ({ headers: { 'content-type': 'text/plain' }, body: `${req.method} ${body}` }),
+    '/landing': () => ({ headers: { 'content-type': 'text/html' }, body: '<html><body><h1>Landing A</h1></body></html>' }),
+    '/landing-b': () => ({ headers: { 'content-type': 'text/html' }, body: '<html><body><h1>Landing B</h1></body></html>' }),
+  });
+  cp = await h.startControlPlane();
+  worker = await h.startWorker({ vars: { SAMPLIT_ORIGIN_OVERRIDE: origin.url, SAMPLIT_CONTROL_PLANE_URL: cp.url } });
+  const snapshot = {
+    schema: 1, site_key: SITE, version: 1, generated_at_ms: Date.now(),
+    // The Worker's own host: requests to it are this site's pages.
+    allowed_origins: [worker.base], exclusions: [],
+    experiments: [
+      experiment({ id: '22222222-2222-4222-8222-222222222222', treatment: ALL_CHANGES,
+        urlRules: [{ match: 'exact', pattern: '/', include: true }] }),
+      experiment({ id: '33333333-3333-4333-8333-333333333333', weights: [0.5, 0.5],
+        urlRules: [{ match: 'exact', pattern: '/landing', include: true }],
+        treatment: [{ selector: 'body', action: { type: 'redirect', url: '/landing-b' } }] }),
+    ],
+  };
+  const res = await h.pushSnapshot(worker, SITE, h.signSnapshot(snapshot));
+  assert.equal(res.status, 200, await res.text());
+});
+after(async () => {
+  await worker?.stop();
+  await cp?.close();
+  await origin?.close();
+});
+
+const html = { accept: 'text/html,application/xhtml+xml', 'user-agent': h.BROWSER_UA };
+
+test('a page is served with every change type already in its HTML, and the exposure is logged', async () => {
+  const res = await worker.fetch('/', { headers: html });
+  assert.equal(res.status, 200);
+  const body = await res.text();
+  assert.ok(body.includes('<h1 id="headline">Variant headline</h1>'), body);
+  assert.ok(!body.includes('Original headline') && !body.includes('Original lead'), 'the original never reaches the browser');
+  assert.ok(body.includes('<p class="lead"><strong>Variant lead</strong></p>'), body);
+  assert.ok(body.includes('<a id="cta" href="/pricing" style="color: blue; font-weight: bold;">'), body);
+  assert.ok(body.includes('<div id="banner" style="display: none !important;">'), body);
+  assert.ok(body.includes('<hr id="sep"><ul id="list"><li>one</li><li>two</li></ul>'), body);
+
+  // Not the editor: the site's frame blocking stays; per-variant cache headers are set.
+  assert.equal(res.headers.get('x-frame-options'), 'SAMEORIGIN');
+  assert.equal(res.headers.get('x-samplit-variant'), '22222222-2222-4222-8222-222222222222=treatment');
+  assert.match(res.headers.get('etag'), /^W\/"abc-[0-9a-f]{16}"$/);
+  assert.match(res.headers.get('vary'), /Cookie/i);
+  const cookies = h.setCookies(res);
+  const vid = cookies.samplit_vid.value;
+  assert.ok(vid);
+
+  const exposures = await h.waitFor(() => {
+    const items = cp.items().filter((i) => i.type === 'exposure' && i.visitor_id === vid);
+    return items.length ? items : null;
+  }, { what: 'the edge-rendered exposure at the control plane' });
+  assert.equal(exposures.length, 1);
+  assert.equal(exposures[0].arm_id, 'treatment');
+  assert.equal(exposures[0].site_key, SITE);
+  assert.equal(origin.requests.filter((r) => r.url === '/').length >= 1, true);
+});
+
+test('a returning visitor keeps their arm from the cookies', async () => {
+  const first = await worker.fetch('/', { headers: html });
+  await first.text();
+  const c = h.setCookies(first);
+  const again = await worker.fetch('/', { headers: { ...html, cookie: `samplit_vid=${c.samplit_vid.value}; samplit_arms=${c.samplit_arms.value}` } });
+  assert.ok((await again.text()).includes('Variant headline'));
+  assert.equal(h.setCookies(again).samplit_vid, undefined, 'no new visitor cookie');
+});
+
+test('non-HTML and non-GET requests pass through untouched', async () => {
+  const css = await worker.fetch('/style.css', { headers: html });
+  assert.equal(css.headers.get('content-type'), 'text/css');
+  assert.equal(await css.text(), '#headline{color:red}');
+  assert.equal(css.headers.get('x-samplit-variant'), null);
+  const post = await worker.fetch('/form', { method: 'POST', body: 'a=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.equal(await post.text(), 'POST a=1');
+});
+
+test('a split-URL test logs exactly one exposure per visitor, before the redirect', async () => {
+  const visitors = 30;
+  const seen = new Map(); // visitor id → arm served
+  for (let i = 0; i < visitors; i++) {
+    const res = await worker.fetch('/landing', { headers: html, redirect: 'manual' });
+    const vid = h.setCookies(res).samplit_vid.value;
+    if (res.status === 302) {
+      assert.equal(res.headers.get('location'), `${worker.base}/landing-b`);
+      seen.set(vid, 'treatment');
+      // The browser follows with its cookies: the target is outside the test, no exposure.
+      const cookie = Object.entries(h.setCookies(res)).map(([k, v]) => `${k}=${v.value}`).join('; ');
+      const b = await worker.fetch('/landing-b', { headers: { ...html, cookie } });
+      assert.ok((await b.text()).includes('Landing B'));
+    } else {
+      assert.equal(res.status, 200);
+      assert.ok((await res.text()).includes('Landing A'));
+      seen.set(vid, 'control');
+    }
+  }
+  const arms = [...seen.values()];
+  assert.ok(arms.includes('control') && arms.includes('treatment'), `both arms served: ${arms}`);
+  const redirectExp = '33333333-3333-4333-8333-333333333333';
+  const items = await h.waitFor(() => {
+    const got = cp.items().filter((i) => i.type === 'exposure' && i.experiment_id === redirectExp);
+    return got.length >= visitors ? got : null;
+  }, { what: `${visitors} exposures of the redirect test` });
+  await h.sleep(1500); // nothing more arrives
+  const final = cp.items().filter((i) => i.type === 'exposure' && i.experiment_id === redirectExp);
+  assert.equal(final.length, visitors, 'exactly one exposure per visitor');
+  for (const item of final) assert.equal(item.arm_id, seen.get(item.visitor_id), 'the exposure names the arm served');
+  assert.equal(new Set(final.map((i) => i.visitor_id)).size, visitors);
+  assert.equal(items.length, visitors);
+});
+
+test('hosts no snapshot lists are not rendered', async () => {
+  // The Worker's /v1 routes still answer, and unknown /v1 paths are 404 as before.
+  const res = await worker.fetch('/v1/nothing-here');
+  assert.equal(res.status, 404);
+});
