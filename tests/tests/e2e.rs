@@ -50,7 +50,14 @@ async fn visitors_at_the_edge_are_counted_exactly_once_and_the_bandit_favours_th
     };
     eprintln!("[e2e] stack up in {:.1} s", started.elapsed().as_secs_f64());
     if let Err(e) = scenario(&mut stack).await {
-        panic!("{e:#}\n{}", stack.logs(60));
+        let dir = samplit_tests::paths::target_dir()
+            .join("e2e-logs")
+            .join(stack.database.name());
+        let kept = match stack.keep_logs(&dir) {
+            Ok(dir) => format!("full logs kept in {}", dir.display()),
+            Err(err) => format!("could not keep the logs: {err:#}"),
+        };
+        panic!("{e:#}\n{kept}\n{}", stack.logs(60));
     }
     eprintln!("[e2e] passed in {:.1} s", started.elapsed().as_secs_f64());
 }
