@@ -120,8 +120,8 @@ pub fn build_control_plane() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
-/// Checks that the Worker has been built and wrangler is installed; the error says
-/// which command to run.
+/// Checks that the Worker has been built, is newer than its sources (the Worker's and
+/// the engine's), and that wrangler is installed; the error says which command to run.
 pub fn require_edge_build() -> anyhow::Result<()> {
     let shim = edge_shim();
     if !shim.exists() {
@@ -129,6 +129,22 @@ pub fn require_edge_build() -> anyhow::Result<()> {
             "the edge Worker is not built ({} is missing): run `{EDGE_BUILD_COMMAND}` first \
              (`cargo xtask test` does it before the end-to-end tests)",
             shim.display()
+        );
+    }
+    let built = std::fs::metadata(&shim).and_then(|m| m.modified())?;
+    let root = workspace_root();
+    let sources = [
+        root.join("edge-worker").join("src"),
+        root.join("edge-worker").join("snippet"),
+        root.join("edge-worker").join("Cargo.toml"),
+        root.join("shared-engine").join("src"),
+        root.join("shared-engine").join("Cargo.toml"),
+    ];
+    if let Some(newer) = sources.iter().find_map(|p| newer_than(p, built)) {
+        bail!(
+            "the edge Worker build is older than its sources ({} changed since): run `{EDGE_BUILD_COMMAND}` \
+             so the test runs the code you have",
+            newer.display()
         );
     }
     let wrangler = wrangler();
@@ -139,4 +155,20 @@ pub fn require_edge_build() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The first file under `path` (a file or a directory tree) modified after `time`.
+fn newer_than(path: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return meta
+            .modified()
+            .ok()
+            .filter(|m| *m > time)
+            .map(|_| path.to_path_buf());
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .find_map(|entry| newer_than(&entry.path(), time))
 }

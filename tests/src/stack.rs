@@ -133,6 +133,19 @@ impl Stack {
         Api::new(&self.control_plane.base_url())
     }
 
+    /// Copies the logs of this run (every `samplit serve` start and wrangler) into `dir`,
+    /// which outlives the run; returns `dir`.
+    pub fn keep_logs(&self, dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        for entry in std::fs::read_dir(self.workdir.path())?.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".log") {
+                std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
+            }
+        }
+        std::fs::copy(self.edge.log_path(), dir.join("wrangler.log"))?;
+        Ok(dir.to_path_buf())
+    }
+
     /// The last lines of both logs, for failure messages.
     pub fn logs(&self, lines: usize) -> String {
         format!(

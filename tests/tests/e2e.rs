@@ -50,7 +50,14 @@ async fn visitors_at_the_edge_are_counted_exactly_once_and_the_bandit_favours_th
     };
     eprintln!("[e2e] stack up in {:.1} s", started.elapsed().as_secs_f64());
     if let Err(e) = scenario(&mut stack).await {
-        panic!("{e:#}\n{}", stack.logs(60));
+        let dir = samplit_tests::paths::target_dir()
+            .join("e2e-logs")
+            .join(stack.database.name());
+        let kept = match stack.keep_logs(&dir) {
+            Ok(dir) => format!("full logs kept in {}", dir.display()),
+            Err(err) => format!("could not keep the logs: {err:#}"),
+        };
+        panic!("{e:#}\n{kept}\n{}", stack.logs(60));
     }
     eprintln!("[e2e] passed in {:.1} s", started.elapsed().as_secs_f64());
 }
@@ -102,7 +109,14 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     );
     sent.merge(&tally);
     let step = Instant::now();
-    wait_for_exact_results(&api, experiment.id, &sent, Duration::from_secs(90)).await?;
+    wait_for_exact_results(
+        &api,
+        stack.database.url(),
+        experiment.id,
+        &sent,
+        Duration::from_secs(90),
+    )
+    .await?;
     eprintln!(
         "[e2e] results exact ({} exposures, {} conversions) {:.1} s after the last visitor",
         sent.exposures(),
@@ -160,7 +174,14 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     // 3. Restart on the same port and database: every queued event arrives, once.
     let step = Instant::now();
     stack.control_plane.restart().await?;
-    wait_for_exact_results(&api, experiment.id, &sent, Duration::from_secs(120)).await?;
+    wait_for_exact_results(
+        &api,
+        stack.database.url(),
+        experiment.id,
+        &sent,
+        Duration::from_secs(120),
+    )
+    .await?;
     eprintln!(
         "[e2e] after the restart every queued event arrived: exact again {:.1} s after the restart",
         step.elapsed().as_secs_f64()
@@ -187,8 +208,14 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     }
     sent.merge(&tally);
     let step = Instant::now();
-    let results =
-        wait_for_exact_results(&api, experiment.id, &sent, Duration::from_secs(90)).await?;
+    let results = wait_for_exact_results(
+        &api,
+        stack.database.url(),
+        experiment.id,
+        &sent,
+        Duration::from_secs(90),
+    )
+    .await?;
     eprintln!(
         "[e2e] final results exact {:.1} s after the last visitor: {}",
         step.elapsed().as_secs_f64(),
@@ -298,6 +325,7 @@ fn report(phase: &str, tally: &Tally, since: Instant) {
 /// loss.
 async fn wait_for_exact_results(
     api: &Api,
+    database_url: &str,
     experiment_id: Uuid,
     sent: &Tally,
     timeout: Duration,
@@ -352,12 +380,21 @@ async fn wait_for_exact_results(
         .ok()
         .and_then(|e| e.clone())
         .unwrap_or_default();
-    outcome.with_context(|| {
-        format!(
-            "sent {:?}; the results show [{shown}]; last error reading them: [{error}]",
-            sent.arms
-        )
-    })
+    if outcome.is_err() {
+        // Diagnosis: conversions the control plane could not attribute to an exposure
+        // when they arrived are counted per site and day, not per arm.
+        let unattributed = unattributed_conversions(database_url).await;
+        return outcome.with_context(|| {
+            format!(
+                "sent {:?}; the results show [{shown}]; last error reading them: [{error}]; \
+                 conversions the control plane counted as unattributed: {unattributed} \
+                 (a conversion processed before its visitor's exposure — queue retries do not \
+                 keep order — is never attributed to the arm)",
+                sent.arms
+            )
+        });
+    }
+    outcome
 }
 
 fn summary(arms: &[ArmResult]) -> String {
@@ -448,4 +485,22 @@ async fn check_bandit(
         tail.len()
     );
     Ok(())
+}
+
+/// `SELECT sum(conversions) FROM unattributed_daily`, or why it could not be read.
+async fn unattributed_conversions(database_url: &str) -> String {
+    use sqlx::Connection;
+    let query = async {
+        let mut conn = sqlx::PgConnection::connect(database_url).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(sum(conversions), 0)::bigint FROM unattributed_daily",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        Ok::<_, sqlx::Error>(n)
+    };
+    match query.await {
+        Ok(n) => n.to_string(),
+        Err(e) => format!("unknown ({e})"),
+    }
 }
