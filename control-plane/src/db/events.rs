@@ -222,3 +222,73 @@ pub async fn upsert_conversions(
     .fetch_all(conn)
     .await
 }
+
+/// Column arrays of conversions waiting for their visitor's assignment.
+#[derive(Debug, Default)]
+pub struct NewPending {
+    pub item_ids: Vec<String>,
+    pub goal_ids: Vec<Uuid>,
+    pub experiment_ids: Vec<Uuid>,
+    pub visitor_ids: Vec<String>,
+    pub values: Vec<f64>,
+    pub at: Vec<OffsetDateTime>,
+}
+
+/// Parks conversions whose visitor holds no arm yet in the goal's experiment.
+#[tracing::instrument(skip(conn, rows), fields(rows = rows.item_ids.len()))]
+pub async fn insert_pending(conn: &mut PgConnection, rows: &NewPending) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO pending_conversions (item_id, goal_id, experiment_id, visitor_id, value, at)
+         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::float8[], $6::timestamptz[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&rows.item_ids)
+    .bind(&rows.goal_ids)
+    .bind(&rows.experiment_ids)
+    .bind(&rows.visitor_ids)
+    .bind(&rows.values)
+    .bind(&rows.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A parked conversion whose visitor now holds an arm in its experiment.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingRow {
+    pub goal_id: Uuid,
+    pub experiment_id: Uuid,
+    pub visitor_id: String,
+    pub value: f64,
+    pub at: OffsetDateTime,
+}
+
+/// Removes and returns the parked conversions of `visitor_ids` whose visitor now has an
+/// assignment in the goal's experiment. Concurrent callers never both take a row (the
+/// DELETE locks it).
+#[tracing::instrument(skip(conn, visitor_ids), fields(visitors = visitor_ids.len()))]
+pub async fn take_attributable_pending(
+    conn: &mut PgConnection,
+    visitor_ids: &[String],
+) -> sqlx::Result<Vec<PendingRow>> {
+    sqlx::query_as::<_, PendingRow>(
+        "DELETE FROM pending_conversions p
+          WHERE p.visitor_id = ANY($1)
+            AND EXISTS (SELECT 1 FROM assignments a
+                         WHERE a.experiment_id = p.experiment_id AND a.visitor_id = p.visitor_id)
+          RETURNING p.goal_id, p.experiment_id, p.visitor_id, p.value, p.at",
+    )
+    .bind(visitor_ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Deletes parked conversions older than `before` (they never found an assignment).
+#[tracing::instrument(skip(pool))]
+pub async fn prune_pending(pool: &PgPool, before: OffsetDateTime) -> sqlx::Result<u64> {
+    Ok(sqlx::query("DELETE FROM pending_conversions WHERE at < $1")
+        .bind(before)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}

@@ -119,5 +119,11 @@ fn maybe_prune(state: &AppState, now: OffsetDateTime) {
             Ok(n) => tracing::info!(pruned = n, "pruned seen ingest item ids"),
             Err(e) => tracing::warn!(error = %e, "pruning seen ingest item ids failed"),
         }
+        // Items older than the retention are rejected, so a parked conversion older than
+        // it can no longer meet its exposure.
+        match crate::db::events::prune_pending(&pool, now - ingest::SEEN_RETENTION).await {
+            Ok(n) => tracing::info!(pruned = n, "pruned unattributable pending conversions"),
+            Err(e) => tracing::warn!(error = %e, "pruning pending conversions failed"),
+        }
     });
 }

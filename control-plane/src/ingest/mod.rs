@@ -25,7 +25,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::db::aggregates::{self, ArmDailyDeltas, ArmDeltas, GoalDailyDeltas, GoalDeltas};
-use crate::db::events::{self, AssignmentRow, NewAssignments, NewConversions};
+use crate::db::events::{self, AssignmentRow, NewAssignments, NewConversions, NewPending};
 use items::{Rejection, WireItem};
 
 /// Most items in one batch (the contract's limit).
@@ -350,6 +350,14 @@ pub async fn process(
         .await
         {
             Ok(written) => {
+                let mut visitors: Vec<String> = exposures
+                    .iter()
+                    .map(|e| e.visitor_id.clone())
+                    .chain(conversions.iter().map(|c| c.visitor_id.clone()))
+                    .collect();
+                visitors.sort_unstable();
+                visitors.dedup();
+                attribute_pending_retried(pool, &visitors).await?;
                 outcome.accepted += written.accepted;
                 outcome.duplicates += written.duplicates;
                 outcome.conflicts += written.conflicts;
@@ -361,6 +369,29 @@ pub async fn process(
                     && matches!(e.code().as_deref(), Some("40P01") | Some("40001")) =>
             {
                 tracing::warn!(attempt, error = %e, "ingest batch retried");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// [`attribute_pending`], retried like the batch on deadlock / serialization failure.
+async fn attribute_pending_retried(pool: &PgPool, visitors: &[String]) -> Result<(), sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attribute_pending(pool, visitors).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::debug!(attributed = n, "parked conversions attributed");
+                }
+                return Ok(());
+            }
+            Err(sqlx::Error::Database(e))
+                if attempt < ATTEMPTS
+                    && matches!(e.code().as_deref(), Some("40P01") | Some("40001")) =>
+            {
+                tracing::warn!(attempt, error = %e, "attributing parked conversions retried");
             }
             Err(e) => return Err(e),
         }
@@ -443,6 +474,8 @@ type VersionAcc = BTreeMap<(Uuid, i64), (i64, BTreeMap<Uuid, (f64, i64)>)>;
 type GoalAcc = BTreeMap<(Uuid, Uuid), (Uuid, i64, i64, f64, f64)>;
 /// (goal, visitor, unit) → (experiment, arm, summed value, earliest time).
 type Keyed<'a> = BTreeMap<(Uuid, &'a str, Uuid), (Uuid, Uuid, f64, OffsetDateTime)>;
+/// (arm, goal, day) → (experiment, converters, revenue).
+type GoalDayAcc = BTreeMap<(Uuid, Uuid, Date), (Uuid, i64, f64)>;
 
 async fn write_batch(
     pool: &PgPool,
@@ -589,6 +622,7 @@ async fn write_batch(
     let mut goal_acc: GoalAcc = BTreeMap::new();
     let mut goal_day: BTreeMap<(Uuid, Uuid, Date), (Uuid, i64, f64)> = BTreeMap::new();
     let mut unattributed: BTreeMap<(Uuid, Date), i64> = BTreeMap::new();
+    let mut pending = NewPending::default();
     if !new_conversions.is_empty() {
         let mut by_site_goal: HashMap<(Uuid, &str), Vec<(Uuid, Uuid)>> = HashMap::new();
         for g in goals {
@@ -636,11 +670,21 @@ async fn write_batch(
                 .map(Vec::as_slice)
                 .unwrap_or_default()
             {
-                for (unit, arm) in held
+                let arms_held = held
                     .get(&(*experiment_id, c.visitor_id.as_str()))
                     .map(Vec::as_slice)
-                    .unwrap_or_default()
-                {
+                    .unwrap_or_default();
+                if arms_held.is_empty() {
+                    // The exposure may still be on its way (the queue keeps no order):
+                    // park it until the visitor's assignment exists.
+                    pending.item_ids.push(c.id.clone());
+                    pending.goal_ids.push(*goal_id);
+                    pending.experiment_ids.push(*experiment_id);
+                    pending.visitor_ids.push(c.visitor_id.clone());
+                    pending.values.push(c.value);
+                    pending.at.push(c.at);
+                }
+                for (unit, arm) in arms_held {
                     attributed = true;
                     let entry = keyed
                         .entry((*goal_id, c.visitor_id.as_str(), *unit))
@@ -654,43 +698,10 @@ async fn write_batch(
                 *unattributed.entry((c.site_id, c.at.date())).or_default() += 1;
             }
         }
-        if !keyed.is_empty() {
-            let mut input = NewConversions::default();
-            let mut days: HashMap<(Uuid, String, Uuid), (Uuid, Date)> = HashMap::new();
-            for ((goal, visitor, unit), (experiment, arm, value, at)) in &keyed {
-                input.goal_ids.push(*goal);
-                input.visitor_ids.push((*visitor).to_owned());
-                input.units.push(*unit);
-                input.experiment_ids.push(*experiment);
-                input.arm_ids.push(*arm);
-                input.values.push(*value);
-                input.at.push(*at);
-                days.insert(
-                    (*goal, (*visitor).to_owned(), *unit),
-                    (*experiment, at.date()),
-                );
-            }
-            for row in events::upsert_conversions(&mut tx, &input).await? {
-                let Some(&(experiment, day)) =
-                    days.get(&(row.goal_id, row.visitor_id.clone(), row.unit))
-                else {
-                    continue;
-                };
-                let delta = row.revenue - row.prev_revenue;
-                let acc = goal_acc
-                    .entry((row.arm_id, row.goal_id))
-                    .or_insert((experiment, 0, 0, 0.0, 0.0));
-                acc.1 += i64::from(row.inserted);
-                acc.2 += i64::from(row.revenue > 0.0 && row.prev_revenue <= 0.0);
-                acc.3 += delta;
-                acc.4 += row.revenue * row.revenue - row.prev_revenue * row.prev_revenue;
-                let d = goal_day
-                    .entry((row.arm_id, row.goal_id, day))
-                    .or_insert((experiment, 0, 0.0));
-                d.1 += i64::from(row.inserted);
-                d.2 += delta;
-            }
-        }
+        upsert_keyed(&mut tx, &keyed, &mut goal_acc, &mut goal_day).await?;
+    }
+    if !pending.item_ids.is_empty() {
+        events::insert_pending(&mut tx, &pending).await?;
     }
 
     // Aggregates, each one statement with sorted keys.
@@ -719,29 +730,7 @@ async fn write_batch(
         }
         aggregates::add_arm_daily(&mut tx, &d).await?;
     }
-    if !goal_acc.is_empty() {
-        let mut d = GoalDeltas::default();
-        for ((arm, goal), (experiment, converters, revenue_n, sum, sumsq)) in &goal_acc {
-            d.arm_ids.push(*arm);
-            d.goal_ids.push(*goal);
-            d.experiment_ids.push(*experiment);
-            d.converters.push(*converters);
-            d.revenue_n.push(*revenue_n);
-            d.revenue_sum.push(*sum);
-            d.revenue_sumsq.push(*sumsq);
-        }
-        aggregates::add_goal_totals(&mut tx, &d).await?;
-        let mut d = GoalDailyDeltas::default();
-        for ((arm, goal, day), (experiment, converters, sum)) in &goal_day {
-            d.arm_ids.push(*arm);
-            d.goal_ids.push(*goal);
-            d.days.push(*day);
-            d.experiment_ids.push(*experiment);
-            d.converters.push(*converters);
-            d.revenue_sum.push(*sum);
-        }
-        aggregates::add_goal_daily(&mut tx, &d).await?;
-    }
+    write_goal_aggregates(&mut tx, &goal_acc, &goal_day).await?;
     if !unattributed.is_empty() {
         let (mut s, mut days, mut counts) = (Vec::new(), Vec::new(), Vec::new());
         for ((site, day), n) in &unattributed {
@@ -753,6 +742,125 @@ async fn write_batch(
     }
     tx.commit().await?;
     Ok(written)
+}
+
+/// Records per-(goal, visitor, unit) conversions and adds what they change to the
+/// per-(arm, goal) and daily accumulators.
+async fn upsert_keyed(
+    tx: &mut sqlx::PgConnection,
+    keyed: &Keyed<'_>,
+    goal_acc: &mut GoalAcc,
+    goal_day: &mut GoalDayAcc,
+) -> Result<(), sqlx::Error> {
+    if keyed.is_empty() {
+        return Ok(());
+    }
+    let mut input = NewConversions::default();
+    let mut days: HashMap<(Uuid, String, Uuid), (Uuid, Date)> = HashMap::new();
+    for ((goal, visitor, unit), (experiment, arm, value, at)) in keyed {
+        input.goal_ids.push(*goal);
+        input.visitor_ids.push((*visitor).to_owned());
+        input.units.push(*unit);
+        input.experiment_ids.push(*experiment);
+        input.arm_ids.push(*arm);
+        input.values.push(*value);
+        input.at.push(*at);
+        days.insert(
+            (*goal, (*visitor).to_owned(), *unit),
+            (*experiment, at.date()),
+        );
+    }
+    for row in events::upsert_conversions(tx, &input).await? {
+        let Some(&(experiment, day)) = days.get(&(row.goal_id, row.visitor_id.clone(), row.unit))
+        else {
+            continue;
+        };
+        let delta = row.revenue - row.prev_revenue;
+        let acc = goal_acc
+            .entry((row.arm_id, row.goal_id))
+            .or_insert((experiment, 0, 0, 0.0, 0.0));
+        acc.1 += i64::from(row.inserted);
+        acc.2 += i64::from(row.revenue > 0.0 && row.prev_revenue <= 0.0);
+        acc.3 += delta;
+        acc.4 += row.revenue * row.revenue - row.prev_revenue * row.prev_revenue;
+        let d = goal_day
+            .entry((row.arm_id, row.goal_id, day))
+            .or_insert((experiment, 0, 0.0));
+        d.1 += i64::from(row.inserted);
+        d.2 += delta;
+    }
+    Ok(())
+}
+
+/// Writes the per-(arm, goal) totals and daily buckets, one statement each.
+async fn write_goal_aggregates(
+    tx: &mut sqlx::PgConnection,
+    goal_acc: &GoalAcc,
+    goal_day: &GoalDayAcc,
+) -> Result<(), sqlx::Error> {
+    if !goal_acc.is_empty() {
+        let mut d = GoalDeltas::default();
+        for ((arm, goal), (experiment, converters, revenue_n, sum, sumsq)) in goal_acc {
+            d.arm_ids.push(*arm);
+            d.goal_ids.push(*goal);
+            d.experiment_ids.push(*experiment);
+            d.converters.push(*converters);
+            d.revenue_n.push(*revenue_n);
+            d.revenue_sum.push(*sum);
+            d.revenue_sumsq.push(*sumsq);
+        }
+        aggregates::add_goal_totals(&mut *tx, &d).await?;
+        let mut d = GoalDailyDeltas::default();
+        for ((arm, goal, day), (experiment, converters, sum)) in goal_day {
+            d.arm_ids.push(*arm);
+            d.goal_ids.push(*goal);
+            d.days.push(*day);
+            d.experiment_ids.push(*experiment);
+            d.converters.push(*converters);
+            d.revenue_sum.push(*sum);
+        }
+        aggregates::add_goal_daily(&mut *tx, &d).await?;
+    }
+    Ok(())
+}
+
+/// Attributes parked conversions (see `migrations/0009_pending_conversions.sql`) of
+/// these visitors whose assignment now exists, in a transaction of its own that runs
+/// after the batch's commit. Whichever of two racing batches (the conversion's, the
+/// exposure's) commits second finds both rows committed, so nothing stays parked.
+async fn attribute_pending(pool: &PgPool, visitor_ids: &[String]) -> Result<u64, sqlx::Error> {
+    if visitor_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    let rows = events::take_attributable_pending(&mut tx, visitor_ids).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let (exp, vis): (Vec<Uuid>, Vec<String>) = rows
+        .iter()
+        .map(|r| (r.experiment_id, r.visitor_id.clone()))
+        .unzip();
+    let held = events::assignments_of(&mut tx, &exp, &vis).await?;
+    let mut keyed: Keyed<'_> = BTreeMap::new();
+    for r in &rows {
+        for a in held
+            .iter()
+            .filter(|a| a.experiment_id == r.experiment_id && a.visitor_id == r.visitor_id)
+        {
+            let entry = keyed
+                .entry((r.goal_id, r.visitor_id.as_str(), a.unit))
+                .or_insert((r.experiment_id, a.arm_id, 0.0, r.at));
+            entry.2 += r.value;
+            entry.3 = entry.3.min(r.at);
+        }
+    }
+    let mut goal_acc: GoalAcc = BTreeMap::new();
+    let mut goal_day: GoalDayAcc = BTreeMap::new();
+    upsert_keyed(&mut tx, &keyed, &mut goal_acc, &mut goal_day).await?;
+    write_goal_aggregates(&mut tx, &goal_acc, &goal_day).await?;
+    tx.commit().await?;
+    Ok(rows.len() as u64)
 }
 
 /// The share of a unit's new visitors each arm should have received under one snapshot

@@ -436,6 +436,106 @@ async fn conversions_of_visitors_without_an_assignment_are_accepted_but_unattrib
 }
 
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_conversion_that_arrives_before_its_exposure_is_attributed_when_the_exposure_comes(
+    pool: PgPool,
+) {
+    // The queue keeps no order: after an outage, or because the edge queues exposures
+    // after answering, a visitor's conversion can be ingested first.
+    let app = TestApp::new(pool);
+    let org = new_org(&app).await;
+    let s = site(&app, org.org_id).await;
+    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let early = ingest_ok(
+        &app,
+        &batch(vec![
+            conversion("c-early", &s, "late-visitor", "purchase", Some(7.5)),
+            conversion("c-never", &s, "never-exposed", "purchase", Some(1.0)),
+        ]),
+    )
+    .await;
+    assert_eq!(early["unattributed"], 2, "{early}");
+    assert_eq!(
+        goal_totals(&app, x.arms[1], x.purchase).await,
+        (0, 0, 0.0, 0.0)
+    );
+
+    ingest_ok(
+        &app,
+        &batch(vec![exposure(
+            "x-late",
+            &s,
+            x.id,
+            x.arms[1],
+            "late-visitor",
+        )]),
+    )
+    .await;
+    assert_eq!(
+        goal_totals(&app, x.arms[1], x.purchase).await,
+        (1, 1, 7.5, 56.25),
+        "the parked conversion is attributed to the arm the exposure fixed"
+    );
+    // Replaying either item changes nothing.
+    ingest_ok(
+        &app,
+        &batch(vec![
+            conversion("c-early", &s, "late-visitor", "purchase", Some(7.5)),
+            exposure("x-late", &s, x.id, x.arms[1], "late-visitor"),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        goal_totals(&app, x.arms[1], x.purchase).await,
+        (1, 1, 7.5, 56.25)
+    );
+    let parked: Vec<String> = sqlx::query_scalar("SELECT visitor_id FROM pending_conversions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        parked,
+        vec!["never-exposed".to_owned()],
+        "only the never-exposed visitor waits"
+    );
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn racing_batches_with_a_conversion_and_its_exposure_attribute_it_once(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let org = new_org(&app).await;
+    let s = site(&app, org.org_id).await;
+    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    for round in 0..5 {
+        let visitor = format!("racer-{round}");
+        let conv = batch(vec![conversion(
+            &format!("c-{round}"),
+            &s,
+            &visitor,
+            "purchase",
+            Some(2.0),
+        )]);
+        let expo = batch(vec![exposure(
+            &format!("x-{round}"),
+            &s,
+            x.id,
+            x.arms[0],
+            &visitor,
+        )]);
+        let (a, b) = tokio::join!(ingest_ok(&app, &conv), ingest_ok(&app, &expo));
+        assert_eq!(
+            (a["accepted"].as_u64(), b["accepted"].as_u64()),
+            (Some(1), Some(1))
+        );
+    }
+    let (converters, revenue_n, sum, _) = goal_totals(&app, x.arms[0], x.purchase).await;
+    assert_eq!(
+        (converters, revenue_n, sum),
+        (5, 5, 10.0),
+        "every race ends attributed, once"
+    );
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn bad_items_are_rejected_one_by_one_and_the_valid_ones_kept(pool: PgPool) {
     let app = TestApp::new(pool);
     let org = new_org(&app).await;
