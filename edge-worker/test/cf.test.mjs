@@ -74,7 +74,18 @@ test('a chunked body (no Content-Length) is streamed, and cut off with 413 past 
     }),
     duplex: 'half',
   });
-  const big = await chunked(JSON.stringify({ site_key: SITE, url: 'https://shop.example.com/', pad: 'x'.repeat(200000) }));
+  // The Worker answers 413 as soon as the cap is passed, possibly before the client has
+  // finished uploading; the client may then see the closed connection instead of the
+  // answer. Bounded retries: at least one attempt must read the 413 itself.
+  let big = null;
+  for (let attempt = 0; attempt < 5 && big === null; attempt += 1) {
+    try {
+      big = await chunked(JSON.stringify({ site_key: SITE, url: 'https://shop.example.com/', pad: 'x'.repeat(200000) }));
+    } catch (e) {
+      assert.match(String(e.cause ?? e), /closed|reset|terminated|socket|fetch failed|other side/i, 'only a connection closed early is tolerated');
+    }
+  }
+  assert.ok(big, 'one of five attempts read the answer');
   assert.equal(big.status, 413);
   assert.equal((await big.json()).error.code, 'payload_too_large');
   const small = await chunked(JSON.stringify({ site_key: SITE, url: 'https://shop.example.com/', visitor_id: 'chunked-visitor', pad: 'y'.repeat(20000) }));
