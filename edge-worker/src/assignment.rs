@@ -372,20 +372,8 @@ fn enqueue_items(
             ts_ms,
         }));
     }
-    for a in assignments {
-        items.push(Item::Exposure {
-            id: ids::random_uuid()
-                .map_err(|e| ApiError::upstream("the random number generator", e))?,
-            site_key: site_key.to_owned(),
-            experiment_id: a.experiment_id.clone(),
-            element_id: a.element_id.clone(),
-            arm_id: a.arm_id.clone(),
-            visitor_id: visitor_id.to_owned(),
-            propensity: a.propensity,
-            snapshot_version: a.snapshot_version,
-            ts_ms,
-        });
-    }
+    let served: Vec<&Assignment> = assignments.iter().collect();
+    items.extend(crate::site::exposures(site_key, visitor_id, &served)?);
     let queue = events::queue(env)?;
     ctx.wait_until(async move {
         if let Err(e) = events::send(&queue, items).await {

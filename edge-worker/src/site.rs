@@ -192,7 +192,9 @@ fn sticky_key(snapshot: &Snapshot, a: &Assignment) -> String {
         .map_or_else(|| a.experiment_id.clone(), |u| u.id.clone())
 }
 
-fn exposures(
+/// One exposure queue item per assignment (fresh ids, one timestamp), for `/v1/assign`
+/// and for pages rendered at the edge alike.
+pub(crate) fn exposures(
     site_key: &str,
     visitor_id: &str,
     assignments: &[&Assignment],
