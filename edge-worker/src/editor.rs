@@ -38,7 +38,7 @@ use worker::{
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::proxy_policy::{self, Policy, Refusal};
-use crate::render::{EditorMode, Plan, Rewriter};
+use crate::render::{self, EditorMode, Plan};
 use crate::{internal, snapshots};
 
 /// Most redirects followed.
@@ -262,33 +262,29 @@ async fn fetch_checked(
     ))
 }
 
-/// The body of `response` as a stream capped at [`MAX_PAGE_BYTES`] and the deadline,
-/// optionally through a rewriter. Exceeding either ends the stream with an error (the
-/// browser sees a truncated page; the status is already sent).
+/// The body of `response` as a stream capped at [`MAX_PAGE_BYTES`] and the deadline.
+/// Exceeding either ends the stream with an error (the browser sees a truncated page;
+/// the status is already sent).
 pub fn capped_stream(
     body: ByteStream,
-    rewriter: Option<Rewriter>,
+    max_bytes: usize,
     deadline_ms: i64,
 ) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static {
     struct State {
         body: ByteStream,
-        rewriter: Option<Rewriter>,
         seen: usize,
         done: bool,
-        deadline_ms: i64,
     }
     let state = State {
         body,
-        rewriter,
         seen: 0,
         done: false,
-        deadline_ms,
     };
-    stream::unfold(state, |mut s| async move {
+    stream::unfold(state, move |mut s| async move {
         if s.done {
             return None;
         }
-        let remaining = (s.deadline_ms - now_ms()).max(0) as u64;
+        let remaining = (deadline_ms - now_ms()).max(0) as u64;
         let next = {
             let timer = Delay::from(std::time::Duration::from_millis(remaining));
             match select(s.body.next(), timer).await {
@@ -305,36 +301,20 @@ pub fn capped_stream(
         match next {
             Some(Ok(chunk)) => {
                 s.seen += chunk.len();
-                if s.seen > MAX_PAGE_BYTES {
+                if s.seen > max_bytes {
                     s.done = true;
                     return Some((
                         Err(worker::Error::RustError("the page is too large".into())),
                         s,
                     ));
                 }
-                let out = match s.rewriter.as_mut() {
-                    Some(r) => r
-                        .write(&chunk)
-                        .map_err(|e| worker::Error::RustError(e.to_string())),
-                    None => Ok(chunk),
-                };
-                if out.is_err() {
-                    s.done = true;
-                }
-                Some((out, s))
+                Some((Ok(chunk), s))
             }
             Some(Err(e)) => {
                 s.done = true;
                 Some((Err(e), s))
             }
-            None => {
-                s.done = true;
-                let rest = match s.rewriter.take() {
-                    Some(r) => r.end().map_err(|e| worker::Error::RustError(e.to_string())),
-                    None => Ok(Vec::new()),
-                };
-                Some((rest, s))
-            }
+            None => None,
         }
     })
 }
@@ -397,7 +377,18 @@ pub async fn handle(req: &Request, env: &Env) -> Result<Response, ApiError> {
         .map_err(internal)?;
     headers.set("Cache-Control", "no-store").map_err(internal)?;
 
-    let rewriter = if html {
+    let status = origin.status_code();
+    // No body (204, 304, or an empty answer): nothing to stream or rewrite.
+    let mut response = match origin.stream() {
+        Ok(body) if !matches!(status, 204 | 205 | 304) => {
+            Response::from_stream(capped_stream(body, MAX_PAGE_BYTES, deadline))
+                .map_err(internal)?
+        }
+        _ => Response::empty().map_err(internal)?,
+    }
+    .with_status(status)
+    .with_headers(headers);
+    if html && !matches!(status, 204 | 205 | 304) {
         let edge_origin = request_url.origin().ascii_serialization();
         let plan = Plan {
             changes: claims
@@ -412,27 +403,18 @@ pub async fn handle(req: &Request, env: &Env) -> Result<Response, ApiError> {
                 admin_origin: claims.admin_origin.clone(),
             }),
         };
-        let r = Rewriter::new(&plan).map_err(|e| ApiError::upstream("the HTML rewriter", e))?;
-        for s in r.skipped() {
+        let (rewritten, skipped) = render::transform(&plan, response)
+            .map_err(|e| ApiError::upstream("the HTML rewriter", e))?;
+        for s in skipped {
             worker::console_warn!(
                 "editor preview: change on {:?} skipped: {}",
                 s.selector,
                 s.reason
             );
         }
-        Some(r)
-    } else {
-        None
-    };
-    let status = origin.status_code();
-    // No body (204, 304, or an empty answer): nothing to stream or rewrite.
-    let response = match origin.stream() {
-        Ok(body) if !matches!(status, 204 | 205 | 304) => {
-            Response::from_stream(capped_stream(body, rewriter, deadline)).map_err(internal)?
-        }
-        _ => Response::empty().map_err(internal)?,
-    };
-    Ok(response.with_status(status).with_headers(headers))
+        response = rewritten;
+    }
+    Ok(response)
 }
 
 #[cfg(test)]

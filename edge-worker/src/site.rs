@@ -60,7 +60,7 @@ use crate::cookies::{self, STICKY_COOKIE, VISITOR_COOKIE};
 use crate::editor::{capped_stream, is_html};
 use crate::error::ApiError;
 use crate::items::Item;
-use crate::render::{self, Plan, Rewriter};
+use crate::render::{self, Plan};
 use crate::{events, ids, internal, snapshots};
 
 /// KV key of a host's site.
@@ -379,16 +379,6 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
             .collect(),
         editor: None,
     };
-    let rewriter = Rewriter::new(&plan).map_err(|e| ApiError::upstream("the HTML rewriter", e))?;
-    for s in rewriter.skipped() {
-        worker::console_warn!(
-            "site {}: change on {:?} skipped: {}",
-            snapshot.site_key,
-            s.selector,
-            s.reason
-        );
-    }
-
     // The page is about to be served with these arms: log them.
     let served: Vec<&Assignment> = assignments.iter().collect();
     let items = exposures(&snapshot.site_key, &visitor_id, &served)?;
@@ -430,10 +420,20 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     let body = upstream.stream().map_err(internal)?;
     // Edge rendering has no page-size cap beyond the Worker's own limits; the deadline
     // guards a stalled origin.
-    let stream = capped_stream(body, Some(rewriter), now_ms() + 30_000);
+    let stream = capped_stream(body, usize::MAX, now_ms() + 30_000);
     let response = Response::from_stream(stream)
         .map_err(internal)?
         .with_headers(out);
+    let (response, skipped) = render::transform(&plan, response)
+        .map_err(|e| ApiError::upstream("the HTML rewriter", e))?;
+    for s in skipped {
+        worker::console_warn!(
+            "site {}: change on {:?} skipped: {}",
+            snapshot.site_key,
+            s.selector,
+            s.reason
+        );
+    }
     Ok(Some(response))
 }
 

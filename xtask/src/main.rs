@@ -264,6 +264,10 @@ fn edge_build() -> Result<(), String> {
     // release profile also builds the control plane, where compile time matters more).
     env.push(("CARGO_PROFILE_RELEASE_LTO".into(), "true".into()));
     env.push(("CARGO_PROFILE_RELEASE_CODEGEN_UNITS".into(), "1".into()));
+    // Every dependency optimised for size (serde_json, url and the runtime bindings are
+    // most of the Worker); the engine keeps opt-level 3 through its package override in
+    // the workspace Cargo.toml, since it is the hot path.
+    env.push(("CARGO_PROFILE_RELEASE_OPT_LEVEL".into(), "z".into()));
     let worker_build = bin.join("worker-build");
     step_in(
         "build the edge Worker (wasm)",

@@ -3,10 +3,16 @@
 //! Cloudflare's `HTMLRewriter`, so pages are rewritten chunk by chunk as they arrive
 //! from the origin and the first bytes reach the browser before the last are fetched.
 //!
-//! Layout: [`Plan`] says what to do; [`Rewriter`] is a push-style rewriter
-//! (`write(chunk) -> output so far`, `end() -> the rest`) that the Worker drives from
-//! the origin's byte stream ([`crate::site`], [`crate::editor`]) and the native tests and
-//! the benchmark drive from strings ([`rewrite_str`]).
+//! Layout: [`Plan`] says what to do; [`handlers`] turns it into element handlers written
+//! once against [`PageElement`]; two backends run them:
+//! - in the Worker (wasm32), [`workers::transform`] registers them on the runtime's
+//!   `HTMLRewriter` — `lol_html` compiled natively into workerd — and streams the
+//!   response through it. Compiling `lol_html` into our own wasm instead would add
+//!   ~520 KB (selectors, cssparser, encoding_rs tables) and push the Worker past 1 MB;
+//! - natively, [`Rewriter`] (push-style: `write(chunk) -> output so far`, `end() -> the
+//!   rest`) runs them on the `lol_html` crate, for the unit tests and the benchmark.
+//!   Both backends share the same matching engine, hence the same selector subset and the
+//!   same output; the Worker's node tests check the workerd path end to end.
 //!
 //! Changes, one handler per change on the change's own selector:
 //! - `set_text` → inner content as text (escaped by `lol_html`), `set_html` → inner
@@ -17,22 +23,41 @@
 //!
 //! `lol_html` matches a subset of CSS (type, `#id`, `.class`, attribute selectors,
 //! `:nth-child`, `:nth-of-type`, `:first-*`, `:not`, descendant and child combinators);
-//! a change whose selector it cannot compile is skipped and reported in
-//! [`Rewriter::skipped`] (the editor script only produces selectors in that subset).
+//! a change whose selector it cannot compile is skipped and reported as [`Skipped`]
+//! (the editor script only produces selectors in that subset).
 //!
 //! Editor mode ([`EditorMode`]): `a[href]`/`area[href]` and `form[action]` are rewritten
 //! to `{edge}/v1/editor?url=<absolute>&token=…` (GET forms also get hidden fields, since
 //! a GET submission replaces the action's query), existing `<base>` elements are removed
-//! and `<base href="{page}">` is prepended to `<head>` so the page's own resources load
-//! from the site, `<meta http-equiv>` CSP and refresh are removed, and the editor script
+//! and `<base href="{page}">` is prepended to `<head>` (or put before `<body>` when the
+//! page has no `<head>` tag) so the page's own resources load from the site, `<meta http-equiv>` CSP and refresh are removed, and the editor script
 //! is appended at the end of the document.
 
-use std::borrow::Cow;
-use std::cell::RefCell;
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(target_arch = "wasm32")]
+pub mod workers;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::{Rewriter, rewrite_str};
+#[cfg(target_arch = "wasm32")]
+pub use workers::transform;
+
+/// Natively there is no `HTMLRewriter` to stream through: this crate builds natively
+/// only for its unit tests, clippy and the benchmark, and none of them run the fetch
+/// handlers (worker's JS-backed types exist only in the Workers runtime).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn transform(
+    _plan: &Plan,
+    _response: worker::Response,
+) -> Result<(worker::Response, Vec<Skipped>), RenderError> {
+    Err(RenderError(
+        "streaming responses are rewritten by the Workers runtime's HTMLRewriter".into(),
+    ))
+}
+
 use std::rc::Rc;
 
-use lol_html::html_content::{ContentType, Element};
-use lol_html::{ElementContentHandlers, HtmlRewriter, Selector, Settings};
 use samplit_engine::changes::{Change, ChangeAction, InsertPosition};
 use url::Url;
 
@@ -100,13 +125,41 @@ impl core::fmt::Display for RenderError {
     }
 }
 
-type Sink = Box<dyn FnMut(&[u8])>;
+/// What a handler may do to a matched element: the operations `lol_html`'s `Element`
+/// and the runtime's `HTMLRewriter` element share. Attribute values are read as raw
+/// source text (see [`attr_text`]) and written with `"` escaped but `&` as is (see
+/// [`attr_value`]), in both backends.
+pub trait PageElement {
+    /// The raw value of an attribute.
+    fn attribute(&self, name: &str) -> Option<String>;
+    /// Sets an attribute (an invalid name is an error).
+    fn set_attribute(&mut self, name: &str, value: &str) -> Result<(), String>;
+    fn remove_attribute(&mut self, name: &str);
+    /// Replaces the element's content, as HTML or as text (escaped).
+    fn set_content(&mut self, content: &str, html: bool);
+    /// Inserts content around or inside the element.
+    fn insert(&mut self, at: InsertPosition, content: &str, html: bool);
+    /// Removes the element and its content.
+    fn remove(&mut self);
+}
 
-/// A push-style streaming rewriter.
-pub struct Rewriter {
-    inner: HtmlRewriter<'static, Sink>,
-    out: Rc<RefCell<Vec<u8>>>,
-    skipped: Vec<Skipped>,
+/// What runs on each element a selector matches.
+pub type OnElement = Box<dyn FnMut(&mut dyn PageElement) -> Result<(), String>>;
+
+/// One selector and its handler.
+pub struct ElementHandler {
+    pub selector: String,
+    pub on_element: OnElement,
+    /// From one of the plan's changes (an uncompilable selector is then [`Skipped`]
+    /// rather than an error).
+    pub from_change: bool,
+}
+
+/// A plan as handlers, for a backend to register.
+pub struct Handlers {
+    pub elements: Vec<ElementHandler>,
+    /// HTML appended at the end of the document (the editor script).
+    pub end_html: Option<String>,
 }
 
 /// HTML attribute-value escaping (for values we build ourselves).
@@ -168,27 +221,25 @@ pub fn attr_text(raw: &str) -> String {
     out
 }
 
-/// Text → an attribute value for `lol_html`'s `set_attribute`, which escapes `"` but
-/// writes `&` as is: `&` becomes `&amp;` so the browser reads back exactly `text`.
+/// Text → an attribute value for `set_attribute`, which escapes `"` but writes `&` as
+/// is: `&` becomes `&amp;` so the browser reads back exactly `text`.
 pub fn attr_value(text: &str) -> String {
     text.replace('&', "&amp;")
 }
 
-type Handler = (Cow<'static, Selector>, ElementContentHandlers<'static>);
-
-fn handler(
+fn on(
     selector: &str,
-    f: impl FnMut(&mut Element<'_, '_>) -> lol_html::HandlerResult + 'static,
-) -> Result<Handler, String> {
-    let parsed: Selector = selector.parse().map_err(|e| format!("{e}"))?;
-    Ok((
-        Cow::Owned(parsed),
-        ElementContentHandlers::default().element(f),
-    ))
+    f: impl FnMut(&mut dyn PageElement) -> Result<(), String> + 'static,
+) -> ElementHandler {
+    ElementHandler {
+        selector: selector.to_owned(),
+        on_element: Box::new(f),
+        from_change: false,
+    }
 }
 
-fn append_style(el: &mut Element<'_, '_>, declaration: &str) -> lol_html::HandlerResult {
-    let style = match el.get_attribute("style") {
+fn append_style(el: &mut dyn PageElement, declaration: &str) -> Result<(), String> {
+    let style = match el.attribute("style") {
         Some(s) if !s.trim().is_empty() => {
             let s = s.trim_end();
             if s.ends_with(';') {
@@ -199,45 +250,54 @@ fn append_style(el: &mut Element<'_, '_>, declaration: &str) -> lol_html::Handle
         }
         _ => declaration.to_owned(),
     };
-    el.set_attribute("style", &style)?;
-    Ok(())
+    el.set_attribute("style", &style)
 }
 
-fn apply(el: &mut Element<'_, '_>, action: &ChangeAction) -> lol_html::HandlerResult {
+fn apply(el: &mut dyn PageElement, action: &ChangeAction) -> Result<(), String> {
     match action {
-        ChangeAction::SetText { text } => el.set_inner_content(text, ContentType::Text),
-        ChangeAction::SetHtml { html } => el.set_inner_content(html, ContentType::Html),
+        ChangeAction::SetText { text } => el.set_content(text, false),
+        ChangeAction::SetHtml { html } => el.set_content(html, true),
         ChangeAction::SetAttribute { name, value } => el.set_attribute(name, &attr_value(value))?,
         ChangeAction::SetStyle { property, value } => {
             append_style(el, &attr_value(&format!("{property}: {value};")))?;
         }
         ChangeAction::Hide => append_style(el, "display: none !important;")?,
-        ChangeAction::Insert { position, html } => match position {
-            InsertPosition::Before => el.before(html, ContentType::Html),
-            InsertPosition::After => el.after(html, ContentType::Html),
-            InsertPosition::Prepend => el.prepend(html, ContentType::Html),
-            InsertPosition::Append => el.append(html, ContentType::Html),
-        },
+        ChangeAction::Insert { position, html } => el.insert(*position, html, true),
         ChangeAction::Redirect { .. } => {}
     }
     Ok(())
 }
 
-fn editor_handlers(mode: &EditorMode) -> Result<Vec<Handler>, String> {
+fn editor_handlers(mode: &EditorMode) -> Vec<ElementHandler> {
     let mut handlers = Vec::new();
     let m = Rc::new(mode.clone());
 
-    let base_tag = format!(r#"<base href="{}">"#, escape_attr(mode.page_url.as_str()));
-    handlers.push(handler("head", move |el| {
-        el.prepend(&base_tag, ContentType::Html);
+    // `<base>` goes first in `<head>`; a page without a `<head>` tag gets it just before
+    // `<body>`, where the browser's parser puts it into the implied head.
+    let base_tag = Rc::new(format!(
+        r#"<base href="{}">"#,
+        escape_attr(mode.page_url.as_str())
+    ));
+    let based = Rc::new(std::cell::Cell::new(false));
+    let (tag, done) = (Rc::clone(&base_tag), Rc::clone(&based));
+    handlers.push(on("head", move |el| {
+        if !done.replace(true) {
+            el.insert(InsertPosition::Prepend, &tag, true);
+        }
         Ok(())
-    })?);
-    handlers.push(handler("base", |el| {
+    }));
+    handlers.push(on("body", move |el| {
+        if !based.replace(true) {
+            el.insert(InsertPosition::Before, &base_tag, true);
+        }
+        Ok(())
+    }));
+    handlers.push(on("base", |el| {
         el.remove();
         Ok(())
-    })?);
-    handlers.push(handler("meta[http-equiv]", |el| {
-        let kind = el.get_attribute("http-equiv").unwrap_or_default();
+    }));
+    handlers.push(on("meta[http-equiv]", |el| {
+        let kind = el.attribute("http-equiv").unwrap_or_default();
         let kind = kind.trim();
         if kind.eq_ignore_ascii_case("content-security-policy")
             || kind.eq_ignore_ascii_case("refresh")
@@ -246,11 +306,11 @@ fn editor_handlers(mode: &EditorMode) -> Result<Vec<Handler>, String> {
             el.remove();
         }
         Ok(())
-    })?);
+    }));
     for selector in ["a[href]", "area[href]"] {
         let m = Rc::clone(&m);
-        handlers.push(handler(selector, move |el| {
-            if let Some(href) = el.get_attribute("href")
+        handlers.push(on(selector, move |el| {
+            if let Some(href) = el.attribute("href")
                 && let Some(link) = m.rewrite_link(&attr_text(&href))
             {
                 el.set_attribute("href", &attr_value(&link))?;
@@ -258,11 +318,11 @@ fn editor_handlers(mode: &EditorMode) -> Result<Vec<Handler>, String> {
                 el.remove_attribute("target");
             }
             Ok(())
-        })?);
+        }));
     }
     let forms = Rc::clone(&m);
-    handlers.push(handler("form", move |el| {
-        let action = attr_text(&el.get_attribute("action").unwrap_or_default());
+    handlers.push(on("form", move |el| {
+        let action = attr_text(&el.attribute("action").unwrap_or_default());
         let Ok(absolute) = forms.page_url.join(action.trim()) else {
             return Ok(());
         };
@@ -270,7 +330,7 @@ fn editor_handlers(mode: &EditorMode) -> Result<Vec<Handler>, String> {
             return Ok(());
         }
         el.remove_attribute("target");
-        let method = el.get_attribute("method").unwrap_or_default();
+        let method = el.attribute("method").unwrap_or_default();
         if method.trim().eq_ignore_ascii_case("post") {
             // The proxy only fetches with GET: a POST lands on a 405 with a reason.
             el.set_attribute("action", &attr_value(&forms.proxy_link(&absolute)))?;
@@ -278,18 +338,19 @@ fn editor_handlers(mode: &EditorMode) -> Result<Vec<Handler>, String> {
             // A GET submission replaces the action's query with the form's fields, so
             // the target and the token travel as hidden fields instead.
             el.set_attribute("action", &format!("{}/v1/editor", forms.edge_origin))?;
-            el.prepend(
+            el.insert(
+                InsertPosition::Prepend,
                 &format!(
                     r#"<input type="hidden" name="__samplit_url" value="{}"><input type="hidden" name="__samplit_token" value="{}">"#,
                     escape_attr(absolute.as_str()),
                     escape_attr(&forms.token)
                 ),
-                ContentType::Html,
+                true,
             );
         }
         Ok(())
-    })?);
-    Ok(handlers)
+    }));
+    handlers
 }
 
 fn editor_script(mode: &EditorMode) -> String {
@@ -303,87 +364,27 @@ fn editor_script(mode: &EditorMode) -> String {
     )
 }
 
-impl Rewriter {
-    /// A rewriter for `plan`. Changes whose selector `lol_html` cannot compile are
-    /// skipped (see [`Rewriter::skipped`]); the others are applied.
-    pub fn new(plan: &Plan) -> Result<Self, RenderError> {
-        let out = Rc::new(RefCell::new(Vec::with_capacity(16 * 1024)));
-        let mut settings = Settings::new();
-        let mut skipped = Vec::new();
-        if let Some(mode) = &plan.editor {
-            for h in editor_handlers(mode).map_err(RenderError)? {
-                settings = settings.append_element_content_handler(h);
-            }
+/// The handlers for `plan`: the editor's first (when in editor mode), then one per
+/// change, in order (redirects are not rewrites and are left out).
+pub fn handlers(plan: &Plan) -> Handlers {
+    let mut elements = plan
+        .editor
+        .as_ref()
+        .map(editor_handlers)
+        .unwrap_or_default();
+    for change in &plan.changes {
+        if matches!(change.action(), ChangeAction::Redirect { .. }) {
+            continue;
         }
-        for change in &plan.changes {
-            if matches!(change.action(), ChangeAction::Redirect { .. }) {
-                continue;
-            }
-            let action = change.action().clone();
-            match handler(change.selector(), move |el| apply(el, &action)) {
-                Ok(h) => settings = settings.append_element_content_handler(h),
-                Err(reason) => skipped.push(Skipped {
-                    selector: change.selector().to_owned(),
-                    reason,
-                }),
-            }
-        }
-        if let Some(mode) = &plan.editor {
-            let script = editor_script(mode);
-            settings = settings.append_document_content_handler(
-                lol_html::DocumentContentHandlers::default().end(
-                    move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
-                        end.append(&script, ContentType::Html);
-                        Ok(())
-                    },
-                ),
-            );
-        }
-        let sink_buf = Rc::clone(&out);
-        let sink: Sink =
-            Box::new(move |chunk: &[u8]| sink_buf.borrow_mut().extend_from_slice(chunk));
-        Ok(Self {
-            inner: HtmlRewriter::new(settings, sink),
-            out,
-            skipped,
-        })
+        let action = change.action().clone();
+        let mut h = on(change.selector(), move |el| apply(el, &action));
+        h.from_change = true;
+        elements.push(h);
     }
-
-    /// Changes that were not applied.
-    pub fn skipped(&self) -> &[Skipped] {
-        &self.skipped
+    Handlers {
+        elements,
+        end_html: plan.editor.as_ref().map(editor_script),
     }
-
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.out.borrow_mut())
-    }
-
-    /// Feeds a chunk; returns the output ready so far (possibly empty).
-    pub fn write(&mut self, chunk: &[u8]) -> Result<Vec<u8>, RenderError> {
-        self.inner
-            .write(chunk)
-            .map_err(|e| RenderError(e.to_string()))?;
-        Ok(self.take())
-    }
-
-    /// Ends the document; returns the remaining output.
-    pub fn end(self) -> Result<Vec<u8>, RenderError> {
-        let out = Rc::clone(&self.out);
-        self.inner.end().map_err(|e| RenderError(e.to_string()))?;
-        Ok(std::mem::take(&mut *out.borrow_mut()))
-    }
-}
-
-/// Rewrites a whole document (tests, benchmark). `chunk` splits the input, to exercise
-/// streaming across chunk boundaries.
-pub fn rewrite_str(plan: &Plan, html: &str, chunk: usize) -> Result<String, RenderError> {
-    let mut r = Rewriter::new(plan)?;
-    let mut out = Vec::with_capacity(html.len() + 1024);
-    for piece in html.as_bytes().chunks(chunk.max(1)) {
-        out.extend(r.write(piece)?);
-    }
-    out.extend(r.end()?);
-    String::from_utf8(out).map_err(|e| RenderError(e.to_string()))
 }
 
 /// The variant key of a set of assignments, for caches and ETags: `exp=arm` pairs,
@@ -578,6 +579,27 @@ mod tests {
             "{out}"
         );
         assert!(out.ends_with(r#"<script src="https://edge.test/v1/editor.js" data-admin-origin="https://app.test" data-page-url="https://shop.example.com/dir/page?x=1" data-proxy="https://edge.test/v1/editor" data-token="tok.en"></script>"#), "{out}");
+    }
+
+    #[test]
+    fn a_page_without_a_head_tag_gets_its_base_before_the_body() {
+        let base = r#"<base href="https://shop.example.com/dir/page?x=1">"#;
+        let out = rewrite_str(
+            &editor_plan(),
+            "<html><body><img src=a.png></body></html>",
+            6,
+        )
+        .unwrap();
+        assert!(
+            out.starts_with(&format!("<html>{base}<body><img src=a.png>")),
+            "{out}"
+        );
+        let out = rewrite_str(&editor_plan(), "<head></head><body></body>", 6).unwrap();
+        assert_eq!(out.matches("<base").count(), 1, "{out}");
+        assert!(
+            out.starts_with(&format!("<head>{base}</head><body>")),
+            "{out}"
+        );
     }
 
     #[test]
