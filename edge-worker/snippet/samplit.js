@@ -1,8 +1,11 @@
-/*! Samplit site snippet. <script src="https://EDGE/v1/samplit.js" data-site-key="KEY"></script>
- * 1. hides only the elements this page's experiments change (selectors remembered from
- *    the last visit, then those of this response) with a <style> tag, for at most 1 s;
+/*! Samplit site snippet. In <head>, before other scripts, without async:
+ *   <script src="https://EDGE/v1/samplit.js?site=KEY" data-site-key="KEY"></script>
+ * 1. hides only the elements this site's experiments change — the selectors the edge put
+ *    in front of this script (?site=KEY), and those remembered from the last visit — with
+ *    a <style> tag, for at most 1 s, so not even a first visit paints the original;
  * 2. asks the edge for this visitor's assignments (cookie credentials, text/plain so no
- *    CORS preflight), applies each change once the DOM is ready, then un-hides;
+ *    CORS preflight), keeps hidden only what the answer changes, applies each change once
+ *    the DOM is ready, then un-hides;
  * 3. exposes samplit.track(goal, value) (sendBeacon to /v1/events), sends a pageview, and
  *    watches the click goals a response carries as `goals: [{goal, kind: "click",
  *    selector}]` (URL goals fire at the edge itself, when the page asks for assignments). */
@@ -10,7 +13,8 @@
   'use strict';
   var script = d.currentScript;
   if (!script || w.samplit) return;
-  var key = script.getAttribute('data-site-key');
+  var site = w.__samplit_site || {};
+  var key = script.getAttribute('data-site-key') || site.key;
   var base = new URL(script.src, location.href).origin;
   var storeKey = 'samplit:' + key;
   var visitor = null;
@@ -45,7 +49,7 @@
     if (style.parentNode) style.parentNode.removeChild(style);
   }
   var remembered = load();
-  hide(remembered.hide);
+  hide((site.hide || []).concat(remembered.hide || []));
   (d.head || d.documentElement).appendChild(style);
   timer = setTimeout(unhide, 1000);
 

@@ -102,10 +102,7 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, 
             _ => Err(ApiError::method_not_allowed("POST")),
         },
         "/v1/samplit.js" => match method {
-            Method::Get | Method::Head => {
-                let inm = req.headers().get("If-None-Match").ok().flatten();
-                snippet::respond(inm.as_deref(), method == Method::Head).map_err(internal)
-            }
+            Method::Get | Method::Head => script(req, env, method == Method::Head).await,
             _ => Err(ApiError::method_not_allowed("GET")),
         },
         "/v1/editor" => match method {
@@ -146,6 +143,42 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, 
             },
         },
     }
+}
+
+/// `GET /v1/samplit.js[?site=KEY]`: the snippet, or a site's (see [`snippet`]).
+async fn script(req: &Request, env: &Env, head_only: bool) -> Result<Response, ApiError> {
+    let inm = req.headers().get("If-None-Match").ok().flatten();
+    let url = req
+        .url()
+        .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
+    let site = url
+        .query_pairs()
+        .find(|(k, _)| k == "site")
+        .map(|(_, v)| v.into_owned());
+    let Some(site_key) = site else {
+        let tag = snippet::etag();
+        return snippet::respond(
+            inm.as_deref(),
+            head_only,
+            &tag,
+            snippet::CACHE_CONTROL,
+            || snippet::SOURCE.to_owned(),
+        )
+        .map_err(internal);
+    };
+    snapshots::check_site_key(&site_key)?;
+    // A site with no snapshot yet gets the script with nothing to hide (its pages work
+    // as usual); the ETag changes once a snapshot arrives.
+    let snapshot = snapshots::current(env, &site_key).await?;
+    let tag = snippet::site_etag(snapshot.as_ref().map(|s| s.version));
+    snippet::respond(
+        inm.as_deref(),
+        head_only,
+        &tag,
+        snippet::SITE_CACHE_CONTROL,
+        || snippet::site_source(&site_key, snapshot.as_deref()),
+    )
+    .map_err(internal)
 }
 
 /// `OPTIONS` preflight. A preflight has no body, so the site comes from `?site_key=`;

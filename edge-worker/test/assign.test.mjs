@@ -198,3 +198,28 @@ test('the snippet is served small, cacheable, with an ETag that revalidates', { 
   assert.equal(again.status, 304);
   assert.equal(await again.text(), '');
 });
+
+test('a site\'s script carries its targeted selectors, revalidates per snapshot version, and refuses bad keys', { timeout: 30000 }, async () => {
+  const site = 'sk_test_script';
+  const none = await worker.fetch(`/v1/samplit.js?site=${site}`);
+  assert.equal(none.status, 200, 'no snapshot yet: the script, with nothing to hide');
+  assert.match(await none.text(), /^window\.__samplit_site = \{"hide":\[\],"key":"sk_test_script","version":null\};\n/);
+  assert.match(none.headers.get('etag'), /^"[0-9a-f]{16}-0"$/);
+  for (const version of [1, 2]) {
+    const pushed = await h.pushSnapshot(worker, site, h.signSnapshot(h.testSnapshot({ siteKey: site, version })));
+    assert.equal(pushed.status, 200, await pushed.text());
+    const res = await worker.fetch(`/v1/samplit.js?site=${site}`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('cache-control'), /max-age=60\b/);
+    const etag = res.headers.get('etag');
+    assert.match(etag, new RegExp(`^"[0-9a-f]{16}-${version}"$`));
+    const text = await res.text();
+    assert.ok(text.startsWith(`window.__samplit_site = {"hide":["#headline"],"key":"${site}","version":${version}};\n`), text.slice(0, 120));
+    assert.ok(gzipSync(text, { level: 9 }).length <= 5 * 1024);
+    const again = await worker.fetch(`/v1/samplit.js?site=${site}`, { headers: { 'if-none-match': etag } });
+    assert.equal(again.status, 304);
+  }
+  const bad = await worker.fetch('/v1/samplit.js?site=no%20spaces');
+  assert.equal(bad.status, 400);
+  assert.equal((await bad.json()).error.code, 'invalid_site_key');
+});

@@ -1,9 +1,10 @@
 // In a real browser: headless Chromium from Debian's packages (/usr/bin/chromium; see
 // install-chromium.sh), driven by playwright-core (never `npx playwright install`).
 // - the snippet: a MutationObserver and a per-frame paint log, installed before the
-//   snippet, record what the headline shows; on a returning visit the original text is
-//   never painted, and samplit.track reaches /v1/events and, through the queue, the
-//   (fake) control plane;
+//   snippet, record what the headline shows; neither on a first visit (the edge puts the
+//   site's targeted selectors in front of the script) nor on a returning one is the
+//   original text painted, and samplit.track reaches /v1/events and, through the queue,
+//   the (fake) control plane;
 // - edge rendering: the page's HTML already holds the variant, the original never exists;
 // - the editor: framed by an admin page, a click sends a unique selector to the admin
 //   origin, a preview from the admin origin is applied, a message from elsewhere ignored.
@@ -43,7 +44,7 @@ window.__log = [];
 </script>`;
 
 function page({ snippet }) {
-  const tag = snippet ? `<script src="${worker.base}/v1/samplit.js" data-site-key="${SITE}"></script>` : '';
+  const tag = snippet ? `<script src="${worker.base}/v1/samplit.js?site=${SITE}" data-site-key="${SITE}"></script>` : '';
   return `<!doctype html><html><head><title>Shop</title>${PAINT_LOG}${tag}</head><body>
 <h1 id="headline">Original headline</h1>
 <p class="lead">Lead text</p>
@@ -109,22 +110,25 @@ after(async () => {
 
 const originalPainted = (log) => log.filter((e) => e.kind === 'frame' && e.visible && e.text === 'Original headline');
 
-test('with the snippet, a returning visitor never sees the original, and samplit.track reaches the control plane', async () => {
+test('with the snippet, neither a first nor a returning visitor sees the original, and samplit.track reaches the control plane', async () => {
   const tab = await browser.newPage();
-  // First visit: the snippet learns which elements it must hide next time.
+  const shown = async (visit) => {
+    await tab.waitForFunction(() => document.getElementById('headline').textContent === 'Try it free'
+      && getComputedStyle(document.getElementById('headline')).visibility !== 'hidden', null, { timeout: 10000 });
+    await tab.waitForTimeout(200);
+    const log = await tab.evaluate(() => window.__log);
+    assert.ok(log.some((e) => e.kind === 'frame'), `${visit}: frames were logged`);
+    assert.deepEqual(originalPainted(log), [], `${visit}: the original headline was never painted`);
+    assert.ok(log.some((e) => e.kind === 'frame' && e.visible && e.text === 'Try it free'), `${visit}: the variant was painted`);
+  };
+  // First visit on a fresh profile: nothing remembered, the site's selectors come with
+  // the script.
   await tab.goto(`${origin.url}/snippet-page`);
-  await tab.waitForFunction(() => document.getElementById('headline').textContent === 'Try it free', null, { timeout: 10000 });
-  const firstVisit = originalPainted(await tab.evaluate(() => window.__log)).length;
+  assert.deepEqual(await tab.evaluate(() => window.__samplit_site.hide), ['#headline']);
+  await shown('first visit');
   // Returning visit: hidden from the first frame until the variant is applied.
   await tab.reload();
-  await tab.waitForFunction(() => document.getElementById('headline').textContent === 'Try it free'
-    && getComputedStyle(document.getElementById('headline')).visibility !== 'hidden', null, { timeout: 10000 });
-  await tab.waitForTimeout(200);
-  const log = await tab.evaluate(() => window.__log);
-  assert.ok(log.some((e) => e.kind === 'frame'), 'frames were logged');
-  assert.deepEqual(originalPainted(log), [], 'the original headline was never painted on a returning visit');
-  assert.ok(log.some((e) => e.visible && e.text === 'Try it free'), 'the variant was painted');
-  console.log(`# snippet, first visit (nothing remembered to hide yet): frames painting the original = ${firstVisit}`);
+  await shown('returning visit');
 
   const vid = await tab.evaluate(() => {
     window.samplit.track('signup', 12.5);

@@ -41,7 +41,7 @@ class El {
  * A page with elements addressable by exact selector. `fetchImpl` defaults to the real
  * Worker; beacons are recorded and forwarded to it.
  */
-function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'] } = {}) {
+function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'], code = source } = {}) {
   const els = Object.fromEntries(elements.map((s) => [s, new El(s)]));
   els['#headline'] && (els['#headline'].textContent = 'Original');
   const listeners = {};
@@ -86,7 +86,7 @@ function page({ url = 'https://shop.example.com/pricing', storage = new Map(), f
   sandbox.window = sandbox;
   vm.createContext(sandbox);
   return {
-    run: () => vm.runInContext(source, sandbox),
+    run: () => vm.runInContext(code, sandbox),
     els,
     head,
     beacons,
@@ -129,6 +129,18 @@ test('on the next page view the remembered selectors are hidden before the edge 
   second.run();
   assert.equal(second.hiddenCss(), '#headline{visibility:hidden!important}', 'hidden synchronously');
   await Promise.allSettled(first.forwarded);
+});
+
+test('on a first visit, the site script (?site=) hides the targeted selectors before the edge answers', { timeout: 30000 }, async () => {
+  const siteSource = await (await worker.fetch(`/v1/samplit.js?site=${SITE}`)).text();
+  const p = page({ code: siteSource, fetchImpl: () => new Promise(() => {}) });
+  p.run();
+  assert.equal(p.storage.size, 0, 'nothing remembered: a first visit');
+  assert.equal(p.hiddenCss(), '#headline{visibility:hidden!important}', 'hidden synchronously, from the site script');
+  // The plain script has nothing to hide on a first visit.
+  const plain = page({ fetchImpl: () => new Promise(() => {}) });
+  plain.run();
+  assert.equal(plain.hiddenCss(), '');
 });
 
 test('the hiding gives up after at most 1 s when the edge does not answer', { timeout: 30000 }, async () => {

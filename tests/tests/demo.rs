@@ -180,19 +180,25 @@ async fn check_landing_page(http: &reqwest::Client, port: u16) {
         html.contains("data-site-key=\"pk_"),
         "the page has no site key: {html}"
     );
-    assert!(html.contains("src=\"/v1/samplit.js\""), "{html}");
+    let key = html
+        .split("src=\"/v1/samplit.js?site=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the page loads no site script: {html}"))
+        .to_owned();
+    assert!(html.contains(&format!("data-site-key=\"{key}\"")), "{html}");
     let snippet = http
-        .get(format!("{base}/v1/samplit.js"))
+        .get(format!("{base}/v1/samplit.js?site={key}"))
         .send()
         .await
         .expect("the page server forwards the snippet");
     assert_eq!(snippet.status(), 200);
+    let source = snippet.text().await.expect("the snippet has a body");
     assert!(
-        snippet
-            .text()
-            .await
-            .expect("the snippet has a body")
-            .contains("samplit"),
-        "the snippet did not come through"
+        source.starts_with("window.__samplit_site = {")
+            && source.contains(&format!("\"key\":\"{key}\""))
+            && source.contains("samplit.track"),
+        "the site's snippet did not come through: {}",
+        &source[..source.len().min(300)]
     );
 }

@@ -413,10 +413,13 @@ pub fn snippet_html(edge_url: &str, site_key: &str) -> String {
             .replace('>', "&gt;")
     };
     format!(
-        "<!-- Samplit: paste as early as possible in <head>. Anti-flicker: the script hides only \
-         the elements your running experiments change, for at most 1 s, never the whole page. -->\n\
-         <script src=\"{}/v1/samplit.js\" data-site-key=\"{}\" async></script>",
+        "<!-- Samplit: paste as early as possible in <head>, without async or defer. Anti-flicker: \
+         the script hides only the elements your running experiments change, for at most 1 s, \
+         never the whole page; it is small and cached, and loading it before the first paint is \
+         what keeps even a first visit from showing the original. -->\n\
+         <script src=\"{}/v1/samplit.js?site={}\" data-site-key=\"{}\"></script>",
         esc(edge_url.trim_end_matches('/')),
+        esc(site_key),
         esc(site_key)
     )
 }

@@ -252,7 +252,7 @@ async fn the_snippet_points_at_the_edge_with_the_site_key(pool: PgPool) {
     let key = site["site_key"].as_str().unwrap();
     assert!(
         html.contains(&format!(
-            "<script src=\"https://edge.example/v1/samplit.js\" data-site-key=\"{key}\" async></script>"
+            "<script src=\"https://edge.example/v1/samplit.js?site={key}\" data-site-key=\"{key}\"></script>"
         )),
         "{html}"
     );

@@ -733,7 +733,7 @@ const PAGE: &str = r##"<!doctype html>
 <title>Samplit demo landing page</title>
 <!-- The site snippet, as GET /api/v1/sites/{id}/snippet gives it. This page's server
      forwards /v1/* to the edge Worker, so the snippet and its calls are same-origin. -->
-<script src="/v1/samplit.js" data-site-key="{SITE_KEY}" async></script>
+<script src="/v1/samplit.js?site={SITE_KEY}" data-site-key="{SITE_KEY}"></script>
 <style>
   body { font: 18px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem; }
   #cta { font-size: 1.1rem; padding: .7rem 1.4rem; border: 0; border-radius: .4rem; background: #2459d6; color: #fff; cursor: pointer; }
