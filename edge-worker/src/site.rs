@@ -57,7 +57,7 @@ use worker::{Context, Env, Fetch, Headers, Request, Response};
 
 use crate::clock::now_ms;
 use crate::cookies::{self, STICKY_COOKIE, VISITOR_COOKIE};
-use crate::editor::{capped_stream, is_html};
+use crate::editor::is_html;
 use crate::error::ApiError;
 use crate::items::Item;
 use crate::render::{self, Plan};
@@ -365,7 +365,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
         return Ok(Some(response));
     }
 
-    let mut upstream = forward(req, &origin).await?;
+    let upstream = forward(req, &origin).await?;
     let content_type = upstream.headers().get("content-type").ok().flatten();
     if upstream.status_code() != 200 || !is_html(content_type.as_deref()) || assignments.is_empty()
     {
@@ -417,13 +417,9 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     for c in &set_cookies {
         out.append("Set-Cookie", c).map_err(internal)?;
     }
-    let body = upstream.stream().map_err(internal)?;
-    // Edge rendering has no page-size cap beyond the Worker's own limits; the deadline
-    // guards a stalled origin.
-    let stream = capped_stream(body, usize::MAX, now_ms() + 30_000);
-    let response = Response::from_stream(stream)
-        .map_err(internal)?
-        .with_headers(out);
+    // The origin's body goes to the runtime's rewriter as is: no copy through wasm, no
+    // cap beyond the Worker's own limits (a site's own pages, unlike the editor's).
+    let response = upstream.with_headers(out);
     let (response, skipped) = render::transform(&plan, response)
         .map_err(|e| ApiError::upstream("the HTML rewriter", e))?;
     for s in skipped {

@@ -55,12 +55,20 @@ extern "C" {
     fn append_end(this: &JsDocumentEnd, content: &str, options: &JsValue);
 }
 
-/// `{html: <html>}`, the content options every insertion takes.
-fn options(html: bool) -> JsValue {
-    let o = js_sys::Object::new();
-    // Setting a plain property on a fresh object cannot fail.
-    let _ = js_sys::Reflect::set(&o, &JsValue::from_str("html"), &JsValue::from_bool(html));
-    o.into()
+thread_local! {
+    /// `[{html: false}, {html: true}]`, the content options every insertion takes, built
+    /// once per isolate (the runtime only reads them).
+    static OPTIONS: [JsValue; 2] = [false, true].map(|html| {
+        let o = js_sys::Object::new();
+        // Setting a plain property on a fresh object cannot fail.
+        let _ = js_sys::Reflect::set(&o, &JsValue::from_str("html"), &JsValue::from_bool(html));
+        o.into()
+    });
+}
+
+/// Runs `f` with `{html: <html>}`.
+fn with_options<R>(html: bool, f: impl FnOnce(&JsValue) -> R) -> R {
+    OPTIONS.with(|o| f(&o[usize::from(html)]))
 }
 
 fn message(e: &JsValue) -> String {
@@ -83,16 +91,15 @@ impl PageElement for JsElement {
         JsElement::remove_attribute(self, name);
     }
     fn set_content(&mut self, content: &str, html: bool) {
-        self.set_inner_content(content, &options(html));
+        with_options(html, |o| self.set_inner_content(content, o));
     }
     fn insert(&mut self, at: InsertPosition, content: &str, html: bool) {
-        let o = options(html);
-        match at {
-            InsertPosition::Before => self.before(content, &o),
-            InsertPosition::After => self.after(content, &o),
-            InsertPosition::Prepend => self.prepend(content, &o),
-            InsertPosition::Append => JsElement::append(self, content, &o),
-        }
+        with_options(html, |o| match at {
+            InsertPosition::Before => self.before(content, o),
+            InsertPosition::After => self.after(content, o),
+            InsertPosition::Prepend => self.prepend(content, o),
+            InsertPosition::Append => JsElement::append(self, content, o),
+        });
     }
     fn remove(&mut self) {
         JsElement::remove(self);
@@ -131,7 +138,7 @@ pub fn transform(plan: &Plan, response: Response) -> Result<(Response, Vec<Skipp
     }
     if let Some(script) = all.end_html {
         let closure = Closure::<dyn FnMut(JsDocumentEnd)>::new(move |end: JsDocumentEnd| {
-            end.append_end(&script, &options(true));
+            with_options(true, |o| end.append_end(&script, o));
         });
         let object = handler_object("end", closure.into_js_value())?;
         rewriter
