@@ -25,7 +25,8 @@
 //!
 //! Exposures: one queue item per assignment served, sticky or not, each with a fresh
 //! id; the control plane dedupes by id and counts a visitor's first exposure per arm.
-//! They are enqueued after the response (`wait_until`), so the queue's latency is not
+//! They are enqueued after the response (`events::send_after_response`: `wait_until`,
+//! behind a zero-delay timer so the response is written first), so the queue's latency is not
 //! the visitor's.
 
 use std::net::IpAddr;
@@ -374,12 +375,7 @@ fn enqueue_items(
     }
     let served: Vec<&Assignment> = assignments.iter().collect();
     items.extend(crate::site::exposures(site_key, visitor_id, &served)?);
-    let queue = events::queue(env)?;
-    ctx.wait_until(async move {
-        if let Err(e) = events::send(&queue, items).await {
-            worker::console_error!("exposures not enqueued: {e}");
-        }
-    });
+    events::send_after_response(ctx, events::queue(env)?, items, "exposures");
     Ok(())
 }
 

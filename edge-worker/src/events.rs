@@ -10,7 +10,7 @@
 //! items are in the queue.
 
 use serde::Deserialize;
-use worker::{Env, Queue, Request, Response};
+use worker::{Context, Delay, Env, Queue, Request, Response};
 
 use crate::body::{self, PUBLIC_BODY_LIMIT};
 use crate::clock::now_ms;
@@ -75,6 +75,19 @@ pub async fn send(queue: &Queue, items: Vec<Item>) -> worker::Result<()> {
         items = rest;
     }
     Ok(())
+}
+
+/// Sends `items` after the response: `wait_until` keeps the isolate alive until they are
+/// on the queue, and a zero-delay timer first lets the runtime write the response, so
+/// none of the send's own work (serialising the batch, the call into the Queue binding)
+/// runs before the visitor has the answer. `what` names the items in the error log.
+pub fn send_after_response(ctx: &Context, queue: Queue, items: Vec<Item>, what: &'static str) {
+    ctx.wait_until(async move {
+        Delay::from(std::time::Duration::ZERO).await;
+        if let Err(e) = send(&queue, items).await {
+            worker::console_error!("{what} not enqueued: {e}");
+        }
+    });
 }
 
 /// Validates one event and turns it into a queue item.

@@ -382,12 +382,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     // The page is about to be served with these arms: log them.
     let served: Vec<&Assignment> = assignments.iter().collect();
     let items = exposures(&snapshot.site_key, &visitor_id, &served)?;
-    let queue = events::queue(env)?;
-    ctx.wait_until(async move {
-        if let Err(e) = events::send(&queue, items).await {
-            worker::console_error!("edge-rendered exposures not enqueued: {e}");
-        }
-    });
+    events::send_after_response(ctx, events::queue(env)?, items, "edge-rendered exposures");
 
     let arms: Vec<(String, String)> = assignments
         .iter()
