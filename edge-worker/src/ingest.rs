@@ -4,7 +4,10 @@
 //! `X-Samplit-Timestamp: <unix seconds>` and `X-Samplit-Signature: sha256=<hex>` where the
 //! hex is HMAC-SHA256(`SAMPLIT_INGEST_SECRET`, "<ts>." + body). Any failure (missing
 //! configuration, network error, non-2xx) retries the whole batch through the queue;
-//! after `max_retries` the queue moves it to the dead-letter queue. Items keep the ids
+//! after `max_retries` the queue moves it to the dead-letter queue, which this same
+//! consumer drains slowly (wrangler.toml: hourly retries for about the queues' 4-day
+//! retention), so a long control-plane outage delays items without losing them. Each
+//! request names the queue its batch came from (`X-Samplit-Queue`). Items keep the ids
 //! they got when enqueued, so a retried batch is deduplicated by the control plane.
 //! Messages that do not parse as items can never succeed: they are logged and dropped
 //! rather than poisoning the batch.
@@ -76,9 +79,10 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: &Env) {
             Err(e) => worker::console_error!("dropping an unreadable queue message: {e}"),
         }
     }
+    let queue = batch.queue();
     let mut result = Ok(());
     for chunk in items.chunks(MAX_ITEMS_PER_INGEST) {
-        result = deliver(chunk, env).await;
+        result = deliver(chunk, &queue, env).await;
         if result.is_err() {
             break;
         }
@@ -87,7 +91,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: &Env) {
         Ok(()) => batch.ack_all(),
         Err(e) => {
             worker::console_warn!(
-                "ingest delivery of {} items failed, retrying: {e}",
+                "ingest delivery of {} items from {queue} failed, retrying: {e}",
                 items.len()
             );
             batch.retry_all();
@@ -96,7 +100,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: &Env) {
 }
 
 /// One signed `POST /api/v1/ingest`.
-async fn deliver(items: &[Item], env: &Env) -> Result<(), DeliveryError> {
+async fn deliver(items: &[Item], queue: &str, env: &Env) -> Result<(), DeliveryError> {
     let base = env
         .var("SAMPLIT_CONTROL_PLANE_URL")
         .map_err(|_| DeliveryError::NotConfigured("SAMPLIT_CONTROL_PLANE_URL"))?
@@ -121,6 +125,7 @@ async fn deliver(items: &[Item], env: &Env) -> Result<(), DeliveryError> {
     };
     set("Content-Type", "application/json")?;
     set("X-Samplit-Timestamp", &ts.to_string())?;
+    set("X-Samplit-Queue", queue)?;
     set(
         "X-Samplit-Signature",
         &format!("sha256={}", signature(secret.as_bytes(), ts, &body)),

@@ -166,16 +166,24 @@ test('a delivery the control plane answers 500 is retried with the same item ids
   assert.equal(itemsOf('ev-retry').length, 2, 'delivered once');
 });
 
-test('a batch that keeps failing stops after max_retries (it goes to the dead-letter queue)', { timeout: 60000 }, async () => {
-  failNext = 1000;
+test('a batch that fails past max_retries goes to the dead-letter queue, which delivers it once the control plane is back', { timeout: 60000 }, async () => {
+  // The control plane fails every delivery from the main queue: one attempt plus
+  // max_retries retries. The next attempt comes from the dead-letter queue's consumer.
+  failNext = MAX_RETRIES + 1;
   try {
-    const res = await postEvents({ site_key: SITE, visitor_id: 'ev-dlq', events: [{ type: 'conversion', goal: 'lost' }] });
+    const res = await postEvents({ site_key: SITE, visitor_id: 'ev-dlq', events: [{ type: 'conversion', goal: 'late' }] });
     assert.equal(res.status, 202);
-    const tries = () => cp.attempts.filter((a) => a.batch.items.some((i) => i.visitor_id === 'ev-dlq')).length;
-    await h.waitFor(() => tries() >= MAX_RETRIES + 1, { timeoutMs: 30000, what: 'every retry' });
-    await h.sleep(4000); // a further retry would come within retry_delay (1 s) + batch timeout (1 s)
-    assert.equal(tries(), MAX_RETRIES + 1, 'one delivery plus max_retries retries, then no more');
-    assert.deepEqual(itemsOf('ev-dlq'), []);
+    const tries = () => cp.attempts.filter((a) => a.batch.items.some((i) => i.visitor_id === 'ev-dlq'));
+    await h.waitFor(() => itemsOf('ev-dlq').length === 1, { timeoutMs: 40000, what: 'delivery from the dead-letter queue' });
+    await h.sleep(3000); // nothing else would come within retry_delay (1 s) + batch timeout (1 s)
+    const seen = tries().map((a) => `${a.queue}:${a.status}`);
+    assert.deepEqual(seen, [
+      ...Array(MAX_RETRIES + 1).fill('samplit-events:500'),
+      'samplit-events-dlq:200',
+    ], 'max_retries + 1 failures on the main queue, then one delivery from the dead-letter queue');
+    assert.equal(itemsOf('ev-dlq').length, 1, 'delivered once');
+    const ids = new Set(tries().map((a) => a.batch.items.find((i) => i.visitor_id === 'ev-dlq').id));
+    assert.equal(ids.size, 1, 'the same item id on every attempt');
   } finally {
     failNext = 0;
   }

@@ -90,6 +90,13 @@ max_batch_timeout = 1
 max_retries = ${maxRetries}
 retry_delay = 1
 dead_letter_queue = "samplit-events-dlq"
+
+[[queues.consumers]]
+queue = "samplit-events-dlq"
+max_batch_size = 100
+max_batch_timeout = 1
+max_retries = ${maxRetries}
+retry_delay = 1
 `;
   const configPath = join(dir, 'wrangler.toml');
   writeFileSync(configPath, config);
@@ -178,7 +185,7 @@ export function pushSnapshot(worker, siteKey, signed) {
  */
 export async function startControlPlane({ secret = INGEST_SECRET, respond = () => 200 } = {}) {
   const received = []; // verified batches it answered 2xx to: { batch_id, items }
-  const attempts = []; // every verified batch, whatever it answered: { status, batch }
+  const attempts = []; // every verified batch, whatever it answered: { status, batch, queue }
   const rejected = []; // requests whose signature or timestamp failed: { reason }
   let calls = 0;
   const server = createServer((req, res) => {
@@ -199,7 +206,7 @@ export async function startControlPlane({ secret = INGEST_SECRET, respond = () =
       }
       const status = respond(calls);
       const batch = JSON.parse(body);
-      attempts.push({ status, batch });
+      attempts.push({ status, batch, queue: req.headers['x-samplit-queue'] });
       if (status >= 200 && status < 300) received.push(batch);
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ accepted: batch.items.length, duplicates: 0, rejected: [] }));

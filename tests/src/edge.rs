@@ -213,6 +213,14 @@ max_batch_timeout = 1
 max_retries = {retries}
 retry_delay = {delay}
 dead_letter_queue = "samplit-events-dlq"
+
+# As in production, the dead-letter queue is drained by the same Worker.
+[[queues.consumers]]
+queue = "samplit-events-dlq"
+max_batch_size = 100
+max_batch_timeout = 1
+max_retries = {retries}
+retry_delay = {delay}
 "#,
         cp = c.control_plane_url,
         retries = c.max_retries,
