@@ -234,11 +234,14 @@ fn choose_arm(
         .element_id
         .as_deref()
         .filter(|_| exp.mode == Mode::Independent);
+    // The salt's first part is the seed itself, whose hash state `Seed` holds.
     let salt = match element {
         Some(el) => multi::element_salt(&exp.seed, el),
         None => [exp.seed.as_str(), "", ""],
     };
-    let n = bucket::hash_parts(&salt, ctx.visitor_id, exp.hash_version)?;
+    let n = exp
+        .seed
+        .hash_parts(&salt[1..], ctx.visitor_id, exp.hash_version)?;
     let rng_unit = match element {
         Some(el) => [exp.id.as_str(), ":", el],
         None => [exp.id.as_str(), "", ""],
