@@ -264,7 +264,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
     let result = if verified_bot || user_agent.is_some_and(targeting::is_bot_user_agent) {
         assign::SiteAssignment {
             excluded: Some(ExclusionReason::Bot),
-            assignments: Vec::new(),
+            assignments: assign::Assignments::default(),
         }
     } else {
         assign::assign_site(&snapshot, &visitor)

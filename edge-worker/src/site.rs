@@ -328,10 +328,10 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     } else {
         assign::assign_site(&snapshot, &visitor)
     };
-    let assignments = if result.excluded.is_some() {
-        Vec::new()
+    let assignments: &[Assignment<'_>] = if result.excluded.is_some() {
+        &[]
     } else {
-        result.assignments
+        &result.assignments
     };
 
     // Cookies, as /v1/assign sets them.
@@ -353,7 +353,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
 
     // Split-URL: log the exposure, then redirect.
     let navigation = header("accept").is_some_and(|a| a.contains("text/html"));
-    if navigation && let Some((i, target)) = redirect_target(&url, &assignments) {
+    if navigation && let Some((i, target)) = redirect_target(&url, assignments) {
         let items = exposures(&snapshot.site_key, &visitor_id, &[&assignments[i]])?;
         events::send(&events::queue(env)?, items)
             .await

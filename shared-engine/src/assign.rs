@@ -60,7 +60,114 @@ pub struct SiteAssignment<'a> {
     /// `Some` when a site-wide exclusion rule matched (then there are no assignments).
     pub excluded: Option<ExclusionReason>,
     /// One per allocation unit the visitor entered.
-    pub assignments: Vec<Assignment<'a>>,
+    pub assignments: Assignments<'a>,
+}
+
+/// A site's assignments, in order; derefs to a slice. One assignment (a page in one
+/// experiment, the usual case) is stored inline, so the per-request path allocates
+/// nothing; more go to the heap.
+#[derive(Debug, Clone, Default)]
+pub struct Assignments<'a>(Repr<'a>);
+
+#[derive(Debug, Clone, Default)]
+enum Repr<'a> {
+    #[default]
+    Empty,
+    One(Assignment<'a>),
+    Many(Vec<Assignment<'a>>),
+}
+
+impl<'a> Assignments<'a> {
+    /// Appends one.
+    pub fn push(&mut self, a: Assignment<'a>) {
+        self.0 = match core::mem::take(&mut self.0) {
+            Repr::Empty => Repr::One(a),
+            Repr::One(first) => Repr::Many(alloc::vec![first, a]),
+            Repr::Many(mut all) => {
+                all.push(a);
+                Repr::Many(all)
+            }
+        };
+    }
+
+    /// The assignments as a vector.
+    #[must_use]
+    pub fn into_vec(self) -> Vec<Assignment<'a>> {
+        self.into_iter().collect()
+    }
+}
+
+impl<'a> core::ops::Deref for Assignments<'a> {
+    type Target = [Assignment<'a>];
+    fn deref(&self) -> &Self::Target {
+        match &self.0 {
+            Repr::Empty => &[],
+            Repr::One(a) => core::slice::from_ref(a),
+            Repr::Many(all) => all,
+        }
+    }
+}
+
+impl PartialEq for Assignments<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Serialize for Assignments<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'a> FromIterator<Assignment<'a>> for Assignments<'a> {
+    fn from_iter<I: IntoIterator<Item = Assignment<'a>>>(iter: I) -> Self {
+        let mut out = Self::default();
+        for a in iter {
+            out.push(a);
+        }
+        out
+    }
+}
+
+impl<'a> IntoIterator for Assignments<'a> {
+    type Item = Assignment<'a>;
+    type IntoIter = IntoIter<'a>;
+    fn into_iter(self) -> IntoIter<'a> {
+        IntoIter(match self.0 {
+            Repr::Empty => IterRepr::One(None.into_iter()),
+            Repr::One(a) => IterRepr::One(Some(a).into_iter()),
+            Repr::Many(all) => IterRepr::Many(all.into_iter()),
+        })
+    }
+}
+
+impl<'b, 'a> IntoIterator for &'b Assignments<'a> {
+    type Item = &'b Assignment<'a>;
+    type IntoIter = core::slice::Iter<'b, Assignment<'a>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The owning iterator of [`Assignments`].
+#[derive(Debug)]
+pub struct IntoIter<'a>(IterRepr<'a>);
+
+#[derive(Debug)]
+enum IterRepr<'a> {
+    One(core::option::IntoIter<Assignment<'a>>),
+    Many(alloc::vec::IntoIter<Assignment<'a>>),
+}
+
+impl<'a> Iterator for IntoIter<'a> {
+    type Item = Assignment<'a>;
+    fn next(&mut self) -> Option<Assignment<'a>> {
+        match &mut self.0 {
+            IterRepr::One(it) => it.next(),
+            IterRepr::Many(it) => it.next(),
+        }
+    }
 }
 
 /// One assignment (one per allocation unit), borrowed from the snapshot.

@@ -468,3 +468,23 @@ fn an_assignment_serialises_as_the_owned_one_did() {
     }
     assert!(seen > 100, "{seen}");
 }
+
+#[test]
+fn assignments_hold_zero_one_or_many_like_a_vector() {
+    use samplit_engine::assign::Assignments;
+    let snap = site_snapshot(3);
+    let all = assign_site(&snap, &ctx("visitor-1")).assignments.into_vec();
+    assert!(all.len() >= 3, "{}", all.len());
+    for n in 0..=all.len() {
+        let some: Assignments<'_> = all[..n].iter().cloned().collect();
+        assert_eq!(&*some, &all[..n]);
+        assert_eq!(some.len(), n);
+        assert_eq!((&some).into_iter().count(), n);
+        assert_eq!(
+            serde_json::to_string(&some).unwrap(),
+            serde_json::to_string(&all[..n]).unwrap()
+        );
+        assert_eq!(some.clone().into_vec(), all[..n].to_vec());
+        assert_eq!(some.into_iter().collect::<Vec<_>>(), all[..n].to_vec());
+    }
+}
