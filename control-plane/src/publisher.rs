@@ -535,7 +535,7 @@ pub fn experiment_snapshot(
         ExperimentSnapshot {
             goals,
             id: e.id.to_string(),
-            seed: e.seed.clone(),
+            seed: e.seed.as_str().into(),
             hash_version: u8::try_from(e.hash_version).unwrap_or(2),
             coverage: e.coverage,
             url_rules,

@@ -6,14 +6,16 @@
 //
 // Same experiment on both sides: seed, hash version 2, coverage 1, two arms 50/50, no
 // targeting. Samplit runs the full `assign_site` (site exclusions, URL rules, namespace,
-// bucket, allocator, building the Assignment with its changes). GrowthBook is measured
-// two ways: `new GrowthBook({attributes}).run(exp)` per visitor (a fresh SDK instance per
-// request, the usual server-side pattern) and `GrowthBookClient.runInlineExperiment`
-// (its multi-user client: no per-visitor instance). The bench also checks both sides put
+// bucket, allocator, the Assignment borrowing ids and changes from the snapshot); one
+// row adds the bot user-agent check `/v1/assign` runs before it (on a Chrome user
+// agent, passed from JS like the ids). GrowthBook is measured two ways:
+// `new GrowthBook({attributes}).run(exp)` per visitor (a fresh SDK instance per request,
+// the usual server-side pattern) and `GrowthBookClient.runInlineExperiment` (its
+// multi-user client: no per-visitor instance). The bench also checks both sides put
 // each visitor in the same arm (the engine implements GrowthBook's hashing).
 import { createRequire } from 'node:module';
 import { GrowthBook, GrowthBookClient } from '@growthbook/growthbook';
-import { testSnapshot } from '../test/harness.mjs';
+import { BROWSER_UA, testSnapshot } from '../test/harness.mjs';
 
 const require = createRequire(import.meta.url);
 const { Engine } = require('../../target/bench-wasm/pkg/samplit_engine_bench_wasm.js');
@@ -48,6 +50,9 @@ const cases = {
     let s = 0; for (let i = 0; i < N; i++) s += engine.assign(ids[i], URL_); return s;
   },
   'samplit wasm, loop inside wasm (fixed split)': () => engine.assign_many('visitor-', N, URL_),
+  'samplit wasm, one call per visitor, plus the Worker\'s bot check of a Chrome user agent': () => {
+    let s = 0; for (let i = 0; i < N; i++) s += engine.assign_checking_bot(ids[i], URL_, BROWSER_UA); return s;
+  },
   'samplit wasm, one call per visitor (Thompson, propensity-weighted draw)': () => {
     let s = 0; for (let i = 0; i < N; i++) s += engineThompson.assign(ids[i], URL_); return s;
   },

@@ -119,7 +119,7 @@ impl AssignRequest {
 #[derive(Serialize)]
 struct Served<'a> {
     #[serde(flatten)]
-    assignment: &'a Assignment,
+    assignment: &'a Assignment<'a>,
     sticky_key: String,
 }
 
@@ -143,7 +143,7 @@ struct AssignResponse<'a> {
 
 /// The key the engine reads stickiness by: the unit id for an independent element,
 /// the experiment id otherwise.
-fn sticky_key(snapshot: &Snapshot, a: &Assignment) -> String {
+fn sticky_key(snapshot: &Snapshot, a: &Assignment<'_>) -> String {
     let unit = snapshot
         .experiments
         .iter()
@@ -151,11 +151,11 @@ fn sticky_key(snapshot: &Snapshot, a: &Assignment) -> String {
         .and_then(|e| {
             e.units
                 .iter()
-                .find(|u| u.element_id.is_some() && u.element_id == a.element_id)
+                .find(|u| u.element_id.is_some() && u.element_id.as_deref() == a.element_id)
         });
     match unit {
         Some(u) => u.id.clone(),
-        None => a.experiment_id.clone(),
+        None => a.experiment_id.to_owned(),
     }
 }
 
@@ -265,7 +265,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
     let result = if verified_bot || user_agent.is_some_and(targeting::is_bot_user_agent) {
         assign::SiteAssignment {
             excluded: Some(ExclusionReason::Bot),
-            assignments: Vec::new(),
+            assignments: assign::Assignments::default(),
         }
     } else {
         assign::assign_site(&snapshot, &visitor)
@@ -303,7 +303,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
     }
     let fresh: Vec<(String, String)> = served
         .iter()
-        .map(|s| (s.sticky_key.clone(), s.assignment.arm_id.clone()))
+        .map(|s| (s.sticky_key.clone(), s.assignment.arm_id.to_owned()))
         .collect();
     let encoded = cookies::encode_sticky(&fresh, &previous);
     if !fresh.is_empty() && cookie(STICKY_COOKIE) != Some(encoded.as_str()) {
@@ -355,7 +355,7 @@ fn enqueue_items(
     ctx: &Context,
     site_key: &str,
     visitor_id: &str,
-    assignments: &[Assignment],
+    assignments: &[Assignment<'_>],
     url_goals: &[&str],
 ) -> Result<(), ApiError> {
     if assignments.is_empty() && url_goals.is_empty() {
@@ -373,7 +373,7 @@ fn enqueue_items(
             ts_ms,
         }));
     }
-    let served: Vec<&Assignment> = assignments.iter().collect();
+    let served: Vec<&Assignment<'_>> = assignments.iter().collect();
     items.extend(crate::site::exposures(site_key, visitor_id, &served)?);
     events::send_after_response(ctx, events::queue(env)?, items, "exposures");
     Ok(())

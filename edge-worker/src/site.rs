@@ -164,9 +164,12 @@ pub fn origin_url(
 }
 
 /// The redirect target of an assignment's changes, if any, resolved against the page.
-pub fn redirect_target(page: &url::Url, assignments: &[Assignment]) -> Option<(usize, url::Url)> {
+pub fn redirect_target(
+    page: &url::Url,
+    assignments: &[Assignment<'_>],
+) -> Option<(usize, url::Url)> {
     assignments.iter().enumerate().find_map(|(i, a)| {
-        a.changes.iter().find_map(|c| match c.action() {
+        a.changes().find_map(|c| match c.action() {
             ChangeAction::Redirect { url } => {
                 let target = page.join(url).ok()?;
                 let same = target.path() == page.path()
@@ -179,7 +182,7 @@ pub fn redirect_target(page: &url::Url, assignments: &[Assignment]) -> Option<(u
     })
 }
 
-fn sticky_key(snapshot: &Snapshot, a: &Assignment) -> String {
+fn sticky_key(snapshot: &Snapshot, a: &Assignment<'_>) -> String {
     snapshot
         .experiments
         .iter()
@@ -187,9 +190,9 @@ fn sticky_key(snapshot: &Snapshot, a: &Assignment) -> String {
         .and_then(|e| {
             e.units
                 .iter()
-                .find(|u| u.element_id.is_some() && u.element_id == a.element_id)
+                .find(|u| u.element_id.is_some() && u.element_id.as_deref() == a.element_id)
         })
-        .map_or_else(|| a.experiment_id.clone(), |u| u.id.clone())
+        .map_or_else(|| a.experiment_id.to_owned(), |u| u.id.clone())
 }
 
 /// One exposure queue item per assignment (fresh ids, one timestamp), for `/v1/assign`
@@ -197,7 +200,7 @@ fn sticky_key(snapshot: &Snapshot, a: &Assignment) -> String {
 pub(crate) fn exposures(
     site_key: &str,
     visitor_id: &str,
-    assignments: &[&Assignment],
+    assignments: &[&Assignment<'_>],
 ) -> Result<Vec<Item>, ApiError> {
     let ts_ms = now_ms();
     assignments
@@ -207,9 +210,9 @@ pub(crate) fn exposures(
                 id: ids::random_uuid()
                     .map_err(|e| ApiError::upstream("the random number generator", e))?,
                 site_key: site_key.to_owned(),
-                experiment_id: a.experiment_id.clone(),
-                element_id: a.element_id.clone(),
-                arm_id: a.arm_id.clone(),
+                experiment_id: a.experiment_id.to_owned(),
+                element_id: a.element_id.map(str::to_owned),
+                arm_id: a.arm_id.to_owned(),
                 visitor_id: visitor_id.to_owned(),
                 propensity: a.propensity,
                 snapshot_version: a.snapshot_version,
@@ -325,10 +328,10 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     } else {
         assign::assign_site(&snapshot, &visitor)
     };
-    let assignments = if result.excluded.is_some() {
-        Vec::new()
+    let assignments: &[Assignment<'_>] = if result.excluded.is_some() {
+        &[]
     } else {
-        result.assignments
+        &result.assignments
     };
 
     // Cookies, as /v1/assign sets them.
@@ -340,7 +343,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
         }
         let fresh: Vec<(String, String)> = assignments
             .iter()
-            .map(|a| (sticky_key(&snapshot, a), a.arm_id.clone()))
+            .map(|a| (sticky_key(&snapshot, a), a.arm_id.to_owned()))
             .collect();
         let encoded = cookies::encode_sticky(&fresh, &previous);
         if cookie(STICKY_COOKIE) != Some(encoded.as_str()) {
@@ -350,7 +353,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
 
     // Split-URL: log the exposure, then redirect.
     let navigation = header("accept").is_some_and(|a| a.contains("text/html"));
-    if navigation && let Some((i, target)) = redirect_target(&url, &assignments) {
+    if navigation && let Some((i, target)) = redirect_target(&url, assignments) {
         let items = exposures(&snapshot.site_key, &visitor_id, &[&assignments[i]])?;
         events::send(&events::queue(env)?, items)
             .await
@@ -375,18 +378,18 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     let plan = Plan {
         changes: assignments
             .iter()
-            .flat_map(|a| a.changes.iter().cloned())
+            .flat_map(|a| a.changes().cloned())
             .collect(),
         editor: None,
     };
     // The page is about to be served with these arms: log them.
-    let served: Vec<&Assignment> = assignments.iter().collect();
+    let served: Vec<&Assignment<'_>> = assignments.iter().collect();
     let items = exposures(&snapshot.site_key, &visitor_id, &served)?;
     events::send_after_response(ctx, events::queue(env)?, items, "edge-rendered exposures");
 
     let arms: Vec<(String, String)> = assignments
         .iter()
-        .map(|a| (sticky_key(&snapshot, a), a.arm_id.clone()))
+        .map(|a| (sticky_key(&snapshot, a), a.arm_id.to_owned()))
         .collect();
     let key = render::variant_key(&arms);
     let out = Headers::new();
@@ -431,7 +434,9 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use samplit_engine::assign::ArmVariants;
     use samplit_engine::changes::Change;
+    use samplit_engine::snapshot::{Element, Variant};
 
     #[test]
     fn the_origin_override_replaces_scheme_host_and_port_only() {
@@ -446,13 +451,25 @@ mod tests {
         assert_eq!(origin_url(&u, Some("not a url")).unwrap_err().status, 503);
     }
 
-    fn assignment(changes: Vec<Change>) -> Assignment {
+    /// An element whose one variant makes `changes`.
+    fn element(changes: Vec<Change>) -> Element {
+        Element {
+            id: "el".into(),
+            selector: "body".into(),
+            variants: vec![Variant {
+                id: "b".into(),
+                changes,
+            }],
+        }
+    }
+
+    /// An assignment to that variant.
+    fn assignment(element: &Element) -> Assignment<'_> {
         Assignment {
-            experiment_id: "e".into(),
+            experiment_id: "e",
             element_id: None,
-            arm_id: "b".into(),
-            variant_ids: vec![],
-            changes,
+            arm_id: "b",
+            variants: ArmVariants::new(std::slice::from_ref(element), &[0], None).unwrap(),
             propensity: 0.5,
             snapshot_version: 1,
             sticky: false,
@@ -464,16 +481,17 @@ mod tests {
         let page = url::Url::parse("https://shop.test/landing?x=1").unwrap();
         let redirect =
             |u: &str| Change::new("body", ChangeAction::Redirect { url: u.into() }).unwrap();
-        let a = [assignment(vec![redirect("/landing-b")])];
+        let el = element(vec![redirect("/landing-b")]);
+        let a = [assignment(&el)];
         assert_eq!(
             redirect_target(&page, &a).unwrap().1.as_str(),
             "https://shop.test/landing-b"
         );
-        let same = [assignment(vec![redirect("/landing?x=1")])];
+        let el = element(vec![redirect("/landing?x=1")]);
+        let same = [assignment(&el)];
         assert!(redirect_target(&page, &same).is_none());
-        let none = [assignment(vec![
-            Change::new("h1", ChangeAction::Hide).unwrap(),
-        ])];
+        let el = element(vec![Change::new("h1", ChangeAction::Hide).unwrap()]);
+        let none = [assignment(&el)];
         assert!(redirect_target(&page, &none).is_none());
     }
 

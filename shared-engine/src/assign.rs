@@ -20,17 +20,16 @@
 //! The propensity reported is the arm's propensity in the snapshot (for a sticky
 //! assignment too: it is the probability a *new* visitor had; `sticky` flags the case).
 
-use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::allocator::visitor_rng;
 use crate::bucket;
 use crate::changes::Change;
 use crate::multi::{self, Mode};
-use crate::snapshot::{AllocationUnit, ExperimentSnapshot, Snapshot};
+use crate::snapshot::{AllocationUnit, Element, ExperimentSnapshot, Snapshot, Variant};
 use crate::targeting::{self, ExclusionReason};
 
 /// What the edge knows about the request.
@@ -54,28 +53,138 @@ pub struct VisitorContext<'a> {
     pub sticky: &'a [(&'a str, &'a str)],
 }
 
-/// The result for a site.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct SiteAssignment {
+/// The result for a site. It borrows from the snapshot it was computed from: ids and
+/// changes are not copied (the per-request hot path allocates only the list).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct SiteAssignment<'a> {
     /// `Some` when a site-wide exclusion rule matched (then there are no assignments).
     pub excluded: Option<ExclusionReason>,
     /// One per allocation unit the visitor entered.
-    pub assignments: Vec<Assignment>,
+    pub assignments: Assignments<'a>,
 }
 
-/// One assignment (one per allocation unit).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Assignment {
+/// A site's assignments, in order; derefs to a slice. One assignment (a page in one
+/// experiment, the usual case) is stored inline, so the per-request path allocates
+/// nothing; more go to the heap.
+#[derive(Debug, Clone, Default)]
+pub struct Assignments<'a>(Repr<'a>);
+
+#[derive(Debug, Clone, Default)]
+enum Repr<'a> {
+    #[default]
+    Empty,
+    One(Assignment<'a>),
+    Many(Vec<Assignment<'a>>),
+}
+
+impl<'a> Assignments<'a> {
+    /// Appends one.
+    pub fn push(&mut self, a: Assignment<'a>) {
+        self.0 = match core::mem::take(&mut self.0) {
+            Repr::Empty => Repr::One(a),
+            Repr::One(first) => Repr::Many(alloc::vec![first, a]),
+            Repr::Many(mut all) => {
+                all.push(a);
+                Repr::Many(all)
+            }
+        };
+    }
+
+    /// The assignments as a vector.
+    #[must_use]
+    pub fn into_vec(self) -> Vec<Assignment<'a>> {
+        self.into_iter().collect()
+    }
+}
+
+impl<'a> core::ops::Deref for Assignments<'a> {
+    type Target = [Assignment<'a>];
+    fn deref(&self) -> &Self::Target {
+        match &self.0 {
+            Repr::Empty => &[],
+            Repr::One(a) => core::slice::from_ref(a),
+            Repr::Many(all) => all,
+        }
+    }
+}
+
+impl PartialEq for Assignments<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Serialize for Assignments<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'a> FromIterator<Assignment<'a>> for Assignments<'a> {
+    fn from_iter<I: IntoIterator<Item = Assignment<'a>>>(iter: I) -> Self {
+        let mut out = Self::default();
+        for a in iter {
+            out.push(a);
+        }
+        out
+    }
+}
+
+impl<'a> IntoIterator for Assignments<'a> {
+    type Item = Assignment<'a>;
+    type IntoIter = IntoIter<'a>;
+    fn into_iter(self) -> IntoIter<'a> {
+        IntoIter(match self.0 {
+            Repr::Empty => IterRepr::One(None.into_iter()),
+            Repr::One(a) => IterRepr::One(Some(a).into_iter()),
+            Repr::Many(all) => IterRepr::Many(all.into_iter()),
+        })
+    }
+}
+
+impl<'b, 'a> IntoIterator for &'b Assignments<'a> {
+    type Item = &'b Assignment<'a>;
+    type IntoIter = core::slice::Iter<'b, Assignment<'a>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The owning iterator of [`Assignments`].
+#[derive(Debug)]
+pub struct IntoIter<'a>(IterRepr<'a>);
+
+#[derive(Debug)]
+enum IterRepr<'a> {
+    One(core::option::IntoIter<Assignment<'a>>),
+    Many(alloc::vec::IntoIter<Assignment<'a>>),
+}
+
+impl<'a> Iterator for IntoIter<'a> {
+    type Item = Assignment<'a>;
+    fn next(&mut self) -> Option<Assignment<'a>> {
+        match &mut self.0 {
+            IterRepr::One(it) => it.next(),
+            IterRepr::Many(it) => it.next(),
+        }
+    }
+}
+
+/// One assignment (one per allocation unit), borrowed from the snapshot.
+///
+/// Serialised as `{experiment_id, element_id, arm_id, variant_ids, changes, propensity,
+/// snapshot_version, sticky}` (the `/v1/assign` response's shape).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment<'a> {
     /// The experiment.
-    pub experiment_id: String,
+    pub experiment_id: &'a str,
     /// `Some` for an independent multi-element experiment's element.
-    pub element_id: Option<String>,
+    pub element_id: Option<&'a str>,
     /// The arm.
-    pub arm_id: String,
-    /// The variant id per element this arm stands for (one for an independent element).
-    pub variant_ids: Vec<String>,
-    /// The changes to apply, in element order.
-    pub changes: Vec<Change>,
+    pub arm_id: &'a str,
+    /// The variant per element this arm stands for (one for an independent element),
+    /// with their changes.
+    pub variants: ArmVariants<'a>,
     /// The arm's propensity under this snapshot.
     pub propensity: f64,
     /// The snapshot version that decided it.
@@ -84,9 +193,101 @@ pub struct Assignment {
     pub sticky: bool,
 }
 
+impl<'a> Assignment<'a> {
+    /// The variant ids, in element order.
+    pub fn variant_ids(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.variants.iter().map(|v| v.id.as_str())
+    }
+
+    /// The changes to apply, in element order.
+    pub fn changes(&self) -> impl Iterator<Item = &'a Change> + 'a {
+        self.variants.iter().flat_map(|v| v.changes.iter())
+    }
+}
+
+impl Serialize for Assignment<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        /// A sequence serialised from a fresh iterator.
+        struct Seq<F>(F);
+        impl<F: Fn() -> I, I: Iterator<Item = T>, T: Serialize> Serialize for Seq<F> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq((self.0)())
+            }
+        }
+        let mut st = s.serialize_struct("Assignment", 8)?;
+        st.serialize_field("experiment_id", self.experiment_id)?;
+        st.serialize_field("element_id", &self.element_id)?;
+        st.serialize_field("arm_id", self.arm_id)?;
+        st.serialize_field("variant_ids", &Seq(|| self.variant_ids()))?;
+        st.serialize_field("changes", &Seq(|| self.changes()))?;
+        st.serialize_field("propensity", &self.propensity)?;
+        st.serialize_field("snapshot_version", &self.snapshot_version)?;
+        st.serialize_field("sticky", &self.sticky)?;
+        st.end()
+    }
+}
+
+/// The variants an arm stands for: one per element of the experiment (`single`,
+/// `factorial`), or one of a single element (an `independent` element's unit).
+/// Built only from indexes that exist ([`ArmVariants::new`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArmVariants<'a> {
+    elements: &'a [Element],
+    indexes: &'a [usize],
+    /// The independent element's position: every index is into its variants.
+    element: Option<usize>,
+}
+
+impl<'a> ArmVariants<'a> {
+    /// Variant `indexes[i]` of element `element` (when `Some`) or of element `i`;
+    /// `None` if an element or variant does not exist.
+    #[must_use]
+    pub fn new(
+        elements: &'a [Element],
+        indexes: &'a [usize],
+        element: Option<usize>,
+    ) -> Option<Self> {
+        for (pos, &v) in indexes.iter().enumerate() {
+            elements.get(element.unwrap_or(pos))?.variants.get(v)?;
+        }
+        Some(Self {
+            elements,
+            indexes,
+            element,
+        })
+    }
+
+    /// How many variants.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.indexes.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.indexes.is_empty()
+    }
+
+    /// The variants, in element order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a Variant> + 'a {
+        let Self {
+            elements,
+            indexes,
+            element,
+        } = *self;
+        // `new` checked every index, so nothing is skipped.
+        indexes
+            .iter()
+            .enumerate()
+            .filter_map(move |(pos, &v)| elements.get(element.unwrap_or(pos))?.variants.get(v))
+    }
+}
+
 /// All assignments of a visitor on a site (see the module docs for the order of checks).
 #[must_use]
-pub fn assign_site(snapshot: &Snapshot, ctx: &VisitorContext<'_>) -> SiteAssignment {
+pub fn assign_site<'a>(snapshot: &'a Snapshot, ctx: &VisitorContext<'_>) -> SiteAssignment<'a> {
     let mut out = SiteAssignment::default();
     if ctx.visitor_id.is_empty() {
         return out;
@@ -140,11 +341,14 @@ fn choose_arm(
         .element_id
         .as_deref()
         .filter(|_| exp.mode == Mode::Independent);
+    // The salt's first part is the seed itself, whose hash state `Seed` holds.
     let salt = match element {
         Some(el) => multi::element_salt(&exp.seed, el),
         None => [exp.seed.as_str(), "", ""],
     };
-    let n = bucket::hash_parts(&salt, ctx.visitor_id, exp.hash_version)?;
+    let n = exp
+        .seed
+        .hash_parts(&salt[1..], ctx.visitor_id, exp.hash_version)?;
     let rng_unit = match element {
         Some(el) => [exp.id.as_str(), ":", el],
         None => [exp.id.as_str(), "", ""],
@@ -163,16 +367,14 @@ fn choose_arm(
     Some((i, false))
 }
 
-fn assign_unit(
+fn assign_unit<'a>(
     snapshot_version: u64,
-    exp: &ExperimentSnapshot,
-    unit: &AllocationUnit,
+    exp: &'a ExperimentSnapshot,
+    unit: &'a AllocationUnit,
     ctx: &VisitorContext<'_>,
-) -> Option<Assignment> {
+) -> Option<Assignment<'a>> {
     let (i, sticky) = choose_arm(snapshot_version, exp, unit, ctx)?;
     let arm = unit.arms.get(i)?;
-    let mut variant_ids = Vec::with_capacity(arm.variants.len());
-    let mut changes = Vec::new();
     let independent_element = match exp.mode {
         Mode::Independent => unit
             .element_id
@@ -180,21 +382,14 @@ fn assign_unit(
             .and_then(|id| exp.elements.iter().position(|e| e.id == id)),
         Mode::Single | Mode::Factorial => None,
     };
-    for (pos, &v) in arm.variants.iter().enumerate() {
-        let element = exp.elements.get(independent_element.unwrap_or(pos))?;
-        let variant = element.variants.get(v)?;
-        variant_ids.push(variant.id.clone());
-        changes.extend(variant.changes.iter().cloned());
-    }
     Some(Assignment {
-        experiment_id: exp.id.clone(),
+        experiment_id: &exp.id,
         element_id: match exp.mode {
-            Mode::Independent => unit.element_id.clone(),
+            Mode::Independent => unit.element_id.as_deref(),
             Mode::Single | Mode::Factorial => None,
         },
-        arm_id: arm.id.to_string(),
-        variant_ids,
-        changes,
+        arm_id: &arm.id,
+        variants: ArmVariants::new(&exp.elements, &arm.variants, independent_element)?,
         propensity: arm.propensity,
         snapshot_version,
         sticky,

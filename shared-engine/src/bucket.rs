@@ -22,6 +22,7 @@
 //! The golden vectors in the tests were computed independently by
 //! `tests/reference/growthbook_hash.py` (a direct transcription of the definition).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 /// FNV-1a 32-bit offset basis.
@@ -100,15 +101,7 @@ pub fn hash(seed: &str, value: &str, version: u8) -> Option<f64> {
 #[must_use]
 pub fn hash_parts(seed_parts: &[&str], value: &str, version: u8) -> Option<f64> {
     match version {
-        1 => {
-            // v1 hashes `value + seed`.
-            let mut h = Fnv1a32::new();
-            h.write_str(value);
-            for part in seed_parts {
-                h.write_str(part);
-            }
-            Some(f64::from(h.finish() % 1000) / 1000.0)
-        }
+        1 => Some(v1(value, "", seed_parts)),
         2 => {
             // v2 hashes `seed + value`, then hashes the inner hash's decimal string.
             let mut inner = Fnv1a32::new();
@@ -116,15 +109,143 @@ pub fn hash_parts(seed_parts: &[&str], value: &str, version: u8) -> Option<f64> 
                 inner.write_str(part);
             }
             inner.write_str(value);
-            let mut buf = [0u8; 10];
-            let digits = decimal(inner.finish(), &mut buf);
-            let mut outer = Fnv1a32::new();
-            for &d in digits {
-                outer.write_unit(u16::from(d));
-            }
-            Some(f64::from(outer.finish() % 10_000) / 10_000.0)
+            Some(v2_outer(inner.finish()))
         }
         _ => None,
+    }
+}
+
+/// v1: `fnv1a32(value + seed) % 1000 / 1000`, the seed being `first` then `rest`.
+fn v1(value: &str, first: &str, rest: &[&str]) -> f64 {
+    let mut h = Fnv1a32::new();
+    h.write_str(value);
+    h.write_str(first);
+    for part in rest {
+        h.write_str(part);
+    }
+    f64::from(h.finish() % 1000) / 1000.0
+}
+
+/// v2's outer step: `fnv1a32(decimal_string(inner)) % 10000 / 10000`.
+fn v2_outer(inner: u32) -> f64 {
+    let mut buf = [0u8; 10];
+    let digits = decimal(inner, &mut buf);
+    let mut outer = Fnv1a32::new();
+    for &d in digits {
+        outer.write_unit(u16::from(d));
+    }
+    f64::from(outer.finish() % 10_000) / 10_000.0
+}
+
+/// A bucketing seed (an experiment's `seed`) with the FNV-1a state of its UTF-16 code
+/// units computed once, when the seed is made.
+///
+/// Hash v2 starts with `fnv1a32(seed + value)`: the seed's share of that hash is the same
+/// for every visitor, so [`Seed::hash_parts`] resumes from the stored state and feeds
+/// only the rest. For a UUID seed and a UUID visitor id that halves the per-request
+/// hashing. The state is private and set only from the text, so it cannot go stale;
+/// the seed serialises as its plain string.
+#[derive(Clone)]
+pub struct Seed {
+    text: String,
+    state: Fnv1a32,
+}
+
+impl Seed {
+    /// A seed and its hash state.
+    pub fn new(text: impl Into<String>) -> Self {
+        let text = text.into();
+        let mut state = Fnv1a32::new();
+        state.write_str(&text);
+        Self { text, state }
+    }
+
+    /// The seed's text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// `hash_parts(&[seed, rest[0], rest[1], …], value, version)`, resuming from the
+    /// seed's stored state for v2 (v1 hashes `value + seed`, so it starts from scratch).
+    #[must_use]
+    pub fn hash_parts(&self, rest: &[&str], value: &str, version: u8) -> Option<f64> {
+        match version {
+            1 => Some(v1(value, &self.text, rest)),
+            2 => {
+                let mut inner = self.state;
+                for part in rest {
+                    inner.write_str(part);
+                }
+                inner.write_str(value);
+                Some(v2_outer(inner.finish()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl core::ops::Deref for Seed {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl AsRef<str> for Seed {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for Seed {
+    fn eq(&self, other: &Self) -> bool {
+        // The state is a function of the text.
+        self.text == other.text
+    }
+}
+
+impl Eq for Seed {}
+
+impl core::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl core::fmt::Display for Seed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl From<String> for Seed {
+    fn from(text: String) -> Self {
+        Self::new(text)
+    }
+}
+
+impl From<&str> for Seed {
+    fn from(text: &str) -> Self {
+        Self::new(text)
+    }
+}
+
+impl From<Seed> for String {
+    fn from(seed: Seed) -> Self {
+        seed.text
+    }
+}
+
+impl serde::Serialize for Seed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Seed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::new)
     }
 }
 

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::allocator::{Allocator, AllocatorError, ArmStats};
+use crate::bucket::Seed;
 use crate::changes::{self, Change};
 use crate::multi::{self, Mode};
 use crate::targeting::{ExclusionRule, UrlRule};
@@ -79,7 +80,8 @@ pub struct ExperimentSnapshot {
     /// The experiment id (a UUID from the control plane).
     pub id: String,
     /// Bucketing seed (GrowthBook's `seed`; for a migrated experiment, its old seed).
-    pub seed: String,
+    /// Serialised as a plain string; holds its precomputed hash state ([`Seed`]).
+    pub seed: Seed,
     /// GrowthBook hash version, 1 or 2.
     pub hash_version: u8,
     /// Share of eligible traffic that enters the experiment, in [0, 1].

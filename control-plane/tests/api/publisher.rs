@@ -170,7 +170,7 @@ async fn a_signed_snapshot_carries_only_running_experiments_with_arms_and_propen
     assert_eq!(snap.experiments.len(), 1, "only the running experiment");
     let exp = &snap.experiments[0];
     assert_eq!(exp.id, running["id"].as_str().unwrap());
-    assert_eq!(exp.seed, exp.id);
+    assert_eq!(exp.seed.as_str(), exp.id);
     assert_eq!(exp.elements[0].selector, "#hero h1");
     assert_eq!(exp.elements[0].variants[1].changes.len(), 1);
     let unit = &exp.units[0];

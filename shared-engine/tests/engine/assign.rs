@@ -27,7 +27,7 @@ fn a_visitor_gets_one_assignment_per_unit() {
     let ids: Vec<(&str, Option<&str>)> = r
         .assignments
         .iter()
-        .map(|a| (a.experiment_id.as_str(), a.element_id.as_deref()))
+        .map(|a| (a.experiment_id, a.element_id))
         .collect();
     assert_eq!(
         ids,
@@ -46,11 +46,12 @@ fn a_visitor_gets_one_assignment_per_unit() {
     }
     // Factorial: one variant per element, changes from both.
     let grid = &r.assignments[2];
-    assert_eq!(grid.variant_ids.len(), 2);
-    assert_eq!(grid.changes.len(), 2);
+    let variant_ids: Vec<&str> = grid.variant_ids().collect();
+    assert_eq!(variant_ids.len(), 2);
+    assert_eq!(grid.changes().count(), 2);
     assert_eq!(
         grid.arm_id,
-        format!("{}+{}", grid.variant_ids[0], grid.variant_ids[1])
+        format!("{}+{}", variant_ids[0], variant_ids[1])
     );
 }
 
@@ -246,7 +247,8 @@ fn coverage_and_namespaces_leave_visitors_out() {
 
 #[test]
 fn an_empty_visitor_id_gets_nothing() {
-    let r = assign_site(&site_snapshot(3), &ctx(""));
+    let snap = site_snapshot(3);
+    let r = assign_site(&snap, &ctx(""));
     assert!(r.assignments.is_empty() && r.excluded.is_none());
 }
 
@@ -392,4 +394,97 @@ fn page_goals_fire_url_goals_on_matching_pages_and_list_click_goals_once() {
     let elsewhere = page_goals(&snap, "https://shop.example/products");
     assert!(elsewhere.url_goals.is_empty());
     assert_eq!(elsewhere.click_goals.len(), 2);
+}
+
+/// The owned `Assignment` the engine returned before it borrowed from the snapshot: the
+/// `/v1/assign` response must serialise the same bytes.
+#[derive(serde::Serialize)]
+struct OwnedAssignment {
+    experiment_id: String,
+    element_id: Option<String>,
+    arm_id: String,
+    variant_ids: Vec<String>,
+    changes: Vec<samplit_engine::changes::Change>,
+    propensity: f64,
+    snapshot_version: u64,
+    sticky: bool,
+}
+
+#[test]
+fn an_assignment_serialises_as_the_owned_one_did() {
+    use samplit_engine::multi::Mode;
+    let snap = site_snapshot(3);
+    let mut seen = 0;
+    for i in 0..50 {
+        let v = format!("visitor-{i}");
+        let sticky = [("exp-fixed", "arm1")];
+        let c = VisitorContext {
+            sticky: if i % 2 == 0 { &sticky } else { &[] },
+            ..ctx(&v)
+        };
+        for a in assign_site(&snap, &c).assignments {
+            // Looked up independently of the engine's borrowed representation.
+            let exp = snap
+                .experiments
+                .iter()
+                .find(|e| e.id == a.experiment_id)
+                .unwrap();
+            let unit = exp
+                .units
+                .iter()
+                .find(|u| exp.mode != Mode::Independent || u.element_id.as_deref() == a.element_id)
+                .unwrap();
+            let arm = unit.arms.iter().find(|x| x.id == a.arm_id).unwrap();
+            let variants: Vec<&samplit_engine::snapshot::Variant> = arm
+                .variants
+                .iter()
+                .enumerate()
+                .map(|(pos, &vi)| {
+                    let el = match &unit.element_id {
+                        Some(id) if exp.mode == Mode::Independent => {
+                            exp.elements.iter().find(|e| &e.id == id).unwrap()
+                        }
+                        _ => &exp.elements[pos],
+                    };
+                    &el.variants[vi]
+                })
+                .collect();
+            let owned = OwnedAssignment {
+                experiment_id: exp.id.clone(),
+                element_id: a.element_id.map(str::to_owned),
+                arm_id: arm.id.clone(),
+                variant_ids: variants.iter().map(|v| v.id.clone()).collect(),
+                changes: variants.iter().flat_map(|v| v.changes.clone()).collect(),
+                propensity: arm.propensity,
+                snapshot_version: 3,
+                sticky: a.sticky,
+            };
+            assert_eq!(
+                serde_json::to_string(&a).unwrap(),
+                serde_json::to_string(&owned).unwrap()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 100, "{seen}");
+}
+
+#[test]
+fn assignments_hold_zero_one_or_many_like_a_vector() {
+    use samplit_engine::assign::Assignments;
+    let snap = site_snapshot(3);
+    let all = assign_site(&snap, &ctx("visitor-1")).assignments.into_vec();
+    assert!(all.len() >= 3, "{}", all.len());
+    for n in 0..=all.len() {
+        let some: Assignments<'_> = all[..n].iter().cloned().collect();
+        assert_eq!(&*some, &all[..n]);
+        assert_eq!(some.len(), n);
+        assert_eq!((&some).into_iter().count(), n);
+        assert_eq!(
+            serde_json::to_string(&some).unwrap(),
+            serde_json::to_string(&all[..n]).unwrap()
+        );
+        assert_eq!(some.clone().into_vec(), all[..n].to_vec());
+        assert_eq!(some.into_iter().collect::<Vec<_>>(), all[..n].to_vec());
+    }
 }

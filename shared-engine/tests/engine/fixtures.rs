@@ -65,7 +65,7 @@ pub fn single(id: &str, allocator: Allocator, stats: &[ArmStats]) -> ExperimentS
     ExperimentSnapshot {
         goals: Vec::new(),
         id: id.into(),
-        seed: format!("seed-{id}"),
+        seed: format!("seed-{id}").into(),
         hash_version: 2,
         coverage: 1.0,
         url_rules: vec![],
@@ -102,7 +102,7 @@ pub fn factorial(id: &str, allocator: Allocator, stats: &[ArmStats; 9]) -> Exper
     ExperimentSnapshot {
         goals: Vec::new(),
         id: id.into(),
-        seed: format!("seed-{id}"),
+        seed: format!("seed-{id}").into(),
         hash_version: 2,
         coverage: 1.0,
         url_rules: vec![],
@@ -151,7 +151,7 @@ pub fn independent(id: &str) -> ExperimentSnapshot {
     ExperimentSnapshot {
         goals: Vec::new(),
         id: id.into(),
-        seed: format!("seed-{id}"),
+        seed: format!("seed-{id}").into(),
         hash_version: 2,
         coverage: 1.0,
         url_rules: vec![],

@@ -6,7 +6,7 @@ use samplit_engine::allocator::{
 };
 use samplit_engine::assign::{VisitorContext, assign_site};
 use samplit_engine::bucket::{
-    bucket_ranges, choose_from_weights, choose_variation, hash, hash_parts,
+    Seed, bucket_ranges, choose_from_weights, choose_variation, hash, hash_parts,
 };
 use samplit_engine::snapshot::{SignedSnapshot, SnapshotError, sign, verify};
 
@@ -81,6 +81,26 @@ proptest! {
         } else {
             prop_assert!(!(1..=2).contains(&version));
         }
+    }
+
+    #[test]
+    fn a_seed_with_its_stored_hash_state_hashes_like_the_plain_seed(
+        seed in ".{0,40}", sep in ".{0,3}", element in ".{0,20}", visitor in ".{0,40}",
+        version in 0u8..4,
+    ) {
+        let stored = Seed::new(seed.clone());
+        prop_assert_eq!(
+            stored.hash_parts(&[&sep, &element], &visitor, version),
+            hash_parts(&[&seed, &sep, &element], &visitor, version)
+        );
+        prop_assert_eq!(
+            stored.hash_parts(&[], &visitor, version),
+            hash(&seed, &visitor, version)
+        );
+        // It serialises as (and parses from) the plain string.
+        let json = serde_json::to_string(&stored).unwrap();
+        prop_assert_eq!(&json, &serde_json::to_string(&seed).unwrap());
+        prop_assert_eq!(serde_json::from_str::<Seed>(&json).unwrap(), stored);
     }
 
     #[test]

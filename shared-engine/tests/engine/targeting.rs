@@ -268,6 +268,84 @@ fn the_bot_list_catches_crawlers_and_spares_browsers() {
     );
 }
 
+/// The definition `is_bot_user_agent` must agree with: one substring search per pattern
+/// in the lower-cased user agent.
+fn naive_is_bot(ua: &str) -> bool {
+    let lower = ua.to_ascii_lowercase();
+    BOT_USER_AGENTS.iter().any(|p| lower.contains(p))
+}
+
+#[test]
+fn the_indexed_bot_check_agrees_with_a_scan_of_the_whole_list() {
+    let mut uas: Vec<String> = BROWSERS
+        .iter()
+        .chain(BOTS)
+        .map(|s| (*s).to_owned())
+        .collect();
+    uas.extend(
+        [
+            "",
+            "a",
+            "rs",
+            "rss",
+            "RsS",
+            "Mozilla/5.0",
+            "é",
+            "ébot/",
+            "\u{1F600}curl/",
+        ]
+        .map(String::from),
+    );
+    for (n, p) in BOT_USER_AGENTS.iter().enumerate() {
+        // Mixed case, at the start, the end, in the middle, next to non-ASCII text.
+        let mixed: String = p
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if (i + n) % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        uas.push(mixed.clone());
+        uas.push(format!("Mozilla/5.0 ({mixed}"));
+        uas.push(format!("{mixed} Safari/537.36"));
+        uas.push(format!("é{mixed}ü"));
+        // Near misses: the pattern less its last byte, or with its first byte changed.
+        let cut = &p[..p.len() - 1];
+        uas.push(format!("Mozilla/5.0 {cut}"));
+        uas.push(format!("Mozilla/5.0 ~{}", &p[1..]));
+    }
+    let mut bots = 0;
+    for ua in &uas {
+        let want = naive_is_bot(ua);
+        assert_eq!(is_bot_user_agent(ua), want, "{ua:?}");
+        bots += usize::from(want);
+    }
+    assert!(bots > BOT_USER_AGENTS.len() * 4, "{bots} of {}", uas.len());
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_indexed_bot_check_agrees_on_any_text(
+        ua in "[ -~]{0,60}|\\PC{0,30}",
+        pattern in proptest::sample::select(BOT_USER_AGENTS),
+        at in 0usize..60,
+        upper in proptest::bool::ANY,
+    ) {
+        proptest::prop_assert_eq!(is_bot_user_agent(&ua), naive_is_bot(&ua));
+        // With a pattern spliced in (at a char boundary).
+        let mut with = ua.clone();
+        let at = with.char_indices().map(|(i, _)| i).nth(at).unwrap_or(with.len());
+        let pattern = if upper { pattern.to_ascii_uppercase() } else { pattern.to_owned() };
+        with.insert_str(at, &pattern);
+        proptest::prop_assert!(is_bot_user_agent(&with));
+        proptest::prop_assert_eq!(is_bot_user_agent(&with), naive_is_bot(&with));
+    }
+}
+
 #[test]
 fn header_cookie_and_query_rules_match_as_documented() {
     let header = ExclusionRule::header("X-Internal", "yes").unwrap();

@@ -3,6 +3,7 @@
 
 use samplit_engine::assign::{VisitorContext, assign_site};
 use samplit_engine::snapshot::Snapshot;
+use samplit_engine::targeting::is_bot_user_agent;
 use wasm_bindgen::prelude::*;
 
 /// A parsed snapshot to assign against.
@@ -26,22 +27,27 @@ impl Engine {
     /// One visitor's full site assignment; returns the first assignment's arm index in
     /// its unit (-1: none), so JS can compare with GrowthBook's variation id.
     pub fn assign(&self, visitor_id: &str, url: &str) -> i32 {
-        let ctx = VisitorContext {
+        self.arm_index(&VisitorContext {
             visitor_id,
             url,
             user_agent: Some("Mozilla/5.0"),
             ..Default::default()
-        };
-        let result = assign_site(&self.snapshot, &ctx);
-        let Some(a) = result.assignments.first() else {
+        })
+    }
+
+    /// [`Engine::assign`] with what `/v1/assign` does around it: the bot user-agent check
+    /// on the request's user agent first (a bot gets -1), then the same context carries
+    /// that user agent.
+    pub fn assign_checking_bot(&self, visitor_id: &str, url: &str, user_agent: &str) -> i32 {
+        if is_bot_user_agent(user_agent) {
             return -1;
-        };
-        self.snapshot
-            .experiments
-            .iter()
-            .flat_map(|e| e.units.iter())
-            .find_map(|u| u.arms.iter().position(|arm| arm.id == a.arm_id))
-            .map_or(-1, |i| i as i32)
+        }
+        self.arm_index(&VisitorContext {
+            visitor_id,
+            url,
+            user_agent: Some(user_agent),
+            ..Default::default()
+        })
     }
 
     /// `n` assignments of visitors `"{prefix}{i}"` inside wasm (no JS boundary per
@@ -58,5 +64,20 @@ impl Engine {
             }
         }
         zeros
+    }
+}
+
+impl Engine {
+    fn arm_index(&self, ctx: &VisitorContext<'_>) -> i32 {
+        let result = assign_site(&self.snapshot, ctx);
+        let Some(a) = result.assignments.first() else {
+            return -1;
+        };
+        self.snapshot
+            .experiments
+            .iter()
+            .flat_map(|e| e.units.iter())
+            .find_map(|u| u.arms.iter().position(|arm| arm.id == a.arm_id))
+            .map_or(-1, |i| i as i32)
     }
 }
