@@ -7,7 +7,11 @@
 //!   in a body, or `key=arm&...` (form-encoded, like the cookie) in a query;
 //! - `user_agent`, `ip` (optional): for plugins calling server-side on behalf of a
 //!   visitor, whose own headers describe the plugin's server;
-//! - `attributes`: accepted and ignored — snapshot schema 1 has no attribute targeting.
+//! - `attributes` (optional): what the caller knows about the visitor, as an object of
+//!   strings, numbers or booleans in a body (`{"plan": "enterprise", "orders": 3}`), or
+//!   `attr.<name>=<value>` pairs in a query; at most 50, names 1-64 characters, values at
+//!   most 256 bytes. The snapshot's `attribute` exclusion rules match on them (numbers
+//!   and booleans as their JSON text, e.g. `3`, `true`).
 //!
 //! Output: `{"site_key", "visitor_id", "snapshot_version", "excluded", "assignments":
 //! [{experiment_id, element_id, arm_id, variant_ids, changes, propensity,
@@ -49,6 +53,10 @@ use crate::{cors, events, ids, snapshots};
 pub const URL_MAX: usize = 4096;
 /// Most sticky pairs read from a request.
 pub const STICKY_MAX: usize = 200;
+/// Most attributes read from a request.
+pub const ATTRIBUTES_MAX: usize = 50;
+/// Longest attribute value, in bytes.
+pub const ATTRIBUTE_VALUE_MAX: usize = 256;
 
 /// The request, from a body or a query string.
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +71,8 @@ pub struct AssignRequest {
     pub user_agent: Option<String>,
     #[serde(default)]
     pub ip: Option<String>,
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl AssignRequest {
@@ -77,6 +87,12 @@ impl AssignRequest {
                 "sticky" => r.sticky.extend(cookies::decode_sticky(&v)),
                 "user_agent" => r.user_agent = Some(v.into_owned()),
                 "ip" => r.ip = Some(v.into_owned()),
+                name if name.starts_with("attr.") => {
+                    r.attributes.insert(
+                        name["attr.".len()..].to_owned(),
+                        serde_json::Value::String(v.into_owned()),
+                    );
+                }
                 _ => {}
             }
         }
@@ -111,7 +127,45 @@ impl AssignRequest {
                 format!("at most {STICKY_MAX} sticky pairs"),
             ));
         }
-        Ok(())
+        self.attribute_pairs().map(|_| ())
+    }
+
+    /// The attributes as (name, text) pairs: strings as they are, numbers and booleans
+    /// as their JSON text. Anything else, too many, or too long is a 400.
+    pub fn attribute_pairs(&self) -> Result<Vec<(&str, String)>, ApiError> {
+        let bad = |why: String| ApiError::bad_request("invalid_attributes", why);
+        if self.attributes.len() > ATTRIBUTES_MAX {
+            return Err(bad(format!("at most {ATTRIBUTES_MAX} attributes")));
+        }
+        let mut out = Vec::with_capacity(self.attributes.len());
+        for (name, value) in &self.attributes {
+            if name.is_empty()
+                || name.len() > 64
+                || !name.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
+            {
+                return Err(bad(format!(
+                    "attribute names must be 1-64 printable ASCII characters: {:?}",
+                    name.chars().take(64).collect::<String>()
+                )));
+            }
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err(bad(format!(
+                        "attribute {name:?} must be a string, a number or a boolean"
+                    )));
+                }
+            };
+            if text.len() > ATTRIBUTE_VALUE_MAX {
+                return Err(bad(format!(
+                    "attribute {name:?} is longer than {ATTRIBUTE_VALUE_MAX} bytes"
+                )));
+            }
+            out.push((name.as_str(), text));
+        }
+        Ok(out)
     }
 }
 
@@ -250,6 +304,9 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    let attributes = input.attribute_pairs()?;
+    let attribute_refs: Vec<(&str, &str)> =
+        attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let visitor = VisitorContext {
         visitor_id: &visitor_id,
         url: &input.url,
@@ -259,6 +316,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         headers: &header_refs,
         cookies: &cookie_refs,
         sticky: &sticky_refs,
+        attributes: &attribute_refs,
     };
 
     // Bots are always out; then the site's own rules (inside the engine).

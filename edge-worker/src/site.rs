@@ -321,6 +321,9 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
         headers: &header_refs,
         cookies: &cookie_refs,
         sticky: &sticky_refs,
+        // A page request carries no caller-supplied attributes (those come from plugins
+        // through /v1/assign): attribute rules never match here.
+        attributes: &[],
     };
     let bot = verified_bot || user_agent.is_some_and(targeting::is_bot_user_agent);
     let result = if bot {

@@ -157,6 +157,37 @@ test('GET /v1/assign takes the same data in the query, for server-side plugins',
   assert.equal((await h.json(await worker.fetch(`/v1/assign?${bot}`))).excluded, 'bot', 'a forwarded bot UA is excluded');
 });
 
+test('attributes from the caller (body or attr.* query) match the snapshot\'s attribute rules; bad ones are refused', { timeout: 30000 }, async () => {
+  const rules = [{ type: 'ip', range: '203.0.113.0/24' }, { type: 'header', name: 'x-internal', value: '1' }];
+  await push(4, { exclusions: [...rules, { type: 'attribute', name: 'plan', value: 'enterprise' }, { type: 'attribute', name: 'orders', value: '0' }] });
+  try {
+    const body = (attributes) => h.assign(worker, { site_key: SITE, url: URL_, visitor_id: 'attr-visitor', attributes });
+    const excluded = await h.json(await body({ plan: 'enterprise', country: 'FR' }));
+    assert.equal(excluded.excluded, 'attribute');
+    assert.deepEqual(excluded.assignments, []);
+    assert.equal((await h.json(await body({ orders: 0 }))).excluded, 'attribute', 'a number matches its JSON text');
+    const kept = await h.json(await body({ plan: 'starter', orders: 3, vip: true }));
+    assert.equal(kept.excluded, null);
+    assert.equal(kept.assignments.length, 1);
+    const q = new URLSearchParams({ site_key: SITE, url: URL_, visitor_id: 'attr-visitor', user_agent: h.BROWSER_UA, 'attr.plan': 'enterprise' });
+    assert.equal((await h.json(await worker.fetch(`/v1/assign?${q}`))).excluded, 'attribute', 'attr.* in a GET query');
+    const bad = [
+      ['a nested object', { plan: { tier: 1 } }],
+      ['null', { plan: null }],
+      ['an empty name', { '': 'x' }],
+      ['a value over 256 bytes', { plan: 'x'.repeat(257) }],
+      ['more than 50', Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`a${i}`, i]))],
+    ];
+    for (const [why, attributes] of bad) {
+      const res = await body(attributes);
+      assert.equal(res.status, 400, why);
+      assert.equal((await h.json(res)).error.code, 'invalid_attributes', why);
+    }
+  } finally {
+    await push(5, { exclusions: rules });
+  }
+});
+
 test('bad input gets a 4xx JSON error, never a crash', { timeout: 60000 }, async () => {
   const cases = [
     ['malformed JSON', () => h.assign(worker, '{"site_key":'), 400, 'malformed_json'],

@@ -49,6 +49,8 @@ pub struct VisitorContext<'a> {
     pub headers: &'a [(&'a str, &'a str)],
     /// Request cookies (name, value).
     pub cookies: &'a [(&'a str, &'a str)],
+    /// Visitor attributes the caller supplied (name, value), for attribute rules.
+    pub attributes: &'a [(&'a str, &'a str)],
     /// Sticky assignments: (experiment or unit id, arm id).
     pub sticky: &'a [(&'a str, &'a str)],
 }

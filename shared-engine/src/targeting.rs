@@ -427,7 +427,8 @@ impl From<Name> for String {
 /// `{"type": "ip", "range": "10.0.0.0/8"}`, `{"type": "bots"}`,
 /// `{"type": "header", "name": "x-internal", "value": "1"}`,
 /// `{"type": "cookie", "name": "staff", "value": null}`,
-/// `{"type": "query_param", "name": "qa", "value": "1"}`.
+/// `{"type": "query_param", "name": "qa", "value": "1"}`,
+/// `{"type": "attribute", "name": "plan", "value": "enterprise"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExclusionRule {
@@ -461,6 +462,14 @@ pub enum ExclusionRule {
         /// Required value, or any value when `None`.
         value: Option<String>,
     },
+    /// A visitor attribute the caller of `/v1/assign` supplied (e.g. a plugin's
+    /// `{"plan": "enterprise"}`) with this name (and, if given, exactly this value).
+    Attribute {
+        /// Attribute name, compared exactly.
+        name: Name,
+        /// Required value, or any value when `None`.
+        value: Option<String>,
+    },
 }
 
 /// Why a visitor was excluded (the first matching rule's kind).
@@ -477,6 +486,8 @@ pub enum ExclusionReason {
     Cookie,
     /// An [`ExclusionRule::QueryParam`] matched.
     QueryParam,
+    /// An [`ExclusionRule::Attribute`] matched.
+    Attribute,
 }
 
 impl ExclusionRule {
@@ -512,6 +523,14 @@ impl ExclusionRule {
         })
     }
 
+    /// An attribute rule.
+    pub fn attribute(name: &str, value: Option<&str>) -> Result<Self, TargetingError> {
+        Ok(Self::Attribute {
+            name: Name::new(name)?,
+            value: value.map(ToString::to_string),
+        })
+    }
+
     /// The reason reported when this rule matches.
     #[must_use]
     pub fn reason(&self) -> ExclusionReason {
@@ -521,6 +540,7 @@ impl ExclusionRule {
             Self::Header { .. } => ExclusionReason::Header,
             Self::Cookie { .. } => ExclusionReason::Cookie,
             Self::QueryParam { .. } => ExclusionReason::QueryParam,
+            Self::Attribute { .. } => ExclusionReason::Attribute,
         }
     }
 
@@ -553,6 +573,9 @@ impl ExclusionRule {
                         && value.as_deref().is_none_or(|want| decoded_eq(v, want))
                 })
             }
+            Self::Attribute { name, value } => ctx.attributes.iter().any(|(n, v)| {
+                *n == name.as_str() && value.as_deref().is_none_or(|want| *v == want)
+            }),
         }
     }
 }

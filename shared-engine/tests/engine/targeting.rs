@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use samplit_engine::assign::VisitorContext;
 use samplit_engine::targeting::{
-    BOT_USER_AGENTS, ExclusionRule, IpRange, TargetingError, UrlMatch, UrlRule, is_bot_user_agent,
-    url_allowed,
+    BOT_USER_AGENTS, ExclusionReason, ExclusionRule, IpRange, TargetingError, UrlMatch, UrlRule,
+    first_exclusion, is_bot_user_agent, url_allowed,
 };
 
 #[test]
@@ -471,10 +471,50 @@ fn header_cookie_and_query_rules_match_as_documented() {
 }
 
 #[test]
+fn attribute_rules_match_the_callers_attributes_exactly() {
+    let plan = ExclusionRule::attribute("plan", Some("enterprise")).unwrap();
+    let staff = ExclusionRule::attribute("staff", None).unwrap();
+    assert_eq!(plan.reason(), ExclusionReason::Attribute);
+    let base = VisitorContext {
+        visitor_id: "v",
+        url: "https://a.example/",
+        user_agent: Some("Mozilla/5.0"),
+        ..VisitorContext::default()
+    };
+    let enterprise = [("plan", "enterprise"), ("orders", "3")];
+    let other = [("plan", "Enterprise"), ("Staff", "1")];
+    let with = |attributes| VisitorContext { attributes, ..base };
+    assert!(plan.matches(&with(&enterprise)));
+    assert!(!plan.matches(&with(&other)), "values compare exactly");
+    assert!(!staff.matches(&with(&other)), "names compare exactly");
+    assert!(staff.matches(&with(&[("staff", "")])));
+    assert!(!plan.matches(&base), "no attributes: no match");
+    // The same attribute as a header or cookie does not count.
+    let hdr = [("plan", "enterprise")];
+    assert!(!plan.matches(&VisitorContext {
+        headers: &hdr,
+        cookies: &hdr,
+        ..base
+    }));
+    assert_eq!(
+        first_exclusion(&[staff.clone(), plan.clone()], &with(&enterprise)),
+        Some(ExclusionReason::Attribute)
+    );
+    // Wire form.
+    let json = serde_json::to_string(&plan).unwrap();
+    assert_eq!(
+        json,
+        r#"{"type":"attribute","name":"plan","value":"enterprise"}"#
+    );
+    assert_eq!(serde_json::from_str::<ExclusionRule>(&json).unwrap(), plan);
+}
+
+#[test]
 fn bad_names_are_rejected() {
     assert!(ExclusionRule::header("", "1").is_err());
     assert!(ExclusionRule::header("x internal", "1").is_err());
     assert!(ExclusionRule::cookie("a=b", None).is_err());
     assert!(ExclusionRule::query_param("a;b", None).is_err());
+    assert!(ExclusionRule::attribute("", None).is_err());
     assert!(ExclusionRule::header("x-ok", "line\nbreak").is_err());
 }
