@@ -403,16 +403,8 @@ pub async fn handle(req: &Request, env: &Env) -> Result<Response, ApiError> {
                 admin_origin: claims.admin_origin.clone(),
             }),
         };
-        let (rewritten, skipped) = render::transform(&plan, response)
+        response = render::transform(&plan, response, "editor preview")
             .map_err(|e| ApiError::upstream("the HTML rewriter", e))?;
-        for s in skipped {
-            worker::console_warn!(
-                "editor preview: change on {:?} skipped: {}",
-                s.selector,
-                s.reason
-            );
-        }
-        response = rewritten;
     }
     Ok(response)
 }

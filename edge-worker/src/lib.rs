@@ -145,17 +145,21 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, 
     }
 }
 
-/// `GET /v1/samplit.js[?site=KEY]`: the snippet, or a site's (see [`snippet`]).
-async fn script(req: &Request, env: &Env, head_only: bool) -> Result<Response, ApiError> {
-    let inm = req.headers().get("If-None-Match").ok().flatten();
+/// The first value of a query parameter.
+fn query_param(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
     let url = req
         .url()
         .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
-    let site = url
+    Ok(url
         .query_pairs()
-        .find(|(k, _)| k == "site")
-        .map(|(_, v)| v.into_owned());
-    let Some(site_key) = site else {
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned()))
+}
+
+/// `GET /v1/samplit.js[?site=KEY]`: the snippet, or a site's (see [`snippet`]).
+async fn script(req: &Request, env: &Env, head_only: bool) -> Result<Response, ApiError> {
+    let inm = req.headers().get("If-None-Match").ok().flatten();
+    let Some(site_key) = query_param(req, "site")? else {
         let tag = snippet::etag();
         return snippet::respond(
             inm.as_deref(),
@@ -184,14 +188,7 @@ async fn script(req: &Request, env: &Env, head_only: bool) -> Result<Response, A
 /// `OPTIONS` preflight. A preflight has no body, so the site comes from `?site_key=`;
 /// the snippet avoids preflights altogether by posting `text/plain`.
 async fn preflight(req: &Request, env: &Env) -> Result<Response, ApiError> {
-    let url = req
-        .url()
-        .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
-    let site_key = url
-        .query_pairs()
-        .find(|(k, _)| k == "site_key")
-        .map(|(_, v)| v.into_owned());
-    let allowed = match site_key {
+    let allowed = match query_param(req, "site_key")? {
         Some(key) if snapshots::valid_site_key(&key) => snapshots::current(env, &key)
             .await?
             .map(|s| s.allowed_origins.clone())

@@ -421,16 +421,9 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     // The origin's body goes to the runtime's rewriter as is: no copy through wasm, no
     // cap beyond the Worker's own limits (a site's own pages, unlike the editor's).
     let response = upstream.with_headers(out);
-    let (response, skipped) = render::transform(&plan, response)
+    let label = format!("site {}", snapshot.site_key);
+    let response = render::transform(&plan, response, &label)
         .map_err(|e| ApiError::upstream("the HTML rewriter", e))?;
-    for s in skipped {
-        worker::console_warn!(
-            "site {}: change on {:?} skipped: {}",
-            snapshot.site_key,
-            s.selector,
-            s.reason
-        );
-    }
     Ok(Some(response))
 }
 

@@ -50,7 +50,8 @@ pub use workers::transform;
 pub fn transform(
     _plan: &Plan,
     _response: worker::Response,
-) -> Result<(worker::Response, Vec<Skipped>), RenderError> {
+    _label: &str,
+) -> Result<worker::Response, RenderError> {
     Err(RenderError(
         "streaming responses are rewritten by the Workers runtime's HTMLRewriter".into(),
     ))

@@ -113,9 +113,9 @@ fn handler_object(name: &str, f: JsValue) -> Result<js_sys::Object, RenderError>
 }
 
 /// Streams `response` through `HTMLRewriter` running `plan`; returns the rewritten
-/// response (same status and headers) and the changes whose selector the runtime
-/// refused.
-pub fn transform(plan: &Plan, response: Response) -> Result<(Response, Vec<Skipped>), RenderError> {
+/// response (same status and headers). Changes whose selector the runtime refuses are
+/// skipped and logged under `label`.
+pub fn transform(plan: &Plan, response: Response, label: &str) -> Result<Response, RenderError> {
     let rewriter = JsRewriter::new();
     let mut skipped = Vec::new();
     let all = handlers(plan);
@@ -149,5 +149,8 @@ pub fn transform(plan: &Plan, response: Response) -> Result<(Response, Vec<Skipp
     let out = rewriter
         .transform(&raw)
         .map_err(|e| RenderError(message(&e)))?;
-    Ok((Response::from(out), skipped))
+    for s in skipped {
+        worker::console_warn!("{label}: change on {:?} skipped: {}", s.selector, s.reason);
+    }
+    Ok(Response::from(out))
 }
