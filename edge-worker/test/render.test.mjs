@@ -45,6 +45,8 @@ const ALL_CHANGES = [
   { selector: '#banner', action: { type: 'hide' } },
   { selector: '#list', action: { type: 'insert', position: 'append', html: '<li>two</li>' } },
   { selector: '#list', action: { type: 'insert', position: 'before', html: '<hr id="sep">' } },
+  // A sibling combinator HTMLRewriter cannot match: skipped (and logged), the rest applied.
+  { selector: 'h1 + p', action: { type: 'set_text', text: 'never at the edge' } },
 ];
 
 before(async () => {
@@ -90,6 +92,7 @@ test('a page is served with every change type already in its HTML, and the expos
   assert.ok(body.includes('<a id="cta" href="/pricing" style="color: blue; font-weight: bold;">'), body);
   assert.ok(body.includes('<div id="banner" style="display: none !important;">'), body);
   assert.ok(body.includes('<hr id="sep"><ul id="list"><li>one</li><li>two</li></ul>'), body);
+  assert.ok(!body.includes('never at the edge'), 'the unsupported selector was skipped, not applied or fatal');
 
   // Not the editor: the site's frame blocking stays; per-variant cache headers are set.
   assert.equal(res.headers.get('x-frame-options'), 'SAMEORIGIN');
