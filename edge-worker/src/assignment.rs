@@ -35,18 +35,19 @@
 
 use std::net::IpAddr;
 
-use samplit_engine::assign::{self, Assignment, VisitorContext};
+use samplit_engine::assign::{self, Assignment};
 use samplit_engine::multi::Mode;
 use samplit_engine::snapshot::Snapshot;
-use samplit_engine::targeting::{self, ExclusionReason};
+use samplit_engine::targeting::ExclusionReason;
 use serde::{Deserialize, Serialize};
 use worker::{Context, Env, Request, Response};
 
 use crate::body::{self, PUBLIC_BODY_LIMIT};
 use crate::clock::now_ms;
-use crate::cookies::{self, STICKY_COOKIE, VISITOR_COOKIE};
+use crate::cookies;
 use crate::error::ApiError;
 use crate::items::Item;
+use crate::visitor::{RequestVisitor, Subject};
 use crate::{cors, events, ids, snapshots};
 
 /// Longest page URL accepted.
@@ -127,7 +128,7 @@ impl AssignRequest {
                 format!("at most {STICKY_MAX} sticky pairs"),
             ));
         }
-        self.attribute_pairs().map(|_| ())
+        Ok(())
     }
 
     /// The attributes as (name, text) pairs: strings as they are, numbers and booleans
@@ -225,24 +226,10 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         body::parse_json::<AssignRequest>(&raw)?
     };
     input.check()?;
+    let attributes = input.attribute_pairs()?;
 
-    let headers: Vec<(String, String)> = req.headers().entries().collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    let origin = header("origin").map(str::to_owned);
-    let cookie_pairs = header("cookie")
-        .map(cookies::parse_cookie_header)
-        .unwrap_or_default();
-    let cookie = |name: &str| {
-        cookie_pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let request = RequestVisitor::read(req);
+    let origin = request.header("origin").map(str::to_owned);
 
     let Some(snapshot) = snapshots::current(env, &input.site_key).await? else {
         // No snapshot: no experiments. Nothing to remember, so no cookie either.
@@ -262,29 +249,22 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
     };
 
     // Who the visitor is.
-    let cookie_vid = cookie(VISITOR_COOKIE).filter(|v| cookies::valid_visitor_id(v));
-    let visitor_id = match (&input.visitor_id, cookie_vid) {
+    let visitor_id = match (&input.visitor_id, request.cookie_visitor_id()) {
         (Some(id), _) => id.clone(),
         (None, Some(id)) => id.to_owned(),
         (None, None) => {
             ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
         }
     };
-    let user_agent = input.user_agent.as_deref().or(header("user-agent"));
+    let user_agent = input.user_agent.as_deref().or(request.header("user-agent"));
     let ip: Option<IpAddr> = input
         .ip
         .as_deref()
-        .or(header("cf-connecting-ip"))
+        .or(request.header("cf-connecting-ip"))
         .and_then(|s| s.trim().parse().ok());
-    let verified_bot = req
-        .cf()
-        .and_then(|cf| cf.bot_management())
-        .is_some_and(|b| b.verified_bot());
 
     // Sticky pairs: the caller's explicit ones win over the cookie's.
-    let previous = cookie(STICKY_COOKIE)
-        .map(cookies::decode_sticky)
-        .unwrap_or_default();
+    let previous = request.sticky_cookie();
     let mut sticky: Vec<(String, String)> = input.sticky.clone().into_iter().collect();
     for (k, v) in previous.iter().take(STICKY_MAX) {
         if !sticky.iter().any(|(sk, _)| sk == k) {
@@ -292,42 +272,19 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         }
     }
 
-    let header_refs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let cookie_refs: Vec<(&str, &str)> = cookie_pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let sticky_refs: Vec<(&str, &str)> = sticky
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let attributes = input.attribute_pairs()?;
     let attribute_refs: Vec<(&str, &str)> =
         attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let visitor = VisitorContext {
-        visitor_id: &visitor_id,
-        url: &input.url,
-        ip,
-        user_agent,
-        verified_bot,
-        headers: &header_refs,
-        cookies: &cookie_refs,
-        sticky: &sticky_refs,
-        attributes: &attribute_refs,
-    };
-
-    // Bots are always out; then the site's own rules (inside the engine).
-    let result = if verified_bot || user_agent.is_some_and(targeting::is_bot_user_agent) {
-        assign::SiteAssignment {
-            excluded: Some(ExclusionReason::Bot),
-            assignments: assign::Assignments::default(),
-        }
-    } else {
-        assign::assign_site(&snapshot, &visitor)
-    };
+    let result = request.assign(
+        &snapshot,
+        &Subject {
+            visitor_id: &visitor_id,
+            url: &input.url,
+            user_agent,
+            ip,
+            sticky: &sticky,
+            attributes: &attribute_refs,
+        },
+    );
     if result.excluded.is_some() {
         return respond(
             &AssignResponse {
@@ -355,18 +312,11 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
 
     // Cookies: the visitor id when the browser had none; the sticky pairs when they change.
     let secure = req.url().is_ok_and(|u| u.scheme() == "https");
-    let mut set_cookies = Vec::new();
-    if cookie_vid != Some(visitor_id.as_str()) {
-        set_cookies.push(cookies::set_cookie(VISITOR_COOKIE, &visitor_id, secure));
-    }
     let fresh: Vec<(String, String)> = served
         .iter()
         .map(|s| (s.sticky_key.clone(), s.assignment.arm_id.to_owned()))
         .collect();
-    let encoded = cookies::encode_sticky(&fresh, &previous);
-    if !fresh.is_empty() && cookie(STICKY_COOKIE) != Some(encoded.as_str()) {
-        set_cookies.push(cookies::set_cookie(STICKY_COOKIE, &encoded, secure));
-    }
+    let set_cookies = request.set_cookies(&visitor_id, &fresh, &previous, secure);
 
     // URL goals this page fires become conversions now (no snippet needed); click goals
     // go to the snippet. Over the whole snapshot: a goal page is usually outside the

@@ -39,6 +39,7 @@ pub mod render;
 pub mod site;
 pub mod snapshots;
 pub mod snippet;
+pub mod visitor;
 
 use worker::{Context, Env, MessageBatch, Method, Request, Response, event};
 

@@ -45,22 +45,20 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
-use samplit_engine::assign::{self, Assignment, VisitorContext};
+use samplit_engine::assign::Assignment;
 use samplit_engine::changes::ChangeAction;
 use samplit_engine::multi::Mode;
 use samplit_engine::snapshot::Snapshot;
-use samplit_engine::targeting;
 use sha2::{Digest, Sha256};
 use worker::{Context, Env, Fetch, Headers, Request, Response};
 
 use crate::clock::now_ms;
-use crate::cookies::{self, STICKY_COOKIE, VISITOR_COOKIE};
 use crate::editor::is_html;
 use crate::error::ApiError;
 use crate::items::Item;
 use crate::render::{self, Plan};
+use crate::visitor::{RequestVisitor, Subject};
 use crate::{events, ids, internal, snapshots};
 
 /// KV key of a host's site.
@@ -267,95 +265,51 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     }
 
     // Who the visitor is, as /v1/assign sees it.
-    let headers: Vec<(String, String)> = req.headers().entries().collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    let cookie_pairs = header("cookie")
-        .map(cookies::parse_cookie_header)
-        .unwrap_or_default();
-    let cookie = |name: &str| {
-        cookie_pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let cookie_vid = cookie(VISITOR_COOKIE).filter(|v| cookies::valid_visitor_id(v));
-    let visitor_id = match cookie_vid {
+    let request = RequestVisitor::read(req);
+    let visitor_id = match request.cookie_visitor_id() {
         Some(id) => id.to_owned(),
         None => {
             ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
         }
     };
-    let user_agent = header("user-agent");
-    let ip: Option<IpAddr> = header("cf-connecting-ip").and_then(|s| s.trim().parse().ok());
-    let verified_bot = req
-        .cf()
-        .and_then(|cf| cf.bot_management())
-        .is_some_and(|b| b.verified_bot());
-    let previous = cookie(STICKY_COOKIE)
-        .map(cookies::decode_sticky)
-        .unwrap_or_default();
-    let header_refs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let cookie_refs: Vec<(&str, &str)> = cookie_pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let sticky_refs: Vec<(&str, &str)> = previous
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let page = url.as_str();
-    let visitor = VisitorContext {
-        visitor_id: &visitor_id,
-        url: page,
-        ip,
-        user_agent,
-        verified_bot,
-        headers: &header_refs,
-        cookies: &cookie_refs,
-        sticky: &sticky_refs,
-        // A page request carries no caller-supplied attributes (those come from plugins
-        // through /v1/assign): attribute rules never match here.
-        attributes: &[],
-    };
-    let bot = verified_bot || user_agent.is_some_and(targeting::is_bot_user_agent);
-    let result = if bot {
-        assign::SiteAssignment::default()
-    } else {
-        assign::assign_site(&snapshot, &visitor)
-    };
+    let previous = request.sticky_cookie();
+    let result = request.assign(
+        &snapshot,
+        &Subject {
+            visitor_id: &visitor_id,
+            url: url.as_str(),
+            user_agent: request.header("user-agent"),
+            ip: request
+                .header("cf-connecting-ip")
+                .and_then(|s| s.trim().parse().ok()),
+            sticky: &previous,
+            // A page request carries no caller-supplied attributes (those come from
+            // plugins through /v1/assign): attribute rules never match here.
+            attributes: &[],
+        },
+    );
     let assignments: &[Assignment<'_>] = if result.excluded.is_some() {
         &[]
     } else {
         &result.assignments
     };
 
-    // Cookies, as /v1/assign sets them.
+    // Cookies, as /v1/assign sets them (only when the page is served with arms).
     let secure = url.scheme() == "https";
-    let mut set_cookies = Vec::new();
-    if !assignments.is_empty() {
-        if cookie_vid != Some(visitor_id.as_str()) {
-            set_cookies.push(cookies::set_cookie(VISITOR_COOKIE, &visitor_id, secure));
-        }
+    let set_cookies = if assignments.is_empty() {
+        Vec::new()
+    } else {
         let fresh: Vec<(String, String)> = assignments
             .iter()
             .map(|a| (sticky_key(&snapshot, a), a.arm_id.to_owned()))
             .collect();
-        let encoded = cookies::encode_sticky(&fresh, &previous);
-        if cookie(STICKY_COOKIE) != Some(encoded.as_str()) {
-            set_cookies.push(cookies::set_cookie(STICKY_COOKIE, &encoded, secure));
-        }
-    }
+        request.set_cookies(&visitor_id, &fresh, &previous, secure)
+    };
 
     // Split-URL: log the exposure, then redirect.
-    let navigation = header("accept").is_some_and(|a| a.contains("text/html"));
+    let navigation = request
+        .header("accept")
+        .is_some_and(|a| a.contains("text/html"));
     if navigation && let Some((i, target)) = redirect_target(&url, assignments) {
         let items = exposures(&snapshot.site_key, &visitor_id, &[&assignments[i]])?;
         events::send(&events::queue(env)?, items)

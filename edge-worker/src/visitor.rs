@@ -1,0 +1,138 @@
+//! What a request says about its visitor, read the same way by `/v1/assign`
+//! ([`crate::assignment`]) and by edge rendering ([`crate::site`]): headers, cookies and
+//! Cloudflare's verified-bot flag; the assignment itself (bots out first, then the
+//! engine with the site's rules); and the cookies that remember the result.
+
+use std::net::IpAddr;
+
+use samplit_engine::assign::{self, SiteAssignment, VisitorContext};
+use samplit_engine::snapshot::Snapshot;
+use samplit_engine::targeting::{self, ExclusionReason};
+use worker::Request;
+
+use crate::cookies::{self, STICKY_COOKIE, VISITOR_COOKIE};
+
+/// The request's headers and cookies, read once.
+pub struct RequestVisitor {
+    headers: Vec<(String, String)>,
+    cookies: Vec<(String, String)>,
+    /// Cloudflare's verified-bot flag (bot management), when present.
+    pub verified_bot: bool,
+}
+
+/// Who is being assigned, beyond what the request's headers and cookies say.
+pub struct Subject<'a> {
+    pub visitor_id: &'a str,
+    pub url: &'a str,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<IpAddr>,
+    /// (sticky key, arm) pairs the visitor keeps.
+    pub sticky: &'a [(String, String)],
+    /// Caller-supplied attributes (only `/v1/assign` has any).
+    pub attributes: &'a [(&'a str, &'a str)],
+}
+
+fn refs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+impl RequestVisitor {
+    pub fn read(req: &Request) -> Self {
+        let headers: Vec<(String, String)> = req.headers().entries().collect();
+        let cookies = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+            .map(|(_, v)| cookies::parse_cookie_header(v))
+            .unwrap_or_default();
+        let verified_bot = req
+            .cf()
+            .and_then(|cf| cf.bot_management())
+            .is_some_and(|b| b.verified_bot());
+        Self {
+            headers,
+            cookies,
+            verified_bot,
+        }
+    }
+
+    /// A header's value (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A cookie's value.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The visitor-id cookie, when it holds a valid id.
+    pub fn cookie_visitor_id(&self) -> Option<&str> {
+        self.cookie(VISITOR_COOKIE)
+            .filter(|v| cookies::valid_visitor_id(v))
+    }
+
+    /// The sticky pairs the cookie remembers.
+    pub fn sticky_cookie(&self) -> Vec<(String, String)> {
+        self.cookie(STICKY_COOKIE)
+            .map(cookies::decode_sticky)
+            .unwrap_or_default()
+    }
+
+    /// Bots (the verified-bot flag, the engine's user-agent list) are always out; then
+    /// the engine assigns with the snapshot's rules.
+    pub fn assign<'s>(&self, snapshot: &'s Snapshot, who: &Subject<'_>) -> SiteAssignment<'s> {
+        if self.verified_bot || who.user_agent.is_some_and(targeting::is_bot_user_agent) {
+            return SiteAssignment {
+                excluded: Some(ExclusionReason::Bot),
+                assignments: assign::Assignments::default(),
+            };
+        }
+        let headers = refs(&self.headers);
+        let cookies = refs(&self.cookies);
+        let sticky = refs(who.sticky);
+        assign::assign_site(
+            snapshot,
+            &VisitorContext {
+                visitor_id: who.visitor_id,
+                url: who.url,
+                ip: who.ip,
+                user_agent: who.user_agent,
+                verified_bot: self.verified_bot,
+                headers: &headers,
+                cookies: &cookies,
+                sticky: &sticky,
+                attributes: who.attributes,
+            },
+        )
+    }
+
+    /// The `Set-Cookie` values that remember an assignment: the visitor id when the
+    /// browser does not hold it, the sticky pairs (`fresh` first, then `previous`) when
+    /// there are fresh ones and the cookie would change.
+    pub fn set_cookies(
+        &self,
+        visitor_id: &str,
+        fresh: &[(String, String)],
+        previous: &[(String, String)],
+        secure: bool,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.cookie_visitor_id() != Some(visitor_id) {
+            out.push(cookies::set_cookie(VISITOR_COOKIE, visitor_id, secure));
+        }
+        let encoded = cookies::encode_sticky(fresh, previous);
+        if !fresh.is_empty() && self.cookie(STICKY_COOKIE) != Some(encoded.as_str()) {
+            out.push(cookies::set_cookie(STICKY_COOKIE, &encoded, secure));
+        }
+        out
+    }
+}
