@@ -36,8 +36,6 @@
 use std::net::IpAddr;
 
 use samplit_engine::assign::{self, Assignment};
-use samplit_engine::multi::Mode;
-use samplit_engine::snapshot::Snapshot;
 use samplit_engine::targeting::ExclusionReason;
 use serde::{Deserialize, Serialize};
 use worker::{Context, Env, Request, Response};
@@ -170,14 +168,6 @@ impl AssignRequest {
     }
 }
 
-/// One assignment in the response: the engine's, plus the key to send back as sticky.
-#[derive(Serialize)]
-struct Served<'a> {
-    #[serde(flatten)]
-    assignment: &'a Assignment<'a>,
-    sticky_key: String,
-}
-
 /// A click goal for the snippet to watch: `{"goal", "kind": "click", "selector"}`.
 #[derive(Serialize)]
 struct ClickGoal<'a> {
@@ -192,26 +182,8 @@ struct AssignResponse<'a> {
     visitor_id: Option<&'a str>,
     snapshot_version: Option<u64>,
     excluded: Option<ExclusionReason>,
-    assignments: Vec<Served<'a>>,
+    assignments: &'a [Assignment<'a>],
     goals: Vec<ClickGoal<'a>>,
-}
-
-/// The key the engine reads stickiness by: the unit id for an independent element,
-/// the experiment id otherwise.
-fn sticky_key(snapshot: &Snapshot, a: &Assignment<'_>) -> String {
-    let unit = snapshot
-        .experiments
-        .iter()
-        .find(|e| e.id == a.experiment_id && e.mode == Mode::Independent)
-        .and_then(|e| {
-            e.units
-                .iter()
-                .find(|u| u.element_id.is_some() && u.element_id.as_deref() == a.element_id)
-        });
-    match unit {
-        Some(u) => u.id.clone(),
-        None => a.experiment_id.to_owned(),
-    }
 }
 
 /// Handles both methods. `ctx` carries the exposure enqueue past the response.
@@ -239,7 +211,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
                 visitor_id: input.visitor_id.as_deref(),
                 snapshot_version: None,
                 excluded: None,
-                assignments: Vec::new(),
+                assignments: &[],
                 goals: Vec::new(),
             },
             origin.as_deref(),
@@ -292,7 +264,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
                 visitor_id: None,
                 snapshot_version: Some(snapshot.version),
                 excluded: result.excluded,
-                assignments: Vec::new(),
+                assignments: &[],
                 goals: Vec::new(),
             },
             origin.as_deref(),
@@ -301,20 +273,12 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         );
     }
 
-    let served: Vec<Served<'_>> = result
-        .assignments
-        .iter()
-        .map(|a| Served {
-            assignment: a,
-            sticky_key: sticky_key(&snapshot, a),
-        })
-        .collect();
-
     // Cookies: the visitor id when the browser had none; the sticky pairs when they change.
     let secure = req.url().is_ok_and(|u| u.scheme() == "https");
-    let fresh: Vec<(String, String)> = served
+    let fresh: Vec<(String, String)> = result
+        .assignments
         .iter()
-        .map(|s| (s.sticky_key.clone(), s.assignment.arm_id.to_owned()))
+        .map(|a| (a.sticky_key.to_owned(), a.arm_id.to_owned()))
         .collect();
     let set_cookies = request.set_cookies(&visitor_id, &fresh, &previous, secure);
 
@@ -346,7 +310,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
             visitor_id: Some(&visitor_id),
             snapshot_version: Some(snapshot.version),
             excluded: None,
-            assignments: served,
+            assignments: &result.assignments,
             goals,
         },
         origin.as_deref(),

@@ -48,7 +48,6 @@ use std::collections::BTreeMap;
 
 use samplit_engine::assign::Assignment;
 use samplit_engine::changes::ChangeAction;
-use samplit_engine::multi::Mode;
 use samplit_engine::snapshot::Snapshot;
 use sha2::{Digest, Sha256};
 use worker::{Context, Env, Fetch, Headers, Request, Response};
@@ -180,19 +179,6 @@ pub fn redirect_target(
     })
 }
 
-fn sticky_key(snapshot: &Snapshot, a: &Assignment<'_>) -> String {
-    snapshot
-        .experiments
-        .iter()
-        .find(|e| e.id == a.experiment_id && e.mode == Mode::Independent)
-        .and_then(|e| {
-            e.units
-                .iter()
-                .find(|u| u.element_id.is_some() && u.element_id.as_deref() == a.element_id)
-        })
-        .map_or_else(|| a.experiment_id.to_owned(), |u| u.id.clone())
-}
-
 /// One exposure queue item per assignment (fresh ids, one timestamp), for `/v1/assign`
 /// and for pages rendered at the edge alike.
 pub(crate) fn exposures(
@@ -301,7 +287,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     } else {
         let fresh: Vec<(String, String)> = assignments
             .iter()
-            .map(|a| (sticky_key(&snapshot, a), a.arm_id.to_owned()))
+            .map(|a| (a.sticky_key.to_owned(), a.arm_id.to_owned()))
             .collect();
         request.set_cookies(&visitor_id, &fresh, &previous, secure)
     };
@@ -346,7 +332,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
 
     let arms: Vec<(String, String)> = assignments
         .iter()
-        .map(|a| (sticky_key(&snapshot, a), a.arm_id.to_owned()))
+        .map(|a| (a.sticky_key.to_owned(), a.arm_id.to_owned()))
         .collect();
     let key = render::variant_key(&arms);
     let out = Headers::new();
@@ -423,6 +409,7 @@ mod tests {
             propensity: 0.5,
             snapshot_version: 1,
             sticky: false,
+            sticky_key: "e",
         }
     }
 

@@ -175,7 +175,7 @@ impl<'a> Iterator for IntoIter<'a> {
 /// One assignment (one per allocation unit), borrowed from the snapshot.
 ///
 /// Serialised as `{experiment_id, element_id, arm_id, variant_ids, changes, propensity,
-/// snapshot_version, sticky}` (the `/v1/assign` response's shape).
+/// snapshot_version, sticky, sticky_key}` (the `/v1/assign` response's shape).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment<'a> {
     /// The experiment.
@@ -193,6 +193,9 @@ pub struct Assignment<'a> {
     pub snapshot_version: u64,
     /// Whether it came from a sticky assignment.
     pub sticky: bool,
+    /// The key stickiness is read by (see [`sticky_key`]): what a caller sends back in
+    /// `sticky` and what the sticky cookie stores.
+    pub sticky_key: &'a str,
 }
 
 impl<'a> Assignment<'a> {
@@ -217,7 +220,7 @@ impl Serialize for Assignment<'_> {
                 s.collect_seq((self.0)())
             }
         }
-        let mut st = s.serialize_struct("Assignment", 8)?;
+        let mut st = s.serialize_struct("Assignment", 9)?;
         st.serialize_field("experiment_id", self.experiment_id)?;
         st.serialize_field("element_id", &self.element_id)?;
         st.serialize_field("arm_id", self.arm_id)?;
@@ -226,6 +229,7 @@ impl Serialize for Assignment<'_> {
         st.serialize_field("propensity", &self.propensity)?;
         st.serialize_field("snapshot_version", &self.snapshot_version)?;
         st.serialize_field("sticky", &self.sticky)?;
+        st.serialize_field("sticky_key", self.sticky_key)?;
         st.end()
     }
 }
@@ -313,6 +317,16 @@ pub fn assign_site<'a>(snapshot: &'a Snapshot, ctx: &VisitorContext<'_>) -> Site
     out
 }
 
+/// The key a unit's sticky assignment is kept under: the unit id for an independent
+/// element (each element sticks on its own), the experiment id otherwise.
+#[must_use]
+pub fn sticky_key<'a>(exp: &'a ExperimentSnapshot, unit: &'a AllocationUnit) -> &'a str {
+    match exp.mode {
+        Mode::Independent => unit.id.as_str(),
+        Mode::Single | Mode::Factorial => exp.id.as_str(),
+    }
+}
+
 /// The arm index chosen for one unit, and whether it was sticky.
 fn choose_arm(
     snapshot_version: u64,
@@ -320,10 +334,7 @@ fn choose_arm(
     unit: &AllocationUnit,
     ctx: &VisitorContext<'_>,
 ) -> Option<(usize, bool)> {
-    let sticky_key = match exp.mode {
-        Mode::Independent => unit.id.as_str(),
-        Mode::Single | Mode::Factorial => exp.id.as_str(),
-    };
+    let sticky_key = sticky_key(exp, unit);
     let sticky_arm = ctx
         .sticky
         .iter()
@@ -395,6 +406,7 @@ fn assign_unit<'a>(
         propensity: arm.propensity,
         snapshot_version,
         sticky,
+        sticky_key: sticky_key(exp, unit),
     })
 }
 

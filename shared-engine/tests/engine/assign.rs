@@ -408,6 +408,8 @@ struct OwnedAssignment {
     propensity: f64,
     snapshot_version: u64,
     sticky: bool,
+    /// What the edge appended to each assignment before the engine carried it.
+    sticky_key: String,
 }
 
 #[test]
@@ -458,6 +460,11 @@ fn an_assignment_serialises_as_the_owned_one_did() {
                 propensity: arm.propensity,
                 snapshot_version: 3,
                 sticky: a.sticky,
+                sticky_key: if exp.mode == Mode::Independent {
+                    unit.id.clone()
+                } else {
+                    exp.id.clone()
+                },
             };
             assert_eq!(
                 serde_json::to_string(&a).unwrap(),
