@@ -265,9 +265,8 @@ async fn fetch_checked(
 /// The body of `response` as a stream capped at [`MAX_PAGE_BYTES`] and the deadline.
 /// Exceeding either ends the stream with an error (the browser sees a truncated page;
 /// the status is already sent).
-pub fn capped_stream(
+fn capped_stream(
     body: ByteStream,
-    max_bytes: usize,
     deadline_ms: i64,
 ) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static {
     struct State {
@@ -301,7 +300,7 @@ pub fn capped_stream(
         match next {
             Some(Ok(chunk)) => {
                 s.seen += chunk.len();
-                if s.seen > max_bytes {
+                if s.seen > MAX_PAGE_BYTES {
                     s.done = true;
                     return Some((
                         Err(worker::Error::RustError("the page is too large".into())),
@@ -381,8 +380,7 @@ pub async fn handle(req: &Request, env: &Env) -> Result<Response, ApiError> {
     // No body (204, 304, or an empty answer): nothing to stream or rewrite.
     let mut response = match origin.stream() {
         Ok(body) if !matches!(status, 204 | 205 | 304) => {
-            Response::from_stream(capped_stream(body, MAX_PAGE_BYTES, deadline))
-                .map_err(internal)?
+            Response::from_stream(capped_stream(body, deadline)).map_err(internal)?
         }
         _ => Response::empty().map_err(internal)?,
     }
