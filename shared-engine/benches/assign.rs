@@ -102,6 +102,7 @@ fn snapshot() -> Snapshot {
                 arms,
             }],
         }],
+        trust: Default::default(),
     }
 }
 

@@ -12,6 +12,9 @@
 //! - [`editor_token`]: the signed, short-lived pass for the edge's editor proxy.
 //! - [`multi`]: multi-element experiments (independent and factorial).
 //! - [`snapshot`]: the signed, versioned document the control plane publishes.
+//! - [`routing`]: signed host → site routes and site tombstones (unpublish).
+//! - [`sticky`]: sticky tokens (`<arm>.<mac>`) that only the edge mints.
+//! - [`server_call`]: derived server secrets and signed server-side requests.
 //! - [`assign`]: a visitor's assignments for a site, from a snapshot.
 //! - [`stats`]: the statistics behind results — [`stats::bayes`] (no_std, used by the
 //!   Thompson allocator) always; the frequentist analysis behind feature `analysis`.
@@ -41,7 +44,10 @@ pub mod bucket;
 pub mod changes;
 pub mod editor_token;
 pub mod multi;
+pub mod routing;
+pub mod server_call;
 pub mod snapshot;
+pub mod sticky;
 pub mod targeting;
 
 pub mod stats;

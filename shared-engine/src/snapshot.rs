@@ -72,6 +72,62 @@ pub struct Snapshot {
     pub exclusions: Vec<ExclusionRule>,
     /// Running experiments, in evaluation order.
     pub experiments: Vec<ExperimentSnapshot>,
+    /// What the edge needs to tell signed server calls from anonymous ones, and the
+    /// revenue cap for the latter. Absent in older documents (and omitted when empty, so
+    /// their canonical bytes are unchanged).
+    #[serde(default, skip_serializing_if = "Trust::is_empty")]
+    pub trust: Trust,
+}
+
+/// Largest event value the edge accepts from anyone, signed or not.
+pub const MAX_EVENT_VALUE: f64 = 1e9;
+/// The revenue cap for unsigned events when a snapshot names none.
+pub const DEFAULT_REVENUE_CAP: f64 = 10_000.0;
+
+/// A site's trust settings (see [`crate::server_call`]).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Trust {
+    /// The public salt the site's server secret is derived from
+    /// ([`crate::server_call::server_secret`]); `None`: the site has no server secret
+    /// yet (created before signed calls, never rotated), so signed calls are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_secret_salt: Option<String>,
+    /// Largest value an *unsigned* event may carry (signed calls may exceed it);
+    /// `None`: [`DEFAULT_REVENUE_CAP`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue_cap: Option<f64>,
+}
+
+impl Trust {
+    /// Nothing set: serialised as an absent field.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.server_secret_salt.is_none() && self.revenue_cap.is_none()
+    }
+
+    /// The cap unsigned events are held to.
+    #[must_use]
+    pub fn revenue_cap(&self) -> f64 {
+        self.revenue_cap.unwrap_or(DEFAULT_REVENUE_CAP)
+    }
+
+    fn validate(&self) -> Result<(), SnapshotError> {
+        if let Some(salt) = &self.server_secret_salt
+            && !crate::server_call::valid_salt(salt)
+        {
+            return Err(SnapshotError::Invalid(
+                "trust.server_secret_salt is not 32-128 lower-case hex digits".into(),
+            ));
+        }
+        if let Some(cap) = self.revenue_cap
+            && !(cap.is_finite() && cap > 0.0 && cap <= MAX_EVENT_VALUE)
+        {
+            return Err(SnapshotError::Invalid(format!(
+                "trust.revenue_cap {cap} is outside (0, {MAX_EVENT_VALUE}]"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One running experiment.
@@ -398,6 +454,7 @@ impl Snapshot {
         if self.site_key.is_empty() {
             return Err(SnapshotError::Invalid("empty site_key".into()));
         }
+        self.trust.validate()?;
         unique("experiment", self.experiments.iter().map(|e| e.id.as_str()))?;
         for e in &self.experiments {
             e.validate()

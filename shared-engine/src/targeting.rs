@@ -277,6 +277,27 @@ enum IpSpan {
     V6(u128, u128),
 }
 
+impl IpSpan {
+    /// A span wholly inside the IPv4-mapped block `::ffff:0:0/96` is the IPv4 span it
+    /// maps: [`IpRange::contains`] compares addresses in canonical form (a mapped
+    /// address is its IPv4 one), so without this `::ffff:203.0.113.0/120` would match
+    /// nothing (found by the `url_rules` fuzz target: a range did not contain its own
+    /// bounds). Spans reaching outside the block stay IPv6; [`IpRange::contains`] matches
+    /// an IPv4 address against them in its mapped form (`::/80` ends in the block: its
+    /// last address, `::ffff:255.255.255.255`, is 255.255.255.255).
+    fn canonical(self) -> Self {
+        const MAPPED: u128 = 0xffff_u128 << 32;
+        let mapped = |a: u128| a >> 32 == 0xffff;
+        match self {
+            // Both ends in the block: the whole span is (the block is contiguous).
+            Self::V6(s, e) if mapped(s) && mapped(e) => {
+                Self::V4((s - MAPPED) as u32, (e - MAPPED) as u32)
+            }
+            other => other,
+        }
+    }
+}
+
 impl IpRange {
     /// Parses an address, CIDR or range.
     pub fn parse(text: &str) -> Result<Self, TargetingError> {
@@ -335,7 +356,7 @@ impl IpRange {
         };
         Ok(Self {
             text: t.to_string(),
-            span,
+            span: span.canonical(),
         })
     }
 
@@ -345,6 +366,9 @@ impl IpRange {
         match (self.span, ip.to_canonical()) {
             (IpSpan::V4(s, e), IpAddr::V4(a)) => (s..=e).contains(&u32::from(a)),
             (IpSpan::V6(s, e), IpAddr::V6(a)) => (s..=e).contains(&u128::from(a)),
+            // An IPv4 address is also its mapped IPv6 one (`::ffff:a.b.c.d`): an IPv6
+            // span covers it when it covers that (`::/0` does; `2001:db8::/32` does not).
+            (IpSpan::V6(s, e), IpAddr::V4(a)) => (s..=e).contains(&u128::from(a.to_ipv6_mapped())),
             _ => false,
         }
     }

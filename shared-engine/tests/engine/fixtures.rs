@@ -211,5 +211,6 @@ pub fn site_snapshot(version: u64) -> Snapshot {
             ExclusionRule::header("x-samplit-internal", "1").unwrap(),
         ],
         experiments: vec![fixed, thompson, grid, independent("exp-multi")],
+        trust: Default::default(),
     }
 }

@@ -263,3 +263,82 @@ fn a_unit_built_with_propensities_carries_the_allocators_probabilities() {
     );
     assert!(bad.is_err());
 }
+
+#[test]
+fn trust_settings_are_optional_round_trip_and_are_validated() {
+    use samplit_engine::snapshot::{DEFAULT_REVENUE_CAP, Trust};
+    // A document without `trust` (every snapshot before signed calls) still parses, and
+    // an empty `Trust` is omitted, so such documents keep their canonical bytes.
+    let plain = site_snapshot(7);
+    let signed = try_sign(&plain, KEY).unwrap();
+    assert!(!signed.payload.contains("trust"));
+    let back = verify(&signed, KEY, None).unwrap();
+    assert_eq!(back.trust, Trust::default());
+    assert_eq!(back.trust.revenue_cap(), DEFAULT_REVENUE_CAP);
+
+    let mut with = site_snapshot(8);
+    with.trust = Trust {
+        server_secret_salt: Some("00112233445566778899aabbccddeeff".into()),
+        revenue_cap: Some(250.5),
+    };
+    let signed = try_sign(&with, KEY).unwrap();
+    assert!(signed.payload.ends_with(
+        r#","trust":{"server_secret_salt":"00112233445566778899aabbccddeeff","revenue_cap":250.5}}"#
+    ));
+    let back = verify(&signed, KEY, None).unwrap();
+    assert_eq!(back, with);
+    assert_eq!(back.trust.revenue_cap(), 250.5);
+
+    let cases: &[(&str, Trust)] = &[
+        (
+            "short salt",
+            Trust {
+                server_secret_salt: Some("abcd".into()),
+                revenue_cap: None,
+            },
+        ),
+        (
+            "upper-case salt",
+            Trust {
+                server_secret_salt: Some("ABCDEF0123456789ABCDEF0123456789".into()),
+                revenue_cap: None,
+            },
+        ),
+        (
+            "zero cap",
+            Trust {
+                server_secret_salt: None,
+                revenue_cap: Some(0.0),
+            },
+        ),
+        (
+            "negative cap",
+            Trust {
+                server_secret_salt: None,
+                revenue_cap: Some(-1.0),
+            },
+        ),
+        (
+            "huge cap",
+            Trust {
+                server_secret_salt: None,
+                revenue_cap: Some(1e12),
+            },
+        ),
+        (
+            "NaN cap",
+            Trust {
+                server_secret_salt: None,
+                revenue_cap: Some(f64::NAN),
+            },
+        ),
+    ];
+    for (why, trust) in cases {
+        let mut s = site_snapshot(9);
+        s.trust = trust.clone();
+        assert!(
+            matches!(try_sign(&s, KEY), Err(SnapshotError::Invalid(_))),
+            "{why}"
+        );
+    }
+}

@@ -161,6 +161,37 @@ fn ip_ranges_parse_addresses_cidrs_and_ranges() {
     assert_eq!((first, last), (ip("10.0.0.0"), ip("10.0.0.3")));
 }
 
+/// Found by the `url_rules` fuzz target in CI: a range written in IPv4-mapped IPv6 form
+/// did not contain its own bounds (addresses are compared in canonical form, so a mapped
+/// address is its IPv4 one) and matched nobody.
+#[test]
+fn ipv4_mapped_ranges_match_the_ipv4_addresses_they_map_and_contain_their_bounds() {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let cases: &[(&str, &str, bool)] = &[
+        ("::ffff:203.0.113.0/120", "203.0.113.7", true),
+        ("::ffff:203.0.113.0/120", "::ffff:203.0.113.255", true),
+        ("::ffff:203.0.113.0/120", "203.0.114.0", false),
+        ("::ffff:198.51.100.1", "198.51.100.1", true),
+        ("::ffff:10.0.0.1-::ffff:10.0.0.9", "10.0.0.5", true),
+        ("::ffff:0:0/96", "8.8.8.8", true),
+        // Reaching outside the mapped block: an IPv6 range, matching an IPv4 address
+        // when it covers its mapped form (the second crash the fuzzer found: `::/80`).
+        ("::/0", "8.8.8.8", true),
+        ("::/80", "255.255.255.255", true),
+        ("::/80", "2001:db8::1", false),
+        ("2001:db8::/32", "8.8.8.8", false),
+    ];
+    for &(range, addr, want) in cases {
+        let r = IpRange::parse(range).unwrap();
+        assert_eq!(r.contains(ip(addr)), want, "{range} contains {addr}");
+        let (lo, hi) = r.bounds();
+        assert!(
+            r.contains(lo) && r.contains(hi),
+            "{range} contains its bounds"
+        );
+    }
+}
+
 #[test]
 fn bad_ip_rules_fail_at_creation() {
     let cases: &[(&str, TargetingError)] = &[
