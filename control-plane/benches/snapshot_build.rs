@@ -156,6 +156,7 @@ fn benches(c: &mut Criterion) {
         allowed_origins: vec!["https://shop.example".into()],
         exclusions: Vec::new(),
         experiments: vec![exp],
+        trust: Default::default(),
     };
     c.bench_function("sign/factorial_500_arms", |b| {
         b.iter(|| sign(black_box(&snapshot), b"bench-signing-key-0123456789abcdef"))

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::config::JWT_AUDIENCE;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -64,8 +65,12 @@ impl Role {
 }
 
 /// Access-token claims. `sid` is the session (refresh-token family) the token belongs to.
+/// `iss` (the configured issuer) and `aud` ([`JWT_AUDIENCE`]) are required on the way in,
+/// so a token minted for another service or deployment with the same secret is refused.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
+    pub iss: String,
+    pub aud: String,
     pub sub: Uuid,
     pub org: Uuid,
     pub sid: Uuid,
@@ -78,13 +83,15 @@ pub struct Claims {
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    issuer: String,
 }
 
 impl JwtKeys {
-    pub fn new(secret: &[u8]) -> Self {
+    pub fn new(secret: &[u8], issuer: &str) -> Self {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            issuer: issuer.to_owned(),
         }
     }
 
@@ -98,6 +105,8 @@ impl JwtKeys {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: JWT_AUDIENCE.to_owned(),
             sub: user,
             org,
             sid: session,
@@ -111,9 +120,68 @@ impl JwtKeys {
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[JWT_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|_| ApiError::Unauthorized("invalid or expired access token"))
+    }
+}
+
+/// The argon2 gate: at most `permits` password hashes run at once (argon2id with default
+/// parameters takes 19 MiB and tens of milliseconds of CPU each); a request that cannot
+/// get a slot within `wait` is answered 503 with `Retry-After` instead of queueing
+/// without bound on the blocking pool. Counters let tests (and operators) see how many
+/// hashes ran and the most that ever ran at once.
+pub struct PasswordGate {
+    slots: tokio::sync::Semaphore,
+    wait: std::time::Duration,
+    runs: std::sync::atomic::AtomicU64,
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl PasswordGate {
+    pub fn new(permits: usize, wait: std::time::Duration) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(permits.max(1)),
+            wait,
+            runs: 0.into(),
+            in_flight: 0.into(),
+            max_in_flight: 0.into(),
+        }
+    }
+
+    /// Runs `work` (an argon2 hash or verification) on the blocking pool once a slot is
+    /// free; 503 `busy` if none frees up within the configured wait.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let _permit = tokio::time::timeout(self.wait, self.slots.acquire())
+            .await
+            .map_err(|_| ApiError::Busy {
+                retry_after_secs: self.wait.as_secs().max(1),
+            })?
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, SeqCst);
+        self.runs.fetch_add(1, SeqCst);
+        let result = tokio::task::spawn_blocking(work).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        result.map_err(|e| ApiError::Internal(e.into()))
+    }
+
+    /// Hashes run so far.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The most hashes that ever ran at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -144,6 +212,10 @@ pub struct Actor {
     pub principal: Principal,
     pub org_id: Uuid,
     pub role: Role,
+    /// The person this actor answers for: the user, or the member at the root of an API
+    /// key's creator chain. Nobody may change this person's role or membership through
+    /// one of their own keys (see `http/members.rs`).
+    pub person: Uuid,
     /// For the audit trail: the user's email or the key's name.
     pub label: String,
 }
@@ -225,6 +297,7 @@ impl FromRequestParts<AppState> for Actor {
                 session_id: claims.sid,
             },
             org_id: claims.org,
+            person: claims.sub,
             role: Role::parse(&role).ok_or_else(|| {
                 ApiError::Internal(anyhow::anyhow!("unknown role {role:?} in memberships"))
             })?,
@@ -233,24 +306,93 @@ impl FromRequestParts<AppState> for Actor {
     }
 }
 
+/// How far the actor extractor follows a key's creator chain. Keys minted by keys are an
+/// automation convenience, not a tree to grow without end: a longer chain is refused.
+pub const MAX_KEY_CHAIN: i32 = 8;
+
+/// One link of a key's creator chain, the key itself first.
+#[derive(sqlx::FromRow)]
+struct ChainLink {
+    id: Uuid,
+    org_id: Uuid,
+    role: String,
+    name: String,
+    created_by: Option<Uuid>,
+    created_by_key: Option<Uuid>,
+    revoked: bool,
+    /// The current role in `org_id` of `created_by` (null when they are not a member).
+    member_role: Option<String>,
+}
+
+/// A key's effective role: the minimum of every role along its creator chain (the key,
+/// the key that minted it, ...) and the CURRENT role of the person at the root. `None`
+/// when the chain is dead: a revoked link, a link in another organisation, a root whose
+/// person is gone or no longer a member, or a chain too long to follow.
+fn effective_key_role(chain: &[ChainLink]) -> Result<Option<(Role, Uuid)>, ApiError> {
+    let (Some(first), Some(root)) = (chain.first(), chain.last()) else {
+        return Ok(None);
+    };
+    if root.created_by_key.is_some() {
+        // The walk stopped before reaching a person (too long, or a parent key deleted).
+        return Ok(None);
+    }
+    let (Some(person), Some(member_role)) = (root.created_by, root.member_role.as_deref()) else {
+        return Ok(None);
+    };
+    let parse = |role: &str| {
+        Role::parse(role)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown role {role:?} stored")))
+    };
+    let mut role = parse(member_role)?;
+    for link in chain {
+        if link.revoked || link.org_id != first.org_id {
+            return Ok(None);
+        }
+        role = role.min(parse(&link.role)?);
+    }
+    Ok(Some((role, person)))
+}
+
 async fn actor_from_api_key(state: &AppState, token: &str) -> Result<Actor, ApiError> {
-    let row: Option<(Uuid, Uuid, String, String)> = sqlx::query_as(
-        "UPDATE api_keys SET last_used_at = now()
-          WHERE key_hash = $1 AND revoked_at IS NULL
-          RETURNING id, org_id, role, name",
+    // The whole creator chain in one round trip, each link with the current membership
+    // role of its `created_by` (used for the root only).
+    let chain: Vec<ChainLink> = sqlx::query_as(
+        "WITH RECURSIVE chain AS (
+             SELECT k.id, k.org_id, k.role, k.name, k.created_by, k.created_by_key,
+                    k.revoked_at IS NOT NULL AS revoked, 1 AS depth
+               FROM api_keys k WHERE k.key_hash = $1
+             UNION ALL
+             SELECT p.id, p.org_id, p.role, p.name, p.created_by, p.created_by_key,
+                    p.revoked_at IS NOT NULL, c.depth + 1
+               FROM api_keys p JOIN chain c ON p.id = c.created_by_key
+              WHERE c.depth < $2
+         )
+         SELECT c.id, c.org_id, c.role, c.name, c.created_by, c.created_by_key, c.revoked,
+                m.role AS member_role
+           FROM chain c
+           LEFT JOIN memberships m ON m.org_id = c.org_id AND m.user_id = c.created_by
+          ORDER BY c.depth",
     )
     .bind(token_hash(token))
-    .fetch_optional(&state.pool)
+    .bind(MAX_KEY_CHAIN)
+    .fetch_all(&state.pool)
     .await?;
-    let (key_id, org_id, role, name) =
-        row.ok_or(ApiError::Unauthorized("invalid or revoked API key"))?;
+    let (role, person) =
+        effective_key_role(&chain)?.ok_or(ApiError::Unauthorized("invalid or revoked API key"))?;
+    let key = chain
+        .into_iter()
+        .next()
+        .ok_or(ApiError::Unauthorized("invalid or revoked API key"))?;
+    sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
+        .bind(key.id)
+        .execute(&state.pool)
+        .await?;
     Ok(Actor {
-        principal: Principal::ApiKey { key_id },
-        org_id,
-        role: Role::parse(&role).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("unknown role {role:?} in api_keys"))
-        })?,
-        label: format!("api-key:{name}"),
+        principal: Principal::ApiKey { key_id: key.id },
+        org_id: key.org_id,
+        role,
+        person,
+        label: format!("api-key:{}", key.name),
     })
 }
 
@@ -271,15 +413,23 @@ mod tests {
 
     #[test]
     fn a_token_verifies_only_with_its_own_key_and_before_expiry() {
-        let keys = JwtKeys::new(&[7u8; 32]);
+        let keys = JwtKeys::new(&[7u8; 32], "samplit");
         let (user, org, sid) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let token = keys
             .issue(user, org, sid, std::time::Duration::from_secs(60))
             .unwrap();
         let claims = keys.verify(&token).unwrap();
         assert_eq!((claims.sub, claims.org, claims.sid), (user, org, sid));
-        assert!(JwtKeys::new(&[8u8; 32]).verify(&token).is_err());
+        assert!(JwtKeys::new(&[8u8; 32], "samplit").verify(&token).is_err());
+        assert!(
+            JwtKeys::new(&[7u8; 32], "other-deployment")
+                .verify(&token)
+                .is_err(),
+            "another issuer's token is refused"
+        );
         let expired = Claims {
+            iss: "samplit".to_owned(),
+            aud: JWT_AUDIENCE.to_owned(),
             sub: user,
             org,
             sid,

@@ -67,7 +67,58 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     /// Apply migrations at `serve` start (default true; `SAMPLIT_MIGRATE=false` to skip).
     pub migrate_on_start: bool,
+    /// Quotas, back-pressure and the other abuse limits (`docs/security.md`).
+    pub limits: Limits,
+    /// `SAMPLIT_DNS_RESOLVER` (`ip:port`, UDP): the DNS server domain proofs ask; default
+    /// the system's configuration.
+    pub dns_resolver: Option<SocketAddr>,
+    /// `SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS` (default false): development names
+    /// (`localhost`, `.test`, `.example`, …) become verifiable and the file proof may
+    /// fetch from loopback. Never on in production.
+    pub dev_allow_local_domains: bool,
+    /// `SAMPLIT_DEV_VERIFY_PORT`: with the development switch only, the file proof uses
+    /// plain http on this port (a local origin).
+    pub dev_verify_port: Option<u16>,
 }
+
+/// Value of the `aud` claim of access tokens: they are for this API and nothing else.
+pub const JWT_AUDIENCE: &str = "samplit-api";
+
+/// Per-organisation quotas and back-pressure limits, each with a default and a variable
+/// (documented in `.env.example` and `docs/security.md`, "Accounts, keys, quotas and
+/// back-pressure").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `iss` of access tokens (`SAMPLIT_JWT_ISSUER`, default `samplit`): not a secret, but
+    /// two deployments sharing a JWT secret by mistake still refuse each other's tokens.
+    pub jwt_issuer: String,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`
+    /// (`SAMPLIT_METRICS_TOKEN`); unset, it is for an internal network only.
+    pub metrics_token: Option<Secret>,
+    /// Argon2 hashes run at once (`SAMPLIT_ARGON2_CONCURRENCY`, default: the cores).
+    pub argon2_concurrency: usize,
+    /// How long a login or registration waits for an argon2 slot before 503
+    /// (`SAMPLIT_ARGON2_WAIT_MS`, default 5000).
+    pub argon2_wait: Duration,
+    /// Sites per organisation (`SAMPLIT_QUOTA_SITES`, default 50).
+    pub max_sites: i64,
+    /// Running experiments per organisation (`SAMPLIT_QUOTA_RUNNING_EXPERIMENTS`,
+    /// default 100).
+    pub max_running_experiments: i64,
+    /// Live API keys per organisation (`SAMPLIT_QUOTA_API_KEYS`, default 50).
+    pub max_api_keys: i64,
+    /// A site's built snapshot, in bytes (`SAMPLIT_QUOTA_SNAPSHOT_BYTES`, default 1 MiB:
+    /// a quarter of the edge's 4 MiB body cap, `SNAPSHOT_BODY_LIMIT` in
+    /// `edge-worker/src/body.rs`, which it may never exceed).
+    pub max_snapshot_bytes: usize,
+    /// Longest wait between retries of a failing publication
+    /// (`SAMPLIT_PUBLISH_BACKOFF_MAX`, seconds, default 600).
+    pub publish_backoff_max: Duration,
+}
+
+/// The edge refuses snapshot bodies above this (`edge-worker/src/body.rs`,
+/// `SNAPSHOT_BODY_LIMIT`); the snapshot quota must stay below it.
+pub const EDGE_SNAPSHOT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Reads a variable through `get`, so tests can pass a map instead of the process env.
 pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -149,7 +200,76 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         }
     };
 
+    let parse_count = |name: &str, default: u64| -> Result<u64, ConfigError> {
+        // Empty counts as unset (`.env.example` lists some variables without a value).
+        match get(name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(default),
+            Some(v) => {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: name.to_owned(),
+                        reason: format!("expected a positive whole number, got {v:?}"),
+                    })
+            }
+        }
+    };
+    let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let cores =
+        std::thread::available_parallelism().map_or(2, |n| u64::try_from(n.get()).unwrap_or(2));
+    let max_snapshot_bytes = to_usize(parse_count("SAMPLIT_QUOTA_SNAPSHOT_BYTES", 1024 * 1024)?);
+    if max_snapshot_bytes >= EDGE_SNAPSHOT_BODY_LIMIT {
+        return Err(ConfigError::Invalid {
+            name: "SAMPLIT_QUOTA_SNAPSHOT_BYTES".to_owned(),
+            reason: format!(
+                "must stay below the edge's snapshot body cap of {EDGE_SNAPSHOT_BODY_LIMIT} bytes"
+            ),
+        });
+    }
+    let limits = Limits {
+        jwt_issuer: get("SAMPLIT_JWT_ISSUER")
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "samplit".to_owned()),
+        metrics_token: optional_secret("SAMPLIT_METRICS_TOKEN")?,
+        argon2_concurrency: to_usize(parse_count("SAMPLIT_ARGON2_CONCURRENCY", cores)?),
+        argon2_wait: Duration::from_millis(parse_count("SAMPLIT_ARGON2_WAIT_MS", 5000)?),
+        max_sites: to_i64(parse_count("SAMPLIT_QUOTA_SITES", 50)?),
+        max_running_experiments: to_i64(parse_count("SAMPLIT_QUOTA_RUNNING_EXPERIMENTS", 100)?),
+        max_api_keys: to_i64(parse_count("SAMPLIT_QUOTA_API_KEYS", 50)?),
+        max_snapshot_bytes,
+        publish_backoff_max: parse_secs("SAMPLIT_PUBLISH_BACKOFF_MAX", 600)?,
+    };
+    let dev_allow_local_domains = match get("SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS").as_deref() {
+        None | Some("") | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS".to_owned(),
+                reason: format!("expected true or false, got {other:?}"),
+            });
+        }
+    };
+    let dns_resolver = match get("SAMPLIT_DNS_RESOLVER").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(v.parse().map_err(|_| ConfigError::Invalid {
+            name: "SAMPLIT_DNS_RESOLVER".to_owned(),
+            reason: format!("expected ip:port, got {v:?}"),
+        })?),
+    };
+    let dev_verify_port = match get("SAMPLIT_DEV_VERIFY_PORT").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(v.parse().map_err(|_| ConfigError::Invalid {
+            name: "SAMPLIT_DEV_VERIFY_PORT".to_owned(),
+            reason: format!("expected a port number, got {v:?}"),
+        })?),
+    };
+
     Ok(Config {
+        dns_resolver,
+        dev_allow_local_domains,
+        dev_verify_port,
         database_url: required(
             "DATABASE_URL",
             "e.g. postgres://postgres@127.0.0.1:5432/samplit",
@@ -165,6 +285,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         access_token_ttl: parse_secs("SAMPLIT_ACCESS_TOKEN_TTL", 900)?,
         refresh_token_ttl: parse_secs("SAMPLIT_REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
         migrate_on_start,
+        limits,
     })
 }
 
@@ -239,6 +360,42 @@ mod tests {
                 .to_string()
                 .contains("`*` is not allowed")
         );
+    }
+
+    #[test]
+    fn limits_have_defaults_and_the_snapshot_quota_stays_below_the_edge_cap() {
+        let limits = load(&base()).unwrap().limits;
+        assert_eq!(limits.jwt_issuer, "samplit");
+        assert!(limits.metrics_token.is_none());
+        assert!(limits.argon2_concurrency >= 1);
+        assert_eq!(limits.max_snapshot_bytes, 1024 * 1024);
+        assert_eq!(limits.publish_backoff_max, Duration::from_secs(600));
+        let mut vars = base();
+        vars.insert(
+            "SAMPLIT_QUOTA_SNAPSHOT_BYTES",
+            (4 * 1024 * 1024).to_string(),
+        );
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(err.contains("SAMPLIT_QUOTA_SNAPSHOT_BYTES"), "{err}");
+        vars.insert("SAMPLIT_QUOTA_SNAPSHOT_BYTES", String::new());
+        assert_eq!(load(&vars).unwrap().limits.max_snapshot_bytes, 1024 * 1024);
+        vars.insert("SAMPLIT_QUOTA_SITES", "0".to_owned());
+        assert!(
+            load(&vars)
+                .unwrap_err()
+                .to_string()
+                .contains("SAMPLIT_QUOTA_SITES")
+        );
+    }
+
+    #[test]
+    fn the_edge_snapshot_cap_mirrored_here_is_the_edges() {
+        let body_rs = include_str!("../../edge-worker/src/body.rs");
+        assert!(
+            body_rs.contains("pub const SNAPSHOT_BODY_LIMIT: usize = 4 * 1024 * 1024;"),
+            "edge-worker/src/body.rs changed its cap: update EDGE_SNAPSHOT_BODY_LIMIT"
+        );
+        assert_eq!(EDGE_SNAPSHOT_BODY_LIMIT, 4 * 1024 * 1024);
     }
 
     #[test]

@@ -61,6 +61,17 @@ pub enum ApiError {
     /// 503: a dependency (database) is unavailable.
     #[error("the service is temporarily unavailable")]
     Unavailable,
+    /// 503 with `Retry-After`: a bounded resource (the argon2 slots) stayed busy for
+    /// longer than a request may wait.
+    #[error("the server is busy; retry after {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
+    /// 422 `quota_exceeded`: an organisation's quota (`config::Limits`) would be passed.
+    #[error("quota {quota} exceeded: the limit is {limit}, the organization has {current}")]
+    QuotaExceeded {
+        quota: &'static str,
+        limit: i64,
+        current: i64,
+    },
     /// 500: logged, never shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -79,6 +90,18 @@ pub struct Problem {
     pub request_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For `quota_exceeded`: which quota, its limit and the organisation's current count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaProblem>,
+}
+
+/// The quota a `quota_exceeded` problem is about.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QuotaProblem {
+    /// `sites`, `running_experiments`, `api_keys` or `snapshot_bytes`.
+    pub name: String,
+    pub limit: i64,
+    pub current: i64,
 }
 
 impl ApiError {
@@ -121,6 +144,8 @@ impl ApiError {
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::QuotaExceeded { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "quota_exceeded"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -156,6 +181,16 @@ fn problem_with_errors(
     detail: &str,
     errors: Vec<FieldError>,
 ) -> Response {
+    problem_with(status, code, detail, errors, None)
+}
+
+fn problem_with(
+    status: StatusCode,
+    code: &str,
+    detail: &str,
+    errors: Vec<FieldError>,
+    quota: Option<QuotaProblem>,
+) -> Response {
     let problem = Problem {
         type_: format!("https://samplit.dev/problems/{code}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -164,6 +199,7 @@ fn problem_with_errors(
         code: code.to_owned(),
         request_id: current_request_id(),
         errors,
+        quota,
     };
     let mut response = (status, axum::Json(problem)).into_response();
     response.headers_mut().insert(
@@ -184,14 +220,28 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let retry_after = match &self {
-            Self::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            Self::TooManyRequests { retry_after_secs } | Self::Busy { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
+        };
+        let quota = match &self {
+            Self::QuotaExceeded {
+                quota,
+                limit,
+                current,
+            } => Some(QuotaProblem {
+                name: (*quota).to_owned(),
+                limit: *limit,
+                current: *current,
+            }),
             _ => None,
         };
         let errors = match self {
             Self::Validation(errors) => errors,
             _ => Vec::new(),
         };
-        let mut response = problem_with_errors(status, code, &detail, errors);
+        let mut response = problem_with(status, code, &detail, errors, quota);
         if let Some(secs) = retry_after {
             response
                 .headers_mut()

@@ -18,7 +18,9 @@
 //!
 //! Guarantees, for both formats:
 //! - **Formula injection is neutralised.** A text cell (headers included) that starts
-//!   with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so a
+//!   with a tab or a carriage return, or whose first non-whitespace character is `=`,
+//!   `+`, `-` or `@` (spreadsheets skip leading blanks before reading a formula; OWASP's
+//!   rule), gets a leading `'`, so a
 //!   spreadsheet shows it as text instead of evaluating it (OWASP "CSV injection"). This
 //!   applies to XLSX too: its string cells are never evaluated by Excel itself, but users
 //!   re-save them as CSV. Numbers ([`Cell::Int`], [`Cell::Float`]) are written as numbers
@@ -307,12 +309,16 @@ impl Table {
     }
 }
 
-/// Prefixes `'` to text that a spreadsheet would read as a formula (or that starts with
-/// a tab or CR, which some tools strip before doing so).
+/// Prefixes `'` to text that a spreadsheet would read as a formula: its first
+/// non-whitespace character is `=`, `+`, `-` or `@` (spreadsheets skip leading blanks
+/// first), or it starts with a tab or CR (which some tools strip before doing so).
 pub fn neutralize_formula(text: &str) -> Cow<'_, str> {
-    match text.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => Cow::Owned(format!("'{text}")),
-        _ => Cow::Borrowed(text),
+    let starts_blank = matches!(text.chars().next(), Some('\t' | '\r'));
+    let first_visible = text.trim_start().chars().next();
+    if starts_blank || matches!(first_visible, Some('=' | '+' | '-' | '@')) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
@@ -427,6 +433,11 @@ mod tests {
             ("@SUM(A1)", "'@SUM(A1)"),
             ("\tx", "'\tx"),
             ("\rx", "'\rx"),
+            (" =1+1", "' =1+1"),
+            ("\n\n@SUM(A1)", "'\n\n@SUM(A1)"),
+            ("\u{a0}-1", "'\u{a0}-1"),
+            ("   +1", "'   +1"),
+            ("  a=b", "  a=b"),
             ("a=b", "a=b"),
             ("", ""),
             ("1-2", "1-2"),

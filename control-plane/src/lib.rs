@@ -9,8 +9,9 @@
 //! roles, the [`auth::Actor`] extractor), [`audit`] (hash-chained trail), [`state`],
 //! [`telemetry`], [`http`] (router and middleware; one module per resource), [`domain`]
 //! (validated values built from request bodies), [`db`] (SQL per aggregate), [`export`]
-//! (CSV/XLSX downloads), [`ratelimit`] (login throttling), [`publisher`] (signed
-//! snapshots pushed to the edge).
+//! (CSV/XLSX downloads), [`ratelimit`] (login throttling), [`quota`] (per-organisation
+//! limits), [`publisher`] (signed snapshots, routes and tombstones pushed to the edge),
+//! [`verify`] (domain-ownership proofs over DNS and HTTP).
 //! `main.rs` only parses the command line and calls [`serve`] or [`migrate`].
 
 pub mod audit;
@@ -24,9 +25,11 @@ pub mod extract;
 pub mod http;
 pub mod ingest;
 pub mod publisher;
+pub mod quota;
 pub mod ratelimit;
 pub mod state;
 pub mod telemetry;
+pub mod verify;
 
 use std::time::Duration;
 

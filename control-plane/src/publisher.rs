@@ -20,9 +20,23 @@
 //! 4. otherwise gives it the next version (monotonic per site), signs it with
 //!    `snapshot::try_sign` (which refuses anything the edge would reject) and `PUT`s it
 //!    to `{SAMPLIT_EDGE_URL}/v1/internal/snapshots/{site_key}`, retrying connection
-//!    errors, 429 and 5xx with exponential backoff ([`RetryPolicy`], bounded);
+//!    errors, 429 and 5xx within the tick with exponential backoff ([`RetryPolicy`],
+//!    bounded);
 //! 5. records the attempt in `snapshot_publications` and, when it succeeded, an audit
 //!    entry `snapshot.publish` (version, hash, weights) in the same transaction.
+//!
+//! Back-pressure (issue 10): a site whose publications keep failing is not rebuilt,
+//! re-signed and re-pushed every tick. After `n` consecutive failures it waits
+//! [`failure_backoff`] (one interval, doubling, capped at `SAMPLIT_PUBLISH_BACKOFF_MAX`,
+//! default 10 minutes) before being tried again. A *permanent* failure — the edge answered
+//! 413 or 422, or the signed body is above the `snapshot_bytes` quota
+//! (`SAMPLIT_QUOTA_SNAPSHOT_BYTES`, then it is not pushed at all) — is not retried until
+//! the site's content changes; the publications list shows it (`permanent`, `error`).
+//! Hashing, signing and the experiment builders run in `spawn_blocking`.
+//!
+//! 6. pushes the signed host routes and site tombstones the edge has not taken yet
+//!    ([`publish_routing`]; see docs/security.md, "Domains: ownership, routing,
+//!    unpublish"): a snapshot's `allowed_origins` lists only the site's verified hosts.
 //!
 //! [`run`] loops [`tick`] until shutdown; `serve` starts it when `SAMPLIT_EDGE_URL` and
 //! `SAMPLIT_SNAPSHOT_SECRET` are both set.
@@ -34,9 +48,10 @@ use anyhow::{Context, anyhow};
 use samplit_engine::allocator::ArmStats;
 use samplit_engine::changes::Change;
 use samplit_engine::multi::Mode;
+use samplit_engine::routing::{self, Route, SiteTombstone};
 use samplit_engine::snapshot::{
     self, AllocationUnit, Arm, Element, ExperimentSnapshot, GoalSnapshot, GoalTrigger,
-    SCHEMA_VERSION, SignedSnapshot, Snapshot, Variant,
+    SCHEMA_VERSION, Snapshot, Variant,
 };
 use samplit_engine::targeting::{ExclusionRule, UrlRule};
 use sha2::{Digest, Sha256};
@@ -93,8 +108,17 @@ pub struct TickReport {
     pub published: Vec<(Uuid, u64)>,
     /// Sites whose content had not changed since their last publication.
     pub unchanged: usize,
+    /// Sites left alone: still backing off after failures, or refused permanently by
+    /// the edge with the same content.
+    pub deferred: usize,
     /// Sites that could not be built or pushed, with the reason.
     pub failed: Vec<(Uuid, String)>,
+    /// Host routes the edge accepted (host, version).
+    pub routes: Vec<(String, i64)>,
+    /// Site tombstones the edge accepted (site key, version).
+    pub tombstones: Vec<(String, i64)>,
+    /// Routes or tombstones the edge did not take (retried next tick), with the reason.
+    pub routing_failed: Vec<(String, String)>,
 }
 
 /// Runs [`tick`] every `interval` until `shutdown` resolves. Errors are logged; the
@@ -180,7 +204,12 @@ pub async fn tick_with(
         guard.release();
         return Ok(TickReport::default());
     }
-    let outcome = publish_all(state, client, retry, edge_url, key.expose()).await;
+    let mut outcome = publish_all(state, client, retry, edge_url, key.expose()).await;
+    if let Ok(report) = &mut outcome
+        && let Err(e) = publish_routing(state, client, retry, edge_url, key.expose(), report).await
+    {
+        tracing::error!(error = ?e, "publisher: routes and tombstones");
+    }
     let unlocked: Result<bool, sqlx::Error> = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
         .bind(LOCK_KEY)
         .fetch_one(guard.conn()?)
@@ -224,6 +253,26 @@ impl Drop for LockConnection {
     }
 }
 
+/// How long a site waits after `failures` consecutive failed publications before the
+/// next try: one publish interval, doubling with each further failure, capped at `max`.
+pub fn failure_backoff(interval: Duration, failures: i64, max: Duration) -> Duration {
+    let doublings = u32::try_from(failures.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    interval
+        .saturating_mul(2u32.saturating_pow(doublings))
+        .min(max)
+}
+
+/// Why a push did not succeed.
+#[derive(Debug, Clone)]
+pub struct PushFailure {
+    /// The edge refused the snapshot itself (413, 422): pushing the same content again
+    /// cannot succeed.
+    pub permanent: bool,
+    /// The edge's HTTP status, when it answered.
+    pub status: Option<u16>,
+    pub reason: String,
+}
+
 async fn publish_all(
     state: &AppState,
     client: &reqwest::Client,
@@ -235,11 +284,28 @@ async fn publish_all(
         leader: true,
         ..TickReport::default()
     };
+    let limits = &state.config.limits;
     let mut conn = state.pool.acquire().await?;
     let sites = db::sites::all(&mut conn).await?;
     for site in sites {
+        // Back-off: a site whose pushes keep failing is left alone (not even rebuilt)
+        // until its wait is over; a permanent refusal waits for new content instead.
+        let streak = db::publications::failure_streak(&mut conn, site.id).await?;
+        if let Some(streak) = &streak
+            && !streak.permanent
+        {
+            let wait = failure_backoff(
+                state.config.publish_interval,
+                streak.failures,
+                limits.publish_backoff_max,
+            );
+            if time::OffsetDateTime::now_utc() < streak.last_at + wait {
+                report.deferred += 1;
+                continue;
+            }
+        }
         let built = build_snapshot(&mut conn, &site).await;
-        let (mut snapshot, weights) = match built {
+        let (snapshot, weights) = match built {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(site_id = %site.id, error = ?e, "publisher: cannot build the snapshot");
@@ -247,20 +313,40 @@ async fn publish_all(
                 continue;
             }
         };
-        let content_hash = hex::encode(Sha256::digest(
-            serde_json::to_vec(&snapshot).context("serialising the snapshot")?,
-        ));
+        // Hashing and signing walk the whole document: off the async workers too.
+        let (snapshot, content_hash) = tokio::task::spawn_blocking(move || {
+            let bytes = serde_json::to_vec(&snapshot).context("serialising the snapshot")?;
+            anyhow::Ok((snapshot, hex::encode(Sha256::digest(bytes))))
+        })
+        .await
+        .context("the snapshot hasher panicked")??;
         let last = db::publications::last_published_content(&mut conn, site.id).await?;
         if last.as_deref() == Some(content_hash.as_str()) {
             report.unchanged += 1;
             continue;
         }
+        if let Some(streak) = &streak
+            && streak.permanent
+            && streak.content_hash == content_hash
+        {
+            report.deferred += 1;
+            continue;
+        }
         let version = db::publications::next_version(&mut conn, site.id).await?;
+        let mut snapshot = snapshot;
         snapshot.version = u64::try_from(version).context("negative version")?;
         snapshot.generated_at_ms =
             i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
                 .unwrap_or(i64::MAX);
-        let signed = match snapshot::try_sign(&snapshot, key) {
+        let signing_key = key.to_vec();
+        let signed = tokio::task::spawn_blocking(move || {
+            let signed = snapshot::try_sign(&snapshot, &signing_key)?;
+            let body_bytes = serde_json::to_vec(&signed).map_or(usize::MAX, |b| b.len());
+            Ok::<_, snapshot::SnapshotError>((snapshot, signed, body_bytes))
+        })
+        .await
+        .context("the snapshot signer panicked")?;
+        let (snapshot, signed, body_bytes) = match signed {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(site_id = %site.id, error = %e, "publisher: the snapshot does not validate");
@@ -269,12 +355,29 @@ async fn publish_all(
             }
         };
         let hash = hex::encode(Sha256::digest(signed.payload.as_bytes()));
-        let url = format!(
-            "{}/v1/internal/snapshots/{}",
-            edge_url.trim_end_matches('/'),
-            site.site_key
-        );
-        let (attempts, result) = push(client, &url, &signed, retry).await;
+        let (attempts, result) = if body_bytes > limits.max_snapshot_bytes {
+            // Never pushed: the edge would refuse it (or, below its cap, it would cost
+            // every isolate that much memory). Recorded so the site's list shows why.
+            (
+                0,
+                Err(PushFailure {
+                    permanent: true,
+                    status: None,
+                    reason: format!(
+                        "not pushed: the snapshot is {body_bytes} bytes, above the snapshot_bytes \
+                         quota of {} (SAMPLIT_QUOTA_SNAPSHOT_BYTES)",
+                        limits.max_snapshot_bytes
+                    ),
+                }),
+            )
+        } else {
+            let url = format!(
+                "{}/v1/internal/snapshots/{}",
+                edge_url.trim_end_matches('/'),
+                site.site_key
+            );
+            push(client, &url, &signed, retry).await
+        };
         let row = PublicationRow {
             site_id: site.id,
             version,
@@ -288,8 +391,9 @@ async fn publish_all(
             }
             .to_owned(),
             attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
-            error: result.as_ref().err().cloned(),
+            error: result.as_ref().err().map(|f| f.reason.clone()),
             published_at: time::OffsetDateTime::now_utc(),
+            permanent: result.as_ref().err().is_some_and(|f| f.permanent),
         };
         let mut tx = state.pool.begin().await?;
         db::publications::insert(&mut tx, &row).await?;
@@ -317,26 +421,31 @@ async fn publish_all(
         match result {
             Ok(()) => report.published.push((site.id, snapshot.version)),
             Err(e) => {
-                tracing::warn!(site_id = %site.id, version, error = %e, "publisher: push failed");
-                report.failed.push((site.id, e));
+                tracing::warn!(site_id = %site.id, version, permanent = e.permanent, error = %e.reason, "publisher: push failed");
+                report.failed.push((site.id, e.reason));
             }
         }
     }
     Ok(report)
 }
 
-/// PUTs the signed snapshot, retrying transient failures. Returns the number of tries
+/// PUTs the signed snapshot, retrying transient failures (connection errors, 429, 5xx).
+/// Returns the number of tries and the outcome; 413 and 422 are permanent (the edge
+/// refuses this document, whatever the retry), other 4xx are failures that the next
+/// tick's back-off retries.
+/// PUTs a signed document (snapshot, route, tombstone), retrying transient failures. Returns the number of tries
 /// and the outcome (a readable reason on failure).
 async fn push(
     client: &reqwest::Client,
     url: &str,
-    signed: &SignedSnapshot,
+    signed: &impl serde::Serialize,
     retry: RetryPolicy,
-) -> (u32, Result<(), String>) {
+) -> (u32, Result<(), PushFailure>) {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (transient, reason) = match client.put(url).json(signed).send().await {
+        let (transient, permanent, status, reason) = match client.put(url).json(signed).send().await
+        {
             Ok(resp) if resp.status().is_success() => return (attempt, Ok(())),
             Ok(resp) => {
                 let status = resp.status();
@@ -349,16 +458,116 @@ async fn push(
                     .collect();
                 (
                     status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS,
+                    status == reqwest::StatusCode::PAYLOAD_TOO_LARGE
+                        || status == reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+                    Some(status.as_u16()),
                     format!("edge answered {status}: {body}"),
                 )
             }
-            Err(e) => (true, format!("edge unreachable: {e}")),
+            Err(e) => (true, false, None, format!("edge unreachable: {e}")),
         };
         if !transient || attempt >= retry.attempts.max(1) {
-            return (attempt, Err(reason));
+            return (
+                attempt,
+                Err(PushFailure {
+                    permanent,
+                    status,
+                    reason,
+                }),
+            );
         }
         tokio::time::sleep(retry.delay(attempt)).await;
     }
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+/// A route or tombstone push's outcome: a 409 (the edge holds a newer version, which can
+/// only have come from here) counts as taken; other failures keep their reason.
+fn taken_or_newer(result: Result<(), PushFailure>) -> Result<(), String> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.status == Some(409) => Ok(()),
+        Err(e) => Err(e.reason),
+    }
+}
+
+/// Pushes the signed host routes and site tombstones the edge has not accepted yet
+/// (`domain_routes`, `site_tombstones`): `PUT /v1/internal/routes/{host}` and
+/// `PUT /v1/internal/tombstones/{site_key}`. Snapshots go first (in [`publish_all`]), so
+/// a new owner's snapshot lists a host by the time its route arrives. Whatever the edge
+/// does not take is retried next tick; a 409 (the edge holds a newer version) counts as
+/// taken, since a newer document can only have come from here.
+async fn publish_routing(
+    state: &AppState,
+    client: &reqwest::Client,
+    retry: RetryPolicy,
+    edge_url: &str,
+    secret: &[u8],
+    report: &mut TickReport,
+) -> anyhow::Result<()> {
+    let base = edge_url.trim_end_matches('/');
+    let mut conn = state.pool.acquire().await?;
+    for row in db::domains::unpushed_tombstones(&mut conn).await? {
+        let doc = SiteTombstone {
+            schema: routing::SCHEMA_VERSION,
+            site_key: row.site_key.clone(),
+            version: u64::try_from(row.version).context("negative tombstone version")?,
+            generated_at_ms: now_ms(),
+        };
+        let signed = routing::sign_tombstone(&doc, secret).map_err(|e| anyhow!("{e}"))?;
+        let url = format!("{base}/v1/internal/tombstones/{}", row.site_key);
+        let (_, result) = push(client, &url, &signed, retry).await;
+        let result = taken_or_newer(result);
+        db::domains::tombstone_pushed(
+            &mut conn,
+            &row.site_key,
+            result.as_ref().err().map(String::as_str),
+        )
+        .await?;
+        match result {
+            Ok(()) => {
+                // `site.delete` was audited when the site went; its organisation may be
+                // gone by now, so nothing is recorded against it here.
+                report.tombstones.push((row.site_key, row.version));
+            }
+            Err(e) => {
+                tracing::warn!(site_key = %row.site_key, error = %e, "publisher: tombstone push failed");
+                report.routing_failed.push((row.site_key, e));
+            }
+        }
+    }
+    for row in db::domains::unpushed_routes(&mut conn).await? {
+        let doc = Route {
+            schema: routing::SCHEMA_VERSION,
+            host: row.host.clone(),
+            site_key: row.site_key.clone(),
+            version: u64::try_from(row.version).context("negative route version")?,
+            generated_at_ms: now_ms(),
+        };
+        let signed = routing::sign_route(&doc, secret).map_err(|e| anyhow!("{e}"))?;
+        let url = format!("{base}/v1/internal/routes/{}", row.host);
+        let (_, result) = push(client, &url, &signed, retry).await;
+        let result = taken_or_newer(result);
+        db::domains::route_pushed(
+            &mut conn,
+            &row.host,
+            row.version,
+            result.as_ref().err().map(String::as_str),
+        )
+        .await?;
+        match result {
+            Ok(()) => report.routes.push((row.host, row.version)),
+            Err(e) => {
+                tracing::warn!(host = %row.host, error = %e, "publisher: route push failed");
+                report.routing_failed.push((row.host, e));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The snapshot of a site (version 0, timestamp 0: the caller stamps them) and the
@@ -367,15 +576,34 @@ pub async fn build_snapshot(
     conn: &mut PgConnection,
     site: &SiteRow,
 ) -> anyhow::Result<(Snapshot, serde_json::Value)> {
+    build_snapshot_including(conn, site, None).await
+}
+
+/// [`build_snapshot`], with experiment `also` included as if it were running (the
+/// snapshot quota checks an experiment being saved or started this way).
+pub async fn build_snapshot_including(
+    conn: &mut PgConnection,
+    site: &SiteRow,
+    also: Option<Uuid>,
+) -> anyhow::Result<(Snapshot, serde_json::Value)> {
     let exclusions: Vec<ExclusionRule> =
         serde_json::from_value(site.exclusions.clone()).context("stored exclusion rules")?;
-    let mut allowed_origins = Vec::with_capacity(site.domains.len());
-    for d in &site.domains {
+    // Verified hosts only: a pending domain may be anyone's (docs/security.md, "Domains").
+    let verified = db::domains::verified_hosts(conn, site.id).await?;
+    let mut allowed_origins = Vec::with_capacity(verified.len());
+    for d in &verified {
         allowed_origins.push(SiteDomain::parse(d, "domains")?.https_origin());
     }
     let mut experiments = Vec::new();
     let mut weights = Vec::new();
-    for loaded in db::experiments::running_for_site(conn, site.id).await? {
+    let mut running = db::experiments::running_for_site(conn, site.id).await?;
+    if let Some(id) = also
+        && !running.iter().any(|l| l.experiment.id == id)
+        && let Some(row) = db::experiments::get_row(conn, site.org_id, id, false).await?
+    {
+        running.push(db::experiments::load_parts(conn, row).await?);
+    }
+    for loaded in running {
         let id = loaded.experiment.id;
         let counts = db::experiments::arm_counts(conn, id).await?;
         // Thompson propensities integrate numerically (up to 500 arms for a factorial
@@ -397,6 +625,10 @@ pub async fn build_snapshot(
             allowed_origins,
             exclusions,
             experiments,
+            trust: snapshot::Trust {
+                server_secret_salt: site.server_secret_salt.clone(),
+                revenue_cap: Some(site.revenue_cap),
+            },
         },
         serde_json::Value::Array(weights),
     ))
@@ -665,5 +897,20 @@ mod tests {
         };
         let delays: Vec<u128> = (1..=5).map(|a| p.delay(a).as_millis()).collect();
         assert_eq!(delays, vec![100, 200, 400, 500, 500]);
+    }
+
+    #[test]
+    fn a_failing_site_waits_one_interval_then_doubling_up_to_the_cap() {
+        let waits: Vec<u64> = (1..=8)
+            .map(|n| {
+                failure_backoff(Duration::from_secs(10), n, Duration::from_secs(600)).as_secs()
+            })
+            .collect();
+        assert_eq!(waits, vec![10, 20, 40, 80, 160, 320, 600, 600]);
+        assert_eq!(
+            failure_backoff(Duration::from_secs(10), i64::MAX, Duration::from_secs(600)),
+            Duration::from_secs(600),
+            "no overflow however long the streak"
+        );
     }
 }

@@ -4,9 +4,14 @@
 //! Two independent limits apply to `POST /auth/login`, both over a sliding window of
 //! [`WINDOW`]: at most [`PER_ACCOUNT`] failures per account (the normalised email, whether
 //! or not such a user exists, so the answer never tells which emails are registered) and
-//! at most [`PER_ADDRESS`] failures per client address. The check runs *before* the
-//! password is verified, so a throttled caller cannot make the server spend argon2 time.
-//! A successful login clears the account's failures (not the address's).
+//! at most [`PER_ADDRESS`] failures per client address (IPv6 addresses counted per /64:
+//! one subscriber usually holds a whole /64, so counting single addresses would give
+//! them 2^64 buckets). Checking and counting are one atomic step ([`reserve_login`]):
+//! every attempt is recorded as a failure *before* the password is verified, under a
+//! per-account and a per-address transaction lock, so N parallel wrong passwords cannot
+//! all pass the check before the first failure lands — at most the limit run argon2, the
+//! rest get 429 without costing a hash. A successful login clears the account's failures
+//! (its own reservation included; not the address's).
 //!
 //! Registrations are limited to [`REGISTRATIONS_PER_ADDRESS`] per [`REGISTRATION_WINDOW`]
 //! per client address (each costs an argon2 hash and creates an organisation).
@@ -15,8 +20,7 @@
 //! when the peer is one of `config.trusted_proxies` — a header chosen by the client must
 //! never pick its own rate-limit bucket (the original keyed limits on such headers).
 //!
-//! Trade-offs: counting and recording are two statements, so a burst of concurrent
-//! attempts can overshoot a limit by the number in flight; the per-account limit lets
+//! Trade-offs: the per-account limit lets
 //! anyone slow down logins to a known email for [`WINDOW`] (the usual price of stopping
 //! password guessing; the per-address limit bounds how many accounts one address can
 //! lock).
@@ -98,15 +102,52 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) 
     )
 }
 
-/// Fails with 429 (and the seconds until a slot frees up) if the account or the address
-/// has used up its failures in the window.
+/// The bucket an address is counted in: IPv4 addresses (and IPv4-mapped IPv6) one by
+/// one, IPv6 addresses by their /64 (written `2001:db8:1:2::/64`).
+pub fn address_bucket(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
+/// A login attempt counted in advance as a failure: [`login_succeeded`] clears it,
+/// [`release`] takes it back when the password was never checked (server busy).
+#[derive(Debug, Clone, Copy)]
+pub struct Reservation(i64);
+
+/// Atomically checks both limits and, if neither is used up, records this attempt as a
+/// failure; fails with 429 (and the seconds until a slot frees up) otherwise.
+///
+/// One transaction takes a transaction-scoped advisory lock on the account and then on
+/// the address bucket (always in that order, so two attempts never wait on each other in
+/// a cycle), counts, and inserts. A concurrent attempt for the same account or address
+/// waits for the lock and then sees this one's row: the limit holds exactly.
 #[tracing::instrument(skip(pool, email))]
-pub async fn check_login(
+pub async fn reserve_login(
     pool: &PgPool,
     email: &str,
     address: Option<IpAddr>,
-) -> Result<(), ApiError> {
+) -> Result<Reservation, ApiError> {
     let window = window_secs();
+    let bucket = address.map(address_bucket);
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('login:account:' || $1, 0))")
+        .bind(email)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(bucket) = &bucket {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('login:address:' || $1, 0))")
+            .bind(bucket)
+            .execute(&mut *tx)
+            .await?;
+    }
     let account: (i64, Option<f64>) = sqlx::query_as(
         "SELECT count(*), EXTRACT(EPOCH FROM min(at) + make_interval(secs => $2) - now())::float8
            FROM login_attempts
@@ -114,36 +155,54 @@ pub async fn check_login(
     )
     .bind(email)
     .bind(window)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
     if account.0 >= PER_ACCOUNT {
         return Err(too_many(account.1));
     }
-    if let Some(address) = address {
+    if let Some(bucket) = &bucket {
         let by_address: (i64, Option<f64>) = sqlx::query_as(
             "SELECT count(*), EXTRACT(EPOCH FROM min(at) + make_interval(secs => $2) - now())::float8
                FROM login_attempts
               WHERE kind = 'login_failure' AND address = $1 AND at > now() - make_interval(secs => $2)",
         )
-        .bind(address.to_string())
+        .bind(bucket)
         .bind(window)
-        .fetch_one(pool)
+        .fetch_one(&mut *tx)
         .await?;
         if by_address.0 >= PER_ADDRESS {
             return Err(too_many(by_address.1));
         }
     }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO login_attempts (kind, email, address) VALUES ('login_failure', $1, $2)
+         RETURNING id",
+    )
+    .bind(email)
+    .bind(bucket.as_deref())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    prune(pool).await?;
+    Ok(Reservation(id))
+}
+
+/// Takes back a reservation whose password was never checked (the server was busy).
+#[tracing::instrument(skip(pool))]
+pub async fn release(pool: &PgPool, reservation: Reservation) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM login_attempts WHERE id = $1")
+        .bind(reservation.0)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
-/// Records a failed login (and prunes attempts past retention).
-#[tracing::instrument(skip(pool, email))]
-pub async fn record_failure(
-    pool: &PgPool,
-    email: &str,
-    address: Option<IpAddr>,
-) -> Result<(), ApiError> {
-    record(pool, "login_failure", email, address).await
+async fn prune(pool: &PgPool) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM login_attempts WHERE at < now() - make_interval(secs => $1)")
+        .bind(RETENTION.as_secs_f64())
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 async fn record(
@@ -155,14 +214,10 @@ async fn record(
     sqlx::query("INSERT INTO login_attempts (kind, email, address) VALUES ($1, $2, $3)")
         .bind(kind)
         .bind(email)
-        .bind(address.map(|a| a.to_string()))
+        .bind(address.map(address_bucket))
         .execute(pool)
         .await?;
-    sqlx::query("DELETE FROM login_attempts WHERE at < now() - make_interval(secs => $1)")
-        .bind(RETENTION.as_secs_f64())
-        .execute(pool)
-        .await?;
-    Ok(())
+    prune(pool).await
 }
 
 /// Fails with 429 if the address has registered [`REGISTRATIONS_PER_ADDRESS`] times in
@@ -183,7 +238,7 @@ pub async fn check_and_record_registration(
            FROM login_attempts
           WHERE kind = 'registration' AND address = $1 AND at > now() - make_interval(secs => $2)",
     )
-    .bind(address.to_string())
+    .bind(address_bucket(address))
     .bind(window)
     .fetch_one(pool)
     .await?;
@@ -193,9 +248,10 @@ pub async fn check_and_record_registration(
     record(pool, "registration", email, Some(address)).await
 }
 
-/// Clears the account's failures after a successful login.
+/// Clears the account's failures (this attempt's reservation included) after a
+/// successful login.
 #[tracing::instrument(skip(pool, email))]
-pub async fn record_success(pool: &PgPool, email: &str) -> Result<(), ApiError> {
+pub async fn login_succeeded(pool: &PgPool, email: &str) -> Result<(), ApiError> {
     sqlx::query("DELETE FROM login_attempts WHERE kind = 'login_failure' AND email = $1")
         .bind(email)
         .execute(pool)
@@ -264,6 +320,21 @@ mod tests {
             Some(proxy)
         );
         assert_eq!(client_ip(None, &xff("1.2.3.4"), &[proxy]), None);
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64_and_ipv4_one_by_one() {
+        assert_eq!(
+            address_bucket(ip("2001:db8:1:2:aaaa::1")),
+            address_bucket(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        );
+        assert_eq!(address_bucket(ip("2001:db8:1:2::9")), "2001:db8:1:2::/64");
+        assert_ne!(
+            address_bucket(ip("2001:db8:1:2::1")),
+            address_bucket(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(address_bucket(ip("203.0.113.9")), "203.0.113.9");
+        assert_eq!(address_bucket(ip("::ffff:203.0.113.9")), "203.0.113.9");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::auth::JwtKeys;
+use crate::auth::{JwtKeys, PasswordGate};
 use crate::config::Config;
 use crate::telemetry::Metrics;
 
@@ -14,13 +14,19 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub jwt: JwtKeys,
     pub metrics: Arc<Metrics>,
+    /// Bounds concurrent argon2 work (`SAMPLIT_ARGON2_CONCURRENCY`).
+    pub passwords: Arc<PasswordGate>,
 }
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config) -> Result<Self, prometheus::Error> {
         Ok(Self {
-            jwt: JwtKeys::new(config.jwt_secret.expose()),
+            jwt: JwtKeys::new(config.jwt_secret.expose(), &config.limits.jwt_issuer),
             metrics: Arc::new(Metrics::new()?),
+            passwords: Arc::new(PasswordGate::new(
+                config.limits.argon2_concurrency,
+                config.limits.argon2_wait,
+            )),
             config: Arc::new(config),
             pool,
         })

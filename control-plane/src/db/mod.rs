@@ -9,6 +9,7 @@
 //! - [`api_keys`]: automation keys (hashed).
 //! - [`audit`]: reading the audit trail (writing is `crate::audit::record`).
 //! - [`sites`], [`experiments`]: sites and experiments with their parts.
+//! - [`domains`]: domain ownership, signed host routes and site tombstones.
 //! - [`editor`]: the visual editor's variant lookups and change saves.
 //! - [`publications`]: the snapshots published to the edge.
 //! - [`events`]: ingestion's checks and set-wise writes (seen ids, assignments, conversions).
@@ -18,6 +19,7 @@
 pub mod aggregates;
 pub mod api_keys;
 pub mod audit;
+pub mod domains;
 pub mod editor;
 pub mod events;
 pub mod experiments;

@@ -278,3 +278,26 @@ pub async fn revoke_invitation(
     .fetch_optional(conn)
     .await
 }
+
+/// Revokes the open invitations `person` sent in the organisation (themselves or through
+/// one of their keys), except those whose role is in `keep`. Returns how many.
+#[tracing::instrument(skip(conn))]
+pub async fn revoke_invitations_by(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    person: Uuid,
+    keep: &[&str],
+) -> Result<u64, sqlx::Error> {
+    let keep: Vec<String> = keep.iter().map(|r| (*r).to_owned()).collect();
+    Ok(sqlx::query(
+        "UPDATE invitations SET revoked_at = now()
+          WHERE org_id = $1 AND invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL
+            AND NOT (role = ANY($3))",
+    )
+    .bind(org_id)
+    .bind(person)
+    .bind(keep)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

@@ -16,10 +16,46 @@ pub struct PublicationRow {
     pub attempts: i32,
     pub error: Option<String>,
     pub published_at: OffsetDateTime,
+    /// A failure the edge will answer the same way until the content changes (413/422,
+    /// or over the snapshot quota): not retried until then.
+    pub permanent: bool,
 }
 
-const COLUMNS: &str =
-    "site_id, version, hash, content_hash, weights, status, attempts, error, published_at";
+const COLUMNS: &str = "site_id, version, hash, content_hash, weights, status, attempts, error, published_at, permanent";
+
+/// A site's failures since its last successful publication (the back-off state).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FailureStreak {
+    /// Consecutive failed publications (≥ 1).
+    pub failures: i64,
+    /// When the latest one was recorded.
+    pub last_at: OffsetDateTime,
+    /// Whether the latest one was permanent, and what content it carried.
+    pub permanent: bool,
+    pub content_hash: String,
+}
+
+/// The site's failure streak since its last successful publication, if it has one.
+#[tracing::instrument(skip(conn))]
+pub async fn failure_streak(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+) -> Result<Option<FailureStreak>, sqlx::Error> {
+    sqlx::query_as::<_, FailureStreak>(
+        "SELECT count(*) AS failures,
+                max(published_at) AS last_at,
+                (array_agg(permanent ORDER BY version DESC))[1] AS permanent,
+                (array_agg(content_hash ORDER BY version DESC))[1] AS content_hash
+           FROM snapshot_publications
+          WHERE site_id = $1 AND status = 'failed'
+            AND version > COALESCE((SELECT max(version) FROM snapshot_publications
+                                     WHERE site_id = $1 AND status = 'published'), 0)
+         HAVING count(*) > 0",
+    )
+    .bind(site_id)
+    .fetch_optional(conn)
+    .await
+}
 
 /// The content hash of the site's last successful publication.
 #[tracing::instrument(skip(conn))]
@@ -50,8 +86,8 @@ pub async fn next_version(conn: &mut PgConnection, site_id: Uuid) -> Result<i64,
 #[tracing::instrument(skip(conn, row), fields(site_id = %row.site_id, version = row.version))]
 pub async fn insert(conn: &mut PgConnection, row: &PublicationRow) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO snapshot_publications (site_id, version, hash, content_hash, weights, status, attempts, error, published_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO snapshot_publications (site_id, version, hash, content_hash, weights, status, attempts, error, published_at, permanent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(row.site_id)
     .bind(row.version)
@@ -62,6 +98,7 @@ pub async fn insert(conn: &mut PgConnection, row: &PublicationRow) -> Result<(),
     .bind(row.attempts)
     .bind(&row.error)
     .bind(row.published_at)
+    .bind(row.permanent)
     .execute(conn)
     .await?;
     Ok(())

@@ -112,13 +112,17 @@ pub struct VariantRow {
     pub name: String,
     pub is_control: bool,
     pub weight: f64,
+    /// Whether its changes include custom code (`custom_css` / `custom_js`).
+    pub custom_code: bool,
 }
 
 #[tracing::instrument(skip(pool))]
 pub async fn variants_of(pool: &PgPool, experiment_id: Uuid) -> sqlx::Result<Vec<VariantRow>> {
     sqlx::query_as::<_, VariantRow>(
         "SELECT v.id, v.element_id, e.position AS element_position, e.name AS element_name,
-                v.name, v.is_control, v.weight
+                v.name, v.is_control, v.weight,
+                EXISTS (SELECT 1 FROM jsonb_array_elements(v.changes) c
+                        WHERE c->'action'->>'type' IN ('custom_css', 'custom_js')) AS custom_code
          FROM variants v JOIN elements e ON e.id = v.element_id
          WHERE v.experiment_id = $1
          ORDER BY e.position, v.position",

@@ -1,5 +1,5 @@
-//! The `sites` table: allowed domains, the public site key, the hashed server secret and
-//! the exclusion rules. Every change bumps `version` (optimistic concurrency, the ETag)
+//! The `sites` table: allowed domains, the public site key, the hashed server secret with
+//! its public salt, the revenue cap and the exclusion rules. Every change bumps `version` (optimistic concurrency, the ETag)
 //! and `updated_at` (the publisher's change marker) in the same `UPDATE … WHERE version = $n`.
 
 use sqlx::PgConnection;
@@ -15,12 +15,17 @@ pub struct SiteRow {
     pub site_key: String,
     pub exclusions: serde_json::Value,
     pub snippet_seen_at: Option<OffsetDateTime>,
+    /// The public salt the server secret is derived from; `None` for a site created
+    /// before signed calls and never rotated since.
+    pub server_secret_salt: Option<String>,
+    /// Largest event value an unsigned call may report.
+    pub revenue_cap: f64,
     pub version: i32,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
-const COLUMNS: &str = "id, org_id, name, domains, site_key, exclusions, snippet_seen_at, version, created_at, updated_at";
+const COLUMNS: &str = "id, org_id, name, domains, site_key, exclusions, snippet_seen_at, server_secret_salt, revenue_cap, version, created_at, updated_at";
 
 pub struct NewSite<'a> {
     pub id: Uuid,
@@ -29,13 +34,14 @@ pub struct NewSite<'a> {
     pub domains: &'a [String],
     pub site_key: &'a str,
     pub server_secret_hash: &'a [u8],
+    pub server_secret_salt: &'a str,
 }
 
 #[tracing::instrument(skip(conn, site), fields(site_id = %site.id))]
 pub async fn insert(conn: &mut PgConnection, site: NewSite<'_>) -> Result<SiteRow, sqlx::Error> {
     sqlx::query_as::<_, SiteRow>(&format!(
-        "INSERT INTO sites (id, org_id, name, domains, site_key, server_secret_hash)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        "INSERT INTO sites (id, org_id, name, domains, site_key, server_secret_hash, server_secret_salt)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(site.id)
     .bind(site.org_id)
@@ -43,6 +49,7 @@ pub async fn insert(conn: &mut PgConnection, site: NewSite<'_>) -> Result<SiteRo
     .bind(site.domains)
     .bind(site.site_key)
     .bind(site.server_secret_hash)
+    .bind(site.server_secret_salt)
     .fetch_one(conn)
     .await
 }
@@ -127,18 +134,41 @@ pub async fn set_exclusions(
     .await
 }
 
+/// A rotation: the new salt (public) and the new secret's hash.
 #[tracing::instrument(skip(conn, secret_hash))]
 pub async fn set_secret(
     conn: &mut PgConnection,
     id: Uuid,
     secret_hash: &[u8],
+    salt: &str,
 ) -> Result<Option<SiteRow>, sqlx::Error> {
     sqlx::query_as::<_, SiteRow>(&format!(
-        "UPDATE sites SET server_secret_hash = $2, version = version + 1, updated_at = now()
+        "UPDATE sites SET server_secret_hash = $2, server_secret_salt = $3,
+                version = version + 1, updated_at = now()
           WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(secret_hash)
+    .bind(salt)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Sets the revenue cap if the version still matches; `None` when it does not.
+#[tracing::instrument(skip(conn))]
+pub async fn set_revenue_cap(
+    conn: &mut PgConnection,
+    id: Uuid,
+    version: i32,
+    revenue_cap: f64,
+) -> Result<Option<SiteRow>, sqlx::Error> {
+    sqlx::query_as::<_, SiteRow>(&format!(
+        "UPDATE sites SET revenue_cap = $3, version = version + 1, updated_at = now()
+          WHERE id = $1 AND version = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(version)
+    .bind(revenue_cap)
     .fetch_optional(conn)
     .await
 }

@@ -9,6 +9,10 @@
 //! `allocator::Allocator` is checked against its arm count (`check_arms`). HTML content
 //! (`set_html`, `insert`) is sanitised with `ammonia` (scripts, event handlers,
 //! `javascript:` URLs removed; ordinary markup kept) before the change is rebuilt.
+//! What needs the site — form actions and redirects on the site's domains — is checked
+//! by [`ExperimentSpec::check_for_site`] once the handler has the site; whether custom
+//! code (`custom_css`/`custom_js`, [`ExperimentSpec::has_custom_code`]) may be saved
+//! depends on the caller's role and is decided by the handler.
 //!
 //! Arms are planned here ([`ExperimentSpec::arms`]): `single` → one per variant of
 //! its one element; `independent` → one per variant, grouped into one allocation unit
@@ -18,7 +22,7 @@
 use samplit_engine::allocator::{
     Allocator, DEFAULT_FLOOR, DEFAULT_MIN_EXPOSURES, FixedSplit, Thompson,
 };
-use samplit_engine::changes::{self, Change, ChangeAction};
+use samplit_engine::changes::{self, Change, ChangeAction, SiteHosts};
 use samplit_engine::multi::{self, Mode};
 use samplit_engine::targeting::UrlRule;
 use serde::{Deserialize, Serialize};
@@ -579,7 +583,60 @@ impl TryFrom<&ExperimentInput> for ExperimentSpec {
     }
 }
 
+/// The save-time rules that need the site (the engine's `changes::check` with the
+/// site's domains): form actions, button form actions and redirects stay on the site's
+/// hosts. `prefix` names the list in errors (`changes` → `changes[2]`).
+pub fn check_changes_for_site(
+    changes: &[Change],
+    domains: &[String],
+    prefix: &str,
+) -> Vec<DomainError> {
+    changes
+        .iter()
+        .enumerate()
+        .filter_map(|(k, c)| {
+            c.check_for_site(SiteHosts::Only(domains))
+                .err()
+                .map(|e| DomainError::new(format!("{prefix}[{k}]"), e.to_string()))
+        })
+        .collect()
+}
+
 impl ExperimentSpec {
+    /// [`check_changes_for_site`] for every variant; errors name
+    /// `elements[i].variants[j].changes[k]`.
+    pub fn check_for_site(&self, domains: &[String]) -> Result<(), Vec<DomainError>> {
+        let errors: Vec<DomainError> = self
+            .elements
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| {
+                e.variants.iter().enumerate().flat_map(move |(j, v)| {
+                    check_changes_for_site(
+                        &v.changes,
+                        domains,
+                        &format!("elements[{i}].variants[{j}].changes"),
+                    )
+                })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Whether any variant carries custom code (`custom_css` / `custom_js`), which only
+    /// owners and admins may save.
+    pub fn has_custom_code(&self) -> bool {
+        self.elements
+            .iter()
+            .flat_map(|e| &e.variants)
+            .flat_map(|v| &v.changes)
+            .any(Change::is_custom_code)
+    }
+
     /// The arms, in a stable order (see the module docs).
     pub fn arms(&self) -> Result<Vec<ArmPlan>, DomainError> {
         fn plan_one(element: Option<usize>, e: &ElementSpec) -> impl Iterator<Item = ArmPlan> + '_ {

@@ -6,15 +6,17 @@
 //! the API answers a 422 with field errors.
 //!
 //! Layout: [`site`] (site names, allowed domains), [`experiment`] (names, traffic
-//! share, weights, goals), [`lifecycle`] (statuses and the transition table).
+//! share, weights, goals), [`lifecycle`] (statuses and the transition table),
+//! [`verification`] (domain-ownership proofs: what is published, what may be fetched).
 
 pub mod experiment;
 pub mod lifecycle;
 pub mod site;
+pub mod verification;
 
 pub use experiment::{ExperimentName, TrafficShare, Weight};
 pub use lifecycle::{Action, Status};
-pub use site::{SiteDomain, SiteName};
+pub use site::{RevenueCap, SiteDomain, SiteName};
 
 /// A value refused by a domain constructor: which field and why (safe to show).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

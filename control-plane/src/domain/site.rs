@@ -148,6 +148,30 @@ impl SiteDomain {
     }
 }
 
+/// The largest event value an unsigned (browser) call may report for a site: a number
+/// in (0, [`samplit_engine::snapshot::MAX_EVENT_VALUE`]] (the edge refuses any value
+/// above that ceiling, signed or not).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RevenueCap(f64);
+
+impl RevenueCap {
+    pub fn parse(raw: f64) -> Result<Self, DomainError> {
+        use samplit_engine::snapshot::MAX_EVENT_VALUE;
+        if raw.is_finite() && raw > 0.0 && raw <= MAX_EVENT_VALUE {
+            Ok(Self(raw))
+        } else {
+            Err(DomainError::new(
+                "revenue_cap",
+                format!("must be a number above 0 and at most {MAX_EVENT_VALUE:e}"),
+            ))
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +220,15 @@ mod tests {
         let errs =
             SiteDomain::parse_list(&["shop.com".to_owned(), "SHOP.com".to_owned()]).unwrap_err();
         assert_eq!(errs[0].field, "domains[1]");
+    }
+
+    #[test]
+    fn a_revenue_cap_is_positive_and_at_most_a_billion() {
+        for ok in [0.01, 1.0, 10_000.0, 1e9] {
+            assert_eq!(RevenueCap::parse(ok).unwrap().get(), ok, "{ok}");
+        }
+        for bad in [0.0, -1.0, 1e9 + 1.0, f64::NAN, f64::INFINITY] {
+            assert!(RevenueCap::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -6,6 +6,13 @@
 //! a random 256-bit secret) and a display prefix, so lists can show which key is which
 //! without being able to rebuild it. A key's role is at most admin and at most its
 //! creator's role; revoking it makes the `Actor` extractor reject it on the next request.
+//!
+//! Keys follow their people: `created_by` is the person a key answers for (for a key
+//! minted by a key, the person at the root of the chain; `created_by_key` names the
+//! minting key). The `Actor` extractor caps a key's role on every request at the minimum
+//! of its chain and that person's CURRENT role, and a chain that reaches a revoked key or
+//! a removed member is dead (401). Removing a member revokes their keys here too, so the
+//! list shows it (`revoked_reason`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -50,10 +57,16 @@ pub struct ApiKeyOut {
     pub role: Role,
     /// The key's first characters, e.g. `sk_1a2b3c4d`.
     pub prefix: String,
+    /// The person the key answers for (for a key minted by a key: the person at the root
+    /// of the chain); null once that user account is deleted.
     pub created_by: Option<Uuid>,
+    /// The key that minted this one, if a key did.
+    pub created_by_key: Option<Uuid>,
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// Why: `revoked` (by an admin), `member_removed`, `no_creator`.
+    pub revoked_reason: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -78,9 +91,11 @@ fn key_out(row: db::api_keys::ApiKeyRow) -> ApiResult<ApiKeyOut> {
         name: row.name,
         prefix: row.key_prefix,
         created_by: row.created_by,
+        created_by_key: row.created_by_key,
         created_at: rfc3339(row.created_at),
         last_used_at: row.last_used_at.map(rfc3339),
         revoked_at: row.revoked_at.map(rfc3339),
+        revoked_reason: row.revoked_reason,
     })
 }
 
@@ -92,7 +107,7 @@ fn key_out(row: db::api_keys::ApiKeyRow) -> ApiResult<ApiKeyOut> {
         (status = 201, body = CreatedApiKey),
         (status = 401, description = "Not authenticated", body = Problem),
         (status = 403, description = "Admins and owners only; role above yours", body = Problem),
-        (status = 422, description = "Invalid fields (role owner is never allowed)", body = Problem),
+        (status = 422, description = "Invalid fields (role owner is never allowed), or the `api_keys` quota (`quota_exceeded`)", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -143,6 +158,7 @@ async fn create_key(
     let key = new_token(API_KEY_PREFIX);
     let prefix: String = key.chars().take(DISPLAY_PREFIX_CHARS).collect();
     let mut tx = state.pool.begin().await?;
+    crate::quota::check_api_keys(&mut tx, &state.config.limits, actor.org_id).await?;
     let row = db::api_keys::insert(
         &mut tx,
         db::api_keys::NewApiKey {
@@ -152,7 +168,8 @@ async fn create_key(
             role: role.as_str(),
             key_hash: &token_hash(&key),
             key_prefix: &prefix,
-            created_by: actor.user_id(),
+            created_by: actor.person,
+            created_by_key: actor.api_key_id(),
         },
     )
     .await?;

@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::audit::{self, By, Change};
-use crate::auth::{Actor, Principal, Role, new_token, token_hash};
+use crate::auth::{Actor, PasswordGate, Principal, Role, new_token, token_hash};
 use crate::db;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::Json;
@@ -172,9 +172,9 @@ impl Errors {
 // Passwords
 
 /// Hashes a password with argon2id (default parameters, random 16-byte salt) off the
-/// async threads.
-pub(crate) async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || {
+/// async threads, behind the argon2 gate (503 `busy` when it stays full).
+pub(crate) async fn hash_password(gate: &PasswordGate, password: String) -> ApiResult<String> {
+    gate.run(move || {
         use argon2::PasswordHasher;
         use rand::RngCore;
         let mut salt = [0u8; 16];
@@ -186,8 +186,7 @@ pub(crate) async fn hash_password(password: String) -> ApiResult<String> {
             .map(|h| h.to_string())
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
+    .await?
     .map_err(ApiError::Internal)
 }
 
@@ -205,8 +204,12 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 
 /// Verifies `password` against `hash` (or against the dummy hash when `None`, always
 /// answering false then). Unparseable stored hashes count as a mismatch.
-pub(crate) async fn verify_password(password: String, hash: Option<String>) -> ApiResult<bool> {
-    tokio::task::spawn_blocking(move || {
+pub(crate) async fn verify_password(
+    gate: &PasswordGate,
+    password: String,
+    hash: Option<String>,
+) -> ApiResult<bool> {
+    gate.run(move || {
         use argon2::PasswordVerifier;
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
@@ -219,7 +222,6 @@ pub(crate) async fn verify_password(password: String, hash: Option<String>) -> A
         ok && known
     })
     .await
-    .map_err(|e| ApiError::Internal(e.into()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -291,6 +293,7 @@ pub(crate) fn user_actor(user_id: Uuid, org_id: Uuid, role: Role, email: &str) -
         },
         org_id,
         role,
+        person: user_id,
         label: email.to_owned(),
     }
 }
@@ -320,6 +323,7 @@ pub struct RegisterRequest {
         (status = 409, description = "The email is already registered (`email_taken`)", body = Problem),
         (status = 422, description = "Invalid fields", body = Problem),
         (status = 429, description = "Too many registrations from this address; see Retry-After", body = Problem),
+        (status = 503, description = "Password hashing busy (`busy`); see Retry-After", body = Problem),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -368,7 +372,7 @@ async fn register(
     };
 
     ratelimit::check_and_record_registration(&state.pool, email.as_str(), client.0).await?;
-    let password_hash = hash_password(password.0).await?;
+    let password_hash = hash_password(&state.passwords, password.0).await?;
     let user_id = Uuid::new_v4();
     let org_id = Uuid::new_v4();
     let mut tx = state.pool.begin().await?;
@@ -425,6 +429,7 @@ const BAD_CREDENTIALS: &str = "invalid email or password";
         (status = 403, description = "The user belongs to no organisation", body = Problem),
         (status = 404, description = "`organization_id` is not one of the user's organisations", body = Problem),
         (status = 429, description = "Too many failures for this account or address; see Retry-After", body = Problem),
+        (status = 503, description = "Password hashing busy (`busy`); see Retry-After", body = Problem),
     )
 )]
 #[tracing::instrument(skip_all, fields(client = ?client.0))]
@@ -435,7 +440,9 @@ async fn login(
 ) -> ApiResult<axum::Json<TokenResponse>> {
     // Invalid emails are not a 422 here: they are simply unknown accounts.
     let email: String = body.email.trim().to_lowercase().chars().take(254).collect();
-    ratelimit::check_login(&state.pool, &email, client.0).await?;
+    // Counted as a failure before argon2 runs, atomically with the check (see
+    // `ratelimit`): parallel guesses cannot all slip under the limit.
+    let reservation = ratelimit::reserve_login(&state.pool, &email, client.0).await?;
 
     let mut conn = state.pool.acquire().await?;
     let user = db::users::find_by_email(&mut conn, &email).await?;
@@ -448,21 +455,27 @@ async fn login(
     } else {
         Some(body.password)
     };
+    let gate = &state.passwords;
     let verified = match (candidate, &user) {
         (Some(password), Some(user)) => {
-            verify_password(password, Some(user.password_hash.clone())).await?
+            verify_password(gate, password, Some(user.password_hash.clone())).await
         }
-        (Some(password), None) => verify_password(password, None).await?,
-        (None, _) => verify_password(String::new(), None).await?,
+        (Some(password), None) => verify_password(gate, password, None).await,
+        (None, _) => verify_password(gate, String::new(), None).await,
+    };
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(e) => {
+            // The password was never checked (busy): this attempt does not count.
+            ratelimit::release(&state.pool, reservation).await?;
+            return Err(e);
+        }
     };
     let user = match (verified, user) {
         (true, Some(user)) => user,
-        _ => {
-            ratelimit::record_failure(&state.pool, &email, client.0).await?;
-            return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
-        }
+        _ => return Err(ApiError::Unauthorized(BAD_CREDENTIALS)),
     };
-    ratelimit::record_success(&state.pool, &email).await?;
+    ratelimit::login_succeeded(&state.pool, &email).await?;
 
     let mut tx = state.pool.begin().await?;
     let orgs = db::orgs::orgs_of_user(&mut tx, user.id).await?;
@@ -770,23 +783,28 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {
-        let hash = hash_password("correct horse battery".into()).await.unwrap();
+        let g = PasswordGate::new(2, std::time::Duration::from_secs(5));
+        let hash = hash_password(&g, "correct horse battery".into())
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$"), "{hash}");
         assert!(
-            verify_password("correct horse battery".into(), Some(hash.clone()))
+            verify_password(&g, "correct horse battery".into(), Some(hash.clone()))
                 .await
                 .unwrap()
         );
         assert!(
-            !verify_password("wrong horse battery".into(), Some(hash))
+            !verify_password(&g, "wrong horse battery".into(), Some(hash))
                 .await
                 .unwrap()
         );
-        assert!(!verify_password("anything".into(), None).await.unwrap());
+        assert!(!verify_password(&g, "anything".into(), None).await.unwrap());
         assert!(
-            !verify_password("x".into(), Some("not a hash".into()))
+            !verify_password(&g, "x".into(), Some("not a hash".into()))
                 .await
                 .unwrap()
         );
+        assert_eq!(g.runs(), 5);
+        assert!(g.max_in_flight() <= 2);
     }
 }

@@ -2,7 +2,7 @@
 //! changes.
 //!
 //! - `POST /sites/{id}/editor-sessions` (editor+): mints a short-lived editor token
-//!   ([`samplit_engine::editor_token`]) for the caller and the site — the site's domains
+//!   ([`samplit_engine::editor_token`]) for the caller and the site — the site's verified domains
 //!   are the only hosts the edge proxy will fetch, the admin origin (the request's
 //!   `Origin` when it is one of `SAMPLIT_CORS_ORIGINS`, else the first of them) is the
 //!   only origin the editor script talks to. With `preview_variant_id` the token carries
@@ -15,8 +15,12 @@
 //!   experiment's ETag): replaces a variant's changes, only while the experiment is a
 //!   draft (409 `not_editable` otherwise). Each change is validated by the engine
 //!   (`Change` deserialises through its validation) and its HTML sanitised with ammonia
-//!   ([`sanitise_change`]); errors name `changes[i]`. Bumps the experiment's version and
-//!   is audited (`variant.changes.update`) in the same transaction.
+//!   ([`sanitise_change`]), then checked against the site's domains (form actions and
+//!   redirects stay on the site); errors name `changes[i]`. Custom code
+//!   (`custom_css`/`custom_js`) needs an owner or admin (403 otherwise). Bumps the
+//!   experiment's version and is audited (`variant.changes.update`, plus
+//!   `experiment.custom_code` when custom code was added, changed or removed) in the same
+//!   transaction.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -31,11 +35,12 @@ use uuid::Uuid;
 
 use super::etag::{IfMatch, etag};
 use super::experiments::dto::ExperimentView;
+use super::experiments::{audit_custom_code, require_custom_code_role};
 use super::sites::site_of;
 use crate::audit::{self, By, Change as AuditChange};
 use crate::auth::{Actor, Role};
 use crate::db;
-use crate::domain::experiment::{MAX_CHANGES, sanitise_change};
+use crate::domain::experiment::{MAX_CHANGES, check_changes_for_site, sanitise_change};
 use crate::domain::lifecycle::Status;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, PathId};
@@ -90,7 +95,7 @@ fn admin_origin(headers: &HeaderMap, configured: &[String]) -> Option<String> {
         .filter(|o| editor_token::valid_origin(o))
 }
 
-/// The page's host must be one of the site's domains (the edge checks again).
+/// The page's host must be one of the site's verified domains (the edge checks again).
 fn start_url(input: Option<&str>, domains: &[String]) -> ApiResult<String> {
     let Some(raw) = input else {
         return Ok(format!("https://{}/", domains[0]));
@@ -124,13 +129,16 @@ async fn create_session(
     actor.require(Role::Editor)?;
     let mut tx = state.pool.begin().await?;
     let site = site_of(&mut tx, &actor, site_id, false).await?;
-    if site.domains.is_empty() {
+    // Only hosts the site proved it owns: a pending domain may be anyone's.
+    let verified = db::domains::verified_hosts(&mut tx, site.id).await?;
+    if verified.is_empty() {
         return Err(ApiError::validation(
             "domains",
-            "the site has no domains to open in the editor",
+            "the site has no verified domains to open in the editor (verify one first: \
+             POST /api/v1/sites/{id}/domains/{host}/verify)",
         ));
     }
-    let url = start_url(input.url.as_deref(), &site.domains)?;
+    let url = start_url(input.url.as_deref(), &verified)?;
 
     let preview = match input.preview_variant_id {
         None => None,
@@ -167,7 +175,7 @@ async fn create_session(
         v: TOKEN_VERSION,
         site_key: site.site_key.clone(),
         user_id,
-        allowed_domains: site.domains.clone(),
+        allowed_domains: verified,
         admin_origin: admin_origin.clone(),
         exp_ms: i64::try_from(expires_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
         preview,
@@ -300,6 +308,17 @@ async fn put_changes(
         ));
     }
     let changes = parse_changes(&input.changes).map_err(ApiError::Validation)?;
+    // The same save-time rules as the experiments API: on the site's domains, and custom
+    // code from owners and admins only. Custom code elsewhere in the experiment is not
+    // this request's doing, so only this variant's changes count.
+    let site = site_of(&mut tx, &actor, before.experiment.site_id, false).await?;
+    let off_site = check_changes_for_site(&changes, &site.domains, "changes");
+    if !off_site.is_empty() {
+        return Err(ApiError::Validation(
+            off_site.into_iter().map(FieldError::from).collect(),
+        ));
+    }
+    require_custom_code_role(&actor, changes.iter().any(Change::is_custom_code))?;
     let stored = serde_json::to_value(&changes)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("serialising changes: {e}")))?;
     let before_changes = variant.changes.clone();
@@ -325,6 +344,7 @@ async fn put_changes(
         },
     )
     .await?;
+    audit_custom_code(&mut tx, &actor, id, Some(&before), Some(&after)).await?;
     tx.commit().await?;
     Ok((
         StatusCode::OK,

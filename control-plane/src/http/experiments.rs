@@ -12,6 +12,15 @@
 //! Every response carries `ETag: "<version>"`; PATCH, DELETE and the lifecycle actions
 //! need `If-Match` (428 without, 412 when stale). Editors and above manage experiments;
 //! viewers read.
+//!
+//! Changes are checked twice on save: on their own while the body is parsed
+//! ([`ExperimentSpec`]), then against the site's domains (form actions and redirects stay
+//! on the site: [`ExperimentSpec::check_for_site`]); both give 422 naming
+//! `elements[i].variants[j].changes[k]`. A definition that carries custom code
+//! (`custom_css`/`custom_js`) may be saved only by owners and admins
+//! ([`require_custom_code_role`], 403 otherwise), and each save that adds, changes or
+//! removes custom code gets its own audit entry, `experiment.custom_code`
+//! ([`audit_custom_code`]).
 
 pub mod dto;
 
@@ -59,6 +68,84 @@ fn validated(input: &ExperimentInput) -> ApiResult<ExperimentSpec> {
         .map_err(|errs| ApiError::Validation(errs.into_iter().map(FieldError::from).collect()))
 }
 
+/// The save-time checks that need the site and the caller: 422 for a change that would
+/// leave the site's domains, then 403 for custom code saved below admin.
+fn allowed_on_site(spec: &ExperimentSpec, domains: &[String], actor: &Actor) -> ApiResult<()> {
+    spec.check_for_site(domains)
+        .map_err(|errs| ApiError::Validation(errs.into_iter().map(FieldError::from).collect()))?;
+    require_custom_code_role(actor, spec.has_custom_code())
+}
+
+/// 403 unless the caller may save custom code: owners and admins only (an editor's
+/// structural changes cannot produce script; custom code is script by design).
+pub(crate) fn require_custom_code_role(actor: &Actor, has_custom_code: bool) -> ApiResult<()> {
+    if has_custom_code && actor.role < Role::Admin {
+        return Err(ApiError::Forbidden(
+            "only owners and admins may save an experiment with custom_js or custom_css changes",
+        ));
+    }
+    Ok(())
+}
+
+/// The custom code an experiment holds, as the audit trail shows it: per variant and
+/// change, its type, the code, its size and SHA-256.
+pub(crate) fn custom_code_of(loaded: &Loaded) -> Vec<serde_json::Value> {
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::new();
+    for v in &loaded.variants {
+        let Some(changes) = v.changes.as_array() else {
+            continue;
+        };
+        for (k, c) in changes.iter().enumerate() {
+            let kind = c.pointer("/action/type").and_then(|t| t.as_str());
+            if let (Some(kind @ ("custom_css" | "custom_js")), Some(code)) =
+                (kind, c.pointer("/action/code").and_then(|t| t.as_str()))
+            {
+                out.push(serde_json::json!({
+                    "variant_id": v.id,
+                    "variant": v.name,
+                    "change": k,
+                    "type": kind,
+                    "bytes": code.len(),
+                    "sha256": hex::encode(Sha256::digest(code.as_bytes())),
+                    "code": code,
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// Records `experiment.custom_code` (in the caller's transaction) when the custom code
+/// differs between `before` and `after` (added, changed or removed).
+pub(crate) async fn audit_custom_code(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    experiment_id: Uuid,
+    before: Option<&Loaded>,
+    after: Option<&Loaded>,
+) -> ApiResult<()> {
+    let before = before.map(custom_code_of).unwrap_or_default();
+    let after = after.map(custom_code_of).unwrap_or_default();
+    if before == after {
+        return Ok(());
+    }
+    audit::record(
+        conn,
+        actor.org_id,
+        By::Actor(actor),
+        Change {
+            action: "experiment.custom_code",
+            target_type: "experiment",
+            target_id: Some(experiment_id),
+            before: Some(serde_json::json!({ "custom_code": before })),
+            after: Some(serde_json::json!({ "custom_code": after })),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 fn respond(status: StatusCode, loaded: &Loaded) -> Response {
     (
         status,
@@ -102,9 +189,12 @@ async fn create_experiment(
     let mut tx = state.pool.begin().await?;
     // Locked so a concurrent site deletion cannot slip between this check and the
     // insert (which would otherwise fail on the foreign key with a 500).
-    site_of(&mut tx, &actor, site_id, true).await?;
+    let site = site_of(&mut tx, &actor, site_id, true).await?;
+    allowed_on_site(&spec, &site.domains, &actor)?;
     let id = Uuid::new_v4();
     db::experiments::insert(&mut tx, id, actor.org_id, site_id, &spec).await?;
+    crate::quota::check_snapshot_bytes(&mut tx, &state.config.limits, actor.org_id, site_id, id)
+        .await?;
     let row = experiment_of(&mut tx, &actor, id, false).await?;
     let loaded = db::experiments::load_parts(&mut tx, row).await?;
     audit::record(
@@ -120,6 +210,7 @@ async fn create_experiment(
         },
     )
     .await?;
+    audit_custom_code(&mut tx, &actor, id, None, Some(&loaded)).await?;
     tx.commit().await?;
     Ok(respond(StatusCode::CREATED, &loaded))
 }
@@ -248,6 +339,8 @@ async fn update_experiment(
     let rewrite_structure = fields.contains(&"kind") || fields.contains(&"elements");
     let rewrite_goals = fields.contains(&"goals");
     let spec = validated(&patch.apply(base))?;
+    let site = site_of(&mut tx, &actor, before.experiment.site_id, false).await?;
+    allowed_on_site(&spec, &site.domains, &actor)?;
     let row = db::experiments::update(&mut tx, id, before.experiment.version, &spec)
         .await?
         .ok_or(ApiError::PreconditionFailed)?;
@@ -260,6 +353,14 @@ async fn update_experiment(
         db::experiments::insert_goals(&mut tx, id, &spec).await?;
     }
     let after = db::experiments::load_parts(&mut tx, row).await?;
+    crate::quota::check_snapshot_bytes(
+        &mut tx,
+        &state.config.limits,
+        actor.org_id,
+        after.experiment.site_id,
+        id,
+    )
+    .await?;
     audit::record(
         &mut tx,
         actor.org_id,
@@ -273,6 +374,7 @@ async fn update_experiment(
         },
     )
     .await?;
+    audit_custom_code(&mut tx, &actor, id, Some(&before), Some(&after)).await?;
     tx.commit().await?;
     Ok(respond(StatusCode::OK, &after))
 }
@@ -317,6 +419,7 @@ async fn delete_experiment(
         },
     )
     .await?;
+    audit_custom_code(&mut tx, &actor, id, Some(&before), None).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -386,6 +489,11 @@ async fn transition(
                 format!("the experiment cannot start: {}", blockers.join("; ")),
             ));
         }
+    }
+    if to.as_str() == "running" && from.as_str() != "running" {
+        let limits = &state.config.limits;
+        crate::quota::check_running_experiments(&mut tx, limits, actor.org_id).await?;
+        crate::quota::check_snapshot_bytes(&mut tx, limits, actor.org_id, site_id, id).await?;
     }
     let row = db::experiments::set_status(&mut tx, id, version, to)
         .await?

@@ -11,7 +11,14 @@
 //! - nobody changes their own role (so nobody grants themselves one);
 //! - only owners grant or revoke the owner role (promote to, demote from, invite as,
 //!   remove an owner); admins manage viewer, editor and admin members;
-//! - the last owner can neither leave nor be demoted (409 `last_owner`).
+//! - the last owner can neither leave nor be demoted (409 `last_owner`);
+//! - no actor changes its own creator: an API key cannot change the role of, or remove,
+//!   the person it answers for (`Actor::person`, the root of its creator chain).
+//!
+//! Keys and invitations follow their people: removing a member revokes the API keys
+//! they answer for (and so those minted from them) and cancels the invitations they sent;
+//! demoting a member cancels their open invitations that the new role could not send (a
+//! key's role is capped by its person's current role on every request, in `auth.rs`).
 //!
 //! Accepting: a new email sets a password (and becomes a user); an email that already
 //! has an account must be logged in as that account (409 `login_required` otherwise), so
@@ -143,6 +150,11 @@ async fn change_role(
     if actor.user_id() == Some(user_id) {
         return Err(ApiError::Forbidden("you cannot change your own role"));
     }
+    if actor.person == user_id {
+        return Err(ApiError::Forbidden(
+            "an API key cannot change the role of the person who minted it",
+        ));
+    }
     let mut tx = state.pool.begin().await?;
     let owners = db::orgs::lock_and_count_owners(&mut tx, actor.org_id).await?;
     let current = db::orgs::member_role_for_update(&mut tx, actor.org_id, user_id)
@@ -162,6 +174,15 @@ async fn change_role(
     }
     if current != body.role {
         db::orgs::set_role(&mut tx, actor.org_id, user_id, body.role.as_str()).await?;
+        if body.role < current {
+            // An invitation they sent may grant only what they could still grant.
+            let keep: Vec<&str> = [Role::Viewer, Role::Editor, Role::Admin, Role::Owner]
+                .into_iter()
+                .filter(|r| may_assign(body.role, None, *r))
+                .map(Role::as_str)
+                .collect();
+            db::orgs::revoke_invitations_by(&mut tx, actor.org_id, user_id, &keep).await?;
+        }
         audit::record(
             &mut tx,
             actor.org_id,
@@ -212,6 +233,11 @@ async fn remove_member(
     PathId(user_id): PathId,
 ) -> ApiResult<StatusCode> {
     let leaving = actor.user_id() == Some(user_id);
+    if !leaving && actor.person == user_id {
+        return Err(ApiError::Forbidden(
+            "an API key cannot remove the person who minted it",
+        ));
+    }
     if !leaving {
         actor.require(Role::Admin)?;
     }
@@ -231,6 +257,10 @@ async fn remove_member(
         ));
     }
     db::orgs::remove_member(&mut tx, actor.org_id, user_id).await?;
+    let revoked_keys =
+        db::api_keys::revoke_of_person(&mut tx, actor.org_id, user_id, "member_removed").await?;
+    let cancelled_invitations =
+        db::orgs::revoke_invitations_by(&mut tx, actor.org_id, user_id, &[]).await?;
     audit::record(
         &mut tx,
         actor.org_id,
@@ -244,7 +274,10 @@ async fn remove_member(
             target_type: "user",
             target_id: Some(user_id),
             before: Some(serde_json::json!({ "role": current })),
-            after: None,
+            after: Some(serde_json::json!({
+                "revoked_api_keys": revoked_keys,
+                "cancelled_invitations": cancelled_invitations,
+            })),
         },
     )
     .await?;
@@ -348,7 +381,9 @@ async fn invite(
         email.as_str(),
         role.as_str(),
         &token_hash(&token),
-        actor.user_id(),
+        // The person answerable for it (through a key: the key's person), so removing
+        // them cancels it.
+        Some(actor.person),
         expires_at,
     )
     .await?;
@@ -531,7 +566,7 @@ async fn accept_invitation(
                     "validated fields missing"
                 )));
             };
-            let hash = hash_password(password.into_inner()).await?;
+            let hash = hash_password(&state.passwords, password.into_inner()).await?;
             let id = Uuid::new_v4();
             db::users::insert(&mut tx, id, &invitation.email, &hash, &name)
                 .await

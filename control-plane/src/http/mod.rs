@@ -11,6 +11,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod docs;
+pub mod domains;
 mod editor;
 mod etag;
 pub mod experiments;

@@ -16,6 +16,9 @@
 //! weights), or for Thompson sampling the expected exposures accumulated at ingestion from
 //! the logged propensities. Always-valid p-values are kept as a running minimum per
 //! (goal, scope, subject) in `sequential_p_values`, passed back to the engine each look.
+//!
+//! Each engine analysis runs on the blocking pool (`spawn_blocking`), never on an async
+//! worker thread: its integrals (and Monte Carlo fallback) are CPU work.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -68,6 +71,10 @@ pub struct SubjectView {
     pub expected_share: f64,
     /// Revenue summed over its visitors (0 for a conversion goal).
     pub revenue_sum: f64,
+    /// Whether it runs custom code (a `custom_css` or `custom_js` change in its variant,
+    /// or in one of its combination's variants): its effect is not only the visual
+    /// changes shown in the editor.
+    pub custom_code: bool,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -162,6 +169,8 @@ struct Subject {
     revenue: Moments,
     /// Expected exposures (any positive scale).
     expected: f64,
+    /// Runs custom code (see [`SubjectView::custom_code`]).
+    custom_code: bool,
 }
 
 /// Computes every analysis of the experiment (also used by the export).
@@ -185,7 +194,13 @@ pub async fn compute(
         rows.iter()
             .zip(fixed)
             .map(|(a, share)| {
-                subject_of_arm(a, with_revenue, if thompson { None } else { Some(share) })
+                let mut s =
+                    subject_of_arm(a, with_revenue, if thompson { None } else { Some(share) });
+                s.custom_code = a
+                    .variant_ids
+                    .iter()
+                    .any(|id| variants.iter().any(|v| v.id == *id && v.custom_code));
+                s
             })
             .collect()
     };
@@ -247,9 +262,15 @@ pub async fn compute(
                     1.0 / subjects.len() as f64
                 },
                 revenue_sum: s.revenue.sum,
+                custom_code: s.custom_code,
             })
             .collect();
-        let (result, error) = match analyze(&input) {
+        // Exact integrals and, as a fallback, Monte Carlo: CPU work that must not hold an
+        // async worker thread (other requests would wait behind it).
+        let analysed = tokio::task::spawn_blocking(move || analyze(&input))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let (result, error) = match analysed {
             Ok(out) => {
                 // Only lower minima are written: a look that changes nothing (the usual
                 // case between two ingested batches' worth of data) costs no write.
@@ -315,6 +336,7 @@ fn subject_of_arm(a: &ArmAggregateRow, with_revenue: bool, fixed_share: Option<f
             }
         },
         expected: fixed_share.unwrap_or(a.expected_visitors),
+        custom_code: false,
     }
 }
 
@@ -412,6 +434,7 @@ fn main_effects(
                             sum_sq: 0.0,
                         },
                         expected: 0.0,
+                        custom_code: v.custom_code,
                     };
                     for (arm, subject) in arms.iter().zip(subjects) {
                         if arm.variant_ids.get(index) == Some(&v.id) {

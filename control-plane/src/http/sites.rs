@@ -2,8 +2,15 @@
 //!
 //! A site has a name, the host names its pages are served from ([`SiteDomain`]), a
 //! public site key (`pk_…`, used by the snippet and the edge), a server secret for
-//! plugins (`ss_…`, shown once — at creation and on rotation — and stored as SHA-256),
-//! and site-wide exclusion rules (the engine's `targeting::ExclusionRule`).
+//! plugins (`ss_…`, shown once — at creation and on rotation; *derived* from the snapshot
+//! secret and a public random salt, see `samplit_engine::server_call`, so only the salt
+//! and a SHA-256 of the secret are stored), the revenue cap for unsigned events
+//! (`/sites/{id}/revenue-cap`), and site-wide exclusion rules (the engine's
+//! `targeting::ExclusionRule`).
+//!
+//! A site's domains are pending until proven (`POST /sites/{id}/domains/{host}/verify`,
+//! [`super::domains`]); the view lists each with its state and what to publish.
+//! Deleting a site records a tombstone the publisher pushes to the edge (unpublish).
 //!
 //! Admins and owners create, change and delete sites; every member reads them. Changes
 //! need `If-Match` (see [`super::etag`]) and write an audit entry in their transaction.
@@ -18,12 +25,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::domains::{DomainView, sync_site_domains, unpublish_site};
 use super::etag::{IfMatch, etag};
 use crate::audit::{self, By, Change};
 use crate::auth::{self, Actor, Role};
 use crate::db;
+use crate::db::domains::DomainRow;
 use crate::db::sites::SiteRow;
-use crate::domain::{SiteDomain, SiteName};
+use crate::domain::{RevenueCap, SiteDomain, SiteName};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, PathId};
 use crate::state::AppState;
@@ -40,9 +49,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_site, list_sites))
         .routes(routes!(get_site, update_site, delete_site))
         .routes(routes!(rotate_secret))
+        .routes(routes!(get_revenue_cap, put_revenue_cap))
         .routes(routes!(get_snippet))
         .routes(routes!(put_exclusions))
         .routes(routes!(list_publications))
+        .routes(routes!(super::domains::verify_domain))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -72,6 +83,9 @@ pub struct SiteView {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub snippet_seen_at: Option<OffsetDateTime>,
+    /// Each domain's ownership state and what to publish to prove it; only verified
+    /// domains reach the edge.
+    pub domain_verification: Vec<DomainView>,
     pub version: i32,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -81,9 +95,17 @@ pub struct SiteView {
     pub updated_at: OffsetDateTime,
 }
 
-impl From<SiteRow> for SiteView {
-    fn from(r: SiteRow) -> Self {
+impl SiteView {
+    /// The view of `r` with its domain rows (`domains`: any rows; those of `r` are kept).
+    pub fn new(r: SiteRow, domains: &[DomainRow]) -> Self {
+        let domain_verification = domains
+            .iter()
+            .filter(|d| d.site_id == r.id)
+            .cloned()
+            .map(DomainView::from)
+            .collect();
         Self {
+            domain_verification,
             id: r.id,
             name: r.name,
             domains: r.domains,
@@ -102,8 +124,39 @@ impl From<SiteRow> for SiteView {
 pub struct SiteWithSecret {
     #[serde(flatten)]
     pub site: SiteView,
-    /// `ss_…`: shown this once; store it in the plugin's settings.
-    pub server_secret: String,
+    /// `ss_…`: shown this once; store it in the plugin's settings and sign server calls
+    /// with it (docs/api.md, "Signed server calls"). `null` when this control plane has
+    /// no `SAMPLIT_SNAPSHOT_SECRET` (no edge to verify it): rotate once it has one.
+    pub server_secret: Option<String>,
+}
+
+/// The largest event value an unsigned (browser) call may report.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevenueCapBody {
+    /// Above 0, at most 1e9 (default 10 000). Signed server calls may exceed it.
+    pub revenue_cap: f64,
+}
+
+/// A fresh salt and the server secret derived from it: `(salt, secret, hash to store)`.
+/// The secret is the engine's `server_call::server_secret(snapshot secret, site key,
+/// salt)`, so the edge can re-derive it from the salt the snapshot publishes; only its
+/// hash is stored (and a hash of an unusable random token when there is no snapshot
+/// secret to derive from).
+fn new_server_secret(state: &AppState, site_key: &str) -> (String, Option<String>, Vec<u8>) {
+    // 32 random bytes from the OS RNG, as 64 hex digits: public, but unguessable in advance.
+    let salt = auth::new_token("");
+    let secret = state
+        .config
+        .snapshot_secret
+        .as_ref()
+        .map(|k| samplit_engine::server_call::server_secret(k.expose(), site_key, &salt));
+    let hash = auth::token_hash(
+        secret
+            .as_deref()
+            .unwrap_or(&auth::new_token(SERVER_SECRET_PREFIX)),
+    );
+    (salt, secret, hash)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -120,8 +173,12 @@ pub struct PublicationView {
     pub hash: String,
     /// `published` or `failed`.
     pub status: String,
+    /// Pushes tried (0: over the snapshot quota, never pushed).
     pub attempts: i32,
     pub error: Option<String>,
+    /// A failure not retried until the site's content changes (the edge answered 413 or
+    /// 422, or the snapshot is over the `snapshot_bytes` quota).
+    pub permanent: bool,
     /// Per experiment and unit: arms with counts and propensities.
     #[schema(value_type = Object)]
     pub weights: serde_json::Value,
@@ -161,6 +218,12 @@ pub async fn site_of(
     row.ok_or(ApiError::NotFound("site"))
 }
 
+/// A site's view with its domain rows, read on `conn`.
+async fn view(conn: &mut sqlx::PgConnection, row: SiteRow) -> ApiResult<SiteView> {
+    let domains = db::domains::for_site(conn, row.id).await?;
+    Ok(SiteView::new(row, &domains))
+}
+
 fn with_etag<T: Serialize>(status: StatusCode, version: i32, body: T) -> Response {
     (status, etag(version), axum::Json(body)).into_response()
 }
@@ -191,8 +254,9 @@ async fn create_site(
         }
     };
     let site_key = auth::new_token(SITE_KEY_PREFIX);
-    let secret = auth::new_token(SERVER_SECRET_PREFIX);
+    let (salt, secret, secret_hash) = new_server_secret(&state, &site_key);
     let mut tx = state.pool.begin().await?;
+    crate::quota::check_sites(&mut tx, &state.config.limits, actor.org_id).await?;
     let row = db::sites::insert(
         &mut tx,
         db::sites::NewSite {
@@ -201,10 +265,12 @@ async fn create_site(
             name: name.as_str(),
             domains: &domains,
             site_key: &site_key,
-            server_secret_hash: &auth::token_hash(&secret),
+            server_secret_hash: &secret_hash,
+            server_secret_salt: &salt,
         },
     )
     .await?;
+    sync_site_domains(&mut tx, row.id, &domains).await?;
     audit::record(
         &mut tx,
         actor.org_id,
@@ -218,13 +284,14 @@ async fn create_site(
         },
     )
     .await?;
+    let site = view(&mut tx, row).await?;
     tx.commit().await?;
-    let version = row.version;
+    let version = site.version;
     Ok(with_etag(
         StatusCode::CREATED,
         version,
         SiteWithSecret {
-            site: row.into(),
+            site,
             server_secret: secret,
         },
     ))
@@ -236,7 +303,12 @@ async fn create_site(
 async fn list_sites(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
     let mut conn = state.pool.acquire().await?;
     let rows = db::sites::list(&mut conn, actor.org_id).await?;
-    let views: Vec<SiteView> = rows.into_iter().map(Into::into).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let domains = db::domains::for_sites(&mut conn, &ids).await?;
+    let views: Vec<SiteView> = rows
+        .into_iter()
+        .map(|r| SiteView::new(r, &domains))
+        .collect();
     Ok(axum::Json(views).into_response())
 }
 
@@ -251,7 +323,11 @@ async fn get_site(
 ) -> ApiResult<Response> {
     let mut conn = state.pool.acquire().await?;
     let row = site_of(&mut conn, &actor, id, false).await?;
-    Ok(with_etag(StatusCode::OK, row.version, SiteView::from(row)))
+    Ok(with_etag(
+        StatusCode::OK,
+        row.version,
+        view(&mut conn, row).await?,
+    ))
 }
 
 /// Change the name and/or the domains (admin; `If-Match` required).
@@ -282,6 +358,9 @@ async fn update_site(
     )
     .await?
     .ok_or(ApiError::PreconditionFailed)?;
+    if domains.is_some() {
+        sync_site_domains(&mut tx, id, &row.domains).await?;
+    }
     audit::record(
         &mut tx,
         actor.org_id,
@@ -295,8 +374,9 @@ async fn update_site(
         },
     )
     .await?;
+    let site = view(&mut tx, row).await?;
     tx.commit().await?;
-    Ok(with_etag(StatusCode::OK, row.version, SiteView::from(row)))
+    Ok(with_etag(StatusCode::OK, site.version, site))
 }
 
 /// Delete a site with its experiments (admin; `If-Match` required).
@@ -314,6 +394,9 @@ async fn delete_site(
     let mut tx = state.pool.begin().await?;
     let before = site_of(&mut tx, &actor, id, true).await?;
     if_match.check(before.version)?;
+    // Before the delete cascades the site's publications: the tombstone's version must
+    // be above them.
+    unpublish_site(&mut tx, &before).await?;
     if !db::sites::delete(&mut tx, id, before.version).await? {
         return Err(ApiError::PreconditionFailed);
     }
@@ -334,8 +417,10 @@ async fn delete_site(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Replace the server secret (admin). The new secret is shown in this answer only; the
-/// old one stops working at once.
+/// Replace the server secret (admin): a new salt, hence a new derived secret. The new
+/// secret is shown in this answer only; the edge accepts it, and stops accepting the old
+/// one, once the next snapshot (which carries the salt) is published — within one
+/// publish interval.
 #[utoipa::path(post, path = "/sites/{id}/rotate-secret", tag = "sites",
     params(("id" = Uuid, Path, description = "Site id")),
     responses((status = 200, body = SiteWithSecret)), security(("bearer" = [])))]
@@ -345,10 +430,10 @@ async fn rotate_secret(
     PathId(id): PathId,
 ) -> ApiResult<Response> {
     actor.require(Role::Admin)?;
-    let secret = auth::new_token(SERVER_SECRET_PREFIX);
     let mut tx = state.pool.begin().await?;
-    site_of(&mut tx, &actor, id, true).await?;
-    let row = db::sites::set_secret(&mut tx, id, &auth::token_hash(&secret))
+    let before = site_of(&mut tx, &actor, id, true).await?;
+    let (salt, secret, secret_hash) = new_server_secret(&state, &before.site_key);
+    let row = db::sites::set_secret(&mut tx, id, &secret_hash, &salt)
         .await?
         .ok_or(ApiError::NotFound("site"))?;
     audit::record(
@@ -365,14 +450,82 @@ async fn rotate_secret(
         },
     )
     .await?;
+    let site = view(&mut tx, row).await?;
     tx.commit().await?;
-    let version = row.version;
+    let version = site.version;
     Ok(with_etag(
         StatusCode::OK,
         version,
         SiteWithSecret {
-            site: row.into(),
+            site,
             server_secret: secret,
+        },
+    ))
+}
+
+/// The site's revenue cap: the largest event value an unsigned (browser) call may report.
+#[utoipa::path(get, path = "/sites/{id}/revenue-cap", tag = "sites",
+    params(("id" = Uuid, Path, description = "Site id")),
+    responses((status = 200, body = RevenueCapBody), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn get_revenue_cap(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+) -> ApiResult<Response> {
+    let mut conn = state.pool.acquire().await?;
+    let row = site_of(&mut conn, &actor, id, false).await?;
+    Ok(with_etag(
+        StatusCode::OK,
+        row.version,
+        RevenueCapBody {
+            revenue_cap: row.revenue_cap,
+        },
+    ))
+}
+
+/// Set the revenue cap (admin; `If-Match` required). Published with the next snapshot;
+/// signed server calls may exceed it.
+#[utoipa::path(put, path = "/sites/{id}/revenue-cap", tag = "sites", request_body = RevenueCapBody,
+    params(("id" = Uuid, Path, description = "Site id"), ("If-Match" = String, Header, description = "The site's ETag")),
+    responses((status = 200, body = RevenueCapBody), (status = 404, body = crate::error::Problem),
+        (status = 412, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
+        (status = 428, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+async fn put_revenue_cap(
+    State(state): State<AppState>,
+    actor: Actor,
+    PathId(id): PathId,
+    if_match: IfMatch,
+    Json(body): Json<RevenueCapBody>,
+) -> ApiResult<Response> {
+    actor.require(Role::Admin)?;
+    let cap = RevenueCap::parse(body.revenue_cap)?;
+    let mut tx = state.pool.begin().await?;
+    let before = site_of(&mut tx, &actor, id, true).await?;
+    if_match.check(before.version)?;
+    let row = db::sites::set_revenue_cap(&mut tx, id, before.version, cap.get())
+        .await?
+        .ok_or(ApiError::PreconditionFailed)?;
+    audit::record(
+        &mut tx,
+        actor.org_id,
+        By::Actor(&actor),
+        Change {
+            action: "site.revenue_cap.update",
+            target_type: "site",
+            target_id: Some(id),
+            before: Some(serde_json::json!({ "revenue_cap": before.revenue_cap })),
+            after: Some(serde_json::json!({ "revenue_cap": row.revenue_cap })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(with_etag(
+        StatusCode::OK,
+        row.version,
+        RevenueCapBody {
+            revenue_cap: row.revenue_cap,
         },
     ))
 }
@@ -480,8 +633,9 @@ async fn put_exclusions(
         },
     )
     .await?;
+    let site = view(&mut tx, row).await?;
     tx.commit().await?;
-    Ok(with_etag(StatusCode::OK, row.version, SiteView::from(row)))
+    Ok(with_etag(StatusCode::OK, site.version, site))
 }
 
 /// The site's snapshot publications, latest first (at most 100).
@@ -504,6 +658,7 @@ async fn list_publications(
             status: r.status,
             attempts: r.attempts,
             error: r.error,
+            permanent: r.permanent,
             weights: r.weights,
             published_at: r.published_at,
         })

@@ -41,6 +41,11 @@ pub struct WireExposure {
     pub propensity: f64,
     pub snapshot_version: u64,
     pub ts_ms: i64,
+    /// The page's host as the edge saw it (the request's host or the `url`'s); marks the
+    /// site's snippet as seen when it is one of its verified hosts. Absent from older
+    /// edges.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

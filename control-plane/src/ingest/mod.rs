@@ -88,6 +88,8 @@ struct Exposure {
     propensity: f64,
     snapshot_version: i64,
     at: OffsetDateTime,
+    /// The page host the edge reported (lower case), for "verify installation".
+    host: Option<String>,
 }
 
 #[derive(Debug)]
@@ -149,6 +151,15 @@ fn parse_uuid(id: &str, raw: &str, reason: &'static str, what: &str) -> Result<U
     Uuid::parse_str(raw).map_err(|_| Rejection::new(id, reason, format!("no such {what}")))
 }
 
+/// The per-item checks [`process`] runs before touching the database (shape, ids,
+/// lengths, time window, propensity, value), without keeping the result: for the fuzz
+/// targets (`fuzz/`), which run exactly this code on arbitrary batches.
+pub fn check_item(value: &Value, now: OffsetDateTime) -> Result<(), RejectedItem> {
+    parse_item(value, now)
+        .map(|_| ())
+        .map_err(RejectedItem::from)
+}
+
 fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
     let id = items::item_id(value)?;
     let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
@@ -187,6 +198,11 @@ fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
                 propensity: e.propensity,
                 snapshot_version,
                 at,
+                // A malformed host only loses the installation check, not the exposure.
+                host: e
+                    .host
+                    .map(|h| h.to_ascii_lowercase())
+                    .filter(|h| samplit_engine::routing::valid_host(h)),
             }))
         }
         WireItem::Conversion(c) | WireItem::Custom(c) => {
@@ -294,6 +310,18 @@ pub async fn process(
         unit_arms.entry(unit).or_default().push(row.arm_id);
     }
 
+    // "Verify installation": the (site, page host) pairs seen on exposures.
+    let mut seen_hosts: Vec<(String, String)> = parsed
+        .iter()
+        .filter_map(|p| match p {
+            Parsed::Exposure(e) => e.host.clone().map(|h| (e.site_key.clone(), h)),
+            _ => None,
+        })
+        .filter(|(key, _)| sites.contains_key(key))
+        .collect();
+    seen_hosts.sort_unstable();
+    seen_hosts.dedup();
+
     let mut exposures = Vec::new();
     let mut conversions = Vec::new();
     let mut pageview_ids = Vec::new();
@@ -358,6 +386,7 @@ pub async fn process(
                 visitors.sort_unstable();
                 visitors.dedup();
                 attribute_pending_retried(pool, &visitors).await?;
+                mark_snippets_seen(pool, &seen_hosts).await?;
                 outcome.accepted += written.accepted;
                 outcome.duplicates += written.duplicates;
                 outcome.conflicts += written.conflicts;
@@ -373,6 +402,19 @@ pub async fn process(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Sets `snippet_seen_at` for sites whose verified hosts sent exposures (a no-op once
+/// set: the update is filtered on `snippet_seen_at IS NULL`).
+async fn mark_snippets_seen(pool: &PgPool, pairs: &[(String, String)]) -> Result<(), sqlx::Error> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut conn = pool.acquire().await?;
+    for (site_key, host) in pairs {
+        crate::db::domains::mark_snippet_seen(&mut conn, site_key, host).await?;
+    }
+    Ok(())
 }
 
 /// [`attribute_pending`], retried like the batch on deadlock / serialization failure.

@@ -205,10 +205,10 @@ async fn a_key_role_is_at_most_admin_and_at_most_the_creators(pool: PgPool) {
         )
         .await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
-    assert!(
-        resp.json()["created_by"].is_null(),
-        "created by a key, not a user"
-    );
+    // Minted by a key: it answers for the key's person, and remembers the minting key.
+    let minted = resp.json();
+    assert_eq!(minted["created_by"], team.admin.user_id.to_string());
+    assert!(minted["created_by_key"].is_string(), "{minted}");
 }
 
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
@@ -228,4 +228,204 @@ async fn another_orgs_key_cannot_be_seen_or_revoked(pool: PgPool) {
     // Their key still works, in their org only.
     let me = app.get("/api/v1/auth/me", Some(&their_key)).await.json();
     assert_eq!(me["organization"]["id"], theirs.org_id.to_string());
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys follow their people (issue 10, hole 3).
+
+fn member_uri(user_id: Uuid) -> String {
+    format!("/api/v1/members/{user_id}")
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_key_outliving_its_creators_demotion_can_neither_re_promote_them_nor_mint(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let team = new_team(&app).await;
+    let (_, key) = create_api_key(&app, &team.admin.token, "ci", Role::Admin).await;
+    let demoted = app
+        .patch(
+            &member_uri(team.admin.user_id),
+            Some(&team.owner.token),
+            json!({ "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(demoted.status, StatusCode::OK, "{}", demoted.text());
+
+    // The key now acts as a viewer: min(admin, the creator's current viewer).
+    let me = app.get("/api/v1/auth/me", Some(&key)).await.json();
+    assert_eq!(me["role"], "viewer", "{me}");
+    app.patch(
+        &member_uri(team.admin.user_id),
+        Some(&key),
+        json!({ "role": "admin" }),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post(
+        "/api/v1/invitations",
+        Some(&key),
+        json!({ "email": "friend@example.com", "role": "admin" }),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.post(
+        "/api/v1/api-keys",
+        Some(&key),
+        json!({ "name": "spare", "role": "viewer" }),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    // Reading still works, at the capped role.
+    let members = app.get("/api/v1/members", Some(&key)).await;
+    assert_eq!(members.status, StatusCode::OK, "{}", members.text());
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_key_cannot_change_the_role_of_or_remove_the_person_who_minted_it(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let team = new_team(&app).await;
+    let (_, key) = create_api_key(&app, &team.admin.token, "ci", Role::Admin).await;
+    let (_, child) = create_api_key(&app, &key, "child", Role::Admin).await;
+    for token in [&key, &child] {
+        app.patch(
+            &member_uri(team.admin.user_id),
+            Some(token),
+            json!({ "role": "editor" }),
+        )
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+        app.delete(&member_uri(team.admin.user_id), Some(token))
+            .await
+            .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    }
+    let role: String =
+        sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(team.owner.org_id)
+            .bind(team.admin.user_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(role, "admin");
+    // Other members are still theirs to manage.
+    let resp = app
+        .patch(
+            &member_uri(team.viewer.user_id),
+            Some(&key),
+            json!({ "role": "editor" }),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn removing_a_member_kills_their_keys_the_keys_minted_from_them_and_their_invitations(
+    pool: PgPool,
+) {
+    let app = TestApp::new(pool);
+    let team = new_team(&app).await;
+    let (key_id, key) = create_api_key(&app, &team.admin.token, "ci", Role::Admin).await;
+    let (child_id, child) = create_api_key(&app, &key, "child", Role::Editor).await;
+    let invited = app
+        .post(
+            "/api/v1/invitations",
+            Some(&key),
+            json!({ "email": "friend@example.com", "role": "editor" }),
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.text());
+    let removed = app
+        .delete(&member_uri(team.admin.user_id), Some(&team.owner.token))
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text());
+
+    for token in [&key, &child] {
+        app.get("/api/v1/auth/me", Some(token))
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let keys = app
+        .get("/api/v1/api-keys", Some(&team.owner.token))
+        .await
+        .json();
+    for id in [key_id, child_id] {
+        let listed = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id.to_string())
+            .unwrap();
+        assert!(listed["revoked_at"].is_string(), "{listed}");
+        assert_eq!(listed["revoked_reason"], "member_removed", "{listed}");
+    }
+    let invitations = app
+        .get("/api/v1/invitations", Some(&team.owner.token))
+        .await
+        .json();
+    assert_eq!(invitations.as_array().unwrap().len(), 0, "{invitations}");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_key_minted_by_a_key_is_capped_by_its_whole_chain(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let team = new_team(&app).await;
+    let (parent_id, parent) = create_api_key(&app, &team.admin.token, "ci", Role::Admin).await;
+    let (_, child) = create_api_key(&app, &parent, "child", Role::Admin).await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&child)).await.json()["role"],
+        "admin"
+    );
+
+    // The person at the root is demoted: the grandchild of their power shrinks too.
+    app.patch(
+        &member_uri(team.admin.user_id),
+        Some(&team.owner.token),
+        json!({ "role": "editor" }),
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&child)).await.json()["role"],
+        "editor"
+    );
+    app.post(
+        "/api/v1/api-keys",
+        Some(&child),
+        json!({ "name": "x", "role": "viewer" }),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+
+    // Revoking the minting key kills the chain below it.
+    app.delete(
+        &format!("/api/v1/api-keys/{parent_id}"),
+        Some(&team.owner.token),
+    )
+    .await;
+    app.get("/api/v1/auth/me", Some(&child))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn demoting_a_member_cancels_the_invitations_their_new_role_could_not_send(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let team = new_team(&app).await;
+    let invited = app
+        .post(
+            "/api/v1/invitations",
+            Some(&team.admin.token),
+            json!({ "email": "friend@example.com", "role": "admin" }),
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.text());
+    app.patch(
+        &member_uri(team.admin.user_id),
+        Some(&team.owner.token),
+        json!({ "role": "editor" }),
+    )
+    .await;
+    let invitations = app
+        .get("/api/v1/invitations", Some(&team.owner.token))
+        .await
+        .json();
+    assert_eq!(invitations.as_array().unwrap().len(), 0, "{invitations}");
 }

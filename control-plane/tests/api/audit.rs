@@ -232,6 +232,28 @@ async fn the_csv_export_quotes_per_rfc_4180_and_neutralises_formulas(pool: PgPoo
 }
 
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn exported_cells_whose_first_non_blank_character_starts_a_formula_are_neutralised(
+    pool: PgPool,
+) {
+    let app = TestApp::new(pool.clone());
+    let owner = new_org(&app).await;
+    // Spreadsheets skip leading blanks before reading a formula (OWASP).
+    sqlx::query("UPDATE users SET email = E' \\n=cmd@example.com' WHERE id = $1")
+        .bind(owner.user_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    create_api_key(&app, &owner.token, "plain", Role::Viewer).await;
+    let csv_text = app
+        .get("/api/v1/audit/export?format=csv", Some(&owner.token))
+        .await
+        .text();
+    let mut reader = csv::ReaderBuilder::new().from_reader(csv_text.as_bytes());
+    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!(&row[2], "' \n=cmd@example.com", "{csv_text}");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn exported_cells_that_start_a_formula_are_neutralised(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let owner = new_org(&app).await;

@@ -702,3 +702,196 @@ async fn two_concurrent_refreshes_with_one_token_end_the_session(pool: PgPool) {
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
 }
+
+/// Re-signs `claims` with the test JWT secret (HS256), as someone holding the secret
+/// but not minting through this deployment would.
+fn sign(claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(crate::helpers::TEST_JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn access_tokens_carry_and_require_this_issuer_and_audience(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let owner = crate::helpers::new_org(&app).await;
+    // The claims of a genuine token, read without checking them.
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.insecure_disable_signature_validation();
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let genuine: serde_json::Value = jsonwebtoken::decode(
+        &owner.token,
+        &jsonwebtoken::DecodingKey::from_secret(b"unused"),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(genuine["iss"], "samplit", "{genuine}");
+    assert_eq!(genuine["aud"], "samplit-api", "{genuine}");
+    let me = app.get("/api/v1/auth/me", Some(&sign(&genuine))).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+
+    let without = |field: &str| {
+        let mut c = genuine.clone();
+        c.as_object_mut().unwrap().remove(field);
+        c
+    };
+    let with = |field: &str, value: &str| {
+        let mut c = genuine.clone();
+        c[field] = json!(value);
+        c
+    };
+    for (claims, why) in [
+        (without("iss"), "no issuer"),
+        (without("aud"), "no audience"),
+        (with("iss", "another-deployment"), "another issuer"),
+        (with("aud", "another-service"), "another audience"),
+    ] {
+        let resp = app.get("/api/v1/auth/me", Some(&sign(&claims))).await;
+        assert_eq!(
+            resp.status,
+            StatusCode::UNAUTHORIZED,
+            "{why}: {}",
+            resp.text()
+        );
+    }
+
+    // The issuer is configurable; tokens of the old issuer stop working.
+    let other = TestApp::with_config(
+        app.pool.clone(),
+        crate::helpers::test_config_with(&[("SAMPLIT_JWT_ISSUER", "samplit-staging")]),
+    );
+    other
+        .get("/api/v1/auth/me", Some(&owner.token))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+/// Fires one login per `(peer, email, password)` at once, each on its own task, and
+/// returns the answers in order.
+async fn parallel_logins(
+    app: &TestApp,
+    attempts: Vec<(SocketAddr, String, &'static str)>,
+) -> Vec<crate::helpers::TestResponse> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (from, email, password)) in attempts.into_iter().enumerate() {
+        let app = TestApp {
+            pool: app.pool.clone(),
+            state: app.state.clone(),
+        };
+        tasks.spawn(async move {
+            let resp = app
+                .post_from(
+                    "/api/v1/auth/login",
+                    from,
+                    &[],
+                    json!({ "email": email, "password": password }),
+                )
+                .await;
+            (i, resp)
+        });
+    }
+    let mut out: Vec<_> = tasks.join_all().await;
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+fn count(responses: &[crate::helpers::TestResponse], status: StatusCode) -> usize {
+    responses.iter().filter(|r| r.status == status).count()
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn parallel_wrong_passwords_for_one_account_run_argon2_at_most_the_limit(pool: PgPool) {
+    let app = TestApp::new(pool);
+    register(&app, "target@example.com").await;
+    let hashes_before = app.state.passwords.runs();
+    let attempts = (0..12)
+        .map(|i| {
+            (
+                peer(&format!("198.51.100.{}:4000", i + 1)),
+                "target@example.com".to_owned(),
+                "wrong password!",
+            )
+        })
+        .collect();
+    let answers = parallel_logins(&app, attempts).await;
+    // Exactly the limit (5) were checked and refused; the other 7 never reached argon2.
+    assert_eq!(count(&answers, StatusCode::UNAUTHORIZED), 5, "401s");
+    assert_eq!(count(&answers, StatusCode::TOO_MANY_REQUESTS), 7, "429s");
+    assert_eq!(app.state.passwords.runs() - hashes_before, 5, "argon2 runs");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn parallel_wrong_passwords_from_one_ipv6_64_are_counted_together(pool: PgPool) {
+    let app = TestApp::new(pool);
+    // 24 addresses of one /64, each guessing a different account: one bucket of 20.
+    let attempts = (0..24)
+        .map(|i| {
+            (
+                peer(&format!("[2001:db8:7:7::{:x}]:4000", i + 1)),
+                format!("guess{i}@example.com"),
+                "wrong password!",
+            )
+        })
+        .collect();
+    let answers = parallel_logins(&app, attempts).await;
+    assert_eq!(count(&answers, StatusCode::UNAUTHORIZED), 20, "401s");
+    assert_eq!(count(&answers, StatusCode::TOO_MANY_REQUESTS), 4, "429s");
+    // The neighbouring /64 is someone else.
+    let other = app
+        .post_from(
+            "/api/v1/auth/login",
+            peer("[2001:db8:7:8::1]:4000"),
+            &[],
+            json!({ "email": "guess0@example.com", "password": "wrong password!" }),
+        )
+        .await;
+    other.assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn argon2_runs_behind_a_bounded_gate_and_overflow_gets_503_with_retry_after(pool: PgPool) {
+    let app = TestApp::with_config(
+        pool,
+        crate::helpers::test_config_with(&[
+            ("SAMPLIT_ARGON2_CONCURRENCY", "1"),
+            ("SAMPLIT_ARGON2_WAIT_MS", "1"),
+        ]),
+    );
+    let attempts = (0..8)
+        .map(|i| {
+            (
+                peer(&format!("192.0.2.{}:4000", i + 1)),
+                format!("nobody{i}@example.com"),
+                "wrong password!",
+            )
+        })
+        .collect();
+    let answers = parallel_logins(&app, attempts).await;
+    assert_eq!(app.state.passwords.max_in_flight(), 1, "one hash at a time");
+    let busy: Vec<_> = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(!busy.is_empty(), "some waited too long for the single slot");
+    for resp in &busy {
+        resp.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "busy");
+        assert_eq!(resp.headers["retry-after"], "1");
+    }
+    assert_eq!(
+        count(&answers, StatusCode::UNAUTHORIZED) + busy.len(),
+        8,
+        "every other attempt was checked and refused"
+    );
+    // A busy answer never checked the password, so it does not count as a failure.
+    let failures: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM login_attempts WHERE kind = 'login_failure'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(failures as usize, 8 - busy.len());
+}

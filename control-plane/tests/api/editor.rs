@@ -16,6 +16,26 @@ fn app_with_edge(pool: PgPool) -> TestApp {
     TestApp::with_config(pool, config)
 }
 
+/// A site whose domain `shop.example` is verified (editor sessions open verified hosts
+/// only), with an experiment.
+async fn verified_site_and_experiment(
+    app: &TestApp,
+    member: &crate::helpers::Member,
+    body: Value,
+) -> (Value, Value) {
+    let (site, experiment) = site_and_experiment(app, member, body).await;
+    // Some tests make two such sites: the newest one holds the host (a transfer).
+    sqlx::query(
+        "UPDATE site_domains SET status = 'pending', method = NULL, verified_at = NULL
+          WHERE host = 'shop.example' AND status = 'verified'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    crate::domains::mark_verified(&app.pool, site["id"].as_str().unwrap(), "shop.example").await;
+    (site, experiment)
+}
+
 fn now_ms() -> i64 {
     i64::try_from(
         std::time::SystemTime::now()
@@ -47,7 +67,7 @@ fn changes_uri(experiment: &Value, variant: usize) -> String {
 async fn an_editor_gets_a_token_the_edge_can_verify_for_the_sites_domains(pool: PgPool) {
     let app = app_with_edge(pool.clone());
     let team = new_team(&app).await;
-    let (site, _) = site_and_experiment(&app, &team.editor, experiment_body()).await;
+    let (site, _) = verified_site_and_experiment(&app, &team.editor, experiment_body()).await;
     let resp = app
         .post(
             &sessions(&site),
@@ -92,7 +112,8 @@ async fn an_editor_gets_a_token_the_edge_can_verify_for_the_sites_domains(pool: 
 async fn a_preview_session_carries_the_variants_sanitised_changes(pool: PgPool) {
     let app = app_with_edge(pool.clone());
     let team = new_team(&app).await;
-    let (site, experiment) = site_and_experiment(&app, &team.editor, experiment_body()).await;
+    let (site, experiment) =
+        verified_site_and_experiment(&app, &team.editor, experiment_body()).await;
     let variant = experiment["elements"][0]["variants"][1]["id"]
         .as_str()
         .unwrap();
@@ -120,7 +141,8 @@ async fn a_preview_session_carries_the_variants_sanitised_changes(pool: PgPool) 
 
     // A variant of another organisation's experiment is not found.
     let other = new_team(&app).await;
-    let (other_site, _) = site_and_experiment(&app, &other.editor, experiment_body()).await;
+    let (other_site, _) =
+        verified_site_and_experiment(&app, &other.editor, experiment_body()).await;
     let resp = app
         .post(
             &sessions(&other_site),
@@ -135,7 +157,7 @@ async fn a_preview_session_carries_the_variants_sanitised_changes(pool: PgPool) 
 async fn editor_sessions_follow_the_permission_matrix(pool: PgPool) {
     let app = app_with_edge(pool.clone());
     let team = new_team(&app).await;
-    let (site, _) = site_and_experiment(&app, &team.editor, experiment_body()).await;
+    let (site, _) = verified_site_and_experiment(&app, &team.editor, experiment_body()).await;
     let uri = sessions(&site);
     app.post(&uri, None, json!({}))
         .await
@@ -159,7 +181,7 @@ async fn editor_sessions_follow_the_permission_matrix(pool: PgPool) {
 async fn bad_session_requests_are_refused_with_a_reason(pool: PgPool) {
     let app = app_with_edge(pool.clone());
     let team = new_team(&app).await;
-    let (site, _) = site_and_experiment(&app, &team.editor, experiment_body()).await;
+    let (site, _) = verified_site_and_experiment(&app, &team.editor, experiment_body()).await;
     let cases = [
         (
             json!({ "url": "https://evil.example/" }),
@@ -224,7 +246,7 @@ async fn an_editor_saves_a_variants_changes_sanitised_with_a_new_etag_and_an_aud
 ) {
     let app = TestApp::new(pool.clone());
     let team = new_team(&app).await;
-    let (_, experiment) = site_and_experiment(&app, &team.editor, experiment_body()).await;
+    let (_, experiment) = verified_site_and_experiment(&app, &team.editor, experiment_body()).await;
     let uri = changes_uri(&experiment, 1);
     let etag = format!("\"{}\"", experiment["version"]);
     let changes = json!([
@@ -270,7 +292,7 @@ async fn an_editor_saves_a_variants_changes_sanitised_with_a_new_etag_and_an_aud
 async fn invalid_changes_are_refused_naming_each_bad_one(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let team = new_team(&app).await;
-    let (_, experiment) = site_and_experiment(&app, &team.editor, experiment_body()).await;
+    let (_, experiment) = verified_site_and_experiment(&app, &team.editor, experiment_body()).await;
     let uri = changes_uri(&experiment, 1);
     let etag = format!("\"{}\"", experiment["version"]);
     let cases = [
@@ -329,7 +351,7 @@ async fn invalid_changes_are_refused_naming_each_bad_one(pool: PgPool) {
 async fn changes_are_saved_only_on_drafts_by_editors_of_the_organisation(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     let team = new_team(&app).await;
-    let (_, experiment) = site_and_experiment(&app, &team.editor, experiment_body()).await;
+    let (_, experiment) = verified_site_and_experiment(&app, &team.editor, experiment_body()).await;
     let uri = changes_uri(&experiment, 1);
     let etag = format!("\"{}\"", experiment["version"]);
     let hide = json!([{ "selector": "#hero h1", "action": { "type": "hide" } }]);
@@ -384,4 +406,27 @@ async fn changes_are_saved_only_on_drafts_by_editors_of_the_organisation(pool: P
     assert_eq!(started.status, StatusCode::OK, "{}", started.text());
     let resp = put_changes(&app, &team.editor.token, &uri, &started.etag(), hide).await;
     resp.assert_problem(StatusCode::CONFLICT, "not_editable");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn no_editor_session_opens_a_host_the_site_has_not_verified(pool: PgPool) {
+    let app = app_with_edge(pool.clone());
+    let team = new_team(&app).await;
+    // A stranger lists someone else's host: it stays pending, so no token names it.
+    let (site, _) = site_and_experiment(&app, &team.editor, experiment_body()).await;
+    let resp = app
+        .post(
+            &sessions(&site),
+            Some(&team.editor.token),
+            json!({ "url": "https://shop.example/pricing" }),
+        )
+        .await;
+    let problem = resp.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no verified domains"),
+        "{problem}"
+    );
 }

@@ -1,7 +1,7 @@
 use axum::http::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, new_org, test_config_with};
 
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn health_and_readiness_answer_when_the_database_is_up(pool: PgPool) {
@@ -59,4 +59,47 @@ async fn the_openapi_document_is_served(pool: PgPool) {
         doc["components"]["securitySchemes"]["bearer"].is_object(),
         "{doc}"
     );
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn metrics_name_route_templates_never_site_keys_or_tenant_ids(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let owner = new_org(&app).await;
+    let site = app
+        .post(
+            "/api/v1/sites",
+            Some(&owner.token),
+            serde_json::json!({ "name": "Shop", "domains": ["shop.example.com"] }),
+        )
+        .await
+        .json();
+    let site_id = site["id"].as_str().unwrap().to_owned();
+    let site_key = site["site_key"].as_str().unwrap().to_owned();
+    app.get(&format!("/api/v1/sites/{site_id}"), Some(&owner.token))
+        .await;
+    // An unmatched path that carries the key must not become a label either.
+    app.get(&format!("/v1/assign/{site_key}"), None).await;
+    let text = app.get("/metrics", None).await.text();
+    assert!(text.contains(r#"route="/api/v1/sites/{id}""#), "{text}");
+    for secret in [&site_id, &site_key, &owner.org_id.to_string()] {
+        assert!(!text.contains(secret.as_str()), "{secret} leaked: {text}");
+    }
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn with_a_metrics_token_metrics_answer_only_that_bearer(pool: PgPool) {
+    let token = "metrics-token-0123456789abcdef0123456789";
+    let app = TestApp::with_config(pool, test_config_with(&[("SAMPLIT_METRICS_TOKEN", token)]));
+    app.get("/metrics", None)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    app.get(
+        "/metrics",
+        Some("metrics-token-wrong-0123456789abcdef01234"),
+    )
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    let ok = app.get("/metrics", Some(token)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert!(ok.text().contains("samplit_http_requests_total"));
 }

@@ -21,7 +21,15 @@ pub const TEST_INGEST_SECRET: &str = "test-ingest-secret-0123456789abcdef0123456
 pub const TEST_SNAPSHOT_SECRET: &str = "test-snapshot-secret-0123456789abcdef012345";
 
 pub fn test_config() -> Config {
+    test_config_with(&[])
+}
+
+/// The test configuration with some variables set (or overridden).
+pub fn test_config_with(extra: &[(&str, &str)]) -> Config {
     config::from_lookup(|name| {
+        if let Some((_, value)) = extra.iter().find(|(k, _)| *k == name) {
+            return Some((*value).to_owned());
+        }
         match name {
             "DATABASE_URL" => Some("postgres://unused-in-tests"),
             "SAMPLIT_JWT_SECRET" => Some(TEST_JWT_SECRET),

@@ -727,3 +727,65 @@ async fn ingested_items_are_counted_by_outcome_in_the_metrics(pool: PgPool) {
         assert!(text.contains(line), "{line} in {text}");
     }
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn the_first_exposure_from_a_verified_host_marks_the_snippet_as_seen(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let org = new_org(&app).await;
+    let s = site(&app, org.org_id).await;
+    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    sqlx::query("INSERT INTO site_domains (site_id, host, token) VALUES ($1, 'shop.example', 't')")
+        .bind(s.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let seen = || async {
+        sqlx::query_scalar::<_, Option<time::OffsetDateTime>>(
+            "SELECT snippet_seen_at FROM sites WHERE id = $1",
+        )
+        .bind(s.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let with_host = |id: &str, host: &str| {
+        let mut e = exposure(id, &s, x.id, x.arms[0], "v1");
+        e["host"] = serde_json::json!(host);
+        e
+    };
+    // From an unverified (pending) host, or a host the site does not hold: not installed.
+    ingest_ok(
+        &app,
+        &batch(vec![
+            with_host("e1", "shop.example"),
+            with_host("e2", "shop.victim.com"),
+        ]),
+    )
+    .await;
+    assert!(seen().await.is_none(), "a pending host proves nothing");
+    sqlx::query("UPDATE site_domains SET status = 'verified', method = 'dns_txt', verified_at = now() WHERE site_id = $1")
+        .bind(s.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    ingest_ok(
+        &app,
+        &batch(vec![exposure("e3", &s, x.id, x.arms[0], "v1")]),
+    )
+    .await;
+    assert!(
+        seen().await.is_none(),
+        "an exposure without a host (an older edge) proves nothing"
+    );
+    ingest_ok(&app, &batch(vec![with_host("e4", "SHOP.example")])).await;
+    let first = seen()
+        .await
+        .expect("set by the first exposure from the verified host");
+    ingest_ok(&app, &batch(vec![with_host("e5", "shop.example")])).await;
+    assert_eq!(seen().await, Some(first), "set once");
+    let view = app
+        .get(&format!("/api/v1/sites/{}", s.id), Some(&org.token))
+        .await
+        .json();
+    assert!(view["snippet_seen_at"].is_string(), "{view}");
+}

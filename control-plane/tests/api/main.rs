@@ -5,7 +5,9 @@
 mod api_keys;
 mod audit;
 mod auth;
+mod changes;
 mod docs;
+mod domains;
 mod editor;
 mod experiments;
 mod fixtures;
@@ -14,5 +16,6 @@ mod helpers;
 mod ingest;
 mod members;
 mod publisher;
+mod quotas;
 mod results;
 mod sites;

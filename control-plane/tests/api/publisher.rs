@@ -8,10 +8,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::put;
 use samplit_control_plane::{AppState, config, publisher};
+use samplit_engine::routing::{self, Route, SignedDoc, SiteTombstone};
 use samplit_engine::snapshot::{self, SignedSnapshot, Snapshot};
 use serde_json::json;
 use sqlx::PgPool;
 
+use crate::domains::mark_verified;
 use crate::experiments::{act, experiment_body};
 use crate::helpers::{
     Member, TEST_INGEST_SECRET, TEST_JWT_SECRET, TEST_SNAPSHOT_SECRET, TestApp, new_team,
@@ -26,6 +28,13 @@ struct EdgeLog {
     fail_next: usize,
     requests: usize,
     request_times: Vec<Instant>,
+    /// When set, every request is answered with this status (an edge that keeps failing
+    /// or keeps refusing).
+    answer_with: Option<StatusCode>,
+    /// Verified routes received, in order.
+    routes: Vec<Route>,
+    /// Verified site tombstones received, in order.
+    tombstones: Vec<SiteTombstone>,
 }
 
 struct FakeEdge {
@@ -38,6 +47,8 @@ impl FakeEdge {
         let log = Arc::new(Mutex::new(EdgeLog::default()));
         let app = axum::Router::new()
             .route("/v1/internal/snapshots/{site_key}", put(receive))
+            .route("/v1/internal/routes/{host}", put(receive_route))
+            .route("/v1/internal/tombstones/{site_key}", put(receive_tombstone))
             .with_state(log.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -58,6 +69,9 @@ async fn receive(
     let mut log = log.lock().unwrap();
     log.requests += 1;
     log.request_times.push(Instant::now());
+    if let Some(status) = log.answer_with {
+        return status;
+    }
     if log.fail_next > 0 {
         log.fail_next -= 1;
         return StatusCode::SERVICE_UNAVAILABLE;
@@ -78,9 +92,63 @@ async fn receive(
     }
 }
 
+async fn receive_route(
+    State(log): State<Arc<Mutex<EdgeLog>>>,
+    Path(host): Path<String>,
+    axum::Json(signed): axum::Json<SignedDoc>,
+) -> StatusCode {
+    let mut log = log.lock().unwrap();
+    log.requests += 1;
+    if log.fail_next > 0 {
+        log.fail_next -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    match routing::verify_route(&signed, TEST_SNAPSHOT_SECRET.as_bytes(), None) {
+        Ok(r) if r.host == host => {
+            log.routes.push(r);
+            StatusCode::OK
+        }
+        Ok(_) => StatusCode::BAD_REQUEST,
+        Err(_) => StatusCode::UNAUTHORIZED,
+    }
+}
+
+async fn receive_tombstone(
+    State(log): State<Arc<Mutex<EdgeLog>>>,
+    Path(site_key): Path<String>,
+    axum::Json(signed): axum::Json<SignedDoc>,
+) -> StatusCode {
+    let mut log = log.lock().unwrap();
+    log.requests += 1;
+    if log.fail_next > 0 {
+        log.fail_next -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    match routing::verify_tombstone(&signed, TEST_SNAPSHOT_SECRET.as_bytes(), None) {
+        Ok(t) if t.site_key == site_key => {
+            log.tombstones.push(t);
+            StatusCode::OK
+        }
+        Ok(_) => StatusCode::BAD_REQUEST,
+        Err(_) => StatusCode::UNAUTHORIZED,
+    }
+}
+
 fn publishing_app(pool: PgPool, edge_url: &str) -> TestApp {
+    publishing_app_with(pool, edge_url, &[])
+}
+
+fn publishing_app_with(pool: PgPool, edge_url: &str, extra: &[(&str, &str)]) -> TestApp {
     let edge_url = edge_url.to_owned();
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let config = config::from_lookup(move |name| match name {
+        _ if extra.iter().any(|(k, _)| k == name) => extra
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone()),
         "DATABASE_URL" => Some("postgres://unused-in-tests".to_owned()),
         "SAMPLIT_JWT_SECRET" => Some(TEST_JWT_SECRET.to_owned()),
         "SAMPLIT_INGEST_SECRET" => Some(TEST_INGEST_SECRET.to_owned()),
@@ -131,6 +199,9 @@ async fn a_signed_snapshot_carries_only_running_experiments_with_arms_and_propen
     )
     .await;
     let site_id = site["id"].as_str().unwrap();
+    // Only verified hosts reach the snapshot (crate::domains covers the proofs).
+    mark_verified(&pool, site_id, "shop.example").await;
+    mark_verified(&pool, site_id, "www.shop.example").await;
     let running = create_experiment(&app, &team.editor, site_id).await;
     let paused = create_experiment(&app, &team.editor, site_id).await;
     let _draft = create_experiment(&app, &team.editor, site_id).await;
@@ -334,6 +405,8 @@ async fn a_failing_edge_is_retried_with_exponential_backoff(pool: PgPool) {
         "at most 4 tries"
     );
     edge.log.lock().unwrap().fail_next = 0;
+    // The failed site backs off for one publish interval: let it pass.
+    time_passes(&pool, 15).await;
     let recovered = publisher::tick_with(&app.state, &client, fast_retry())
         .await
         .unwrap();
@@ -644,4 +717,221 @@ async fn posteriors_come_from_the_ingested_aggregates_and_move_traffic_to_the_be
     // but the first keeps its 1% floor.
     assert!(unit.arms[1].propensity > 0.98, "{unit:?}");
     assert!(unit.arms[0].propensity >= 0.01 - 1e-12, "{unit:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Back-pressure (issue 10, hole 6): failing sites back off, refused ones wait for a change.
+
+/// Moves every recorded publication `secs` into the past, as if that much time passed.
+async fn time_passes(pool: &PgPool, secs: i64) {
+    sqlx::query(
+        "UPDATE snapshot_publications SET published_at = published_at - make_interval(secs => $1)",
+    )
+    .bind(secs as f64)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+fn requests(edge: &FakeEdge) -> usize {
+    edge.log.lock().unwrap().requests
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_site_whose_pushes_keep_failing_backs_off_exponentially(pool: PgPool) {
+    let edge = FakeEdge::start().await;
+    edge.log.lock().unwrap().answer_with = Some(StatusCode::INTERNAL_SERVER_ERROR);
+    let app = publishing_app(pool.clone(), &edge.url);
+    let team = new_team(&app).await;
+    create_site(&app, &team.admin.token, &["shop.example"]).await;
+    let client = publisher::http_client().unwrap();
+    let tick = async || {
+        publisher::tick_with(&app.state, &client, fast_retry())
+            .await
+            .unwrap()
+    };
+
+    let first = tick().await;
+    assert_eq!(first.failed.len(), 1, "{first:?}");
+    assert_eq!(requests(&edge), 4, "bounded tries within the tick");
+    // The next ticks leave it alone: no rebuild, no signing, no push.
+    for _ in 0..3 {
+        let report = tick().await;
+        assert_eq!(report.deferred, 1, "{report:?}");
+    }
+    assert_eq!(requests(&edge), 4);
+    // After one interval (10 s by default) it is tried again, and fails again.
+    time_passes(&pool, 11).await;
+    assert_eq!(tick().await.failed.len(), 1);
+    assert_eq!(requests(&edge), 8);
+    // Two failures: the wait doubled to 20 s.
+    time_passes(&pool, 11).await;
+    assert_eq!(tick().await.deferred, 1);
+    assert_eq!(requests(&edge), 8);
+    time_passes(&pool, 10).await;
+    assert_eq!(tick().await.failed.len(), 1);
+    assert_eq!(requests(&edge), 12);
+    // The edge recovers; once the wait (40 s) is over, the site publishes.
+    edge.log.lock().unwrap().answer_with = None;
+    time_passes(&pool, 41).await;
+    let recovered = tick().await;
+    assert_eq!(recovered.published.len(), 1, "{recovered:?}");
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_snapshot_the_edge_refuses_as_too_large_is_not_pushed_again_until_the_site_changes(
+    pool: PgPool,
+) {
+    let edge = FakeEdge::start().await;
+    edge.log.lock().unwrap().answer_with = Some(StatusCode::PAYLOAD_TOO_LARGE);
+    let app = publishing_app(pool.clone(), &edge.url);
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.admin.token, &["shop.example"]).await;
+    let site_id = site["id"].as_str().unwrap();
+    let client = publisher::http_client().unwrap();
+
+    let refused = publisher::tick_with(&app.state, &client, fast_retry())
+        .await
+        .unwrap();
+    assert_eq!(refused.failed.len(), 1, "{refused:?}");
+    assert_eq!(requests(&edge), 1, "a 413 is not retried within the tick");
+    // However long we wait, the same content is not pushed again.
+    time_passes(&pool, 24 * 3600).await;
+    let held = publisher::tick_with(&app.state, &client, fast_retry())
+        .await
+        .unwrap();
+    assert_eq!(held.deferred, 1, "{held:?}");
+    assert_eq!(requests(&edge), 1);
+    // The site's publications list says so.
+    let list = app
+        .get(
+            &format!("/api/v1/sites/{site_id}/publications"),
+            Some(&team.admin.token),
+        )
+        .await
+        .json();
+    assert_eq!(list[0]["status"], "failed", "{list}");
+    assert_eq!(list[0]["permanent"], true, "{list}");
+    assert!(list[0]["error"].as_str().unwrap().contains("413"), "{list}");
+    // The site changes (an experiment starts): the new content is pushed.
+    edge.log.lock().unwrap().answer_with = None;
+    let exp = create_experiment(&app, &team.editor, site_id).await;
+    act(&app, &team.editor, exp["id"].as_str().unwrap(), "start").await;
+    let changed = publisher::tick_with(&app.state, &client, fast_retry())
+        .await
+        .unwrap();
+    assert_eq!(changed.published.len(), 1, "{changed:?}");
+    assert_eq!(requests(&edge), 2);
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_snapshot_over_the_quota_is_recorded_but_never_pushed(pool: PgPool) {
+    let edge = FakeEdge::start().await;
+    let app = publishing_app_with(
+        pool.clone(),
+        &edge.url,
+        &[("SAMPLIT_QUOTA_SNAPSHOT_BYTES", "200")],
+    );
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.admin.token, &["shop.example"]).await;
+    let site_id = site["id"].as_str().unwrap();
+    let report = tick(&app.state).await;
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(requests(&edge), 0);
+    let list = app
+        .get(
+            &format!("/api/v1/sites/{site_id}/publications"),
+            Some(&team.admin.token),
+        )
+        .await
+        .json();
+    assert_eq!(list[0]["attempts"], 0, "{list}");
+    assert_eq!(list[0]["permanent"], true, "{list}");
+    let error = list[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("snapshot_bytes") && error.contains("200"),
+        "{error}"
+    );
+    assert_eq!(tick(&app.state).await.deferred, 1);
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn deleting_a_site_pushes_a_signed_tombstone_above_its_snapshots_and_tombstones_its_routes(
+    pool: PgPool,
+) {
+    let edge = FakeEdge::start().await;
+    let app = publishing_app(pool.clone(), &edge.url);
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.admin.token, &["shop.doomed.com"]).await;
+    let site_id = site["id"].as_str().unwrap();
+    let site_key = site["site_key"].as_str().unwrap().to_owned();
+    mark_verified(&pool, site_id, "shop.doomed.com").await;
+    sqlx::query("INSERT INTO domain_routes (host, site_key, version) VALUES ('shop.doomed.com', $1, nextval('domain_route_version_seq'))")
+        .bind(&site_key)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let exp = create_experiment(&app, &team.editor, site_id).await;
+    act(&app, &team.editor, exp["id"].as_str().unwrap(), "start").await;
+
+    let report = tick(&app.state).await;
+    assert_eq!(report.published.len(), 1, "{report:?}");
+    assert_eq!(report.routes.len(), 1, "{report:?}");
+    {
+        let log = edge.log.lock().unwrap();
+        assert_eq!(log.routes[0].site_key.as_deref(), Some(site_key.as_str()));
+    }
+    let snapshot_version = edge.pushes()[0].1.version;
+
+    let resp = app
+        .call_with(
+            axum::http::Method::DELETE,
+            &format!("/api/v1/sites/{site_id}"),
+            Some(&team.admin.token),
+            None,
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::NO_CONTENT, "{}", resp.text());
+
+    // The edge is down for the next tick: nothing is lost, the tombstone is retried.
+    edge.log.lock().unwrap().fail_next = 100;
+    let report = tick_fast(&app.state).await;
+    assert!(
+        report.tombstones.is_empty() && !report.routing_failed.is_empty(),
+        "{report:?}"
+    );
+    edge.log.lock().unwrap().fail_next = 0;
+    let report = tick(&app.state).await;
+    assert_eq!(report.tombstones.len(), 1, "{report:?}");
+    {
+        let log = edge.log.lock().unwrap();
+        let tomb = &log.tombstones[0];
+        assert_eq!(tomb.site_key, site_key);
+        assert!(
+            tomb.version > snapshot_version,
+            "{} > {snapshot_version}",
+            tomb.version
+        );
+        let last = log.routes.last().unwrap();
+        assert_eq!(
+            (last.host.as_str(), last.site_key.as_deref()),
+            ("shop.doomed.com", None)
+        );
+        assert!(last.version > log.routes[0].version);
+    }
+
+    // Taken once: the next tick pushes nothing more.
+    let report = tick(&app.state).await;
+    assert!(
+        report.tombstones.is_empty() && report.routes.is_empty(),
+        "{report:?}"
+    );
+}
+
+async fn tick_fast(state: &AppState) -> publisher::TickReport {
+    let client = publisher::http_client().unwrap();
+    publisher::tick_with(state, &client, fast_retry())
+        .await
+        .unwrap()
 }

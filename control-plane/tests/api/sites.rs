@@ -417,6 +417,18 @@ async fn site_permissions_follow_the_matrix(pool: PgPool) {
             Some(json!({})),
             true,
         ),
+        (
+            Method::GET,
+            format!("/api/v1/sites/{id}/revenue-cap"),
+            None,
+            false,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/sites/{id}/revenue-cap"),
+            Some(json!({ "revenue_cap": 500 })),
+            true,
+        ),
     ];
     for (method, path, body, admin_only) in &endpoints {
         let anon = app.call(method.clone(), path, None, body.clone()).await;
@@ -489,6 +501,16 @@ async fn site_permissions_follow_the_matrix(pool: PgPool) {
             format!("/api/v1/sites/{their_id}/rotate-secret"),
             Some(json!({})),
         ),
+        (
+            Method::GET,
+            format!("/api/v1/sites/{their_id}/revenue-cap"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/sites/{their_id}/revenue-cap"),
+            Some(json!({ "revenue_cap": 500 })),
+        ),
         (Method::DELETE, format!("/api/v1/sites/{their_id}"), None),
     ] {
         app.call_with(
@@ -527,4 +549,202 @@ async fn site_permissions_follow_the_matrix(pool: PgPool) {
         )
         .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT, "{}", del.text());
+}
+
+/// The site row and the snapshot the publisher would build for it now.
+async fn site_and_snapshot(
+    pool: &PgPool,
+    id: &str,
+) -> (
+    samplit_control_plane::db::sites::SiteRow,
+    samplit_engine::snapshot::Snapshot,
+) {
+    let mut conn = pool.acquire().await.unwrap();
+    let site = samplit_control_plane::db::sites::all(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id.to_string() == id)
+        .unwrap();
+    let (snapshot, _) = samplit_control_plane::publisher::build_snapshot(&mut conn, &site)
+        .await
+        .unwrap();
+    (site, snapshot)
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn the_server_secret_is_derived_from_a_published_salt_and_rotation_changes_both(
+    pool: PgPool,
+) {
+    use samplit_engine::server_call::{server_secret, valid_salt};
+    let app = TestApp::new(pool.clone());
+    let owner = new_org(&app).await;
+    let site = create_site(&app, &owner.token, &["shop.example"]).await;
+    let id = site["id"].as_str().unwrap();
+    let key = site["site_key"].as_str().unwrap();
+    let first = site["server_secret"].as_str().unwrap().to_owned();
+
+    // The snapshot publishes the salt (public) and the default cap; the secret is what
+    // the edge derives from the salt and the snapshot secret, and is not stored.
+    let (row, snap) = site_and_snapshot(&pool, id).await;
+    let salt = row.server_secret_salt.clone().unwrap();
+    assert!(valid_salt(&salt), "{salt}");
+    assert_eq!(
+        snap.trust.server_secret_salt.as_deref(),
+        Some(salt.as_str())
+    );
+    assert_eq!(snap.trust.revenue_cap, Some(10_000.0));
+    assert_eq!(
+        first,
+        server_secret(TEST_SNAPSHOT_SECRET.as_bytes(), key, &salt)
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sites WHERE strpos(row_to_json(sites)::text, $1) > 0",
+    )
+    .bind(&first)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0, "the secret itself is stored nowhere");
+
+    let rotated = app
+        .post(
+            &format!("/api/v1/sites/{id}/rotate-secret"),
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text());
+    let second = rotated.json()["server_secret"].as_str().unwrap().to_owned();
+    let (row2, snap2) = site_and_snapshot(&pool, id).await;
+    let salt2 = row2.server_secret_salt.clone().unwrap();
+    assert_ne!(salt2, salt, "a rotation draws a new salt");
+    assert_eq!(
+        snap2.trust.server_secret_salt.as_deref(),
+        Some(salt2.as_str())
+    );
+    assert_eq!(
+        second,
+        server_secret(TEST_SNAPSHOT_SECRET.as_bytes(), key, &salt2)
+    );
+    assert_ne!(second, first);
+
+    // A site from before signed calls (no salt) publishes none: the edge then answers
+    // its signed calls `server_secret_not_set` until the secret is rotated.
+    sqlx::query("UPDATE sites SET server_secret_salt = NULL WHERE id = $1::uuid")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (_, legacy) = site_and_snapshot(&pool, id).await;
+    assert_eq!(legacy.trust.server_secret_salt, None);
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn the_revenue_cap_is_read_by_members_set_by_admins_validated_audited_and_published(
+    pool: PgPool,
+) {
+    let app = TestApp::new(pool.clone());
+    let team = new_team(&app).await;
+    let site = create_site(&app, &team.owner.token, &["shop.example"]).await;
+    let id = site["id"].as_str().unwrap();
+    let uri = format!("/api/v1/sites/{id}/revenue-cap");
+
+    let read = app.get(&uri, Some(&team.viewer.token)).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text());
+    assert_eq!(
+        read.json(),
+        json!({ "revenue_cap": 10000.0 }),
+        "the default"
+    );
+    let etag = read.etag();
+
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            json!({ "revenue_cap": 0 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "zero",
+        ),
+        (
+            json!({ "revenue_cap": -5 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "negative",
+        ),
+        (
+            json!({ "revenue_cap": 1e12 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "above 1e9",
+        ),
+        (
+            json!({ "revenue_cap": "100" }),
+            StatusCode::BAD_REQUEST,
+            "a string",
+        ),
+        (
+            json!({ "cap": 100 }),
+            StatusCode::BAD_REQUEST,
+            "an unknown field",
+        ),
+    ];
+    for (body, status, why) in cases {
+        let resp = app
+            .call_with(
+                Method::PUT,
+                &uri,
+                Some(&team.admin.token),
+                Some(body),
+                &[("if-match", &etag)],
+            )
+            .await;
+        assert_eq!(resp.status, status, "{why}: {}", resp.text());
+    }
+    app.call_with(
+        Method::PUT,
+        &uri,
+        Some(&team.editor.token),
+        Some(json!({ "revenue_cap": 250.5 })),
+        &[("if-match", &etag)],
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    app.call_with(
+        Method::PUT,
+        &uri,
+        Some(&team.admin.token),
+        Some(json!({ "revenue_cap": 250.5 })),
+        &[],
+    )
+    .await
+    .assert_problem(StatusCode::PRECONDITION_REQUIRED, "if_match_required");
+
+    let set = app
+        .call_with(
+            Method::PUT,
+            &uri,
+            Some(&team.admin.token),
+            Some(json!({ "revenue_cap": 250.5 })),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text());
+    assert_eq!(set.json(), json!({ "revenue_cap": 250.5 }));
+    assert_eq!(
+        app.get(&uri, Some(&team.viewer.token)).await.json()["revenue_cap"],
+        250.5
+    );
+    let (_, snap) = site_and_snapshot(&pool, id).await;
+    assert_eq!(
+        snap.trust.revenue_cap,
+        Some(250.5),
+        "the next snapshot carries it"
+    );
+
+    let text: String = sqlx::query_scalar(
+        "SELECT entry FROM audit_log WHERE action = 'site.revenue_cap.update' AND target_id = $1::uuid",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(text.contains("10000") && text.contains("250.5"), "{text}");
 }
