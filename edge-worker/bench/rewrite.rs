@@ -127,10 +127,12 @@ fn main() {
     let variant = Plan {
         changes: changes(),
         editor: None,
+        site_hosts: vec!["shop.example.com".into()],
     };
     let parse_only = Plan {
         changes: vec![Change::new("#does-not-exist", ChangeAction::Hide).expect("valid")],
         editor: None,
+        site_hosts: vec!["shop.example.com".into()],
     };
     let editor = Plan {
         changes: vec![],
@@ -140,6 +142,7 @@ fn main() {
             token: "x".repeat(300),
             admin_origin: "https://admin.example".into(),
         }),
+        site_hosts: vec!["shop.example.com".into()],
     };
     println!(
         "page: {} bytes, {} KB chunks, {RUNS} runs per case (median / p90)",

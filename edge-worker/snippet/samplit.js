@@ -5,7 +5,10 @@
  *    a <style> tag, for at most 1 s, so not even a first visit paints the original;
  * 2. asks the edge for this visitor's assignments (cookie credentials, text/plain so no
  *    CORS preflight), keeps hidden only what the answer changes, applies each change once
- *    the DOM is ready, then un-hides;
+ *    the DOM is ready — checked again by the engine's rules, mirrored in `allowed`, on
+ *    each element it matches (never a <script>, <style>, …; form actions and redirects
+ *    on the site's hosts) — runs custom CSS/JS as <style>/<script> elements, then
+ *    un-hides;
  * 3. exposes samplit.track(goal, value) (sendBeacon to /v1/events), sends a pageview, and
  *    watches the click goals a response carries as `goals: [{goal, kind: "click",
  *    selector}]` (URL goals fire at the edge itself, when the page asks for assignments). */
@@ -54,22 +57,101 @@
   timer = setTimeout(unhide, 1000);
 
   // -- changes ---------------------------------------------------------------------------
-  function each(selector, fn) {
-    var nodes;
-    try { nodes = d.querySelectorAll(selector); } catch (e) { return; }
-    Array.prototype.forEach.call(nodes, fn);
+  // The engine's rule book (shared-engine/src/changes.rs `check`), mirrored: the edge
+  // parsed these changes through it already; here they are checked again on the elements
+  // they actually match, and against the site's hosts.
+  var FORBIDDEN = ['script', 'style', 'base', 'link', 'meta', 'iframe', 'frame', 'frameset', 'object',
+    'embed', 'applet', 'param', 'template', 'noscript', 'animate', 'set', 'animatemotion',
+    'animatetransform', 'animatecolor', 'foreignobject', 'handler'];
+  var URL_ATTRS = ['href', 'src', 'srcset', 'imagesrcset', 'action', 'formaction', 'xlink:href', 'xml:base',
+    'data', 'poster', 'background', 'cite', 'ping', 'manifest', 'codebase', 'classid', 'archive', 'longdesc',
+    'lowsrc', 'dynsrc', 'profile', 'usemap', 'icon'];
+  var hosts = (site.hosts || [new URL(location.href).hostname]).map(function (h) { return String(h).toLowerCase(); });
+  function forbiddenTag(el) {
+    var tag = String(el.tagName || '').toLowerCase().split(/[:|]/).pop();
+    return FORBIDDEN.indexOf(tag) >= 0;
   }
+  // null: relative; a host: absolute http(s); false: refused.
+  function urlHost(u) {
+    u = String(u);
+    if (/[\u0000-\u001f\u007f-\u009f]/.test(u) || /^\s|\s$/.test(u) || /&#|&colon|&tab|&newline/i.test(u)) return false;
+    var m = /^([a-z][a-z0-9+.-]*):/i.exec(u);
+    if (!m) return /^[\/\\][\/\\]/.test(u) ? false : null;
+    var scheme = m[1].toLowerCase();
+    var rest = u.slice(m[0].length);
+    if ((scheme !== 'http' && scheme !== 'https') || rest.slice(0, 2) !== '//') return false;
+    var auth = rest.slice(2).split(/[\/?#\\]/)[0];
+    if (/[@\s]/.test(auth)) return false;
+    var host = (auth.charAt(0) === '[' ? auth.slice(0, auth.indexOf(']') + 1) : auth.split(':')[0]).toLowerCase().replace(/\.+$/, '');
+    return host || false;
+  }
+  function onSite(host) {
+    return host === null || hosts.some(function (h) { return h.split(':')[0].replace(/\.+$/, '') === host; });
+  }
+  function styleOk(v, declarations) {
+    v = String(v);
+    return !(/[{}<>\\\u0000-\u001f\u007f-\u009f]/.test(v) || (!declarations && v.indexOf(';') >= 0) ||
+      /expression\(|javascript:|vbscript:|@import|-moz-binding|\/\*|(^|[^-])behavior/i.test(v));
+  }
+  // Whether change `c` may be applied (to `el`, when given).
+  function allowed(c, el) {
+    var a = c.action || {};
+    if (a.type === 'custom_css' || a.type === 'custom_js') return typeof a.code === 'string';
+    if (el && forbiddenTag(el)) return false;
+    if (a.type === 'set_attribute') {
+      var n = String(a.name).toLowerCase();
+      var v = String(a.value);
+      if (!/^[a-z_:][a-z0-9_:.-]*$/i.test(n) || n.indexOf('on') === 0 || n === 'srcdoc' || n === 'http-equiv') return false;
+      if (n === 'srcset' || n === 'imagesrcset') {
+        return !/[\u0000-\u001f\u007f-\u009f]/.test(v) && v.split(',').every(function (cand) {
+          var u = cand.replace(/^ +| +$/g, '').split(' ')[0];
+          return !u || urlHost(u) !== false;
+        });
+      }
+      if (n === 'ping') return v.split(/[\t\n\f\r ]+/).every(function (u) { return !u || urlHost(u) !== false; });
+      if (URL_ATTRS.indexOf(n) >= 0) {
+        var host = urlHost(v);
+        if (host === false || ((n === 'action' || n === 'formaction') && !onSite(host))) return false;
+      }
+      if (n === 'style') return styleOk(v, true);
+    }
+    if (a.type === 'set_style') {
+      var p = String(a.property).toLowerCase();
+      return /^-{0,2}[a-z][a-z0-9-]*$/.test(p) && p !== 'behavior' && p !== '-moz-binding' && styleOk(a.value, false);
+    }
+    if (a.type === 'redirect') {
+      var target = urlHost(a.url);
+      return target !== false && onSite(target);
+    }
+    return true;
+  }
+  function each(c, fn) {
+    var nodes;
+    try { nodes = d.querySelectorAll(c.selector); } catch (e) { return; }
+    Array.prototype.forEach.call(nodes, function (el) { if (allowed(c, el)) fn(el); });
+  }
+  function addCode(tag, code, parent) {
+    var el = d.createElement(tag);
+    el.setAttribute('data-samplit-custom', '');
+    el.textContent = code;
+    (parent || d.documentElement).appendChild(el);
+  }
+  // A page the edge rendered already carries its custom code.
+  var edgeCode = false;
   var POSITIONS = { before: 'beforebegin', after: 'afterend', prepend: 'afterbegin', append: 'beforeend' };
   // One change: {selector, action: {type, ...}} as the engine's changes::Change.
   function apply(c) {
     var a = c.action || {};
+    if (!allowed(c)) return;
     switch (a.type) {
-      case 'set_text': each(c.selector, function (el) { el.textContent = a.text; }); break;
-      case 'set_html': each(c.selector, function (el) { el.innerHTML = a.html; }); break;
-      case 'set_attribute': each(c.selector, function (el) { el.setAttribute(a.name, a.value); }); break;
-      case 'set_style': each(c.selector, function (el) { el.style.setProperty(a.property, a.value); }); break;
-      case 'hide': each(c.selector, function (el) { el.style.setProperty('display', 'none', 'important'); }); break;
-      case 'insert': each(c.selector, function (el) { el.insertAdjacentHTML(POSITIONS[a.position] || 'beforeend', a.html); }); break;
+      case 'set_text': each(c, function (el) { el.textContent = a.text; }); break;
+      case 'set_html': each(c, function (el) { el.innerHTML = a.html; }); break;
+      case 'set_attribute': each(c, function (el) { el.setAttribute(a.name, a.value); }); break;
+      case 'set_style': each(c, function (el) { el.style.setProperty(a.property, a.value); }); break;
+      case 'hide': each(c, function (el) { el.style.setProperty('display', 'none', 'important'); }); break;
+      case 'insert': each(c, function (el) { el.insertAdjacentHTML(POSITIONS[a.position] || 'beforeend', a.html); }); break;
+      case 'custom_css': if (!edgeCode) addCode('style', a.code, d.head); break;
+      case 'custom_js': if (!edgeCode) addCode('script', a.code, d.body); break;
       case 'redirect':
         var target = new URL(a.url, location.href);
         if (target.href !== location.href) location.replace(target.href);
@@ -115,9 +197,12 @@
     if (!res) return unhide();
     var list = res.assignments || [];
     var selectors = [];
+    // Sticky tokens the edge minted (`<arm>.<mac>`): kept as given and sent back next
+    // time; the edge ignores anything it did not mint for this visitor.
     var arms = remembered.arms || {};
+    var tokens = res.sticky || {};
+    Object.keys(tokens).forEach(function (k) { arms[k] = tokens[k]; });
     list.forEach(function (a) {
-      arms[a.sticky_key || a.experiment_id] = a.arm_id;
       (a.changes || []).forEach(function (c) {
         if (c.selector && c.action && c.action.type !== 'redirect') selectors.push(c.selector);
       });
@@ -127,6 +212,7 @@
     if (!res.excluded) save({ vid: visitor, arms: arms, hide: selectors });
     w.samplit.assignments = list;
     whenReady(function () {
+      try { edgeCode = !!d.querySelector('[data-samplit-custom]'); } catch (e) { /* no DOM */ }
       list.forEach(function (a) { (a.changes || []).forEach(apply); });
       unhide();
       if (visitor) {

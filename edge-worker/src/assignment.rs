@@ -3,10 +3,14 @@
 //! Input, as a JSON body or the same names in the query string:
 //! - `site_key` (required), `url` (required: the page the visitor is on);
 //! - `visitor_id` (optional: else the `samplit_vid` cookie, else a new random id);
-//! - `sticky` (optional): arms the caller remembers, as an object `{"<key>": "<arm>"}`
-//!   in a body, or `key=arm&...` (form-encoded, like the cookie) in a query;
+//! - `sticky` (optional): sticky tokens the caller kept from an earlier answer, as an
+//!   object `{"<key>": "<token>"}` in a body, or `key=token&...` (form-encoded, like the
+//!   cookie) in a query. Only tokens the edge minted for this site and visitor are
+//!   obeyed ([`crate::trust`]); anything else is ignored;
 //! - `user_agent`, `ip` (optional): for plugins calling server-side on behalf of a
-//!   visitor, whose own headers describe the plugin's server;
+//!   visitor, whose own headers describe the plugin's server. Only in a signed call
+//!   (`X-Samplit-Timestamp`/`X-Samplit-Signature`, see [`crate::trust`]); unsigned: 401
+//!   `signature_required`;
 //! - `attributes` (optional): what the caller knows about the visitor, as an object of
 //!   strings, numbers or booleans in a body (`{"plan": "enterprise", "orders": 3}`), or
 //!   `attr.<name>=<value>` pairs in a query; at most 50, names 1-64 characters, values at
@@ -15,8 +19,9 @@
 //!
 //! Output: `{"site_key", "visitor_id", "snapshot_version", "excluded", "assignments":
 //! [{experiment_id, element_id, arm_id, variant_ids, changes, propensity,
-//! snapshot_version, sticky, sticky_key}], "goals": [...]}`. `sticky_key` is what to send back in
-//! `sticky` (the unit id for an independent element, else the experiment id).
+//! snapshot_version, sticky, sticky_key}], "goals": [...], "sticky": {"<sticky_key>":
+//! "<token>"}}`. `sticky_key` is the unit id for an independent element, else the
+//! experiment id; the top-level `sticky` map is what to send back in `sticky`.
 //!
 //! Exclusion: Cloudflare's verified-bot flag and the engine's bot user-agent list always
 //! exclude; the snapshot's site rules (IP from `CF-Connecting-IP`, headers, cookies,
@@ -24,7 +29,7 @@
 //! cookie and no exposure.
 //!
 //! Goals: URL goals whose rule matches the page are queued as conversions right here
-//! (id derived from visitor and goal, see `url_goal_item_id`); click goals come back as `goals: [{goal, kind:
+//! (id derived from site, visitor and goal, see `url_goal_item_id`); click goals come back as `goals: [{goal, kind:
 //! "click", selector}]` for the snippet to watch.
 //!
 //! Exposures: one queue item per assignment served, sticky or not, each with a fresh
@@ -33,6 +38,7 @@
 //! behind a zero-delay timer so the response is written first), so the queue's latency is not
 //! the visitor's.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use samplit_engine::assign::{self, Assignment};
@@ -46,7 +52,7 @@ use crate::cookies;
 use crate::error::ApiError;
 use crate::items::Item;
 use crate::visitor::{RequestVisitor, Subject};
-use crate::{cors, events, ids, snapshots};
+use crate::{cors, events, ids, snapshots, trust};
 
 /// Longest page URL accepted.
 pub const URL_MAX: usize = 4096;
@@ -104,7 +110,8 @@ impl AssignRequest {
         Ok(r)
     }
 
-    fn check(&self) -> Result<(), ApiError> {
+    /// Field checks of a parsed request (site key, url, visitor id, sticky count).
+    pub fn check(&self) -> Result<(), ApiError> {
         snapshots::check_site_key(&self.site_key)?;
         if self.url.is_empty() || self.url.len() > URL_MAX {
             return Err(ApiError::bad_request(
@@ -184,26 +191,40 @@ struct AssignResponse<'a> {
     excluded: Option<ExclusionReason>,
     assignments: &'a [Assignment<'a>],
     goals: Vec<ClickGoal<'a>>,
+    /// Sticky key → token, for this response's assignments: what to send back in
+    /// `sticky` (the cookie holds the same).
+    sticky: BTreeMap<&'a str, &'a str>,
 }
 
 /// Handles both methods. `ctx` carries the exposure enqueue past the response.
 pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, ApiError> {
-    let input = if req.method() == worker::Method::Get {
+    let (input, raw) = if req.method() == worker::Method::Get {
         let url = req
             .url()
             .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
-        AssignRequest::from_query(&url)?
+        (AssignRequest::from_query(&url)?, Vec::new())
     } else {
         let raw = body::read_capped(req, PUBLIC_BODY_LIMIT).await?;
-        body::parse_json::<AssignRequest>(&raw)?
+        (body::parse_json::<AssignRequest>(&raw)?, raw)
     };
     input.check()?;
+    crate::ratelimit::check(env, req, crate::ratelimit::Route::Assign, &input.site_key).await?;
     let attributes = input.attribute_pairs()?;
 
     let request = RequestVisitor::read(req);
     let origin = request.header("origin").map(str::to_owned);
 
-    let Some(snapshot) = snapshots::current(env, &input.site_key).await? else {
+    let snapshot = snapshots::current(env, &input.site_key).await?;
+    // Only a server holding the site's secret speaks for someone else's address or
+    // browser; a browser's own headers are what count for it.
+    let signed = trust::check_call(req, env, snapshot.as_deref(), &raw)?;
+    if input.ip.is_some() {
+        trust::require_signed(signed, "ip")?;
+    }
+    if input.user_agent.is_some() {
+        trust::require_signed(signed, "user_agent")?;
+    }
+    let Some(snapshot) = snapshot else {
         // No snapshot: no experiments. Nothing to remember, so no cookie either.
         return respond(
             &AssignResponse {
@@ -213,6 +234,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
                 excluded: None,
                 assignments: &[],
                 goals: Vec::new(),
+                sticky: BTreeMap::new(),
             },
             origin.as_deref(),
             &[],
@@ -235,14 +257,26 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         .or(request.header("cf-connecting-ip"))
         .and_then(|s| s.trim().parse().ok());
 
-    // Sticky pairs: the caller's explicit ones win over the cookie's.
-    let previous = request.sticky_cookie();
-    let mut sticky: Vec<(String, String)> = input.sticky.clone().into_iter().collect();
-    for (k, v) in previous.iter().take(STICKY_MAX) {
-        if !sticky.iter().any(|(sk, _)| sk == k) {
-            sticky.push((k.clone(), v.clone()));
-        }
-    }
+    // Sticky tokens: only those minted for this site and visitor count (anything else
+    // is ignored, never an error); the caller's explicit ones win over the cookie's.
+    let sticky_key = trust::sticky_key(env)?;
+    let explicit: Vec<(String, String)> = input.sticky.clone().into_iter().collect();
+    let previous: Vec<(String, String)> = request
+        .sticky_cookie()
+        .into_iter()
+        .take(STICKY_MAX)
+        .filter(|(k, t)| {
+            sticky_key
+                .verify(&input.site_key, &visitor_id, k, t)
+                .is_some()
+        })
+        .collect();
+    let sticky = trust::verified_sticky(
+        &sticky_key,
+        &input.site_key,
+        &visitor_id,
+        explicit.iter().chain(previous.iter()),
+    );
 
     let attribute_refs: Vec<(&str, &str)> =
         attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -266,6 +300,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
                 excluded: result.excluded,
                 assignments: &[],
                 goals: Vec::new(),
+                sticky: BTreeMap::new(),
             },
             origin.as_deref(),
             &snapshot.allowed_origins,
@@ -275,11 +310,12 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
 
     // Cookies: the visitor id when the browser had none; the sticky pairs when they change.
     let secure = req.url().is_ok_and(|u| u.scheme() == "https");
-    let fresh: Vec<(String, String)> = result
+    let arms: Vec<(String, String)> = result
         .assignments
         .iter()
         .map(|a| (a.sticky_key.to_owned(), a.arm_id.to_owned()))
         .collect();
+    let fresh = trust::tokens(&sticky_key, &input.site_key, &visitor_id, &arms);
     let set_cookies = request.set_cookies(&visitor_id, &fresh, &previous, secure);
 
     // URL goals this page fires become conversions now (no snippet needed); click goals
@@ -293,6 +329,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         &visitor_id,
         &result.assignments,
         &page_goals.url_goals,
+        &input.url,
     )?;
     let goals = page_goals
         .click_goals
@@ -312,6 +349,10 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
             excluded: None,
             assignments: &result.assignments,
             goals,
+            sticky: fresh
+                .iter()
+                .map(|(k, t)| (k.as_str(), t.as_str()))
+                .collect(),
         },
         origin.as_deref(),
         &snapshot.allowed_origins,
@@ -321,7 +362,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
 
 /// Builds the exposure items and the URL-goal conversions now (ids fixed at enqueue
 /// time) and sends them after the response. A URL-goal conversion's id is derived from
-/// (visitor, goal), so reloading the goal page adds nothing downstream.
+/// (site, visitor, goal), so reloading the goal page adds nothing downstream.
 fn enqueue_items(
     env: &Env,
     ctx: &Context,
@@ -329,6 +370,7 @@ fn enqueue_items(
     visitor_id: &str,
     assignments: &[Assignment<'_>],
     url_goals: &[&str],
+    page_url: &str,
 ) -> Result<(), ApiError> {
     if assignments.is_empty() && url_goals.is_empty() {
         return Ok(());
@@ -337,7 +379,7 @@ fn enqueue_items(
     let mut items = Vec::with_capacity(assignments.len() + url_goals.len());
     for goal in url_goals {
         items.push(Item::Conversion(crate::items::GoalItem {
-            id: url_goal_item_id(visitor_id, goal),
+            id: url_goal_item_id(site_key, visitor_id, goal),
             site_key: site_key.to_owned(),
             visitor_id: visitor_id.to_owned(),
             goal: (*goal).to_owned(),
@@ -346,17 +388,24 @@ fn enqueue_items(
         }));
     }
     let served: Vec<&Assignment<'_>> = assignments.iter().collect();
-    items.extend(crate::site::exposures(site_key, visitor_id, &served)?);
+    items.extend(crate::site::exposures(
+        site_key, visitor_id, &served, page_url,
+    )?);
     events::send_after_response(ctx, events::queue(env)?, items, "exposures");
     Ok(())
 }
 
-/// `ug-` + the first 128 bits of SHA-256(visitor, NUL, goal) in hex: the same for every
-/// view of the goal page by that visitor, within the control plane's 128-character id
-/// limit whatever the lengths of the visitor id and goal name.
-fn url_goal_item_id(visitor_id: &str, goal: &str) -> String {
+/// `ug-` + the first 128 bits of SHA-256(site, NUL, visitor, NUL, goal) in hex: the same
+/// for every view of the goal page by that visitor, within the control plane's
+/// 128-character id limit whatever the lengths of the visitor id and goal name. The site
+/// key is part of it because the control plane deduplicates by item id: without it, a
+/// page on one site could send the same (visitor, goal) first and burn another site's
+/// conversion id.
+fn url_goal_item_id(site_key: &str, visitor_id: &str, goal: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
+    h.update(site_key.as_bytes());
+    h.update([0u8]);
     h.update(visitor_id.as_bytes());
     h.update([0u8]);
     h.update(goal.as_bytes());
@@ -389,15 +438,36 @@ mod tests {
 
     #[test]
     fn url_goal_item_ids_are_stable_short_and_distinct() {
-        let a = url_goal_item_id("visitor-1", "thanks");
-        assert_eq!(a, url_goal_item_id("visitor-1", "thanks"));
+        let a = url_goal_item_id("sk_a", "visitor-1", "thanks");
+        assert_eq!(a, url_goal_item_id("sk_a", "visitor-1", "thanks"));
         assert_eq!(a.len(), 35);
-        assert_ne!(a, url_goal_item_id("visitor-1", "thanks2"));
-        // The separator keeps ("ab", "c") and ("a", "bc") apart.
-        assert_ne!(url_goal_item_id("ab", "c"), url_goal_item_id("a", "bc"));
+        assert_ne!(a, url_goal_item_id("sk_a", "visitor-1", "thanks2"));
+        // The separators keep ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(
+            url_goal_item_id("s", "ab", "c"),
+            url_goal_item_id("s", "a", "bc")
+        );
+        assert_ne!(
+            url_goal_item_id("sa", "b", "c"),
+            url_goal_item_id("s", "ab", "c")
+        );
         assert_eq!(
-            url_goal_item_id(&"v".repeat(128), &"g".repeat(100)).len(),
+            url_goal_item_id(&"s".repeat(128), &"v".repeat(128), &"g".repeat(100)).len(),
             35
+        );
+    }
+
+    #[test]
+    fn one_site_cannot_burn_another_sites_url_goal_ids() {
+        // Same visitor id and goal name on two sites: two conversions, two ids.
+        assert_ne!(
+            url_goal_item_id("sk_victim", "visitor-1", "purchase"),
+            url_goal_item_id("sk_attacker", "visitor-1", "purchase")
+        );
+        // Pinned, so a change of derivation (which re-counts reloads once) is deliberate.
+        assert_eq!(
+            url_goal_item_id("sk_a", "visitor-1", "thanks"),
+            "ug-486f9cb75cb98924973a33e12cdddd09"
         );
     }
 

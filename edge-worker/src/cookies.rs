@@ -2,8 +2,10 @@
 //!
 //! - `samplit_vid`: a random UUID, one year, `HttpOnly` (the snippet gets the id in the
 //!   response body), `SameSite=Lax`, `Secure` on https.
-//! - `samplit_arms`: `key=arm&key=arm`, each part form-urlencoded, so arm and experiment
-//!   ids may hold any character without breaking the cookie grammar. Capped at
+//! - `samplit_arms`: `key=token&key=token` (sticky key → sticky token `<arm>.<mac>`,
+//!   see [`crate::trust`]; only tokens minted for this site and visitor are obeyed),
+//!   each part form-urlencoded, so arm and experiment ids may hold any character without
+//!   breaking the cookie grammar. Capped at
 //!   [`STICKY_COOKIE_MAX`] bytes, newest pairs first, so it never grows past what
 //!   browsers keep.
 

@@ -400,6 +400,7 @@ pub async fn handle(req: &Request, env: &Env) -> Result<Response, ApiError> {
                 token: token.clone(),
                 admin_origin: claims.admin_origin.clone(),
             }),
+            site_hosts: claims.allowed_domains.clone(),
         };
         response = render::transform(&plan, response, "editor preview")
             .map_err(|e| ApiError::upstream("the HTML rewriter", e))?;

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 `rate_limited`).
+    pub retry_after_secs: Option<u32>,
 }
 
 impl ApiError {
@@ -21,6 +23,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// Over a rate limit ([`crate::ratelimit`]): 429 with `Retry-After: {seconds}`.
+    pub fn rate_limited(seconds: u32) -> Self {
+        Self {
+            retry_after_secs: Some(seconds),
+            ..Self::new(
+                429,
+                "rate_limited",
+                format!("too many requests from this address for this site; retry in {seconds} s"),
+            )
         }
     }
 
@@ -114,5 +129,17 @@ mod tests {
         assert_eq!(v["error"]["code"], "malformed_json");
         assert_eq!(v["error"]["message"], "expected \"value\"");
         assert_eq!(e.status, 400);
+        assert_eq!(e.retry_after_secs, None);
+    }
+
+    #[test]
+    fn a_rate_limit_is_a_429_that_says_when_to_retry() {
+        let e = ApiError::rate_limited(10);
+        assert_eq!(
+            (e.status, e.code, e.retry_after_secs),
+            (429, "rate_limited", Some(10))
+        );
+        let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+        assert_eq!(v["error"]["code"], "rate_limited");
     }
 }

@@ -4,11 +4,15 @@
 //! `{"site_key", "visitor_id"?, "events": [{"type": "conversion"|"custom"|"pageview",
 //! "goal"?, "value"?, "url"?, "id"?}]}` — at most [`MAX_EVENTS`] events. `visitor_id`
 //! falls back to the `samplit_vid` cookie. `goal` is required for conversion/custom,
-//! `url` for pageview; `value` must be a finite number. A client `id` makes the item id
+//! `url` for pageview; `value` must be a number in [0, 1e9] (422 `invalid_value`), and at
+//! most the site's revenue cap (snapshot `trust.revenue_cap`, default 10 000) unless the
+//! request is a signed server call (422 `revenue_over_cap`; see [`crate::trust`]; a bad
+//! signature is a 401). A client `id` makes the item id
 //! deterministic (site, visitor, id), so a re-sent beacon is deduplicated downstream.
 //! The site must have a snapshot (else 404). Answer: 202 `{"accepted": n}` once the
 //! items are in the queue.
 
+use samplit_engine::snapshot::MAX_EVENT_VALUE;
 use serde::Deserialize;
 use worker::{Context, Delay, Env, Queue, Request, Response};
 
@@ -17,7 +21,7 @@ use crate::clock::now_ms;
 use crate::cookies::{self, VISITOR_COOKIE};
 use crate::error::ApiError;
 use crate::items::{GoalItem, Item};
-use crate::{cors, ids, snapshots};
+use crate::{cors, ids, snapshots, trust};
 
 /// The queue binding exposures and events go to.
 pub const QUEUE_BINDING: &str = "EVENTS";
@@ -25,35 +29,42 @@ pub const QUEUE_BINDING: &str = "EVENTS";
 pub const MAX_EVENTS: usize = 50;
 /// Most messages per `sendBatch` call (the Queues limit).
 pub const QUEUE_BATCH_MAX: usize = 100;
-/// Longest goal name / client event id.
+/// Longest client event id (the control plane's item id limit).
 pub const NAME_MAX: usize = 128;
+/// Longest goal name: the control plane's `ingest::items::MAX_GOAL_LEN` (its goals table
+/// allows 100). A longer one used to be accepted here with 202 and then dropped at ingest.
+pub const GOAL_MAX: usize = 100;
 /// Longest page URL.
 pub const URL_MAX: usize = 4096;
 
+/// A `POST /v1/events` body.
 #[derive(Debug, Deserialize)]
-struct EventsRequest {
-    site_key: String,
+pub struct EventsRequest {
+    pub site_key: String,
     #[serde(default)]
-    visitor_id: Option<String>,
-    events: Vec<EventInput>,
+    pub visitor_id: Option<String>,
+    pub events: Vec<EventInput>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum EventKind {
+pub enum EventKind {
     Conversion,
     Custom,
     Pageview,
 }
 
+/// One event of a request (checked by [`to_item`]).
 #[derive(Debug, Deserialize)]
-struct EventInput {
+pub struct EventInput {
     #[serde(rename = "type")]
     kind: EventKind,
     #[serde(default)]
     goal: Option<String>,
+    /// Any JSON, checked by [`event_value`]: a value that is not a number in range is a
+    /// 422 naming the event, not a parse error for the whole body.
     #[serde(default)]
-    value: Option<f64>,
+    value: Option<serde_json::Value>,
     #[serde(default)]
     url: Option<String>,
     #[serde(default)]
@@ -90,21 +101,66 @@ pub fn send_after_response(ctx: &Context, queue: Queue, items: Vec<Item>, what: 
     });
 }
 
-/// Validates one event and turns it into a queue item.
-fn to_item(
+/// An event's value: absent (or `null`), or a finite number in
+/// [0, [`MAX_EVENT_VALUE`]] (422 `invalid_value` otherwise, whoever sends it); above
+/// `cap` only in a signed call (422 `revenue_over_cap` otherwise).
+fn event_value(
+    value: Option<&serde_json::Value>,
+    index: usize,
+    cap: f64,
+    signed: bool,
+) -> Result<Option<f64>, ApiError> {
+    let v = match value {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(_) => None,
+    };
+    let Some(v) = v.filter(|v| v.is_finite() && (0.0..=MAX_EVENT_VALUE).contains(v)) else {
+        return Err(ApiError::new(
+            422,
+            "invalid_value",
+            format!("events[{index}]: value must be a number in [0, {MAX_EVENT_VALUE:e}]"),
+        ));
+    };
+    if v > cap && !signed {
+        return Err(ApiError::new(
+            422,
+            "revenue_over_cap",
+            format!(
+                "events[{index}]: value {v} is above this site's revenue cap ({cap}); larger values need a signed server call"
+            ),
+        ));
+    }
+    Ok(Some(v))
+}
+
+/// Parses a request body and checks what does not need the site: the site key's shape
+/// and the number of events.
+pub fn parse_request(raw: &[u8]) -> Result<EventsRequest, ApiError> {
+    let input: EventsRequest = body::parse_json(raw)?;
+    snapshots::check_site_key(&input.site_key)?;
+    if input.events.is_empty() || input.events.len() > MAX_EVENTS {
+        return Err(ApiError::bad_request(
+            "invalid_events",
+            format!("events must hold 1 to {MAX_EVENTS} events"),
+        ));
+    }
+    Ok(input)
+}
+
+/// Validates one event and turns it into a queue item. `cap` and `signed` decide which
+/// values are accepted ([`event_value`]).
+pub fn to_item(
     e: EventInput,
     index: usize,
     site_key: &str,
     visitor_id: &str,
     ts_ms: i64,
+    (cap, signed): (f64, bool),
 ) -> Result<Item, ApiError> {
     let bad =
         |what: &str| ApiError::bad_request("invalid_event", format!("events[{index}]: {what}"));
-    if let Some(v) = e.value
-        && !v.is_finite()
-    {
-        return Err(bad("value must be a finite number"));
-    }
+    let value = event_value(e.value.as_ref(), index, cap, signed)?;
     let id = match &e.id {
         Some(client) if client.is_empty() || client.len() > NAME_MAX => {
             return Err(bad("id must be 1-128 bytes"));
@@ -115,8 +171,8 @@ fn to_item(
         }
     };
     let goal = |g: Option<String>| match g {
-        Some(g) if !g.is_empty() && g.len() <= NAME_MAX => Ok(g),
-        _ => Err(bad("goal is required, 1-128 bytes")),
+        Some(g) if !g.is_empty() && g.len() <= GOAL_MAX => Ok(g),
+        _ => Err(bad("goal is required, 1-100 bytes")),
     };
     Ok(match e.kind {
         EventKind::Conversion | EventKind::Custom => {
@@ -125,7 +181,7 @@ fn to_item(
                 site_key: site_key.to_owned(),
                 visitor_id: visitor_id.to_owned(),
                 goal: goal(e.goal)?,
-                value: e.value,
+                value,
                 ts_ms,
             };
             if matches!(e.kind, EventKind::Conversion) {
@@ -153,14 +209,8 @@ fn to_item(
 /// `POST /v1/events`.
 pub async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     let raw = body::read_capped(req, PUBLIC_BODY_LIMIT).await?;
-    let input: EventsRequest = body::parse_json(&raw)?;
-    snapshots::check_site_key(&input.site_key)?;
-    if input.events.is_empty() || input.events.len() > MAX_EVENTS {
-        return Err(ApiError::bad_request(
-            "invalid_events",
-            format!("events must hold 1 to {MAX_EVENTS} events"),
-        ));
-    }
+    let input = parse_request(&raw)?;
+    crate::ratelimit::check(env, req, crate::ratelimit::Route::Events, &input.site_key).await?;
     let cookie_vid = req
         .headers()
         .get("cookie")
@@ -187,13 +237,15 @@ pub async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> 
     let Some(snapshot) = snapshots::current(env, &input.site_key).await? else {
         return Err(ApiError::unknown_site());
     };
+    let signed = trust::check_call(req, env, Some(&snapshot), &raw)?;
+    let limits = (snapshot.trust.revenue_cap(), signed);
 
     let ts_ms = now_ms();
     let items = input
         .events
         .into_iter()
         .enumerate()
-        .map(|(i, e)| to_item(e, i, &input.site_key, &visitor_id, ts_ms))
+        .map(|(i, e)| to_item(e, i, &input.site_key, &visitor_id, ts_ms, limits))
         .collect::<Result<Vec<_>, _>>()?;
     let accepted = items.len();
     let queue = queue(env)?;
@@ -255,7 +307,7 @@ mod tests {
             (
                 EventInput {
                     goal: Some("g".into()),
-                    value: Some(f64::NAN),
+                    value: Some(serde_json::json!("NaN")),
                     ..ev(EventKind::Custom)
                 },
                 false,
@@ -279,9 +331,75 @@ mod tests {
                 false,
                 "long id",
             ),
+            (
+                EventInput {
+                    goal: Some("g".repeat(GOAL_MAX)),
+                    ..ev(EventKind::Conversion)
+                },
+                true,
+                "goal at the ingest limit",
+            ),
+            (
+                EventInput {
+                    goal: Some("g".repeat(GOAL_MAX + 1)),
+                    ..ev(EventKind::Conversion)
+                },
+                false,
+                "goal over the ingest limit (was a 202 here and a drop at ingest)",
+            ),
         ];
         for (input, ok, why) in cases {
-            assert_eq!(to_item(input, 0, "s", "v", 1).is_ok(), ok, "{why}");
+            assert_eq!(
+                to_item(input, 0, "s", "v", 1, (100.0, false)).is_ok(),
+                ok,
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_are_bounded_and_the_cap_binds_only_unsigned_calls() {
+        use serde_json::json;
+        // (value, signed, expected value or error code, why)
+        type Case = (
+            serde_json::Value,
+            bool,
+            Result<Option<f64>, &'static str>,
+            &'static str,
+        );
+        let cases: Vec<Case> = vec![
+            (json!(null), false, Ok(None), "null is no value"),
+            (json!(0), false, Ok(Some(0.0)), "zero"),
+            (json!(99.5), false, Ok(Some(99.5)), "under the cap"),
+            (json!(100), false, Ok(Some(100.0)), "at the cap"),
+            (
+                json!(100.01),
+                false,
+                Err("revenue_over_cap"),
+                "over the cap, unsigned",
+            ),
+            (json!(5000), true, Ok(Some(5000.0)), "over the cap, signed"),
+            (json!(1e9), true, Ok(Some(1e9)), "the ceiling, signed"),
+            (
+                json!(1e12),
+                true,
+                Err("invalid_value"),
+                "above the ceiling, even signed",
+            ),
+            (json!(-1), false, Err("invalid_value"), "negative"),
+            (json!("NaN"), false, Err("invalid_value"), "a string"),
+            (json!([1]), true, Err("invalid_value"), "an array"),
+        ];
+        for (value, signed, expected, why) in cases {
+            let got = event_value(Some(&value), 3, 100.0, signed);
+            match expected {
+                Ok(v) => assert_eq!(got.unwrap(), v, "{why}"),
+                Err(code) => {
+                    let e = got.unwrap_err();
+                    assert_eq!((e.status, e.code), (422, code), "{why}");
+                    assert!(e.message.starts_with("events[3]"), "{why}");
+                }
+            }
         }
     }
 
@@ -292,8 +410,8 @@ mod tests {
             id: Some("evt-1".into()),
             ..ev(EventKind::Conversion)
         };
-        let a = to_item(mk(), 0, "s", "v", 1).unwrap();
-        let b = to_item(mk(), 0, "s", "v", 2).unwrap();
+        let a = to_item(mk(), 0, "s", "v", 1, (100.0, false)).unwrap();
+        let b = to_item(mk(), 0, "s", "v", 2, (100.0, false)).unwrap();
         let id = |i: &Item| match i {
             Item::Conversion(g) => g.id.clone(),
             _ => unreachable!(),

@@ -23,6 +23,10 @@ pub enum Item {
         propensity: f64,
         snapshot_version: u64,
         ts_ms: i64,
+        /// The page's host (the rendered request's, or the `url`'s on `/v1/assign`): the
+        /// control plane marks the site's snippet as seen when it is a verified host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
     },
     Conversion(GoalItem),
     Custom(GoalItem),
@@ -70,6 +74,7 @@ mod tests {
             propensity: 0.5,
             snapshot_version: 3,
             ts_ms: 1_700_000_000_000,
+            host: None,
         };
         let v = serde_json::to_value(&exposure).unwrap();
         assert_eq!(

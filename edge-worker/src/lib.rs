@@ -9,9 +9,12 @@
 //! - `POST /v1/events` ([`events`]);
 //! - `GET /v1/samplit.js` ([`snippet`]);
 //! - `PUT /v1/internal/snapshots/{site_key}` ([`snapshots::push`]);
-//! - `GET /v1/healthz`: the snapshots this isolate holds, with versions and ages;
+//! - `PUT /v1/internal/routes/{host}` ([`site::push_route`]): signed host → site routes;
+//! - `PUT /v1/internal/tombstones/{site_key}` ([`snapshots::push_tombstone`]): unpublish;
+//! - `GET /v1/healthz`: counts and ages of the snapshots this isolate holds (no site keys);
+//!   `?site_key=` for one site's version and age;
 //! - `GET /v1/editor`, `GET /v1/editor.js`: the visual editor's proxy ([`editor`]);
-//! - any other path on a host a snapshot lists: the site's page with its variants
+//! - any other path on a host routed (signed) to a site whose snapshot lists it: the site's page with its variants
 //!   rendered at the edge ([`site`]).
 //!
 //! Queue consumer ([`ingest`]): batches from `EVENTS` go to the control plane, signed.
@@ -35,10 +38,12 @@ pub mod ids;
 pub mod ingest;
 pub mod items;
 pub mod proxy_policy;
+pub mod ratelimit;
 pub mod render;
 pub mod site;
 pub mod snapshots;
 pub mod snippet;
+pub mod trust;
 pub mod visitor;
 
 use worker::{Context, Env, MessageBatch, Method, Request, Response, event};
@@ -68,6 +73,11 @@ pub fn error_response(e: &ApiError) -> worker::Result<Response> {
     let response = Response::ok(e.body())?.with_status(e.status);
     response.headers().set("Content-Type", "application/json")?;
     response.headers().set("Cache-Control", "no-store")?;
+    if let Some(seconds) = e.retry_after_secs {
+        response
+            .headers()
+            .set("Retry-After", &seconds.to_string())?;
+    }
     Ok(response)
 }
 
@@ -115,14 +125,7 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, 
             _ => Err(ApiError::method_not_allowed("GET")),
         },
         "/v1/healthz" => match method {
-            Method::Get => json(
-                &serde_json::json!({
-                    "status": "ok",
-                    "now_ms": clock::now_ms(),
-                    "sites": snapshots::health(),
-                }),
-                200,
-            ),
+            Method::Get => healthz(req, env).await,
             _ => Err(ApiError::method_not_allowed("GET")),
         },
         _ => match path.strip_prefix("/v1/internal/snapshots/") {
@@ -130,11 +133,14 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, 
                 Method::Put => {
                     let site_key = site_key.to_owned();
                     let stored = snapshots::push(env, &site_key, req).await?;
-                    site::index_domains(env, &site_key).await?;
                     json(&stored, 200)
                 }
                 _ => Err(ApiError::method_not_allowed("PUT")),
             },
+            _ if path.starts_with("/v1/internal/routes/") => internal_put(req, env, &path).await,
+            _ if path.starts_with("/v1/internal/tombstones/") => {
+                internal_put(req, env, &path).await
+            }
             _ if path.starts_with("/v1/") => {
                 Err(ApiError::not_found(format!("no route for {path}")))
             }
@@ -144,6 +150,52 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context) -> Result<Response, 
             },
         },
     }
+}
+
+/// `GET /v1/healthz`: counts and ages of the sites this isolate holds, never their keys;
+/// `GET /v1/healthz?site_key=KEY`: that one site's served version and ages (a site key is
+/// public: it is in the site's pages).
+async fn healthz(req: &Request, env: &Env) -> Result<Response, ApiError> {
+    let now_ms = clock::now_ms();
+    match query_param(req, "site_key")? {
+        Some(site_key) => json(
+            &serde_json::json!({
+                "status": "ok",
+                "now_ms": now_ms,
+                "site": snapshots::site_health(env, &site_key).await?,
+            }),
+            200,
+        ),
+        None => json(
+            &serde_json::json!({
+                "status": "ok",
+                "now_ms": now_ms,
+                "sites": snapshots::health(),
+            }),
+            200,
+        ),
+    }
+}
+
+/// `PUT /v1/internal/routes/{host}` ([`site::push_route`]) and
+/// `PUT /v1/internal/tombstones/{site_key}` ([`snapshots::push_tombstone`]).
+async fn internal_put(req: &mut Request, env: &Env, path: &str) -> Result<Response, ApiError> {
+    if req.method() != Method::Put {
+        return Err(ApiError::method_not_allowed("PUT"));
+    }
+    if let Some(host) = path.strip_prefix("/v1/internal/routes/")
+        && !host.contains('/')
+    {
+        let host = host.to_owned();
+        return json(&site::push_route(env, &host, req).await?, 200);
+    }
+    if let Some(site_key) = path.strip_prefix("/v1/internal/tombstones/")
+        && !site_key.contains('/')
+    {
+        let site_key = site_key.to_owned();
+        return json(&snapshots::push_tombstone(env, &site_key, req).await?, 200);
+    }
+    Err(ApiError::not_found(format!("no route for {path}")))
 }
 
 /// The first value of a query parameter.

@@ -3,14 +3,19 @@
 //! the streaming rewriter — no flicker and no anti-flicker hiding.
 //!
 //! ## Which site
-//! The request's host is looked up in KV: the snapshot push (`PUT
-//! /v1/internal/snapshots/{site_key}`) also writes `domain:<host>` → `site_key` for
-//! the host of every origin in the snapshot's `allowed_origins` ([`index_domains`]).
-//! The lookup is cached per isolate for [`snapshots::TTL_MS`], and a mapping is used
-//! only while the site's current snapshot still lists the host (a domain removed from a
-//! site stops matching even before its KV entry is overwritten). Hosts with no mapping
-//! are not ours: they get the Worker's 404 as before. The `/v1/*` routes are matched
-//! first, so a site's own paths under `/v1/` are not rendered.
+//! The host → site mapping comes signed from the control plane, which alone knows who
+//! proved ownership of a host: `PUT /v1/internal/routes/{host}` with a signed
+//! `routing::Route` ([`push_route`]; HMAC under a key derived from the snapshot secret
+//! with its own label, so no snapshot signature verifies as a route). The signed form is
+//! stored in KV under `route:<host>`; an older version than the one held is refused
+//! (409), and a route with no site key is a tombstone (the host is nobody's). A request's
+//! host is looked up in this isolate's cache, refreshed from KV after
+//! [`snapshots::TTL_MS`] and verified again only when its signature changed; the route's
+//! site is then used only while that site's current snapshot still lists the host. So a
+//! snapshot naming someone else's host gets nothing: only the route decides, and only
+//! the owner's snapshot renders. Hosts with no route are not ours: they get the Worker's
+//! 404 as before. The `/v1/*` routes are matched first, so a site's own paths under
+//! `/v1/` are not rendered.
 //!
 //! ## Origin
 //! The same URL — on a Cloudflare route, a Worker's `fetch` of its own request's URL
@@ -47,7 +52,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use samplit_engine::assign::Assignment;
-use samplit_engine::changes::ChangeAction;
+use samplit_engine::changes::{ChangeAction, SiteHosts};
+use samplit_engine::routing::{self, SignedDoc};
 use samplit_engine::snapshot::Snapshot;
 use sha2::{Digest, Sha256};
 use worker::{Context, Env, Fetch, Headers, Request, Response};
@@ -58,11 +64,11 @@ use crate::error::ApiError;
 use crate::items::Item;
 use crate::render::{self, Plan};
 use crate::visitor::{RequestVisitor, Subject};
-use crate::{events, ids, internal, snapshots};
+use crate::{body, events, ids, internal, snapshots, trust};
 
-/// KV key of a host's site.
-pub fn domain_key(host: &str) -> String {
-    format!("domain:{}", host.to_ascii_lowercase())
+/// KV key of a host's signed route.
+pub fn route_key(host: &str) -> String {
+    format!("route:{}", host.to_ascii_lowercase())
 }
 
 /// The hosts of a snapshot's allowed origins (`https://shop.test:8443` → `shop.test`).
@@ -78,60 +84,164 @@ pub fn hosts_of(snapshot: &Snapshot) -> Vec<String> {
     hosts
 }
 
-/// After a push: `domain:<host>` → site key for each of the snapshot's hosts.
-pub async fn index_domains(env: &Env, site_key: &str) -> Result<(), ApiError> {
-    let Some(snapshot) = snapshots::current(env, site_key).await? else {
-        return Ok(());
+/// A verified route as this isolate holds it.
+#[derive(Clone)]
+struct HeldRoute {
+    site_key: Option<String>,
+    version: u64,
+    signature: String,
+}
+
+thread_local! {
+    /// host → (verified route, when KV was last read). Hosts without a route are cached
+    /// as `None` too (negative caching spares KV).
+    static ROUTES: RefCell<BTreeMap<String, (Option<HeldRoute>, i64)>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+fn kv(env: &Env) -> Result<worker::kv::KvStore, ApiError> {
+    env.kv(snapshots::KV_BINDING)
+        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV binding", e))
+}
+
+/// Reads and verifies `route:<host>`; `held` is skipped when its signature is unchanged.
+async fn load_route(
+    env: &Env,
+    host: &str,
+    secret: &str,
+    held: Option<&HeldRoute>,
+) -> Result<Option<HeldRoute>, ApiError> {
+    let Some(text) = kv(env)?
+        .get(&route_key(host))
+        .text()
+        .await
+        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?
+    else {
+        return Ok(None);
     };
-    let kv = env
-        .kv(snapshots::KV_BINDING)
-        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV binding", e))?;
-    for host in hosts_of(&snapshot) {
-        kv.put(&domain_key(&host), site_key)
+    let Ok(doc) = serde_json::from_str::<SignedDoc>(&text) else {
+        worker::console_warn!("route {host}: the KV value is not a signed document");
+        return Ok(held.cloned());
+    };
+    if let Some(h) = held
+        && h.signature == doc.signature
+    {
+        return Ok(Some(h.clone()));
+    }
+    match routing::verify_route(&doc, secret.as_bytes(), held.map(|h| h.version)) {
+        Ok(route) if route.host == host => Ok(Some(HeldRoute {
+            site_key: route.site_key,
+            version: route.version,
+            signature: doc.signature,
+        })),
+        Ok(route) => {
+            worker::console_warn!("route {host}: the KV value is for {}", route.host);
+            Ok(held.cloned())
+        }
+        Err(e) => {
+            worker::console_warn!("route {host}: KV value refused: {e}");
+            Ok(held.cloned())
+        }
+    }
+}
+
+fn secret(env: &Env) -> Result<String, ApiError> {
+    match env.secret(snapshots::SECRET_NAME) {
+        Ok(s) if !s.to_string().is_empty() => Ok(s.to_string()),
+        _ => Err(ApiError::not_configured(snapshots::SECRET_NAME)),
+    }
+}
+
+/// The answer to a route push.
+#[derive(serde::Serialize)]
+pub struct RouteStored {
+    pub host: String,
+    pub site_key: Option<String>,
+    pub version: u64,
+    /// `false` when this exact version was already held (an idempotent retry).
+    pub replaced: bool,
+}
+
+/// `PUT /v1/internal/routes/{host}`: a signed route from the control plane.
+pub async fn push_route(env: &Env, host: &str, req: &mut Request) -> Result<RouteStored, ApiError> {
+    if !routing::valid_host(host) {
+        return Err(ApiError::bad_request(
+            "invalid_host",
+            "the host must be 1-253 characters of a-z 0-9 . -",
+        ));
+    }
+    let secret = secret(env)?;
+    let raw = body::read_capped(req, ROUTE_BODY_LIMIT).await?;
+    let doc: SignedDoc = body::parse_json(&raw)?;
+    let isolate = ROUTES.with_borrow(|r| r.get(host).and_then(|(h, _)| h.clone()));
+    let stored = load_route(env, host, &secret, isolate.as_ref()).await?;
+    let held_version = isolate
+        .as_ref()
+        .map(|h| h.version)
+        .max(stored.as_ref().map(|h| h.version));
+    let route = routing::verify_route(&doc, secret.as_bytes(), held_version)
+        .map_err(snapshots::routing_error)?;
+    if route.host != host {
+        return Err(ApiError::bad_request(
+            "host_mismatch",
+            format!("the path names {host} but the route is for {}", route.host),
+        ));
+    }
+    let replaced = held_version != Some(route.version);
+    if replaced {
+        let text = serde_json::to_string(&doc)
+            .map_err(|e| ApiError::upstream("serializing the route", e))?;
+        kv(env)?
+            .put(&route_key(host), text)
             .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?
             .execute()
             .await
             .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?;
-        DOMAINS.with_borrow_mut(|d| d.insert(host, (Some(site_key.to_owned()), now_ms())));
+        let held = HeldRoute {
+            site_key: route.site_key.clone(),
+            version: route.version,
+            signature: doc.signature,
+        };
+        ROUTES.with_borrow_mut(|r| r.insert(host.to_owned(), (Some(held), now_ms())));
     }
-    Ok(())
+    Ok(RouteStored {
+        host: host.to_owned(),
+        site_key: route.site_key,
+        version: route.version,
+        replaced,
+    })
 }
 
-thread_local! {
-    /// host → (site key, when looked up). Negative answers are cached too.
-    static DOMAINS: RefCell<BTreeMap<String, (Option<String>, i64)>> = const { RefCell::new(BTreeMap::new()) };
-}
+/// Largest route push accepted.
+pub const ROUTE_BODY_LIMIT: usize = 4 * 1024;
 
-/// The site a host belongs to, with its snapshot, if any.
+/// The site a host belongs to (by its signed route), with its snapshot, if any; `None`
+/// unless that site's snapshot also lists the host.
 pub async fn site_for_host(
     env: &Env,
     host: &str,
 ) -> Result<Option<std::rc::Rc<Snapshot>>, ApiError> {
     let host = host.to_ascii_lowercase();
     let now = now_ms();
-    let cached = DOMAINS.with_borrow(|d| d.get(&host).cloned());
-    let site_key = match cached {
-        Some((key, at)) if now - at < snapshots::TTL_MS => key,
-        _ => {
-            let kv = env
-                .kv(snapshots::KV_BINDING)
-                .map_err(|e| ApiError::upstream("the SNAPSHOTS KV binding", e))?;
-            let key = kv
-                .get(&domain_key(&host))
-                .text()
-                .await
-                .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?
-                .filter(|k| snapshots::valid_site_key(k));
-            DOMAINS.with_borrow_mut(|d| {
-                if d.len() >= snapshots::MAX_SITES {
-                    d.clear();
+    let cached = ROUTES.with_borrow(|r| r.get(&host).cloned());
+    let route = match cached {
+        Some((route, at)) if now - at < snapshots::TTL_MS => route,
+        cached => {
+            let held = cached.and_then(|(h, _)| h);
+            let secret = secret(env)?;
+            let route = load_route(env, &host, &secret, held.as_ref()).await?;
+            ROUTES.with_borrow_mut(|r| {
+                if r.len() >= snapshots::MAX_SITES {
+                    r.retain(|_, (h, _)| h.is_some());
                 }
-                d.insert(host.clone(), (key.clone(), now));
+                r.insert(host.clone(), (route.clone(), now));
             });
-            key
+            route
         }
     };
-    let Some(site_key) = site_key else {
+    let Some(site_key) = route
+        .and_then(|r| r.site_key)
+        .filter(|k| snapshots::valid_site_key(k))
+    else {
         return Ok(None);
     };
     let snapshot = snapshots::current(env, &site_key).await?;
@@ -161,13 +271,16 @@ pub fn origin_url(
 }
 
 /// The redirect target of an assignment's changes, if any, resolved against the page.
+/// A redirect that would leave the site's `hosts` is not followed (the engine's
+/// `changes::check`, as when it was saved).
 pub fn redirect_target(
     page: &url::Url,
     assignments: &[Assignment<'_>],
+    hosts: &[String],
 ) -> Option<(usize, url::Url)> {
     assignments.iter().enumerate().find_map(|(i, a)| {
         a.changes().find_map(|c| match c.action() {
-            ChangeAction::Redirect { url } => {
+            ChangeAction::Redirect { url } if c.check_for_site(SiteHosts::Only(hosts)).is_ok() => {
                 let target = page.join(url).ok()?;
                 let same = target.path() == page.path()
                     && target.query() == page.query()
@@ -181,12 +294,19 @@ pub fn redirect_target(
 
 /// One exposure queue item per assignment (fresh ids, one timestamp), for `/v1/assign`
 /// and for pages rendered at the edge alike.
+///
+/// `page_url` is the page the visitor is on; its host goes into each item so ingestion
+/// can tell that the snippet runs on a verified host ("verify installation").
 pub(crate) fn exposures(
     site_key: &str,
     visitor_id: &str,
     assignments: &[&Assignment<'_>],
+    page_url: &str,
 ) -> Result<Vec<Item>, ApiError> {
     let ts_ms = now_ms();
+    let host = url::Url::parse(page_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
     assignments
         .iter()
         .map(|a| {
@@ -201,6 +321,7 @@ pub(crate) fn exposures(
                 propensity: a.propensity,
                 snapshot_version: a.snapshot_version,
                 ts_ms,
+                host: host.clone(),
             })
         })
         .collect()
@@ -258,7 +379,19 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
             ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
         }
     };
-    let previous = request.sticky_cookie();
+    // The sticky cookie's tokens, kept only when minted for this site and visitor.
+    let sticky_key = trust::sticky_key(env)?;
+    let previous: Vec<(String, String)> = request
+        .sticky_cookie()
+        .into_iter()
+        .take(crate::assignment::STICKY_MAX)
+        .filter(|(k, t)| {
+            sticky_key
+                .verify(&snapshot.site_key, &visitor_id, k, t)
+                .is_some()
+        })
+        .collect();
+    let sticky = trust::verified_sticky(&sticky_key, &snapshot.site_key, &visitor_id, &previous);
     let result = request.assign(
         &snapshot,
         &Subject {
@@ -268,7 +401,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
             ip: request
                 .header("cf-connecting-ip")
                 .and_then(|s| s.trim().parse().ok()),
-            sticky: &previous,
+            sticky: &sticky,
             // A page request carries no caller-supplied attributes (those come from
             // plugins through /v1/assign): attribute rules never match here.
             attributes: &[],
@@ -285,10 +418,11 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     let set_cookies = if assignments.is_empty() {
         Vec::new()
     } else {
-        let fresh: Vec<(String, String)> = assignments
+        let arms: Vec<(String, String)> = assignments
             .iter()
             .map(|a| (a.sticky_key.to_owned(), a.arm_id.to_owned()))
             .collect();
+        let fresh = trust::tokens(&sticky_key, &snapshot.site_key, &visitor_id, &arms);
         request.set_cookies(&visitor_id, &fresh, &previous, secure)
     };
 
@@ -296,8 +430,14 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     let navigation = request
         .header("accept")
         .is_some_and(|a| a.contains("text/html"));
-    if navigation && let Some((i, target)) = redirect_target(&url, assignments) {
-        let items = exposures(&snapshot.site_key, &visitor_id, &[&assignments[i]])?;
+    let site_hosts = hosts_of(&snapshot);
+    if navigation && let Some((i, target)) = redirect_target(&url, assignments, &site_hosts) {
+        let items = exposures(
+            &snapshot.site_key,
+            &visitor_id,
+            &[&assignments[i]],
+            url.as_str(),
+        )?;
         events::send(&events::queue(env)?, items)
             .await
             .map_err(|e| ApiError::upstream("the EVENTS queue", e))?;
@@ -324,10 +464,11 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
             .flat_map(|a| a.changes().cloned())
             .collect(),
         editor: None,
+        site_hosts,
     };
     // The page is about to be served with these arms: log them.
     let served: Vec<&Assignment<'_>> = assignments.iter().collect();
-    let items = exposures(&snapshot.site_key, &visitor_id, &served)?;
+    let items = exposures(&snapshot.site_key, &visitor_id, &served, url.as_str())?;
     events::send_after_response(ctx, events::queue(env)?, items, "edge-rendered exposures");
 
     let arms: Vec<(String, String)> = assignments
@@ -418,22 +559,39 @@ mod tests {
         let page = url::Url::parse("https://shop.test/landing?x=1").unwrap();
         let redirect =
             |u: &str| Change::new("body", ChangeAction::Redirect { url: u.into() }).unwrap();
+        let hosts = vec!["shop.test".to_owned()];
         let el = element(vec![redirect("/landing-b")]);
         let a = [assignment(&el)];
         assert_eq!(
-            redirect_target(&page, &a).unwrap().1.as_str(),
+            redirect_target(&page, &a, &hosts).unwrap().1.as_str(),
             "https://shop.test/landing-b"
         );
         let el = element(vec![redirect("/landing?x=1")]);
         let same = [assignment(&el)];
-        assert!(redirect_target(&page, &same).is_none());
+        assert!(redirect_target(&page, &same, &hosts).is_none());
         let el = element(vec![Change::new("h1", ChangeAction::Hide).unwrap()]);
         let none = [assignment(&el)];
-        assert!(redirect_target(&page, &none).is_none());
+        assert!(redirect_target(&page, &none, &hosts).is_none());
     }
 
     #[test]
-    fn domain_keys_are_lower_case() {
-        assert_eq!(domain_key("Shop.Example.COM"), "domain:shop.example.com");
+    fn a_redirect_that_leaves_the_sites_hosts_is_not_followed() {
+        let page = url::Url::parse("https://shop.test/landing").unwrap();
+        let hosts = vec!["shop.test".to_owned()];
+        let el = element(vec![
+            Change::new(
+                "body",
+                ChangeAction::Redirect {
+                    url: "https://evil.test/phish".into(),
+                },
+            )
+            .unwrap(),
+        ]);
+        assert!(redirect_target(&page, &[assignment(&el)], &hosts).is_none());
+    }
+
+    #[test]
+    fn route_keys_are_lower_case() {
+        assert_eq!(route_key("Shop.Example.COM"), "route:shop.example.com");
     }
 }

@@ -13,6 +13,12 @@
 //!   differs from the one held (unchanged values are skipped), and never older than what
 //!   the isolate holds. Verification (HMAC + parse) therefore runs at most once per
 //!   snapshot version per isolate, never per request.
+//! - Unpublish: `PUT /v1/internal/tombstones/{site_key}` with a signed
+//!   `routing::SiteTombstone` (its own derived key, so it never verifies as a snapshot).
+//!   It is stored in the same KV slot, so every isolate picks it up within [`TTL_MS`];
+//!   from then on [`current`] answers `None` for the site (as for an unknown key: no
+//!   assignments, no hide list, no rendering, no CORS origins), and a snapshot push at or
+//!   below the tombstone's version is refused (409), so a late push cannot resurrect it.
 //! - Failure modes: KV unreachable, a missing key, a bad or older value → the isolate
 //!   keeps serving what it holds (stale beats empty); a site never seen gets no
 //!   experiments. Nothing here calls the control plane.
@@ -21,6 +27,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use samplit_engine::routing::{self, RoutingError, SignedDoc};
 use samplit_engine::snapshot::{self, SignedSnapshot, Snapshot, SnapshotError};
 use serde::Serialize;
 use worker::Env;
@@ -45,6 +52,9 @@ pub const MAX_SITES: usize = 1000;
 struct Entry {
     /// The verified snapshot, if any was ever loaded.
     held: Option<Held>,
+    /// A verified tombstone: (version, signature). Outranks a held snapshot of a lower
+    /// or equal version.
+    tombstone: Option<(u64, String)>,
     /// When KV was last consulted (ms since epoch).
     checked_at_ms: i64,
 }
@@ -56,8 +66,7 @@ struct Held {
 }
 
 thread_local! {
-    /// The isolate's snapshots, by site key. A `BTreeMap` so `/v1/healthz` lists sites
-    /// in a stable order.
+    /// The isolate's snapshots, by site key.
     static CACHE: RefCell<BTreeMap<String, Entry>> = const { RefCell::new(BTreeMap::new()) };
 }
 
@@ -86,7 +95,8 @@ pub fn check_site_key(site_key: &str) -> Result<(), ApiError> {
     }
 }
 
-fn secret(env: &Env) -> Result<String, ApiError> {
+/// The snapshot secret (503 when it is not configured).
+pub(crate) fn secret(env: &Env) -> Result<String, ApiError> {
     match env.secret(SECRET_NAME) {
         Ok(s) if !s.to_string().is_empty() => Ok(s.to_string()),
         _ => Err(ApiError::not_configured(SECRET_NAME)),
@@ -97,32 +107,39 @@ fn secret(env: &Env) -> Result<String, ApiError> {
 /// `Ok(None)`: the site has no snapshot (a site never published, or an unknown key).
 pub async fn current(env: &Env, site_key: &str) -> Result<Option<Rc<Snapshot>>, ApiError> {
     let now = now_ms();
-    let (fresh, held) = CACHE.with_borrow(|cache| match cache.get(site_key) {
+    let (fresh, held, tombstone) = CACHE.with_borrow(|cache| match cache.get(site_key) {
         Some(entry) => (
             now - entry.checked_at_ms < TTL_MS,
             entry
                 .held
                 .as_ref()
                 .map(|h| (Rc::clone(&h.snapshot), h.signature.clone())),
+            entry.tombstone.clone(),
         ),
-        None => (false, None),
+        None => (false, None, None),
     });
     if fresh {
-        return Ok(held.map(|(s, _)| s));
+        return Ok(live(held.map(|(s, _)| s), tombstone.as_ref()));
     }
     let key = secret(env)?;
-    let loaded = load_from_kv(env, site_key, &key, held.as_ref()).await;
+    let loaded = load_from_kv(env, site_key, &key, held.as_ref(), tombstone.as_ref()).await;
     CACHE.with_borrow_mut(|cache| {
         if cache.len() >= MAX_SITES && !cache.contains_key(site_key) {
             cache.retain(|_, e| e.held.is_some());
         }
         let entry = cache.entry(site_key.to_owned()).or_insert(Entry {
             held: None,
+            tombstone: None,
             checked_at_ms: now,
         });
         entry.checked_at_ms = now;
         match loaded {
-            Ok(Some((snapshot, signature))) => {
+            Ok(Some(Loaded::Tombstone(version, signature))) => {
+                if entry.tombstone.as_ref().is_none_or(|(v, _)| *v <= version) {
+                    entry.tombstone = Some((version, signature));
+                }
+            }
+            Ok(Some(Loaded::Snapshot(snapshot, signature))) => {
                 // Another request may have stored a newer one while we awaited KV.
                 let newer = entry
                     .held
@@ -139,14 +156,33 @@ pub async fn current(env: &Env, site_key: &str) -> Result<Option<Rc<Snapshot>>, 
             Ok(None) => {}
             Err(e) => worker::console_warn!("snapshot {site_key}: keeping the held copy: {e}"),
         }
-        Ok(entry.held.as_ref().map(|h| Rc::clone(&h.snapshot)))
+        Ok(live(
+            entry.held.as_ref().map(|h| Rc::clone(&h.snapshot)),
+            entry.tombstone.as_ref(),
+        ))
     })
+}
+
+/// The snapshot unless a tombstone of its version or newer is held.
+fn live(snapshot: Option<Rc<Snapshot>>, tombstone: Option<&(u64, String)>) -> Option<Rc<Snapshot>> {
+    match tombstone {
+        Some((dead, _)) => snapshot.filter(|s| s.version > *dead),
+        None => snapshot,
+    }
+}
+
+/// What a KV value turned out to be.
+enum Loaded {
+    Snapshot(Snapshot, String),
+    /// A site tombstone: version and signature.
+    Tombstone(u64, String),
 }
 
 /// Why a KV value was not taken (logged; the held copy stays in use).
 enum LoadError {
     Kv(String),
     Unverified(SnapshotError),
+    Tombstone(RoutingError),
     Unparsable(String),
     WrongSite(String),
 }
@@ -156,6 +192,7 @@ impl core::fmt::Display for LoadError {
         match self {
             Self::Kv(e) => write!(f, "KV read failed: {e}"),
             Self::Unverified(e) => write!(f, "KV value refused: {e}"),
+            Self::Tombstone(e) => write!(f, "KV tombstone refused: {e}"),
             Self::Unparsable(e) => write!(f, "KV value is not a signed snapshot: {e}"),
             Self::WrongSite(s) => write!(f, "KV value is for site {s}"),
         }
@@ -168,7 +205,8 @@ async fn load_from_kv(
     site_key: &str,
     key: &str,
     held: Option<&(Rc<Snapshot>, String)>,
-) -> Result<Option<(Snapshot, String)>, LoadError> {
+    tombstone: Option<&(u64, String)>,
+) -> Result<Option<Loaded>, LoadError> {
     let kv = env
         .kv(KV_BINDING)
         .map_err(|e| LoadError::Kv(e.to_string()))?;
@@ -182,16 +220,67 @@ async fn load_from_kv(
     };
     let signed: SignedSnapshot =
         serde_json::from_str(&text).map_err(|e| LoadError::Unparsable(e.to_string()))?;
-    if held.is_some_and(|(_, sig)| *sig == signed.signature) {
+    if held.is_some_and(|(_, sig)| *sig == signed.signature)
+        || tombstone.is_some_and(|(_, sig)| *sig == signed.signature)
+    {
         return Ok(None);
     }
     let held_version = held.map(|(s, _)| s.version);
-    let snapshot =
-        snapshot::verify(&signed, key.as_bytes(), held_version).map_err(LoadError::Unverified)?;
-    if snapshot.site_key != site_key {
-        return Err(LoadError::WrongSite(snapshot.site_key));
+    match snapshot::verify(&signed, key.as_bytes(), held_version) {
+        Ok(snapshot) if snapshot.site_key != site_key => {
+            Err(LoadError::WrongSite(snapshot.site_key))
+        }
+        Ok(snapshot) => Ok(Some(Loaded::Snapshot(snapshot, signed.signature))),
+        // Not a snapshot's signature: perhaps the site's tombstone (its own key).
+        Err(SnapshotError::BadSignature) => {
+            let doc = SignedDoc {
+                payload: signed.payload,
+                signature: signed.signature,
+            };
+            let t = routing::verify_tombstone(&doc, key.as_bytes(), held_version)
+                .map_err(LoadError::Tombstone)?;
+            if t.site_key != site_key {
+                return Err(LoadError::WrongSite(t.site_key));
+            }
+            Ok(Some(Loaded::Tombstone(t.version, doc.signature)))
+        }
+        Err(e) => Err(LoadError::Unverified(e)),
     }
-    Ok(Some((snapshot, signed.signature)))
+}
+
+/// The version held in KV for a site (verified): a snapshot's, or a tombstone's with
+/// `true`.
+async fn stored_version(
+    kv: &worker::kv::KvStore,
+    site_key: &str,
+    key: &str,
+) -> Result<Option<(u64, bool)>, ApiError> {
+    let text = match kv.get(&kv_key(site_key)).text().await {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(ApiError::upstream("the SNAPSHOTS KV store", e)),
+    };
+    let Ok(doc) = serde_json::from_str::<SignedDoc>(&text) else {
+        return Ok(None);
+    };
+    let as_snapshot = SignedSnapshot {
+        payload: doc.payload.clone(),
+        signature: doc.signature.clone(),
+    };
+    if let Ok(s) = snapshot::verify(&as_snapshot, key.as_bytes(), None) {
+        return Ok(Some((s.version, false)));
+    }
+    Ok(routing::verify_tombstone(&doc, key.as_bytes(), None)
+        .ok()
+        .map(|t| (t.version, true)))
+}
+
+/// The tombstone version this isolate holds for a site.
+fn held_tombstone(site_key: &str) -> Option<u64> {
+    CACHE.with_borrow(|c| {
+        c.get(site_key)
+            .and_then(|e| e.tombstone.as_ref().map(|(v, _)| *v))
+    })
 }
 
 /// The answer to a successful push.
@@ -223,17 +312,23 @@ pub async fn push(
     let kv = env
         .kv(KV_BINDING)
         .map_err(|e| ApiError::upstream("the SNAPSHOTS KV binding", e))?;
-    let stored_version = match kv.get(&kv_key(site_key)).text().await {
-        Ok(Some(text)) => serde_json::from_str::<SignedSnapshot>(&text)
-            .ok()
-            .and_then(|s| snapshot::verify(&s, key.as_bytes(), None).ok())
-            .map(|s| s.version),
-        Ok(None) => None,
-        Err(e) => return Err(ApiError::upstream("the SNAPSHOTS KV store", e)),
-    };
-    let held_version = isolate_version.max(stored_version);
+    let stored = stored_version(&kv, site_key, &key).await?;
+    let dead = held_tombstone(site_key).max(stored.filter(|(_, t)| *t).map(|(v, _)| v));
+    let held_version = isolate_version.max(stored.map(|(v, _)| v));
 
     let snapshot = snapshot::verify(&signed, key.as_bytes(), held_version).map_err(push_error)?;
+    if let Some(dead) = dead
+        && snapshot.version <= dead
+    {
+        return Err(ApiError::new(
+            409,
+            "site_deleted",
+            format!(
+                "the site was deleted (tombstone version {dead}); snapshot version {} is not newer",
+                snapshot.version
+            ),
+        ));
+    }
     if snapshot.site_key != site_key {
         return Err(ApiError::bad_request(
             "site_key_mismatch",
@@ -257,6 +352,7 @@ pub async fn push(
     CACHE.with_borrow_mut(|cache| {
         let entry = cache.entry(site_key.to_owned()).or_insert(Entry {
             held: None,
+            tombstone: None,
             checked_at_ms: now,
         });
         entry.checked_at_ms = now;
@@ -279,6 +375,90 @@ pub async fn push(
     })
 }
 
+/// `PUT /v1/internal/tombstones/{site_key}`: the site was deleted. Refused (409) when
+/// the snapshot held is newer than the tombstone; an equal or newer tombstone already
+/// held makes this an idempotent success.
+pub async fn push_tombstone(
+    env: &Env,
+    site_key: &str,
+    req: &mut worker::Request,
+) -> Result<Stored, ApiError> {
+    check_site_key(site_key)?;
+    let key = secret(env)?;
+    let raw = body::read_capped(req, SNAPSHOT_BODY_LIMIT).await?;
+    let doc: SignedDoc = body::parse_json(&raw)?;
+    let kv = env
+        .kv(KV_BINDING)
+        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV binding", e))?;
+    let isolate_version = CACHE.with_borrow(|c| {
+        c.get(site_key)
+            .and_then(|e| e.held.as_ref())
+            .map(|h| h.snapshot.version)
+    });
+    let stored = stored_version(&kv, site_key, &key).await?;
+    let snapshot_version = isolate_version.max(stored.filter(|(_, t)| !*t).map(|(v, _)| v));
+    let tombstone =
+        routing::verify_tombstone(&doc, key.as_bytes(), snapshot_version).map_err(routing_error)?;
+    if tombstone.site_key != site_key {
+        return Err(ApiError::bad_request(
+            "site_key_mismatch",
+            format!(
+                "the path names site {site_key} but the tombstone is for {}",
+                tombstone.site_key
+            ),
+        ));
+    }
+    let held_dead = held_tombstone(site_key).max(stored.filter(|(_, t)| *t).map(|(v, _)| v));
+    let replaced = held_dead.is_none_or(|v| v < tombstone.version);
+    if replaced {
+        let text = serde_json::to_string(&doc)
+            .map_err(|e| ApiError::upstream("serializing the tombstone", e))?;
+        kv.put(&kv_key(site_key), text)
+            .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?
+            .execute()
+            .await
+            .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?;
+    }
+    let now = now_ms();
+    CACHE.with_borrow_mut(|cache| {
+        let entry = cache.entry(site_key.to_owned()).or_insert(Entry {
+            held: None,
+            tombstone: None,
+            checked_at_ms: now,
+        });
+        entry.checked_at_ms = now;
+        if entry
+            .tombstone
+            .as_ref()
+            .is_none_or(|(v, _)| *v < tombstone.version)
+        {
+            entry.tombstone = Some((tombstone.version, doc.signature.clone()));
+        }
+    });
+    Ok(Stored {
+        site_key: site_key.to_owned(),
+        version: tombstone.version,
+        replaced,
+    })
+}
+
+/// Maps a refused route or tombstone like [`push_error`] does snapshots.
+pub fn routing_error(e: RoutingError) -> ApiError {
+    match e {
+        RoutingError::EmptyKey => ApiError::not_configured(SECRET_NAME),
+        RoutingError::BadSignature => {
+            ApiError::new(401, "bad_signature", "the signature does not verify")
+        }
+        RoutingError::Stale { .. } => ApiError::new(409, "stale_version", e.to_string()),
+        RoutingError::UnsupportedSchema(_) => {
+            ApiError::new(422, "unsupported_schema", e.to_string())
+        }
+        RoutingError::Malformed(_) | RoutingError::Invalid(_) => {
+            ApiError::new(422, "invalid_document", e.to_string())
+        }
+    }
+}
+
 /// Maps the engine's refusal to a status: 401 for a signature, 409 for an older version,
 /// 422 for a document that verified but is not one this engine accepts.
 fn push_error(e: SnapshotError) -> ApiError {
@@ -299,40 +479,129 @@ fn push_error(e: SnapshotError) -> ApiError {
     }
 }
 
-/// One site in `/v1/healthz`.
+/// `GET /v1/healthz?site_key=...`: one site, as this isolate serves it.
 #[derive(Serialize)]
 pub struct SiteHealth {
     pub site_key: String,
-    /// `null` when KV had no snapshot for a site someone asked about.
+    /// The version served; `null` when there is none (never published, unknown key,
+    /// unpublished by a tombstone).
     pub version: Option<u64>,
-    /// Now minus the snapshot's `generated_at_ms`: how old the published data is.
+    /// Now minus the served snapshot's `generated_at_ms`: how old the published data is.
     pub age_ms: Option<i64>,
     /// Now minus when this isolate loaded it.
     pub loaded_ms_ago: Option<i64>,
     /// Now minus the last KV check.
-    pub checked_ms_ago: i64,
+    pub checked_ms_ago: Option<i64>,
 }
 
-/// The sites this isolate holds, for `/v1/healthz`.
-pub fn health() -> Vec<SiteHealth> {
+/// `GET /v1/healthz`: counts and ages over every site this isolate remembers, and no
+/// site keys (they would list every tenant to anyone; ask for one with `?site_key=`).
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HealthSummary {
+    /// Sites with a snapshot being served.
+    pub serving: usize,
+    /// Site keys remembered with nothing to serve (negative cache, tombstones).
+    pub without_snapshot: usize,
+    /// Youngest and oldest `age_ms` among the served snapshots.
+    pub newest_age_ms: Option<i64>,
+    pub oldest_age_ms: Option<i64>,
+    /// The longest time any remembered site has gone without a KV check.
+    pub max_checked_ms_ago: Option<i64>,
+}
+
+impl HealthSummary {
+    /// Folds one site in: its served snapshot's age (if any) and its last KV check.
+    fn add(&mut self, age_ms: Option<i64>, checked_ms_ago: i64) {
+        match age_ms {
+            Some(age) => {
+                self.serving += 1;
+                self.newest_age_ms = Some(self.newest_age_ms.map_or(age, |a| a.min(age)));
+                self.oldest_age_ms = Some(self.oldest_age_ms.map_or(age, |a| a.max(age)));
+            }
+            None => self.without_snapshot += 1,
+        }
+        self.max_checked_ms_ago = Some(
+            self.max_checked_ms_ago
+                .map_or(checked_ms_ago, |c| c.max(checked_ms_ago)),
+        );
+    }
+}
+
+/// Counts and ages over the sites this isolate holds, for `/v1/healthz`.
+pub fn health() -> HealthSummary {
     let now = now_ms();
     CACHE.with_borrow(|cache| {
-        cache
-            .iter()
-            .map(|(site_key, e)| SiteHealth {
-                site_key: site_key.clone(),
-                version: e.held.as_ref().map(|h| h.snapshot.version),
-                age_ms: e.held.as_ref().map(|h| now - h.snapshot.generated_at_ms),
-                loaded_ms_ago: e.held.as_ref().map(|h| now - h.loaded_at_ms),
-                checked_ms_ago: now - e.checked_at_ms,
-            })
-            .collect()
+        let mut summary = HealthSummary::default();
+        for e in cache.values() {
+            let served = live(
+                e.held.as_ref().map(|h| Rc::clone(&h.snapshot)),
+                e.tombstone.as_ref(),
+            );
+            summary.add(
+                served.map(|s| now - s.generated_at_ms),
+                now - e.checked_at_ms,
+            );
+        }
+        summary
+    })
+}
+
+/// One site for `/v1/healthz?site_key=`: what [`current`] serves (loading it from KV
+/// when the isolate's copy is stale, as `/v1/assign` would), with its ages.
+pub async fn site_health(env: &Env, site_key: &str) -> Result<SiteHealth, ApiError> {
+    check_site_key(site_key)?;
+    let served = current(env, site_key).await?;
+    let now = now_ms();
+    let (loaded, checked) = CACHE.with_borrow(|cache| match cache.get(site_key) {
+        Some(e) => (
+            e.held.as_ref().map(|h| h.loaded_at_ms),
+            Some(e.checked_at_ms),
+        ),
+        None => (None, None),
+    });
+    Ok(SiteHealth {
+        site_key: site_key.to_owned(),
+        version: served.as_ref().map(|s| s.version),
+        age_ms: served.as_ref().map(|s| now - s.generated_at_ms),
+        loaded_ms_ago: served.and(loaded).map(|t| now - t),
+        checked_ms_ago: checked.map(|t| now - t),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_health_summary_counts_and_ages_without_naming_sites() {
+        let mut summary = HealthSummary::default();
+        summary.add(Some(5_000), 100);
+        summary.add(None, 4_000);
+        summary.add(Some(60_000), 300);
+        assert_eq!(
+            summary,
+            HealthSummary {
+                serving: 2,
+                without_snapshot: 1,
+                newest_age_ms: Some(5_000),
+                oldest_age_ms: Some(60_000),
+                max_checked_ms_ago: Some(4_000),
+            }
+        );
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(
+            json.as_object().unwrap().keys().collect::<Vec<_>>(),
+            [
+                "max_checked_ms_ago",
+                "newest_age_ms",
+                "oldest_age_ms",
+                "serving",
+                "without_snapshot"
+            ],
+            "counts and ages only"
+        );
+        assert_eq!(HealthSummary::default().max_checked_ms_ago, None);
+    }
 
     #[test]
     fn site_keys_are_bounded() {

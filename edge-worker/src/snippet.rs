@@ -70,19 +70,26 @@ pub fn targeted_selectors(snapshot: &Snapshot) -> Vec<&str> {
         .flat_map(|el| el.variants.iter())
         .flat_map(|v| v.changes.iter());
     for c in changes {
-        if !matches!(c.action(), ChangeAction::Redirect { .. }) && !out.contains(&c.selector()) {
+        // Custom code has no selector.
+        if !matches!(c.action(), ChangeAction::Redirect { .. })
+            && !c.selector().is_empty()
+            && !out.contains(&c.selector())
+        {
             out.push(c.selector());
         }
     }
     out
 }
 
-/// A site's script: `window.__samplit_site = {key, version, hide};` then the snippet.
+/// A site's script: `window.__samplit_site = {key, version, hide, hosts};` then the
+/// snippet. `hosts` are the site's hosts (the snapshot's allowed origins): where the
+/// snippet lets a form action or a redirect go (without them, the page's own host).
 pub fn site_source(site_key: &str, snapshot: Option<&Snapshot>) -> String {
     let prelude = serde_json::json!({
         "key": site_key,
         "version": snapshot.map(|s| s.version),
         "hide": snapshot.map(targeted_selectors).unwrap_or_default(),
+        "hosts": snapshot.map(crate::site::hosts_of),
     });
     format!("window.__samplit_site = {prelude};\n{SOURCE}")
 }
@@ -142,14 +149,14 @@ mod tests {
         let text = serde_json::json!({"type": "set_text", "text": "x"});
         serde_json::from_value(serde_json::json!({
             "schema": 1, "site_key": "sk_1", "version": 7, "generated_at_ms": 0,
-            "allowed_origins": [], "exclusions": [],
+            "allowed_origins": ["https://shop.test", "https://www.shop.test:8443"], "exclusions": [],
             "experiments": [{
                 "id": "e1", "seed": "s", "hash_version": 2, "coverage": 1.0, "url_rules": [],
                 "namespace": null, "mode": "single",
                 "elements": [
                     {"id": "h", "selector": "#headline", "variants": [
                         {"id": "c", "changes": []},
-                        {"id": "t", "changes": [change("#headline", text.clone()), change(".cta", serde_json::json!({"type": "hide"}))]},
+                        {"id": "t", "changes": [change("#headline", text.clone()), change(".cta", serde_json::json!({"type": "hide"})), {"action": {"type": "custom_css", "code": "p{}"}}]},
                         {"id": "u", "changes": [change("#headline", text.clone()), change("body", serde_json::json!({"type": "redirect", "url": "https://shop.test/b"}))]}
                     ]}
                 ],
@@ -173,12 +180,14 @@ mod tests {
         let (prelude, rest) = src.split_once('\n').unwrap();
         assert_eq!(
             prelude,
-            r##"window.__samplit_site = {"hide":["#headline",".cta"],"key":"sk_1","version":7};"##
+            r##"window.__samplit_site = {"hide":["#headline",".cta"],"hosts":["shop.test","www.shop.test"],"key":"sk_1","version":7};"##
         );
         assert_eq!(rest, SOURCE);
         let none = site_source("sk_2", None);
         assert!(
-            none.starts_with(r#"window.__samplit_site = {"hide":[],"key":"sk_2","version":null};"#),
+            none.starts_with(
+                r#"window.__samplit_site = {"hide":[],"hosts":null,"key":"sk_2","version":null};"#
+            ),
             "{none}"
         );
     }

@@ -16,6 +16,9 @@ const push = async (version, extra = {}) => {
   assert.equal(res.status, 200, await res.clone().text());
 };
 
+/** Signature headers for a GET under the test site's server secret. */
+const signed = (pathAndQuery) => h.signatureHeaders(h.serverSecret(SITE, h.TEST_SALT), 'GET', pathAndQuery);
+
 before(async () => {
   worker = await h.startWorker();
   await push(1, { exclusions: [{ type: 'ip', range: '203.0.113.0/24' }, { type: 'header', name: 'x-internal', value: '1' }] });
@@ -49,6 +52,10 @@ test('a new visitor gets an assignment with its changes, propensity and version,
   assert.match(cookies.samplit_vid.line, /SameSite=Lax/);
   assert.doesNotMatch(cookies.samplit_vid.line, /Secure/, 'plain http here: no Secure');
   assert.ok(cookies.samplit_arms.value.includes(encodeURIComponent(a.arm_id)));
+  // The sticky token (`<arm>.<mac>`) is in the body and in the cookie.
+  const token = body.sticky[a.sticky_key];
+  assert.match(token, new RegExp(`^${a.arm_id}\\.[A-Za-z0-9_-]{22}$`));
+  assert.equal(cookies.samplit_arms.value, `${encodeURIComponent(a.sticky_key)}=${token}`);
 });
 
 test('the same visitor id always gets the same arm, and a returning cookie sets no new id', { timeout: 30000 }, async () => {
@@ -92,9 +99,9 @@ test('a returning visitor keeps their arm across a new snapshot version that wou
   assert.equal(back.assignments[0].arm_id, arm, 'the cookie keeps the arm');
   assert.equal(back.assignments[0].sticky, true);
 
-  // A plugin passing the pair itself (no cookie) gets the same.
+  // A plugin passing the token it got (no cookie) gets the same.
   const viaBody = await h.json(await h.assign(worker, {
-    site_key: SITE, url: URL_, visitor_id: first.visitor_id, sticky: { [first.assignments[0].sticky_key]: arm },
+    site_key: SITE, url: URL_, visitor_id: first.visitor_id, sticky: first.sticky,
   }));
   assert.equal(viaBody.assignments[0].arm_id, arm);
   assert.equal(viaBody.assignments[0].sticky, true);
@@ -149,12 +156,12 @@ test('CORS: an allowed origin is echoed with credentials; any other gets no CORS
 test('GET /v1/assign takes the same data in the query, for server-side plugins', { timeout: 30000 }, async () => {
   const post = await h.json(await h.assign(worker, { site_key: SITE, url: URL_, visitor_id: 'plugin-visitor' }));
   const q = new URLSearchParams({ site_key: SITE, url: URL_, visitor_id: 'plugin-visitor', user_agent: h.BROWSER_UA });
-  const res = await worker.fetch(`/v1/assign?${q}`, { headers: { 'user-agent': 'WordPress/6.5; https://shop.example.com' } });
+  const res = await worker.fetch(`/v1/assign?${q}`, { headers: { 'user-agent': 'WordPress/6.5; https://shop.example.com', ...signed(`/v1/assign?${q}`) } });
   assert.equal(res.status, 200);
   const get = await h.json(res);
   assert.equal(get.assignments[0].arm_id, post.assignments[0].arm_id);
   const bot = new URLSearchParams({ site_key: SITE, url: URL_, visitor_id: 'plugin-bot', user_agent: 'Bingbot/2.0' });
-  assert.equal((await h.json(await worker.fetch(`/v1/assign?${bot}`))).excluded, 'bot', 'a forwarded bot UA is excluded');
+  assert.equal((await h.json(await worker.fetch(`/v1/assign?${bot}`, { headers: signed(`/v1/assign?${bot}`) }))).excluded, 'bot', 'a forwarded bot UA is excluded');
 });
 
 test('attributes from the caller (body or attr.* query) match the snapshot\'s attribute rules; bad ones are refused', { timeout: 30000 }, async () => {
@@ -170,7 +177,7 @@ test('attributes from the caller (body or attr.* query) match the snapshot\'s at
     assert.equal(kept.excluded, null);
     assert.equal(kept.assignments.length, 1);
     const q = new URLSearchParams({ site_key: SITE, url: URL_, visitor_id: 'attr-visitor', user_agent: h.BROWSER_UA, 'attr.plan': 'enterprise' });
-    assert.equal((await h.json(await worker.fetch(`/v1/assign?${q}`))).excluded, 'attribute', 'attr.* in a GET query');
+    assert.equal((await h.json(await worker.fetch(`/v1/assign?${q}`, { headers: signed(`/v1/assign?${q}`) }))).excluded, 'attribute', 'attr.* in a GET query');
     const bad = [
       ['a nested object', { plan: { tier: 1 } }],
       ['null', { plan: null }],
@@ -234,7 +241,7 @@ test('a site\'s script carries its targeted selectors, revalidates per snapshot 
   const site = 'sk_test_script';
   const none = await worker.fetch(`/v1/samplit.js?site=${site}`);
   assert.equal(none.status, 200, 'no snapshot yet: the script, with nothing to hide');
-  assert.match(await none.text(), /^window\.__samplit_site = \{"hide":\[\],"key":"sk_test_script","version":null\};\n/);
+  assert.match(await none.text(), /^window\.__samplit_site = \{"hide":\[\],"hosts":null,"key":"sk_test_script","version":null\};\n/);
   assert.match(none.headers.get('etag'), /^"[0-9a-f]{16}-0"$/);
   for (const version of [1, 2]) {
     const pushed = await h.pushSnapshot(worker, site, h.signSnapshot(h.testSnapshot({ siteKey: site, version })));
@@ -245,7 +252,7 @@ test('a site\'s script carries its targeted selectors, revalidates per snapshot 
     const etag = res.headers.get('etag');
     assert.match(etag, new RegExp(`^"[0-9a-f]{16}-${version}"$`));
     const text = await res.text();
-    assert.ok(text.startsWith(`window.__samplit_site = {"hide":["#headline"],"key":"${site}","version":${version}};\n`), text.slice(0, 120));
+    assert.ok(text.startsWith(`window.__samplit_site = {"hide":["#headline"],"hosts":["shop.example.com"],"key":"${site}","version":${version}};\n`), text.slice(0, 120));
     assert.ok(gzipSync(text, { level: 9 }).length <= 5 * 1024);
     const again = await worker.fetch(`/v1/samplit.js?site=${site}`, { headers: { 'if-none-match': etag } });
     assert.equal(again.status, 304);

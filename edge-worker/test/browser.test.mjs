@@ -88,6 +88,9 @@ window.addEventListener('message', function (e) { window.received.push({ origin:
   const snapshot = h.testSnapshot({ siteKey: SITE, weights: [0, 1], experimentId: EXP, allowedOrigins: [origin.url, worker.base] });
   const res = await h.pushSnapshot(worker, SITE, h.signSnapshot(snapshot));
   assert.equal(res.status, 200, await res.text());
+  // The host routes to this site only through a signed route (docs/security.md).
+  const routed = await h.pushRoute(worker, '127.0.0.1', h.signRoute({ host: '127.0.0.1', siteKey: SITE, version: 1 }));
+  assert.equal(routed.status, 200, await routed.text());
   profile = mkdtempSync(join(tmpdir(), 'samplit-chromium-'));
   // A fresh profile directory: playwright passes it as --user-data-dir.
   browser = await chromium.launchPersistentContext(profile, {

@@ -28,6 +28,10 @@ before(async () => {
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: '2026-04-01',
     kvNamespaces: ['SNAPSHOTS'],
+    ratelimits: {
+      SAMPLIT_RATE_ASSIGN: { simple: { limit: h.GENEROUS_RATE_LIMITS.assign, period: 10 } },
+      SAMPLIT_RATE_EVENTS: { simple: { limit: h.GENEROUS_RATE_LIMITS.events, period: 10 } },
+    },
     queueProducers: { EVENTS: { queueName: 'samplit-events' } },
     bindings: { SAMPLIT_SNAPSHOT_SECRET: h.SNAPSHOT_SECRET },
     cf: false,

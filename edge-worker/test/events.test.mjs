@@ -139,7 +139,8 @@ test('bad event requests get 4xx JSON errors', { timeout: 40000 }, async () => {
     ['a conversion without a goal', { site_key: SITE, visitor_id: 'v', events: [{ type: 'conversion' }] }, 400, 'invalid_event'],
     ['a pageview without a url', { site_key: SITE, visitor_id: 'v', events: [{ type: 'pageview' }] }, 400, 'invalid_event'],
     ['an unknown event type', { site_key: SITE, visitor_id: 'v', events: [{ type: 'purchase', goal: 'g' }] }, 400, 'malformed_json'],
-    ['a string value', { site_key: SITE, visitor_id: 'v', events: [{ type: 'custom', goal: 'g', value: 'ten' }] }, 400, 'malformed_json'],
+    ['a string value', { site_key: SITE, visitor_id: 'v', events: [{ type: 'custom', goal: 'g', value: 'ten' }] }, 422, 'invalid_value'],
+    ['a value above 1e9', { site_key: SITE, visitor_id: 'v', events: [{ type: 'custom', goal: 'g', value: 1e12 }] }, 422, 'invalid_value'],
     ['malformed JSON', '{"site_key":', 400, 'malformed_json'],
     ['a body over 64 KB', JSON.stringify({ site_key: SITE, visitor_id: 'v', events: one, pad: 'x'.repeat(70000) }), 413, 'payload_too_large'],
   ];

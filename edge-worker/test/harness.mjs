@@ -48,10 +48,33 @@ export async function waitFor(fn, { timeoutMs = 15000, every = 100, what = 'cond
 }
 
 /**
- * Starts the Worker. `vars` become [vars] (the tests' secrets too: a Worker reads both
- * the same way). Pass `null` as a value to leave a variable out.
+ * Limits far above anything a test sends, so only the rate-limit tests meet them: the
+ * other tests (and the bench) send many requests from one address.
  */
-export async function startWorker({ vars = {}, maxRetries = 3, stateDir = null, main = shim } = {}) {
+export const GENEROUS_RATE_LIMITS = { assign: 1000000, events: 1000000 };
+
+/** `[[ratelimits]]` tables for the Worker's two bindings (see edge-worker/src/ratelimit.rs). */
+function rateLimitTables(limits) {
+  const bindings = [['SAMPLIT_RATE_ASSIGN', '1001', limits.assign], ['SAMPLIT_RATE_EVENTS', '1002', limits.events]];
+  return bindings
+    .filter(([, , limit]) => limit !== null && limit !== undefined)
+    .map(([name, id, limit]) => `
+[[ratelimits]]
+name = "${name}"
+namespace_id = "${id}"
+simple = { limit = ${Number(limit)}, period = 10 }
+`)
+    .join('');
+}
+
+/**
+ * Starts the Worker. `vars` become [vars] (the tests' secrets too: a Worker reads both
+ * the same way). Pass `null` as a value to leave a variable out. `rateLimits`: requests
+ * per 10 s per site and address for `assign` and `events` (`null` leaves a binding out).
+ */
+export async function startWorker({
+  vars = {}, maxRetries = 3, stateDir = null, main = shim, rateLimits = GENEROUS_RATE_LIMITS,
+} = {}) {
   if (!existsSync(main)) throw new Error(`no build at ${main}: run \`cargo xtask edge-build\``);
   const dir = mkdtempSync(join(tmpdir(), 'samplit-edge-'));
   const ownState = stateDir === null;
@@ -97,7 +120,7 @@ max_batch_size = 100
 max_batch_timeout = 1
 max_retries = ${maxRetries}
 retry_delay = 1
-`;
+${rateLimitTables({ ...GENEROUS_RATE_LIMITS, ...rateLimits })}`;
   const configPath = join(dir, 'wrangler.toml');
   writeFileSync(configPath, config);
   const logPath = join(dir, 'wrangler.log');
@@ -179,6 +202,65 @@ export function pushSnapshot(worker, siteKey, signed) {
   });
 }
 
+/** The key a document kind is signed with: HMAC-SHA256(secret, label), as the engine's
+ * `routing::derive_key`. */
+export function derivedKey(label, secret = SNAPSHOT_SECRET) {
+  return createHmac('sha256', secret).update(label).digest();
+}
+
+/** The site's server secret as the engine's `server_call::server_secret` derives it:
+ * `"ss_" + base64url(HMAC(derive_key(secret, "samplit/server-secret/v1"), site_key NUL salt))`. */
+export function serverSecret(siteKey, salt, secret = SNAPSHOT_SECRET) {
+  const mac = createHmac('sha256', derivedKey('samplit/server-secret/v1', secret))
+    .update(Buffer.concat([Buffer.from(siteKey), Buffer.from([0]), Buffer.from(salt)]))
+    .digest('base64url');
+  return `ss_${mac}`;
+}
+
+/** The signature headers of a signed server call (docs/api.md, "Signed server calls"). */
+export function signatureHeaders(serverSecretText, method, pathAndQuery, body = '', ts = Math.floor(Date.now() / 1000)) {
+  const mac = createHmac('sha256', serverSecretText)
+    .update(`${ts}\n${method}\n${pathAndQuery}\n`)
+    .update(body)
+    .digest('hex');
+  return { 'x-samplit-timestamp': String(ts), 'x-samplit-signature': `v1=${mac}` };
+}
+
+/** A public test salt (32 hex digits). */
+export const TEST_SALT = '0123456789abcdef0123456789abcdef';
+
+/** Signs a host route (`site_key: null` is a tombstone) as the control plane does. */
+export function signRoute({ host, siteKey, version, generatedAtMs = Date.now() }, secret = SNAPSHOT_SECRET) {
+  const payload = JSON.stringify({ schema: 1, host, site_key: siteKey, version, generated_at_ms: generatedAtMs });
+  const signature = createHmac('sha256', derivedKey('samplit/route/v1', secret)).update(payload).digest('hex');
+  return { payload, signature };
+}
+
+/** Signs a site tombstone as the control plane does. */
+export function signTombstone({ siteKey, version, generatedAtMs = Date.now() }, secret = SNAPSHOT_SECRET) {
+  const payload = JSON.stringify({ schema: 1, site_key: siteKey, version, generated_at_ms: generatedAtMs });
+  const signature = createHmac('sha256', derivedKey('samplit/site-tombstone/v1', secret)).update(payload).digest('hex');
+  return { payload, signature };
+}
+
+/** PUTs a signed route to the Worker's internal route. */
+export function pushRoute(worker, host, signed) {
+  return worker.fetch(`/v1/internal/routes/${encodeURIComponent(host)}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: typeof signed === 'string' ? signed : JSON.stringify(signed),
+  });
+}
+
+/** PUTs a signed site tombstone to the Worker's internal route. */
+export function pushTombstone(worker, siteKey, signed) {
+  return worker.fetch(`/v1/internal/tombstones/${encodeURIComponent(siteKey)}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: typeof signed === 'string' ? signed : JSON.stringify(signed),
+  });
+}
+
 /**
  * A fake control plane on 127.0.0.1: verifies each ingest request's timestamp and
  * HMAC like the real one, and answers with the status `respond()` returns (default 200).
@@ -244,6 +326,7 @@ export function testSnapshot({
   experimentId = '11111111-1111-4111-8111-111111111111',
   urlRules = [],
   goals = [],
+  trust = { server_secret_salt: TEST_SALT },
 } = {}) {
   return {
     schema: 1,
@@ -280,6 +363,7 @@ export function testSnapshot({
       }],
       goals,
     }],
+    ...(trust ? { trust } : {}),
   };
 }
 

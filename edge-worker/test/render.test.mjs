@@ -12,6 +12,7 @@ const SITE = 'sk_render';
 let origin;
 let worker;
 let cp;
+let firstSnapshot;
 
 const PAGE = `<!doctype html><html><head><title>Shop</title></head><body>
 <h1 id="headline">Original headline</h1>
@@ -37,6 +38,22 @@ function experiment({ id, urlRules = [], weights = [0, 1], treatment, control = 
   };
 }
 
+// A page with a script and a form, and a variant that tries to reach them (signed by the
+// test, so the control plane's save-time checks never saw it).
+const UNSAFE_PAGE = `<!doctype html><html><head><title>U</title><script class="x" src="/app.js"></script></head><body>
+<p class="x">para</p>
+<form id="login" action="/login"><button class="buy">Buy</button></form>
+</body></html>`;
+const UNSAFE_CHANGES = [
+  { selector: '.x', action: { type: 'set_text', text: 'alert(document.cookie)' } },
+  { selector: '.x', action: { type: 'set_attribute', name: 'src', value: 'https://evil.example/x.js' } },
+  { selector: '#login', action: { type: 'set_attribute', name: 'action', value: 'https://evil.example/steal' } },
+  { selector: '.buy', action: { type: 'set_attribute', name: 'formaction', value: 'https://evil.example/steal' } },
+  { selector: '#login', action: { type: 'set_attribute', name: 'data-variant', value: 'b' } },
+  { action: { type: 'custom_css', code: '.x{color:red}' } },
+  { action: { type: 'custom_js', code: 'window.samplitB = 1;' } },
+];
+
 const ALL_CHANGES = [
   { selector: '#headline', action: { type: 'set_text', text: 'Variant headline' } },
   { selector: 'p.lead', action: { type: 'set_html', html: '<strong>Variant lead</strong>' } },
@@ -56,6 +73,8 @@ before(async () => {
     '/form': (req, body) => ({ headers: { 'content-type': 'text/plain' }, body: `${req.method} ${body}` }),
     '/landing': () => ({ headers: { 'content-type': 'text/html' }, body: '<html><body><h1>Landing A</h1></body></html>' }),
     '/landing-b': () => ({ headers: { 'content-type': 'text/html' }, body: '<html><body><h1>Landing B</h1></body></html>' }),
+    '/unsafe': () => ({ headers: { 'content-type': 'text/html' }, body: UNSAFE_PAGE }),
+    '/offsite': () => ({ headers: { 'content-type': 'text/html' }, body: '<html><body><h1>Stayed</h1></body></html>' }),
   });
   cp = await h.startControlPlane();
   worker = await h.startWorker({ vars: { SAMPLIT_ORIGIN_OVERRIDE: origin.url, SAMPLIT_CONTROL_PLANE_URL: cp.url } });
@@ -69,10 +88,19 @@ before(async () => {
       experiment({ id: '33333333-3333-4333-8333-333333333333', weights: [0.5, 0.5],
         urlRules: [{ match: 'exact', pattern: '/landing', include: true }],
         treatment: [{ selector: 'body', action: { type: 'redirect', url: '/landing-b' } }] }),
+      experiment({ id: '44444444-4444-4444-8444-444444444444', treatment: UNSAFE_CHANGES,
+        urlRules: [{ match: 'exact', pattern: '/unsafe', include: true }] }),
+      experiment({ id: '55555555-5555-4555-8555-555555555555',
+        urlRules: [{ match: 'exact', pattern: '/offsite', include: true }],
+        treatment: [{ selector: 'body', action: { type: 'redirect', url: 'https://evil.example/phish' } }] }),
     ],
   };
+  firstSnapshot = snapshot;
   const res = await h.pushSnapshot(worker, SITE, h.signSnapshot(snapshot));
   assert.equal(res.status, 200, await res.text());
+  // The host routes to this site only through a signed route (docs/security.md).
+  const routed = await h.pushRoute(worker, '127.0.0.1', h.signRoute({ host: '127.0.0.1', siteKey: SITE, version: 1 }));
+  assert.equal(routed.status, 200, await routed.text());
 });
 after(async () => {
   await worker?.stop();
@@ -163,6 +191,41 @@ test('a split-URL test logs exactly one exposure per visitor, before the redirec
   for (const item of final) assert.equal(item.arm_id, seen.get(item.visitor_id), 'the exposure names the arm served');
   assert.equal(new Set(final.map((i) => i.visitor_id)).size, visitors);
   assert.equal(items.length, visitors);
+});
+
+test('a change that matches a <script> through a class leaves it untouched, off-site form actions are not applied, custom CSS and JS are inserted', async () => {
+  const res = await worker.fetch('/unsafe', { headers: html });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-samplit-variant'), '44444444-4444-4444-8444-444444444444=treatment');
+  const body = await res.text();
+  assert.ok(body.includes('<script class="x" src="/app.js"></script>'), `the script is untouched: ${body}`);
+  assert.ok(!body.includes('evil.example/x.js"></script>') && !body.includes('>alert(document.cookie)</script>'), body);
+  assert.ok(body.includes('<p class="x" src="https://evil.example/x.js">alert(document.cookie)</p>'), `an ordinary element still changes: ${body}`);
+  assert.ok(body.includes('<form id="login" action="/login" data-variant="b">'), `the off-site action is not applied: ${body}`);
+  assert.ok(body.includes('<button class="buy">Buy</button>'), `nor the off-site formaction: ${body}`);
+  assert.ok(body.includes('</head><style data-samplit-custom>.x{color:red}</style><body>'), `custom CSS before the body: ${body}`);
+  assert.ok(body.endsWith('</html><script data-samplit-custom>window.samplitB = 1;</script>'), `custom JS at the end: ${body}`);
+});
+
+test('a redirect to another site is not followed: the page is served', async () => {
+  for (let i = 0; i < 5; i++) {
+    const res = await worker.fetch('/offsite', { headers: html, redirect: 'manual' });
+    assert.equal(res.status, 200, 'never a 302 to evil.example');
+    assert.ok((await res.text()).includes('Stayed'));
+  }
+});
+
+test('a snapshot carrying a javascript: href is refused whole; the page keeps the last good variant', async () => {
+  const bad = structuredClone(firstSnapshot);
+  bad.version = 2;
+  bad.experiments[0].elements[0].variants[1].changes = [
+    { selector: '#cta', action: { type: 'set_attribute', name: 'href', value: 'java\tscript:alert(1)' } },
+  ];
+  const res = await h.pushSnapshot(worker, SITE, h.signSnapshot(bad));
+  assert.ok(res.status >= 400 && res.status < 500, `refused: ${res.status} ${await res.text()}`);
+  const page = await (await worker.fetch('/', { headers: html })).text();
+  assert.ok(!page.includes('script:'), page);
+  assert.ok(page.includes('<a id="cta" href="/pricing"'), `version 1 still served: ${page}`);
 });
 
 test('hosts no snapshot lists are not rendered', async () => {

@@ -80,11 +80,39 @@ test('a stale snapshot keeps being served after the refresh interval', { timeout
   await h.pushSnapshot(worker, SITE, h.signSnapshot(site(20, { generatedAtMs: dayAgo })));
   await h.sleep(5500); // past the isolate's 5 s TTL: the next request re-reads KV
   assert.equal(await assignedVersion(worker), 20);
-  const health = await h.json(await worker.fetch('/v1/healthz'));
-  const entry = health.sites.find((s) => s.site_key === SITE);
+  const health = await h.json(await worker.fetch(`/v1/healthz?site_key=${SITE}`));
+  const entry = health.site;
+  assert.equal(entry.site_key, SITE);
   assert.equal(entry.version, 20);
   assert.ok(entry.age_ms >= 24 * 3600 * 1000, `age_ms ${entry.age_ms} reflects generated_at_ms`);
   assert.ok(entry.checked_ms_ago < 5000, 'KV was consulted again');
+});
+
+test('/v1/healthz gives counts and ages, never the site keys it holds', { timeout: 30000 }, async () => {
+  const other = 'sk_test_health_other';
+  assert.equal((await h.pushSnapshot(worker, other, h.signSnapshot(h.testSnapshot({ siteKey: other })))).status, 200);
+  const res = await worker.fetch('/v1/healthz');
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  assert.equal(text.includes(SITE), false, text);
+  assert.equal(text.includes(other), false, text);
+  assert.equal(/sk_/.test(text), false, text);
+  const { sites } = JSON.parse(text);
+  assert.ok(sites.serving >= 2, `serving ${sites.serving}`);
+  assert.ok(sites.oldest_age_ms >= sites.newest_age_ms);
+  assert.equal(typeof sites.max_checked_ms_ago, 'number');
+
+  // One site by its (public) key; a key with nothing published has a null version.
+  const one = await h.json(await worker.fetch(`/v1/healthz?site_key=${other}`));
+  assert.equal(one.site.site_key, other);
+  assert.equal(one.site.version, 1);
+  assert.equal(typeof one.site.age_ms, 'number');
+  const none = await h.json(await worker.fetch('/v1/healthz?site_key=sk_test_health_never'));
+  assert.equal(none.site.version, null);
+  assert.equal(none.site.age_ms, null);
+  const bad = await worker.fetch('/v1/healthz?site_key=a%20b');
+  assert.equal(bad.status, 400);
+  assert.equal((await h.json(bad)).error.code, 'invalid_site_key');
 });
 
 test('a site without a snapshot gets an empty assignment list', { timeout: 30000 }, async () => {

@@ -41,7 +41,7 @@ class El {
  * A page with elements addressable by exact selector. `fetchImpl` defaults to the real
  * Worker; beacons are recorded and forwarded to it.
  */
-function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'], code = source } = {}) {
+function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'], code = source, nodes = {} } = {}) {
   const els = Object.fromEntries(elements.map((s) => [s, new El(s)]));
   els['#headline'] && (els['#headline'].textContent = 'Original');
   const listeners = {};
@@ -63,7 +63,7 @@ function page({ url = 'https://shop.example.com/pricing', storage = new Map(), f
     documentElement: head,
     createElement: (tag) => new El(tag),
     querySelector: (sel) => { if (/[!]/.test(sel)) throw new SyntaxError(sel); return els[sel] ?? null; },
-    querySelectorAll: (sel) => { if (/[!]/.test(sel)) throw new SyntaxError(sel); return els[sel] ? [els[sel]] : []; },
+    querySelectorAll: (sel) => { if (/[!]/.test(sel)) throw new SyntaxError(sel); return nodes[sel] ?? (els[sel] ? [els[sel]] : []); },
     addEventListener: (type, fn) => { (listeners[type] ??= []).push(fn); },
   };
   const sandbox = {
@@ -118,7 +118,24 @@ test('the snippet hides only the targeted element, applies the change, then un-h
   assert.deepEqual(await Promise.all(p.forwarded), [202]);
   const saved = JSON.parse(p.storage.get(`samplit:${SITE}`));
   assert.deepEqual(saved.hide, ['#headline']);
-  assert.equal(saved.arms[p.samplit().assignments[0].sticky_key], 'treatment');
+  const token = saved.arms[p.samplit().assignments[0].sticky_key];
+  assert.match(token, /^treatment\.[A-Za-z0-9_-]{22}$/, 'the edge\'s sticky token is kept as given');
+
+  // The next page view sends the token back (with the visitor id), and the edge obeys it.
+  const sent = [];
+  const next = page({
+    storage: p.storage,
+    fetchImpl: (u, init) => {
+      sent.push(JSON.parse(init.body));
+      return fetch(u, { ...init, headers: { ...init.headers, 'user-agent': h.BROWSER_UA } });
+    },
+  });
+  next.run();
+  await h.waitFor(() => next.samplit().assignments.length > 0, { timeoutMs: 10000, what: 'assignments' });
+  assert.equal(sent[0].sticky[p.samplit().assignments[0].sticky_key], token, 'what it got is what it sends back');
+  assert.equal(next.samplit().assignments[0].sticky, true, 'the edge honoured the token');
+  next.domReady();
+  await Promise.allSettled(next.forwarded);
 });
 
 test('on the next page view the remembered selectors are hidden before the edge answers', { timeout: 30000 }, async () => {
@@ -214,4 +231,67 @@ test('click goals in an answer fire conversions (URL goals fire at the edge)', {
   const goals = p.beacons.flatMap((b) => b.body.events).filter((e) => e.type === 'conversion').map((e) => e.goal);
   assert.deepEqual(goals, ['clicked_buy']);
   assert.deepEqual(await Promise.all(p.forwarded), p.forwarded.map(() => 202), 'the Worker accepted every beacon');
+});
+
+/** An element with a tag name, as the DOM reports it. */
+function tagged(selector, tagName, attrs = {}) {
+  const el = new El(selector);
+  el.tagName = tagName;
+  Object.assign(el.attrs, attrs);
+  return el;
+}
+
+test('the snippet checks each change again on the elements it matches, with the engine\'s rules', { timeout: 30000 }, async () => {
+  const script = tagged('.x', 'SCRIPT');
+  const svgScript = tagged('.x', 'script');
+  const style = tagged('.x', 'STYLE');
+  const para = tagged('.x', 'P');
+  const form = tagged('#login', 'FORM', { action: '/login' });
+  const own = tagged('#search', 'FORM', { action: '/search' });
+  const button = tagged('.buy', 'BUTTON');
+  const link = tagged('#a', 'A', { href: '/ok' });
+  const img = tagged('#img', 'IMG');
+  const nodes = { '.x': [script, svgScript, style, para], '#login': [form], '#search': [own], '.buy': [button], '#a': [link], '#img': [img] };
+  const evilUrls = ['javascript:alert(1)', 'JaVaScRiPt:alert(1)', 'java\tscript:alert(1)', ' javascript:alert(1)',
+    '&#106;avascript:alert(1)', 'data:text/html,<script>x</script>', '//evil.example/x', '/\\evil.example/x', 'https://u@evil.example/'];
+  const changes = [
+    { selector: '.x', action: { type: 'set_text', text: 'alert(1)' } },
+    { selector: '.x', action: { type: 'set_attribute', name: 'data-v', value: 'b' } },
+    { selector: '#login', action: { type: 'set_attribute', name: 'action', value: 'https://evil.example/steal' } },
+    { selector: '#login', action: { type: 'set_attribute', name: 'data-v', value: 'b' } },
+    { selector: '#search', action: { type: 'set_attribute', name: 'action', value: 'https://shop.example.com/find' } },
+    { selector: '.buy', action: { type: 'set_attribute', name: 'formaction', value: 'https://evil.example/steal' } },
+    ...evilUrls.map((value) => ({ selector: '#a', action: { type: 'set_attribute', name: 'href', value } })),
+    { selector: '#a', action: { type: 'set_attribute', name: 'onclick', value: 'steal()' } },
+    { selector: '#a', action: { type: 'set_attribute', name: 'style', value: 'background:url(javascript:x)' } },
+    { selector: '#a', action: { type: 'set_attribute', name: 'title', value: 'kept' } },
+    { selector: '#img', action: { type: 'set_attribute', name: 'srcset', value: '/a.png 1x, //evil.example/b.png 2x' } },
+    { selector: 'body', action: { type: 'redirect', url: 'https://evil.example/phish' } },
+    { action: { type: 'custom_css', code: '.cta{color:red}' } },
+    { action: { type: 'custom_js', code: 'window.b = 1;' } },
+  ];
+  const answer = { visitor_id: 'v3', excluded: null, assignments: [{ experiment_id: 'e', arm_id: 'b', sticky_key: 'e', changes }] };
+  const p = page({ fetchImpl: stub(answer), elements: ['body'], nodes });
+  p.run();
+  await h.waitFor(() => p.hiddenCss().includes('.x'), { timeoutMs: 5000, what: 'hide' });
+  p.domReady();
+  for (const el of [script, svgScript, style]) {
+    assert.equal(el.textContent, '', `a <${el.tagName}> is never given text`);
+    assert.equal(el.getAttribute('data-v'), null, `nor attributes (<${el.tagName}>)`);
+  }
+  assert.equal(para.textContent, 'alert(1)', 'an ordinary element matched by the same selector is changed');
+  assert.equal(para.getAttribute('data-v'), 'b');
+  assert.equal(form.getAttribute('action'), '/login', 'a form action to another host is not applied');
+  assert.equal(form.getAttribute('data-v'), 'b');
+  assert.equal(own.getAttribute('action'), 'https://shop.example.com/find', "the site's own host is fine");
+  assert.equal(button.getAttribute('formaction'), null);
+  assert.equal(link.getAttribute('href'), '/ok', 'no dangerous URL form was applied');
+  assert.equal(link.getAttribute('onclick'), null);
+  assert.equal(link.getAttribute('style'), null);
+  assert.equal(link.getAttribute('title'), 'kept');
+  assert.equal(img.getAttribute('srcset'), null);
+  assert.deepEqual(p.replaced, [], 'no redirect to another site');
+  const custom = p.head.children.filter((c) => c.getAttribute('data-samplit-custom') === '');
+  assert.deepEqual(custom.map((c) => [c.selector, c.textContent]), [['style', '.cta{color:red}'], ['script', 'window.b = 1;']]);
+  await Promise.allSettled(p.forwarded);
 });

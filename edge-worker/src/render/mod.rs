@@ -19,6 +19,18 @@
 //!   content as HTML (sanitised by the control plane), `set_attribute`, `set_style`
 //!   (appended to the `style` attribute, a later declaration wins), `hide`
 //!   (`display:none !important`), `insert` (before / after / prepend / append);
+//! - before touching an element, each handler asks the engine's one rule book,
+//!   `changes::check(Target::Element(tag), action, SiteHosts::Only(plan.site_hosts))`:
+//!   a change whose selector matched a `<script>`, `<style>`, `<iframe>`, … (e.g. `.x`
+//!   on `<script class="x">`) or whose form action leaves the site's hosts is skipped
+//!   on that element, whatever the snapshot says;
+//! - `custom_css` → `<style>` elements just before `<body>` (after the page's own style
+//!   sheets, before the first paint; a page without a `<body>` tag gets none at the
+//!   edge), `custom_js` → `<script>` elements appended at the end of the document, where
+//!   the snippet would run it (after the DOM is parsed). Both are
+//!   written verbatim: the engine refuses code that would close its element. The
+//!   editor's preview (editor mode) never runs custom code: the proxied page is on the
+//!   edge's origin;
 //! - `redirect` is not a rewrite: the caller answers 302 before fetching anything.
 //!
 //! `lol_html` matches a subset of CSS (type, `#id`, `.class`, attribute selectors,
@@ -59,7 +71,7 @@ pub fn transform(
 
 use std::rc::Rc;
 
-use samplit_engine::changes::{Change, ChangeAction, InsertPosition};
+use samplit_engine::changes::{Change, ChangeAction, InsertPosition, SiteHosts, Target, check};
 use url::Url;
 
 /// Editor-mode settings.
@@ -107,6 +119,8 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Editor mode, if this is the editor proxy.
     pub editor: Option<EditorMode>,
+    /// The site's hosts (lower case): where a form's `action` may send the visitor.
+    pub site_hosts: Vec<String>,
 }
 
 /// A change the rewriter could not apply, and why.
@@ -131,6 +145,8 @@ impl core::fmt::Display for RenderError {
 /// source text (see [`attr_text`]) and written with `"` escaped but `&` as is (see
 /// [`attr_value`]), in both backends.
 pub trait PageElement {
+    /// The element's tag name (any case; `svg:script` style names are fine).
+    fn tag_name(&self) -> String;
     /// The raw value of an attribute.
     fn attribute(&self, name: &str) -> Option<String>;
     /// Sets an attribute (an invalid name is an error).
@@ -264,7 +280,11 @@ fn apply(el: &mut dyn PageElement, action: &ChangeAction) -> Result<(), String> 
         }
         ChangeAction::Hide => append_style(el, "display: none !important;")?,
         ChangeAction::Insert { position, html } => el.insert(*position, html, true),
-        ChangeAction::Redirect { .. } => {}
+        // Not element changes: redirects are answered before the page, custom code is
+        // inserted once per page (see `handlers`).
+        ChangeAction::Redirect { .. }
+        | ChangeAction::CustomCss { .. }
+        | ChangeAction::CustomJs { .. } => {}
     }
     Ok(())
 }
@@ -366,26 +386,71 @@ fn editor_script(mode: &EditorMode) -> String {
 }
 
 /// The handlers for `plan`: the editor's first (when in editor mode), then one per
-/// change, in order (redirects are not rewrites and are left out).
+/// structural change, in order (redirects are not rewrites and are left out), then the
+/// custom CSS's (outside editor mode). Custom JS and the editor script go at the end.
 pub fn handlers(plan: &Plan) -> Handlers {
     let mut elements = plan
         .editor
         .as_ref()
         .map(editor_handlers)
         .unwrap_or_default();
+    let hosts: Rc<[String]> = plan.site_hosts.clone().into();
+    let mut css = String::new();
+    let mut js = String::new();
     for change in &plan.changes {
-        if matches!(change.action(), ChangeAction::Redirect { .. }) {
-            continue;
+        match change.action() {
+            ChangeAction::Redirect { .. } => continue,
+            ChangeAction::CustomCss { code } => {
+                css.push_str(&format!("<style data-samplit-custom>{code}</style>"));
+                continue;
+            }
+            ChangeAction::CustomJs { code } => {
+                js.push_str(&format!("<script data-samplit-custom>{code}</script>"));
+                continue;
+            }
+            _ => {}
         }
         let action = change.action().clone();
-        let mut h = on(change.selector(), move |el| apply(el, &action));
+        let hosts = Rc::clone(&hosts);
+        let mut h = on(change.selector(), move |el| {
+            // The rule book again, on the element actually matched.
+            if check(
+                Target::Element(&el.tag_name()),
+                &action,
+                SiteHosts::Only(&hosts[..]),
+            )
+            .is_ok()
+            {
+                apply(el, &action)?;
+            }
+            Ok(())
+        });
         h.from_change = true;
         elements.push(h);
     }
-    Handlers {
-        elements,
-        end_html: plan.editor.as_ref().map(editor_script),
+    // Custom code is for visitors' pages, never for the editor's preview on the edge's
+    // own origin.
+    if plan.editor.is_some() {
+        css.clear();
+        js.clear();
     }
+    if !css.is_empty() {
+        // Just before `<body>`: after the page's own style sheets (so it wins at equal
+        // specificity) and before anything is painted. The parser puts it in the head.
+        let placed = std::cell::Cell::new(false);
+        elements.push(on("body", move |el| {
+            if !placed.replace(true) {
+                el.insert(InsertPosition::Before, &css, true);
+            }
+            Ok(())
+        }));
+    }
+    let end_html = match (plan.editor.as_ref().map(editor_script), js.is_empty()) {
+        (Some(editor), _) => Some(editor),
+        (None, false) => Some(js),
+        (None, true) => None,
+    };
+    Handlers { elements, end_html }
 }
 
 /// The variant key of a set of assignments, for caches and ETags: `exp=arm` pairs,
@@ -412,6 +477,7 @@ mod tests {
         let plan = Plan {
             changes,
             editor: None,
+            site_hosts: vec!["shop.example.com".into()],
         };
         // Every chunk size gives the same output.
         let whole = rewrite_str(&plan, html, usize::MAX).unwrap();
@@ -498,6 +564,85 @@ mod tests {
     }
 
     #[test]
+    fn changes_are_checked_again_on_the_element_they_matched() {
+        let attr = |name: &str, value: &str| ChangeAction::SetAttribute {
+            name: name.into(),
+            value: value.into(),
+        };
+        let page = r#"<html><head><script class="x">var a = 1;</script><style class="x">p{}</style></head><body>
+<p class="x">para</p><form id="f" action="/login"><button class="buy">Buy</button></form><svg><script class="x">b()</script></svg></body></html>"#;
+        let out = render(
+            vec![
+                change(
+                    ".x",
+                    ChangeAction::SetText {
+                        text: "alert(1)".into(),
+                    },
+                ),
+                change(".x", attr("src", "https://evil.example/x.js")),
+                change("#f", attr("action", "https://evil.example/steal")),
+                change(".buy", attr("formaction", "https://evil.example/steal")),
+                change("#f", attr("data-checked", "yes")),
+            ],
+            page,
+        );
+        assert!(
+            out.contains(r#"<script class="x">var a = 1;</script>"#),
+            "{out}"
+        );
+        assert!(out.contains(r#"<style class="x">p{}</style>"#), "{out}");
+        assert!(out.contains(r#"<script class="x">b()</script>"#), "{out}");
+        assert!(
+            out.contains(r#"<p class="x" src="https://evil.example/x.js">alert(1)</p>"#),
+            "ordinary elements still get the change: {out}"
+        );
+        assert!(
+            out.contains(r#"<form id="f" action="/login" data-checked="yes">"#),
+            "the off-site action is not applied, the rest is: {out}"
+        );
+        assert!(out.contains(r#"<button class="buy">"#), "{out}");
+        // An action on the site's own host is applied.
+        let out = render(
+            vec![change(
+                "#f",
+                attr("action", "https://shop.example.com/login2"),
+            )],
+            page,
+        );
+        assert!(
+            out.contains(r#"action="https://shop.example.com/login2""#),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn custom_css_goes_before_the_body_and_custom_js_at_the_end() {
+        let custom = |action| Change::new("", action).unwrap();
+        let changes = vec![
+            custom(ChangeAction::CustomCss {
+                code: ".cta{color:red}".into(),
+            }),
+            custom(ChangeAction::CustomJs {
+                code: "window.b = 1;".into(),
+            }),
+        ];
+        let out = render(changes.clone(), PAGE);
+        assert!(
+            out.contains("</head><style data-samplit-custom>.cta{color:red}</style><body>"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("</html><script data-samplit-custom>window.b = 1;</script>"),
+            "{out}"
+        );
+        // Never in the editor's preview.
+        let mut plan = editor_plan();
+        plan.changes = changes;
+        let out = rewrite_str(&plan, PAGE, 64).unwrap();
+        assert!(!out.contains("data-samplit-custom"), "{out}");
+    }
+
+    #[test]
     fn unsupported_selectors_are_skipped_and_reported() {
         let plan = Plan {
             changes: vec![
@@ -505,6 +650,7 @@ mod tests {
                 change("#headline", ChangeAction::SetText { text: "ok".into() }),
             ],
             editor: None,
+            site_hosts: vec!["shop.example.com".into()],
         };
         let r = Rewriter::new(&plan).unwrap();
         assert_eq!(r.skipped().len(), 1);
@@ -527,6 +673,7 @@ mod tests {
                 token: "tok.en".into(),
                 admin_origin: "https://app.test".into(),
             }),
+            site_hosts: vec!["shop.example.com".into()],
         }
     }
 
@@ -640,6 +787,7 @@ mod tests {
                 },
             )],
             editor: None,
+            site_hosts: vec!["shop.example.com".into()],
         };
         assert_eq!(
             rewrite_str(&plan, "<a href=x>y</a>", 3).unwrap(),

@@ -23,6 +23,9 @@ fn content_type(html: bool) -> ContentType {
 }
 
 impl PageElement for LolElement<'_, '_, '_> {
+    fn tag_name(&self) -> String {
+        self.0.tag_name()
+    }
     fn attribute(&self, name: &str) -> Option<String> {
         self.0.get_attribute(name)
     }

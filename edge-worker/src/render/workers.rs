@@ -31,6 +31,8 @@ extern "C" {
     ) -> Result<worker::web_sys::Response, JsValue>;
 
     type JsElement;
+    #[wasm_bindgen(method, getter = tagName)]
+    fn js_tag_name(this: &JsElement) -> String;
     #[wasm_bindgen(method, js_name = getAttribute)]
     fn get_attribute(this: &JsElement, name: &str) -> Option<String>;
     #[wasm_bindgen(method, catch, js_name = setAttribute)]
@@ -81,6 +83,9 @@ fn message(e: &JsValue) -> String {
 }
 
 impl PageElement for JsElement {
+    fn tag_name(&self) -> String {
+        self.js_tag_name()
+    }
     fn attribute(&self, name: &str) -> Option<String> {
         self.get_attribute(name)
     }

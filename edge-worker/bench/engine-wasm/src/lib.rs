@@ -6,10 +6,18 @@ use samplit_engine::snapshot::Snapshot;
 use samplit_engine::targeting::is_bot_user_agent;
 use wasm_bindgen::prelude::*;
 
+/// Size of the reused input buffer: a visitor id (≤ 128 bytes) and a page URL
+/// (≤ 4096 bytes), as `/v1/assign` accepts them.
+const INPUT_CAPACITY: usize = 128 + 4096;
+
 /// A parsed snapshot to assign against.
 #[wasm_bindgen]
 pub struct Engine {
     snapshot: Snapshot,
+    /// Reused input buffer in wasm memory: JS writes the visitor id and the URL here
+    /// as UTF-8 (`TextEncoder.encodeInto`) and calls [`Engine::assign_input`], so no
+    /// string crosses wasm-bindgen's glue (no `malloc`/`free` per call).
+    input: Vec<u8>,
 }
 
 #[wasm_bindgen]
@@ -21,7 +29,34 @@ impl Engine {
         snapshot
             .validate()
             .map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(Engine { snapshot })
+        Ok(Engine {
+            snapshot,
+            input: vec![0; INPUT_CAPACITY],
+        })
+    }
+
+    /// Where JS writes the input (an offset into the wasm memory).
+    pub fn input_ptr(&self) -> usize {
+        self.input.as_ptr() as usize
+    }
+
+    /// The input buffer's size in bytes.
+    pub fn input_capacity(&self) -> usize {
+        self.input.len()
+    }
+
+    /// [`Engine::assign`] on the visitor id (`id_len` bytes) and URL (`url_len` bytes)
+    /// JS wrote one after the other at [`Engine::input_ptr`]. -2: not UTF-8 or too long.
+    pub fn assign_input(&self, id_len: usize, url_len: usize) -> i32 {
+        let Some(bytes) = self.input.get(..id_len.saturating_add(url_len)) else {
+            return -2;
+        };
+        let (id, url) = bytes.split_at(id_len);
+        let (Ok(visitor_id), Ok(url)) = (core::str::from_utf8(id), core::str::from_utf8(url))
+        else {
+            return -2;
+        };
+        self.assign(visitor_id, url)
     }
 
     /// One visitor's full site assignment; returns the first assignment's arm index in
@@ -80,4 +115,11 @@ impl Engine {
             .find_map(|u| u.arms.iter().position(|arm| arm.id == a.arm_id))
             .map_or(-1, |i| i as i32)
     }
+}
+
+/// This module's `WebAssembly.Memory`, for JS to write inputs at [`Engine::input_ptr`]
+/// (the nodejs glue does not export it).
+#[wasm_bindgen]
+pub fn wasm_memory() -> JsValue {
+    wasm_bindgen::memory()
 }
