@@ -2,7 +2,8 @@
 //! temporary directory. The config has no `[build]` table (the Worker is built once by
 //! `cargo xtask edge-build`; wrangler starts in about a second), local KV and a Queue
 //! whose consumer is the same Worker, forwarding to the control plane with a 1 s batch
-//! timeout and 1 s retry delay (so a control-plane outage is retried quickly). Secrets go
+//! timeout and 1 s retry delay (so a control-plane outage is retried quickly), and the
+//! two rate-limiting bindings with the limits asked for. Secrets go
 //! in a `.dev.vars` file next to the config, not on the command line. Local state
 //! (`--persist-to`) lives in the temporary directory and goes with it.
 
@@ -29,6 +30,30 @@ pub struct EdgeConfig {
     pub max_retries: u32,
     /// Queue consumer: seconds between deliveries of a failing batch.
     pub retry_delay_secs: u32,
+    /// The `[[ratelimits]]` bindings' limits.
+    pub rate_limits: RateLimits,
+}
+
+/// Requests per 10 s per site and client address that the Worker lets through on
+/// `/v1/assign` and `/v1/events` (edge-worker/src/ratelimit.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub assign: u32,
+    pub events: u32,
+}
+
+impl RateLimits {
+    /// The repository's `wrangler.toml`: what production runs.
+    pub const PRODUCTION: Self = Self {
+        assign: 300,
+        events: 120,
+    };
+    /// Far above anything one loopback client sends: for tests and the demo, whose
+    /// simulated visitors all come from 127.0.0.1.
+    pub const GENEROUS: Self = Self {
+        assign: 1_000_000,
+        events: 1_000_000,
+    };
 }
 
 /// A running Worker.
@@ -40,16 +65,17 @@ pub struct Edge {
     _dir: tempfile::TempDir,
 }
 
-/// One site in `GET /v1/healthz`.
+/// One site in `GET /v1/healthz?site_key=`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SiteHealth {
     pub site_key: String,
-    pub version: u64,
+    /// `None`: the Worker serves no snapshot for the site.
+    pub version: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Health {
-    sites: Vec<SiteHealth>,
+    site: SiteHealth,
 }
 
 impl Edge {
@@ -140,16 +166,26 @@ impl Edge {
         self.proc.log_path().to_path_buf()
     }
 
-    /// The snapshot versions the Worker holds (`GET /v1/healthz`).
-    pub async fn sites(&self, http: &reqwest::Client) -> anyhow::Result<Vec<SiteHealth>> {
+    /// The snapshot version the Worker serves for `site_key`
+    /// (`GET /v1/healthz?site_key=`), `None` when it serves none.
+    pub async fn site_version(
+        &self,
+        http: &reqwest::Client,
+        site_key: &str,
+    ) -> anyhow::Result<Option<u64>> {
         let health: Health = http
             .get(format!("{}/v1/healthz", self.base))
+            .query(&[("site_key", site_key)])
             .send()
             .await?
             .error_for_status()?
             .json()
             .await?;
-        Ok(health.sites)
+        anyhow::ensure!(
+            health.site.site_key == site_key,
+            "healthz answered for another site"
+        );
+        Ok(health.site.version)
     }
 
     /// Waits until the Worker holds a snapshot of `site_key` with version ≥ `min_version`;
@@ -166,11 +202,8 @@ impl Edge {
             timeout,
             Duration::from_millis(200),
             || async {
-                let sites = self.sites(http).await.unwrap_or_default();
-                Ok(sites
-                    .iter()
-                    .find(|s| s.site_key == site_key && s.version >= min_version)
-                    .map(|s| s.version))
+                let version = self.site_version(http, site_key).await.ok().flatten();
+                Ok(version.filter(|v| *v >= min_version))
             },
         )
         .await
@@ -221,10 +254,23 @@ max_batch_size = 100
 max_batch_timeout = 1
 max_retries = {retries}
 retry_delay = {delay}
+
+# Rate limits per site and client address (edge-worker/src/ratelimit.rs).
+[[ratelimits]]
+name = "SAMPLIT_RATE_ASSIGN"
+namespace_id = "1001"
+simple = {{ limit = {assign}, period = 10 }}
+
+[[ratelimits]]
+name = "SAMPLIT_RATE_EVENTS"
+namespace_id = "1002"
+simple = {{ limit = {events}, period = 10 }}
 "#,
         cp = c.control_plane_url,
         retries = c.max_retries,
         delay = c.retry_delay_secs,
+        assign = c.rate_limits.assign,
+        events = c.rate_limits.events,
     );
     let path = dir.join("wrangler.toml");
     std::fs::write(&path, toml).context("writing wrangler.toml")?;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::api::Api;
 use crate::control_plane::{ControlPlane, ControlPlaneConfig};
 use crate::db::TestDatabase;
-use crate::edge::{Edge, EdgeConfig};
+use crate::edge::{Edge, EdgeConfig, RateLimits};
 use crate::net::free_port;
 use crate::{paths, random_secret};
 
@@ -31,11 +31,14 @@ pub struct StackOptions {
     pub edge_port: u16,
     /// `RUST_LOG` of `samplit serve`.
     pub log_filter: String,
+    /// The Worker's rate limits.
+    pub rate_limits: RateLimits,
 }
 
 impl StackOptions {
     /// Defaults for tests: `DATABASE_URL`'s server, publishing every second, generous
-    /// queue retries (a control-plane outage of a minute loses nothing).
+    /// queue retries (a control-plane outage of a minute loses nothing), generous rate
+    /// limits (every simulated visitor comes from 127.0.0.1).
     pub fn for_tests(database_prefix: &str) -> Self {
         Self {
             database_server_url: crate::db::server_url_from_env(),
@@ -45,6 +48,7 @@ impl StackOptions {
             control_plane_port: 0,
             edge_port: 0,
             log_filter: "info".to_owned(),
+            rate_limits: RateLimits::GENEROUS,
         }
     }
 }
@@ -90,6 +94,7 @@ impl Stack {
             snapshot_secret: snapshot_secret.clone(),
             max_retries: options.queue_max_retries,
             retry_delay_secs: 1,
+            rate_limits: options.rate_limits,
         };
         // A port picked for us may be taken by the time wrangler binds it: try again on
         // another one (at most twice), saying why.

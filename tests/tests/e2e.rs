@@ -146,12 +146,9 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     //    and queues the events.
     let held = stack
         .edge
-        .sites(&http)
+        .site_version(&http, &site.site_key)
         .await?
-        .into_iter()
-        .find(|s| s.site_key == site.site_key)
-        .context("the edge lost the site's snapshot")?
-        .version;
+        .context("the edge lost the site's snapshot")?;
     stack.control_plane.kill();
     eprintln!("[e2e] samplit serve killed (SIGKILL); the edge holds snapshot v{held}");
     let step = Instant::now();

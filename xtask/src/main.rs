@@ -148,6 +148,15 @@ fn test() -> Result<(), String> {
     // The Worker is built before the Rust tests: the end-to-end tests in `tests/` run it
     // under workerd.
     edge_build()?;
+    // The end-to-end tests and the demo test start `samplit` (a debug build with default
+    // features, not the test build's); built here so their deadlines time what they test,
+    // not the compiler.
+    step(
+        "build the control plane binary the end-to-end tests start",
+        &cargo,
+        &["build", "-p", "samplit-control-plane", "--bin", "samplit"],
+        &[],
+    )?;
     step(
         "unit, integration and end-to-end tests (PostgreSQL, workerd)",
         &cargo,

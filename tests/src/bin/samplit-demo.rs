@@ -33,7 +33,7 @@ use axum::response::{Html, IntoResponse, Response};
 use samplit_tests::api::{Api, Experiment};
 use samplit_tests::control_plane::{ControlPlane, ControlPlaneConfig};
 use samplit_tests::db::{PrivatePostgres, TestDatabase, redact};
-use samplit_tests::edge::{Edge, EdgeConfig};
+use samplit_tests::edge::{Edge, EdgeConfig, RateLimits};
 use samplit_tests::net::free_port;
 use samplit_tests::visitors::{Simulator, SimulatorConfig, Tally};
 use samplit_tests::{paths, random_secret, table};
@@ -335,6 +335,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
             snapshot_secret,
             max_retries: 100,
             retry_delay_secs: 1,
+            // The simulated visitors all come from 127.0.0.1.
+            rate_limits: RateLimits::GENEROUS,
         }),
     )
     .await?;
