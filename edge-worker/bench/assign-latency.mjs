@@ -10,7 +10,12 @@ import * as h from '../test/harness.mjs';
 const N = Number(process.env.BENCH_N ?? 2000);
 const SITE = 'sk_bench';
 
-const ours = await h.startWorker();
+// The queue consumer forwards exposures to a control plane that acknowledges them, as in
+// production (h.startControlPlane verifies each batch's signature and answers 200):
+// without one, every batch fails and is redelivered, and the retries' CPU lands on the
+// requests being measured.
+const cp = await h.startControlPlane();
+const ours = await h.startWorker({ vars: { SAMPLIT_CONTROL_PLANE_URL: cp.url } });
 const trivial = await h.startWorker({ main: join(h.root, 'edge-worker', 'bench', 'trivial-worker.mjs') });
 try {
   const snapshot = h.testSnapshot({ siteKey: SITE, exclusions: [{ type: 'header', name: 'x-bench-exclude', value: '1' }] });
@@ -56,7 +61,9 @@ try {
   const a = samples['samplit-edge POST /v1/assign'];
   const b = samples['trivial JS worker (fixed JSON)'];
   console.log(`ratio assign/trivial: p50 ${(q(a, 0.5) / q(b, 0.5)).toFixed(2)}x (goal <= 1.05x), p99 ${(q(a, 0.99) / q(b, 0.99)).toFixed(2)}x (goal <= 1.2x), mean ${(mean(a) / mean(b)).toFixed(2)}x`);
+  console.log(`exposures delivered to the control plane during the run: ${cp.items().length}, batches refused: ${cp.rejected.length}`);
 } finally {
   await ours.stop();
   await trivial.stop();
+  await cp.close();
 }

@@ -52,7 +52,7 @@ use crate::cookies;
 use crate::error::ApiError;
 use crate::items::Item;
 use crate::visitor::{RequestVisitor, Subject};
-use crate::{cors, events, ids, snapshots, trust};
+use crate::{cors, events, ids, ratelimit, snapshots, trust};
 
 /// Longest page URL accepted.
 pub const URL_MAX: usize = 4096;
@@ -208,7 +208,12 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         (body::parse_json::<AssignRequest>(&raw)?, raw)
     };
     input.check()?;
-    crate::ratelimit::check(env, req, crate::ratelimit::Route::Assign, &input.site_key).await?;
+    // An unsigned call is counted before anything else is looked at; a signed one once
+    // its signature verified, under the visitor it speaks for (`crate::ratelimit`).
+    let signature_sent = trust::has_signature_headers(req);
+    if !signature_sent {
+        ratelimit::check(env, req, ratelimit::Route::Assign, &input.site_key).await?;
+    }
     let attributes = input.attribute_pairs()?;
 
     let request = RequestVisitor::read(req);
@@ -223,6 +228,10 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
     }
     if input.user_agent.is_some() {
         trust::require_signed(signed, "user_agent")?;
+    }
+    if signature_sent {
+        let addr = input.ip.as_deref().or(request.header("cf-connecting-ip"));
+        ratelimit::check_for(env, ratelimit::Route::Assign, &input.site_key, addr).await?;
     }
     let Some(snapshot) = snapshot else {
         // No snapshot: no experiments. Nothing to remember, so no cookie either.
@@ -385,6 +394,7 @@ fn enqueue_items(
             goal: (*goal).to_owned(),
             value: None,
             ts_ms,
+            signed: false,
         }));
     }
     let served: Vec<&Assignment<'_>> = assignments.iter().collect();

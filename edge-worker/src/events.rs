@@ -183,6 +183,7 @@ pub fn to_item(
                 goal: goal(e.goal)?,
                 value,
                 ts_ms,
+                signed,
             };
             if matches!(e.kind, EventKind::Conversion) {
                 Item::Conversion(item)

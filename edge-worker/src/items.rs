@@ -49,6 +49,10 @@ pub struct GoalItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     pub ts_ms: i64,
+    /// The event came in a signed server call (`X-Samplit-Signature` verified): its value
+    /// is not held to the site's per-visitor revenue cap at ingest. Left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed: bool,
 }
 
 /// The body of one `POST /api/v1/ingest`.
@@ -90,13 +94,24 @@ mod tests {
             goal: "signup".into(),
             value: Some(9.5),
             ts_ms: 1,
+            signed: false,
         });
         let v = serde_json::to_value(&conversion).unwrap();
         assert_eq!(v["type"], "conversion");
         assert_eq!(v["goal"], "signup");
         assert_eq!(v["value"], 9.5);
+        assert!(
+            v.get("signed").is_none(),
+            "unsigned is the default, left out"
+        );
         let back: Item = serde_json::from_value(v).unwrap();
         assert_eq!(back, conversion);
+        let Item::Conversion(mut signed) = conversion else {
+            unreachable!()
+        };
+        signed.signed = true;
+        let v = serde_json::to_value(Item::Conversion(signed)).unwrap();
+        assert_eq!(v["signed"], true);
         let pv = serde_json::to_value(Item::Pageview {
             id: "i3".into(),
             site_key: "s".into(),

@@ -26,6 +26,13 @@
 //! counting would give an attacker 2^64 budgets). Requests without a parseable address
 //! share one `unknown` budget per site. Each route has its own binding, hence its own
 //! counters.
+//!
+//! Signed server calls (a plugin's or a store's server, [`crate::trust::check_call`]) speak
+//! for many visitors from one address. A verified signed `/v1/assign` that names the
+//! visitor's `ip` spends that visitor's budget, as the visitor's own browser would, not
+//! the server's; its signature is checked first ([`check_for`]), so a caller cannot pick
+//! the address it is counted under without the site's server secret. Other calls,
+//! `/v1/events` included, are counted under `CF-Connecting-IP`.
 
 use std::net::IpAddr;
 
@@ -79,12 +86,22 @@ pub fn key(site_key: &str, addr: Option<&str>) -> String {
 /// `rate_limited` and `Retry-After` when over it. Call it once the site key is known to
 /// be well formed (it is part of the key).
 pub async fn check(env: &Env, req: &Request, route: Route, site_key: &str) -> Result<(), ApiError> {
+    let addr = req.headers().get("cf-connecting-ip").ok().flatten();
+    check_for(env, route, site_key, addr.as_deref()).await
+}
+
+/// [`check`] for an explicit client address: the visitor's `ip` of a verified signed call.
+pub async fn check_for(
+    env: &Env,
+    route: Route,
+    site_key: &str,
+    addr: Option<&str>,
+) -> Result<(), ApiError> {
     let limiter = env
         .rate_limiter(route.binding())
         .map_err(|_| ApiError::not_configured(route.binding()))?;
-    let addr = req.headers().get("cf-connecting-ip").ok().flatten();
     let outcome = limiter
-        .limit(key(site_key, addr.as_deref()))
+        .limit(key(site_key, addr))
         .await
         .map_err(|e| ApiError::upstream("the rate limiter", e))?;
     if outcome.success {

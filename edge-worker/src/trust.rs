@@ -90,6 +90,13 @@ fn unauthorized(code: &'static str, message: &str) -> ApiError {
     ApiError::new(401, code, message)
 }
 
+/// Whether the request carries either signature header (then [`check_call`] answers
+/// `Ok(true)` or an error, never `Ok(false)`).
+pub fn has_signature_headers(req: &Request) -> bool {
+    let has = |name: &str| matches!(req.headers().has(name), Ok(true));
+    has(TIMESTAMP_HEADER) || has(SIGNATURE_HEADER)
+}
+
 /// Whether the request is a verified signed call for `snapshot`'s site.
 ///
 /// - no signature headers: `Ok(false)` (an anonymous call, e.g. the snippet);

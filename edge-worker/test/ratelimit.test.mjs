@@ -145,3 +145,44 @@ test('a Worker without the rate-limiting bindings refuses those routes with 503,
     await bare.stop();
   }
 });
+
+test('a signed /v1/assign is counted under the visitor it speaks for, not the server that sends it', { timeout: 30000 }, async () => {
+  // A plugin's server assigns many visitors from one address: each signed call names the
+  // visitor's ip, and that visitor's budget is spent, as its own browser's would be.
+  const site = 'sk_rl_signed';
+  const snap = h.testSnapshot({ siteKey: site, trust: { server_secret_salt: h.TEST_SALT, revenue_cap: 100 } });
+  const pushed = await h.pushSnapshot(worker, site, h.signSnapshot(snap));
+  assert.equal(pushed.status, 200, await pushed.text());
+  const secret = h.serverSecret(site, h.TEST_SALT);
+  const server = '192.0.2.50';
+  const signedAssign = (visitorIp, { key = secret } = {}) => {
+    const body = JSON.stringify({ site_key: site, url: 'https://shop.example.com/', ip: visitorIp, visitor_id: `v-${visitorIp}` });
+    return worker.fetch('/v1/assign', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'cf-connecting-ip': server, ...h.signatureHeaders(key, 'POST', '/v1/assign', body) },
+      body,
+    });
+  };
+  await freshWindow();
+  const visitors = Array.from({ length: ASSIGN_LIMIT * 3 }, (_, i) => `198.51.100.${i + 1}`);
+  const many = [];
+  for (const ip of visitors) {
+    const res = await signedAssign(ip);
+    many.push(res.status);
+    await res.arrayBuffer();
+  }
+  assert.deepEqual(many, Array(visitors.length).fill(200), 'three times the limit, one server address, distinct visitors');
+
+  // One visitor's budget is still bounded, signed or not.
+  const one = '198.51.100.200';
+  assert.deepEqual(await statuses(ASSIGN_LIMIT, () => signedAssign(one)), Array(ASSIGN_LIMIT).fill(200));
+  await assertLimited(await signedAssign(one));
+
+  // A bad signature gets no budget of its own choosing: 401, whatever ip it names.
+  const forged = await signedAssign('198.51.100.201', { key: 'ss_not_the_secret' });
+  assert.equal(forged.status, 401);
+  assert.equal((await h.json(forged)).error.code, 'bad_signature');
+  // The server's own unsigned calls still spend the server's address budget.
+  assert.deepEqual(await statuses(ASSIGN_LIMIT, () => assignFrom(site, server)), Array(ASSIGN_LIMIT).fill(200));
+  await assertLimited(await assignFrom(site, server));
+});

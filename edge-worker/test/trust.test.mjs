@@ -188,4 +188,11 @@ test('events: values are bounded; above the revenue cap only in a signed call', 
     { timeoutMs: 20000, what: 'the two accepted events' },
   );
   assert.deepEqual(items.map((i) => i.value).sort((a, b) => a - b), [100, 150]);
+  // The queue item says which came in a signed call: ingest holds only the unsigned ones
+  // to the per-visitor cap.
+  assert.deepEqual(
+    items.map((i) => [i.value, i.signed === true]).sort((a, b) => a[0] - b[0]),
+    [[100, false], [150, true]],
+  );
+  assert.ok(!('signed' in items.find((i) => i.value === 100)), 'unsigned items carry no flag');
 });

@@ -171,7 +171,10 @@ pub struct NewConversions {
     pub units: Vec<Uuid>,
     pub experiment_ids: Vec<Uuid>,
     pub arm_ids: Vec<Uuid>,
-    pub values: Vec<f64>,
+    /// What unsigned (browser) calls reported: held to the site's per-visitor cap.
+    pub unsigned_values: Vec<f64>,
+    /// What signed server calls reported: not capped.
+    pub signed_values: Vec<f64>,
     pub at: Vec<OffsetDateTime>,
 }
 
@@ -196,6 +199,12 @@ pub struct ConversionRow {
 /// the row before the update), so the revenue moments can be updated exactly even when
 /// two batches race for the same visitor (the second waits for the first's row lock and
 /// then updates the committed row).
+///
+/// The per-visitor revenue cap: the unsigned part a visitor reports on a goal adds up to
+/// at most its site's `revenue_cap` (read here, in the same statement, and kept on the row
+/// as the cap in force); what goes over is dropped. The signed part is added whole. On a
+/// conflict `EXCLUDED.unsigned_revenue` is this batch's unsigned part already clamped to
+/// the cap, and only the room left under the cap is added.
 #[tracing::instrument(skip(conn, rows), fields(rows = rows.goal_ids.len()))]
 pub async fn upsert_conversions(
     conn: &mut PgConnection,
@@ -203,12 +212,26 @@ pub async fn upsert_conversions(
 ) -> sqlx::Result<Vec<ConversionRow>> {
     sqlx::query_as::<_, ConversionRow>(
         "INSERT INTO goal_conversions AS c
-             (goal_id, visitor_id, unit, experiment_id, arm_id, revenue, first_at)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[],
-                              $6::float8[], $7::timestamptz[])
+             (goal_id, visitor_id, unit, experiment_id, arm_id, revenue, unsigned_revenue,
+              signed_revenue, revenue_cap, first_at)
+         SELECT u.goal_id, u.visitor_id, u.unit, u.experiment_id, u.arm_id,
+                u.signed + LEAST(u.unsigned, s.revenue_cap), LEAST(u.unsigned, s.revenue_cap),
+                u.signed, s.revenue_cap, u.at
+           FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[],
+                       $6::float8[], $7::float8[], $8::timestamptz[])
+                AS u (goal_id, visitor_id, unit, experiment_id, arm_id, unsigned, signed, at)
+           JOIN experiments e ON e.id = u.experiment_id
+           JOIN sites s ON s.id = e.site_id
          ON CONFLICT (goal_id, visitor_id, unit) DO UPDATE
              SET prev_revenue = c.revenue,
-                 revenue = c.revenue + EXCLUDED.revenue
+                 revenue = c.revenue + EXCLUDED.signed_revenue
+                     + LEAST(EXCLUDED.unsigned_revenue,
+                             GREATEST(EXCLUDED.revenue_cap - c.unsigned_revenue, 0)),
+                 unsigned_revenue = c.unsigned_revenue
+                     + LEAST(EXCLUDED.unsigned_revenue,
+                             GREATEST(EXCLUDED.revenue_cap - c.unsigned_revenue, 0)),
+                 signed_revenue = c.signed_revenue + EXCLUDED.signed_revenue,
+                 revenue_cap = EXCLUDED.revenue_cap
          RETURNING c.goal_id, c.visitor_id, c.unit, c.arm_id, c.revenue, c.prev_revenue,
                    (c.xmax = 0) AS inserted",
     )
@@ -217,7 +240,8 @@ pub async fn upsert_conversions(
     .bind(&rows.units)
     .bind(&rows.experiment_ids)
     .bind(&rows.arm_ids)
-    .bind(&rows.values)
+    .bind(&rows.unsigned_values)
+    .bind(&rows.signed_values)
     .bind(&rows.at)
     .fetch_all(conn)
     .await
@@ -231,6 +255,8 @@ pub struct NewPending {
     pub experiment_ids: Vec<Uuid>,
     pub visitor_ids: Vec<String>,
     pub values: Vec<f64>,
+    /// Whether each came in a signed server call (kept for the revenue cap).
+    pub signed: Vec<bool>,
     pub at: Vec<OffsetDateTime>,
 }
 
@@ -238,8 +264,10 @@ pub struct NewPending {
 #[tracing::instrument(skip(conn, rows), fields(rows = rows.item_ids.len()))]
 pub async fn insert_pending(conn: &mut PgConnection, rows: &NewPending) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO pending_conversions (item_id, goal_id, experiment_id, visitor_id, value, at)
-         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::float8[], $6::timestamptz[])
+        "INSERT INTO pending_conversions
+             (item_id, goal_id, experiment_id, visitor_id, value, signed, at)
+         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::float8[],
+                              $6::bool[], $7::timestamptz[])
          ON CONFLICT DO NOTHING",
     )
     .bind(&rows.item_ids)
@@ -247,6 +275,7 @@ pub async fn insert_pending(conn: &mut PgConnection, rows: &NewPending) -> sqlx:
     .bind(&rows.experiment_ids)
     .bind(&rows.visitor_ids)
     .bind(&rows.values)
+    .bind(&rows.signed)
     .bind(&rows.at)
     .execute(conn)
     .await?;
@@ -260,6 +289,7 @@ pub struct PendingRow {
     pub experiment_id: Uuid,
     pub visitor_id: String,
     pub value: f64,
+    pub signed: bool,
     pub at: OffsetDateTime,
 }
 
@@ -271,6 +301,7 @@ struct ParkedRow {
     experiment_id: Uuid,
     visitor_id: String,
     value: f64,
+    signed: bool,
     at: OffsetDateTime,
 }
 
@@ -288,7 +319,7 @@ pub async fn take_attributable_pending(
     visitor_ids: &[String],
 ) -> sqlx::Result<Vec<PendingRow>> {
     let parked = sqlx::query_as::<_, ParkedRow>(
-        "SELECT p.item_id, p.goal_id, p.experiment_id, p.visitor_id, p.value, p.at
+        "SELECT p.item_id, p.goal_id, p.experiment_id, p.visitor_id, p.value, p.signed, p.at
            FROM UNNEST($1::text[]) AS v (visitor_id)
            JOIN pending_conversions p ON p.visitor_id = v.visitor_id
             FOR UPDATE OF p",
@@ -333,6 +364,7 @@ pub async fn take_attributable_pending(
             experiment_id: r.experiment_id,
             visitor_id: r.visitor_id,
             value: r.value,
+            signed: r.signed,
             at: r.at,
         })
         .collect())

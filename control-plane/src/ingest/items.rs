@@ -56,6 +56,10 @@ pub struct WireConversion {
     #[serde(default)]
     pub value: Option<f64>,
     pub ts_ms: i64,
+    /// Set by the edge when the event came in a verified signed server call: its value is
+    /// not held to the site's per-visitor revenue cap. Absent means unsigned.
+    #[serde(default)]
+    pub signed: bool,
 }
 
 #[derive(Debug, Deserialize)]

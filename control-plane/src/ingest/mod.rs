@@ -99,6 +99,8 @@ struct Conversion {
     visitor_id: String,
     goal: String,
     value: f64,
+    /// Came in a signed server call (not held to the per-visitor revenue cap).
+    signed: bool,
     at: OffsetDateTime,
 }
 
@@ -139,6 +141,8 @@ struct ResolvedConversion {
     visitor_id: String,
     goal: String,
     value: f64,
+    /// Came in a signed server call (not held to the per-visitor revenue cap).
+    signed: bool,
     at: OffsetDateTime,
 }
 
@@ -215,6 +219,7 @@ fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
                 visitor_id: c.visitor_id,
                 goal: c.goal,
                 value,
+                signed: c.signed,
                 at,
             }))
         }
@@ -348,6 +353,7 @@ pub async fn process(
                 visitor_id: c.visitor_id,
                 goal: c.goal,
                 value: c.value,
+                signed: c.signed,
                 at: c.at,
             }),
             Parsed::Pageview { id, .. } => pageview_ids.push(id),
@@ -514,8 +520,41 @@ type ArmAcc = BTreeMap<Uuid, (i64, f64, f64, i64)>;
 type VersionAcc = BTreeMap<(Uuid, i64), (i64, BTreeMap<Uuid, (f64, i64)>)>;
 /// (arm, goal) → (experiment, converters, revenue_n, revenue sum, revenue sum of squares).
 type GoalAcc = BTreeMap<(Uuid, Uuid), (Uuid, i64, i64, f64, f64)>;
-/// (goal, visitor, unit) → (experiment, arm, summed value, earliest time).
-type Keyed<'a> = BTreeMap<(Uuid, &'a str, Uuid), (Uuid, Uuid, f64, OffsetDateTime)>;
+/// What one visitor's conversions on a goal add in a batch.
+struct KeyedValue {
+    experiment: Uuid,
+    arm: Uuid,
+    /// Summed values from unsigned calls (the per-visitor cap applies to these).
+    unsigned: f64,
+    /// Summed values from signed server calls.
+    signed: f64,
+    /// The earliest conversion time.
+    at: OffsetDateTime,
+}
+
+impl KeyedValue {
+    fn new(experiment: Uuid, arm: Uuid, at: OffsetDateTime) -> Self {
+        Self {
+            experiment,
+            arm,
+            unsigned: 0.0,
+            signed: 0.0,
+            at,
+        }
+    }
+
+    fn add(&mut self, value: f64, signed: bool, at: OffsetDateTime) {
+        if signed {
+            self.signed += value;
+        } else {
+            self.unsigned += value;
+        }
+        self.at = self.at.min(at);
+    }
+}
+
+/// (goal, visitor, unit) → what the batch adds.
+type Keyed<'a> = BTreeMap<(Uuid, &'a str, Uuid), KeyedValue>;
 /// (arm, goal, day) → (experiment, converters, revenue).
 type GoalDayAcc = BTreeMap<(Uuid, Uuid, Date), (Uuid, i64, f64)>;
 
@@ -702,7 +741,6 @@ async fn write_batch(
                 .or_default()
                 .push((r.unit, r.arm_id));
         }
-        // (goal, visitor, unit) → (experiment, arm, value, earliest time)
         let mut keyed: Keyed<'_> = BTreeMap::new();
         for c in &new_conversions {
             written.accepted += 1;
@@ -724,15 +762,15 @@ async fn write_batch(
                     pending.experiment_ids.push(*experiment_id);
                     pending.visitor_ids.push(c.visitor_id.clone());
                     pending.values.push(c.value);
+                    pending.signed.push(c.signed);
                     pending.at.push(c.at);
                 }
                 for (unit, arm) in arms_held {
                     attributed = true;
-                    let entry = keyed
+                    keyed
                         .entry((*goal_id, c.visitor_id.as_str(), *unit))
-                        .or_insert((*experiment_id, *arm, 0.0, c.at));
-                    entry.2 += c.value;
-                    entry.3 = entry.3.min(c.at);
+                        .or_insert_with(|| KeyedValue::new(*experiment_id, *arm, c.at))
+                        .add(c.value, c.signed, c.at);
                 }
             }
             if !attributed {
@@ -799,17 +837,18 @@ async fn upsert_keyed(
     }
     let mut input = NewConversions::default();
     let mut days: HashMap<(Uuid, String, Uuid), (Uuid, Date)> = HashMap::new();
-    for ((goal, visitor, unit), (experiment, arm, value, at)) in keyed {
+    for ((goal, visitor, unit), k) in keyed {
         input.goal_ids.push(*goal);
         input.visitor_ids.push((*visitor).to_owned());
         input.units.push(*unit);
-        input.experiment_ids.push(*experiment);
-        input.arm_ids.push(*arm);
-        input.values.push(*value);
-        input.at.push(*at);
+        input.experiment_ids.push(k.experiment);
+        input.arm_ids.push(k.arm);
+        input.unsigned_values.push(k.unsigned);
+        input.signed_values.push(k.signed);
+        input.at.push(k.at);
         days.insert(
             (*goal, (*visitor).to_owned(), *unit),
-            (*experiment, at.date()),
+            (k.experiment, k.at.date()),
         );
     }
     for row in events::upsert_conversions(tx, &input).await? {
@@ -879,10 +918,16 @@ async fn attribute_pending(pool: &PgPool, visitor_ids: &[String]) -> Result<u64,
     if rows.is_empty() {
         return Ok(0);
     }
-    let (exp, vis): (Vec<Uuid>, Vec<String>) = rows
+    // Each (experiment, visitor) once: a visitor with several parked conversions would
+    // otherwise get its assignment back once per conversion, and each value counted that
+    // many times.
+    let mut pairs: Vec<(Uuid, String)> = rows
         .iter()
         .map(|r| (r.experiment_id, r.visitor_id.clone()))
-        .unzip();
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let (exp, vis): (Vec<Uuid>, Vec<String>) = pairs.into_iter().unzip();
     let held = events::assignments_of(&mut tx, &exp, &vis).await?;
     let mut keyed: Keyed<'_> = BTreeMap::new();
     for r in &rows {
@@ -890,11 +935,10 @@ async fn attribute_pending(pool: &PgPool, visitor_ids: &[String]) -> Result<u64,
             .iter()
             .filter(|a| a.experiment_id == r.experiment_id && a.visitor_id == r.visitor_id)
         {
-            let entry = keyed
+            keyed
                 .entry((r.goal_id, r.visitor_id.as_str(), a.unit))
-                .or_insert((r.experiment_id, a.arm_id, 0.0, r.at));
-            entry.2 += r.value;
-            entry.3 = entry.3.min(r.at);
+                .or_insert_with(|| KeyedValue::new(r.experiment_id, a.arm_id, r.at))
+                .add(r.value, r.signed, r.at);
         }
     }
     let mut goal_acc: GoalAcc = BTreeMap::new();

@@ -789,3 +789,133 @@ async fn the_first_exposure_from_a_verified_host_marks_the_snippet_as_seen(pool:
         .json();
     assert!(view["snippet_seen_at"].is_string(), "{view}");
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn unsigned_revenue_is_capped_per_visitor_and_signed_revenue_is_not(pool: PgPool) {
+    // The edge refuses a single unsigned event above the cap; many events just under it
+    // would still add up, so ingestion holds each visitor's unsigned total on a goal to
+    // the site's cap. Revenue from signed server calls (`"signed": true`, set by the edge
+    // after verifying the call) is counted whole.
+    let app = TestApp::new(pool);
+    let org = new_org(&app).await;
+    let s = site(&app, org.org_id).await;
+    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let uri = format!("/api/v1/sites/{}/revenue-cap", s.id);
+    let etag = app.get(&uri, Some(&org.token)).await.etag();
+    let put = app
+        .call_with(
+            Method::PUT,
+            &uri,
+            Some(&org.token),
+            Some(json!({ "revenue_cap": 100 })),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+    let signed = |mut item: serde_json::Value| {
+        item["signed"] = json!(true);
+        item
+    };
+    ingest_ok(
+        &app,
+        &batch(vec![
+            exposure("e1", &s, x.id, x.arms[0], "forger"),
+            exposure("e2", &s, x.id, x.arms[0], "buyer"),
+            exposure("e3", &s, x.id, x.arms[0], "mixed"),
+        ]),
+    )
+    .await;
+    // forger: 60 + 60 in one batch (→ 100), then 99 more later (→ still 100).
+    // buyer: signed 150 + 150 (→ 300, no cap).
+    // mixed: unsigned 80, signed 500, then unsigned 80 (→ 100 unsigned + 500 signed).
+    ingest_ok(
+        &app,
+        &batch(vec![
+            conversion("f1", &s, "forger", "purchase", Some(60.0)),
+            conversion("f2", &s, "forger", "purchase", Some(60.0)),
+            signed(conversion("b1", &s, "buyer", "purchase", Some(150.0))),
+            signed(conversion("b2", &s, "buyer", "purchase", Some(150.0))),
+            conversion("m1", &s, "mixed", "purchase", Some(80.0)),
+            signed(conversion("m2", &s, "mixed", "purchase", Some(500.0))),
+        ]),
+    )
+    .await;
+    ingest_ok(
+        &app,
+        &batch(vec![
+            conversion("f3", &s, "forger", "purchase", Some(99.0)),
+            conversion("m3", &s, "mixed", "purchase", Some(80.0)),
+        ]),
+    )
+    .await;
+    let totals: Vec<(String, f64, f64, f64)> = sqlx::query_as(
+        "SELECT visitor_id, revenue, unsigned_revenue, signed_revenue FROM goal_conversions
+          WHERE goal_id = $1 ORDER BY visitor_id",
+    )
+    .bind(x.purchase)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        totals,
+        vec![
+            ("buyer".to_owned(), 300.0, 0.0, 300.0),
+            ("forger".to_owned(), 100.0, 100.0, 0.0),
+            ("mixed".to_owned(), 600.0, 100.0, 500.0),
+        ]
+    );
+    // The aggregates the results read agree: Σ = 1000, Σ² = 300² + 100² + 600².
+    assert_eq!(
+        goal_totals(&app, x.arms[0], x.purchase).await,
+        (3, 3, 1000.0, 460_000.0)
+    );
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_parked_conversion_keeps_its_signed_flag_and_the_cap_applies_when_it_is_attributed(
+    pool: PgPool,
+) {
+    let app = TestApp::new(pool);
+    let org = new_org(&app).await;
+    let s = site(&app, org.org_id).await;
+    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    sqlx::query("UPDATE sites SET revenue_cap = 50 WHERE id = $1")
+        .bind(s.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut signed = conversion("p-signed", &s, "early", "purchase", Some(200.0));
+    signed["signed"] = json!(true);
+    ingest_ok(
+        &app,
+        &batch(vec![
+            signed,
+            conversion("p-unsigned-1", &s, "early", "purchase", Some(40.0)),
+            conversion("p-unsigned-2", &s, "early", "purchase", Some(40.0)),
+        ]),
+    )
+    .await;
+    let parked: Vec<(String, f64, bool)> =
+        sqlx::query_as("SELECT item_id, value, signed FROM pending_conversions ORDER BY item_id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        parked,
+        vec![
+            ("p-signed".to_owned(), 200.0, true),
+            ("p-unsigned-1".to_owned(), 40.0, false),
+            ("p-unsigned-2".to_owned(), 40.0, false),
+        ]
+    );
+    ingest_ok(
+        &app,
+        &batch(vec![exposure("x-early", &s, x.id, x.arms[1], "early")]),
+    )
+    .await;
+    // 200 signed + min(40 + 40, 50) unsigned.
+    assert_eq!(
+        goal_totals(&app, x.arms[1], x.purchase).await,
+        (1, 1, 250.0, 62_500.0)
+    );
+}
