@@ -42,6 +42,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use samplit_engine::assign::{self, Assignment};
+use samplit_engine::ingest::{GoalEvent, Item};
 use samplit_engine::targeting::ExclusionReason;
 use serde::{Deserialize, Serialize};
 use worker::{Context, Env, Request, Response};
@@ -50,7 +51,6 @@ use crate::body::{self, PUBLIC_BODY_LIMIT};
 use crate::clock::now_ms;
 use crate::cookies;
 use crate::error::ApiError;
-use crate::items::Item;
 use crate::visitor::{RequestVisitor, Subject};
 use crate::{cors, events, ids, ratelimit, snapshots, trust};
 
@@ -387,7 +387,7 @@ fn enqueue_items(
     let ts_ms = now_ms();
     let mut items = Vec::with_capacity(assignments.len() + url_goals.len());
     for goal in url_goals {
-        items.push(Item::Conversion(crate::items::GoalItem {
+        items.push(Item::Conversion(GoalEvent {
             id: url_goal_item_id(site_key, visitor_id, goal),
             site_key: site_key.to_owned(),
             visitor_id: visitor_id.to_owned(),

@@ -20,8 +20,8 @@ use crate::body::{self, PUBLIC_BODY_LIMIT};
 use crate::clock::now_ms;
 use crate::cookies::{self, VISITOR_COOKIE};
 use crate::error::ApiError;
-use crate::items::{GoalItem, Item};
 use crate::{cors, ids, snapshots, trust};
+use samplit_engine::ingest::{self, GoalEvent, Item, Pageview};
 
 /// The queue binding exposures and events go to.
 pub const QUEUE_BINDING: &str = "EVENTS";
@@ -31,9 +31,9 @@ pub const MAX_EVENTS: usize = 50;
 pub const QUEUE_BATCH_MAX: usize = 100;
 /// Longest client event id (the control plane's item id limit).
 pub const NAME_MAX: usize = 128;
-/// Longest goal name: the control plane's `ingest::items::MAX_GOAL_LEN` (its goals table
-/// allows 100). A longer one used to be accepted here with 202 and then dropped at ingest.
-pub const GOAL_MAX: usize = 100;
+/// Longest goal name: the ingest contract's (the control plane's goals table allows 100).
+/// A longer one used to be accepted here with 202 and then dropped at ingest.
+pub const GOAL_MAX: usize = ingest::MAX_GOAL_LEN;
 /// Longest page URL.
 pub const URL_MAX: usize = 4096;
 
@@ -176,7 +176,7 @@ pub fn to_item(
     };
     Ok(match e.kind {
         EventKind::Conversion | EventKind::Custom => {
-            let item = GoalItem {
+            let item = GoalEvent {
                 id,
                 site_key: site_key.to_owned(),
                 visitor_id: visitor_id.to_owned(),
@@ -196,13 +196,13 @@ pub fn to_item(
                 Some(u) if !u.is_empty() && u.len() <= URL_MAX => u,
                 _ => return Err(bad("url is required for a pageview, at most 4096 bytes")),
             };
-            Item::Pageview {
+            Item::Pageview(Pageview {
                 id,
                 site_key: site_key.to_owned(),
                 visitor_id: visitor_id.to_owned(),
                 url,
                 ts_ms,
-            }
+            })
         }
     })
 }

@@ -10,33 +10,18 @@
 //! request names the queue its batch came from (`X-Samplit-Queue`). Items keep the ids
 //! they got when enqueued, so a retried batch is deduplicated by the control plane.
 //! Messages that do not parse as items can never succeed: they are logged and dropped
-//! rather than poisoning the batch.
+//! rather than poisoning the batch. The items, the batch and its signature are the
+//! ingest contract's ([`samplit_engine::ingest`]), shared with the control plane.
 
-use hmac::{Hmac, Mac};
+use samplit_engine::ingest::{self, Batch, Item, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use serde::Deserialize;
-use sha2::Sha256;
 use worker::{AbortSignal, Env, Fetch, Headers, MessageBatch, Method, Request, RequestInit};
 
 use crate::ids;
-use crate::items::{IngestBatch, Item};
 
-/// The contract's limit per ingest request.
-pub const MAX_ITEMS_PER_INGEST: usize = 1000;
 /// A control plane that does not answer within this is a failure (the batch retries),
 /// rather than a consumer hanging until the platform's wall-clock limit.
 pub const DELIVERY_TIMEOUT_MS: u32 = 15_000;
-
-/// Hex HMAC-SHA256(secret, "<ts>." + body): the `X-Samplit-Signature` value after `sha256=`.
-pub fn signature(secret: &[u8], timestamp: u64, body: &str) -> String {
-    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
 
 /// The control plane's answer: `{"accepted", "duplicates", "rejected": [{"id", "reason"}]}`.
 #[derive(Debug, Deserialize)]
@@ -81,7 +66,7 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: &Env) {
     }
     let queue = batch.queue();
     let mut result = Ok(());
-    for chunk in items.chunks(MAX_ITEMS_PER_INGEST) {
+    for chunk in items.chunks(ingest::MAX_ITEMS) {
         result = deliver(chunk, &queue, env).await;
         if result.is_err() {
             break;
@@ -113,8 +98,11 @@ async fn deliver(items: &[Item], queue: &str, env: &Env) -> Result<(), DeliveryE
         return Err(DeliveryError::NotConfigured("SAMPLIT_INGEST_SECRET"));
     }
     let batch_id = ids::random_uuid().map_err(|e| DeliveryError::Network(e.to_string()))?;
-    let body = serde_json::to_string(&IngestBatch { batch_id, items })
-        .map_err(|e| DeliveryError::Network(e.to_string()))?;
+    let batch = Batch::<&Item> {
+        batch_id,
+        items: items.iter().collect(),
+    };
+    let body = serde_json::to_string(&batch).map_err(|e| DeliveryError::Network(e.to_string()))?;
     let ts = crate::clock::now_ms().div_euclid(1000).max(0) as u64;
 
     let headers = Headers::new();
@@ -124,11 +112,12 @@ async fn deliver(items: &[Item], queue: &str, env: &Env) -> Result<(), DeliveryE
             .map_err(|e| DeliveryError::Network(e.to_string()))
     };
     set("Content-Type", "application/json")?;
-    set("X-Samplit-Timestamp", &ts.to_string())?;
+    let ts = ts.to_string();
+    set(TIMESTAMP_HEADER, &ts)?;
     set("X-Samplit-Queue", queue)?;
     set(
-        "X-Samplit-Signature",
-        &format!("sha256={}", signature(secret.as_bytes(), ts, &body)),
+        SIGNATURE_HEADER,
+        &ingest::sign(secret.as_bytes(), &ts, body.as_bytes()),
     )?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
@@ -162,22 +151,4 @@ async fn deliver(items: &[Item], queue: &str, env: &Env) -> Result<(), DeliveryE
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_signature_matches_an_independent_hmac() {
-        // Reference computed with Python's hmac module over the same bytes.
-        assert_eq!(
-            signature(
-                b"test-secret",
-                1_700_000_000,
-                r#"{"batch_id":"b","items":[]}"#
-            ),
-            "1eb0834a3c07ef57595a9fbcf9604d0b8554b44c2be743464b6a7a644f799ced"
-        );
-    }
 }

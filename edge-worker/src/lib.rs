@@ -36,7 +36,6 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod ingest;
-pub mod items;
 pub mod proxy_policy;
 pub mod ratelimit;
 pub mod render;

@@ -53,6 +53,7 @@ use std::collections::BTreeMap;
 
 use samplit_engine::assign::Assignment;
 use samplit_engine::changes::{ChangeAction, SiteHosts};
+use samplit_engine::ingest::{Exposure, Item};
 use samplit_engine::routing::{self, SignedDoc};
 use samplit_engine::snapshot::Snapshot;
 use sha2::{Digest, Sha256};
@@ -61,7 +62,6 @@ use worker::{Context, Env, Fetch, Headers, Request, Response};
 use crate::clock::now_ms;
 use crate::editor::is_html;
 use crate::error::ApiError;
-use crate::items::Item;
 use crate::render::{self, Plan};
 use crate::visitor::{RequestVisitor, Subject};
 use crate::{body, events, ids, internal, snapshots, trust};
@@ -310,7 +310,7 @@ pub(crate) fn exposures(
     assignments
         .iter()
         .map(|a| {
-            Ok(Item::Exposure {
+            Ok(Item::Exposure(Exposure {
                 id: ids::random_uuid()
                     .map_err(|e| ApiError::upstream("the random number generator", e))?,
                 site_key: site_key.to_owned(),
@@ -322,7 +322,7 @@ pub(crate) fn exposures(
                 snapshot_version: a.snapshot_version,
                 ts_ms,
                 host: host.clone(),
-            })
+            }))
         })
         .collect()
 }

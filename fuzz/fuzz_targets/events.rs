@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use samplit_edge::cookies;
 use samplit_edge::events::{self, MAX_EVENTS};
-use samplit_edge::items::Item;
+use samplit_engine::ingest::Item;
 use samplit_fuzz::assert_client_error;
 
 fuzz_target!(|data: &[u8]| {
@@ -40,8 +40,8 @@ fuzz_target!(|data: &[u8]| {
                 assert!(g.value.is_none_or(|v| v.is_finite() && (0.0..=samplit_engine::snapshot::MAX_EVENT_VALUE).contains(&v)));
                 assert!(signed || g.value.is_none_or(|v| v <= cap), "an unsigned value above the cap");
             }
-            Item::Pageview { url, .. } => assert!(!url.is_empty() && url.len() <= events::URL_MAX),
-            Item::Exposure { .. } => panic!("an event became an exposure"),
+            Item::Pageview(p) => assert!(!p.url.is_empty() && p.url.len() <= events::URL_MAX),
+            Item::Exposure(_) => panic!("an event became an exposure"),
         }
     }
 });

@@ -5,7 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use samplit_control_plane::ingest::items::{MAX_ID_LEN, WireBatch};
-use samplit_control_plane::ingest::{self, signature};
+use samplit_control_plane::ingest;
+use samplit_engine::ingest as signature;
 use samplit_fuzz::mode;
 use time::OffsetDateTime;
 

@@ -15,6 +15,8 @@
 //! - [`routing`]: signed host → site routes and site tombstones (unpublish).
 //! - [`sticky`]: sticky tokens (`<arm>.<mac>`) that only the edge mints.
 //! - [`server_call`]: derived server secrets and signed server-side requests.
+//! - [`ingest`]: the ingest contract — queue/ingest items, their limits, the batch
+//!   signature — used by the edge's queue consumer and the control plane.
 //! - [`assign`]: a visitor's assignments for a site, from a snapshot.
 //! - [`stats`]: the statistics behind results — [`stats::bayes`] (no_std, used by the
 //!   Thompson allocator) always; the frequentist analysis behind feature `analysis`.
@@ -43,6 +45,7 @@ pub mod assign;
 pub mod bucket;
 pub mod changes;
 pub mod editor_token;
+pub mod ingest;
 pub mod multi;
 pub mod routing;
 pub mod server_call;

@@ -79,8 +79,9 @@ pub struct Snapshot {
     pub trust: Trust,
 }
 
-/// Largest event value the edge accepts from anyone, signed or not.
-pub const MAX_EVENT_VALUE: f64 = 1e9;
+/// Largest event value the edge accepts from anyone, signed or not: the ingest
+/// contract's [`crate::ingest::MAX_VALUE`].
+pub const MAX_EVENT_VALUE: f64 = crate::ingest::MAX_VALUE;
 /// The revenue cap for unsigned events when a snapshot names none.
 pub const DEFAULT_REVENUE_CAP: f64 = 10_000.0;
 

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, header};
-use samplit_control_plane::{AppState, config, ingest::signature, router};
+use samplit_control_plane::{AppState, config, router};
+use samplit_engine::ingest as signature;
 use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};

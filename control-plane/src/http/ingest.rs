@@ -14,9 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::items::WireBatch;
-use crate::ingest::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::ingest::{self, MAX_ITEMS, Outcome};
 use crate::state::AppState;
+use samplit_engine::ingest::{self as signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(utoipa_axum::routes!(ingest_batch))

@@ -4,71 +4,14 @@
 //! Items are parsed one by one from `serde_json::Value`s so that one bad item is
 //! rejected with a reason while the rest of the batch is kept.
 
+use samplit_engine::ingest::{self, Item};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Longest accepted item id, visitor id, site key (characters).
-pub const MAX_ID_LEN: usize = 128;
-/// Longest accepted goal name (the goals table allows 100).
-pub const MAX_GOAL_LEN: usize = 100;
-/// Largest accepted conversion value (revenue), in the site's currency units.
-pub const MAX_VALUE: f64 = 1e12;
+pub use samplit_engine::ingest::{MAX_GOAL_LEN, MAX_ID_LEN, MAX_URL_LEN, MAX_VALUE};
 
-/// A batch as sent by the edge: `{"batch_id", "items": [...]}`.
-#[derive(Debug, Deserialize)]
-pub struct WireBatch {
-    pub batch_id: String,
-    pub items: Vec<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum WireItem {
-    Exposure(WireExposure),
-    Conversion(WireConversion),
-    Custom(WireConversion),
-    Pageview(WirePageview),
-}
-
-#[derive(Debug, Deserialize)]
-pub struct WireExposure {
-    pub site_key: String,
-    pub experiment_id: String,
-    #[serde(default)]
-    pub element_id: Option<String>,
-    pub arm_id: String,
-    pub visitor_id: String,
-    pub propensity: f64,
-    pub snapshot_version: u64,
-    pub ts_ms: i64,
-    /// The page's host as the edge saw it (the request's host or the `url`'s); marks the
-    /// site's snippet as seen when it is one of its verified hosts. Absent from older
-    /// edges.
-    #[serde(default)]
-    pub host: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct WireConversion {
-    pub site_key: String,
-    pub visitor_id: String,
-    pub goal: String,
-    #[serde(default)]
-    pub value: Option<f64>,
-    pub ts_ms: i64,
-    /// Set by the edge when the event came in a verified signed server call: its value is
-    /// not held to the site's per-visitor revenue cap. Absent means unsigned.
-    #[serde(default)]
-    pub signed: bool,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct WirePageview {
-    pub site_key: String,
-    pub visitor_id: String,
-    pub url: String,
-    pub ts_ms: i64,
-}
+/// A batch as the edge sends it, its items still JSON values (parsed one by one).
+pub type WireBatch = ingest::Batch<Value>;
 
 /// Why an item was rejected: a stable code (the `reason` of the response) and a message.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,9 +48,9 @@ pub fn item_id(value: &Value) -> Result<&str, Rejection> {
     }
 }
 
-/// Parses the item's fields (type-tagged).
-pub fn parse(id: &str, value: &Value) -> Result<WireItem, Rejection> {
-    WireItem::deserialize(value)
+/// Parses the item's fields (type-tagged), as the ingest contract defines them.
+pub fn parse(id: &str, value: &Value) -> Result<Item, Rejection> {
+    Item::deserialize(value)
         .map_err(|e| Rejection::new(id, "invalid_item", format!("invalid item: {e}")))
 }
 
@@ -150,7 +93,7 @@ pub fn check_ts(
 }
 
 pub fn check_propensity(id: &str, p: f64) -> Result<(), Rejection> {
-    if p.is_finite() && p > 0.0 && p <= 1.0 {
+    if ingest::propensity_in_bounds(p) {
         Ok(())
     } else {
         Err(Rejection::new(
@@ -164,11 +107,11 @@ pub fn check_propensity(id: &str, p: f64) -> Result<(), Rejection> {
 pub fn check_value(id: &str, value: Option<f64>) -> Result<f64, Rejection> {
     match value {
         None => Ok(0.0),
-        Some(v) if v.is_finite() && (0.0..=MAX_VALUE).contains(&v) => Ok(v),
+        Some(v) if ingest::value_in_bounds(v) => Ok(v),
         Some(_) => Err(Rejection::new(
             id,
             "invalid_item",
-            format!("value must be a number in [0, {MAX_VALUE}]"),
+            format!("value must be a number in [0, {MAX_VALUE:e}]"),
         )),
     }
 }
@@ -182,7 +125,7 @@ mod tests {
     fn items_parse_by_type_and_bad_fields_are_reasons_not_panics() {
         let ok =
             json!({"id":"a","type":"custom","site_key":"k","visitor_id":"v","goal":"g","ts_ms":1});
-        assert!(matches!(parse("a", &ok), Ok(WireItem::Custom(_))));
+        assert!(matches!(parse("a", &ok), Ok(Item::Custom(_))));
         let cases = [
             (json!({"id":"a","type":"teleport"}), "unknown type"),
             (

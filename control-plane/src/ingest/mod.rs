@@ -2,8 +2,9 @@
 //! attributed to the arms the visitor holds, and per-arm aggregates move in the same
 //! transaction, so results never scan raw events.
 //!
-//! Layout: [`signature`] (HMAC over the raw body, replay window), [`items`] (wire items and
-//! field checks), and here [`process`], which takes a verified batch's items and:
+//! Layout: the contract — wire items, limits, the batch signature — is the engine's
+//! ([`samplit_engine::ingest`]); [`items`] holds the field checks that turn a bad item into
+//! a reason, and here [`process`], which takes a verified batch's items and:
 //! 1. parses each item on its own (a bad item is rejected with a reason, the rest kept);
 //! 2. resolves site keys, experiments and arms with three set-wise reads;
 //! 3. in one transaction: marks item ids seen (`ON CONFLICT DO NOTHING`: replays and
@@ -14,7 +15,6 @@
 //! Rules (attribution, units, retention) are in `docs/ingestion.md`.
 
 pub mod items;
-pub mod signature;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -26,10 +26,11 @@ use uuid::Uuid;
 
 use crate::db::aggregates::{self, ArmDailyDeltas, ArmDeltas, GoalDailyDeltas, GoalDeltas};
 use crate::db::events::{self, AssignmentRow, NewAssignments, NewConversions, NewPending};
-use items::{Rejection, WireItem};
+use items::Rejection;
+use samplit_engine::ingest::Item;
 
-/// Most items in one batch (the contract's limit).
-pub const MAX_ITEMS: usize = 1000;
+/// Most items in one batch (the ingest contract's limit).
+pub use samplit_engine::ingest::MAX_ITEMS;
 /// How long item ids are remembered, and how old an item may be (the Cloudflare Queue
 /// keeps undelivered messages at most 14 days, so no legitimate retry is older).
 pub const SEEN_RETENTION: time::Duration = time::Duration::days(14);
@@ -176,7 +177,7 @@ fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
         to_time(id, ts_ms)
     };
     match items::parse(id, value)? {
-        WireItem::Exposure(e) => {
+        Item::Exposure(e) => {
             let at = check_common(&e.site_key, &e.visitor_id, e.ts_ms)?;
             items::check_propensity(id, e.propensity)?;
             let snapshot_version = i64::try_from(e.snapshot_version).map_err(|_| {
@@ -209,7 +210,7 @@ fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
                     .filter(|h| samplit_engine::routing::valid_host(h)),
             }))
         }
-        WireItem::Conversion(c) | WireItem::Custom(c) => {
+        Item::Conversion(c) | Item::Custom(c) => {
             let at = check_common(&c.site_key, &c.visitor_id, c.ts_ms)?;
             items::check_text(id, "goal", &c.goal, items::MAX_GOAL_LEN)?;
             let value = items::check_value(id, c.value)?;
@@ -223,9 +224,9 @@ fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
                 at,
             }))
         }
-        WireItem::Pageview(p) => {
+        Item::Pageview(p) => {
             check_common(&p.site_key, &p.visitor_id, p.ts_ms)?;
-            items::check_text(id, "url", &p.url, 8192)?;
+            items::check_text(id, "url", &p.url, items::MAX_URL_LEN)?;
             Ok(Parsed::Pageview {
                 id: id.to_owned(),
                 site_key: p.site_key,

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, header};
-use samplit_control_plane::ingest::signature;
+use samplit_engine::ingest as signature;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

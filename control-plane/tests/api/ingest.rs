@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use samplit_control_plane::db::aggregates::{ArmCount, arm_counts};
-use samplit_control_plane::ingest::signature;
+use samplit_engine::ingest as signature;
 use serde_json::json;
 use sqlx::PgPool;
 

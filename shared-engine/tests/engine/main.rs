@@ -6,6 +6,7 @@ mod assign;
 mod bucket_golden;
 mod changes;
 mod fixtures;
+mod ingest;
 mod properties;
 mod sampler;
 mod snapshot;
