@@ -35,7 +35,7 @@
 //! Hashing, signing and the experiment builders run in `spawn_blocking`.
 //!
 //! 6. pushes the signed host routes and site tombstones the edge has not taken yet
-//!    ([`publish_routing`]; see docs/security.md, "Domains: ownership, routing,
+//!    (`publish_routing`; see docs/security.md, "Domains: ownership, routing,
 //!    unpublish"): a snapshot's `allowed_origins` lists only the site's verified hosts.
 //!
 //! [`run`] loops [`tick`] until shutdown; `serve` starts it when `SAMPLIT_EDGE_URL` and

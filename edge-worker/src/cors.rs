@@ -8,7 +8,7 @@
 
 use worker::Headers;
 
-/// Compares origins as browsers send them: scheme://host[:port], case-insensitive,
+/// Compares origins as browsers send them: `scheme://host[:port]`, case-insensitive,
 /// ignoring a trailing slash someone typed into the dashboard.
 pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     let origin = origin.trim_end_matches('/');

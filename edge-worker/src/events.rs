@@ -149,7 +149,7 @@ pub fn parse_request(raw: &[u8]) -> Result<EventsRequest, ApiError> {
 }
 
 /// Validates one event and turns it into a queue item. `cap` and `signed` decide which
-/// values are accepted ([`event_value`]).
+/// values are accepted (`event_value`).
 pub fn to_item(
     e: EventInput,
     index: usize,

@@ -2,7 +2,7 @@
 //!
 //! Per the contract: `POST {SAMPLIT_CONTROL_PLANE_URL}/api/v1/ingest`, headers
 //! `X-Samplit-Timestamp: <unix seconds>` and `X-Samplit-Signature: sha256=<hex>` where the
-//! hex is HMAC-SHA256(`SAMPLIT_INGEST_SECRET`, "<ts>." + body). Any failure (missing
+//! hex is HMAC-SHA256(`SAMPLIT_INGEST_SECRET`, `"<ts>." + body`). Any failure (missing
 //! configuration, network error, non-2xx) retries the whole batch through the queue;
 //! after `max_retries` the queue moves it to the dead-letter queue, which this same
 //! consumer drains slowly (wrangler.toml: hourly retries for about the queues' 4-day

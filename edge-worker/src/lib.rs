@@ -24,7 +24,7 @@
 //! `SAMPLIT_CONTROL_PLANE_URL`. Missing ones make the routes needing them answer 503.
 //!
 //! Layout: [`error`], [`body`] (capped bodies), [`cookies`], [`cors`], [`ids`],
-//! [`items`] (queue items), [`clock`] (`Date.now()`).
+//! [`clock`] (`Date.now()`).
 
 pub mod assignment;
 pub mod body;

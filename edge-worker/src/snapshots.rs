@@ -6,7 +6,7 @@
 //!   version is an idempotent retry); the site key in the path must equal the payload's.
 //!   The signed form is stored in KV (binding `SNAPSHOTS`, key `snapshot:<site_key>`),
 //!   so any isolate can verify it again.
-//! - Read: the hot path uses the parsed copy in this isolate ([`CACHE`], a
+//! - Read: the hot path uses the parsed copy in this isolate (`CACHE`, a
 //!   `thread_local`: an isolate runs one thread). After [`TTL_MS`] the next request
 //!   re-reads KV. KV is eventually consistent and writable by anything holding the
 //!   namespace, so a value read from KV is verified again — but only when its signature
@@ -442,7 +442,7 @@ pub async fn push_tombstone(
     })
 }
 
-/// Maps a refused route or tombstone like [`push_error`] does snapshots.
+/// Maps a refused route or tombstone like `push_error` does snapshots.
 pub fn routing_error(e: RoutingError) -> ApiError {
     match e {
         RoutingError::EmptyKey => ApiError::not_configured(SECRET_NAME),

@@ -21,7 +21,6 @@
 //! assignment too: it is the probability a *new* visitor had; `sticky` flags the case).
 
 use alloc::vec::Vec;
-use core::net::IpAddr;
 
 use serde::Serialize;
 
@@ -32,28 +31,8 @@ use crate::multi::{self, Mode};
 use crate::snapshot::{AllocationUnit, Element, ExperimentSnapshot, Snapshot, Variant};
 use crate::targeting::{self, ExclusionReason};
 
-/// What the edge knows about the request.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct VisitorContext<'a> {
-    /// The visitor's stable id (cookie), e.g. a UUID.
-    pub visitor_id: &'a str,
-    /// The page URL.
-    pub url: &'a str,
-    /// The client IP, if known.
-    pub ip: Option<IpAddr>,
-    /// The `User-Agent` header, if any.
-    pub user_agent: Option<&'a str>,
-    /// Cloudflare's verified-bot flag.
-    pub verified_bot: bool,
-    /// Request headers (name, value).
-    pub headers: &'a [(&'a str, &'a str)],
-    /// Request cookies (name, value).
-    pub cookies: &'a [(&'a str, &'a str)],
-    /// Visitor attributes the caller supplied (name, value), for attribute rules.
-    pub attributes: &'a [(&'a str, &'a str)],
-    /// Sticky assignments: (experiment or unit id, arm id).
-    pub sticky: &'a [(&'a str, &'a str)],
-}
+/// What the edge knows about the request (defined with the rules that read it).
+pub use crate::targeting::VisitorContext;
 
 /// The result for a site. It borrows from the snapshot it was computed from: ids and
 /// changes are not copied (the per-request hot path allocates only the list).

@@ -23,7 +23,28 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::assign::VisitorContext;
+/// What the edge knows about the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VisitorContext<'a> {
+    /// The visitor's stable id (cookie), e.g. a UUID.
+    pub visitor_id: &'a str,
+    /// The page URL.
+    pub url: &'a str,
+    /// The client IP, if known.
+    pub ip: Option<IpAddr>,
+    /// The `User-Agent` header, if any.
+    pub user_agent: Option<&'a str>,
+    /// Cloudflare's verified-bot flag.
+    pub verified_bot: bool,
+    /// Request headers (name, value).
+    pub headers: &'a [(&'a str, &'a str)],
+    /// Request cookies (name, value).
+    pub cookies: &'a [(&'a str, &'a str)],
+    /// Visitor attributes the caller supplied (name, value), for attribute rules.
+    pub attributes: &'a [(&'a str, &'a str)],
+    /// Sticky assignments: (experiment or unit id, arm id).
+    pub sticky: &'a [(&'a str, &'a str)],
+}
 
 /// Longest URL pattern, header/cookie/query name or value accepted.
 pub const MAX_RULE_LEN: usize = 2048;
@@ -895,7 +916,7 @@ pub const BOT_USER_AGENTS: &[&str] = &[
 /// allocating and without one substring search per pattern.
 ///
 /// Every pattern is lower-case ASCII and at least three bytes long, so a match at byte
-/// `i` starts with the lower-cased `ua[i], ua[i + 1], ua[i + 2]`. [`BOT_INDEX`] (built at
+/// `i` starts with the lower-cased `ua[i], ua[i + 1], ua[i + 2]`. `BOT_INDEX` (built at
 /// compile time) holds the exact set of the patterns' first two bytes, and the patterns
 /// grouped by a hash of their first three: at each `i` one bit test, and only where some
 /// pattern starts with that pair, a comparison with the (usually zero or one) patterns

@@ -18,9 +18,9 @@
 //! on the site: [`ExperimentSpec::check_for_site`]); both give 422 naming
 //! `elements[i].variants[j].changes[k]`. A definition that carries custom code
 //! (`custom_css`/`custom_js`) may be saved only by owners and admins
-//! ([`require_custom_code_role`], 403 otherwise), and each save that adds, changes or
+//! (`require_custom_code_role`, 403 otherwise), and each save that adds, changes or
 //! removes custom code gets its own audit entry, `experiment.custom_code`
-//! ([`audit_custom_code`]).
+//! (`audit_custom_code`).
 
 pub mod dto;
 

@@ -13,7 +13,7 @@
 //! Deleting a site records a tombstone the publisher pushes to the edge (unpublish).
 //!
 //! Admins and owners create, change and delete sites; every member reads them. Changes
-//! need `If-Match` (see [`super::etag`]) and write an audit entry in their transaction.
+//! need `If-Match` (see `http::etag`) and write an audit entry in their transaction.
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -5,7 +5,7 @@
 //!
 //! Layout: [`Plan`] says what to do; [`handlers`] turns it into element handlers written
 //! once against [`PageElement`]; two backends run them:
-//! - in the Worker (wasm32), [`workers::transform`] registers them on the runtime's
+//! - in the Worker (wasm32), `workers::transform` registers them on the runtime's
 //!   `HTMLRewriter` — `lol_html` compiled natively into workerd — and streams the
 //!   response through it. Compiling `lol_html` into our own wasm instead would add
 //!   ~520 KB (selectors, cssparser, encoding_rs tables) and push the Worker past 1 MB;
