@@ -67,7 +67,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "samplit control plane listening");
     let state = AppState::new(pool, config)?;
-    // One shutdown signal, fanned out to the server and the publisher.
+    // One shutdown signal, fanned out to the server, the publisher and the housekeeping.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let publisher = if state.config.edge_url.is_some() && state.config.snapshot_secret.is_some() {
         let mut rx = stop_rx.clone();
@@ -80,6 +80,16 @@ pub async fn serve(
             "snapshot publisher disabled: set SAMPLIT_EDGE_URL and SAMPLIT_SNAPSHOT_SECRET to enable it"
         );
         None
+    };
+    let housekeeping = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(ingest::housekeeping::run(
+            state.pool.clone(),
+            ingest::housekeeping::PRUNE_EVERY,
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        ))
     };
     let app = router(state);
     let mut server_rx = stop_rx;
@@ -98,5 +108,6 @@ pub async fn serve(
     if let Some(handle) = publisher {
         let _ = handle.await;
     }
+    let _ = housekeeping.await;
     Ok(())
 }

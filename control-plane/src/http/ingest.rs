@@ -4,8 +4,6 @@
 //! (constant time, 300 s replay window), and only then parsed — so nothing unsigned is
 //! ever interpreted. The work is done by [`crate::ingest::process`].
 
-use std::sync::atomic::{AtomicI64, Ordering};
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -91,39 +89,5 @@ async fn ingest_batch(
         rejected = outcome.rejected.len(),
         "ingest batch"
     );
-    maybe_prune(&state, now);
     Ok(axum::Json(outcome))
-}
-
-/// When this process last pruned seen item ids (unix seconds). A process-wide clock of
-/// housekeeping, not configuration: replicas prune independently, which is harmless
-/// (deletes of the same old rows).
-static LAST_PRUNE: AtomicI64 = AtomicI64::new(0);
-const PRUNE_EVERY_SECS: i64 = 3600;
-
-/// At most once an hour per process, deletes seen ids older than the replay window, in
-/// the background (the batch's answer does not wait for it).
-fn maybe_prune(state: &AppState, now: OffsetDateTime) {
-    let now_s = now.unix_timestamp();
-    let last = LAST_PRUNE.load(Ordering::Relaxed);
-    if now_s - last < PRUNE_EVERY_SECS
-        || LAST_PRUNE
-            .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
-        return;
-    }
-    let pool = state.pool.clone();
-    tokio::spawn(async move {
-        match crate::db::events::prune_seen(&pool, now - ingest::SEEN_RETENTION).await {
-            Ok(n) => tracing::info!(pruned = n, "pruned seen ingest item ids"),
-            Err(e) => tracing::warn!(error = %e, "pruning seen ingest item ids failed"),
-        }
-        // Items older than the retention are rejected, so a parked conversion older than
-        // it can no longer meet its exposure.
-        match crate::db::events::prune_pending(&pool, now - ingest::SEEN_RETENTION).await {
-            Ok(n) => tracing::info!(pruned = n, "pruned unattributable pending conversions"),
-            Err(e) => tracing::warn!(error = %e, "pruning pending conversions failed"),
-        }
-    });
 }

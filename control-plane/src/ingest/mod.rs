@@ -14,6 +14,7 @@
 //!
 //! Rules (attribution, units, retention) are in `docs/ingestion.md`.
 
+pub mod housekeeping;
 pub mod items;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -919,3 +919,88 @@ async fn a_parked_conversion_keeps_its_signed_flag_and_the_cap_applies_when_it_i
         (1, 1, 250.0, 62_500.0)
     );
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn housekeeping_forgets_ids_and_parked_conversions_past_the_replay_window_and_stops_on_shutdown(
+    pool: PgPool,
+) {
+    use samplit_control_plane::ingest::housekeeping;
+    let app = TestApp::new(pool.clone());
+    let org = new_org(&app).await;
+    let s = site(&app, org.org_id).await;
+    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    ingest_ok(
+        &app,
+        &batch(vec![
+            conversion("fresh-parked", &s, "nobody-yet", "purchase", Some(1.0)),
+            exposure("fresh-exposure", &s, x.id, x.arms[0], "v1"),
+        ]),
+    )
+    .await;
+    // Age some rows past the 14-day window, as if they had been written then.
+    sqlx::query(
+        "INSERT INTO ingest_seen_items (item_id, seen_at)
+         VALUES ('old-1', now() - interval '15 days'), ('old-2', now() - interval '30 days')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO pending_conversions (item_id, goal_id, experiment_id, visitor_id, value, at)
+         VALUES ('old-parked', $1, $2, 'gone', 1, now() - interval '15 days')",
+    )
+    .bind(x.purchase)
+    .bind(x.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let pruned = housekeeping::prune(&pool, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!((pruned.seen, pruned.pending), (2, 1));
+    let seen: Vec<String> =
+        sqlx::query_scalar("SELECT item_id FROM ingest_seen_items ORDER BY item_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(seen, ["fresh-exposure", "fresh-parked"], "recent ids stay");
+    let parked: Vec<String> = sqlx::query_scalar("SELECT item_id FROM pending_conversions")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(parked, ["fresh-parked"]);
+
+    // The task prunes at start, then waits for its interval or the shutdown signal.
+    sqlx::query("INSERT INTO ingest_seen_items (item_id, seen_at) VALUES ('old-3', now() - interval '20 days')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(housekeeping::run(
+        pool.clone(),
+        std::time::Duration::from_secs(3600),
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    ));
+    let mut gone = false;
+    for _ in 0..100 {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM ingest_seen_items WHERE item_id = 'old-3'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if n == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the task prunes when it starts");
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .expect("the task stops on shutdown")
+        .unwrap();
+}
