@@ -1,6 +1,7 @@
 //! `samplit serve` runs the API (applying migrations unless `SAMPLIT_MIGRATE=false`);
-//! `samplit migrate` applies `migrations/` and exits. Configuration comes from the
-//! environment and an optional `.env` (see `.env.example`).
+//! `samplit migrate` applies `migrations/` and exits; `samplit openapi` prints the API's
+//! OpenAPI document (no configuration needed). Configuration comes from the environment
+//! and an optional `.env` (see `.env.example`).
 
 use std::process::ExitCode;
 
@@ -12,6 +13,18 @@ async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     telemetry::init_logging();
     let command = std::env::args().nth(1).unwrap_or_default();
+    if command == "openapi" {
+        return match samplit_control_plane::http::openapi().to_pretty_json() {
+            Ok(doc) => {
+                println!("{doc}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("samplit: cannot serialise the OpenAPI document: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -26,7 +39,7 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         _ => {
-            eprintln!("usage: samplit <serve|migrate>");
+            eprintln!("usage: samplit <serve|migrate|openapi>");
             return ExitCode::from(2);
         }
     };

@@ -35,8 +35,8 @@
 //! Exposures: one queue item per assignment served, sticky or not, each with a fresh
 //! id; the control plane dedupes by id and counts a visitor's first exposure per arm.
 //! They are enqueued after the response (`events::send_after_response`: `wait_until`,
-//! behind a zero-delay timer so the response is written first), so the queue's latency is not
-//! the visitor's.
+//! coalesced for 50 ms with the other requests of the isolate into one `sendBatch`), so
+//! the queue's latency is not the visitor's.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

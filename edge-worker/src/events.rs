@@ -88,15 +88,41 @@ pub async fn send(queue: &Queue, items: Vec<Item>) -> worker::Result<()> {
     Ok(())
 }
 
-/// Sends `items` after the response: `wait_until` keeps the isolate alive until they are
-/// on the queue, and a zero-delay timer first lets the runtime write the response, so
-/// none of the send's own work (serialising the batch, the call into the Queue binding)
-/// runs before the visitor has the answer. `what` names the items in the error log.
+/// How long exposures wait in the isolate to be sent together with those of other
+/// requests ([`send_after_response`]).
+pub const COALESCE_MS: u64 = 50;
+
+thread_local! {
+    /// Items waiting for the next coalesced send, with what they are (for the error log).
+    static PENDING: std::cell::RefCell<Vec<(Item, &'static str)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sends `items` after the response, coalesced with the other requests of this isolate.
+///
+/// The items join a buffer in the isolate; `wait_until` keeps the isolate alive while
+/// this request's task waits [`COALESCE_MS`] and then sends whatever the buffer holds by
+/// then — its own items, unless an earlier request's task already took them with its own,
+/// and any added since — in `sendBatch` calls of at most [`QUEUE_BATCH_MAX`]. Every item
+/// is sent by the task of its own request or of an earlier one, never later than its own
+/// task, so nothing waits for traffic that may not come. Under load one Queue call
+/// carries the exposures of many requests (Queues count, and bill, per call), and none
+/// of the work runs before the visitor has the answer. A failed send is logged with what
+/// it carried (`what`), as a single send was.
 pub fn send_after_response(ctx: &Context, queue: Queue, items: Vec<Item>, what: &'static str) {
+    PENDING.with_borrow_mut(|pending| pending.extend(items.into_iter().map(|i| (i, what))));
     ctx.wait_until(async move {
-        Delay::from(std::time::Duration::ZERO).await;
-        if let Err(e) = send(&queue, items).await {
-            worker::console_error!("{what} not enqueued: {e}");
+        Delay::from(std::time::Duration::from_millis(COALESCE_MS)).await;
+        let taken = PENDING.with_borrow_mut(std::mem::take);
+        if taken.is_empty() {
+            return;
+        }
+        let mut kinds: Vec<&'static str> = taken.iter().map(|(_, w)| *w).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let count = taken.len();
+        if let Err(e) = send(&queue, taken.into_iter().map(|(i, _)| i).collect()).await {
+            worker::console_error!("{count} items ({}) not enqueued: {e}", kinds.join(", "));
         }
     });
 }

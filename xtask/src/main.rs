@@ -164,8 +164,75 @@ fn test() -> Result<(), String> {
         &db,
     )?;
     edge_node_tests()?;
+    openapi_validate()?;
     eprintln!("xtask test: all steps passed");
     Ok(())
+}
+
+/// The validator the OpenAPI document is checked with (PyPI), pinned.
+const OPENAPI_VALIDATOR: &str = "openapi-spec-validator==0.7.1";
+
+/// Writes `samplit openapi` to `target/openapi.json` and validates it with
+/// openapi-spec-validator (OpenAPI 3.1 rules and JSON Schema), installed once into a
+/// virtual environment under `target/` with Debian's Python.
+fn openapi_validate() -> Result<(), String> {
+    let root = root();
+    let target = root.join("target");
+    eprintln!("==> the OpenAPI document: samplit openapi > target/openapi.json");
+    let out = Command::new(cargo())
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "samplit-control-plane",
+            "--bin",
+            "samplit",
+            "--",
+            "openapi",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run samplit openapi: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "samplit openapi failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let doc = target.join("openapi.json");
+    std::fs::write(&doc, &out.stdout)
+        .map_err(|e| format!("cannot write {}: {e}", doc.display()))?;
+    let venv = target.join("openapi-venv");
+    let validator = venv.join("bin").join("openapi-spec-validator");
+    if !validator.exists() {
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        step(
+            "a Python virtual environment for the OpenAPI validator",
+            python,
+            &["-m", "venv", path_str(&venv)?],
+            &[],
+        )?;
+        step(
+            "install the OpenAPI validator",
+            path_str(&venv.join("bin").join("pip"))?,
+            &[
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                OPENAPI_VALIDATOR,
+            ],
+            &[],
+        )?;
+    }
+    step(
+        "validate the OpenAPI document",
+        path_str(&validator)?,
+        &[path_str(&doc)?],
+        &[],
+    )
 }
 
 /// The environment every wrangler/worker-build invocation gets: no network calls home

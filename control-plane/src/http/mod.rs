@@ -46,9 +46,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole application, ready to serve or to drive in tests with `oneshot`.
-pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The routes under `/api/v1`, each with its OpenAPI operation.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(members::router())
         .merge(api_keys::router())
@@ -58,7 +58,17 @@ pub fn router(state: AppState) -> Router {
         .merge(editor::router())
         .merge(ingest::router())
         .merge(results::router())
-        .split_for_parts();
+}
+
+/// The OpenAPI document of the API: paths relative to its `servers` entry, `/api/v1`
+/// (what `GET /api/v1/openapi.json` serves and `samplit openapi` prints).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+/// The whole application, ready to serve or to drive in tests with `oneshot`.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_routes().split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let api = api.route(
         "/openapi.json",
@@ -92,7 +102,8 @@ pub fn router(state: AppState) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Samplit control plane", description = "Admin REST API: accounts, sites, experiments, ingestion, results, audit."),
-    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    servers((url = "/api/v1", description = "This control plane: every path below is under /api/v1")),
+    components(schemas(crate::error::Problem, crate::error::FieldError, crate::export::ExportFormat)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
