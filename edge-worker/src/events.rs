@@ -96,23 +96,35 @@ thread_local! {
     /// Items waiting for the next coalesced send, with what they are (for the error log).
     static PENDING: std::cell::RefCell<Vec<(Item, &'static str)>> =
         const { std::cell::RefCell::new(Vec::new()) };
+    /// When the send task that has not taken the buffer yet was registered (ms; 0: none).
+    static SCHEDULED_AT: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
 }
 
 /// Sends `items` after the response, coalesced with the other requests of this isolate.
 ///
-/// The items join a buffer in the isolate; `wait_until` keeps the isolate alive while
-/// this request's task waits [`COALESCE_MS`] and then sends whatever the buffer holds by
-/// then — its own items, unless an earlier request's task already took them with its own,
-/// and any added since — in `sendBatch` calls of at most [`QUEUE_BATCH_MAX`]. Every item
-/// is sent by the task of its own request or of an earlier one, never later than its own
-/// task, so nothing waits for traffic that may not come. Under load one Queue call
-/// carries the exposures of many requests (Queues count, and bill, per call), and none
-/// of the work runs before the visitor has the answer. A failed send is logged with what
-/// it carried (`what`), as a single send was.
+/// The items join a buffer in the isolate. When no send task is waiting, this request
+/// registers one with `wait_until` (which keeps the isolate alive until it is done): it
+/// waits [`COALESCE_MS`], takes everything the buffer holds by then and sends it in
+/// `sendBatch` calls of at most [`QUEUE_BATCH_MAX`]. Items added while a task waits ride
+/// with it; items added after it took the buffer get a new task. So every item is sent
+/// at most ~[`COALESCE_MS`] after it was added, by a task some request is keeping alive,
+/// and nothing waits for traffic that may not come. Under load one Queue call (and one
+/// timer) carries the exposures of many requests — Queues count, and bill, per call —
+/// and none of the work runs before the visitor has the answer. A failed send is logged
+/// with what it carried (`what`).
 pub fn send_after_response(ctx: &Context, queue: Queue, items: Vec<Item>, what: &'static str) {
     PENDING.with_borrow_mut(|pending| pending.extend(items.into_iter().map(|i| (i, what))));
+    let now = now_ms();
+    let waiting_since = SCHEDULED_AT.get();
+    // A task registered long ago that never ran (its request's context was torn down)
+    // does not hold the buffer hostage: after 20 windows a new task is registered.
+    if waiting_since != 0 && now.saturating_sub(waiting_since) < 20 * COALESCE_MS as i64 {
+        return;
+    }
+    SCHEDULED_AT.set(now);
     ctx.wait_until(async move {
         Delay::from(std::time::Duration::from_millis(COALESCE_MS)).await;
+        SCHEDULED_AT.set(0);
         let taken = PENDING.with_borrow_mut(std::mem::take);
         if taken.is_empty() {
             return;

@@ -80,16 +80,17 @@ test('a chunked body (no Content-Length) is streamed, and cut off with 413 past 
   });
   // The Worker answers 413 as soon as the cap is passed, possibly before the client has
   // finished uploading; the client may then see the closed connection instead of the
-  // answer. Bounded retries: at least one attempt must read the 413 itself.
+  // answer. The body is only a little over the cap (~70 KB), so the upload is nearly done
+  // when the answer comes. Bounded retries: at least one attempt must read the 413 itself.
   let big = null;
-  for (let attempt = 0; attempt < 5 && big === null; attempt += 1) {
+  for (let attempt = 0; attempt < 10 && big === null; attempt += 1) {
     try {
-      big = await chunked(JSON.stringify({ site_key: SITE, url: 'https://shop.example.com/', pad: 'x'.repeat(200000) }));
+      big = await chunked(JSON.stringify({ site_key: SITE, url: 'https://shop.example.com/', pad: 'x'.repeat(70000) }));
     } catch (e) {
       assert.match(String(e.cause ?? e), /closed|reset|terminated|socket|fetch failed|other side/i, 'only a connection closed early is tolerated');
     }
   }
-  assert.ok(big, 'one of five attempts read the answer');
+  assert.ok(big, 'one of ten attempts read the answer');
   assert.equal(big.status, 413);
   assert.equal((await big.json()).error.code, 'payload_too_large');
   const small = await chunked(JSON.stringify({ site_key: SITE, url: 'https://shop.example.com/', visitor_id: 'chunked-visitor', pad: 'y'.repeat(20000) }));
