@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod db;
 pub mod domain;

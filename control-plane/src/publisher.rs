@@ -131,34 +131,26 @@ pub async fn run(state: AppState, shutdown: impl std::future::Future<Output = ()
             return;
         }
     };
-    let mut interval = tokio::time::interval(state.config.publish_interval);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        // `biased`: once shutdown is signalled it wins over a ready interval.
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            _ = interval.tick() => {}
-        }
-        // A tick in progress is abandoned at shutdown (its transaction rolls back and the
-        // lock connection closes): with an unreachable edge a tick can take a while.
-        let outcome = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            outcome = tick(&state, &client) => outcome,
-        };
-        match outcome {
-            Ok(report) if report.leader => tracing::info!(
-                published = report.published.len(),
-                unchanged = report.unchanged,
-                failed = report.failed.len(),
-                "publisher tick"
-            ),
-            Ok(_) => tracing::debug!("publisher: another replica holds the lock"),
-            Err(e) => tracing::error!(error = ?e, "publisher tick failed"),
-        }
-    }
+    // A tick in progress is abandoned at shutdown (its transaction rolls back and the lock
+    // connection closes): with an unreachable edge a tick can take a while.
+    let (state, client) = (&state, &client);
+    crate::background::every(
+        state.config.publish_interval,
+        shutdown,
+        move || async move {
+            match tick(state, client).await {
+                Ok(report) if report.leader => tracing::info!(
+                    published = report.published.len(),
+                    unchanged = report.unchanged,
+                    failed = report.failed.len(),
+                    "publisher tick"
+                ),
+                Ok(_) => tracing::debug!("publisher: another replica holds the lock"),
+                Err(e) => tracing::error!(error = ?e, "publisher tick failed"),
+            }
+        },
+    )
+    .await;
     tracing::info!("publisher stopped");
 }
 

@@ -86,10 +86,11 @@ pub fn encode_sticky(fresh: &[(String, String)], previous: &[(String, String)]) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    /// Owned (name, value) pairs from borrowed ones (also for `trust`'s tests).
+    pub(crate) fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         p.iter()
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect()

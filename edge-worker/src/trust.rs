@@ -169,11 +169,7 @@ pub fn require_signed(signed: bool, what: &str) -> Result<(), ApiError> {
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-            .collect()
-    }
+    use crate::cookies::tests::pairs;
 
     #[test]
     fn only_tokens_minted_for_this_visitor_are_kept_first_valid_wins() {

@@ -41,21 +41,9 @@ pub async fn run(
     every: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            _ = interval.tick() => {}
-        }
-        let outcome = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            outcome = prune(&pool, OffsetDateTime::now_utc()) => outcome,
-        };
-        match outcome {
+    let pool = &pool;
+    crate::background::every(every, shutdown, move || async move {
+        match prune(pool, OffsetDateTime::now_utc()).await {
             Ok(p) => tracing::info!(
                 seen = p.seen,
                 pending = p.pending,
@@ -63,6 +51,7 @@ pub async fn run(
             ),
             Err(e) => tracing::warn!(error = %e, "pruning ingest housekeeping failed"),
         }
-    }
+    })
+    .await;
     tracing::info!("ingest housekeeping stopped");
 }
