@@ -22,47 +22,7 @@ use crate::state::AppState;
 /// Prefix of every API key, so keys are recognisable in logs and secret scanners.
 pub const API_KEY_PREFIX: &str = "sk_";
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Editor,
-    Admin,
-    Owner,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Editor => "editor",
-            Self::Admin => "admin",
-            Self::Owner => "owner",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "viewer" => Some(Self::Viewer),
-            "editor" => Some(Self::Editor),
-            "admin" => Some(Self::Admin),
-            "owner" => Some(Self::Owner),
-            _ => None,
-        }
-    }
-}
+pub use crate::domain::Role;
 
 /// Access-token claims. `sid` is the session (refresh-token family) the token belongs to.
 /// `iss` (the configured issuer) and `aud` ([`JWT_AUDIENCE`]) are required on the way in,
@@ -275,7 +235,7 @@ impl FromRequestParts<AppState> for Actor {
             return actor_from_api_key(state, token).await;
         }
         let claims = state.jwt.verify(token)?;
-        let row: Option<(String, String)> = sqlx::query_as(
+        let row: Option<(Role, String)> = sqlx::query_as(
             "SELECT m.role, u.email
                FROM memberships m
                JOIN users u ON u.id = m.user_id
@@ -298,9 +258,7 @@ impl FromRequestParts<AppState> for Actor {
             },
             org_id: claims.org,
             person: claims.sub,
-            role: Role::parse(&role).ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("unknown role {role:?} in memberships"))
-            })?,
+            role,
             label: email,
         })
     }
@@ -315,13 +273,13 @@ pub const MAX_KEY_CHAIN: i32 = 8;
 struct ChainLink {
     id: Uuid,
     org_id: Uuid,
-    role: String,
+    role: Role,
     name: String,
     created_by: Option<Uuid>,
     created_by_key: Option<Uuid>,
     revoked: bool,
     /// The current role in `org_id` of `created_by` (null when they are not a member).
-    member_role: Option<String>,
+    member_role: Option<Role>,
 }
 
 /// A key's effective role: the minimum of every role along its creator chain (the key,
@@ -336,19 +294,14 @@ fn effective_key_role(chain: &[ChainLink]) -> Result<Option<(Role, Uuid)>, ApiEr
         // The walk stopped before reaching a person (too long, or a parent key deleted).
         return Ok(None);
     }
-    let (Some(person), Some(member_role)) = (root.created_by, root.member_role.as_deref()) else {
+    let (Some(person), Some(mut role)) = (root.created_by, root.member_role) else {
         return Ok(None);
     };
-    let parse = |role: &str| {
-        Role::parse(role)
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown role {role:?} stored")))
-    };
-    let mut role = parse(member_role)?;
     for link in chain {
         if link.revoked || link.org_id != first.org_id {
             return Ok(None);
         }
-        role = role.min(parse(&link.role)?);
+        role = role.min(link.role);
     }
     Ok(Some((role, person)))
 }

@@ -5,11 +5,13 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::Role;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
     pub id: Uuid,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub key_prefix: String,
     pub created_by: Option<Uuid>,
     pub created_by_key: Option<Uuid>,
@@ -26,7 +28,7 @@ pub struct NewApiKey<'a> {
     pub id: Uuid,
     pub org_id: Uuid,
     pub name: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub key_hash: &'a [u8],
     pub key_prefix: &'a str,
     /// The person the key answers for: its creator, or the root of its creator chain.

@@ -4,6 +4,8 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::Role;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgRow {
     pub id: Uuid,
@@ -16,7 +18,7 @@ pub struct OrgRow {
 pub struct UserOrgRow {
     pub id: Uuid,
     pub name: String,
-    pub role: String,
+    pub role: Role,
 }
 
 /// A member of an organisation.
@@ -25,7 +27,7 @@ pub struct MemberRow {
     pub user_id: Uuid,
     pub email: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub joined_at: OffsetDateTime,
 }
 
@@ -34,7 +36,7 @@ pub struct InvitationRow {
     pub id: Uuid,
     pub org_id: Uuid,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub invited_by: Option<Uuid>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -63,7 +65,7 @@ pub async fn add_member(
     conn: &mut PgConnection,
     org_id: Uuid,
     user_id: Uuid,
-    role: &str,
+    role: Role,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, $3)")
         .bind(org_id)
@@ -97,7 +99,7 @@ pub async fn member_role_for_update(
     conn: &mut PgConnection,
     org_id: Uuid,
     user_id: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<Role>, sqlx::Error> {
     sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE")
         .bind(org_id)
         .bind(user_id)
@@ -143,7 +145,7 @@ pub async fn set_role(
     conn: &mut PgConnection,
     org_id: Uuid,
     user_id: Uuid,
-    role: &str,
+    role: Role,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)
@@ -185,7 +187,7 @@ pub async fn insert_invitation(
     id: Uuid,
     org_id: Uuid,
     email: &str,
-    role: &str,
+    role: Role,
     token_hash: &[u8],
     invited_by: Option<Uuid>,
     expires_at: OffsetDateTime,

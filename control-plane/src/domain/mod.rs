@@ -6,16 +6,19 @@
 //! the API answers a 422 with field errors.
 //!
 //! Layout: [`site`] (site names, allowed domains), [`experiment`] (names, traffic
-//! share, weights, goals), [`lifecycle`] (statuses and the transition table),
+//! share, weights, goals), [`lifecycle`] (statuses and the transition table), [`role`]
+//! (the role ladder, decoded from rows),
 //! [`verification`] (domain-ownership proofs: what is published, what may be fetched).
 
 pub mod experiment;
 pub mod lifecycle;
+pub mod role;
 pub mod site;
 pub mod verification;
 
 pub use experiment::{ExperimentName, TrafficShare, Weight};
 pub use lifecycle::{Action, Status};
+pub use role::Role;
 pub use site::{RevenueCap, SiteDomain, SiteName};
 
 /// A value refused by a domain constructor: which field and why (safe to show).

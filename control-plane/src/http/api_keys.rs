@@ -84,9 +84,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 fn key_out(row: db::api_keys::ApiKeyRow) -> ApiResult<ApiKeyOut> {
     Ok(ApiKeyOut {
-        role: Role::parse(&row.role).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("unknown role {:?} in api_keys", row.role))
-        })?,
+        role: row.role,
         id: row.id,
         name: row.name,
         prefix: row.key_prefix,
@@ -165,7 +163,7 @@ async fn create_key(
             id: Uuid::new_v4(),
             org_id: actor.org_id,
             name: &name,
-            role: role.as_str(),
+            role,
             key_hash: &token_hash(&key),
             key_prefix: &prefix,
             created_by: actor.person,

@@ -383,7 +383,7 @@ async fn register(
             "an account with this email already exists; log in instead",
         ))?;
     db::orgs::insert(&mut tx, org_id, &org_name).await?;
-    db::orgs::add_member(&mut tx, org_id, user_id, Role::Owner.as_str()).await?;
+    db::orgs::add_member(&mut tx, org_id, user_id, Role::Owner).await?;
     let actor = user_actor(user_id, org_id, Role::Owner, email.as_str());
     audit::record(
         &mut tx,
@@ -653,12 +653,10 @@ async fn me(State(state): State<AppState>, actor: Actor) -> ApiResult<axum::Json
             let orgs = db::orgs::orgs_of_user(&mut conn, user_id)
                 .await?
                 .into_iter()
-                .filter_map(|o| {
-                    Role::parse(&o.role).map(|role| OrgSummary {
-                        id: o.id,
-                        name: o.name,
-                        role,
-                    })
+                .map(|o| OrgSummary {
+                    id: o.id,
+                    name: o.name,
+                    role: o.role,
                 })
                 .collect();
             let user = MeUser {

@@ -69,11 +69,6 @@ pub fn may_assign(actor_role: Role, target_current: Option<Role>, target_new: Ro
     }
 }
 
-fn parse_role(role: &str) -> ApiResult<Role> {
-    Role::parse(role)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown role {role:?} stored")))
-}
-
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -109,7 +104,7 @@ async fn list_members(
         .into_iter()
         .map(|m| {
             Ok(MemberOut {
-                role: parse_role(&m.role)?,
+                role: m.role,
                 user_id: m.user_id,
                 email: m.email,
                 name: m.name,
@@ -160,7 +155,6 @@ async fn change_role(
     let current = db::orgs::member_role_for_update(&mut tx, actor.org_id, user_id)
         .await?
         .ok_or(ApiError::NotFound("member"))?;
-    let current = parse_role(&current)?;
     if !may_assign(actor.role, Some(current), body.role) {
         return Err(ApiError::Forbidden(
             "only owners grant or revoke the owner role",
@@ -173,7 +167,7 @@ async fn change_role(
         ));
     }
     if current != body.role {
-        db::orgs::set_role(&mut tx, actor.org_id, user_id, body.role.as_str()).await?;
+        db::orgs::set_role(&mut tx, actor.org_id, user_id, body.role).await?;
         if body.role < current {
             // An invitation they sent may grant only what they could still grant.
             let keep: Vec<&str> = [Role::Viewer, Role::Editor, Role::Admin, Role::Owner]
@@ -204,7 +198,7 @@ async fn change_role(
         .ok_or(ApiError::NotFound("member"))?;
     tx.commit().await?;
     Ok(axum::Json(MemberOut {
-        role: parse_role(&member.role)?,
+        role: member.role,
         user_id: member.user_id,
         email: member.email,
         name: member.name,
@@ -246,7 +240,6 @@ async fn remove_member(
     let current = db::orgs::member_role_for_update(&mut tx, actor.org_id, user_id)
         .await?
         .ok_or(ApiError::NotFound("member"))?;
-    let current = parse_role(&current)?;
     if !leaving && current == Role::Owner && actor.role != Role::Owner {
         return Err(ApiError::Forbidden("only owners remove an owner"));
     }
@@ -312,7 +305,7 @@ pub struct CreatedInvitation {
 
 fn invitation_out(row: db::orgs::InvitationRow) -> ApiResult<InvitationOut> {
     Ok(InvitationOut {
-        role: parse_role(&row.role)?,
+        role: row.role,
         id: row.id,
         email: row.email,
         invited_by: row.invited_by,
@@ -379,7 +372,7 @@ async fn invite(
         Uuid::new_v4(),
         actor.org_id,
         email.as_str(),
-        role.as_str(),
+        role,
         &token_hash(&token),
         // The person answerable for it (through a key: the key's person), so removing
         // them cancels it.
@@ -528,7 +521,7 @@ async fn accept_invitation(
     let invitation = db::orgs::open_invitation_for_update(&mut tx, &token_hash(body.token.trim()))
         .await?
         .ok_or(ApiError::NotFound("invitation"))?;
-    let role = parse_role(&invitation.role)?;
+    let role = invitation.role;
     let existing = db::users::find_by_email(&mut tx, &invitation.email).await?;
     let user_id = match (&actor, existing) {
         (Some(actor), existing) => {
@@ -586,7 +579,7 @@ async fn accept_invitation(
             "you are already a member of this organization",
         ));
     }
-    db::orgs::add_member(&mut tx, invitation.org_id, user_id, role.as_str()).await?;
+    db::orgs::add_member(&mut tx, invitation.org_id, user_id, role).await?;
     db::orgs::mark_invitation_accepted(&mut tx, invitation.id).await?;
     let new_member = user_actor(user_id, invitation.org_id, role, &invitation.email);
     audit::record(

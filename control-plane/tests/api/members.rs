@@ -744,3 +744,26 @@ async fn every_accounts_endpoint_follows_the_permission_matrix(pool: PgPool) {
             .any(|k| k["id"] == key_id.to_string())
     );
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn roles_round_trip_through_postgres_and_an_unknown_stored_role_is_a_decode_error(
+    pool: PgPool,
+) {
+    use samplit_control_plane::domain::Role;
+    for role in [Role::Viewer, Role::Editor, Role::Admin, Role::Owner] {
+        let (text, back): (String, Role) = sqlx::query_as("SELECT $1::text, $1::text")
+            .bind(role)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!((text.as_str(), back), (role.as_str(), role));
+    }
+    // The columns' CHECK constraints keep other values out; if one got in anyway (a
+    // hand-edited row, a future role an old binary does not know), reading it fails
+    // loudly instead of becoming some default role.
+    let err = sqlx::query_scalar::<_, Role>("SELECT 'root'::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown role \"root\""), "{err}");
+}
