@@ -96,7 +96,7 @@ fn experiment(
             name: "bench".into(),
             description: String::new(),
             kind: kind.into(),
-            status: "running".into(),
+            status: samplit_control_plane::domain::Status::Running,
             allocator,
             coverage: 1.0,
             url_rules: serde_json::json!([]),

@@ -807,7 +807,7 @@ mod tests {
                 name: "e".into(),
                 description: String::new(),
                 kind: "single".into(),
-                status: "running".into(),
+                status: crate::domain::Status::Running,
                 allocator,
                 coverage: 0.8,
                 url_rules: serde_json::json!([]),

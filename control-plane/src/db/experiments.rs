@@ -28,7 +28,7 @@ pub struct ExperimentRow {
     pub name: String,
     pub description: String,
     pub kind: String,
-    pub status: String,
+    pub status: Status,
     pub allocator: serde_json::Value,
     pub coverage: f64,
     pub url_rules: serde_json::Value,
@@ -42,9 +42,9 @@ pub struct ExperimentRow {
 }
 
 impl ExperimentRow {
-    /// The status; the table's CHECK constraint guarantees one of the five names.
+    /// The status (decoded from the row: an unknown name is a decode error).
     pub fn status(&self) -> Status {
-        Status::parse(&self.status).unwrap_or(Status::Archived)
+        self.status
     }
 }
 

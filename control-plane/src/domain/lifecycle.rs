@@ -19,6 +19,8 @@ pub enum Status {
     Archived,
 }
 
+crate::domain::text_column!(Status, "experiment status");
+
 /// A lifecycle action (`POST /experiments/{id}/{action}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -5,7 +5,6 @@
 //! reported as such, never mapped to some default role.
 
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgTypeInfo, PgValueRef, Postgres};
 
 #[derive(
     Debug,
@@ -49,28 +48,4 @@ impl Role {
     }
 }
 
-impl sqlx::Type<Postgres> for Role {
-    fn type_info() -> PgTypeInfo {
-        <&str as sqlx::Type<Postgres>>::type_info()
-    }
-
-    fn compatible(ty: &PgTypeInfo) -> bool {
-        <&str as sqlx::Type<Postgres>>::compatible(ty)
-    }
-}
-
-impl<'r> sqlx::Decode<'r, Postgres> for Role {
-    fn decode(value: PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        let text = <&str as sqlx::Decode<Postgres>>::decode(value)?;
-        Self::parse(text).ok_or_else(|| format!("unknown role {text:?} stored").into())
-    }
-}
-
-impl sqlx::Encode<'_, Postgres> for Role {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <&str as sqlx::Encode<Postgres>>::encode_by_ref(&self.as_str(), buf)
-    }
-}
+crate::domain::text_column!(Role, "role");

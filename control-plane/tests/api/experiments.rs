@@ -989,3 +989,27 @@ async fn the_openapi_document_lists_sites_and_experiments(pool: PgPool) {
     }
     assert!(doc["components"]["schemas"]["ExperimentInput"].is_object());
 }
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn an_unknown_stored_status_is_a_decode_error_not_archived(pool: PgPool) {
+    // `ExperimentRow` used to read an unknown status as `archived`; now the row does not
+    // decode and the error names the value.
+    use samplit_control_plane::domain::Status;
+    for status in Status::ALL {
+        let back: Status = sqlx::query_scalar("SELECT $1::text")
+            .bind(status)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(back, status);
+    }
+    let err = sqlx::query_scalar::<_, Status>("SELECT 'deleted'::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown experiment status \"deleted\""),
+        "{err}"
+    );
+}
