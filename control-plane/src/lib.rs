@@ -14,6 +14,7 @@
 //! [`verify`] (domain-ownership proofs over DNS and HTTP).
 //! `main.rs` only parses the command line and calls [`serve`] or [`migrate`].
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod background;

@@ -117,31 +117,24 @@ async fn create_key(
 ) -> ApiResult<impl IntoResponse> {
     actor.require(Role::Admin)?;
     let mut errors = Errors::default();
-    let name = match body.name.as_deref().map(str::trim) {
-        Some(n) if !n.is_empty() => errors.check(
-            "name",
+    let name = errors.required(
+        "name",
+        body.name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty()),
+        |n| {
             if n.chars().count() > KEY_NAME_MAX_CHARS || n.chars().any(char::is_control) {
                 Err("a key name has 1 to 100 characters, no control characters")
             } else {
                 Ok(n.to_owned())
-            },
-        ),
-        _ => {
-            errors.missing("name");
-            None
-        }
-    };
-    let role = match body.role {
-        Some(Role::Owner) => {
-            errors.check::<Role>("role", Err("an API key is at most admin"));
-            None
-        }
-        Some(role) => Some(role),
-        None => {
-            errors.missing("role");
-            None
-        }
-    };
+            }
+        },
+    );
+    let role = errors.required("role", body.role, |role| match role {
+        Role::Owner => Err("an API key is at most admin"),
+        role => Ok(role),
+    });
     errors.into_result()?;
     let (Some(name), Some(role)) = (name, role) else {
         return Err(ApiError::Internal(anyhow::anyhow!(

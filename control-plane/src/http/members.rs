@@ -35,9 +35,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::auth::{
-    Email, Errors, Password, TokenResponse, hash_password, parse_name, start_session, user_actor,
-};
+use super::auth::{Errors, TokenResponse};
+use crate::accounts::{self, Email, Password};
 use crate::audit::{self, By, Change};
 use crate::auth::{Actor, Role, new_token, token_hash};
 use crate::db;
@@ -335,18 +334,10 @@ async fn invite(
 ) -> ApiResult<impl IntoResponse> {
     actor.require(Role::Admin)?;
     let mut errors = Errors::default();
-    let email = match body.email.as_deref() {
-        Some(raw) => errors.check("email", Email::parse(raw)),
-        None => {
-            errors.missing("email");
-            None
-        }
-    };
-    if body.role.is_none() {
-        errors.missing("role");
-    }
+    let email = errors.required("email", body.email.as_deref(), Email::parse);
+    let role = errors.required("role", body.role, Ok);
     errors.into_result()?;
-    let (Some(email), Some(role)) = (email, body.role) else {
+    let (Some(email), Some(role)) = (email, role) else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "validated fields missing"
         )));
@@ -545,21 +536,15 @@ async fn accept_invitation(
         }
         (None, None) => {
             let mut errors = Errors::default();
-            let password = match body.password {
-                Some(raw) => errors.check("password", Password::parse(raw)),
-                None => {
-                    errors.missing("password");
-                    None
-                }
-            };
-            let name = errors.check("name", parse_name(body.name.as_deref()));
+            let password = errors.required("password", body.password, Password::parse);
+            let name = errors.check("name", accounts::parse_name(body.name.as_deref()));
             errors.into_result()?;
             let (Some(password), Some(name)) = (password, name) else {
                 return Err(ApiError::Internal(anyhow::anyhow!(
                     "validated fields missing"
                 )));
             };
-            let hash = hash_password(&state.passwords, password.into_inner()).await?;
+            let hash = accounts::hash_password(&state.passwords, password).await?;
             let id = Uuid::new_v4();
             db::users::insert(&mut tx, id, &invitation.email, &hash, &name)
                 .await
@@ -581,7 +566,7 @@ async fn accept_invitation(
     }
     db::orgs::add_member(&mut tx, invitation.org_id, user_id, role).await?;
     db::orgs::mark_invitation_accepted(&mut tx, invitation.id).await?;
-    let new_member = user_actor(user_id, invitation.org_id, role, &invitation.email);
+    let new_member = accounts::user_actor(user_id, invitation.org_id, role, &invitation.email);
     audit::record(
         &mut tx,
         invitation.org_id,
@@ -599,9 +584,9 @@ async fn accept_invitation(
         },
     )
     .await?;
-    let tokens = start_session(&mut tx, &state, user_id, invitation.org_id).await?;
+    let tokens = accounts::session::start(&mut tx, &state, user_id, invitation.org_id).await?;
     tx.commit().await?;
-    Ok(axum::Json(tokens))
+    Ok(axum::Json(tokens.into()))
 }
 
 #[cfg(test)]
