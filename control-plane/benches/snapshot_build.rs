@@ -97,7 +97,9 @@ fn experiment(
             description: String::new(),
             kind: kind.into(),
             status: samplit_control_plane::domain::Status::Running,
-            allocator,
+            allocator: sqlx::types::Json(
+                serde_json::from_value(allocator).expect("a valid allocator"),
+            ),
             coverage: 1.0,
             url_rules: serde_json::json!([]),
             seed: "seed".into(),

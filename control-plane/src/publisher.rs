@@ -633,8 +633,7 @@ pub fn experiment_snapshot(
 ) -> anyhow::Result<(ExperimentSnapshot, serde_json::Value)> {
     let e = &loaded.experiment;
     let mode = parse_mode(&e.kind).ok_or_else(|| anyhow!("unknown kind {:?}", e.kind))?;
-    let allocator: AllocatorSpec =
-        serde_json::from_value(e.allocator.clone()).context("stored allocator")?;
+    let allocator: AllocatorSpec = e.allocator.0;
     let url_rules: Vec<UrlRule> =
         serde_json::from_value(e.url_rules.clone()).context("stored URL rules")?;
 
@@ -808,7 +807,9 @@ mod tests {
                 description: String::new(),
                 kind: "single".into(),
                 status: crate::domain::Status::Running,
-                allocator,
+                allocator: sqlx::types::Json(
+                    serde_json::from_value(allocator).expect("a valid allocator"),
+                ),
                 coverage: 0.8,
                 url_rules: serde_json::json!([]),
                 seed: "seed".into(),

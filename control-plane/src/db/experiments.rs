@@ -13,11 +13,16 @@
 use std::collections::HashMap;
 
 use samplit_engine::allocator::ArmStats;
+use samplit_engine::changes::Change;
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::experiment::{ExperimentSpec, mode_str};
+use crate::domain::experiment::{
+    AllocatorSpec, Description, ElementSpec, ExperimentName, ExperimentSpec, GoalSpec, GoalTrigger,
+    Metric, TrafficShare, VariantSpec, Weight, mode_str, parse_mode,
+};
 use crate::domain::lifecycle::Status;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -29,7 +34,7 @@ pub struct ExperimentRow {
     pub description: String,
     pub kind: String,
     pub status: Status,
-    pub allocator: serde_json::Value,
+    pub allocator: Json<AllocatorSpec>,
     pub coverage: f64,
     pub url_rules: serde_json::Value,
     pub seed: String,
@@ -83,7 +88,7 @@ pub struct GoalRow {
     pub name: String,
     pub trigger: String,
     pub target: String,
-    pub metric: String,
+    pub metric: Metric,
     pub is_primary: bool,
 }
 
@@ -97,11 +102,72 @@ pub struct Loaded {
     pub goals: Vec<GoalRow>,
 }
 
-const COLUMNS: &str = "id, org_id, site_id, name, description, kind, status, allocator, coverage, url_rules, seed, hash_version, version, started_at, ended_at, created_at, updated_at";
-
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+impl Loaded {
+    /// The stored definition as a domain value, read back through the domain's
+    /// constructors. A stored value they refuse (an unknown kind, a change the engine no
+    /// longer parses) is a decode error naming it, never a silent default.
+    pub fn spec(&self) -> Result<ExperimentSpec, sqlx::Error> {
+        let e = &self.experiment;
+        let decode = |what: &str, m: String| -> sqlx::Error {
+            sqlx::Error::Decode(format!("experiment {}: stored {what}: {m}", e.id).into())
+        };
+        let elements = self
+            .elements
+            .iter()
+            .map(|el| {
+                let variants = self
+                    .variants
+                    .iter()
+                    .filter(|v| v.element_id == el.id)
+                    .map(|v| {
+                        Ok(VariantSpec {
+                            name: v.name.clone(),
+                            is_control: v.is_control,
+                            weight: Weight::parse(v.weight, "weight")
+                                .map_err(|err| decode("weight", err.to_string()))?,
+                            changes: serde_json::from_value::<Vec<Change>>(v.changes.clone())
+                                .map_err(|err| decode("changes", err.to_string()))?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()?;
+                Ok(ElementSpec {
+                    name: el.name.clone(),
+                    selector: el.selector.clone(),
+                    variants,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        let goals = self
+            .goals
+            .iter()
+            .map(|g| {
+                Ok(GoalSpec {
+                    name: g.name.clone(),
+                    trigger: GoalTrigger::from_columns(&g.trigger, &g.target)
+                        .map_err(|m| decode("goal trigger", m))?,
+                    metric: g.metric,
+                    primary: g.is_primary,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(ExperimentSpec {
+            name: ExperimentName::parse(&e.name).map_err(|err| decode("name", err.to_string()))?,
+            description: Description::parse(&e.description)
+                .map_err(|err| decode("description", err.to_string()))?,
+            mode: parse_mode(&e.kind)
+                .ok_or_else(|| decode("kind", format!("unknown kind {:?}", e.kind)))?,
+            coverage: TrafficShare::parse(e.coverage)
+                .map_err(|err| decode("coverage", err.to_string()))?,
+            allocator: e.allocator.0,
+            url_rules: serde_json::from_value(e.url_rules.clone())
+                .map_err(|err| decode("url_rules", err.to_string()))?,
+            elements,
+            goals,
+        })
+    }
 }
+
+const COLUMNS: &str = "id, org_id, site_id, name, description, kind, status, allocator, coverage, url_rules, seed, hash_version, version, started_at, ended_at, created_at, updated_at";
 
 #[tracing::instrument(skip(conn, spec))]
 pub async fn insert(
@@ -121,9 +187,9 @@ pub async fn insert(
     .bind(spec.name.as_str())
     .bind(spec.description.as_str())
     .bind(mode_str(spec.mode))
-    .bind(json(&spec.allocator))
+    .bind(Json(&spec.allocator))
     .bind(spec.coverage.get())
-    .bind(json(&spec.url_rules))
+    .bind(Json(&spec.url_rules))
     // The bucketing seed is the experiment id: unique, stable for its lifetime.
     .bind(id.to_string())
     .execute(&mut *conn)
@@ -178,7 +244,7 @@ pub async fn insert_structure(
             .bind(&v.name)
             .bind(v.is_control)
             .bind(v.weight.get())
-            .bind(json(&v.changes))
+            .bind(Json(&v.changes))
             .execute(&mut *conn)
             .await?;
         }
@@ -248,7 +314,7 @@ pub async fn insert_goals(
         .bind(&goal.name)
         .bind(trigger)
         .bind(target)
-        .bind(goal.metric.as_str())
+        .bind(goal.metric)
         .bind(goal.primary)
         .execute(&mut *conn)
         .await?;
@@ -302,9 +368,9 @@ pub async fn update(
     .bind(spec.name.as_str())
     .bind(spec.description.as_str())
     .bind(mode_str(spec.mode))
-    .bind(json(&spec.allocator))
+    .bind(Json(&spec.allocator))
     .bind(spec.coverage.get())
-    .bind(json(&spec.url_rules))
+    .bind(Json(&spec.url_rules))
     .fetch_optional(conn)
     .await
 }

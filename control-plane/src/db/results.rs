@@ -3,16 +3,20 @@
 //! nothing here touches raw events.
 
 use sqlx::PgPool;
+use sqlx::types::Json;
 use time::Date;
 use uuid::Uuid;
+
+use crate::domain::Status;
+use crate::domain::experiment::{AllocatorSpec, Metric};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ExperimentRow {
     pub id: Uuid,
     pub name: String,
     pub kind: String,
-    pub status: String,
-    pub allocator: serde_json::Value,
+    pub status: Status,
+    pub allocator: Json<AllocatorSpec>,
 }
 
 /// The experiment if it belongs to `org_id` (None for another organisation's id too).
@@ -35,7 +39,7 @@ pub async fn experiment_in_org(
 pub struct GoalRow {
     pub id: Uuid,
     pub name: String,
-    pub metric: String,
+    pub metric: Metric,
     pub is_primary: bool,
 }
 

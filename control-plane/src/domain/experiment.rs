@@ -1,6 +1,8 @@
-//! Experiments as validated values: [`ExperimentSpec`] is built with `TryFrom` from the
-//! request body ([`crate::http::experiments::dto::ExperimentInput`]) and is what the
-//! database layer stores.
+//! Experiments as validated values: [`ExperimentSpec`] is what the database layer stores
+//! and the publisher reads. This module knows neither HTTP nor SQL: the API builds a spec
+//! from its request body (`TryFrom<&ExperimentInput>` in `http::experiments::convert`,
+//! with the constructors below), and stored rows decode into one
+//! (`db::experiments::Loaded::spec`).
 //!
 //! Everything the edge will run is parsed with the engine's own types, so the API
 //! accepts exactly what the edge accepts: each change is a
@@ -19,18 +21,13 @@
 //! per element; `factorial` → the cartesian product of the elements' variants (the
 //! engine's `multi::factorial_combinations`, at most 500 arms).
 
-use samplit_engine::allocator::{
-    Allocator, DEFAULT_FLOOR, DEFAULT_MIN_EXPOSURES, FixedSplit, Thompson,
-};
+use samplit_engine::allocator::{Allocator, FixedSplit, Thompson};
 use samplit_engine::changes::{self, Change, ChangeAction, SiteHosts};
 use samplit_engine::multi::{self, Mode};
 use samplit_engine::targeting::UrlRule;
 use serde::{Deserialize, Serialize};
 
-use super::{DomainError, Errors};
-use crate::http::experiments::dto::{
-    AllocatorInput, ElementInput, ExperimentInput, GoalInput, GoalTriggerInput, VariantInput,
-};
+use super::DomainError;
 
 /// Most elements, variants per element, changes per variant, goals and URL rules.
 pub const MAX_ELEMENTS: usize = 20;
@@ -41,7 +38,9 @@ pub const MAX_URL_RULES: usize = 50;
 /// Most arms in one Thompson-sampling unit (the engine's `stats::bayes::MAX_ARMS`).
 pub const MAX_THOMPSON_ARMS: usize = samplit_engine::stats::bayes::MAX_ARMS;
 
-fn bounded_text(
+/// Trimmed text of at most `max` characters, without control characters other than
+/// newline and tab; empty only when `allow_empty`. Errors name `field`.
+pub fn bounded_text(
     field: &str,
     raw: &str,
     max: usize,
@@ -185,27 +184,6 @@ impl AllocatorSpec {
     }
 }
 
-impl TryFrom<&AllocatorInput> for AllocatorSpec {
-    type Error = DomainError;
-    fn try_from(input: &AllocatorInput) -> Result<Self, DomainError> {
-        let err = |m: String| DomainError::new("allocator", m);
-        match input.kind.as_str() {
-            "fixed_split" => Ok(Self::FixedSplit),
-            "thompson" => Thompson::new(
-                input.prior_alpha.unwrap_or(1.0),
-                input.prior_beta.unwrap_or(1.0),
-                input.min_exposures.unwrap_or(DEFAULT_MIN_EXPOSURES),
-                input.floor.unwrap_or(DEFAULT_FLOOR),
-            )
-            .map(Self::Thompson)
-            .map_err(|e| err(e.to_string())),
-            other => Err(err(format!(
-                "unknown allocator kind {other:?} (fixed_split or thompson)"
-            ))),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct VariantSpec {
     pub name: String,
@@ -241,6 +219,18 @@ impl GoalTrigger {
             Self::Click(selector) => ("click", selector.clone()),
         }
     }
+
+    /// The inverse of [`GoalTrigger::columns`]: a stored goal's trigger.
+    pub fn from_columns(trigger: &str, target: &str) -> Result<Self, String> {
+        match trigger {
+            "custom" => Ok(Self::Custom(target.to_owned())),
+            "url" => serde_json::from_str(target)
+                .map(Self::Url)
+                .map_err(|e| format!("stored URL rule {target:?}: {e}")),
+            "click" => Ok(Self::Click(target.to_owned())),
+            other => Err(format!("unknown goal trigger {other:?} stored")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -257,7 +247,17 @@ impl Metric {
             Self::Revenue => "revenue",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "conversion" => Some(Self::Conversion),
+            "revenue" => Some(Self::Revenue),
+            _ => None,
+        }
+    }
 }
+
+crate::domain::text_column!(Metric, "metric");
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GoalSpec {
@@ -325,264 +325,6 @@ pub fn sanitise_change(change: Change) -> Result<Change, changes::ChangeError> {
     Change::new(change.selector(), action)
 }
 
-/// Parses one change from its JSON with the engine's type; a precise message on failure.
-fn parse_change(value: &serde_json::Value, field: &str) -> Result<Change, DomainError> {
-    let change: Change = serde_json::from_value(value.clone())
-        .map_err(|e| DomainError::new(field, format!("invalid change: {e}")))?;
-    sanitise_change(change).map_err(|e| DomainError::new(field, e.to_string()))
-}
-
-fn parse_variant(input: &VariantInput, field: &str, errors: &mut Errors) -> Option<VariantSpec> {
-    let name = errors.take(bounded_text(
-        &format!("{field}.name"),
-        &input.name,
-        100,
-        false,
-    ));
-    let weight = errors.take(Weight::parse(input.weight, &format!("{field}.weight")));
-    if input.changes.len() > MAX_CHANGES {
-        errors.push(
-            format!("{field}.changes"),
-            format!("at most {MAX_CHANGES} changes"),
-        );
-    }
-    let changes: Vec<Option<Change>> = input
-        .changes
-        .iter()
-        .enumerate()
-        .map(|(k, c)| errors.take(parse_change(c, &format!("{field}.changes[{k}]"))))
-        .collect();
-    Some(VariantSpec {
-        name: name?,
-        is_control: input.is_control,
-        weight: weight?,
-        changes: changes.into_iter().collect::<Option<_>>()?,
-    })
-}
-
-fn parse_element(input: &ElementInput, i: usize, errors: &mut Errors) -> Option<ElementSpec> {
-    let field = format!("elements[{i}]");
-    let name = errors.take(bounded_text(
-        &format!("{field}.name"),
-        input
-            .name
-            .as_deref()
-            .unwrap_or(&format!("Element {}", i + 1)),
-        100,
-        false,
-    ));
-    let selector = errors.take(
-        changes::validate_selector(&input.selector)
-            .map(|()| input.selector.trim().to_owned())
-            .map_err(|e| DomainError::new(format!("{field}.selector"), e.to_string())),
-    );
-    if input.variants.is_empty() {
-        errors.push(format!("{field}.variants"), "needs at least one variant");
-    }
-    if input.variants.len() > MAX_VARIANTS {
-        errors.push(
-            format!("{field}.variants"),
-            format!("at most {MAX_VARIANTS} variants"),
-        );
-    }
-    let mut names = std::collections::BTreeSet::new();
-    for (j, v) in input.variants.iter().enumerate() {
-        if !names.insert(v.name.trim()) {
-            errors.push(
-                format!("{field}.variants[{j}].name"),
-                "variant names must be unique within an element",
-            );
-        }
-    }
-    let controls = input.variants.iter().filter(|v| v.is_control).count();
-    if controls > 1 {
-        errors.push(
-            format!("{field}.variants"),
-            "at most one variant per element is the control",
-        );
-    }
-    let variants: Vec<Option<VariantSpec>> = input
-        .variants
-        .iter()
-        .enumerate()
-        .map(|(j, v)| parse_variant(v, &format!("{field}.variants[{j}]"), errors))
-        .collect();
-    let mut variants: Vec<VariantSpec> = variants.into_iter().collect::<Option<_>>()?;
-    // No control named: the first variant is the control (the engine's convention).
-    if controls == 0
-        && let Some(first) = variants.first_mut()
-    {
-        first.is_control = true;
-    }
-    Some(ElementSpec {
-        name: name?,
-        selector: selector?,
-        variants,
-    })
-}
-
-fn parse_goal(input: &GoalInput, i: usize) -> Result<GoalSpec, DomainError> {
-    let field = format!("goals[{i}]");
-    let name = bounded_text(&format!("{field}.name"), &input.name, 100, false)?;
-    let metric = match input.metric.as_deref().unwrap_or("conversion") {
-        "conversion" => Metric::Conversion,
-        "revenue" => Metric::Revenue,
-        other => {
-            return Err(DomainError::new(
-                format!("{field}.metric"),
-                format!("unknown metric {other:?} (conversion or revenue)"),
-            ));
-        }
-    };
-    let trigger_field = format!("{field}.trigger");
-    let trigger = match &input.trigger {
-        GoalTriggerInput::Custom { event } => {
-            let event = bounded_text(&format!("{trigger_field}.event"), event, 100, false)?;
-            if !event
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-            {
-                return Err(DomainError::new(
-                    format!("{trigger_field}.event"),
-                    "event names use letters, digits, _ - . and :",
-                ));
-            }
-            GoalTrigger::Custom(event)
-        }
-        GoalTriggerInput::Url { rule } => {
-            GoalTrigger::Url(serde_json::from_value(rule.clone()).map_err(|e| {
-                DomainError::new(
-                    format!("{trigger_field}.rule"),
-                    format!("invalid URL rule: {e}"),
-                )
-            })?)
-        }
-        GoalTriggerInput::Click { selector } => {
-            changes::validate_selector(selector).map_err(|e| {
-                DomainError::new(format!("{trigger_field}.selector"), e.to_string())
-            })?;
-            GoalTrigger::Click(selector.trim().to_owned())
-        }
-    };
-    Ok(GoalSpec {
-        name,
-        trigger,
-        metric,
-        primary: input.primary,
-    })
-}
-
-impl TryFrom<&ExperimentInput> for ExperimentSpec {
-    type Error = Vec<DomainError>;
-
-    fn try_from(input: &ExperimentInput) -> Result<Self, Self::Error> {
-        let mut errors = Errors::default();
-        let name = errors.take(ExperimentName::parse(&input.name));
-        let description = errors.take(Description::parse(&input.description));
-        let coverage = errors.take(TrafficShare::parse(input.coverage));
-        let mode = errors.take(parse_mode(&input.kind).ok_or_else(|| {
-            DomainError::new(
-                "kind",
-                format!(
-                    "unknown kind {:?} (single, independent or factorial)",
-                    input.kind
-                ),
-            )
-        }));
-        let allocator = errors.take(AllocatorSpec::try_from(&input.allocator));
-        if input.url_rules.len() > MAX_URL_RULES {
-            errors.push("url_rules", format!("at most {MAX_URL_RULES} rules"));
-        }
-        let url_rules: Vec<Option<UrlRule>> = input
-            .url_rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                errors.take(serde_json::from_value(r.clone()).map_err(|e| {
-                    DomainError::new(format!("url_rules[{i}]"), format!("invalid URL rule: {e}"))
-                }))
-            })
-            .collect();
-        if input.elements.is_empty() {
-            errors.push("elements", "needs at least one element");
-        }
-        if input.elements.len() > MAX_ELEMENTS {
-            errors.push("elements", format!("at most {MAX_ELEMENTS} elements"));
-        }
-        if mode == Some(Mode::Single) && input.elements.len() > 1 {
-            errors.push(
-                "elements",
-                "a single-element experiment has exactly one element",
-            );
-        }
-        let elements: Vec<Option<ElementSpec>> = input
-            .elements
-            .iter()
-            .enumerate()
-            .map(|(i, e)| parse_element(e, i, &mut errors))
-            .collect();
-        if input.goals.len() > MAX_GOALS {
-            errors.push("goals", format!("at most {MAX_GOALS} goals"));
-        }
-        let goals: Vec<Option<GoalSpec>> = input
-            .goals
-            .iter()
-            .enumerate()
-            .map(|(i, g)| errors.take(parse_goal(g, i)))
-            .collect();
-        let mut goal_names = std::collections::BTreeSet::new();
-        for (i, g) in goals.iter().enumerate() {
-            if let Some(g) = g
-                && !goal_names.insert(g.name.clone())
-            {
-                errors.push(format!("goals[{i}].name"), "goal names must be unique");
-            }
-        }
-        if goals.iter().flatten().filter(|g| g.primary).count() > 1 {
-            errors.push("goals", "exactly one goal may be primary");
-        }
-
-        let (Some(name), Some(description), Some(coverage), Some(mode), Some(allocator)) =
-            (name, description, coverage, mode, allocator)
-        else {
-            return Err(errors.0);
-        };
-        let (Some(url_rules), Some(elements), Some(goals)) = (
-            url_rules.into_iter().collect::<Option<Vec<_>>>(),
-            elements.into_iter().collect::<Option<Vec<_>>>(),
-            goals.into_iter().collect::<Option<Vec<_>>>(),
-        ) else {
-            return Err(errors.0);
-        };
-        if !errors.is_empty() {
-            return Err(errors.0);
-        }
-        let spec = Self {
-            name,
-            description,
-            mode,
-            coverage,
-            allocator,
-            url_rules,
-            elements,
-            goals,
-        };
-        // Arms and allocators: factorial size, weights, Thompson floor vs arm count.
-        let arms = spec.arms().map_err(|e| vec![e])?;
-        for unit in spec.units(&arms) {
-            let weights: Vec<f64> = unit.iter().map(|a| spec.arm_weight(a)).collect();
-            if let Err(m) = spec.allocator.unit_allocator(&weights) {
-                let field = match spec.allocator {
-                    AllocatorSpec::FixedSplit => "elements",
-                    AllocatorSpec::Thompson(_) => "allocator",
-                };
-                return Err(vec![DomainError::new(field, m)]);
-            }
-        }
-        Ok(spec)
-    }
-}
-
 /// The save-time rules that need the site (the engine's `changes::check` with the
 /// site's domains): form actions, button form actions and redirects stay on the site's
 /// hosts. `prefix` names the list in errors (`changes` → `changes[2]`).
@@ -603,6 +345,25 @@ pub fn check_changes_for_site(
 }
 
 impl ExperimentSpec {
+    /// The rules that need the whole definition: the arms can be planned (factorial
+    /// size) and every allocation unit's allocator accepts its arms (weights not all
+    /// zero, Thompson's arm limit and floor). The error names `elements` for a fixed
+    /// split and `allocator` for Thompson sampling.
+    pub fn check_units(&self) -> Result<(), DomainError> {
+        let arms = self.arms()?;
+        for unit in self.units(&arms) {
+            let weights: Vec<f64> = unit.iter().map(|a| self.arm_weight(a)).collect();
+            if let Err(m) = self.allocator.unit_allocator(&weights) {
+                let field = match self.allocator {
+                    AllocatorSpec::FixedSplit => "elements",
+                    AllocatorSpec::Thompson(_) => "allocator",
+                };
+                return Err(DomainError::new(field, m));
+            }
+        }
+        Ok(())
+    }
+
     /// [`check_changes_for_site`] for every variant; errors name
     /// `elements[i].variants[j].changes[k]`.
     pub fn check_for_site(&self, domains: &[String]) -> Result<(), Vec<DomainError>> {
@@ -710,5 +471,36 @@ impl ExperimentSpec {
                 .map(|(&j, e)| e.variants[j].weight.get())
                 .product(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goal_triggers_round_trip_through_their_columns() {
+        let rule: UrlRule =
+            serde_json::from_str(r#"{"match":"prefix","pattern":"/thanks","include":true}"#)
+                .unwrap();
+        for trigger in [
+            GoalTrigger::Custom("signup".into()),
+            GoalTrigger::Url(rule),
+            GoalTrigger::Click("#buy".into()),
+        ] {
+            let (kind, target) = trigger.columns();
+            assert_eq!(GoalTrigger::from_columns(kind, &target), Ok(trigger));
+        }
+        let err = GoalTrigger::from_columns("hover", "#x").unwrap_err();
+        assert!(err.contains("unknown goal trigger \"hover\""), "{err}");
+        assert!(GoalTrigger::from_columns("url", "not json").is_err());
+    }
+
+    #[test]
+    fn metrics_parse_their_own_names_only() {
+        for m in [Metric::Conversion, Metric::Revenue] {
+            assert_eq!(Metric::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(Metric::parse("Revenue"), None);
     }
 }

@@ -22,6 +22,7 @@
 //! removes custom code gets its own audit entry, `experiment.custom_code`
 //! (`audit_custom_code`).
 
+mod convert;
 pub mod dto;
 
 use axum::extract::State;
@@ -332,8 +333,7 @@ async fn update_experiment(
         ));
     }
     let before = db::experiments::load_parts(&mut tx, row).await?;
-    let before_view = ExperimentView::from(&before);
-    let base = before_view.to_input().map_err(|e| {
+    let base = ExperimentInput::from_spec(&before.spec()?).map_err(|e| {
         ApiError::Internal(anyhow::anyhow!("stored experiment {id} unreadable: {e}"))
     })?;
     let rewrite_structure = fields.contains(&"kind") || fields.contains(&"elements");

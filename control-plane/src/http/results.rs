@@ -34,6 +34,8 @@ use uuid::Uuid;
 
 use crate::auth::{Actor, Role};
 use crate::db::results::{self as db, ArmAggregateRow, ExperimentRow, GoalRow, VariantRow};
+use crate::domain::Status;
+use crate::domain::experiment::{AllocatorSpec, Metric};
 use crate::error::{ApiError, ApiResult};
 use crate::export::{Cell, ExportFormat, Table};
 use crate::extract::{PathId, Query};
@@ -56,8 +58,7 @@ pub struct GoalQuery {
 pub struct GoalView {
     pub id: Uuid,
     pub name: String,
-    /// `conversion` or `revenue`.
-    pub metric: String,
+    pub metric: Metric,
 }
 
 /// What one engine analysis compared.
@@ -101,7 +102,7 @@ pub struct ResultsView {
     pub experiment_id: Uuid,
     pub name: String,
     pub kind: String,
-    pub status: String,
+    pub status: Status,
     pub goal: GoalView,
     /// `fixed_weights` or `logged_propensities`: where SRM's expected shares come from.
     pub srm_expected_from: &'static str,
@@ -181,16 +182,12 @@ pub async fn compute(
 ) -> ApiResult<ResultsView> {
     let arms = db::arm_aggregates(&state.pool, experiment.id, goal.id).await?;
     let variants = db::variants_of(&state.pool, experiment.id).await?;
-    let thompson = experiment.allocator.get("kind").and_then(|k| k.as_str()) == Some("thompson");
-    let allocator_weights: Option<Vec<f64>> = experiment
-        .allocator
-        .get("weights")
-        .and_then(|w| serde_json::from_value(w.clone()).ok());
-    let with_revenue = goal.metric == "revenue";
+    let thompson = matches!(experiment.allocator.0, AllocatorSpec::Thompson(_));
+    let with_revenue = goal.metric == Metric::Revenue;
 
     let mut sets: Vec<ComparisonSet> = Vec::new();
     let subjects_of = |rows: &[&ArmAggregateRow]| -> Vec<Subject> {
-        let fixed = fixed_shares(rows, &variants, allocator_weights.as_deref());
+        let fixed = fixed_shares(rows, &variants);
         rows.iter()
             .zip(fixed)
             .map(|(a, share)| {
@@ -365,17 +362,7 @@ fn analysis_input(subjects: &[Subject], previous: &HashMap<Uuid, f64>) -> Analys
 /// Fixed-split shares of `rows` (one allocation unit): the allocator's weights when it
 /// has one per arm, else each arm's variant weights normalised per element and
 /// multiplied across elements (factorial combinations).
-fn fixed_shares(
-    rows: &[&ArmAggregateRow],
-    variants: &[VariantRow],
-    allocator_weights: Option<&[f64]>,
-) -> Vec<f64> {
-    if let Some(w) = allocator_weights
-        && w.len() == rows.len()
-        && w.iter().all(|x| x.is_finite() && *x >= 0.0)
-    {
-        return w.to_vec();
-    }
+fn fixed_shares(rows: &[&ArmAggregateRow], variants: &[VariantRow]) -> Vec<f64> {
     let mut element_total: HashMap<Uuid, f64> = HashMap::new();
     for v in variants {
         *element_total.entry(v.element_id).or_default() += v.weight;

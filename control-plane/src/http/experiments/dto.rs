@@ -3,13 +3,15 @@
 //! Inputs keep the engine-typed parts (changes, URL rules) as raw JSON values so each
 //! one is parsed on its own and a mistake is reported as a 422 naming its field
 //! (`elements[0].variants[1].changes[0]`), instead of one 400 for the whole body.
-//! [`crate::domain::experiment::ExperimentSpec`] is built from [`ExperimentInput`].
+//! [`crate::domain::experiment::ExperimentSpec`] is built from [`ExperimentInput`]
+//! (`super::convert`); views are built from the stored rows.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::experiments::Loaded;
+use crate::domain::experiment::{AllocatorSpec, Metric};
 
 fn one() -> f64 {
     1.0
@@ -201,7 +203,7 @@ pub struct ExperimentView {
     pub status: crate::domain::Status,
     pub coverage: f64,
     #[schema(value_type = Object)]
-    pub allocator: serde_json::Value,
+    pub allocator: AllocatorSpec,
     #[schema(value_type = Vec<Object>)]
     pub url_rules: serde_json::Value,
     pub elements: Vec<ElementView>,
@@ -255,7 +257,7 @@ pub struct ArmView {
 pub struct GoalView {
     pub id: Uuid,
     pub name: String,
-    pub metric: String,
+    pub metric: Metric,
     pub primary: bool,
     /// `{"type": "custom", "event": …}`, `{"type": "url", "rule": {…}}` or
     /// `{"type": "click", "selector": …}`.
@@ -300,7 +302,7 @@ impl From<&Loaded> for ExperimentView {
             kind: e.kind.clone(),
             status: e.status(),
             coverage: e.coverage,
-            allocator: e.allocator.clone(),
+            allocator: e.allocator.0,
             url_rules: e.url_rules.clone(),
             elements: l
                 .elements
@@ -340,7 +342,7 @@ impl From<&Loaded> for ExperimentView {
                 .map(|g| GoalView {
                     id: g.id,
                     name: g.name.clone(),
-                    metric: g.metric.clone(),
+                    metric: g.metric,
                     primary: g.is_primary,
                     trigger: goal_trigger_json(&g.trigger, &g.target),
                 })
@@ -351,56 +353,5 @@ impl From<&Loaded> for ExperimentView {
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
-    }
-}
-
-impl ExperimentView {
-    /// The definition as an input again (the base a draft PATCH is applied to).
-    pub fn to_input(&self) -> Result<ExperimentInput, serde_json::Error> {
-        let to_vec = |v: &serde_json::Value| -> Result<Vec<serde_json::Value>, serde_json::Error> {
-            serde_json::from_value(v.clone())
-        };
-        Ok(ExperimentInput {
-            name: self.name.clone(),
-            description: self.description.clone(),
-            kind: self.kind.clone(),
-            coverage: self.coverage,
-            allocator: serde_json::from_value(self.allocator.clone())?,
-            url_rules: to_vec(&self.url_rules)?,
-            elements: self
-                .elements
-                .iter()
-                .map(|el| {
-                    Ok(ElementInput {
-                        name: Some(el.name.clone()),
-                        selector: el.selector.clone(),
-                        variants: el
-                            .variants
-                            .iter()
-                            .map(|v| {
-                                Ok(VariantInput {
-                                    name: v.name.clone(),
-                                    is_control: v.is_control,
-                                    weight: v.weight,
-                                    changes: to_vec(&v.changes)?,
-                                })
-                            })
-                            .collect::<Result<_, serde_json::Error>>()?,
-                    })
-                })
-                .collect::<Result<_, serde_json::Error>>()?,
-            goals: self
-                .goals
-                .iter()
-                .map(|g| {
-                    Ok(GoalInput {
-                        name: g.name.clone(),
-                        metric: Some(g.metric.clone()),
-                        primary: g.primary,
-                        trigger: serde_json::from_value(g.trigger.clone())?,
-                    })
-                })
-                .collect::<Result<_, serde_json::Error>>()?,
-        })
     }
 }
