@@ -7,8 +7,12 @@
 //! Layout: [`config`] (typed, from the environment), [`error`] (problem+json),
 //! [`extract`] (JSON/query extractors in our error format), [`auth`] (tokens, keys,
 //! roles, the [`auth::Actor`] extractor), [`audit`] (hash-chained trail), [`state`],
-//! [`telemetry`], [`http`] (router and middleware; one module per resource), [`domain`]
-//! (validated values built from request bodies), [`db`] (SQL per aggregate), [`export`]
+//! [`telemetry`], [`http`] (router and middleware; one module per resource: extract,
+//! call, map to a response), [`accounts`] (emails, passwords and argon2, registration,
+//! login, sessions), [`domain`] (validated values; imports neither `http` nor `db`:
+//! request bodies convert into it on the HTTP side, rows decode into it),
+//! [`ingest`] (the edge's batches: a pure planner and a set-wise writer),
+//! [`background`] (the periodic tasks `serve` runs), [`db`] (SQL per aggregate), [`export`]
 //! (CSV/XLSX downloads), [`ratelimit`] (login throttling), [`quota`] (per-organisation
 //! limits), [`publisher`] (signed snapshots, routes and tombstones pushed to the edge),
 //! [`verify`] (domain-ownership proofs over DNS and HTTP).
