@@ -1,6 +1,7 @@
 // Test harness: runs the built Worker (edge-worker/build, from `cargo xtask edge-build`)
-// under workerd through `wrangler dev --local`, with a generated config that has no
-// [build] table (so nothing rebuilds), fresh local KV/Queue state in a temp dir, and
+// under workerd through `wrangler dev --local`, with a config filled in from
+// wrangler.template.toml (shared with the Rust harness, tests/src/edge.rs; no [build]
+// table, so nothing rebuilds), fresh local KV/Queue state in a temp dir, and
 // test-only secrets. Also: a fake control plane that verifies ingest signatures, and a
 // snapshot signer that does what the control plane does (HMAC-SHA256 over the payload).
 //
@@ -17,6 +18,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const root = resolve(here, '..', '..');
 const shim = join(root, 'edge-worker', 'build', 'worker', 'shim.mjs');
 const wrangler = join(root, 'node_modules', '.bin', 'wrangler');
+/** The `wrangler.toml` template both test harnesses fill in (its header documents it). */
+const WRANGLER_TEMPLATE = join(here, 'wrangler.template.toml');
 
 export const SNAPSHOT_SECRET = 'test-snapshot-secret-not-a-real-one';
 export const INGEST_SECRET = 'test-ingest-secret-not-a-real-one';
@@ -53,18 +56,35 @@ export async function waitFor(fn, { timeoutMs = 15000, every = 100, what = 'cond
  */
 export const GENEROUS_RATE_LIMITS = { assign: 1000000, events: 1000000 };
 
-/** `[[ratelimits]]` tables for the Worker's two bindings (see edge-worker/src/ratelimit.rs). */
-function rateLimitTables(limits) {
-  const bindings = [['SAMPLIT_RATE_ASSIGN', '1001', limits.assign], ['SAMPLIT_RATE_EVENTS', '1002', limits.events]];
-  return bindings
-    .filter(([, , limit]) => limit !== null && limit !== undefined)
-    .map(([name, id, limit]) => `
-[[ratelimits]]
-name = "${name}"
-namespace_id = "${id}"
-simple = { limit = ${Number(limit)}, period = 10 }
-`)
-    .join('');
+/**
+ * Fills in the wrangler.template.toml text (see its header): lines starting with `##`
+ * are dropped, `{{NAME}}` becomes `values.NAME`, and the lines between `{{#NAME}}` and
+ * `{{/NAME}}` are kept only when `values.NAME` is neither `null` nor `undefined`. A
+ * placeholder without a value is an error. tests/src/edge.rs implements the same rules.
+ */
+function renderTemplate(text, values, source = WRANGLER_TEMPLATE) {
+  const given = (name) => values[name] !== null && values[name] !== undefined;
+  const out = [];
+  let section = null; // the open `{{#NAME}}`: { name, keep }
+  for (const line of text.split('\n')) {
+    if (line.startsWith('##')) continue;
+    const open = /^\{\{#([A-Z0-9_]+)\}\}\s*$/.exec(line);
+    const close = /^\{\{\/([A-Z0-9_]+)\}\}\s*$/.exec(line);
+    if (open) {
+      if (section) throw new Error(`${source}: {{#${open[1]}}} inside {{#${section.name}}}`);
+      section = { name: open[1], keep: given(open[1]) };
+    } else if (close) {
+      if (section?.name !== close[1]) throw new Error(`${source}: {{/${close[1]}}} closes no section`);
+      section = null;
+    } else if (!section || section.keep) {
+      out.push(line.replace(/\{\{([A-Z0-9_]+)\}\}/g, (_, name) => {
+        if (!given(name)) throw new Error(`${source}: no value for {{${name}}}`);
+        return String(values[name]);
+      }));
+    }
+  }
+  if (section) throw new Error(`${source}: {{#${section.name}}} is not closed`);
+  return out.join('\n');
 }
 
 /**
@@ -90,37 +110,18 @@ export async function startWorker({
     .filter(([, v]) => v !== null && v !== undefined)
     .map(([k, v]) => `${k} = ${JSON.stringify(String(v))}`)
     .join('\n');
-  const config = `
-name = "samplit-edge-test"
-main = ${JSON.stringify(main)}
-compatibility_date = "2026-04-01"
-
-[vars]
-${varLines}
-
-[[kv_namespaces]]
-binding = "SNAPSHOTS"
-id = "test-snapshots"
-
-[[queues.producers]]
-binding = "EVENTS"
-queue = "samplit-events"
-
-[[queues.consumers]]
-queue = "samplit-events"
-max_batch_size = 100
-max_batch_timeout = 1
-max_retries = ${maxRetries}
-retry_delay = 1
-dead_letter_queue = "samplit-events-dlq"
-
-[[queues.consumers]]
-queue = "samplit-events-dlq"
-max_batch_size = 100
-max_batch_timeout = 1
-max_retries = ${maxRetries}
-retry_delay = 1
-${rateLimitTables({ ...GENEROUS_RATE_LIMITS, ...rateLimits })}`;
+  const limits = { ...GENEROUS_RATE_LIMITS, ...rateLimits };
+  const limit = (n) => (n === null || n === undefined ? null : Number(n));
+  const config = renderTemplate(readFileSync(WRANGLER_TEMPLATE, 'utf8'), {
+    WORKER_NAME: JSON.stringify('samplit-edge-test'),
+    MAIN: JSON.stringify(main),
+    VARS: varLines,
+    KV_NAMESPACE_ID: JSON.stringify('test-snapshots'),
+    MAX_RETRIES: maxRetries,
+    RETRY_DELAY: 1,
+    RATE_ASSIGN: limit(limits.assign),
+    RATE_EVENTS: limit(limits.events),
+  });
   const configPath = join(dir, 'wrangler.toml');
   writeFileSync(configPath, config);
   const logPath = join(dir, 'wrangler.log');
