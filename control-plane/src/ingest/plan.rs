@@ -1,0 +1,1356 @@
+//! The pure half of ingestion: what a batch's validated items change, as named deltas,
+//! computed without a database so that unit tests check it (the writer, `write.rs`,
+//! only runs statements and passes their answers back here).
+//!
+//! A batch is one transaction, and three of its statements answer questions the plan
+//! depends on. Each is a write whose `RETURNING` is the answer, because that is what
+//! makes it race-safe (a `SELECT` beforehand would let two concurrent batches both
+//! believe they came first). So the plan comes in phases, each a pure function of the
+//! batch and of the rows the previous statement returned:
+//!
+//! 1. [`seen_ids`]: the ids to mark seen. `mark_seen` answers which are new.
+//! 2. [`Fresh::select`]: the items that count (a new id, at its first occurrence), and
+//!    [`Fresh::claims`], the candidate first exposure per (experiment, visitor, unit).
+//!    `insert_assignments` answers which keys this batch won; the first exposure fixes
+//!    the arm.
+//! 3. [`Fresh::assignments_to_read`]: the (experiment, visitor) pairs whose assignments
+//!    the rest needs: keys this batch lost, visitors of its conversions. This is the one
+//!    plain read, and it stays after the claims: a key lost to a concurrent batch is
+//!    only visible once that batch committed, which the `ON CONFLICT` of the claims
+//!    waited for, and a conversion must see an assignment made by an exposure of the
+//!    same batch.
+//! 4. [`Fresh::plan`]: the deltas ([`ArmDelta`], [`ArmDailyDelta`], [`ConversionDelta`],
+//!    [`PendingConversion`], [`UnattributedDelta`]) and the [`Counts`] of the answer.
+//! 5. [`goal_deltas`]: from what `upsert_conversions` returns (each visitor's revenue
+//!    before and after, the per-visitor cap applied inside the statement), the
+//!    [`GoalDelta`]s and [`GoalDailyDelta`]s.
+//!
+//! Conversions parked because their exposure had not arrived are attributed after the
+//! batch's commit, in a transaction of their own: [`parked_pairs`] says which
+//! assignments to read, [`attribute_parked`] turns them into [`ConversionDelta`]s, and
+//! [`goal_deltas`] finishes as above.
+//!
+//! Every list of deltas comes out sorted by its key: the writer passes them on in that
+//! order, so concurrent batches lock rows in the same order.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::db::events::{AssignmentRow, ConversionRow, LiveGoalRow, PendingRow};
+
+// ---------------------------------------------------------------------------------------
+// Input: the batch's validated items and what was read about its experiments and goals.
+
+/// An exposure checked against the database (its experiment is live on its site, its
+/// arm belongs to it).
+#[derive(Debug, Clone)]
+pub struct ResolvedExposure {
+    pub id: String,
+    pub experiment_id: Uuid,
+    /// The experiment, or the element for an independent experiment's arm.
+    pub unit: Uuid,
+    pub arm_id: Uuid,
+    pub visitor_id: String,
+    pub propensity: f64,
+    pub snapshot_version: i64,
+    pub at: OffsetDateTime,
+}
+
+impl ResolvedExposure {
+    fn key(&self) -> AssignmentKey<'_> {
+        AssignmentKey {
+            experiment_id: self.experiment_id,
+            visitor_id: &self.visitor_id,
+            unit: self.unit,
+        }
+    }
+}
+
+/// A conversion whose site is known.
+#[derive(Debug, Clone)]
+pub struct ResolvedConversion {
+    pub id: String,
+    pub site_id: Uuid,
+    pub visitor_id: String,
+    pub goal: String,
+    pub value: f64,
+    /// Came in a signed server call (not held to the per-visitor revenue cap).
+    pub signed: bool,
+    pub at: OffsetDateTime,
+}
+
+/// A batch's items that passed every check, by kind.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub exposures: Vec<ResolvedExposure>,
+    pub conversions: Vec<ResolvedConversion>,
+    pub pageview_ids: Vec<String>,
+}
+
+/// What the plan needs to know about an arm.
+#[derive(Debug, Clone, Copy)]
+pub struct ArmInfo {
+    pub experiment_id: Uuid,
+    /// The unit visitors are assigned in: the experiment, or the arm's element in an
+    /// independent experiment.
+    pub unit: Uuid,
+}
+
+/// A live goal a conversion can count for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoalRef {
+    pub goal_id: Uuid,
+    pub experiment_id: Uuid,
+}
+
+/// Live goals by site and by the name a conversion reports: custom goals by their
+/// target, url and click goals by their name.
+#[derive(Debug, Default)]
+pub struct GoalIndex(HashMap<Uuid, HashMap<String, Vec<GoalRef>>>);
+
+impl GoalIndex {
+    pub fn new(rows: &[LiveGoalRow]) -> Self {
+        let mut index: HashMap<Uuid, HashMap<String, Vec<GoalRef>>> = HashMap::new();
+        for g in rows {
+            let key = if g.trigger == "custom" {
+                &g.target
+            } else {
+                &g.name
+            };
+            index
+                .entry(g.site_id)
+                .or_default()
+                .entry(key.clone())
+                .or_default()
+                .push(GoalRef {
+                    goal_id: g.goal_id,
+                    experiment_id: g.experiment_id,
+                });
+        }
+        Self(index)
+    }
+
+    /// The live goals a conversion named `goal` on `site_id` counts for.
+    pub fn matching(&self, site_id: Uuid, goal: &str) -> &[GoalRef] {
+        self.0
+            .get(&site_id)
+            .and_then(|by_name| by_name.get(goal))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
+/// What was read about the batch's experiments and goals before its transaction
+/// (admin-managed rows: a batch racing an admin edit may use either state).
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Every arm of the experiments the batch's exposures name.
+    pub arms: HashMap<Uuid, ArmInfo>,
+    /// The arms of each unit, in position order.
+    pub unit_arms: HashMap<Uuid, Vec<Uuid>>,
+    /// The live goals of the sites the batch's conversions come from.
+    pub goals: GoalIndex,
+}
+
+// ---------------------------------------------------------------------------------------
+// Output: named deltas.
+
+/// What the answer to the batch reports.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub conflicts: u64,
+    pub unattributed: u64,
+}
+
+/// What the batch adds to one arm's totals (`arm_stats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmDelta {
+    pub arm_id: Uuid,
+    pub experiment_id: Uuid,
+    /// New visitors: first exposures this batch recorded.
+    pub visitors: i64,
+    /// The sum of their logged propensities.
+    pub propensity_sum: f64,
+    /// How many of the unit's new visitors the arm should have received (see
+    /// [`expected_shares`]).
+    pub expected_visitors: f64,
+    /// Exposures claiming this arm for a visitor who holds another one.
+    pub conflicts: i64,
+}
+
+/// New visitors of one arm on one day (`arm_daily`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmDailyDelta {
+    pub arm_id: Uuid,
+    pub day: Date,
+    pub experiment_id: Uuid,
+    pub visitors: i64,
+}
+
+/// What one visitor's conversions on a goal, in one unit, add in a batch: one row of
+/// `goal_conversions` to insert or add to. The revenue cap is not applied here but in
+/// the upsert, against the visitor's stored total.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversionDelta {
+    pub goal_id: Uuid,
+    pub visitor_id: String,
+    pub unit: Uuid,
+    pub experiment_id: Uuid,
+    pub arm_id: Uuid,
+    /// Summed values from unsigned calls (the per-visitor cap applies to these).
+    pub unsigned_value: f64,
+    /// Summed values from signed server calls (not capped).
+    pub signed_value: f64,
+    /// The earliest conversion time.
+    pub at: OffsetDateTime,
+}
+
+impl ConversionDelta {
+    fn add(&mut self, value: f64, signed: bool, at: OffsetDateTime) {
+        if signed {
+            self.signed_value += value;
+        } else {
+            self.unsigned_value += value;
+        }
+        self.at = self.at.min(at);
+    }
+}
+
+/// A conversion parked until its visitor's assignment in the goal's experiment exists
+/// (the queue keeps no order, so the exposure may still be on its way).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingConversion {
+    pub item_id: String,
+    pub goal_id: Uuid,
+    pub experiment_id: Uuid,
+    pub visitor_id: String,
+    pub value: f64,
+    pub signed: bool,
+    pub at: OffsetDateTime,
+}
+
+/// Conversions of one site and day that matched no assignment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnattributedDelta {
+    pub site_id: Uuid,
+    pub day: Date,
+    pub conversions: i64,
+}
+
+/// What the batch adds to one (arm, goal)'s totals (`goal_stats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoalDelta {
+    pub arm_id: Uuid,
+    pub goal_id: Uuid,
+    pub experiment_id: Uuid,
+    /// Visitors converting on the goal for the first time.
+    pub converters: i64,
+    /// Visitors whose revenue on the goal became positive.
+    pub revenue_n: i64,
+    /// The change of Σ revenue over visitors.
+    pub revenue_sum: f64,
+    /// The change of Σ revenue² over visitors.
+    pub revenue_sumsq: f64,
+}
+
+/// What the batch adds to one (arm, goal, day) bucket (`goal_daily`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoalDailyDelta {
+    pub arm_id: Uuid,
+    pub goal_id: Uuid,
+    pub day: Date,
+    pub experiment_id: Uuid,
+    pub converters: i64,
+    pub revenue_sum: f64,
+}
+
+/// The goal aggregates' deltas, from the conversion upsert's rows.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct GoalDeltas {
+    pub totals: Vec<GoalDelta>,
+    pub days: Vec<GoalDailyDelta>,
+}
+
+/// (experiment, visitor) pairs whose assignments to read, as the column arrays the
+/// query binds; sorted, each once.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AssignmentLookup {
+    pub experiment_ids: Vec<Uuid>,
+    pub visitor_ids: Vec<String>,
+}
+
+impl AssignmentLookup {
+    fn new(mut pairs: Vec<VisitorKey<'_>>) -> Self {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut lookup = Self {
+            experiment_ids: Vec::with_capacity(pairs.len()),
+            visitor_ids: Vec::with_capacity(pairs.len()),
+        };
+        for p in pairs {
+            lookup.experiment_ids.push(p.experiment_id);
+            lookup.visitor_ids.push(p.visitor_id.to_owned());
+        }
+        lookup
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.experiment_ids.is_empty()
+    }
+}
+
+/// Everything the batch writes once the claims are settled (phase 4).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Plan {
+    pub counts: Counts,
+    /// Sorted by arm.
+    pub arms: Vec<ArmDelta>,
+    /// Sorted by (arm, day).
+    pub arm_days: Vec<ArmDailyDelta>,
+    /// Sorted by (goal, visitor, unit).
+    pub conversions: Vec<ConversionDelta>,
+    /// In the order of the batch.
+    pub pending: Vec<PendingConversion>,
+    /// Sorted by (site, day).
+    pub unattributed: Vec<UnattributedDelta>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys (field order is sort order: the lock order of the rows they name).
+
+/// The key of an assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct AssignmentKey<'a> {
+    experiment_id: Uuid,
+    visitor_id: &'a str,
+    unit: Uuid,
+}
+
+fn assignment_key(row: &AssignmentRow) -> AssignmentKey<'_> {
+    AssignmentKey {
+        experiment_id: row.experiment_id,
+        visitor_id: &row.visitor_id,
+        unit: row.unit,
+    }
+}
+
+/// A visitor in an experiment (all units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct VisitorKey<'a> {
+    experiment_id: Uuid,
+    visitor_id: &'a str,
+}
+
+/// The key of a row of `goal_conversions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ConversionKey<'a> {
+    goal_id: Uuid,
+    visitor_id: &'a str,
+    unit: Uuid,
+}
+
+/// A unit's new visitors under one snapshot version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct VersionKey {
+    unit: Uuid,
+    snapshot_version: i64,
+}
+
+/// The propensities logged for one arm (identical within a snapshot version).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Logged {
+    pub sum: f64,
+    pub count: i64,
+}
+
+impl Logged {
+    fn mean(self) -> f64 {
+        self.sum / self.count as f64
+    }
+}
+
+#[derive(Debug, Default)]
+struct VersionTally {
+    visitors: i64,
+    logged: BTreeMap<Uuid, Logged>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Phases.
+
+/// Phase 1: every item id of the batch, sorted (the lock order of `ingest_seen_items`)
+/// and each once.
+pub fn seen_ids(batch: &Batch) -> Vec<String> {
+    let mut ids: Vec<String> = batch
+        .exposures
+        .iter()
+        .map(|e| e.id.clone())
+        .chain(batch.conversions.iter().map(|c| c.id.clone()))
+        .chain(batch.pageview_ids.iter().cloned())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The items of a batch that count: their id was new to `ingest_seen_items`, and it is
+/// its first occurrence in the batch. Everything else is a duplicate.
+#[derive(Debug)]
+pub struct Fresh<'a> {
+    /// Sorted by (experiment, visitor, unit, time, id).
+    exposures: Vec<&'a ResolvedExposure>,
+    /// The earliest of `exposures` per (experiment, visitor, unit), in the same order.
+    claims: Vec<&'a ResolvedExposure>,
+    conversions: Vec<&'a ResolvedConversion>,
+    pageviews: u64,
+    duplicates: u64,
+}
+
+impl<'a> Fresh<'a> {
+    /// Phase 2: selects the items whose id is in `new_ids` (what `mark_seen` returned),
+    /// each id once.
+    pub fn select(batch: &'a Batch, new_ids: &HashSet<String>) -> Self {
+        let mut counted: HashSet<&str> = HashSet::with_capacity(new_ids.len());
+        let mut counts = |id: &'a str| new_ids.contains(id) && counted.insert(id);
+        let mut exposures = Vec::with_capacity(batch.exposures.len());
+        for e in &batch.exposures {
+            if counts(&e.id) {
+                exposures.push(e);
+            }
+        }
+        let mut conversions = Vec::with_capacity(batch.conversions.len());
+        for c in &batch.conversions {
+            if counts(&c.id) {
+                conversions.push(c);
+            }
+        }
+        let mut pageviews = 0;
+        for id in &batch.pageview_ids {
+            if counts(id) {
+                pageviews += 1;
+            }
+        }
+        let items = batch.exposures.len() + batch.conversions.len() + batch.pageview_ids.len();
+        let duplicates = items - exposures.len() - conversions.len() - pageviews;
+
+        // The earliest exposure per key is the candidate first exposure (ties broken by
+        // id, so a replay of the same items claims the same arm).
+        exposures.sort_by(|a, b| (a.key(), a.at, &a.id).cmp(&(b.key(), b.at, &b.id)));
+        let mut claims = exposures.clone();
+        claims.dedup_by(|later, first| later.key() == first.key());
+        Self {
+            exposures,
+            claims,
+            conversions,
+            pageviews: pageviews as u64,
+            duplicates: duplicates as u64,
+        }
+    }
+
+    /// The candidate first exposures, one per (experiment, visitor, unit), sorted by that
+    /// key: inserted into `assignments` where the key is free.
+    pub fn claims(&self) -> &[&'a ResolvedExposure] {
+        &self.claims
+    }
+
+    /// Phase 3: the (experiment, visitor) pairs whose assignments [`Fresh::plan`] needs,
+    /// given the claims this batch `won`: those it lost (to learn which arm the visitor
+    /// holds), and the visitors of its conversions in the experiments of the goals they
+    /// match.
+    pub fn assignments_to_read(
+        &self,
+        catalog: &Catalog,
+        won: &[AssignmentRow],
+    ) -> AssignmentLookup {
+        let won: HashSet<AssignmentKey<'_>> = won.iter().map(assignment_key).collect();
+        let mut pairs: Vec<VisitorKey<'_>> = self
+            .claims
+            .iter()
+            .filter(|e| !won.contains(&e.key()))
+            .map(|e| VisitorKey {
+                experiment_id: e.experiment_id,
+                visitor_id: &e.visitor_id,
+            })
+            .collect();
+        for c in &self.conversions {
+            for goal in catalog.goals.matching(c.site_id, &c.goal) {
+                pairs.push(VisitorKey {
+                    experiment_id: goal.experiment_id,
+                    visitor_id: &c.visitor_id,
+                });
+            }
+        }
+        AssignmentLookup::new(pairs)
+    }
+
+    /// Phase 4: the deltas, given the claims this batch `won` and the assignments `held`
+    /// of the pairs [`Fresh::assignments_to_read`] named (read after the claims; where
+    /// both have a key, `won` is taken).
+    pub fn plan(&self, catalog: &Catalog, won: &[AssignmentRow], held: &[AssignmentRow]) -> Plan {
+        let mut counts = Counts {
+            accepted: self.pageviews,
+            duplicates: self.duplicates,
+            ..Counts::default()
+        };
+        let mut holder: HashMap<AssignmentKey<'_>, Uuid> =
+            HashMap::with_capacity(won.len() + held.len());
+        for row in won.iter().chain(held) {
+            holder.entry(assignment_key(row)).or_insert(row.arm_id);
+        }
+
+        // Exposures: counted when they agree with the arm the visitor holds, a conflict
+        // otherwise (the first exposure fixed the arm).
+        let mut arms: BTreeMap<Uuid, ArmDelta> = BTreeMap::new();
+        for e in &self.exposures {
+            if holder.get(&e.key()) == Some(&e.arm_id) {
+                counts.accepted += 1;
+            } else {
+                counts.duplicates += 1;
+                counts.conflicts += 1;
+                if let Some(arm) = arm_entry(&mut arms, catalog, e.arm_id) {
+                    arm.conflicts += 1;
+                }
+            }
+        }
+
+        // New visitors (the claims won): per arm, per (arm, day), and per (unit, snapshot
+        // version) for the expected visitors.
+        let mut arm_days: BTreeMap<(Uuid, Date), ArmDailyDelta> = BTreeMap::new();
+        let mut versions: BTreeMap<VersionKey, VersionTally> = BTreeMap::new();
+        for row in won {
+            let key = assignment_key(row);
+            let Ok(i) = self.claims.binary_search_by(|c| c.key().cmp(&key)) else {
+                continue; // the database returns only keys it was given
+            };
+            let e = self.claims[i];
+            if let Some(arm) = arm_entry(&mut arms, catalog, row.arm_id) {
+                arm.visitors += 1;
+                arm.propensity_sum += e.propensity;
+            }
+            let day = e.at.date();
+            arm_days
+                .entry((row.arm_id, day))
+                .or_insert(ArmDailyDelta {
+                    arm_id: row.arm_id,
+                    day,
+                    experiment_id: row.experiment_id,
+                    visitors: 0,
+                })
+                .visitors += 1;
+            let version = versions
+                .entry(VersionKey {
+                    unit: row.unit,
+                    snapshot_version: e.snapshot_version,
+                })
+                .or_default();
+            version.visitors += 1;
+            let logged = version.logged.entry(row.arm_id).or_default();
+            logged.sum += e.propensity;
+            logged.count += 1;
+        }
+        for (key, tally) in &versions {
+            let Some(all) = catalog.unit_arms.get(&key.unit) else {
+                continue;
+            };
+            for (arm_id, share) in expected_shares(all, &tally.logged) {
+                if let Some(arm) = arm_entry(&mut arms, catalog, arm_id) {
+                    arm.expected_visitors += tally.visitors as f64 * share;
+                }
+            }
+        }
+
+        // Conversions: every live goal of the site matching the item's goal, attributed
+        // to each arm the visitor holds in that goal's experiment; parked where the
+        // visitor holds none yet.
+        let mut units_held: HashMap<VisitorKey<'_>, Vec<(Uuid, Uuid)>> = HashMap::new();
+        if !self.conversions.is_empty() {
+            for (key, arm_id) in &holder {
+                units_held
+                    .entry(VisitorKey {
+                        experiment_id: key.experiment_id,
+                        visitor_id: key.visitor_id,
+                    })
+                    .or_default()
+                    .push((key.unit, *arm_id));
+            }
+        }
+        let mut conversions: BTreeMap<ConversionKey<'_>, ConversionDelta> = BTreeMap::new();
+        let mut pending = Vec::new();
+        let mut unattributed: BTreeMap<(Uuid, Date), UnattributedDelta> = BTreeMap::new();
+        for c in &self.conversions {
+            counts.accepted += 1;
+            let mut attributed = false;
+            for goal in catalog.goals.matching(c.site_id, &c.goal) {
+                let held = units_held
+                    .get(&VisitorKey {
+                        experiment_id: goal.experiment_id,
+                        visitor_id: &c.visitor_id,
+                    })
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                if held.is_empty() {
+                    pending.push(PendingConversion {
+                        item_id: c.id.clone(),
+                        goal_id: goal.goal_id,
+                        experiment_id: goal.experiment_id,
+                        visitor_id: c.visitor_id.clone(),
+                        value: c.value,
+                        signed: c.signed,
+                        at: c.at,
+                    });
+                }
+                for &(unit, arm_id) in held {
+                    attributed = true;
+                    conversions
+                        .entry(ConversionKey {
+                            goal_id: goal.goal_id,
+                            visitor_id: &c.visitor_id,
+                            unit,
+                        })
+                        .or_insert_with(|| {
+                            empty_conversion(goal, &c.visitor_id, unit, arm_id, c.at)
+                        })
+                        .add(c.value, c.signed, c.at);
+                }
+            }
+            if !attributed {
+                counts.unattributed += 1;
+                let day = c.at.date();
+                unattributed
+                    .entry((c.site_id, day))
+                    .or_insert(UnattributedDelta {
+                        site_id: c.site_id,
+                        day,
+                        conversions: 0,
+                    })
+                    .conversions += 1;
+            }
+        }
+
+        Plan {
+            counts,
+            arms: arms.into_values().collect(),
+            arm_days: arm_days.into_values().collect(),
+            conversions: conversions.into_values().collect(),
+            pending,
+            unattributed: unattributed.into_values().collect(),
+        }
+    }
+}
+
+/// The arm's delta, created on first use; `None` for an arm the catalog does not know
+/// (cannot happen: every arm here came from the batch's experiments).
+fn arm_entry<'m>(
+    arms: &'m mut BTreeMap<Uuid, ArmDelta>,
+    catalog: &Catalog,
+    arm_id: Uuid,
+) -> Option<&'m mut ArmDelta> {
+    let info = catalog.arms.get(&arm_id)?;
+    Some(arms.entry(arm_id).or_insert(ArmDelta {
+        arm_id,
+        experiment_id: info.experiment_id,
+        visitors: 0,
+        propensity_sum: 0.0,
+        expected_visitors: 0.0,
+        conflicts: 0,
+    }))
+}
+
+fn empty_conversion(
+    goal: &GoalRef,
+    visitor_id: &str,
+    unit: Uuid,
+    arm_id: Uuid,
+    at: OffsetDateTime,
+) -> ConversionDelta {
+    ConversionDelta {
+        goal_id: goal.goal_id,
+        visitor_id: visitor_id.to_owned(),
+        unit,
+        experiment_id: goal.experiment_id,
+        arm_id,
+        unsigned_value: 0.0,
+        signed_value: 0.0,
+        at,
+    }
+}
+
+/// Phase 5: the goal aggregates' deltas from the rows `upsert_conversions` returned for
+/// `conversions` (sorted by key, as [`Fresh::plan`] and [`attribute_parked`] give them).
+/// A row reports the visitor's revenue on the goal before and after the batch, the cap
+/// already applied, so the moments move by exactly what the row changed.
+pub fn goal_deltas(conversions: &[ConversionDelta], rows: &[ConversionRow]) -> GoalDeltas {
+    let mut totals: BTreeMap<(Uuid, Uuid), GoalDelta> = BTreeMap::new();
+    let mut days: BTreeMap<(Uuid, Uuid, Date), GoalDailyDelta> = BTreeMap::new();
+    for row in rows {
+        let key = ConversionKey {
+            goal_id: row.goal_id,
+            visitor_id: &row.visitor_id,
+            unit: row.unit,
+        };
+        let Ok(i) = conversions.binary_search_by(|c| {
+            ConversionKey {
+                goal_id: c.goal_id,
+                visitor_id: &c.visitor_id,
+                unit: c.unit,
+            }
+            .cmp(&key)
+        }) else {
+            continue; // the database returns only keys it was given
+        };
+        let (experiment_id, day) = (conversions[i].experiment_id, conversions[i].at.date());
+        let converters = i64::from(row.inserted);
+        let delta = row.revenue - row.prev_revenue;
+        let total = totals
+            .entry((row.arm_id, row.goal_id))
+            .or_insert(GoalDelta {
+                arm_id: row.arm_id,
+                goal_id: row.goal_id,
+                experiment_id,
+                converters: 0,
+                revenue_n: 0,
+                revenue_sum: 0.0,
+                revenue_sumsq: 0.0,
+            });
+        total.converters += converters;
+        total.revenue_n += i64::from(row.revenue > 0.0 && row.prev_revenue <= 0.0);
+        total.revenue_sum += delta;
+        total.revenue_sumsq += row.revenue * row.revenue - row.prev_revenue * row.prev_revenue;
+        let daily = days
+            .entry((row.arm_id, row.goal_id, day))
+            .or_insert(GoalDailyDelta {
+                arm_id: row.arm_id,
+                goal_id: row.goal_id,
+                day,
+                experiment_id,
+                converters: 0,
+                revenue_sum: 0.0,
+            });
+        daily.converters += converters;
+        daily.revenue_sum += delta;
+    }
+    GoalDeltas {
+        totals: totals.into_values().collect(),
+        days: days.into_values().collect(),
+    }
+}
+
+/// The (experiment, visitor) pairs of parked conversions, each once: a visitor with
+/// several parked conversions must get its assignments back once, or each value would
+/// count that many times.
+pub fn parked_pairs(parked: &[PendingRow]) -> AssignmentLookup {
+    AssignmentLookup::new(
+        parked
+            .iter()
+            .map(|p| VisitorKey {
+                experiment_id: p.experiment_id,
+                visitor_id: &p.visitor_id,
+            })
+            .collect(),
+    )
+}
+
+/// Parked conversions attributed to the assignments `held` of their visitors (read for
+/// [`parked_pairs`]): one [`ConversionDelta`] per (goal, visitor, unit), sorted.
+pub fn attribute_parked(parked: &[PendingRow], held: &[AssignmentRow]) -> Vec<ConversionDelta> {
+    let mut units_held: HashMap<VisitorKey<'_>, Vec<&AssignmentRow>> = HashMap::new();
+    for a in held {
+        units_held
+            .entry(VisitorKey {
+                experiment_id: a.experiment_id,
+                visitor_id: &a.visitor_id,
+            })
+            .or_default()
+            .push(a);
+    }
+    let mut conversions: BTreeMap<ConversionKey<'_>, ConversionDelta> = BTreeMap::new();
+    for p in parked {
+        let Some(held) = units_held.get(&VisitorKey {
+            experiment_id: p.experiment_id,
+            visitor_id: &p.visitor_id,
+        }) else {
+            continue;
+        };
+        let goal = GoalRef {
+            goal_id: p.goal_id,
+            experiment_id: p.experiment_id,
+        };
+        for a in held {
+            conversions
+                .entry(ConversionKey {
+                    goal_id: p.goal_id,
+                    visitor_id: &p.visitor_id,
+                    unit: a.unit,
+                })
+                .or_insert_with(|| empty_conversion(&goal, &p.visitor_id, a.unit, a.arm_id, p.at))
+                .add(p.value, p.signed, p.at);
+        }
+    }
+    conversions.into_values().collect()
+}
+
+/// The share of a unit's new visitors each arm should have received under one snapshot
+/// version. Arms seen in the batch report their propensity (the mean of the logged
+/// values — they are identical within a version); the probability mass left over is
+/// split evenly between the arms not seen (exact with two arms; an estimate beyond).
+pub fn expected_shares(all: &[Uuid], logged: &BTreeMap<Uuid, Logged>) -> Vec<(Uuid, f64)> {
+    let known: f64 = logged.values().map(|l| l.mean()).sum();
+    let unseen = all.iter().filter(|a| !logged.contains_key(a)).count();
+    let rest = if unseen == 0 {
+        0.0
+    } else {
+        ((1.0 - known) / unseen as f64).max(0.0)
+    };
+    all.iter()
+        .map(|arm| {
+            let share = logged.get(arm).map(|l| l.mean()).unwrap_or(rest);
+            (*arm, share)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The phases run as the writer runs them, against a stand-in for the three
+    //! statements whose answers they use (see [`Run`]).
+
+    use super::*;
+
+    const SITE: Uuid = Uuid::from_u128(0x5173);
+    const EXPERIMENT: Uuid = Uuid::from_u128(0xe1);
+    const ARM_A: Uuid = Uuid::from_u128(0xa);
+    const ARM_B: Uuid = Uuid::from_u128(0xb);
+    const GOAL: Uuid = Uuid::from_u128(0x90a1);
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        // 2026-12-01 10:00:00 UTC.
+        OffsetDateTime::from_unix_timestamp(1_796_119_200 + seconds).unwrap()
+    }
+
+    fn exposure(id: &str, visitor: &str, arm_id: Uuid, seconds: i64) -> ResolvedExposure {
+        ResolvedExposure {
+            id: id.to_owned(),
+            experiment_id: EXPERIMENT,
+            unit: EXPERIMENT,
+            arm_id,
+            visitor_id: visitor.to_owned(),
+            propensity: if arm_id == ARM_A { 0.7 } else { 0.3 },
+            snapshot_version: 4,
+            at: at(seconds),
+        }
+    }
+
+    fn conversion(
+        id: &str,
+        visitor: &str,
+        value: f64,
+        signed: bool,
+        seconds: i64,
+    ) -> ResolvedConversion {
+        ResolvedConversion {
+            id: id.to_owned(),
+            site_id: SITE,
+            visitor_id: visitor.to_owned(),
+            goal: "purchase".to_owned(),
+            value,
+            signed,
+            at: at(seconds),
+        }
+    }
+
+    fn assignment(visitor: &str, arm_id: Uuid) -> AssignmentRow {
+        AssignmentRow {
+            experiment_id: EXPERIMENT,
+            visitor_id: visitor.to_owned(),
+            unit: EXPERIMENT,
+            arm_id,
+        }
+    }
+
+    /// One two-arm experiment (arms A, B, one unit) with a custom goal "purchase".
+    fn catalog() -> Catalog {
+        let info = ArmInfo {
+            experiment_id: EXPERIMENT,
+            unit: EXPERIMENT,
+        };
+        Catalog {
+            arms: HashMap::from([(ARM_A, info), (ARM_B, info)]),
+            unit_arms: HashMap::from([(EXPERIMENT, vec![ARM_A, ARM_B])]),
+            goals: GoalIndex::new(&[LiveGoalRow {
+                goal_id: GOAL,
+                experiment_id: EXPERIMENT,
+                site_id: SITE,
+                trigger: "custom".to_owned(),
+                name: "Purchase".to_owned(),
+                target: "purchase".to_owned(),
+            }]),
+        }
+    }
+
+    /// What the writer's statements would answer, given the ids already seen and the
+    /// assignments already stored.
+    struct Run {
+        seen_ids: Vec<String>,
+        claims: Vec<ResolvedExposure>,
+        lookup: AssignmentLookup,
+        plan: Plan,
+    }
+
+    fn run(batch: &Batch, seen_before: &[&str], stored: &[AssignmentRow]) -> Run {
+        let catalog = catalog();
+        let seen_ids = seen_ids(batch);
+        // mark_seen: ON CONFLICT DO NOTHING RETURNING.
+        let new_ids: HashSet<String> = seen_ids
+            .iter()
+            .filter(|id| !seen_before.contains(&id.as_str()))
+            .cloned()
+            .collect();
+        let fresh = Fresh::select(batch, &new_ids);
+        // insert_assignments: ON CONFLICT DO NOTHING RETURNING.
+        let taken: HashSet<AssignmentKey<'_>> = stored.iter().map(assignment_key).collect();
+        let won: Vec<AssignmentRow> = fresh
+            .claims()
+            .iter()
+            .filter(|e| !taken.contains(&e.key()))
+            .map(|e| AssignmentRow {
+                experiment_id: e.experiment_id,
+                visitor_id: e.visitor_id.clone(),
+                unit: e.unit,
+                arm_id: e.arm_id,
+            })
+            .collect();
+        // assignments_of, after the claims: sees the stored rows and the batch's own.
+        let lookup = fresh.assignments_to_read(&catalog, &won);
+        let held: Vec<AssignmentRow> = stored
+            .iter()
+            .chain(&won)
+            .filter(|a| {
+                lookup
+                    .experiment_ids
+                    .iter()
+                    .zip(&lookup.visitor_ids)
+                    .any(|(x, v)| *x == a.experiment_id && *v == a.visitor_id)
+            })
+            .cloned()
+            .collect();
+        let plan = fresh.plan(&catalog, &won, &held);
+        Run {
+            seen_ids,
+            claims: fresh.claims().iter().map(|e| (*e).clone()).collect(),
+            lookup,
+            plan,
+        }
+    }
+
+    fn arm(
+        arm_id: Uuid,
+        visitors: i64,
+        propensity_sum: f64,
+        expected: f64,
+        conflicts: i64,
+    ) -> ArmDelta {
+        ArmDelta {
+            arm_id,
+            experiment_id: EXPERIMENT,
+            visitors,
+            propensity_sum,
+            expected_visitors: expected,
+            conflicts,
+        }
+    }
+
+    /// Arm deltas compared field by field, the sums within rounding (1 − 0.7 is not 0.3).
+    fn assert_arms(actual: &[ArmDelta], expected: &[ArmDelta]) {
+        assert_eq!(actual.len(), expected.len(), "{actual:?}");
+        for (a, e) in actual.iter().zip(expected) {
+            assert_eq!(
+                (a.arm_id, a.experiment_id, a.visitors, a.conflicts),
+                (e.arm_id, e.experiment_id, e.visitors, e.conflicts),
+                "{a:?}"
+            );
+            assert!((a.propensity_sum - e.propensity_sum).abs() < 1e-12, "{a:?}");
+            assert!(
+                (a.expected_visitors - e.expected_visitors).abs() < 1e-12,
+                "{a:?}"
+            );
+        }
+    }
+
+    fn conversion_row(visitor: &str, arm_id: Uuid, prev: f64, revenue: f64) -> ConversionRow {
+        ConversionRow {
+            goal_id: GOAL,
+            visitor_id: visitor.to_owned(),
+            unit: EXPERIMENT,
+            arm_id,
+            revenue,
+            prev_revenue: prev,
+            inserted: prev == 0.0,
+        }
+    }
+
+    #[test]
+    fn the_first_exposure_fixes_the_arm_and_a_later_one_for_another_arm_is_a_conflict() {
+        // The later exposure comes first in the batch: time decides, not batch order.
+        let batch = Batch {
+            exposures: vec![
+                exposure("x2", "v1", ARM_B, 5),
+                exposure("x1", "v1", ARM_A, 0),
+            ],
+            ..Batch::default()
+        };
+        let r = run(&batch, &[], &[]);
+        assert_eq!(r.claims.len(), 1);
+        assert_eq!((r.claims[0].id.as_str(), r.claims[0].arm_id), ("x1", ARM_A));
+        assert_eq!(
+            r.plan.counts,
+            Counts {
+                accepted: 1,
+                duplicates: 1,
+                conflicts: 1,
+                unattributed: 0
+            }
+        );
+        // One new visitor on A (propensity 0.7 logged, so B was expected 0.3 of it); the
+        // exposure to B is only a conflict.
+        assert_arms(
+            &r.plan.arms,
+            &[arm(ARM_A, 1, 0.7, 0.7, 0), arm(ARM_B, 0, 0.0, 0.3, 1)],
+        );
+        assert_eq!(
+            r.plan.arm_days,
+            vec![ArmDailyDelta {
+                arm_id: ARM_A,
+                day: at(0).date(),
+                experiment_id: EXPERIMENT,
+                visitors: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn a_stored_assignment_keeps_its_arm_across_batches() {
+        let batch = Batch {
+            exposures: vec![
+                exposure("x3", "v1", ARM_B, 60),
+                exposure("x4", "v1", ARM_A, 61),
+            ],
+            ..Batch::default()
+        };
+        let r = run(&batch, &[], &[assignment("v1", ARM_A)]);
+        // The claim (B, the earlier) lost: the visitor's arm is read back, not changed.
+        assert_eq!(r.claims[0].arm_id, ARM_B);
+        assert_eq!(r.lookup.experiment_ids, vec![EXPERIMENT]);
+        assert_eq!(r.lookup.visitor_ids, vec!["v1".to_owned()]);
+        // No new visitor; the repeat exposure to A is accepted, the one to B a conflict.
+        assert_eq!(
+            r.plan.counts,
+            Counts {
+                accepted: 1,
+                duplicates: 1,
+                conflicts: 1,
+                unattributed: 0
+            }
+        );
+        assert_arms(&r.plan.arms, &[arm(ARM_B, 0, 0.0, 0.0, 1)]);
+        assert!(r.plan.arm_days.is_empty());
+    }
+
+    #[test]
+    fn new_visitors_sum_propensities_and_expected_visitors_per_arm() {
+        let batch = Batch {
+            exposures: vec![
+                exposure("x1", "v1", ARM_A, 0),
+                exposure("x2", "v2", ARM_A, 1),
+                exposure("x3", "v3", ARM_B, 2),
+            ],
+            ..Batch::default()
+        };
+        let r = run(&batch, &[], &[]);
+        // Three new visitors: A's logged share 0.7 and B's 0.3 give 2.1 and 0.9 expected.
+        let [a, b] = r.plan.arms.as_slice() else {
+            panic!("two arm deltas expected, got {:?}", r.plan.arms)
+        };
+        assert_eq!(
+            (a.arm_id, a.visitors, b.arm_id, b.visitors),
+            (ARM_A, 2, ARM_B, 1)
+        );
+        assert!((a.propensity_sum - 1.4).abs() < 1e-12);
+        assert!((b.propensity_sum - 0.3).abs() < 1e-12);
+        assert!((a.expected_visitors - 2.1).abs() < 1e-12);
+        assert!((b.expected_visitors - 0.9).abs() < 1e-12);
+        assert_eq!(r.plan.counts.accepted, 3);
+    }
+
+    #[test]
+    fn a_conversion_counts_once_per_visitor_and_goal_and_revenue_adds_up() {
+        // v1 converts twice (one browser call, one signed server call), v2 once.
+        let batch = Batch {
+            conversions: vec![
+                conversion("c1", "v1", 10.0, false, 30),
+                conversion("c2", "v1", 5.0, true, 20),
+                conversion("c3", "v2", 30.0, false, 40),
+            ],
+            ..Batch::default()
+        };
+        let stored = [assignment("v1", ARM_A), assignment("v2", ARM_A)];
+        let r = run(&batch, &[], &stored);
+        assert_eq!(r.plan.counts.accepted, 3);
+        assert_eq!(r.plan.counts.unattributed, 0);
+        assert!(r.plan.pending.is_empty());
+        // One row per (goal, visitor, unit): v1's values summed apart (the cap applies to
+        // the unsigned part only), at the earliest time.
+        assert_eq!(
+            r.plan.conversions,
+            vec![
+                ConversionDelta {
+                    goal_id: GOAL,
+                    visitor_id: "v1".to_owned(),
+                    unit: EXPERIMENT,
+                    experiment_id: EXPERIMENT,
+                    arm_id: ARM_A,
+                    unsigned_value: 10.0,
+                    signed_value: 5.0,
+                    at: at(20),
+                },
+                ConversionDelta {
+                    goal_id: GOAL,
+                    visitor_id: "v2".to_owned(),
+                    unit: EXPERIMENT,
+                    experiment_id: EXPERIMENT,
+                    arm_id: ARM_A,
+                    unsigned_value: 30.0,
+                    signed_value: 0.0,
+                    at: at(40),
+                },
+            ]
+        );
+
+        // The upsert inserts both rows; say the cap held v1's unsigned 10 to 8.
+        let rows = [
+            conversion_row("v1", ARM_A, 0.0, 13.0),
+            conversion_row("v2", ARM_A, 0.0, 30.0),
+        ];
+        let goals = goal_deltas(&r.plan.conversions, &rows);
+        assert_eq!(
+            goals.totals,
+            vec![GoalDelta {
+                arm_id: ARM_A,
+                goal_id: GOAL,
+                experiment_id: EXPERIMENT,
+                converters: 2,
+                revenue_n: 2,
+                revenue_sum: 43.0,
+                revenue_sumsq: 13.0 * 13.0 + 30.0 * 30.0,
+            }]
+        );
+        // Days come from each visitor's earliest conversion: both on the same day.
+        assert_eq!(
+            goals.days,
+            vec![GoalDailyDelta {
+                arm_id: ARM_A,
+                goal_id: GOAL,
+                day: at(20).date(),
+                experiment_id: EXPERIMENT,
+                converters: 2,
+                revenue_sum: 43.0,
+            }]
+        );
+
+        // A later batch: v1 already converted (13), now 20. Not a new converter; the sum
+        // moves by 7 and the sum of squares by 20² − 13².
+        let later = goal_deltas(
+            &r.plan.conversions[..1],
+            &[conversion_row("v1", ARM_A, 13.0, 20.0)],
+        );
+        assert_eq!(later.totals[0].converters, 0);
+        assert_eq!(later.totals[0].revenue_n, 0);
+        assert_eq!(later.totals[0].revenue_sum, 7.0);
+        assert_eq!(later.totals[0].revenue_sumsq, 400.0 - 169.0);
+    }
+
+    #[test]
+    fn an_early_conversion_is_parked_not_counted_then_attributed_later() {
+        let batch = Batch {
+            conversions: vec![conversion("c1", "v9", 12.5, false, 0)],
+            ..Batch::default()
+        };
+        let r = run(&batch, &[], &[]);
+        assert!(r.plan.conversions.is_empty());
+        assert_eq!(
+            r.plan.pending,
+            vec![PendingConversion {
+                item_id: "c1".to_owned(),
+                goal_id: GOAL,
+                experiment_id: EXPERIMENT,
+                visitor_id: "v9".to_owned(),
+                value: 12.5,
+                signed: false,
+                at: at(0),
+            }]
+        );
+        assert_eq!((r.plan.counts.accepted, r.plan.counts.unattributed), (1, 1));
+        assert_eq!(
+            r.plan.unattributed,
+            vec![UnattributedDelta {
+                site_id: SITE,
+                day: at(0).date(),
+                conversions: 1
+            }]
+        );
+
+        // The exposure arrives; the parked row (twice, as two items) finds the arm.
+        let parked: Vec<PendingRow> = [("c1", 12.5), ("c2", 2.5)]
+            .iter()
+            .map(|(_, value)| PendingRow {
+                goal_id: GOAL,
+                experiment_id: EXPERIMENT,
+                visitor_id: "v9".to_owned(),
+                value: *value,
+                signed: false,
+                at: at(0),
+            })
+            .collect();
+        let lookup = parked_pairs(&parked);
+        assert_eq!(lookup.visitor_ids, vec!["v9".to_owned()]);
+        let attributed = attribute_parked(&parked, &[assignment("v9", ARM_B)]);
+        assert_eq!(attributed.len(), 1);
+        assert_eq!(attributed[0].arm_id, ARM_B);
+        assert_eq!(attributed[0].unsigned_value, 15.0);
+        assert_eq!(attributed[0].signed_value, 0.0);
+        // Still no assignment: nothing to attribute.
+        assert!(attribute_parked(&parked, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_conversion_in_the_batch_of_its_first_exposure_is_attributed_not_parked() {
+        let batch = Batch {
+            exposures: vec![exposure("x1", "v1", ARM_B, 0)],
+            conversions: vec![conversion("c1", "v1", 4.0, false, 1)],
+            ..Batch::default()
+        };
+        let r = run(&batch, &[], &[]);
+        assert!(r.plan.pending.is_empty());
+        assert_eq!(r.plan.conversions.len(), 1);
+        assert_eq!(r.plan.conversions[0].arm_id, ARM_B);
+        assert_eq!(r.plan.conversions[0].unsigned_value, 4.0);
+        assert_eq!(
+            r.plan.counts,
+            Counts {
+                accepted: 2,
+                duplicates: 0,
+                conflicts: 0,
+                unattributed: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_conversion_matching_no_live_goal_is_unattributed_and_not_parked() {
+        let mut other = conversion("c1", "v1", 1.0, false, 0);
+        other.goal = "signup".to_owned();
+        let batch = Batch {
+            conversions: vec![other],
+            ..Batch::default()
+        };
+        let r = run(&batch, &[], &[assignment("v1", ARM_A)]);
+        assert!(r.lookup.is_empty());
+        assert!(r.plan.pending.is_empty());
+        assert!(r.plan.conversions.is_empty());
+        assert_eq!((r.plan.counts.accepted, r.plan.counts.unattributed), (1, 1));
+    }
+
+    #[test]
+    fn an_item_id_repeated_in_one_batch_counts_once() {
+        let batch = Batch {
+            exposures: vec![
+                exposure("x1", "v1", ARM_A, 0),
+                exposure("x1", "v2", ARM_B, 0),
+            ],
+            conversions: vec![
+                conversion("c1", "v1", 3.0, false, 1),
+                conversion("c1", "v1", 3.0, false, 1),
+            ],
+            pageview_ids: vec!["p1".to_owned(), "p1".to_owned(), "x1".to_owned()],
+        };
+        let r = run(&batch, &[], &[]);
+        assert_eq!(
+            r.seen_ids,
+            vec!["c1".to_owned(), "p1".to_owned(), "x1".to_owned()]
+        );
+        assert_eq!(
+            r.plan.counts,
+            Counts {
+                accepted: 3,
+                duplicates: 4,
+                conflicts: 0,
+                unattributed: 0
+            }
+        );
+        assert_eq!(r.claims.len(), 1);
+        assert_arms(
+            &r.plan.arms,
+            &[arm(ARM_A, 1, 0.7, 0.7, 0), arm(ARM_B, 0, 0.0, 0.3, 0)],
+        );
+        assert_eq!(r.plan.conversions.len(), 1);
+        assert_eq!(r.plan.conversions[0].unsigned_value, 3.0);
+    }
+
+    #[test]
+    fn items_already_seen_are_skipped() {
+        let batch = Batch {
+            exposures: vec![
+                exposure("x1", "v1", ARM_A, 0),
+                exposure("x2", "v2", ARM_B, 0),
+            ],
+            conversions: vec![conversion("c1", "v3", 3.0, false, 1)],
+            pageview_ids: vec!["p1".to_owned()],
+        };
+        let r = run(&batch, &["x1", "c1", "p1"], &[]);
+        // Only x2 counts: one claim, one new visitor on B; c1 neither counted nor parked.
+        assert_eq!(r.claims.len(), 1);
+        assert_eq!(r.claims[0].id, "x2");
+        assert_eq!(
+            r.plan.counts,
+            Counts {
+                accepted: 1,
+                duplicates: 3,
+                conflicts: 0,
+                unattributed: 0
+            }
+        );
+        assert_arms(
+            &r.plan.arms,
+            &[arm(ARM_A, 0, 0.0, 0.7, 0), arm(ARM_B, 1, 0.3, 0.3, 0)],
+        );
+        assert!(r.plan.pending.is_empty());
+        assert!(r.plan.conversions.is_empty());
+        assert!(r.plan.unattributed.is_empty());
+
+        // The whole batch replayed: nothing at all.
+        let replay = run(&batch, &["x1", "x2", "c1", "p1"], &[]);
+        assert_eq!(
+            replay.plan,
+            Plan {
+                counts: Counts {
+                    duplicates: 4,
+                    ..Counts::default()
+                },
+                ..Plan::default()
+            }
+        );
+    }
+
+    #[test]
+    fn expected_shares_use_logged_propensities_and_split_the_rest() {
+        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let logged = BTreeMap::from([(a, Logged { sum: 1.4, count: 2 })]);
+        let shares = expected_shares(&[a, b, c], &logged);
+        assert_eq!(shares[0], (a, 0.7));
+        assert!((shares[1].1 - 0.15).abs() < 1e-12);
+        assert!((shares[2].1 - 0.15).abs() < 1e-12);
+    }
+}

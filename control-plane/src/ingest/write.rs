@@ -1,0 +1,274 @@
+//! The thin half of ingestion: runs the statements of a batch's transaction, in the
+//! order [`super::plan`] describes, handing each answer back to the planner, and writes
+//! the deltas set-wise (one `UNNEST` statement per kind of row, keys sorted). Nothing here
+//! decides what a batch counts for.
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use sqlx::{PgConnection, PgPool};
+
+use super::ATTEMPTS;
+use super::plan::{
+    self, ArmDailyDelta, ArmDelta, AssignmentLookup, Batch, Catalog, ConversionDelta, Counts,
+    Fresh, GoalDeltas, PendingConversion, ResolvedExposure, UnattributedDelta,
+};
+use crate::db::aggregates::{
+    self, ArmDailyDeltas, ArmDeltas, GoalDailyDeltas, GoalDeltas as GoalColumns,
+};
+use crate::db::events::{self, AssignmentRow, NewAssignments, NewConversions, NewPending};
+
+/// Runs `attempt` again when PostgreSQL reports a deadlock or a serialization failure,
+/// at most [`ATTEMPTS`] times in all (keys are locked in sorted order, so this is a
+/// safety net).
+pub(super) async fn retried<T, F, Fut>(what: &'static str, mut attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut n = 0;
+    loop {
+        n += 1;
+        match attempt().await {
+            Err(sqlx::Error::Database(e))
+                if n < ATTEMPTS && matches!(e.code().as_deref(), Some("40P01") | Some("40001")) =>
+            {
+                tracing::warn!(attempt = n, error = %e, "{what} retried");
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The batch's transaction: marks ids seen, claims first exposures, reads the
+/// assignments the plan needs, and writes the plan.
+pub(super) async fn write_batch(
+    pool: &PgPool,
+    batch: &Batch,
+    catalog: &Catalog,
+) -> Result<Counts, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+
+    // 1. Which items are new (the insert decides, so racing deliveries count once).
+    let ids = plan::seen_ids(batch);
+    let new_ids: HashSet<String> = if ids.is_empty() {
+        HashSet::new()
+    } else {
+        events::mark_seen(&mut tx, &ids)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let fresh = Fresh::select(batch, &new_ids);
+
+    // 2. First exposures: the database keeps an existing assignment if there is one.
+    let won = if fresh.claims().is_empty() {
+        Vec::new()
+    } else {
+        events::insert_assignments(&mut tx, &assignment_columns(fresh.claims())).await?
+    };
+
+    // 3. The one plain read, after the claims (not before planning): a key lost to a
+    // concurrent batch only shows its arm once that batch committed, which the claims'
+    // `ON CONFLICT` waited for; and a conversion must see the assignment an exposure of
+    // this same batch just made.
+    let held = read_assignments(&mut tx, &fresh.assignments_to_read(catalog, &won)).await?;
+
+    // 4. The deltas.
+    let plan = fresh.plan(catalog, &won, &held);
+
+    // 5. Conversions (the revenue cap applies inside the upsert), then what they changed.
+    let goals = upsert_conversions(&mut tx, &plan.conversions).await?;
+    if !plan.pending.is_empty() {
+        events::insert_pending(&mut tx, &pending_columns(&plan.pending)).await?;
+    }
+
+    // Aggregates, each one statement with sorted keys.
+    if !plan.arms.is_empty() {
+        aggregates::add_arm_totals(&mut tx, &arm_columns(&plan.arms)).await?;
+    }
+    if !plan.arm_days.is_empty() {
+        aggregates::add_arm_daily(&mut tx, &arm_daily_columns(&plan.arm_days)).await?;
+    }
+    write_goal_aggregates(&mut tx, &goals).await?;
+    if !plan.unattributed.is_empty() {
+        write_unattributed(&mut tx, &plan.unattributed).await?;
+    }
+    tx.commit().await?;
+    Ok(plan.counts)
+}
+
+/// Attributes parked conversions (see `migrations/0009_pending_conversions.sql`) of
+/// these visitors whose assignment now exists, in a transaction of its own that runs
+/// after the batch's commit. Whichever of two racing batches (the conversion's, the
+/// exposure's) commits second finds both rows committed, so nothing stays parked.
+pub(super) async fn attribute_pending(
+    pool: &PgPool,
+    visitor_ids: &[String],
+) -> Result<u64, sqlx::Error> {
+    if visitor_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    let parked = events::take_attributable_pending(&mut tx, visitor_ids).await?;
+    if parked.is_empty() {
+        return Ok(0);
+    }
+    let held = read_assignments(&mut tx, &plan::parked_pairs(&parked)).await?;
+    let conversions = plan::attribute_parked(&parked, &held);
+    let goals = upsert_conversions(&mut tx, &conversions).await?;
+    write_goal_aggregates(&mut tx, &goals).await?;
+    tx.commit().await?;
+    Ok(parked.len() as u64)
+}
+
+/// Sets `snippet_seen_at` for sites whose verified hosts sent exposures (a no-op once
+/// set: the update is filtered on `snippet_seen_at IS NULL`).
+pub(super) async fn mark_snippets_seen(
+    pool: &PgPool,
+    pairs: &[(String, String)],
+) -> Result<(), sqlx::Error> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut conn = pool.acquire().await?;
+    for (site_key, host) in pairs {
+        crate::db::domains::mark_snippet_seen(&mut conn, site_key, host).await?;
+    }
+    Ok(())
+}
+
+async fn read_assignments(
+    conn: &mut PgConnection,
+    lookup: &AssignmentLookup,
+) -> Result<Vec<AssignmentRow>, sqlx::Error> {
+    if lookup.is_empty() {
+        return Ok(Vec::new());
+    }
+    events::assignments_of(conn, &lookup.experiment_ids, &lookup.visitor_ids).await
+}
+
+/// Records the conversions and returns what they add to the goal aggregates.
+async fn upsert_conversions(
+    conn: &mut PgConnection,
+    conversions: &[ConversionDelta],
+) -> Result<GoalDeltas, sqlx::Error> {
+    if conversions.is_empty() {
+        return Ok(GoalDeltas::default());
+    }
+    let rows = events::upsert_conversions(conn, &conversion_columns(conversions)).await?;
+    Ok(plan::goal_deltas(conversions, &rows))
+}
+
+/// Writes the per-(arm, goal) totals and daily buckets, one statement each.
+async fn write_goal_aggregates(
+    conn: &mut PgConnection,
+    goals: &GoalDeltas,
+) -> Result<(), sqlx::Error> {
+    if goals.totals.is_empty() {
+        return Ok(());
+    }
+    let mut d = GoalColumns::default();
+    for g in &goals.totals {
+        d.arm_ids.push(g.arm_id);
+        d.goal_ids.push(g.goal_id);
+        d.experiment_ids.push(g.experiment_id);
+        d.converters.push(g.converters);
+        d.revenue_n.push(g.revenue_n);
+        d.revenue_sum.push(g.revenue_sum);
+        d.revenue_sumsq.push(g.revenue_sumsq);
+    }
+    aggregates::add_goal_totals(&mut *conn, &d).await?;
+    let mut d = GoalDailyDeltas::default();
+    for g in &goals.days {
+        d.arm_ids.push(g.arm_id);
+        d.goal_ids.push(g.goal_id);
+        d.days.push(g.day);
+        d.experiment_ids.push(g.experiment_id);
+        d.converters.push(g.converters);
+        d.revenue_sum.push(g.revenue_sum);
+    }
+    aggregates::add_goal_daily(&mut *conn, &d).await
+}
+
+async fn write_unattributed(
+    conn: &mut PgConnection,
+    deltas: &[UnattributedDelta],
+) -> Result<(), sqlx::Error> {
+    let (mut sites, mut days, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+    for u in deltas {
+        sites.push(u.site_id);
+        days.push(u.day);
+        counts.push(u.conversions);
+    }
+    aggregates::add_unattributed(conn, &sites, &days, &counts).await
+}
+
+// Rows to the column arrays the statements bind.
+
+fn assignment_columns(claims: &[&ResolvedExposure]) -> NewAssignments {
+    let mut c = NewAssignments::default();
+    for e in claims {
+        c.experiment_ids.push(e.experiment_id);
+        c.visitor_ids.push(e.visitor_id.clone());
+        c.units.push(e.unit);
+        c.arm_ids.push(e.arm_id);
+        c.propensities.push(e.propensity);
+        c.snapshot_versions.push(e.snapshot_version);
+        c.seen_at.push(e.at);
+    }
+    c
+}
+
+fn conversion_columns(conversions: &[ConversionDelta]) -> NewConversions {
+    let mut c = NewConversions::default();
+    for k in conversions {
+        c.goal_ids.push(k.goal_id);
+        c.visitor_ids.push(k.visitor_id.clone());
+        c.units.push(k.unit);
+        c.experiment_ids.push(k.experiment_id);
+        c.arm_ids.push(k.arm_id);
+        c.unsigned_values.push(k.unsigned_value);
+        c.signed_values.push(k.signed_value);
+        c.at.push(k.at);
+    }
+    c
+}
+
+fn pending_columns(pending: &[PendingConversion]) -> NewPending {
+    let mut c = NewPending::default();
+    for p in pending {
+        c.item_ids.push(p.item_id.clone());
+        c.goal_ids.push(p.goal_id);
+        c.experiment_ids.push(p.experiment_id);
+        c.visitor_ids.push(p.visitor_id.clone());
+        c.values.push(p.value);
+        c.signed.push(p.signed);
+        c.at.push(p.at);
+    }
+    c
+}
+
+fn arm_columns(arms: &[ArmDelta]) -> ArmDeltas {
+    let mut c = ArmDeltas::default();
+    for a in arms {
+        c.arm_ids.push(a.arm_id);
+        c.experiment_ids.push(a.experiment_id);
+        c.visitors.push(a.visitors);
+        c.propensity_sums.push(a.propensity_sum);
+        c.expected_visitors.push(a.expected_visitors);
+        c.conflicts.push(a.conflicts);
+    }
+    c
+}
+
+fn arm_daily_columns(days: &[ArmDailyDelta]) -> ArmDailyDeltas {
+    let mut c = ArmDailyDeltas::default();
+    for d in days {
+        c.arm_ids.push(d.arm_id);
+        c.days.push(d.day);
+        c.experiment_ids.push(d.experiment_id);
+        c.visitors.push(d.visitors);
+    }
+    c
+}
