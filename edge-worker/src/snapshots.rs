@@ -30,7 +30,9 @@ use std::rc::Rc;
 use samplit_engine::routing::{self, RoutingError, SignedDoc};
 use samplit_engine::snapshot::{self, SignedSnapshot, Snapshot, SnapshotError};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use worker::Env;
+use worker::kv::KvStore;
 
 use crate::body::{self, SNAPSHOT_BODY_LIMIT};
 use crate::clock::now_ms;
@@ -127,12 +129,7 @@ pub async fn current(env: &Env, site_key: &str) -> Result<Option<Rc<Snapshot>>, 
         if cache.len() >= MAX_SITES && !cache.contains_key(site_key) {
             cache.retain(|_, e| e.held.is_some());
         }
-        let entry = cache.entry(site_key.to_owned()).or_insert(Entry {
-            held: None,
-            tombstone: None,
-            checked_at_ms: now,
-        });
-        entry.checked_at_ms = now;
+        let entry = checked_entry(cache, site_key, now);
         match loaded {
             Ok(Some(Loaded::Tombstone(version, signature))) => {
                 if entry.tombstone.as_ref().is_none_or(|(v, _)| *v <= version) {
@@ -251,7 +248,7 @@ async fn load_from_kv(
 /// The version held in KV for a site (verified): a snapshot's, or a tombstone's with
 /// `true`.
 async fn stored_version(
-    kv: &worker::kv::KvStore,
+    kv: &KvStore,
     site_key: &str,
     key: &str,
 ) -> Result<Option<(u64, bool)>, ApiError> {
@@ -292,31 +289,98 @@ pub struct Stored {
     pub replaced: bool,
 }
 
+/// What a push to a site's slot (a snapshot or a tombstone) starts from.
+struct Incoming<T> {
+    /// The snapshot secret.
+    key: String,
+    /// The request body: the signed document.
+    doc: T,
+    kv: KvStore,
+    /// The snapshot version this isolate holds.
+    isolate_version: Option<u64>,
+    /// What KV holds, verified: a snapshot's version, or a tombstone's with `true`.
+    stored: Option<(u64, bool)>,
+}
+
+impl<T: DeserializeOwned> Incoming<T> {
+    /// The steps both pushes begin with, in this order: the site key checked (400), the
+    /// secret (503), the body read (413 over [`SNAPSHOT_BODY_LIMIT`]) and parsed (400),
+    /// then what the isolate and KV hold for the site.
+    async fn begin(env: &Env, site_key: &str, req: &mut worker::Request) -> Result<Self, ApiError> {
+        check_site_key(site_key)?;
+        let key = secret(env)?;
+        let raw = body::read_capped(req, SNAPSHOT_BODY_LIMIT).await?;
+        let doc: T = body::parse_json(&raw)?;
+        let isolate_version = CACHE.with_borrow(|c| {
+            c.get(site_key)
+                .and_then(|e| e.held.as_ref())
+                .map(|h| h.snapshot.version)
+        });
+        let kv = env
+            .kv(KV_BINDING)
+            .map_err(|e| ApiError::upstream("the SNAPSHOTS KV binding", e))?;
+        let stored = stored_version(&kv, site_key, &key).await?;
+        Ok(Self {
+            key,
+            doc,
+            kv,
+            isolate_version,
+            stored,
+        })
+    }
+
+    /// The newest tombstone version held for the site: this isolate's or KV's.
+    fn tombstone_version(&self, site_key: &str) -> Option<u64> {
+        held_tombstone(site_key).max(self.stored.filter(|(_, t)| *t).map(|(v, _)| v))
+    }
+}
+
+/// Writes a signed document (`what`: "snapshot" or "tombstone") to the site's KV slot.
+async fn put_slot(
+    kv: &KvStore,
+    site_key: &str,
+    doc: &impl Serialize,
+    what: &str,
+) -> Result<(), ApiError> {
+    let text = serde_json::to_string(doc)
+        .map_err(|e| ApiError::upstream(&format!("serializing the {what}"), e))?;
+    kv.put(&kv_key(site_key), text)
+        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?
+        .execute()
+        .await
+        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))
+}
+
+/// The isolate's entry for `site_key` (created empty), marked as checked at `now`.
+fn checked_entry<'a>(
+    cache: &'a mut BTreeMap<String, Entry>,
+    site_key: &str,
+    now: i64,
+) -> &'a mut Entry {
+    let entry = cache.entry(site_key.to_owned()).or_insert(Entry {
+        held: None,
+        tombstone: None,
+        checked_at_ms: now,
+    });
+    entry.checked_at_ms = now;
+    entry
+}
+
 /// `PUT /v1/internal/snapshots/{site_key}`.
 pub async fn push(
     env: &Env,
     site_key: &str,
     req: &mut worker::Request,
 ) -> Result<Stored, ApiError> {
-    check_site_key(site_key)?;
-    let key = secret(env)?;
-    let raw = body::read_capped(req, SNAPSHOT_BODY_LIMIT).await?;
-    let signed: SignedSnapshot = body::parse_json(&raw)?;
-
+    let incoming = Incoming::<SignedSnapshot>::begin(env, site_key, req).await?;
+    let (key, signed) = (&incoming.key, &incoming.doc);
+    let dead = incoming.tombstone_version(site_key);
     // The version held: this isolate's, or KV's (verified) if that is newer.
-    let isolate_version = CACHE.with_borrow(|c| {
-        c.get(site_key)
-            .and_then(|e| e.held.as_ref())
-            .map(|h| h.snapshot.version)
-    });
-    let kv = env
-        .kv(KV_BINDING)
-        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV binding", e))?;
-    let stored = stored_version(&kv, site_key, &key).await?;
-    let dead = held_tombstone(site_key).max(stored.filter(|(_, t)| *t).map(|(v, _)| v));
-    let held_version = isolate_version.max(stored.map(|(v, _)| v));
+    let held_version = incoming
+        .isolate_version
+        .max(incoming.stored.map(|(v, _)| v));
 
-    let snapshot = snapshot::verify(&signed, key.as_bytes(), held_version).map_err(push_error)?;
+    let snapshot = snapshot::verify(signed, key.as_bytes(), held_version).map_err(push_error)?;
     if let Some(dead) = dead
         && snapshot.version <= dead
     {
@@ -339,23 +403,12 @@ pub async fn push(
         ));
     }
     let replaced = held_version != Some(snapshot.version);
-    let text = serde_json::to_string(&signed)
-        .map_err(|e| ApiError::upstream("serializing the snapshot", e))?;
-    kv.put(&kv_key(site_key), text)
-        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?
-        .execute()
-        .await
-        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?;
+    put_slot(&incoming.kv, site_key, signed, "snapshot").await?;
 
     let version = snapshot.version;
     let now = now_ms();
     CACHE.with_borrow_mut(|cache| {
-        let entry = cache.entry(site_key.to_owned()).or_insert(Entry {
-            held: None,
-            tombstone: None,
-            checked_at_ms: now,
-        });
-        entry.checked_at_ms = now;
+        let entry = checked_entry(cache, site_key, now);
         if entry
             .held
             .as_ref()
@@ -383,22 +436,13 @@ pub async fn push_tombstone(
     site_key: &str,
     req: &mut worker::Request,
 ) -> Result<Stored, ApiError> {
-    check_site_key(site_key)?;
-    let key = secret(env)?;
-    let raw = body::read_capped(req, SNAPSHOT_BODY_LIMIT).await?;
-    let doc: SignedDoc = body::parse_json(&raw)?;
-    let kv = env
-        .kv(KV_BINDING)
-        .map_err(|e| ApiError::upstream("the SNAPSHOTS KV binding", e))?;
-    let isolate_version = CACHE.with_borrow(|c| {
-        c.get(site_key)
-            .and_then(|e| e.held.as_ref())
-            .map(|h| h.snapshot.version)
-    });
-    let stored = stored_version(&kv, site_key, &key).await?;
-    let snapshot_version = isolate_version.max(stored.filter(|(_, t)| !*t).map(|(v, _)| v));
+    let incoming = Incoming::<SignedDoc>::begin(env, site_key, req).await?;
+    let (key, doc) = (&incoming.key, &incoming.doc);
+    let snapshot_version = incoming
+        .isolate_version
+        .max(incoming.stored.filter(|(_, t)| !*t).map(|(v, _)| v));
     let tombstone =
-        routing::verify_tombstone(&doc, key.as_bytes(), snapshot_version).map_err(routing_error)?;
+        routing::verify_tombstone(doc, key.as_bytes(), snapshot_version).map_err(routing_error)?;
     if tombstone.site_key != site_key {
         return Err(ApiError::bad_request(
             "site_key_mismatch",
@@ -408,25 +452,14 @@ pub async fn push_tombstone(
             ),
         ));
     }
-    let held_dead = held_tombstone(site_key).max(stored.filter(|(_, t)| *t).map(|(v, _)| v));
+    let held_dead = incoming.tombstone_version(site_key);
     let replaced = held_dead.is_none_or(|v| v < tombstone.version);
     if replaced {
-        let text = serde_json::to_string(&doc)
-            .map_err(|e| ApiError::upstream("serializing the tombstone", e))?;
-        kv.put(&kv_key(site_key), text)
-            .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?
-            .execute()
-            .await
-            .map_err(|e| ApiError::upstream("the SNAPSHOTS KV store", e))?;
+        put_slot(&incoming.kv, site_key, doc, "tombstone").await?;
     }
     let now = now_ms();
     CACHE.with_borrow_mut(|cache| {
-        let entry = cache.entry(site_key.to_owned()).or_insert(Entry {
-            held: None,
-            tombstone: None,
-            checked_at_ms: now,
-        });
-        entry.checked_at_ms = now;
+        let entry = checked_entry(cache, site_key, now);
         if entry
             .tombstone
             .as_ref()
