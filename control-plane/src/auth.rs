@@ -5,7 +5,14 @@
 //! a removed member, a revoked key or a logged-out session takes effect at once — the
 //! token only says who, never what they may do.
 //!
-//! Roles form a ladder (viewer < editor < admin < owner); see `docs/permissions.md`.
+//! Roles form a ladder (viewer < editor < admin < owner); see `docs/permissions.md`. A
+//! handler that needs a minimum role whatever the request says takes
+//! [`RequireRole<R>`](RequireRole) (`R` one of the [`roles`] markers) instead of `Actor`:
+//! the check then happens during extraction, before the path, query and body are read.
+//! Checks that depend on the request (the body, the target) stay [`Actor::require`]
+//! calls in the handler.
+
+use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -202,6 +209,70 @@ impl Actor {
             Principal::ApiKey { key_id } => Some(key_id),
             Principal::User { .. } => None,
         }
+    }
+}
+
+/// Role markers, the `R` of [`RequireRole<R>`](RequireRole): `RequireRole<Admin>` lets
+/// admins and owners through.
+pub mod roles {
+    use super::Role;
+
+    /// A minimum role known at compile time.
+    pub trait MinRole {
+        /// The lowest role let through.
+        const MIN: Role;
+    }
+
+    macro_rules! markers {
+        ($($(#[$doc:meta])* $name:ident;)*) => {$(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+
+            impl MinRole for $name {
+                const MIN: Role = Role::$name;
+            }
+        )*};
+    }
+
+    markers! {
+        /// Any member (every role is at least viewer).
+        Viewer;
+        /// Editors, admins and owners.
+        Editor;
+        /// Admins and owners.
+        Admin;
+        /// Owners only.
+        Owner;
+    }
+}
+
+/// The [`Actor`], extracted exactly as on its own, whose role is at least `R::MIN`;
+/// otherwise the same 403 as [`Actor::require`]. Handlers take it as
+/// `RequireRole { actor, .. }: RequireRole<Admin>`.
+///
+/// Axum runs extractors in argument order, so a caller below `R::MIN` gets 403 before a
+/// malformed path id, query or body is looked at.
+#[derive(Debug, Clone)]
+pub struct RequireRole<R> {
+    pub actor: Actor,
+    /// Private: only the extractor makes one, after the check.
+    role: PhantomData<R>,
+}
+
+impl<R: roles::MinRole + Send + Sync> FromRequestParts<AppState> for RequireRole<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        actor.require(R::MIN)?;
+        Ok(Self {
+            actor,
+            role: PhantomData,
+        })
     }
 }
 

@@ -25,7 +25,8 @@ use uuid::Uuid;
 
 use super::auth::Errors;
 use crate::audit::{self, By, Change};
-use crate::auth::{API_KEY_PREFIX, Actor, Role, new_token, token_hash};
+use crate::auth::roles::Admin;
+use crate::auth::{API_KEY_PREFIX, RequireRole, Role, new_token, token_hash};
 use crate::db;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, PathId};
@@ -112,10 +113,9 @@ fn key_out(row: db::api_keys::ApiKeyRow) -> ApiResult<ApiKeyOut> {
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id))]
 async fn create_key(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     Json(body): Json<CreateKeyRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    actor.require(Role::Admin)?;
     let mut errors = Errors::default();
     let name = errors.required(
         "name",
@@ -200,9 +200,8 @@ async fn create_key(
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id))]
 async fn list_keys(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
 ) -> ApiResult<axum::Json<Vec<ApiKeyOut>>> {
-    actor.require(Role::Admin)?;
     let mut conn = state.pool.acquire().await?;
     let rows = db::api_keys::list(&mut conn, actor.org_id).await?;
     Ok(axum::Json(
@@ -226,10 +225,9 @@ async fn list_keys(
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id, key = %id))]
 async fn revoke_key(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
-    actor.require(Role::Admin)?;
     let mut tx = state.pool.begin().await?;
     let row = db::api_keys::find(&mut tx, actor.org_id, id)
         .await?

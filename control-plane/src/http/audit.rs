@@ -11,7 +11,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::audit::{ChainReport, Entry, verify_chain};
-use crate::auth::{Actor, Role};
+use crate::auth::RequireRole;
+use crate::auth::roles::Admin;
 use crate::db;
 use crate::db::audit::{AuditRow, Filter};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -132,10 +133,9 @@ fn filter_action(action: Option<String>) -> ApiResult<Option<String>> {
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id))]
 async fn list_entries(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     Query(query): Query<AuditQuery>,
 ) -> ApiResult<axum::Json<AuditPage>> {
-    actor.require(Role::Admin)?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::validation("limit", "limit is between 1 and 200"));
@@ -172,8 +172,10 @@ async fn list_entries(
     security(("bearer" = []))
 )]
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id))]
-async fn verify(State(state): State<AppState>, actor: Actor) -> ApiResult<axum::Json<ChainReport>> {
-    actor.require(Role::Admin)?;
+async fn verify(
+    State(state): State<AppState>,
+    RequireRole { actor, .. }: RequireRole<Admin>,
+) -> ApiResult<axum::Json<ChainReport>> {
     let mut conn = state.pool.acquire().await?;
     let report = verify_chain(&mut conn, actor.org_id).await?;
     if !report.ok {
@@ -199,10 +201,9 @@ async fn verify(State(state): State<AppState>, actor: Actor) -> ApiResult<axum::
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id))]
 async fn export(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     Query(query): Query<ExportQuery>,
 ) -> ApiResult<Response> {
-    actor.require(Role::Admin)?;
     let mut filter = Filter {
         target_id: query.target_id,
         action: filter_action(query.action)?,

@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use super::sites::site_of;
 use crate::audit::{self, By, Change};
-use crate::auth::{self, Actor, Role};
+use crate::auth::roles::Admin;
+use crate::auth::{self, RequireRole};
 use crate::db;
 use crate::db::domains::DomainRow;
 use crate::domain::verification::{self, Method};
@@ -113,11 +114,10 @@ pub struct VerifyInput {
     security(("bearer" = [])))]
 pub async fn verify_domain(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     Path((id, host)): Path<(String, String)>,
     Json(input): Json<VerifyInput>,
 ) -> ApiResult<Response> {
-    actor.require(Role::Admin)?;
     let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("site"))?;
     let host = host.to_ascii_lowercase();
     let method = input.method.unwrap_or(Method::DnsTxt);

@@ -38,7 +38,8 @@ use super::experiments::dto::ExperimentView;
 use super::experiments::{audit_custom_code, require_custom_code_role};
 use super::sites::site_of;
 use crate::audit::{self, By, Change as AuditChange};
-use crate::auth::{Actor, Role};
+use crate::auth::RequireRole;
+use crate::auth::roles::Editor;
 use crate::db;
 use crate::domain::experiment::{MAX_CHANGES, check_changes_for_site, sanitise_change};
 use crate::domain::lifecycle::Status;
@@ -121,12 +122,11 @@ fn start_url(input: Option<&str>, domains: &[String]) -> ApiResult<String> {
     security(("bearer" = [])))]
 async fn create_session(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Editor>,
     headers: HeaderMap,
     PathId(site_id): PathId,
     Json(input): Json<SessionInput>,
 ) -> ApiResult<Response> {
-    actor.require(Role::Editor)?;
     let mut tx = state.pool.begin().await?;
     let site = site_of(&mut tx, &actor, site_id, false).await?;
     // Only hosts the site proved it owns: a pending domain may be anyone's.
@@ -278,12 +278,11 @@ pub fn parse_changes(raw: &[serde_json::Value]) -> Result<Vec<Change>, Vec<Field
     security(("bearer" = [])))]
 async fn put_changes(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Editor>,
     Path((id, variant_id)): Path<(String, String)>,
     if_match: IfMatch,
     Json(input): Json<ChangesInput>,
 ) -> ApiResult<Response> {
-    actor.require(Role::Editor)?;
     // Malformed ids are another resource's ids: 404, as for `PathId`.
     let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("experiment"))?;
     let variant_id: Uuid = variant_id

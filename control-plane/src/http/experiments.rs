@@ -39,7 +39,8 @@ use self::dto::{ExperimentInput, ExperimentPatch, ExperimentSummary, ExperimentV
 use super::etag::{IfMatch, etag};
 use super::sites::site_of;
 use crate::audit::{self, By, Change};
-use crate::auth::{Actor, Role};
+use crate::auth::roles::Editor;
+use crate::auth::{Actor, RequireRole, Role};
 use crate::db;
 use crate::db::experiments::{ExperimentRow, Loaded};
 use crate::domain::experiment::ExperimentSpec;
@@ -181,11 +182,10 @@ async fn experiment_of(
     security(("bearer" = [])))]
 async fn create_experiment(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Editor>,
     PathId(site_id): PathId,
     Json(input): Json<ExperimentInput>,
 ) -> ApiResult<Response> {
-    actor.require(Role::Editor)?;
     let spec = validated(&input)?;
     let mut tx = state.pool.begin().await?;
     // Locked so a concurrent site deletion cannot slip between this check and the
@@ -297,12 +297,11 @@ fn allowed_fields(editable: Editable) -> &'static [&'static str] {
     security(("bearer" = [])))]
 async fn update_experiment(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Editor>,
     PathId(id): PathId,
     if_match: IfMatch,
     Json(patch): Json<ExperimentPatch>,
 ) -> ApiResult<Response> {
-    actor.require(Role::Editor)?;
     let fields = patch.fields();
     if fields.is_empty() {
         return Err(ApiError::validation("body", "nothing to change"));
@@ -388,11 +387,10 @@ async fn update_experiment(
     security(("bearer" = [])))]
 async fn delete_experiment(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Editor>,
     PathId(id): PathId,
     if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
-    actor.require(Role::Editor)?;
     let mut tx = state.pool.begin().await?;
     let row = experiment_of(&mut tx, &actor, id, true).await?;
     if_match.check(row.version)?;
@@ -466,7 +464,6 @@ async fn transition(
     if_match: IfMatch,
     action: Action,
 ) -> ApiResult<Response> {
-    actor.require(Role::Editor)?;
     let mut tx = state.pool.begin().await?;
     let row = experiment_of(&mut tx, &actor, id, true).await?;
     if_match.check(row.version)?;
@@ -535,7 +532,7 @@ macro_rules! lifecycle_handler {
                     security(("bearer" = [])))]
         async fn $name(
             State(state): State<AppState>,
-            actor: Actor,
+            RequireRole { actor, .. }: RequireRole<Editor>,
             PathId(id): PathId,
             if_match: IfMatch,
         ) -> ApiResult<Response> {

@@ -38,7 +38,8 @@ use uuid::Uuid;
 use super::auth::{Errors, TokenResponse};
 use crate::accounts::{self, Email, Password};
 use crate::audit::{self, By, Change};
-use crate::auth::{Actor, Role, new_token, token_hash};
+use crate::auth::roles::{Admin, Viewer};
+use crate::auth::{Actor, RequireRole, Role, new_token, token_hash};
 use crate::db;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, PathId};
@@ -94,9 +95,8 @@ pub struct MemberOut {
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id))]
 async fn list_members(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Viewer>,
 ) -> ApiResult<axum::Json<Vec<MemberOut>>> {
-    actor.require(Role::Viewer)?;
     let mut conn = state.pool.acquire().await?;
     let members = db::orgs::members(&mut conn, actor.org_id)
         .await?
@@ -136,11 +136,10 @@ pub struct ChangeRoleRequest {
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id, target = %user_id))]
 async fn change_role(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     PathId(user_id): PathId,
     Json(body): Json<ChangeRoleRequest>,
 ) -> ApiResult<axum::Json<MemberOut>> {
-    actor.require(Role::Admin)?;
     if actor.user_id() == Some(user_id) {
         return Err(ApiError::Forbidden("you cannot change your own role"));
     }
@@ -329,10 +328,9 @@ fn invitation_out(row: db::orgs::InvitationRow) -> ApiResult<InvitationOut> {
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id))]
 async fn invite(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     Json(body): Json<InviteRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    actor.require(Role::Admin)?;
     let mut errors = Errors::default();
     let email = errors.required("email", body.email.as_deref(), Email::parse);
     let role = errors.required("role", body.role, Ok);
@@ -407,9 +405,8 @@ async fn invite(
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id))]
 async fn list_invitations(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
 ) -> ApiResult<axum::Json<Vec<InvitationOut>>> {
-    actor.require(Role::Admin)?;
     let mut conn = state.pool.acquire().await?;
     let rows = db::orgs::open_invitations(&mut conn, actor.org_id).await?;
     Ok(axum::Json(
@@ -434,10 +431,9 @@ async fn list_invitations(
 #[tracing::instrument(skip_all, fields(org_id = %actor.org_id, invitation = %id))]
 async fn revoke_invitation(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
-    actor.require(Role::Admin)?;
     let mut tx = state.pool.begin().await?;
     let row = db::orgs::revoke_invitation(&mut tx, actor.org_id, id)
         .await?

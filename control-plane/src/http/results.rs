@@ -32,7 +32,8 @@ use time::Date;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
-use crate::auth::{Actor, Role};
+use crate::auth::roles::Viewer;
+use crate::auth::{Actor, RequireRole};
 use crate::db::results::{self as db, ArmAggregateRow, ExperimentRow, GoalRow, VariantRow};
 use crate::domain::Status;
 use crate::domain::experiment::{AllocatorSpec, Metric};
@@ -127,11 +128,10 @@ pub struct ResultsView {
 )]
 async fn get_results(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Viewer>,
     PathId(id): PathId,
     Query(q): Query<GoalQuery>,
 ) -> ApiResult<axum::Json<ResultsView>> {
-    actor.require(Role::Viewer)?;
     let (experiment, goal) = load(&state, &actor, id, q.goal_id).await?;
     Ok(axum::Json(compute(&state, experiment, goal).await?))
 }
@@ -488,11 +488,10 @@ pub struct TimeseriesView {
 )]
 async fn get_timeseries(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Viewer>,
     PathId(id): PathId,
     Query(q): Query<GoalQuery>,
 ) -> ApiResult<axum::Json<TimeseriesView>> {
-    actor.require(Role::Viewer)?;
     let (experiment, goal) = load(&state, &actor, id, q.goal_id).await?;
     let arms = db::arm_aggregates(&state.pool, experiment.id, goal.id).await?;
     let rows = db::daily(&state.pool, experiment.id, goal.id).await?;
@@ -623,11 +622,10 @@ const EXPORT_COLUMNS: [&str; 25] = [
 )]
 async fn export_results(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Viewer>,
     PathId(id): PathId,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<axum::response::Response> {
-    actor.require(Role::Viewer)?;
     let (experiment, goal) = load(&state, &actor, id, q.goal_id).await?;
     let view = compute(&state, experiment, goal).await?;
     let table = results_table(&view)?;

@@ -28,7 +28,8 @@ use uuid::Uuid;
 use super::domains::{DomainView, sync_site_domains, unpublish_site};
 use super::etag::{IfMatch, etag};
 use crate::audit::{self, By, Change};
-use crate::auth::{self, Actor, Role};
+use crate::auth::roles::Admin;
+use crate::auth::{self, Actor, RequireRole};
 use crate::db;
 use crate::db::domains::DomainRow;
 use crate::db::sites::SiteRow;
@@ -234,10 +235,9 @@ fn with_etag<T: Serialize>(status: StatusCode, version: i32, body: T) -> Respons
     security(("bearer" = [])))]
 async fn create_site(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     Json(body): Json<CreateSite>,
 ) -> ApiResult<Response> {
-    actor.require(Role::Admin)?;
     let name = SiteName::parse(&body.name);
     let domains = parse_domains(&body.domains);
     let (name, domains) = match (name, domains) {
@@ -338,12 +338,11 @@ async fn get_site(
     security(("bearer" = [])))]
 async fn update_site(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     PathId(id): PathId,
     if_match: IfMatch,
     Json(body): Json<UpdateSite>,
 ) -> ApiResult<Response> {
-    actor.require(Role::Admin)?;
     let name = body.name.as_deref().map(SiteName::parse).transpose()?;
     let domains = body.domains.as_deref().map(parse_domains).transpose()?;
     let mut tx = state.pool.begin().await?;
@@ -386,11 +385,10 @@ async fn update_site(
     security(("bearer" = [])))]
 async fn delete_site(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     PathId(id): PathId,
     if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
-    actor.require(Role::Admin)?;
     let mut tx = state.pool.begin().await?;
     let before = site_of(&mut tx, &actor, id, true).await?;
     if_match.check(before.version)?;
@@ -426,10 +424,9 @@ async fn delete_site(
     responses((status = 200, body = SiteWithSecret)), security(("bearer" = [])))]
 async fn rotate_secret(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     PathId(id): PathId,
 ) -> ApiResult<Response> {
-    actor.require(Role::Admin)?;
     let mut tx = state.pool.begin().await?;
     let before = site_of(&mut tx, &actor, id, true).await?;
     let (salt, secret, secret_hash) = new_server_secret(&state, &before.site_key);
@@ -494,12 +491,11 @@ async fn get_revenue_cap(
     security(("bearer" = [])))]
 async fn put_revenue_cap(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     PathId(id): PathId,
     if_match: IfMatch,
     Json(body): Json<RevenueCapBody>,
 ) -> ApiResult<Response> {
-    actor.require(Role::Admin)?;
     let cap = RevenueCap::parse(body.revenue_cap)?;
     let mut tx = state.pool.begin().await?;
     let before = site_of(&mut tx, &actor, id, true).await?;
@@ -586,12 +582,11 @@ pub fn snippet_html(edge_url: &str, site_key: &str) -> String {
     security(("bearer" = [])))]
 async fn put_exclusions(
     State(state): State<AppState>,
-    actor: Actor,
+    RequireRole { actor, .. }: RequireRole<Admin>,
     PathId(id): PathId,
     if_match: IfMatch,
     Json(body): Json<Vec<serde_json::Value>>,
 ) -> ApiResult<Response> {
-    actor.require(Role::Admin)?;
     if body.len() > MAX_EXCLUSIONS {
         return Err(ApiError::validation(
             "exclusions",
