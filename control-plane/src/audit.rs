@@ -40,13 +40,44 @@ pub enum By<'a> {
     System(&'a str),
 }
 
-/// The action being recorded.
+/// The action being recorded: `Change::new("site.update", "site", id).before(old).after(new)`.
 pub struct Change<'a> {
     pub action: &'a str,
     pub target_type: &'a str,
     pub target_id: Option<Uuid>,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
+}
+
+impl<'a> Change<'a> {
+    /// `action` on the `target_type` with id `target_id`, with no state recorded yet.
+    pub fn new(action: &'a str, target_type: &'a str, target_id: Uuid) -> Self {
+        Self {
+            action,
+            target_type,
+            target_id: Some(target_id),
+            before: None,
+            after: None,
+        }
+    }
+
+    /// The target's state before the change.
+    #[must_use]
+    pub fn before(self, state: serde_json::Value) -> Self {
+        Self {
+            before: Some(state),
+            ..self
+        }
+    }
+
+    /// The target's state after the change.
+    #[must_use]
+    pub fn after(self, state: serde_json::Value) -> Self {
+        Self {
+            after: Some(state),
+            ..self
+        }
+    }
 }
 
 pub fn chain_hash(prev: &[u8], entry_text: &str) -> Vec<u8> {
@@ -122,6 +153,15 @@ pub async fn record(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// [`record`] for a change made by an API caller, in the caller's organisation.
+pub async fn record_by(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    change: Change<'_>,
+) -> Result<(), ApiError> {
+    record(conn, actor.org_id, By::Actor(actor), change).await
 }
 
 /// What [`verify_chain`] found.

@@ -21,7 +21,7 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
-use crate::audit::{self, By, Change};
+use crate::audit::{self, Change};
 use crate::auth::{Actor, Principal, Role};
 use crate::db;
 use crate::error::{ApiError, ApiResult};
@@ -103,23 +103,13 @@ pub async fn register(
     db::orgs::insert(&mut tx, org_id, &organization_name).await?;
     db::orgs::add_member(&mut tx, org_id, user_id, Role::Owner).await?;
     let actor = user_actor(user_id, org_id, Role::Owner, email.as_str());
-    audit::record(
-        &mut tx,
-        org_id,
-        By::Actor(&actor),
-        Change {
-            action: "organization.created",
-            target_type: "organization",
-            target_id: Some(org_id),
-            before: None,
-            after: Some(serde_json::json!({
-                "name": organization_name,
-                "owner_user_id": user_id,
-                "owner_email": email.as_str(),
-            })),
-        },
-    )
-    .await?;
+    let change =
+        Change::new("organization.created", "organization", org_id).after(serde_json::json!({
+            "name": organization_name,
+            "owner_user_id": user_id,
+            "owner_email": email.as_str(),
+        }));
+    audit::record_by(&mut tx, &actor, change).await?;
     let tokens = session::start(&mut tx, state, user_id, org_id).await?;
     tx.commit().await?;
     tracing::info!(%user_id, %org_id, "account registered");

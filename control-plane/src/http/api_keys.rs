@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::Errors;
-use crate::audit::{self, By, Change};
+use crate::audit::{self, Change};
 use crate::auth::roles::Admin;
 use crate::auth::{API_KEY_PREFIX, RequireRole, Role, new_token, token_hash};
 use crate::db;
@@ -164,19 +164,9 @@ async fn create_key(
         },
     )
     .await?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "api_key.created",
-            target_type: "api_key",
-            target_id: Some(row.id),
-            before: None,
-            after: Some(serde_json::json!({ "name": name, "role": role, "prefix": prefix })),
-        },
-    )
-    .await?;
+    let change = Change::new("api_key.created", "api_key", row.id)
+        .after(serde_json::json!({ "name": name, "role": role, "prefix": prefix }));
+    audit::record_by(&mut tx, &actor, change).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -234,19 +224,9 @@ async fn revoke_key(
         .ok_or(ApiError::NotFound("api key"))?;
     if row.revoked_at.is_none() {
         db::api_keys::revoke(&mut tx, actor.org_id, id).await?;
-        audit::record(
-            &mut tx,
-            actor.org_id,
-            By::Actor(&actor),
-            Change {
-                action: "api_key.revoked",
-                target_type: "api_key",
-                target_id: Some(id),
-                before: Some(serde_json::json!({ "name": row.name, "role": row.role })),
-                after: None,
-            },
-        )
-        .await?;
+        let change = Change::new("api_key.revoked", "api_key", id)
+            .before(serde_json::json!({ "name": row.name, "role": row.role }));
+        audit::record_by(&mut tx, &actor, change).await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -162,20 +162,11 @@ pub async fn verify_domain(
             return Err(taken(&host));
         }
         db::domains::revoke(&mut tx, old_site, &host).await?;
-        audit::record(
-            &mut tx,
-            old_org,
-            By::System("domain-transfer"),
-            Change {
-                action: "site.domain.revoked",
-                target_type: "site",
-                target_id: Some(old_site),
-                before: Some(serde_json::json!({ "host": host, "status": "verified" })),
-                after: Some(serde_json::json!({ "host": host, "status": "pending",
-                    "reason": "another organisation proved ownership" })),
-            },
-        )
-        .await?;
+        let change = Change::new("site.domain.revoked", "site", old_site)
+            .before(serde_json::json!({ "host": host, "status": "verified" }))
+            .after(serde_json::json!({ "host": host, "status": "pending",
+                "reason": "another organisation proved ownership" }));
+        audit::record(&mut tx, old_org, By::System("domain-transfer"), change).await?;
     }
     let verified = if current.status == "verified" {
         current
@@ -187,21 +178,10 @@ pub async fn verify_domain(
                 "another site verified this domain meanwhile",
             ))?;
         db::domains::set_route(&mut tx, &host, Some(&site.site_key)).await?;
-        audit::record(
-            &mut tx,
-            actor.org_id,
-            By::Actor(&actor),
-            Change {
-                action: "site.domain.verify",
-                target_type: "site",
-                target_id: Some(id),
-                before: None,
-                after: Some(serde_json::json!({
-                    "host": host, "method": method.as_str(), "transfer": previous.is_some(),
-                })),
-            },
-        )
-        .await?;
+        let change = Change::new("site.domain.verify", "site", id).after(serde_json::json!({
+            "host": host, "method": method.as_str(), "transfer": previous.is_some(),
+        }));
+        audit::record_by(&mut tx, &actor, change).await?;
         done
     };
     tx.commit().await?;

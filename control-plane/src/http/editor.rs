@@ -37,7 +37,7 @@ use super::etag::{IfMatch, etag};
 use super::experiments::dto::ExperimentView;
 use super::experiments::{audit_custom_code, require_custom_code_role};
 use super::sites::site_of;
-use crate::audit::{self, By, Change as AuditChange};
+use crate::audit::{self, Change as AuditChange};
 use crate::auth::RequireRole;
 use crate::auth::roles::Editor;
 use crate::db;
@@ -192,24 +192,13 @@ async fn create_session(
             .append_pair("token", &token)
             .finish()
     );
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        AuditChange {
-            action: "editor.session",
-            target_type: "site",
-            target_id: Some(site.id),
-            before: None,
-            after: Some(serde_json::json!({
-                "url": url,
-                "preview_variant_id": input.preview_variant_id,
-                "admin_origin": admin_origin,
-                "expires_at": expires_at.unix_timestamp(),
-            })),
-        },
-    )
-    .await?;
+    let change = AuditChange::new("editor.session", "site", site.id).after(serde_json::json!({
+        "url": url,
+        "preview_variant_id": input.preview_variant_id,
+        "admin_origin": admin_origin,
+        "expires_at": expires_at.unix_timestamp(),
+    }));
+    audit::record_by(&mut tx, &actor, change).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -330,19 +319,10 @@ async fn put_changes(
         .await?
         .ok_or(ApiError::NotFound("experiment"))?;
     let after = db::experiments::load_parts(&mut tx, row).await?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        AuditChange {
-            action: "variant.changes.update",
-            target_type: "variant",
-            target_id: Some(variant_id),
-            before: Some(serde_json::json!({ "experiment_id": id, "changes": before_changes })),
-            after: Some(serde_json::json!({ "experiment_id": id, "changes": stored })),
-        },
-    )
-    .await?;
+    let change = AuditChange::new("variant.changes.update", "variant", variant_id)
+        .before(serde_json::json!({ "experiment_id": id, "changes": before_changes }))
+        .after(serde_json::json!({ "experiment_id": id, "changes": stored }));
+    audit::record_by(&mut tx, &actor, change).await?;
     audit_custom_code(&mut tx, &actor, id, Some(&before), Some(&after)).await?;
     tx.commit().await?;
     Ok((

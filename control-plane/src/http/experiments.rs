@@ -38,7 +38,7 @@ use uuid::Uuid;
 use self::dto::{ExperimentInput, ExperimentPatch, ExperimentSummary, ExperimentView};
 use super::etag::{IfMatch, etag};
 use super::sites::site_of;
-use crate::audit::{self, By, Change};
+use crate::audit::{self, Change};
 use crate::auth::roles::Editor;
 use crate::auth::{Actor, RequireRole, Role};
 use crate::db;
@@ -132,19 +132,10 @@ pub(crate) async fn audit_custom_code(
     if before == after {
         return Ok(());
     }
-    audit::record(
-        conn,
-        actor.org_id,
-        By::Actor(actor),
-        Change {
-            action: "experiment.custom_code",
-            target_type: "experiment",
-            target_id: Some(experiment_id),
-            before: Some(serde_json::json!({ "custom_code": before })),
-            after: Some(serde_json::json!({ "custom_code": after })),
-        },
-    )
-    .await?;
+    let change = Change::new("experiment.custom_code", "experiment", experiment_id)
+        .before(serde_json::json!({ "custom_code": before }))
+        .after(serde_json::json!({ "custom_code": after }));
+    audit::record_by(conn, actor, change).await?;
     Ok(())
 }
 
@@ -198,19 +189,8 @@ async fn create_experiment(
         .await?;
     let row = experiment_of(&mut tx, &actor, id, false).await?;
     let loaded = db::experiments::load_parts(&mut tx, row).await?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "experiment.create",
-            target_type: "experiment",
-            target_id: Some(id),
-            before: None,
-            after: Some(audit_json(&loaded)),
-        },
-    )
-    .await?;
+    let change = Change::new("experiment.create", "experiment", id).after(audit_json(&loaded));
+    audit::record_by(&mut tx, &actor, change).await?;
     audit_custom_code(&mut tx, &actor, id, None, Some(&loaded)).await?;
     tx.commit().await?;
     Ok(respond(StatusCode::CREATED, &loaded))
@@ -360,19 +340,10 @@ async fn update_experiment(
         id,
     )
     .await?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "experiment.update",
-            target_type: "experiment",
-            target_id: Some(id),
-            before: Some(audit_json(&before)),
-            after: Some(audit_json(&after)),
-        },
-    )
-    .await?;
+    let change = Change::new("experiment.update", "experiment", id)
+        .before(audit_json(&before))
+        .after(audit_json(&after));
+    audit::record_by(&mut tx, &actor, change).await?;
     audit_custom_code(&mut tx, &actor, id, Some(&before), Some(&after)).await?;
     tx.commit().await?;
     Ok(respond(StatusCode::OK, &after))
@@ -404,19 +375,8 @@ async fn delete_experiment(
     if !db::experiments::delete(&mut tx, id, before.experiment.version).await? {
         return Err(ApiError::PreconditionFailed);
     }
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "experiment.delete",
-            target_type: "experiment",
-            target_id: Some(id),
-            before: Some(audit_json(&before)),
-            after: None,
-        },
-    )
-    .await?;
+    let change = Change::new("experiment.delete", "experiment", id).before(audit_json(&before));
+    audit::record_by(&mut tx, &actor, change).await?;
     audit_custom_code(&mut tx, &actor, id, Some(&before), None).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -499,22 +459,11 @@ async fn transition(
         experiment: row,
         ..loaded
     };
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: &format!("experiment.{}", action.as_str()),
-            target_type: "experiment",
-            target_id: Some(id),
-            before: Some(serde_json::json!({ "status": from.as_str(), "version": version })),
-            after: Some(serde_json::json!({
-                "status": to.as_str(),
-                "version": after.experiment.version,
-            })),
-        },
-    )
-    .await?;
+    let name = format!("experiment.{}", action.as_str());
+    let change = Change::new(&name, "experiment", id)
+        .before(serde_json::json!({ "status": from.as_str(), "version": version }))
+        .after(serde_json::json!({ "status": to.as_str(), "version": after.experiment.version }));
+    audit::record_by(&mut tx, &actor, change).await?;
     tx.commit().await?;
     Ok(respond(StatusCode::OK, &after))
 }

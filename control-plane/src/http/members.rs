@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use super::auth::{Errors, TokenResponse};
 use crate::accounts::{self, Email, Password};
-use crate::audit::{self, By, Change};
+use crate::audit::{self, Change};
 use crate::auth::roles::{Admin, Viewer};
 use crate::auth::{Actor, RequireRole, Role, new_token, token_hash};
 use crate::db;
@@ -175,19 +175,10 @@ async fn change_role(
                 .collect();
             db::orgs::revoke_invitations_by(&mut tx, actor.org_id, user_id, &keep).await?;
         }
-        audit::record(
-            &mut tx,
-            actor.org_id,
-            By::Actor(&actor),
-            Change {
-                action: "member.role_changed",
-                target_type: "user",
-                target_id: Some(user_id),
-                before: Some(serde_json::json!({ "role": current })),
-                after: Some(serde_json::json!({ "role": body.role })),
-            },
-        )
-        .await?;
+        let change = Change::new("member.role_changed", "user", user_id)
+            .before(serde_json::json!({ "role": current }))
+            .after(serde_json::json!({ "role": body.role }));
+        audit::record_by(&mut tx, &actor, change).await?;
     }
     let member = db::orgs::members(&mut tx, actor.org_id)
         .await?
@@ -252,26 +243,18 @@ async fn remove_member(
         db::api_keys::revoke_of_person(&mut tx, actor.org_id, user_id, "member_removed").await?;
     let cancelled_invitations =
         db::orgs::revoke_invitations_by(&mut tx, actor.org_id, user_id, &[]).await?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: if leaving {
-                "member.left"
-            } else {
-                "member.removed"
-            },
-            target_type: "user",
-            target_id: Some(user_id),
-            before: Some(serde_json::json!({ "role": current })),
-            after: Some(serde_json::json!({
-                "revoked_api_keys": revoked_keys,
-                "cancelled_invitations": cancelled_invitations,
-            })),
-        },
-    )
-    .await?;
+    let action = if leaving {
+        "member.left"
+    } else {
+        "member.removed"
+    };
+    let change = Change::new(action, "user", user_id)
+        .before(serde_json::json!({ "role": current }))
+        .after(serde_json::json!({
+            "revoked_api_keys": revoked_keys,
+            "cancelled_invitations": cancelled_invitations,
+        }));
+    audit::record_by(&mut tx, &actor, change).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -369,19 +352,9 @@ async fn invite(
         expires_at,
     )
     .await?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "invitation.created",
-            target_type: "invitation",
-            target_id: Some(row.id),
-            before: None,
-            after: Some(serde_json::json!({ "email": email.as_str(), "role": role })),
-        },
-    )
-    .await?;
+    let change = Change::new("invitation.created", "invitation", row.id)
+        .after(serde_json::json!({ "email": email.as_str(), "role": role }));
+    audit::record_by(&mut tx, &actor, change).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -438,19 +411,9 @@ async fn revoke_invitation(
     let row = db::orgs::revoke_invitation(&mut tx, actor.org_id, id)
         .await?
         .ok_or(ApiError::NotFound("invitation"))?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "invitation.revoked",
-            target_type: "invitation",
-            target_id: Some(id),
-            before: Some(serde_json::json!({ "email": row.email, "role": row.role })),
-            after: None,
-        },
-    )
-    .await?;
+    let change = Change::new("invitation.revoked", "invitation", id)
+        .before(serde_json::json!({ "email": row.email, "role": row.role }));
+    audit::record_by(&mut tx, &actor, change).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -563,23 +526,12 @@ async fn accept_invitation(
     db::orgs::add_member(&mut tx, invitation.org_id, user_id, role).await?;
     db::orgs::mark_invitation_accepted(&mut tx, invitation.id).await?;
     let new_member = accounts::user_actor(user_id, invitation.org_id, role, &invitation.email);
-    audit::record(
-        &mut tx,
-        invitation.org_id,
-        By::Actor(&new_member),
-        Change {
-            action: "member.joined",
-            target_type: "user",
-            target_id: Some(user_id),
-            before: None,
-            after: Some(serde_json::json!({
-                "role": role,
-                "invitation_id": invitation.id,
-                "invited_by": invitation.invited_by,
-            })),
-        },
-    )
-    .await?;
+    let change = Change::new("member.joined", "user", user_id).after(serde_json::json!({
+        "role": role,
+        "invitation_id": invitation.id,
+        "invited_by": invitation.invited_by,
+    }));
+    audit::record_by(&mut tx, &new_member, change).await?;
     let tokens = accounts::session::start(&mut tx, &state, user_id, invitation.org_id).await?;
     tx.commit().await?;
     Ok(axum::Json(tokens.into()))

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::domains::{DomainView, sync_site_domains, unpublish_site};
 use super::etag::{IfMatch, etag};
-use crate::audit::{self, By, Change};
+use crate::audit::{self, Change};
 use crate::auth::roles::Admin;
 use crate::auth::{self, Actor, RequireRole};
 use crate::db;
@@ -271,19 +271,8 @@ async fn create_site(
     )
     .await?;
     sync_site_domains(&mut tx, row.id, &domains).await?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "site.create",
-            target_type: "site",
-            target_id: Some(row.id),
-            before: None,
-            after: Some(audit_view(&row)),
-        },
-    )
-    .await?;
+    let change = Change::new("site.create", "site", row.id).after(audit_view(&row));
+    audit::record_by(&mut tx, &actor, change).await?;
     let site = view(&mut tx, row).await?;
     tx.commit().await?;
     let version = site.version;
@@ -360,19 +349,10 @@ async fn update_site(
     if domains.is_some() {
         sync_site_domains(&mut tx, id, &row.domains).await?;
     }
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "site.update",
-            target_type: "site",
-            target_id: Some(id),
-            before: Some(audit_view(&before)),
-            after: Some(audit_view(&row)),
-        },
-    )
-    .await?;
+    let change = Change::new("site.update", "site", id)
+        .before(audit_view(&before))
+        .after(audit_view(&row));
+    audit::record_by(&mut tx, &actor, change).await?;
     let site = view(&mut tx, row).await?;
     tx.commit().await?;
     Ok(with_etag(StatusCode::OK, site.version, site))
@@ -398,19 +378,8 @@ async fn delete_site(
     if !db::sites::delete(&mut tx, id, before.version).await? {
         return Err(ApiError::PreconditionFailed);
     }
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "site.delete",
-            target_type: "site",
-            target_id: Some(id),
-            before: Some(audit_view(&before)),
-            after: None,
-        },
-    )
-    .await?;
+    let change = Change::new("site.delete", "site", id).before(audit_view(&before));
+    audit::record_by(&mut tx, &actor, change).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -433,20 +402,10 @@ async fn rotate_secret(
     let row = db::sites::set_secret(&mut tx, id, &secret_hash, &salt)
         .await?
         .ok_or(ApiError::NotFound("site"))?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "site.rotate_secret",
-            target_type: "site",
-            target_id: Some(id),
-            before: None,
-            // Never the secret itself; the version shows when it happened.
-            after: Some(serde_json::json!({ "version": row.version })),
-        },
-    )
-    .await?;
+    // Never the secret itself; the version shows when it happened.
+    let change = Change::new("site.rotate_secret", "site", id)
+        .after(serde_json::json!({ "version": row.version }));
+    audit::record_by(&mut tx, &actor, change).await?;
     let site = view(&mut tx, row).await?;
     tx.commit().await?;
     let version = site.version;
@@ -503,19 +462,10 @@ async fn put_revenue_cap(
     let row = db::sites::set_revenue_cap(&mut tx, id, before.version, cap.get())
         .await?
         .ok_or(ApiError::PreconditionFailed)?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "site.revenue_cap.update",
-            target_type: "site",
-            target_id: Some(id),
-            before: Some(serde_json::json!({ "revenue_cap": before.revenue_cap })),
-            after: Some(serde_json::json!({ "revenue_cap": row.revenue_cap })),
-        },
-    )
-    .await?;
+    let change = Change::new("site.revenue_cap.update", "site", id)
+        .before(serde_json::json!({ "revenue_cap": before.revenue_cap }))
+        .after(serde_json::json!({ "revenue_cap": row.revenue_cap }));
+    audit::record_by(&mut tx, &actor, change).await?;
     tx.commit().await?;
     Ok(with_etag(
         StatusCode::OK,
@@ -615,19 +565,10 @@ async fn put_exclusions(
     let row = db::sites::set_exclusions(&mut tx, id, before.version, &stored)
         .await?
         .ok_or(ApiError::PreconditionFailed)?;
-    audit::record(
-        &mut tx,
-        actor.org_id,
-        By::Actor(&actor),
-        Change {
-            action: "site.exclusions.update",
-            target_type: "site",
-            target_id: Some(id),
-            before: Some(before.exclusions.clone()),
-            after: Some(row.exclusions.clone()),
-        },
-    )
-    .await?;
+    let change = Change::new("site.exclusions.update", "site", id)
+        .before(before.exclusions.clone())
+        .after(row.exclusions.clone());
+    audit::record_by(&mut tx, &actor, change).await?;
     let site = view(&mut tx, row).await?;
     tx.commit().await?;
     Ok(with_etag(StatusCode::OK, site.version, site))
