@@ -469,7 +469,7 @@ async fn transition(
 }
 
 macro_rules! lifecycle_handler {
-    ($name:ident, $action:expr, $path:literal, $doc:literal) => {
+    ($name:ident, $action:expr, $path:literal, $doc:literal $(, $extra:tt)*) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "experiments",
                     params(("id" = Uuid, Path, description = "Experiment id"),
@@ -477,7 +477,8 @@ macro_rules! lifecycle_handler {
                     responses((status = 200, body = ExperimentView),
                         (status = 409, body = crate::error::Problem),
                         (status = 412, body = crate::error::Problem),
-                        (status = 428, body = crate::error::Problem)),
+                        (status = 428, body = crate::error::Problem)
+                        $(, $extra)*),
                     security(("bearer" = [])))]
         async fn $name(
             State(state): State<AppState>,
@@ -494,7 +495,12 @@ lifecycle_handler!(
     start,
     Action::Start,
     "/experiments/{id}/start",
-    "Start a draft (editor): needs ≥ 2 arms per unit, a primary goal and a site with a domain."
+    "Start a draft (editor): needs ≥ 2 arms per unit, a primary goal and a site with a domain.",
+    (
+        status = 422,
+        description = "Over a plan quota (running experiments, snapshot size)",
+        body = crate::error::Problem
+    )
 );
 lifecycle_handler!(
     pause,
@@ -506,7 +512,12 @@ lifecycle_handler!(
     resume,
     Action::Resume,
     "/experiments/{id}/resume",
-    "Resume a paused experiment (editor)."
+    "Resume a paused experiment (editor).",
+    (
+        status = 422,
+        description = "Over a plan quota (running experiments, snapshot size)",
+        body = crate::error::Problem
+    )
 );
 lifecycle_handler!(
     complete,

@@ -10,6 +10,7 @@
 mod api_keys;
 mod audit;
 mod auth;
+mod common_responses;
 mod docs;
 pub mod domains;
 mod editor;
@@ -63,12 +64,20 @@ fn api_routes() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of the API: paths relative to its `servers` entry, `/api/v1`
 /// (what `GET /api/v1/openapi.json` serves and `samplit openapi` prints).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    api_routes_and_doc().1
+}
+
+/// The API's router and its document, with the common error responses added
+/// ([`common_responses`]).
+fn api_routes_and_doc() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, mut doc) = api_routes().split_for_parts();
+    common_responses::add_to(&mut doc);
+    (api, doc)
 }
 
 /// The whole application, ready to serve or to drive in tests with `oneshot`.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api_routes().split_for_parts();
+    let (api, openapi) = api_routes_and_doc();
     let openapi = std::sync::Arc::new(openapi);
     let api = api.route(
         "/openapi.json",

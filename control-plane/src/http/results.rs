@@ -55,7 +55,10 @@ pub struct GoalQuery {
     pub goal_id: Option<Uuid>,
 }
 
+/// The goal a result is about (`ResultsGoal` in the OpenAPI document: the experiments
+/// API has its own, fuller `GoalView`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ResultsGoal)]
 pub struct GoalView {
     pub id: Uuid,
     pub name: String,

@@ -181,7 +181,7 @@ pub struct PublicationView {
     /// 422, or the snapshot is over the `snapshot_bytes` quota).
     pub permanent: bool,
     /// Per experiment and unit: arms with counts and propensities.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<Object>)]
     pub weights: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]

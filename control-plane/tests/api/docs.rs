@@ -137,3 +137,29 @@ async fn every_documented_operation_routes_under_the_documents_server_url(pool: 
     assert_eq!(bare.status, StatusCode::NOT_FOUND);
     assert_eq!(bare.json()["detail"], "no such endpoint");
 }
+
+#[test]
+fn the_contract_check_refuses_a_body_or_status_the_document_does_not_allow() {
+    // Every response in these tests goes through `contract::check` (helpers.rs); this
+    // shows it can fail: a 200 of `/auth/me` without its fields, and a status
+    // `/auth/me` never documents.
+    use crate::contract::check;
+    let me = "/api/v1/auth/me";
+    let json = Some("application/json");
+    let outcomes = [
+        (StatusCode::OK, br#"{"unexpected": true}"#.as_slice()),
+        (StatusCode::IM_A_TEAPOT, br#"{}"#.as_slice()),
+    ]
+    .map(|(status, body)| {
+        std::panic::catch_unwind(|| check(&Method::GET, me, status, json, body)).is_err()
+    });
+    assert_eq!(outcomes, [true, true], "both contradictions are caught");
+    // What the document allows passes: a problem body for 401.
+    check(
+        &Method::GET,
+        me,
+        StatusCode::UNAUTHORIZED,
+        Some("application/problem+json"),
+        br#"{"type":"about:blank","title":"Unauthorized","status":401,"code":"unauthorized","detail":"missing token","request_id":"r1"}"#,
+    );
+}

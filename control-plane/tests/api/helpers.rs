@@ -101,7 +101,10 @@ impl TestApp {
     }
 
     /// Sends one request through the whole router (middleware included).
+    /// Every response is checked against the OpenAPI document ([`crate::contract`]).
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
         let response = router(self.state.clone())
             .oneshot(request)
             .await
@@ -115,6 +118,15 @@ impl TestApp {
             .expect("body reads")
             .to_bytes()
             .to_vec();
+        crate::contract::check(
+            &method,
+            &path,
+            status,
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            &body,
+        );
         TestResponse {
             status,
             headers,
