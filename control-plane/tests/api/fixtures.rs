@@ -8,7 +8,7 @@ use samplit_engine::ingest as signature;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TEST_INGEST_SECRET, TestApp, TestResponse};
+use crate::helpers::{Member, TEST_INGEST_SECRET, Team, TestApp, TestResponse, new_org, new_team};
 
 pub struct Site {
     pub id: Uuid,
@@ -29,6 +29,37 @@ pub async fn site(app: &TestApp, org_id: Uuid) -> Site {
     .await
     .unwrap();
     Site { id, key }
+}
+
+/// A new organisation (its owner) with one site.
+pub async fn org_with_site(app: &TestApp) -> (Member, Site) {
+    let org = new_org(app).await;
+    let site = site(app, org.org_id).await;
+    (org, site)
+}
+
+/// A new organisation with one site and one running experiment of this `kind` and
+/// `shape` (see [`experiment`]).
+pub async fn running(
+    app: &TestApp,
+    kind: &'static str,
+    shape: &[usize],
+) -> (Member, Site, Experiment) {
+    let (org, site) = org_with_site(app).await;
+    let x = experiment(app, org.org_id, site.id, kind, shape, "running").await;
+    (org, site, x)
+}
+
+/// [`running`] for a team (an organisation with a member of each role).
+pub async fn team_running(
+    app: &TestApp,
+    kind: &'static str,
+    shape: &[usize],
+) -> (Team, Site, Experiment) {
+    let team = new_team(app).await;
+    let site = site(app, team.owner.org_id).await;
+    let x = experiment(app, team.owner.org_id, site.id, kind, shape, "running").await;
+    (team, site, x)
 }
 
 pub struct Experiment {

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use crate::fixtures::{
     arm_totals, batch, conversion, conversion_at, experiment, exposure, exposure_at, goal_totals,
-    ingest, ingest_ok, now_ms, signed_request, site,
+    ingest, ingest_ok, now_ms, org_with_site, running, signed_request, site,
 };
 use crate::helpers::{TEST_INGEST_SECRET, TestApp, new_org};
 
@@ -30,8 +30,7 @@ fn request(body: &[u8], ts: Option<String>, sig: Option<String>) -> Request<Body
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn unsigned_stale_wrong_or_tampered_batches_are_refused_with_401(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
+    let (_org, s) = org_with_site(&app).await;
     let body = batch(vec![conversion("c1", &s, "v1", "purchase", None)]).to_string();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let sign = |ts: i64, body: &str| {
@@ -120,8 +119,7 @@ async fn unsigned_stale_wrong_or_tampered_batches_are_refused_with_401(pool: PgP
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn malformed_and_oversized_batches_are_client_errors(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
+    let (_org, s) = org_with_site(&app).await;
     for (what, body) in [
         ("not JSON", "{nope".to_owned()),
         ("items missing", json!({"batch_id": "b"}).to_string()),
@@ -145,9 +143,7 @@ async fn malformed_and_oversized_batches_are_client_errors(pool: PgPool) {
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn a_batch_sent_twice_counts_once(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     let body = batch(vec![
         exposure("e1", &s, x.id, x.arms[0], "v1"),
         exposure("e2", &s, x.id, x.arms[1], "v2"),
@@ -170,9 +166,7 @@ async fn a_batch_sent_twice_counts_once(pool: PgPool) {
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn items_repeated_across_and_within_batches_count_once(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     let a = ingest_ok(
         &app,
         &batch(vec![
@@ -210,9 +204,7 @@ async fn items_repeated_across_and_within_batches_count_once(pool: PgPool) {
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn two_deliveries_of_the_same_batch_racing_count_once(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     let mut items = Vec::new();
     for v in 0..200 {
         let arm = x.arms[v % 2];
@@ -244,9 +236,7 @@ async fn two_deliveries_of_the_same_batch_racing_count_once(pool: PgPool) {
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn overlapping_batches_racing_for_the_same_visitors_do_not_double_count(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     // Batch A: items a0..a99; batch B: the same visitors with other item ids (a repeat
     // exposure and a second purchase each), plus a50..a99 again.
     let mut a = Vec::new();
@@ -291,9 +281,7 @@ async fn the_first_exposure_fixes_the_arm_and_later_ones_to_another_arm_are_conf
     pool: PgPool,
 ) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     let t = now_ms();
     // In one batch, the earlier exposure wins whatever the order of the items.
     let first = ingest_ok(
@@ -342,9 +330,7 @@ async fn the_first_exposure_fixes_the_arm_and_later_ones_to_another_arm_are_conf
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn a_goal_counts_once_per_visitor_and_revenue_sums(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     ingest_ok(
         &app,
         &batch(vec![
@@ -407,9 +393,7 @@ async fn a_goal_counts_once_per_visitor_and_revenue_sums(pool: PgPool) {
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn conversions_of_visitors_without_an_assignment_are_accepted_but_unattributed(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     let r = ingest_ok(
         &app,
         &batch(vec![
@@ -442,9 +426,7 @@ async fn a_conversion_that_arrives_before_its_exposure_is_attributed_when_the_ex
     // The queue keeps no order: after an outage, or because the edge queues exposures
     // after answering, a visitor's conversion can be ingested first.
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     let early = ingest_ok(
         &app,
         &batch(vec![
@@ -502,9 +484,7 @@ async fn a_conversion_that_arrives_before_its_exposure_is_attributed_when_the_ex
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn racing_batches_with_a_conversion_and_its_exposure_attribute_it_once(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     for round in 0..5 {
         let visitor = format!("racer-{round}");
         let conv = batch(vec![conversion(
@@ -631,9 +611,7 @@ async fn bad_items_are_rejected_one_by_one_and_the_valid_ones_kept(pool: PgPool)
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn independent_elements_are_separate_units_and_a_conversion_counts_for_each(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "independent", &[2, 2], "running").await;
+    let (_org, s, x) = running(&app, "independent", &[2, 2]).await;
     // arms: [e0v0, e0v1, e1v0, e1v1]
     let mut second = exposure("e2", &s, x.id, x.arms[3], "v1");
     second["element_id"] = json!(x.elements[1]);
@@ -670,9 +648,7 @@ async fn independent_elements_are_separate_units_and_a_conversion_counts_for_eac
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn daily_buckets_follow_the_event_day(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     let day = 86_400_000;
     let t = now_ms();
     ingest_ok(
@@ -707,9 +683,7 @@ async fn daily_buckets_follow_the_event_day(pool: PgPool) {
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn ingested_items_are_counted_by_outcome_in_the_metrics(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     let body = batch(vec![
         exposure("e1", &s, x.id, x.arms[0], "v1"),
         conversion("c1", &s, "nobody", "purchase", None),
@@ -731,9 +705,7 @@ async fn ingested_items_are_counted_by_outcome_in_the_metrics(pool: PgPool) {
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn the_first_exposure_from_a_verified_host_marks_the_snippet_as_seen(pool: PgPool) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (org, s, x) = running(&app, "single", &[2]).await;
     sqlx::query("INSERT INTO site_domains (site_id, host, token) VALUES ($1, 'shop.example', 't')")
         .bind(s.id)
         .execute(&app.pool)
@@ -797,9 +769,7 @@ async fn unsigned_revenue_is_capped_per_visitor_and_signed_revenue_is_not(pool: 
     // the site's cap. Revenue from signed server calls (`"signed": true`, set by the edge
     // after verifying the call) is counted whole.
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (org, s, x) = running(&app, "single", &[2]).await;
     let uri = format!("/api/v1/sites/{}/revenue-cap", s.id);
     let etag = app.get(&uri, Some(&org.token)).await.etag();
     let put = app
@@ -876,9 +846,7 @@ async fn a_parked_conversion_keeps_its_signed_flag_and_the_cap_applies_when_it_i
     pool: PgPool,
 ) {
     let app = TestApp::new(pool);
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     sqlx::query("UPDATE sites SET revenue_cap = 50 WHERE id = $1")
         .bind(s.id)
         .execute(&app.pool)
@@ -926,9 +894,7 @@ async fn housekeeping_forgets_ids_and_parked_conversions_past_the_replay_window_
 ) {
     use samplit_control_plane::ingest::housekeeping;
     let app = TestApp::new(pool.clone());
-    let org = new_org(&app).await;
-    let s = site(&app, org.org_id).await;
-    let x = experiment(&app, org.org_id, s.id, "single", &[2], "running").await;
+    let (_org, s, x) = running(&app, "single", &[2]).await;
     ingest_ok(
         &app,
         &batch(vec![

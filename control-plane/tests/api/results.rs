@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::fixtures::{
     Experiment, Site, batch, conversion, conversion_at, experiment, exposure, exposure_at,
-    ingest_ok, now_ms, site,
+    ingest_ok, now_ms, site, team_running,
 };
 use crate::helpers::{TestApp, new_org, new_team};
 
@@ -86,9 +86,7 @@ fn engine(arms: Vec<ArmInput>, control: usize) -> Value {
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn results_equal_the_engine_on_the_ingested_counts(pool: PgPool) {
     let app = TestApp::new(pool);
-    let team = new_team(&app).await;
-    let s = site(&app, team.owner.org_id).await;
-    let x = experiment(&app, team.owner.org_id, s.id, "single", &[3], "running").await;
+    let (team, s, x) = team_running(&app, "single", &[3]).await;
     let plan: Plan = vec![
         (120, vec![vec![10.0]; 12]),
         (
@@ -144,9 +142,7 @@ async fn results_equal_the_engine_on_the_ingested_counts(pool: PgPool) {
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn the_always_valid_p_value_is_passed_back_as_a_running_minimum(pool: PgPool) {
     let app = TestApp::new(pool);
-    let team = new_team(&app).await;
-    let s = site(&app, team.owner.org_id).await;
-    let x = experiment(&app, team.owner.org_id, s.id, "single", &[2], "running").await;
+    let (team, s, x) = team_running(&app, "single", &[2]).await;
     let plan: Plan = vec![(200, vec![vec![1.0]; 10]), (200, vec![vec![1.0]; 40])];
     let mut input = ingest_plan(&app, &s, &x, &x.arms, &plan).await;
     let uri = format!("/api/v1/experiments/{}/results", x.id);
@@ -296,9 +292,7 @@ async fn factorial_main_effects_pool_each_variant_over_the_other_elements(pool: 
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn the_time_series_has_real_daily_figures_and_cumulative_rates(pool: PgPool) {
     let app = TestApp::new(pool);
-    let team = new_team(&app).await;
-    let s = site(&app, team.owner.org_id).await;
-    let x = experiment(&app, team.owner.org_id, s.id, "single", &[2], "running").await;
+    let (team, s, x) = team_running(&app, "single", &[2]).await;
     let day = 86_400_000;
     let t = now_ms();
     let items = vec![
@@ -481,9 +475,7 @@ async fn results_export_as_csv_and_xlsx_with_formulas_neutralised(pool: PgPool) 
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn bandit_srm_expects_the_shares_the_logged_propensities_implied(pool: PgPool) {
     let app = TestApp::new(pool);
-    let team = new_team(&app).await;
-    let s = site(&app, team.owner.org_id).await;
-    let x = experiment(&app, team.owner.org_id, s.id, "single", &[2], "running").await;
+    let (team, s, x) = team_running(&app, "single", &[2]).await;
     sqlx::query(
         "UPDATE experiments SET allocator = '{\"kind\":\"thompson\",\"prior_alpha\":1,\"prior_beta\":1,\"min_exposures\":10,\"floor\":0.01}' WHERE id = $1",
     )
