@@ -95,7 +95,8 @@ fn experiment(
             site_id: Uuid::new_v4(),
             name: "bench".into(),
             description: String::new(),
-            kind: kind.into(),
+            kind: samplit_control_plane::domain::experiment::ExperimentKind::parse(kind)
+                .expect("a kind"),
             status: samplit_control_plane::domain::Status::Running,
             allocator: sqlx::types::Json(
                 serde_json::from_value(allocator).expect("a valid allocator"),

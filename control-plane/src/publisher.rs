@@ -64,7 +64,8 @@ use crate::db::experiments::Loaded;
 use crate::db::publications::PublicationRow;
 use crate::db::sites::SiteRow;
 use crate::domain::SiteDomain;
-use crate::domain::experiment::{AllocatorSpec, parse_mode};
+use crate::domain::experiment::AllocatorSpec;
+use crate::domain::publication::PublicationStatus;
 use crate::state::AppState;
 
 /// The advisory lock that elects the publishing replica (an arbitrary constant:
@@ -377,11 +378,10 @@ async fn publish_all(
             content_hash,
             weights: weights.clone(),
             status: if result.is_ok() {
-                "published"
+                PublicationStatus::Published
             } else {
-                "failed"
-            }
-            .to_owned(),
+                PublicationStatus::Failed
+            },
             attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
             error: result.as_ref().err().map(|f| f.reason.clone()),
             published_at: time::OffsetDateTime::now_utc(),
@@ -632,7 +632,7 @@ pub fn experiment_snapshot(
     counts: &HashMap<Uuid, ArmStats>,
 ) -> anyhow::Result<(ExperimentSnapshot, serde_json::Value)> {
     let e = &loaded.experiment;
-    let mode = parse_mode(&e.kind).ok_or_else(|| anyhow!("unknown kind {:?}", e.kind))?;
+    let mode = e.kind.0;
     let allocator: AllocatorSpec = e.allocator.0;
     let url_rules: Vec<UrlRule> =
         serde_json::from_value(e.url_rules.clone()).context("stored URL rules")?;
@@ -805,7 +805,9 @@ mod tests {
                 site_id: Uuid::new_v4(),
                 name: "e".into(),
                 description: String::new(),
-                kind: "single".into(),
+                kind: crate::domain::experiment::ExperimentKind(
+                    samplit_engine::multi::Mode::Single,
+                ),
                 status: crate::domain::Status::Running,
                 allocator: sqlx::types::Json(
                     serde_json::from_value(allocator).expect("a valid allocator"),

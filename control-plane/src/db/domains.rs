@@ -11,13 +11,15 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::verification::{DomainStatus, Method};
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DomainRow {
     pub site_id: Uuid,
     pub host: String,
-    pub status: String,
+    pub status: DomainStatus,
     pub token: String,
-    pub method: Option<String>,
+    pub method: Option<Method>,
     pub verified_at: Option<OffsetDateTime>,
 }
 
@@ -158,7 +160,7 @@ pub async fn mark_verified(
     conn: &mut PgConnection,
     site_id: Uuid,
     host: &str,
-    method: &str,
+    method: Method,
 ) -> Result<DomainRow, sqlx::Error> {
     sqlx::query_as::<_, DomainRow>(&format!(
         "UPDATE site_domains SET status = 'verified', method = $3, verified_at = now()

@@ -8,6 +8,9 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::Status;
+use crate::domain::experiment::ExperimentKind;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SiteKeyRow {
     pub site_key: String,
@@ -27,8 +30,8 @@ pub async fn sites_by_key(pool: &PgPool, keys: &[String]) -> sqlx::Result<Vec<Si
 pub struct ExperimentArmRow {
     pub experiment_id: Uuid,
     pub site_id: Uuid,
-    pub kind: String,
-    pub status: String,
+    pub kind: ExperimentKind,
+    pub status: Status,
     pub arm_id: Uuid,
     pub element_id: Option<Uuid>,
 }

@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::experiment::{
-    AllocatorSpec, Description, ElementSpec, ExperimentName, ExperimentSpec, GoalSpec, GoalTrigger,
-    Metric, TrafficShare, VariantSpec, Weight, mode_str, parse_mode,
+    AllocatorSpec, Description, ElementSpec, ExperimentKind, ExperimentName, ExperimentSpec,
+    GoalSpec, GoalTrigger, Metric, TrafficShare, VariantSpec, Weight, mode_str,
 };
 use crate::domain::lifecycle::Status;
 
@@ -32,7 +32,7 @@ pub struct ExperimentRow {
     pub site_id: Uuid,
     pub name: String,
     pub description: String,
-    pub kind: String,
+    pub kind: ExperimentKind,
     pub status: Status,
     pub allocator: Json<AllocatorSpec>,
     pub coverage: f64,
@@ -44,13 +44,6 @@ pub struct ExperimentRow {
     pub ended_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
-}
-
-impl ExperimentRow {
-    /// The status (decoded from the row: an unknown name is a decode error).
-    pub fn status(&self) -> Status {
-        self.status
-    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -154,8 +147,7 @@ impl Loaded {
             name: ExperimentName::parse(&e.name).map_err(|err| decode("name", err.to_string()))?,
             description: Description::parse(&e.description)
                 .map_err(|err| decode("description", err.to_string()))?,
-            mode: parse_mode(&e.kind)
-                .ok_or_else(|| decode("kind", format!("unknown kind {:?}", e.kind)))?,
+            mode: e.kind.0,
             coverage: TrafficShare::parse(e.coverage)
                 .map_err(|err| decode("coverage", err.to_string()))?,
             allocator: e.allocator.0,

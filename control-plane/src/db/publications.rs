@@ -5,6 +5,8 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::publication::PublicationStatus;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PublicationRow {
     pub site_id: Uuid,
@@ -12,7 +14,7 @@ pub struct PublicationRow {
     pub hash: String,
     pub content_hash: String,
     pub weights: serde_json::Value,
-    pub status: String,
+    pub status: PublicationStatus,
     pub attempts: i32,
     pub error: Option<String>,
     pub published_at: OffsetDateTime,
@@ -94,7 +96,7 @@ pub async fn insert(conn: &mut PgConnection, row: &PublicationRow) -> Result<(),
     .bind(&row.hash)
     .bind(&row.content_hash)
     .bind(&row.weights)
-    .bind(&row.status)
+    .bind(row.status)
     .bind(row.attempts)
     .bind(&row.error)
     .bind(row.published_at)

@@ -8,13 +8,13 @@ use time::Date;
 use uuid::Uuid;
 
 use crate::domain::Status;
-use crate::domain::experiment::{AllocatorSpec, Metric};
+use crate::domain::experiment::{AllocatorSpec, ExperimentKind, Metric};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ExperimentRow {
     pub id: Uuid,
     pub name: String,
-    pub kind: String,
+    pub kind: ExperimentKind,
     pub status: Status,
     pub allocator: Json<AllocatorSpec>,
 }

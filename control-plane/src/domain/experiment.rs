@@ -291,6 +291,23 @@ pub struct ExperimentSpec {
     pub goals: Vec<GoalSpec>,
 }
 
+/// The engine's [`Mode`] as stored in `experiments.kind` and shown in the API:
+/// `single`, `independent` or `factorial`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExperimentKind(pub Mode);
+
+impl ExperimentKind {
+    pub fn as_str(self) -> &'static str {
+        mode_str(self.0)
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        parse_mode(name).map(Self)
+    }
+}
+
+crate::domain::text_column!(ExperimentKind, "experiment kind");
+
 pub fn mode_str(mode: Mode) -> &'static str {
     match mode {
         Mode::Single => "single",

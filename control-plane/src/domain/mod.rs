@@ -7,11 +7,12 @@
 //!
 //! Layout: [`site`] (site names, allowed domains), [`experiment`] (names, traffic
 //! share, weights, goals), [`lifecycle`] (statuses and the transition table), [`role`]
-//! (the role ladder, decoded from rows),
+//! (the role ladder, decoded from rows), [`publication`] (what became of a snapshot push),
 //! [`verification`] (domain-ownership proofs: what is published, what may be fetched).
 
 pub mod experiment;
 pub mod lifecycle;
+pub mod publication;
 pub mod role;
 pub mod site;
 pub mod verification;
@@ -57,6 +58,37 @@ macro_rules! text_column {
     };
 }
 pub(crate) use text_column;
+
+/// A closed set of lower-case names stored in a `text` column and shown in the API as
+/// those names: the enum (serde, OpenAPI schema), `ALL`, `as_str`, `parse` and the
+/// column codec ([`text_column!`]) in one declaration.
+macro_rules! named_set {
+    ($(#[$meta:meta])* $vis:vis enum $ty:ident ($what:literal) { $($(#[$vmeta:meta])* $variant:ident = $name:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        $vis enum $ty {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+
+            pub fn parse(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == name)
+            }
+        }
+
+        $crate::domain::text_column!($ty, $what);
+    };
+}
+pub(crate) use named_set;
 
 /// A value refused by a domain constructor: which field and why (safe to show).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

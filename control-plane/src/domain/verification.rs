@@ -15,8 +15,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use serde::{Deserialize, Serialize};
-
 /// The prefix of the value a site publishes.
 pub const PROOF_PREFIX: &str = "samplit-verification=";
 /// The DNS label the TXT record lives under.
@@ -26,29 +24,21 @@ pub const WELL_KNOWN_PATH: &str = "/.well-known/samplit-verification.txt";
 /// The meta tag name the file method accepts in the home page.
 pub const META_NAME: &str = "samplit-verification";
 
-/// How a domain was (or is to be) proven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    DnsTxt,
-    HttpFile,
+crate::domain::named_set! {
+    /// How a domain was (or is to be) proven.
+    pub enum Method("verification method") {
+        DnsTxt = "dns_txt",
+        HttpFile = "http_file",
+    }
 }
 
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::DnsTxt => "dns_txt",
-            Self::HttpFile => "http_file",
-        }
-    }
-
-    /// A stored value; `None` for anything this build does not know.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "dns_txt" => Some(Self::DnsTxt),
-            "http_file" => Some(Self::HttpFile),
-            _ => None,
-        }
+crate::domain::named_set! {
+    /// Whether a site's host is proven to be the site's (`site_domains.status`).
+    pub enum DomainStatus("domain status") {
+        /// Added, not proven yet: the edge does not serve the site on it.
+        Pending = "pending",
+        /// Proven by DNS or HTTP (or by a platform install): the edge serves the site on it.
+        Verified = "verified",
     }
 }
 

@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::Errors;
+use super::no_store::NoStore;
 use crate::audit::{self, Change};
 use crate::auth::roles::Admin;
 use crate::auth::{API_KEY_PREFIX, RequireRole, Role, new_token, token_hash};
@@ -168,13 +169,13 @@ async fn create_key(
         .after(serde_json::json!({ "name": name, "role": role, "prefix": prefix }));
     audit::record_by(&mut tx, &actor, change).await?;
     tx.commit().await?;
-    Ok((
+    Ok(NoStore((
         StatusCode::CREATED,
         axum::Json(CreatedApiKey {
             api_key: key_out(row)?,
             key,
         }),
-    ))
+    )))
 }
 
 /// The organisation's keys (never the keys themselves), newest first.

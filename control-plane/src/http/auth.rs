@@ -21,6 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::no_store::NoStore;
 use crate::accounts::{self, Credentials, Email, NAME_MAX_CHARS, NewAccount, Password, Tokens};
 use crate::auth::{Actor, Principal, Role};
 use crate::db;
@@ -184,7 +185,10 @@ async fn register(
 ) -> ApiResult<impl IntoResponse> {
     let account = NewAccount::try_from(body)?;
     let tokens = accounts::register(&state, client.0, account).await?;
-    Ok((StatusCode::CREATED, axum::Json(TokenResponse::from(tokens))))
+    Ok(NoStore((
+        StatusCode::CREATED,
+        axum::Json(TokenResponse::from(tokens)),
+    )))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -214,14 +218,14 @@ async fn login(
     State(state): State<AppState>,
     client: ClientIp,
     Json(body): Json<LoginRequest>,
-) -> ApiResult<axum::Json<TokenResponse>> {
+) -> ApiResult<NoStore<axum::Json<TokenResponse>>> {
     let credentials = Credentials {
         email: body.email,
         password: body.password,
         organization_id: body.organization_id,
     };
     let tokens = accounts::login(&state, client.0, credentials).await?;
-    Ok(axum::Json(tokens.into()))
+    Ok(NoStore(axum::Json(tokens.into())))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -245,9 +249,9 @@ pub struct RefreshRequest {
 async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
-) -> ApiResult<axum::Json<TokenResponse>> {
+) -> ApiResult<NoStore<axum::Json<TokenResponse>>> {
     let tokens = accounts::session::refresh(&state, &body.refresh_token).await?;
-    Ok(axum::Json(tokens.into()))
+    Ok(NoStore(axum::Json(tokens.into())))
 }
 
 /// Ends the current session: its access and refresh tokens stop working at once.
@@ -400,12 +404,12 @@ async fn switch_org(
     State(state): State<AppState>,
     actor: Actor,
     Json(body): Json<SwitchRequest>,
-) -> ApiResult<axum::Json<TokenResponse>> {
+) -> ApiResult<NoStore<axum::Json<TokenResponse>>> {
     let Some(user_id) = actor.user_id() else {
         return Err(ApiError::Forbidden(
             "an API key belongs to one organization",
         ));
     };
     let tokens = accounts::session::switch_org(&state, user_id, body.organization_id).await?;
-    Ok(axum::Json(tokens.into()))
+    Ok(NoStore(axum::Json(tokens.into())))
 }

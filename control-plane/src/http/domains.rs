@@ -21,7 +21,7 @@ use crate::auth::roles::Admin;
 use crate::auth::{self, RequireRole};
 use crate::db;
 use crate::db::domains::DomainRow;
-use crate::domain::verification::{self, Method};
+use crate::domain::verification::{self, DomainStatus, Method};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::Json;
 use crate::state::AppState;
@@ -31,10 +31,9 @@ use crate::verify::Verifier;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DomainView {
     pub host: String,
-    /// `pending` or `verified`.
-    pub status: String,
+    pub status: DomainStatus,
     /// How it was verified (`dns_txt`, `http_file`), when verified.
-    pub method: Option<String>,
+    pub method: Option<Method>,
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub verified_at: Option<OffsetDateTime>,
@@ -163,15 +162,17 @@ pub async fn verify_domain(
         }
         db::domains::revoke(&mut tx, old_site, &host).await?;
         let change = Change::new("site.domain.revoked", "site", old_site)
-            .before(serde_json::json!({ "host": host, "status": "verified" }))
-            .after(serde_json::json!({ "host": host, "status": "pending",
-                "reason": "another organisation proved ownership" }));
+            .before(serde_json::json!({ "host": host, "status": DomainStatus::Verified }))
+            .after(
+                serde_json::json!({ "host": host, "status": DomainStatus::Pending,
+                "reason": "another organisation proved ownership" }),
+            );
         audit::record(&mut tx, old_org, By::System("domain-transfer"), change).await?;
     }
-    let verified = if current.status == "verified" {
+    let verified = if current.status == DomainStatus::Verified {
         current
     } else {
-        let done = db::domains::mark_verified(&mut tx, id, &host, method.as_str())
+        let done = db::domains::mark_verified(&mut tx, id, &host, method)
             .await
             .map_err(ApiError::conflict_on_unique(
                 "domain_taken",

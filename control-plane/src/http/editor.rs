@@ -286,12 +286,12 @@ async fn put_changes(
         return Err(ApiError::NotFound("variant"));
     };
     if_match.check(before.experiment.version)?;
-    if before.experiment.status() != Status::Draft {
+    if before.experiment.status != Status::Draft {
         return Err(ApiError::conflict(
             "not_editable",
             format!(
                 "a {} experiment's changes cannot be edited; only drafts",
-                before.experiment.status().as_str()
+                before.experiment.status.as_str()
             ),
         ));
     }

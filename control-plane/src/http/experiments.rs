@@ -222,9 +222,9 @@ async fn list_experiments(
         .map(|r| ExperimentSummary {
             id: r.id,
             site_id: r.site_id,
-            status: r.status(),
+            status: r.status,
             name: r.name,
-            kind: r.kind,
+            kind: r.kind.as_str().to_owned(),
             coverage: r.coverage,
             version: r.version,
             updated_at: r.updated_at,
@@ -289,7 +289,7 @@ async fn update_experiment(
     let mut tx = state.pool.begin().await?;
     let row = experiment_of(&mut tx, &actor, id, true).await?;
     if_match.check(row.version)?;
-    let status = row.status();
+    let status = row.status;
     let allowed = allowed_fields(status.editable());
     let refused: Vec<&str> = fields
         .iter()
@@ -365,7 +365,7 @@ async fn delete_experiment(
     let mut tx = state.pool.begin().await?;
     let row = experiment_of(&mut tx, &actor, id, true).await?;
     if_match.check(row.version)?;
-    if !row.status().deletable() {
+    if !row.status.deletable() {
         return Err(ApiError::conflict(
             "experiment_live",
             "a running or paused experiment cannot be deleted; complete it first",
@@ -385,9 +385,8 @@ async fn delete_experiment(
 /// Why an experiment cannot start yet (each reason a sentence), empty when it can.
 fn start_blockers(loaded: &Loaded, site_domains: usize) -> Vec<String> {
     let mut out = Vec::new();
-    let kind = crate::domain::experiment::parse_mode(&loaded.experiment.kind);
-    match kind {
-        Some(Mode::Independent) => {
+    match loaded.experiment.kind.0 {
+        Mode::Independent => {
             for el in &loaded.elements {
                 let arms = loaded
                     .arms
@@ -427,7 +426,7 @@ async fn transition(
     let mut tx = state.pool.begin().await?;
     let row = experiment_of(&mut tx, &actor, id, true).await?;
     if_match.check(row.version)?;
-    let from = row.status();
+    let from = row.status;
     let to = from.apply(action).ok_or_else(|| {
         ApiError::conflict(
             "invalid_transition",

@@ -36,6 +36,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::{Errors, TokenResponse};
+use super::no_store::NoStore;
 use crate::accounts::{self, Email, Password};
 use crate::audit::{self, Change};
 use crate::auth::roles::{Admin, Viewer};
@@ -356,13 +357,13 @@ async fn invite(
         .after(serde_json::json!({ "email": email.as_str(), "role": role }));
     audit::record_by(&mut tx, &actor, change).await?;
     tx.commit().await?;
-    Ok((
+    Ok(NoStore((
         StatusCode::CREATED,
         axum::Json(CreatedInvitation {
             invitation: invitation_out(row)?,
             token,
         }),
-    ))
+    )))
 }
 
 /// Open invitations (not accepted, revoked or expired).
@@ -466,7 +467,7 @@ async fn accept_invitation(
     State(state): State<AppState>,
     MaybeActor(actor): MaybeActor,
     Json(body): Json<AcceptRequest>,
-) -> ApiResult<axum::Json<TokenResponse>> {
+) -> ApiResult<NoStore<axum::Json<TokenResponse>>> {
     let mut tx = state.pool.begin().await?;
     let invitation = db::orgs::open_invitation_for_update(&mut tx, &token_hash(body.token.trim()))
         .await?
@@ -534,7 +535,7 @@ async fn accept_invitation(
     audit::record_by(&mut tx, &new_member, change).await?;
     let tokens = accounts::session::start(&mut tx, &state, user_id, invitation.org_id).await?;
     tx.commit().await?;
-    Ok(axum::Json(tokens.into()))
+    Ok(NoStore(axum::Json(tokens.into())))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod experiments;
 mod health;
 mod ingest;
 mod members;
+mod no_store;
 mod results;
 pub mod sites;
 

@@ -41,6 +41,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::export::{Cell, ExportFormat, Table};
 use crate::extract::{PathId, Query};
 use crate::state::AppState;
+use samplit_engine::multi::Mode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -204,7 +205,7 @@ pub async fn compute(
             })
             .collect()
     };
-    if experiment.kind == "independent" {
+    if experiment.kind.0 == Mode::Independent {
         let mut elements: Vec<(i32, Uuid, String)> = variants
             .iter()
             .map(|v| (v.element_position, v.element_id, v.element_name.clone()))
@@ -225,7 +226,7 @@ pub async fn compute(
     } else {
         let rows: Vec<&ArmAggregateRow> = arms.iter().collect();
         sets.push(("arms", None, None, subjects_of(&rows)));
-        if experiment.kind == "factorial" {
+        if experiment.kind.0 == Mode::Factorial {
             let all = subjects_of(&rows);
             for (element_id, element_name, subjects) in main_effects(&arms, &all, &variants) {
                 sets.push((
@@ -297,7 +298,7 @@ pub async fn compute(
     Ok(ResultsView {
         experiment_id: experiment.id,
         name: experiment.name,
-        kind: experiment.kind,
+        kind: experiment.kind.as_str().to_owned(),
         status: experiment.status,
         goal: GoalView {
             id: goal.id,

@@ -27,12 +27,14 @@ use uuid::Uuid;
 
 use super::domains::{DomainView, sync_site_domains, unpublish_site};
 use super::etag::{IfMatch, etag};
+use super::no_store::NoStore;
 use crate::audit::{self, Change};
 use crate::auth::roles::Admin;
 use crate::auth::{self, Actor, RequireRole};
 use crate::db;
 use crate::db::domains::DomainRow;
 use crate::db::sites::SiteRow;
+use crate::domain::publication::PublicationStatus;
 use crate::domain::{RevenueCap, SiteDomain, SiteName};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, PathId};
@@ -172,8 +174,7 @@ pub struct PublicationView {
     pub version: i64,
     /// SHA-256 (hex) of the signed payload.
     pub hash: String,
-    /// `published` or `failed`.
-    pub status: String,
+    pub status: PublicationStatus,
     /// Pushes tried (0: over the snapshot quota, never pushed).
     pub attempts: i32,
     pub error: Option<String>,
@@ -276,7 +277,7 @@ async fn create_site(
     let site = view(&mut tx, row).await?;
     tx.commit().await?;
     let version = site.version;
-    Ok(with_etag(
+    Ok(NoStore(with_etag(
         StatusCode::CREATED,
         version,
         SiteWithSecret {
@@ -284,6 +285,7 @@ async fn create_site(
             server_secret: secret,
         },
     ))
+    .into_response())
 }
 
 /// The organisation's sites.
@@ -409,7 +411,7 @@ async fn rotate_secret(
     let site = view(&mut tx, row).await?;
     tx.commit().await?;
     let version = site.version;
-    Ok(with_etag(
+    Ok(NoStore(with_etag(
         StatusCode::OK,
         version,
         SiteWithSecret {
@@ -417,6 +419,7 @@ async fn rotate_secret(
             server_secret: secret,
         },
     ))
+    .into_response())
 }
 
 /// The site's revenue cap: the largest event value an unsigned (browser) call may report.

@@ -31,9 +31,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::events;
+use crate::domain::Status;
 use items::Rejection;
 use plan::{ArmInfo, Batch, Catalog, GoalIndex, ResolvedConversion, ResolvedExposure};
 use samplit_engine::ingest::Item;
+use samplit_engine::multi::Mode;
 
 /// Most items in one batch (the ingest contract's limit).
 pub use samplit_engine::ingest::MAX_ITEMS;
@@ -217,9 +219,9 @@ fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
 }
 
 /// What exposure checks need to know about an experiment.
-struct ExperimentInfo<'a> {
+struct ExperimentInfo {
     site_id: Uuid,
-    status: &'a str,
+    status: Status,
 }
 
 /// Processes a verified batch's items; see the module docs for the steps.
@@ -275,16 +277,16 @@ pub async fn process(
         events::experiment_arms(pool, &experiment_ids).await?
     };
     let mut catalog = Catalog::default();
-    let mut experiments: HashMap<Uuid, ExperimentInfo<'_>> = HashMap::new();
+    let mut experiments: HashMap<Uuid, ExperimentInfo> = HashMap::new();
     for row in &arm_rows {
         experiments.insert(
             row.experiment_id,
             ExperimentInfo {
                 site_id: row.site_id,
-                status: row.status.as_str(),
+                status: row.status,
             },
         );
-        let unit = if row.kind == "independent" {
+        let unit = if row.kind.0 == Mode::Independent {
             row.element_id.unwrap_or(row.experiment_id)
         } else {
             row.experiment_id
@@ -382,7 +384,7 @@ pub async fn process(
 fn resolve_exposure(
     e: Exposure,
     site_id: Uuid,
-    experiments: &HashMap<Uuid, ExperimentInfo<'_>>,
+    experiments: &HashMap<Uuid, ExperimentInfo>,
     arms: &HashMap<Uuid, ArmInfo>,
 ) -> Result<ResolvedExposure, Rejection> {
     let Some(&ExperimentInfo {
@@ -404,11 +406,11 @@ fn resolve_exposure(
             "no such experiment on this site",
         ));
     }
-    if status != "running" && status != "paused" {
+    if !matches!(status, Status::Running | Status::Paused) {
         return Err(Rejection::new(
             &e.id,
             "experiment_not_live",
-            format!("the experiment is {status}"),
+            format!("the experiment is {}", status.as_str()),
         ));
     }
     let Some(arm) = arms
