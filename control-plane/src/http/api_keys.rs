@@ -18,13 +18,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::Errors;
 use super::no_store::NoStore;
+use super::rfc3339;
 use crate::audit::{self, Change};
 use crate::auth::roles::Admin;
 use crate::auth::{API_KEY_PREFIX, RequireRole, Role, new_token, token_hash};
@@ -77,11 +77,6 @@ pub struct CreatedApiKey {
     pub api_key: ApiKeyOut,
     /// The key itself: shown only in this answer. Use it as `Authorization: Bearer <key>`.
     pub key: String,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 fn key_out(row: db::api_keys::ApiKeyRow) -> ApiResult<ApiKeyOut> {

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::rfc3339;
 use crate::audit::{ChainReport, Entry, verify_chain};
 use crate::auth::RequireRole;
 use crate::auth::roles::Admin;
@@ -76,11 +77,6 @@ pub struct AuditPage {
     pub items: Vec<AuditEntryOut>,
     /// Pass as `before_seq` for the next (older) page; absent on the last page.
     pub next_before_seq: Option<i64>,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 fn entry_out(row: AuditRow) -> AuditEntryOut {

@@ -16,12 +16,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::no_store::NoStore;
+use super::rfc3339;
 use crate::accounts::{self, Credentials, Email, NAME_MAX_CHARS, NewAccount, Password, Tokens};
 use crate::auth::{Actor, Principal, Role};
 use crate::db;
@@ -307,11 +307,6 @@ pub struct MeResponse {
     pub role: Role,
     /// Every organisation the user belongs to (just this one for an API key).
     pub organizations: Vec<OrgSummary>,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// Who is calling: the user (or key), the organisation, the role, the user's orgs.

@@ -37,6 +37,7 @@ use uuid::Uuid;
 
 use super::auth::{Errors, TokenResponse};
 use super::no_store::NoStore;
+use super::rfc3339;
 use crate::accounts::{self, Email, Password};
 use crate::audit::{self, Change};
 use crate::auth::roles::{Admin, Viewer};
@@ -68,11 +69,6 @@ pub fn may_assign(actor_role: Role, target_current: Option<Role>, target_new: Ro
     } else {
         actor_role >= Role::Admin
     }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

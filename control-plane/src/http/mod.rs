@@ -220,3 +220,9 @@ fn security_headers() -> tower::layer::util::Stack<
         ),
     )
 }
+
+/// A time as the API shows it (RFC 3339, UTC offset), for views that hold it as text.
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
