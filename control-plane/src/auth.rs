@@ -169,8 +169,16 @@ pub fn new_token(prefix: &str) -> String {
 /// How the caller authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Principal {
-    User { user_id: Uuid, session_id: Uuid },
-    ApiKey { key_id: Uuid },
+    /// A person, with an access token (`browser: false`) or the console's session cookie
+    /// (`browser: true`).
+    User {
+        user_id: Uuid,
+        session_id: Uuid,
+        browser: bool,
+    },
+    ApiKey {
+        key_id: Uuid,
+    },
 }
 
 /// The authenticated caller, with their organisation and current role there.
@@ -301,6 +309,11 @@ impl FromRequestParts<AppState> for Actor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(AUTHORIZATION)
+            && let Some(cookie) = session_cookie(parts, state)
+        {
+            return actor_from_cookie(parts, state, &cookie).await;
+        }
         let token = bearer(parts)?;
         if token.starts_with(API_KEY_PREFIX) {
             return actor_from_api_key(state, token).await;
@@ -326,6 +339,7 @@ impl FromRequestParts<AppState> for Actor {
             principal: Principal::User {
                 user_id: claims.sub,
                 session_id: claims.sid,
+                browser: false,
             },
             org_id: claims.org,
             person: claims.sub,
@@ -333,6 +347,97 @@ impl FromRequestParts<AppState> for Actor {
             label: email,
         })
     }
+}
+
+/// The console's session cookie: `__Host-samplit_session` (HttpOnly, Secure, `Path=/`,
+/// `SameSite=Strict`); with `SAMPLIT_DEV_INSECURE_COOKIES` (plain-http development only)
+/// `samplit_session` without `Secure`, since browsers refuse `__Host-` cookies that are not.
+pub fn session_cookie_name(state: &AppState) -> &'static str {
+    if state.config.dev_insecure_cookies {
+        "samplit_session"
+    } else {
+        "__Host-samplit_session"
+    }
+}
+
+/// The header the console sends its CSRF token in on every state change.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The `Set-Cookie` value that stores `value` (`None`: deletes the cookie) for `max_age`.
+pub fn set_session_cookie(
+    state: &AppState,
+    value: Option<&str>,
+    max_age: time::Duration,
+) -> String {
+    let mut cookie = cookie::Cookie::build((session_cookie_name(state), value.unwrap_or("")))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .secure(!state.config.dev_insecure_cookies);
+    cookie = if value.is_some() {
+        cookie.max_age(max_age)
+    } else {
+        cookie.max_age(time::Duration::ZERO)
+    };
+    cookie.build().to_string()
+}
+
+/// Whether the request carries the console's session cookie (live or not).
+pub fn has_session_cookie(parts: &Parts, state: &AppState) -> bool {
+    session_cookie(parts, state).is_some()
+}
+
+/// The session cookie's value, if the request carries one.
+fn session_cookie(parts: &Parts, state: &AppState) -> Option<String> {
+    let name = session_cookie_name(state);
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// The actor of a console request: a live browser session found by its cookie. A state
+/// change (any method but GET, HEAD, OPTIONS) must also carry the session's CSRF token
+/// in [`CSRF_HEADER`], or it is refused with 403 before the handler runs.
+async fn actor_from_cookie(
+    parts: &Parts,
+    state: &AppState,
+    cookie: &str,
+) -> Result<Actor, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let row = crate::db::sessions::browser_session(&mut conn, &token_hash(cookie))
+        .await?
+        .ok_or(ApiError::Unauthorized(
+            "session ended or membership removed; sign in again",
+        ))?;
+    if !parts.method.is_safe() {
+        let presented = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !crate::accounts::session::csrf_matches(state, row.session_id, presented) {
+            return Err(ApiError::Forbidden(
+                "missing or invalid X-CSRF-Token header (the console sends it on every change)",
+            ));
+        }
+    }
+    Ok(Actor {
+        principal: Principal::User {
+            user_id: row.user_id,
+            session_id: row.session_id,
+            browser: true,
+        },
+        org_id: row.org_id,
+        person: row.user_id,
+        role: row.role,
+        label: row.email,
+    })
 }
 
 /// How far the actor extractor follows a key's creator chain. Keys minted by keys are an

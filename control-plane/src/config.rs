@@ -79,6 +79,10 @@ pub struct Config {
     /// `SAMPLIT_DEV_VERIFY_PORT`: with the development switch only, the file proof uses
     /// plain http on this port (a local origin).
     pub dev_verify_port: Option<u16>,
+    /// `SAMPLIT_DEV_INSECURE_COOKIES` (default false): the console's session cookie is sent
+    /// without `Secure` (and without the `__Host-` prefix that requires it), so a
+    /// plain-http development server can sign in. Never on in production.
+    pub dev_insecure_cookies: bool,
 }
 
 /// Value of the `aud` claim of access tokens: they are for this API and nothing else.
@@ -241,16 +245,16 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         max_snapshot_bytes,
         publish_backoff_max: parse_secs("SAMPLIT_PUBLISH_BACKOFF_MAX", 600)?,
     };
-    let dev_allow_local_domains = match get("SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS").as_deref() {
-        None | Some("") | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
-        Some(other) => {
-            return Err(ConfigError::Invalid {
-                name: "SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS".to_owned(),
-                reason: format!("expected true or false, got {other:?}"),
-            });
-        }
+    let switch = |name: &str| match get(name).as_deref() {
+        None | Some("") | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ConfigError::Invalid {
+            name: name.to_owned(),
+            reason: format!("expected true or false, got {other:?}"),
+        }),
     };
+    let dev_allow_local_domains = switch("SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS")?;
+    let dev_insecure_cookies = switch("SAMPLIT_DEV_INSECURE_COOKIES")?;
     let dns_resolver = match get("SAMPLIT_DNS_RESOLVER").filter(|v| !v.is_empty()) {
         None => None,
         Some(v) => Some(v.parse().map_err(|_| ConfigError::Invalid {
@@ -270,6 +274,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         dns_resolver,
         dev_allow_local_domains,
         dev_verify_port,
+        dev_insecure_cookies,
         database_url: required(
             "DATABASE_URL",
             "e.g. postgres://postgres@127.0.0.1:5432/samplit",

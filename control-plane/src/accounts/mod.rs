@@ -32,7 +32,7 @@ pub use email::Email;
 pub use password::{
     PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, Password, hash_password, verify_password,
 };
-pub use session::Tokens;
+pub use session::{Api, Browser, BrowserSession, Channel, Tokens};
 
 pub const NAME_MAX_CHARS: usize = 200;
 
@@ -56,6 +56,7 @@ pub fn user_actor(user_id: Uuid, org_id: Uuid, role: Role, email: &str) -> Actor
             user_id,
             // No session is involved in the audited change itself.
             session_id: Uuid::nil(),
+            browser: false,
         },
         org_id,
         role,
@@ -78,11 +79,11 @@ pub struct NewAccount {
 /// Registrations are throttled per client address (before argon2 runs); a taken email is
 /// 409 `email_taken`. The password is hashed before the transaction starts, so no
 /// connection waits on argon2.
-pub async fn register(
+pub async fn register<C: Channel>(
     state: &AppState,
     client: Option<IpAddr>,
     account: NewAccount,
-) -> ApiResult<Tokens> {
+) -> ApiResult<C::Started> {
     let NewAccount {
         email,
         password,
@@ -110,7 +111,7 @@ pub async fn register(
             "owner_email": email.as_str(),
         }));
     audit::record_by(&mut tx, &actor, change).await?;
-    let tokens = session::start(&mut tx, state, user_id, org_id).await?;
+    let tokens = C::start(&mut tx, state, user_id, org_id).await?;
     tx.commit().await?;
     tracing::info!(%user_id, %org_id, "account registered");
     Ok(tokens)
@@ -132,11 +133,11 @@ const BAD_CREDENTIALS: &str = "invalid email or password";
 /// email is verified against a dummy hash. Failures are throttled per account and per
 /// client address (`crate::ratelimit`), counted before argon2 runs. A user in no
 /// organisation is 403; an `organization_id` that is not theirs, 404.
-pub async fn login(
+pub async fn login<C: Channel>(
     state: &AppState,
     client: Option<IpAddr>,
     credentials: Credentials,
-) -> ApiResult<Tokens> {
+) -> ApiResult<C::Started> {
     // Invalid emails are not a 422 here: they are simply unknown accounts.
     let email: String = credentials
         .email
@@ -194,7 +195,7 @@ pub async fn login(
             "this account belongs to no organization; ask for an invitation",
         ))?,
     };
-    let tokens = session::start(&mut tx, state, user.id, org_id).await?;
+    let tokens = C::start(&mut tx, state, user.id, org_id).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, %org_id, "logged in");
     Ok(tokens)

@@ -44,6 +44,75 @@ pub async fn create(
     Ok(())
 }
 
+/// Starts a browser session: its credential is a cookie whose SHA-256 is `cookie_hash`.
+#[tracing::instrument(skip(conn, cookie_hash))]
+pub async fn create_browser(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    org_id: Uuid,
+    expires_at: OffsetDateTime,
+    cookie_hash: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO auth_sessions (id, user_id, org_id, expires_at, cookie_hash)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(org_id)
+    .bind(expires_at)
+    .bind(cookie_hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A live browser session found by its cookie, with the member's current role.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BrowserRow {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: crate::domain::Role,
+    pub email: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// The live (not revoked, not expired) browser session whose cookie hashes to
+/// `cookie_hash`, if its user is still a member of its organisation.
+#[tracing::instrument(skip_all)]
+pub async fn browser_session(
+    conn: &mut PgConnection,
+    cookie_hash: &[u8],
+) -> Result<Option<BrowserRow>, sqlx::Error> {
+    sqlx::query_as::<_, BrowserRow>(
+        "SELECT s.id AS session_id, s.user_id, s.org_id, m.role, u.email, s.expires_at
+           FROM auth_sessions s
+           JOIN memberships m ON m.user_id = s.user_id AND m.org_id = s.org_id
+           JOIN users u ON u.id = s.user_id
+          WHERE s.cookie_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+    )
+    .bind(cookie_hash)
+    .fetch_optional(conn)
+    .await
+}
+
+/// When a live session ends, if it is live.
+#[tracing::instrument(skip(conn))]
+pub async fn expiry(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT expires_at FROM auth_sessions
+          WHERE id = $1 AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Stores a refresh token of the session (its hash only).
 #[tracing::instrument(skip(conn, token_hash))]
 pub async fn add_refresh_token(

@@ -13,8 +13,8 @@
 //! types do not derive `Debug`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,7 +22,9 @@ use uuid::Uuid;
 
 use super::no_store::NoStore;
 use super::rfc3339;
-use crate::accounts::{self, Credentials, Email, NAME_MAX_CHARS, NewAccount, Password, Tokens};
+use crate::accounts::{
+    self, Api, Credentials, Email, NAME_MAX_CHARS, NewAccount, Password, Tokens,
+};
 use crate::auth::{Actor, Principal, Role};
 use crate::db;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
@@ -184,7 +186,7 @@ async fn register(
     Json(body): Json<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let account = NewAccount::try_from(body)?;
-    let tokens = accounts::register(&state, client.0, account).await?;
+    let tokens = accounts::register::<Api>(&state, client.0, account).await?;
     Ok(NoStore((
         StatusCode::CREATED,
         axum::Json(TokenResponse::from(tokens)),
@@ -224,7 +226,7 @@ async fn login(
         password: body.password,
         organization_id: body.organization_id,
     };
-    let tokens = accounts::login(&state, client.0, credentials).await?;
+    let tokens = accounts::login::<Api>(&state, client.0, credentials).await?;
     Ok(NoStore(axum::Json(tokens.into())))
 }
 
@@ -254,7 +256,8 @@ async fn refresh(
     Ok(NoStore(axum::Json(tokens.into())))
 }
 
-/// Ends the current session: its access and refresh tokens stop working at once.
+/// Ends the current session: its access and refresh tokens (or the console's cookie)
+/// stop working at once.
 #[utoipa::path(
     post, path = "/auth/logout", tag = "auth",
     responses(
@@ -265,14 +268,23 @@ async fn refresh(
     security(("bearer" = []))
 )]
 #[tracing::instrument(skip_all)]
-async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<StatusCode> {
-    let Principal::User { session_id, .. } = actor.principal else {
+async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    let Principal::User {
+        session_id,
+        browser,
+        ..
+    } = actor.principal
+    else {
         return Err(ApiError::BadRequest(
             "API keys have no session; revoke a key with DELETE /api/v1/api-keys/{id}".to_owned(),
         ));
     };
     accounts::session::end(&state, session_id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    if browser {
+        let clear = crate::auth::set_session_cookie(&state, None, time::Duration::ZERO);
+        return Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -405,6 +417,7 @@ async fn switch_org(
             "an API key belongs to one organization",
         ));
     };
-    let tokens = accounts::session::switch_org(&state, user_id, body.organization_id).await?;
+    let tokens =
+        accounts::session::switch_org::<Api>(&state, user_id, body.organization_id).await?;
     Ok(NoStore(axum::Json(tokens.into())))
 }

@@ -425,7 +425,9 @@ impl FromRequestParts<AppState> for MaybeActor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if parts.headers.contains_key(AUTHORIZATION) {
+        if parts.headers.contains_key(AUTHORIZATION)
+            || crate::auth::has_session_cookie(parts, state)
+        {
             Actor::from_request_parts(parts, state)
                 .await
                 .map(|a| Self(Some(a)))
@@ -445,12 +447,14 @@ pub struct AcceptRequest {
 }
 
 /// Accepts an invitation: as the logged-in user whose email was invited, or as a new
-/// user who sets a password. Answers tokens for a session in the organisation.
+/// user who sets a password. Answers tokens for a session in the organisation; a signed-in
+/// console (session cookie) gets 204 and moves there with `/auth/console/switch`.
 #[utoipa::path(
     post, path = "/invitations/accept", tag = "members",
     request_body = AcceptRequest,
     responses(
         (status = 200, description = "Joined; logged into the organisation", body = TokenResponse),
+        (status = 204, description = "Joined, by a signed-in console session (no tokens)"),
         (status = 403, description = "Logged in as another email than the invited one", body = Problem),
         (status = 404, description = "Unknown, used, revoked or expired invitation", body = Problem),
         (status = 409, description = "The email has an account: log in first (`login_required`); or already a member (`already_member`)", body = Problem),
@@ -463,7 +467,7 @@ async fn accept_invitation(
     State(state): State<AppState>,
     MaybeActor(actor): MaybeActor,
     Json(body): Json<AcceptRequest>,
-) -> ApiResult<NoStore<axum::Json<TokenResponse>>> {
+) -> ApiResult<axum::response::Response> {
     let mut tx = state.pool.begin().await?;
     let invitation = db::orgs::open_invitation_for_update(&mut tx, &token_hash(body.token.trim()))
         .await?
@@ -529,9 +533,20 @@ async fn accept_invitation(
         "invited_by": invitation.invited_by,
     }));
     audit::record_by(&mut tx, &new_member, change).await?;
+    let browser = actor.as_ref().is_some_and(|a| {
+        matches!(
+            a.principal,
+            crate::auth::Principal::User { browser: true, .. }
+        )
+    });
+    if browser {
+        // The console moves to the organisation with /auth/console/switch.
+        tx.commit().await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let tokens = accounts::session::start(&mut tx, &state, user_id, invitation.org_id).await?;
     tx.commit().await?;
-    Ok(NoStore(axum::Json(tokens.into())))
+    Ok(NoStore(axum::Json(TokenResponse::from(tokens))).into_response())
 }
 
 #[cfg(test)]

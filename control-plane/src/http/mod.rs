@@ -11,6 +11,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod common_responses;
+mod console_session;
 mod docs;
 pub mod domains;
 mod editor;
@@ -52,6 +53,7 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
+        .merge(console_session::router())
         .merge(members::router())
         .merge(api_keys::router())
         .merge(audit::router())

@@ -6,6 +6,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod changes;
+mod console_session;
 mod contract;
 mod docs;
 mod domains;
