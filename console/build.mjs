@@ -6,7 +6,7 @@
 // - console/src/main.tsx → app.js and console/src/app.css → app.css (the console, /app)
 // - console/src/docs.ts → docs.js and console/src/docs.css → docs.css (the /docs page's
 //   own script and style), plus swagger-ui-bundle.js and swagger-ui.css copied from
-//   swagger-ui-dist, with its licence notice (swagger-ui-bundle.js.LICENSE.txt)
+//   swagger-ui-dist, with its licence notice (swagger-ui-bundle.js.LICENSE.txt) and icon
 // - app.html and docs.html copied from console/src
 //
 // esbuild bundles and minifies (target es2020, no source maps: the control plane ships
@@ -105,6 +105,7 @@ const outputs = {
   'swagger-ui-bundle.js.LICENSE.txt': await readFile(
     join(swaggerDir, 'swagger-ui-bundle.js.LICENSE.txt'),
   ),
+  'favicon-32x32.png': await readFile(join(swaggerDir, 'favicon-32x32.png')),
 };
 
 for (const [name, contents] of Object.entries(outputs)) {
