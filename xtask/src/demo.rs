@@ -2,8 +2,10 @@
 //!
 //! Checks first that PostgreSQL is reachable or installable (`DATABASE_URL`, or the
 //! server binaries the demo starts a private cluster with), so a missing package stops
-//! the demo before minutes of building; then builds the Worker (installing its
-//! toolchain when missing, [`crate::edge_build`]) and replaces itself with
+//! the demo before minutes of building; then installs the npm packages when
+//! `node_modules` is stale (the control plane's build script bundles the web console and
+//! Swagger UI with them), builds the Worker (installing its toolchain when missing,
+//! [`crate::edge_build`]) and replaces itself with
 //! `cargo run -p samplit-tests --bin samplit-demo -- <options>`, which does the rest
 //! (see `tests/src/bin/samplit-demo.rs`). Replacing the process (exec) means Ctrl-C
 //! reaches the demo directly, which then stops everything it started.
@@ -20,6 +22,7 @@ pub fn demo(args: &[String]) -> Result<(), String> {
         return exec_demo(args);
     }
     check_postgres()?;
+    crate::npm_ci_if_stale(&crate::root())?;
     crate::edge_build()?;
     exec_demo(args)
 }

@@ -5,10 +5,15 @@
 //!   PostgreSQL, then the edge Worker built to wasm and its node tests run against it
 //!   under workerd (local `wrangler dev`) and, for the browser tests, headless Chromium
 //!   from Debian's packages (installed by `edge-worker/test/install-chromium.sh` if missing).
+//!   It starts with the npm packages (`npm ci` when `node_modules` is older than the
+//!   lockfile: the control plane's build script bundles the web assets with them) and the
+//!   console's TypeScript type-check, and ends with the console's browser test.
 //! - `cargo xtask edge-build`: builds the Worker (`edge-worker/build/`), first installing
 //!   what a new machine lacks: wasm-bindgen-cli and worker-build at the pinned versions,
 //!   and the npm packages (wrangler, wasm-opt) from the committed lockfile.
 //! - `cargo xtask edge-test`: `edge-build`, then only the Worker's node tests.
+//! - `cargo xtask console-test`: the web console's TypeScript type-check and its browser
+//!   test (`console/test/*.test.mjs`: Swagger UI at `/docs` on a real `samplit serve`).
 //!
 //! Each step prints what it runs and how long it took, so progress is visible.
 //! Plain `std` only: this crate must build before anything else is installed.
@@ -34,9 +39,12 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("edge-build") => edge_build(),
         Some("edge-test") => edge_build().and_then(|()| edge_node_tests()),
+        Some("console-test") => console_test(),
         Some("demo") => demo::demo(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask test | cargo xtask edge-build | cargo xtask edge-test");
+            eprintln!(
+                "usage: cargo xtask test | edge-build | edge-test | console-test | demo [options]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -119,6 +127,10 @@ fn test() -> Result<(), String> {
         std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
     let db = [("DATABASE_URL", database_url.as_str())];
 
+    // First, since it takes a second: esbuild strips types without checking them, so a
+    // type error would otherwise pass every build.
+    npm_ci_if_stale(&root())?;
+    console_typecheck()?;
     step(
         "engine builds for wasm32 (the Worker's target)",
         &cargo,
@@ -164,6 +176,8 @@ fn test() -> Result<(), String> {
         &db,
     )?;
     edge_node_tests()?;
+    // After the Worker's tests, not beside them: one Chromium at a time on two cores.
+    console_browser_tests(&database_url)?;
     openapi_validate()?;
     eprintln!("xtask test: all steps passed");
     Ok(())
@@ -252,7 +266,7 @@ fn edge_env(root: &Path) -> Result<Vec<(String, String)>, String> {
         ),
         (
             "ESBUILD_BIN".into(),
-            path_str(&node_bin.join("esbuild"))?.to_owned(),
+            path_str(&worker_esbuild(root))?.to_owned(),
         ),
         (
             "XDG_CACHE_HOME".into(),
@@ -266,6 +280,23 @@ fn edge_env(root: &Path) -> Result<Vec<(String, String)>, String> {
         ("WRANGLER_HIDE_BANNER".into(), "true".into()),
         ("CLOUDFLARE_CF_FETCH_ENABLED".into(), "false".into()),
     ])
+}
+
+/// The esbuild worker-build bundles the Worker's JavaScript shim with: wrangler's own
+/// (the version wrangler was released with), which npm nests under wrangler since the
+/// root `esbuild` is the console's newer one; the root one if npm ever hoists it again.
+fn worker_esbuild(root: &Path) -> PathBuf {
+    let modules = root.join("node_modules");
+    let nested = modules
+        .join("wrangler")
+        .join("node_modules")
+        .join(".bin")
+        .join("esbuild");
+    if nested.exists() {
+        nested
+    } else {
+        modules.join(".bin").join("esbuild")
+    }
 }
 
 fn borrow_env(env: &[(String, String)]) -> Vec<(&str, &str)> {
@@ -282,6 +313,24 @@ fn node_modules_stale(root: &Path) -> bool {
     ) {
         (Some(installed), Some(lock)) => installed < lock,
         _ => true,
+    }
+}
+
+/// `npm ci` from the committed lockfile when `node_modules` is missing or stale: wrangler,
+/// miniflare and wasm-opt for the Worker; esbuild, TypeScript, Preact, uPlot and Swagger
+/// UI for the web assets the control plane's build script bundles (`console/build.mjs`).
+pub(crate) fn npm_ci_if_stale(root: &Path) -> Result<(), String> {
+    if node_modules_stale(root) {
+        step_in(
+            "npm ci (the Worker's and the web console's node tooling)",
+            Some(root),
+            "npm",
+            &["ci", "--no-audit", "--no-fund"],
+            &[],
+        )
+    } else {
+        eprintln!("==> node_modules: up to date with package-lock.json");
+        Ok(())
     }
 }
 
@@ -323,17 +372,7 @@ fn edge_build() -> Result<(), String> {
             &[],
         )?;
     }
-    if node_modules_stale(&root) {
-        step_in(
-            "npm ci (wrangler, miniflare, wasm-opt)",
-            Some(&root),
-            "npm",
-            &["ci", "--no-audit", "--no-fund"],
-            &[],
-        )?;
-    } else {
-        eprintln!("==> node_modules: up to date with package-lock.json");
-    }
+    npm_ci_if_stale(&root)?;
 
     let mut env = edge_env(&root)?;
     // Size: whole-program LTO and one codegen unit, for this build only (the workspace's
@@ -381,25 +420,8 @@ fn edge_build() -> Result<(), String> {
 fn edge_node_tests() -> Result<(), String> {
     let root = root();
     let dir = root.join("edge-worker").join("test");
-    // The browser tests drive Debian's Chromium (never a downloaded one).
-    if std::env::var_os("SAMPLIT_CHROMIUM").is_none() && !Path::new("/usr/bin/chromium").exists() {
-        step(
-            "install Chromium (Debian package) for the browser tests",
-            path_str(&dir.join("install-chromium.sh"))?,
-            &[],
-            &[],
-        )?;
-    }
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(format!("no *.test.mjs files in {}", dir.display()));
-    }
+    ensure_chromium(&root)?;
+    let files = test_files(&dir)?;
     let mut args = vec!["--test", "--test-concurrency=1"];
     args.extend(files.iter().map(String::as_str));
     let env = edge_env(&root)?;
@@ -410,4 +432,83 @@ fn edge_node_tests() -> Result<(), String> {
         &args,
         &borrow_env(&env),
     )
+}
+
+/// The browser tests drive Debian's Chromium (never a downloaded one): installed with
+/// `edge-worker/test/install-chromium.sh` when missing.
+fn ensure_chromium(root: &Path) -> Result<(), String> {
+    if std::env::var_os("SAMPLIT_CHROMIUM").is_some() || Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    let script = root
+        .join("edge-worker")
+        .join("test")
+        .join("install-chromium.sh");
+    step(
+        "install Chromium (Debian package) for the browser tests",
+        path_str(&script)?,
+        &[],
+        &[],
+    )
+}
+
+/// The `*.test.mjs` files of `dir`, sorted.
+fn test_files(dir: &Path) -> Result<Vec<String>, String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no *.test.mjs files in {}", dir.display()));
+    }
+    Ok(files)
+}
+
+/// `tsc -p console --noEmit`: the console's TypeScript, type-checked (strict).
+fn console_typecheck() -> Result<(), String> {
+    let root = root();
+    let tsc = root.join("node_modules").join(".bin").join("tsc");
+    step_in(
+        "type-check the web console (TypeScript)",
+        Some(&root),
+        path_str(&tsc)?,
+        &["-p", "console", "--noEmit"],
+        &[],
+    )
+}
+
+/// The console's browser tests (`console/test/*.test.mjs`): each starts the debug
+/// `samplit` binary on a fresh database of `database_url`'s server, on a free port.
+fn console_browser_tests(database_url: &str) -> Result<(), String> {
+    let root = root();
+    ensure_chromium(&root)?;
+    let files = test_files(&root.join("console").join("test"))?;
+    let mut args = vec!["--test", "--test-concurrency=1"];
+    args.extend(files.iter().map(String::as_str));
+    step_in(
+        "web console tests in Chromium against samplit serve (node --test)",
+        Some(&root),
+        "node",
+        &args,
+        &[("DATABASE_URL", database_url)],
+    )
+}
+
+/// `cargo xtask console-test`: what `test` runs for the console, alone: the npm packages,
+/// the type-check, the `samplit` binary the browser test starts, the browser test.
+fn console_test() -> Result<(), String> {
+    let database_url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    npm_ci_if_stale(&root())?;
+    console_typecheck()?;
+    step(
+        "build the control plane binary the browser test starts",
+        &cargo(),
+        &["build", "-p", "samplit-control-plane", "--bin", "samplit"],
+        &[],
+    )?;
+    console_browser_tests(&database_url)
 }

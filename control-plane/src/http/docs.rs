@@ -1,62 +1,38 @@
-//! `GET /docs`: a readable API reference that works offline (no CDN, nothing fetched
-//! from anywhere but this server).
+//! `GET /docs`: the API reference, Swagger UI (npm `swagger-ui-dist`, pinned in
+//! `package-lock.json`) on the OpenAPI document generated from the routes
+//! (`/api/v1/openapi.json`). It shows every operation with its schemas, and "Try it out"
+//! sends real requests to this same origin: the document's `servers` entry is `/api/v1`
+//! and it declares the bearer scheme, so "Authorize" with an access token (or an `sk_`
+//! API key) authenticates the calls.
 //!
-//! A static page (`docs/index.html`, `docs/docs.css`) and a small script (`docs/docs.js`,
-//! no dependencies) embedded in the binary with `include_str!`. The script fetches
-//! `/api/v1/openapi.json` — the document generated from the routes themselves — and
-//! renders the endpoints grouped by tag: method, path, summary, parameters, request body
-//! and responses with their schemas (references resolved, nesting bounded). It builds the
-//! page with `textContent` only, never `innerHTML`, so no text in the document can become
-//! markup.
-//!
-//! The page is served with a strict Content-Security-Policy: scripts and styles only from
-//! this origin (`'self'`, no inline code), `connect-src 'self'` for the one fetch, and
-//! nothing else.
+//! Everything is embedded and served by [`super::assets`] (built by `console/build.mjs`,
+//! nothing from a CDN): the page `docs.html`, Swagger UI's `swagger-ui-bundle.js` and
+//! `swagger-ui.css`, and `docs.js`, the few lines that start Swagger UI — an external
+//! file, since the policy allows no inline script. Every response here carries
+//! [`super::assets::CONTENT_SECURITY_POLICY`]: scripts, styles and requests to this
+//! origin only. Swagger UI runs under it with no relaxation: it styles elements through
+//! the DOM, which the policy allows, and in what `console/test/docs.test.mjs` drives in
+//! Chromium (loading, Authorize, Try it out, on a desktop and a phone viewport) nothing
+//! is refused — no `<style>` element, inline handler or foreign request.
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
+use super::assets::{csp_layer, route};
 use crate::state::AppState;
 
-const INDEX_HTML: &str = include_str!("docs/index.html");
-const DOCS_JS: &str = include_str!("docs/docs.js");
-const DOCS_CSS: &str = include_str!("docs/docs.css");
-
-/// The policy of every `/docs` response.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
-     form-action 'none'; frame-ancestors 'none'";
-
-/// Routes outside `/api/v1`: `/docs`, `/docs/docs.js`, `/docs/docs.css`.
+/// `/docs` and the files its page loads.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/docs", route("docs.html"))
+        .route("/docs/docs.js", route("docs.js"))
+        .route("/docs/docs.css", route("docs.css"))
+        .route("/docs/swagger-ui-bundle.js", route("swagger-ui-bundle.js"))
+        .route("/docs/swagger-ui.css", route("swagger-ui.css"))
+        // The bundle's first line points readers of the minified code to its licences.
         .route(
-            "/docs",
-            get(|| async { asset(INDEX_HTML, "text/html; charset=utf-8") }),
+            "/docs/swagger-ui-bundle.js.LICENSE.txt",
+            route("swagger-ui-bundle.js.LICENSE.txt"),
         )
-        .route(
-            "/docs/docs.js",
-            get(|| async { asset(DOCS_JS, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/docs/docs.css",
-            get(|| async { asset(DOCS_CSS, "text/css; charset=utf-8") }),
-        )
-}
-
-fn asset(body: &'static str, content_type: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        body,
-    )
-        .into_response()
+        .route("/docs/favicon-32x32.png", route("favicon-32x32.png"))
+        .layer(csp_layer())
 }

@@ -8,6 +8,7 @@
 //! drift from them.
 
 mod api_keys;
+pub mod assets;
 mod audit;
 mod auth;
 mod common_responses;
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(health::router())
         .merge(docs::router())
+        .merge(assets::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors(&state.config.cors_origins))
