@@ -182,10 +182,13 @@ pub fn gzipped_size(name: &str) -> Option<usize> {
 }
 
 /// The console's shell: `/app` (the HTML page), `/app/app.js`, `/app/app.css`, each with
-/// [`CONTENT_SECURITY_POLICY`].
+/// [`CONTENT_SECURITY_POLICY`]. Every other path under `/app/` is one of the console's
+/// own pages (it navigates with the History API): it gets the same HTML, so a reload or a
+/// bookmarked link works; the script shows "not found" for a path it does not know.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/app", route("app.html"))
+        .route("/app/{*page}", route("app.html"))
         .route("/app/app.js", route("app.js"))
         .route("/app/app.css", route("app.css"))
         .layer(csp_layer())

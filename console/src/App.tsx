@@ -1,0 +1,127 @@
+// The console: bootstraps the browser session (GET /auth/console/session: 401 shows the
+// sign-in page), then the layout — navigation, organisation switcher, language switch —
+// around the page the path names.
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, ROLE_RANK, api, get, setCsrf, type ConsoleSession, type Me } from './lib/api';
+import { setLang, t, useLang, type Lang } from './lib/i18n';
+import { match, navigate, usePath } from './lib/router';
+import { Problem, Loading } from './lib/ui';
+import { Experiments } from './pages/Experiments';
+import { Overview } from './pages/Overview';
+import { Results } from './pages/Results';
+import { SignIn } from './pages/SignIn';
+import { Site, Sites } from './pages/Sites';
+
+type Boot = { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'failed'; error: ApiError } | { kind: 'in'; me: Me };
+
+export function App() {
+  useLang();
+  const [boot, setBoot] = useState<Boot>({ kind: 'loading' });
+
+  async function load() {
+    try {
+      const session = await get<ConsoleSession>('/auth/console/session');
+      setCsrf(session.csrf_token);
+      setBoot({ kind: 'in', me: await get<Me>('/auth/me') });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) setBoot({ kind: 'signed-out' });
+      else setBoot({ kind: 'failed', error: err instanceof ApiError ? err : new ApiError(0, 'error', String(err)) });
+    }
+  }
+  useEffect(() => {
+    void load();
+  }, []);
+
+  if (boot.kind === 'loading') return <main><Loading /></main>;
+  if (boot.kind === 'failed') return <main><Problem error={boot.error} onRetry={() => void load()} /></main>;
+  if (boot.kind === 'signed-out')
+    return (
+      <SignIn
+        onSignedIn={(s) => {
+          setCsrf(s.csrf_token);
+          void load();
+        }}
+      />
+    );
+  return <Layout me={boot.me} onChanged={() => void load()} onSignedOut={() => setBoot({ kind: 'signed-out' })} />;
+}
+
+function Layout({ me, onChanged, onSignedOut }: { me: Me; onChanged: () => void; onSignedOut: () => void }) {
+  const path = usePath();
+  const lang = useLang();
+  const canEdit = ROLE_RANK[me.role] >= ROLE_RANK.editor;
+  const canAdmin = ROLE_RANK[me.role] >= ROLE_RANK.admin;
+  const [error, setError] = useState<ApiError | undefined>(undefined);
+
+  async function switchOrg(id: string) {
+    try {
+      const s = await api<ConsoleSession>('POST', '/auth/console/switch', { organization_id: id });
+      setCsrf(s.csrf_token);
+      navigate('/');
+      onChanged();
+    } catch (err) {
+      if (err instanceof ApiError) setError(err);
+    }
+  }
+  async function signOut() {
+    try {
+      await api('POST', '/auth/logout');
+    } finally {
+      onSignedOut();
+    }
+  }
+
+  const nav: [string, string][] = [
+    ['/', t('nav.overview')],
+    ['/sites', t('nav.sites')],
+    ['/experiments', t('nav.experiments')],
+  ];
+  return (
+    <>
+      <header class="topbar">
+        <a class="brand" href="/app">{t('app.name')}</a>
+        <nav aria-label="main">
+          {nav.map(([p, label]) => (
+            <a key={p} href={`/app${p === '/' ? '' : p}`} aria-current={(p === '/' ? path === '/' : path.startsWith(p)) ? 'page' : undefined}>
+              {label}
+            </a>
+          ))}
+          <a href="/docs">{t('nav.docs')}</a>
+        </nav>
+        <div class="row controls">
+          <label>
+            <span class="sr-only">{t('nav.organization')}</span>
+            <select value={me.organization.id} onChange={(e) => void switchOrg((e.target as HTMLSelectElement).value)} data-testid="org-switcher">
+              {me.organizations.map((o) => (
+                <option key={o.id} value={o.id}>{o.name} ({o.role})</option>
+              ))}
+            </select>
+          </label>
+          <label>
+            <span class="sr-only">{t('nav.language')}</span>
+            <select value={lang} onChange={(e) => setLang((e.target as HTMLSelectElement).value as Lang)} data-testid="lang-switcher">
+              <option value="en">English</option>
+              <option value="es">Español</option>
+            </select>
+          </label>
+          <button type="button" class="btn btn-small" onClick={() => void signOut()}>{t('nav.signout')}</button>
+        </div>
+      </header>
+      <main>
+        {error && <Problem error={error} />}
+        {!canEdit && <p class="alert alert-info">{t('common.role_viewer_note')}</p>}
+        <Page path={path} canAdmin={canAdmin} />
+      </main>
+    </>
+  );
+}
+
+function Page({ path, canAdmin }: { path: string; canAdmin: boolean }) {
+  let m: Record<string, string> | null;
+  if (path === '/') return <Overview />;
+  if (match('/sites', path)) return <Sites canAdmin={canAdmin} />;
+  if ((m = match('/sites/:id', path))) return <Site id={m.id!} canAdmin={canAdmin} />;
+  if (match('/experiments', path)) return <Experiments />;
+  if ((m = match('/experiments/:id/results', path))) return <Results id={m.id!} />;
+  return <p>{t('error.not_found')}</p>;
+}

@@ -1,0 +1,96 @@
+import { useState } from 'preact/hooks';
+import { get, type ExperimentSummary, type SiteView, type Status } from '../lib/api';
+import { formatDate, t } from '../lib/i18n';
+import { Show, StatusBadge, useLoad } from '../lib/ui';
+
+const PAGE = 20;
+const STATUSES: Status[] = ['draft', 'running', 'paused', 'completed', 'archived'];
+
+/// Every experiment of the organisation, filtered by site and status, searched by name.
+export function Experiments() {
+  const state = useLoad(() => Promise.all([get<ExperimentSummary[]>('/experiments'), get<SiteView[]>('/sites')]), []);
+  const [site, setSite] = useState('');
+  const [status, setStatus] = useState('');
+  const [query, setQuery] = useState('');
+  const [page, setPage] = useState(0);
+  return (
+    <section>
+      <h1>{t('experiments.title')}</h1>
+      <Show state={state}>
+        {([experiments, sites]) => {
+          const names = new Map(sites.map((s) => [s.id, s.name]));
+          const q = query.trim().toLowerCase();
+          const rows = experiments.filter(
+            (e) => (!site || e.site_id === site) && (!status || e.status === status) && (!q || e.name.toLowerCase().includes(q)),
+          );
+          const pages = Math.max(1, Math.ceil(rows.length / PAGE));
+          const current = Math.min(page, pages - 1);
+          const shown = rows.slice(current * PAGE, current * PAGE + PAGE);
+          return (
+            <>
+              <div class="filters row">
+                <label>
+                  {t('experiments.site')}
+                  <select value={site} onChange={(e) => { setSite((e.target as HTMLSelectElement).value); setPage(0); }}>
+                    <option value="">{t('common.all')}</option>
+                    {sites.map((s) => (
+                      <option key={s.id} value={s.id}>{s.name}</option>
+                    ))}
+                  </select>
+                </label>
+                <label>
+                  {t('experiments.status')}
+                  <select value={status} onChange={(e) => { setStatus((e.target as HTMLSelectElement).value); setPage(0); }}>
+                    <option value="">{t('common.all')}</option>
+                    {STATUSES.map((s) => (
+                      <option key={s} value={s}>{t(`status.${s}`)}</option>
+                    ))}
+                  </select>
+                </label>
+                <label>
+                  {t('common.search')}
+                  <input type="search" value={query} onInput={(e) => { setQuery((e.target as HTMLInputElement).value); setPage(0); }} />
+                </label>
+              </div>
+              {shown.length === 0 ? (
+                <p class="muted">{t('experiments.empty')}</p>
+              ) : (
+                <div class="table-wrap">
+                  <table>
+                    <thead>
+                      <tr>
+                        <th scope="col">{t('sites.name')}</th>
+                        <th scope="col">{t('experiments.site')}</th>
+                        <th scope="col">{t('experiments.status')}</th>
+                        <th scope="col">{t('experiments.kind')}</th>
+                        <th scope="col">{t('experiments.updated')}</th>
+                      </tr>
+                    </thead>
+                    <tbody>
+                      {shown.map((e) => (
+                        <tr key={e.id}>
+                          <td><a href={`/app/experiments/${e.id}/results`}>{e.name}</a></td>
+                          <td>{names.get(e.site_id) ?? ''}</td>
+                          <td><StatusBadge status={e.status} /></td>
+                          <td>{e.kind}</td>
+                          <td>{formatDate(e.updated_at)}</td>
+                        </tr>
+                      ))}
+                    </tbody>
+                  </table>
+                </div>
+              )}
+              {pages > 1 && (
+                <nav class="row pager" aria-label={t('experiments.page', { page: current + 1, pages })}>
+                  <button type="button" class="btn" disabled={current === 0} onClick={() => setPage(current - 1)}>{t('experiments.prev')}</button>
+                  <span>{t('experiments.page', { page: current + 1, pages })}</span>
+                  <button type="button" class="btn" disabled={current >= pages - 1} onClick={() => setPage(current + 1)}>{t('experiments.next')}</button>
+                </nav>
+              )}
+            </>
+          );
+        }}
+      </Show>
+    </section>
+  );
+}

@@ -1,0 +1,143 @@
+import { useEffect, useRef } from 'preact/hooks';
+import uPlot from 'uplot';
+import { get, type AnalysisView, type ResultsView, type TimeseriesView } from '../lib/api';
+import { formatNumber, formatPercent, t } from '../lib/i18n';
+import { Show, StatusBadge, useLoad } from '../lib/ui';
+
+/// One experiment's results: the numbers are the API's, formatted, never recomputed.
+export function Results({ id }: { id: string }) {
+  const state = useLoad(
+    () => Promise.all([get<ResultsView>(`/experiments/${id}/results`), get<TimeseriesView>(`/experiments/${id}/timeseries`)]),
+    [id],
+  );
+  return (
+    <section>
+      <Show state={state}>
+        {([results, series]) => (
+          <>
+            <h1>
+              {results.name} <StatusBadge status={results.status} />
+            </h1>
+            <p class="muted">
+              {t('results.goal')}: {results.goal.name}
+            </p>
+            <p class="row">
+              <a class="btn btn-small" href={`/api/v1/experiments/${id}/results/export?format=csv`} download>
+                {t('results.export')} CSV
+              </a>
+              <a class="btn btn-small" href={`/api/v1/experiments/${id}/results/export?format=xlsx`} download>
+                {t('results.export')} XLSX
+              </a>
+            </p>
+            {results.analyses.map((a, i) => (
+              <Analysis key={i} analysis={a} revenue={results.goal.metric === 'revenue'} />
+            ))}
+            <h2>{t('results.cumulative')}</h2>
+            {series.days.length === 0 ? <p class="muted">{t('results.no_data')}</p> : <CumulativeChart series={series} />}
+          </>
+        )}
+      </Show>
+    </section>
+  );
+}
+
+function interval(lo: number, hi: number): string {
+  return `${formatPercent(lo)} – ${formatPercent(hi)}`;
+}
+
+function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenue: boolean }) {
+  const r = analysis.result;
+  if (!r) return <p class="muted">{analysis.error ?? t('results.no_data')}</p>;
+  const rec = r.recommendation;
+  const sentence =
+    rec.action === 'deploy_winner'
+      ? t('results.rec_deploy', { arm: analysis.subjects[rec.arm]?.name ?? '' })
+      : rec.action === 'no_difference'
+        ? t('results.rec_none')
+        : t(`results.rec_wait_${rec.reason}`);
+  return (
+    <div class="analysis" data-scope={analysis.scope}>
+      {analysis.element_name && <h2>{analysis.element_name}</h2>}
+      {r.srm.mismatch && (
+        <div class="alert alert-error" role="alert" data-testid="srm">
+          {t('results.srm', { p: r.srm.p_value.toPrecision(2) })}
+        </div>
+      )}
+      <p class="recommendation" data-testid="recommendation">{sentence}</p>
+      <div class="table-wrap">
+        <table class="results" data-testid="results-table">
+          <thead>
+            <tr>
+              <th scope="col">{t('results.arm')}</th>
+              <th scope="col">{t('results.visitors')}</th>
+              <th scope="col">{t('results.conversions')}</th>
+              <th scope="col">{t('results.rate')}</th>
+              <th scope="col">{t('results.lift')}</th>
+              <th scope="col">{t('results.best')}</th>
+              <th scope="col">{t('results.loss')}</th>
+              <th scope="col">{t('results.p')}</th>
+              {revenue && <th scope="col">{t('results.rpv')}</th>}
+            </tr>
+          </thead>
+          <tbody>
+            {r.arms.map((arm, i) => {
+              const subject = analysis.subjects[i];
+              const c = arm.comparison;
+              return (
+                <tr key={arm.arm_id} data-arm={subject?.name}>
+                  <th scope="row">
+                    {subject?.name}
+                    {i === r.control && <span class="muted"> ({t('results.control')})</span>}
+                  </th>
+                  <td data-field="visitors">{formatNumber(arm.visitors)}</td>
+                  <td data-field="conversions">{formatNumber(arm.conversions)}</td>
+                  <td>
+                    {formatPercent(arm.rate, 2)} <span class="muted">({interval(arm.rate_interval.lower, arm.rate_interval.upper)})</span>
+                  </td>
+                  <td>
+                    {c?.lift ? (
+                      <>
+                        {formatPercent(c.lift.relative)}
+                        {c.lift.interval && <span class="muted"> ({interval(c.lift.interval.lower, c.lift.interval.upper)})</span>}
+                      </>
+                    ) : (
+                      '—'
+                    )}
+                  </td>
+                  <td data-field="chance_to_be_best">{formatPercent(arm.chance_to_be_best)}</td>
+                  <td>{formatPercent(arm.expected_loss, 3)}</td>
+                  <td>{c ? c.p_value_holm.toPrecision(3) : '—'}</td>
+                  {revenue && <td>{arm.revenue ? formatNumber(arm.revenue.mean, 2) : '—'}</td>}
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  );
+}
+
+const PALETTE = ['#2563eb', '#d97706', '#059669', '#db2777', '#7c3aed', '#0891b2'];
+
+function CumulativeChart({ series }: { series: TimeseriesView }) {
+  const el = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (!el.current) return;
+    const xs = series.days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
+    const data: uPlot.AlignedData = [xs, ...series.arms.map((a) => a.points.map((p) => p.cumulative_rate))];
+    const plot = new uPlot(
+      {
+        width: Math.min(el.current.clientWidth || 640, 900),
+        height: 260,
+        series: [{}, ...series.arms.map((a, i) => ({ label: a.name, stroke: PALETTE[i % PALETTE.length]!, width: 2, value: (_: uPlot, v: number | null) => (v == null ? '—' : formatPercent(v, 2)) }))],
+        axes: [{}, { values: (_: uPlot, ticks: number[]) => ticks.map((v) => formatPercent(v, 1)) }],
+        scales: { x: { time: true } },
+      },
+      data,
+      el.current,
+    );
+    return () => plot.destroy();
+  }, [series]);
+  return <div ref={el} class="chart" data-testid="cumulative-chart" />;
+}

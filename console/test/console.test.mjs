@@ -1,0 +1,286 @@
+// The console in a real browser (Chromium via playwright-core) against the real control
+// plane and PostgreSQL (console/test/harness.mjs): a new user signs up, sees the
+// onboarding checklist's real state, creates a site (its server secret shown once), reads
+// its snippet and domain instructions; an experiment runs, visitors arrive through the
+// signed ingest endpoint, and the results page shows the API's numbers and the
+// cumulative-rate chart; Spanish is one switch away; a viewer gets no edit controls and
+// the server refuses them anyway; a state change without the CSRF token fails. Every page
+// is checked with axe-core (no serious or critical violation) and for CSP violations,
+// console errors and foreign requests, and photographed at desktop and phone widths
+// (target/screenshots/console-*.png).
+//
+//   node --test console/test/console.test.mjs
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SCREENSHOTS, launchBrowser, openPage, root, startServer } from './harness.mjs';
+
+const INGEST_SECRET = randomBytes(32).toString('hex');
+const PASSWORD = 'correct horse battery';
+const AXE = readFileSync(join(root, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+const DESKTOP = { viewport: { width: 1280, height: 900 } };
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+
+let server;
+let browser;
+const owner = { email: `owner-${randomBytes(4).toString('hex')}@example.com` };
+
+before(async () => {
+  // Plain http on loopback: the development cookie (no Secure), see docs/api.md.
+  server = await startServer({ SAMPLIT_DEV_INSECURE_COOKIES: 'true', SAMPLIT_INGEST_SECRET: INGEST_SECRET });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** axe-core on the current page (run through the DevTools protocol, so the page's CSP
+ *  does not apply to it): no serious or critical violation. */
+async function accessible(page, what) {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  assert.deepEqual(violations, [], `accessibility of ${what}`);
+}
+
+async function shoot(page, name) {
+  await page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
+}
+
+/** The page's session CSRF token, as the console itself gets it. */
+async function csrf(page) {
+  const res = await page.request.get(`${server.base}/api/v1/auth/console/session`);
+  assert.equal(res.status(), 200, await res.text());
+  return (await res.json()).csrf_token;
+}
+
+async function apiCall(page, method, path, data) {
+  const res = await page.request.fetch(`${server.base}/api/v1${path}`, {
+    method,
+    data,
+    headers: { 'x-csrf-token': await csrf(page) },
+  });
+  const text = await res.text();
+  assert.ok(res.ok(), `${method} ${path}: ${res.status()} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+/** Sends a batch to the signed ingest endpoint, as the edge's queue consumer does. */
+async function ingest(items) {
+  const body = JSON.stringify({ batch_id: randomUUID(), items });
+  const ts = String(Math.floor(Date.now() / 1000));
+  const sig = createHmac('sha256', INGEST_SECRET).update(`${ts}.${body}`).digest('hex');
+  const res = await fetch(`${server.base}/api/v1/ingest`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-samplit-timestamp': ts, 'x-samplit-signature': `sha256=${sig}` },
+    body,
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
+async function signIn(page, email) {
+  await page.goto(`${server.base}/app`);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Get started' }).waitFor();
+}
+
+test('a new user signs up, creates a site, and watches an experiment’s results', async () => {
+  const { context, page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401] });
+  try {
+    // Signed out: the sign-in page (the session probe's 401 is expected).
+    await page.goto(`${server.base}/app`);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await accessible(page, 'sign-in');
+    await shoot(page, 'signin-desktop');
+
+    await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
+    await page.getByLabel('Your name').fill('Olivia Owner');
+    await page.getByLabel('Company or team name').fill('Olivia’s Shop');
+    await page.getByLabel('Email').fill(owner.email);
+    await page.getByLabel('Password').fill('short');
+    await page.getByRole('button', { name: 'Create an account' }).click();
+    // The server's field error, under its field.
+    await page.locator('#password-error').filter({ hasText: /10/ }).waitFor();
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create an account' }).click();
+
+    // The checklist shows the real state: nothing done yet.
+    await page.getByRole('heading', { name: 'Get started' }).waitFor();
+    assert.equal(await page.locator('.checklist li.done').count(), 0);
+    const cookies = await context.cookies();
+    const session = cookies.find((c) => c.name === 'samplit_session');
+    assert.ok(session?.httpOnly, 'the session cookie is HttpOnly');
+    assert.equal(session.sameSite, 'Strict');
+    assert.equal(await page.evaluate(() => document.cookie), '', 'the script cannot read it');
+    await accessible(page, 'overview');
+    await shoot(page, 'overview-desktop');
+
+    // A site, from the Sites page.
+    await page.getByRole('link', { name: 'Sites' }).click();
+    await page.getByRole('heading', { name: 'Sites', exact: true }).waitFor();
+    await page.getByLabel('Name').fill('Shop');
+    await page.getByLabel('Domains').fill('shop.example');
+    await page.getByRole('button', { name: 'Create' }).click();
+    const secret = page.locator('code.secret');
+    await secret.waitFor();
+    assert.match(await secret.innerText(), /^ss_[0-9a-f]+$/, 'the server secret, shown once');
+    await accessible(page, 'sites');
+    await shoot(page, 'sites-desktop');
+
+    await page.getByRole('link', { name: 'Shop' }).click();
+    await page.getByRole('heading', { name: 'Shop' }).waitFor();
+    assert.match(await page.getByTestId('snippet').innerText(), /samplit\.js/);
+    const domain = page.locator('li.domain[data-host="shop.example"]');
+    assert.match(await domain.innerText(), /Pending/);
+    assert.match(await domain.innerText(), /_samplit\.shop\.example/);
+    await accessible(page, 'site');
+    await shoot(page, 'site-desktop');
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.locator('.checklist li[data-step="1"].done').waitFor();
+
+    // CSRF: the cookie alone cannot change anything.
+    const forged = await page.request.post(`${server.base}/api/v1/sites`, { data: { name: 'Forged', domains: ['forged.example'] } });
+    assert.equal(forged.status(), 403, await forged.text());
+    const wrong = await page.request.post(`${server.base}/api/v1/sites`, {
+      data: { name: 'Forged', domains: ['forged.example'] },
+      headers: { 'x-csrf-token': 'ab'.repeat(32) },
+    });
+    assert.equal(wrong.status(), 403, await wrong.text());
+
+    // An experiment runs (the builder is not in the console yet: through the same API,
+    // with the page's session and CSRF token) and visitors arrive through ingestion.
+    const [site] = await apiCall(page, 'GET', '/sites');
+    const experiment = await apiCall(page, 'POST', `/sites/${site.id}/experiments`, {
+      name: 'Hero headline',
+      kind: 'single',
+      elements: [{ name: 'Headline', selector: '#hero h1', variants: [
+        { name: 'Control', is_control: true },
+        { name: 'Short', changes: [{ selector: '#hero h1', action: { type: 'set_text', text: 'Buy now' } }] },
+      ] }],
+      goals: [{ name: 'signup', primary: true, trigger: { type: 'custom', event: 'signup' } }],
+    });
+    await apiCall(page, 'POST', `/experiments/${experiment.id}/start`, {});
+    const [control, short] = experiment.arms;
+    const items = [];
+    const now = Date.now();
+    const visitors = { [control.id]: [60, 6], [short.id]: [55, 14] };
+    for (const [arm, [n, converted]] of Object.entries(visitors)) {
+      for (let i = 0; i < n; i++) {
+        const visitor = `v-${arm.slice(0, 8)}-${i}`;
+        items.push({ id: `x-${visitor}`, type: 'exposure', site_key: site.site_key, experiment_id: experiment.id,
+          arm_id: arm, visitor_id: visitor, propensity: 0.5, snapshot_version: 1, ts_ms: now - 60_000 });
+        if (i < converted) {
+          items.push({ id: `c-${visitor}`, type: 'conversion', site_key: site.site_key, visitor_id: visitor, goal: 'signup', ts_ms: now });
+        }
+      }
+    }
+    await ingest(items);
+    const results = await apiCall(page, 'GET', `/experiments/${experiment.id}/results`);
+
+    await page.getByRole('link', { name: 'Experiments' }).click();
+    await page.getByRole('link', { name: 'Hero headline' }).click();
+    const table = page.getByTestId('results-table');
+    await table.waitFor();
+    const analysis = results.analyses[0];
+    for (const [i, arm] of analysis.result.arms.entries()) {
+      const name = analysis.subjects[i].name;
+      const row = table.locator(`tr[data-arm="${name}"]`);
+      assert.equal(await row.locator('[data-field="visitors"]').innerText(), String(arm.visitors), `${name} visitors`);
+      assert.equal(await row.locator('[data-field="conversions"]').innerText(), String(arm.conversions), `${name} conversions`);
+      const best = await row.locator('[data-field="chance_to_be_best"]').innerText();
+      assert.equal(Number.parseFloat(best), Math.round(arm.chance_to_be_best * 1000) / 10, `${name} chance to be best`);
+    }
+    assert.deepEqual(analysis.result.arms.map((a) => a.visitors), [60, 55]);
+    assert.ok((await page.getByTestId('recommendation').innerText()).length > 10);
+    await page.locator('[data-testid="cumulative-chart"] canvas').waitFor();
+    await accessible(page, 'results');
+    await shoot(page, 'results-desktop');
+
+    // Spanish, from the switch; the choice is remembered.
+    await page.getByTestId('lang-switcher').selectOption('es');
+    await page.getByRole('link', { name: 'Experimentos' }).waitFor();
+    assert.match(await table.locator('thead').innerText(), /Visitantes/);
+    await shoot(page, 'results-desktop-es');
+    await page.reload();
+    await page.getByRole('link', { name: 'Experimentos' }).waitFor();
+    await page.getByTestId('lang-switcher').selectOption('en');
+    await check();
+
+    // Invite a viewer, for the next test.
+    const invitation = await apiCall(page, 'POST', '/invitations', { email: `viewer-${owner.email}`, role: 'viewer' });
+    owner.invitation = invitation.token;
+    owner.experiment = experiment.id;
+  } finally {
+    await context.close();
+  }
+});
+
+test('a viewer sees no edit controls and the server refuses them anyway', async () => {
+  assert.ok(owner.invitation, 'the first test ran');
+  const accepted = await fetch(`${server.base}/api/v1/invitations/accept`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token: owner.invitation, password: PASSWORD, name: 'Vic Viewer' }),
+  });
+  assert.equal(accepted.status, 200, await accepted.text());
+  const { context, page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401] });
+  try {
+    await signIn(page, `viewer-${owner.email}`);
+    await page.getByText('You are a viewer in this organization').waitFor();
+    await page.getByRole('link', { name: 'Sites' }).click();
+    await page.getByRole('link', { name: 'Shop' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Create' }).count(), 0, 'no create form');
+    await page.getByRole('link', { name: 'Shop' }).click();
+    await page.getByTestId('snippet').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Rotate server secret' }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Verify by DNS' }).count(), 0);
+    await accessible(page, 'site as viewer');
+    const refused = await page.request.post(`${server.base}/api/v1/sites`, {
+      data: { name: 'Nope', domains: ['nope.example'] },
+      headers: { 'x-csrf-token': await csrf(page) },
+    });
+    assert.equal(refused.status(), 403, await refused.text());
+    await check();
+  } finally {
+    await context.close();
+  }
+});
+
+test('phone: every page fits the screen and stays accessible', async () => {
+  const { context, page, check } = await openPage(browser, server.base, PHONE, { allowStatus: [401] });
+  try {
+    await shootPhone(page, 'signin');
+    await signIn(page, owner.email);
+    for (const [path, name] of [['', 'overview'], ['/sites', 'sites'], ['/experiments', 'experiments'], [`/experiments/${owner.experiment}/results`, 'results']]) {
+      await page.goto(`${server.base}/app${path}`);
+      await page.locator('main h1').first().waitFor();
+      if (name === 'results') await page.getByTestId('results-table').waitFor();
+      await shootPhone(page, name);
+    }
+    await check();
+  } finally {
+    await context.close();
+  }
+});
+
+async function shootPhone(page, name) {
+  if (name === 'signin') {
+    await page.goto(`${server.base}/app`);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  }
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `${name}: the page is ${overflow}px wider than the phone`);
+  await accessible(page, `${name} (phone)`);
+  await shoot(page, `${name}-phone`);
+}

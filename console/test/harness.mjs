@@ -1,0 +1,163 @@
+// What the console's browser tests share: the real control plane (`samplit serve`, the
+// debug binary `cargo xtask test` builds) on a fresh PostgreSQL database created and
+// dropped here, Debian's Chromium (/usr/bin/chromium; edge-worker/test/install-chromium.sh)
+// driven by playwright-core (never `npx playwright install`), and pages that record what
+// must not happen: CSP violations, console errors, failed responses, uncaught exceptions,
+// requests to another origin.
+//
+// Environment: DATABASE_URL (a server where it may create a database; default the local
+// trust-auth server), SAMPLIT_BIN (default target/debug/samplit, or under
+// CARGO_TARGET_DIR), SAMPLIT_CHROMIUM (default /usr/bin/chromium).
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const root = resolve(here, '..', '..');
+const CHROMIUM = process.env.SAMPLIT_CHROMIUM ?? '/usr/bin/chromium';
+const SERVER_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+// Cargo's target directory: CARGO_TARGET_DIR (relative to the workspace root) or target/.
+const BIN =
+  process.env.SAMPLIT_BIN ??
+  join(resolve(root, process.env.CARGO_TARGET_DIR || 'target'), 'debug', 'samplit');
+export const SCREENSHOTS = join(root, 'target', 'screenshots');
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.on('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** Runs one SQL statement on the server of DATABASE_URL with psql; its output. */
+export function psql(sql, url = SERVER_URL) {
+  const out = spawnSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  if (out.status !== 0) throw new Error(`psql ${sql}: ${out.error ?? out.stderr}`);
+  return out.stdout.trim();
+}
+
+async function waitReady(base, child, log) {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`samplit serve exited (${child.exitCode}):\n${readFileSync(log, 'utf8')}`);
+    }
+    try {
+      const res = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  throw new Error(`samplit serve not ready in 60 s:\n${readFileSync(log, 'utf8')}`);
+}
+
+/**
+ * Starts `samplit serve` on a new database with `env` added; `{ base, databaseUrl, stop }`.
+ */
+export async function startServer(env = {}) {
+  if (!existsSync(BIN)) throw new Error(`no control plane binary at ${BIN}: cargo build -p samplit-control-plane --bin samplit`);
+  const workdir = mkdtempSync(join(tmpdir(), 'samplit-console-test-'));
+  const name = `samplit_console_${randomBytes(6).toString('hex')}`;
+  psql(`CREATE DATABASE "${name}"`);
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const log = join(workdir, 'samplit.log');
+  const fd = openSync(log, 'w');
+  // Only what we set: a developer's SAMPLIT_* variables must not leak in.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SAMPLIT_')));
+  const child = spawn(BIN, ['serve'], {
+    cwd: workdir,
+    stdio: ['ignore', fd, fd],
+    env: {
+      ...inherited,
+      DATABASE_URL: url.toString(),
+      SAMPLIT_LISTEN: `127.0.0.1:${port}`,
+      SAMPLIT_JWT_SECRET: randomBytes(32).toString('hex'),
+      SAMPLIT_INGEST_SECRET: randomBytes(32).toString('hex'),
+      RUST_LOG: 'warn',
+      ...env,
+    },
+  });
+  await waitReady(base, child, log);
+  return {
+    base,
+    databaseUrl: url.toString(),
+    log,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((ok) => child.once('exit', ok));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((ok) => setTimeout(ok, 10_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      psql(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      rmSync(workdir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Headless Chromium. */
+export async function launchBrowser() {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run edge-worker/test/install-chromium.sh`);
+  const { chromium } = await import('playwright-core');
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 });
+}
+
+/**
+ * A page in a fresh context of `browser`, recording what must not happen: CSP violations
+ * (the `securitypolicyviolation` event, listened for before any page script runs),
+ * console errors, failed responses (except the statuses listed in `allowStatus`),
+ * uncaught exceptions, and requests to any origin but `base`. `check()` asserts none
+ * happened.
+ */
+export async function openPage(browser, base, contextOptions = {}, { allowStatus = [] } = {}) {
+  const context = await browser.newContext(contextOptions);
+  await context.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__violations.push(`${e.violatedDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`);
+    });
+  });
+  const page = await context.newPage();
+  const problems = { console: [], exceptions: [], elsewhere: [] };
+  page.on('console', (msg) => {
+    // A failed response is reported below (or allowed); the browser's own line about it is not news.
+    if (msg.type() === 'error' && !/Failed to load resource/.test(msg.text())) problems.console.push(msg.text());
+  });
+  page.on('pageerror', (e) => problems.exceptions.push(String(e)));
+  page.on('response', (res) => {
+    if (res.status() >= 400 && !allowStatus.includes(res.status())) problems.console.push(`(${res.status()} for ${res.url()})`);
+  });
+  page.on('request', (req) => {
+    if (!req.url().startsWith(`${base}/`) && !req.url().startsWith('data:')) {
+      problems.elsewhere.push(req.url());
+    }
+  });
+  const check = async () => {
+    assert.deepEqual(await page.evaluate(() => window.__violations), [], 'no CSP violation');
+    assert.deepEqual(problems.console, [], 'no console error');
+    assert.deepEqual(problems.exceptions, [], 'no uncaught exception');
+    assert.deepEqual(problems.elsewhere, [], 'nothing requested from another origin');
+  };
+  return { context, page, check, problems };
+}
