@@ -19,6 +19,7 @@ pub mod experiments;
 mod health;
 mod ingest;
 mod members;
+mod planning;
 mod results;
 pub mod sites;
 
@@ -59,6 +60,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(editor::router())
         .merge(ingest::router())
         .merge(results::router())
+        .merge(planning::router())
 }
 
 /// The OpenAPI document of the API: paths relative to its `servers` entry, `/api/v1`

@@ -16,6 +16,7 @@ mod health;
 mod helpers;
 mod ingest;
 mod members;
+mod planning;
 mod publisher;
 mod quotas;
 mod results;
