@@ -123,7 +123,8 @@ pub struct AlwaysValidView {
     /// Visitors per arm at the first look by which the test has detected the effect with
     /// at least the requested power (it often stops earlier).
     pub visitors_per_arm: u64,
-    /// All arms together.
+    /// All arms together at that look (`arms × visitors_per_arm` but for rounding: a
+    /// day's share per arm can be fractional).
     pub visitors_total: u64,
     /// Days until that look.
     pub days: u64,

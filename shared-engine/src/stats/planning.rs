@@ -192,7 +192,7 @@ pub struct AlwaysValidPlan {
     /// Visitors per arm at the first look by which the test has detected the effect with
     /// at least the requested power (it often stops earlier).
     pub visitors_per_arm: u64,
-    /// `arms × visitors_per_arm`.
+    /// All arms together at that look (`arms × visitors_per_arm` but for rounding).
     pub visitors_total: u64,
     /// Days until that look.
     pub days: u64,
@@ -408,8 +408,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanningError> {
         Some(p) => p,
         None => recursion.power_at(t_fixed),
     };
-    let visitors_per_arm = libm::ceil(looks as f64 * step - 1e-9) as u64;
-    let arms = u64::from(input.arms);
+    // Visitors at the look, rounded up (a share of a day's traffic can be fractional per
+    // arm; the total is counted once, not as a rounded share times the arms).
+    let at_look = looks as f64 * step;
+    let visitors_per_arm = libm::ceil(at_look - 1e-9) as u64;
+    let visitors_total = libm::ceil(at_look * f64::from(input.arms) - 1e-9) as u64;
     Ok(Plan {
         control_rate: setting.p1,
         treatment_rate: setting.p2,
@@ -419,7 +422,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanningError> {
         fixed_horizon: fixed,
         always_valid: AlwaysValidPlan {
             visitors_per_arm,
-            visitors_total: visitors_per_arm * arms,
+            visitors_total,
             days: (looks * stride).div_ceil(u64::from(input.looks_per_day)),
             power: power.min(1.0),
             power_at_fixed_horizon: at_fixed.min(1.0),
@@ -1177,6 +1180,8 @@ mod tests {
                 1.0,
                 "size",
             );
+            let total = a.looks as f64 * step * f64::from(arms);
+            close(a.visitors_total as f64, libm::ceil(total), 1.0, "total");
             let recomputed = always_valid_power(&i, a.looks as f64 * step).unwrap();
             close(recomputed, a.power, 1e-12, "recomputed power");
             assert_eq!(
