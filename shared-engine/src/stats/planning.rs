@@ -27,7 +27,7 @@
 //!
 //! The pooled z-test of [`proportions`](super::proportions) has `Var₀(p̂₂ − p̂₁) =
 //! 2p̄q̄/n` under H0 and `Var₁ = (p₁q₁ + p₂q₂)/n` under the alternative, so (Fleiss, Levin
-//! & Paik 2003, *Statistical Methods for Rates and Proportions*, 3rd ed., Wiley, §4.2,
+//! & Paik 2003, *Statistical Methods for Rates and Proportions*, 3rd ed., Wiley, ch. 4,
 //! the formula without continuity correction, doi:10.1002/0471445428; the same as R's
 //! `power.prop.test` and statsmodels' `samplesize_proportions_2indep_onetail`):
 //!
@@ -255,7 +255,8 @@ pub enum PlanningError {
     TauSquared(f64),
     /// A visitors-per-arm argument not finite and positive.
     VisitorsPerArm(f64),
-    /// The effect needs more than [`MAX_VISITORS_PER_ARM`] visitors per arm.
+    /// The effect needs more than [`MAX_VISITORS_PER_ARM`] visitors per arm (or is below
+    /// the baseline's floating-point precision).
     EffectTooSmall,
 }
 
@@ -332,12 +333,14 @@ pub fn validate(input: &PlanInput) -> Vec<PlanningError> {
     }
     if rate_ok && effect_ok {
         let p2 = p * (1.0 + e);
-        // Also refuse an effect below one ulp of the rate: θ would be 0.
-        if !(p2 > 0.0 && p2 < 1.0) || p2 == p {
+        if !(p2 > 0.0 && p2 < 1.0) {
             errors.push(PlanningError::TreatmentRate {
                 baseline_rate: p,
                 minimum_detectable_effect: e,
             });
+        } else if p2 == p {
+            // An effect below the rate's precision: θ would be 0.
+            errors.push(PlanningError::EffectTooSmall);
         }
     }
     if !(2..=MAX_ARMS).contains(&input.arms) {
@@ -514,7 +517,7 @@ impl Setting {
     }
 
     fn fixed_horizon(&self) -> Result<FixedHorizonPlan, PlanningError> {
-        // Step by step as in Fleiss et al. §4.2: the H0 and H1 standard deviations of one
+        // Step by step as in Fleiss et al., ch. 4: the H0 and H1 standard deviations of one
         // pair's difference, weighted by their critical values.
         let z_beta = normal_quantile(self.input.power);
         let root = self.z_alpha() * libm::sqrt(self.two_pq) + z_beta * libm::sqrt(self.var_alt);
@@ -1354,6 +1357,11 @@ mod tests {
             assert_eq!(plan(&bad), Err(want), "{what}");
             assert_eq!(validate(&bad), [want], "{what}");
         }
+        let tiny = PlanInput {
+            minimum_detectable_effect: 1e-17,
+            ..ok
+        };
+        assert_eq!(validate(&tiny), [PlanningError::EffectTooSmall]);
         let nan = PlanInput {
             baseline_rate: f64::NAN,
             ..ok
