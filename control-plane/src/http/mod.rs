@@ -22,6 +22,7 @@ mod health;
 mod ingest;
 mod members;
 mod no_store;
+mod planning;
 mod results;
 pub mod sites;
 
@@ -63,6 +64,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(editor::router())
         .merge(ingest::router())
         .merge(results::router())
+        .merge(planning::router())
 }
 
 /// The OpenAPI document of the API: paths relative to its `servers` entry, `/api/v1`

@@ -18,6 +18,7 @@ mod helpers;
 mod ingest;
 mod members;
 mod no_store;
+mod planning;
 mod publisher;
 mod quotas;
 mod results;

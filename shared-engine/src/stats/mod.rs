@@ -7,6 +7,9 @@
 //!   incomplete beta, quantiles and credible intervals, the probability that each arm is
 //!   best (exact numerical integration) and the expected loss of choosing each arm. The
 //!   allocator uses it for propensities, so it must build for `wasm32-unknown-unknown`.
+//! - [`planning`] (always compiled, `no_std` + `libm`): sample size, duration and power
+//!   before an experiment starts, for the fixed-horizon z-test and for the always-valid
+//!   mSPRT the results decide with.
 //! - Behind feature `analysis` (std + `statrs`), the frequentist side used by the control
 //!   plane:
 //!   - [`proportions`]: conversion rate, Wilson interval, relative lift with a log-ratio
@@ -27,6 +30,7 @@ pub mod bayes;
 pub mod continuous;
 #[cfg(feature = "analysis")]
 pub mod multiple;
+pub mod planning;
 #[cfg(feature = "analysis")]
 pub mod proportions;
 #[cfg(feature = "analysis")]
