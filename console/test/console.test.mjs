@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SCREENSHOTS, launchBrowser, openPage, root, startServer } from './harness.mjs';
+import { SCREENSHOTS, freePort, launchBrowser, openPage, root, startServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
@@ -29,7 +29,14 @@ const owner = { email: `owner-${randomBytes(4).toString('hex')}@example.com` };
 
 before(async () => {
   // Plain http on loopback: the development cookie (no Secure), see docs/api.md.
-  server = await startServer({ SAMPLIT_DEV_INSECURE_COOKIES: 'true', SAMPLIT_INGEST_SECRET: INGEST_SECRET });
+  server = await startServer({
+    SAMPLIT_DEV_INSECURE_COOKIES: 'true',
+    SAMPLIT_INGEST_SECRET: INGEST_SECRET,
+    // Server secrets are derived from it (there is no edge in this test: nothing is pushed).
+    SAMPLIT_SNAPSHOT_SECRET: randomBytes(32).toString('hex'),
+    // Where the snippet points; no Worker runs here, so publications fail (and show so).
+    SAMPLIT_EDGE_URL: `http://127.0.0.1:${await freePort()}`,
+  });
   browser = await launchBrowser();
 });
 
@@ -62,11 +69,11 @@ async function csrf(page) {
   return (await res.json()).csrf_token;
 }
 
-async function apiCall(page, method, path, data) {
+async function apiCall(page, method, path, data, headers = {}) {
   const res = await page.request.fetch(`${server.base}/api/v1${path}`, {
     method,
     data,
-    headers: { 'x-csrf-token': await csrf(page) },
+    headers: { 'x-csrf-token': await csrf(page), ...headers },
   });
   const text = await res.text();
   assert.ok(res.ok(), `${method} ${path}: ${res.status()} ${text}`);
@@ -96,7 +103,8 @@ async function signIn(page, email) {
 }
 
 test('a new user signs up, creates a site, and watches an experiment’s results', async () => {
-  const { context, page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401] });
+  // 401: the signed-out session probe; 422: the too-long password, on purpose.
+  const { context, page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401, 422] });
   try {
     // Signed out: the sign-in page (the session probe's 401 is expected).
     await page.goto(`${server.base}/app`);
@@ -108,10 +116,10 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     await page.getByLabel('Your name').fill('Olivia Owner');
     await page.getByLabel('Company or team name').fill('Olivia’s Shop');
     await page.getByLabel('Email').fill(owner.email);
-    await page.getByLabel('Password').fill('short');
+    await page.getByLabel('Password').fill('x'.repeat(129));
     await page.getByRole('button', { name: 'Create an account' }).click();
     // The server's field error, under its field.
-    await page.locator('#password-error').filter({ hasText: /10/ }).waitFor();
+    await page.locator('#password-error').filter({ hasText: /128/ }).waitFor();
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Create an account' }).click();
 
@@ -129,12 +137,12 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     // A site, from the Sites page.
     await page.getByRole('link', { name: 'Sites' }).click();
     await page.getByRole('heading', { name: 'Sites', exact: true }).waitFor();
-    await page.getByLabel('Name').fill('Shop');
+    await page.getByLabel('Name', { exact: true }).fill('Shop');
     await page.getByLabel('Domains').fill('shop.example');
     await page.getByRole('button', { name: 'Create' }).click();
     const secret = page.locator('code.secret');
     await secret.waitFor();
-    assert.match(await secret.innerText(), /^ss_[0-9a-f]+$/, 'the server secret, shown once');
+    assert.match(await secret.innerText(), /^ss_[A-Za-z0-9_-]{40,}$/, 'the server secret, shown once');
     await accessible(page, 'sites');
     await shoot(page, 'sites-desktop');
 
@@ -170,7 +178,7 @@ test('a new user signs up, creates a site, and watches an experiment’s results
       ] }],
       goals: [{ name: 'signup', primary: true, trigger: { type: 'custom', event: 'signup' } }],
     });
-    await apiCall(page, 'POST', `/experiments/${experiment.id}/start`, {});
+    await apiCall(page, 'POST', `/experiments/${experiment.id}/start`, {}, { 'if-match': `"${experiment.version}"` });
     const [control, short] = experiment.arms;
     const items = [];
     const now = Date.now();

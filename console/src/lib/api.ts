@@ -116,7 +116,8 @@ export interface SiteView {
 }
 
 export interface SiteWithSecret extends SiteView {
-  server_secret: string;
+  /// null when the control plane has no edge to verify signed calls (no snapshot secret).
+  server_secret: string | null;
 }
 
 export type Status = 'draft' | 'running' | 'paused' | 'completed' | 'archived';

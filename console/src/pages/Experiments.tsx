@@ -55,7 +55,7 @@ export function Experiments() {
               {shown.length === 0 ? (
                 <p class="muted">{t('experiments.empty')}</p>
               ) : (
-                <div class="table-wrap">
+                <div class="table-wrap" tabIndex={0} role="region" aria-label={t('experiments.title')}>
                   <table>
                     <thead>
                       <tr>

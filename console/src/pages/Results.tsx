@@ -64,7 +64,7 @@ function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenue: bool
         </div>
       )}
       <p class="recommendation" data-testid="recommendation">{sentence}</p>
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label={t('results.title')}>
         <table class="results" data-testid="results-table">
           <thead>
             <tr>
@@ -131,8 +131,9 @@ function CumulativeChart({ series }: { series: TimeseriesView }) {
         width: Math.min(el.current.clientWidth || 640, 900),
         height: 260,
         series: [{}, ...series.arms.map((a, i) => ({ label: a.name, stroke: PALETTE[i % PALETTE.length]!, width: 2, value: (_: uPlot, v: number | null) => (v == null ? '—' : formatPercent(v, 2)) }))],
-        axes: [{}, { values: (_: uPlot, ticks: number[]) => ticks.map((v) => formatPercent(v, 1)) }],
-        scales: { x: { time: true } },
+        axes: [{}, { size: 64, values: (_: uPlot, ticks: number[]) => ticks.map((v) => formatPercent(v, 1)) }],
+        // One day of data: a three-day window around it, not uPlot's default of years.
+        scales: { x: { time: true, range: (_: uPlot, min: number, max: number): uPlot.Range.MinMax => (min === max ? [min - 86400, max + 86400] : [min, max]) } },
       },
       data,
       el.current,

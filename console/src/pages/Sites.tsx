@@ -39,6 +39,13 @@ export function Sites({ canAdmin }: { canAdmin: boolean }) {
 }
 
 function SecretOnce({ site }: { site: SiteWithSecret }) {
+  if (site.server_secret === null) {
+    return (
+      <p class="alert alert-info" role="status">
+        {t('sites.no_secret')}
+      </p>
+    );
+  }
   return (
     <div class="alert alert-warn" role="status">
       <p>{t('sites.created_secret')}</p>
@@ -98,16 +105,16 @@ interface Publication {
 }
 
 export function Site({ id, canAdmin }: { id: string; canAdmin: boolean }) {
-  const state = useLoad(
-    () => Promise.all([get<SiteView>(`/sites/${id}`), get<{ html: string }>(`/sites/${id}/snippet`), get<Publication[]>(`/sites/${id}/publications`)]),
-    [id],
-  );
+  const state = useLoad(() => Promise.all([get<SiteView>(`/sites/${id}`), get<Publication[]>(`/sites/${id}/publications`)]), [id]);
+  // Apart: without an edge configured there is no snippet yet (409), and the rest of the
+  // page still works.
+  const snippet = useLoad(() => get<{ html: string }>(`/sites/${id}/snippet`), [id]);
   const [rotated, setRotated] = useState<SiteWithSecret | undefined>(undefined);
   const [error, setError] = useState<ApiError | undefined>(undefined);
   return (
     <section>
       <Show state={state}>
-        {([site, snippet, publications]) => (
+        {([site, publications]) => (
           <>
             <h1>{site.name}</h1>
             <p>
@@ -118,8 +125,14 @@ export function Site({ id, canAdmin }: { id: string; canAdmin: boolean }) {
             </p>
             <h2>{t('sites.snippet')}</h2>
             <p class="muted">{t('sites.snippet_hint')}</p>
-            <pre class="code" data-testid="snippet">{snippet.html}</pre>
-            <CopyButton text={snippet.html} />
+            <Show state={snippet}>
+              {(s) => (
+                <>
+                  <pre class="code" data-testid="snippet">{s.html}</pre>
+                  <CopyButton text={s.html} />
+                </>
+              )}
+            </Show>
 
             <h2>{t('sites.domains')}</h2>
             {error && <Problem error={error} />}
@@ -153,7 +166,7 @@ export function Site({ id, canAdmin }: { id: string; canAdmin: boolean }) {
             {publications.length === 0 ? (
               <p class="muted">{t('common.none')}</p>
             ) : (
-              <div class="table-wrap">
+              <div class="table-wrap" tabIndex={0} role="region" aria-label={t('sites.publications')}>
                 <table>
                   <thead>
                     <tr>
