@@ -27,6 +27,8 @@ pub struct ControlPlaneConfig {
     pub publish_interval_secs: u64,
     /// `RUST_LOG` for the process.
     pub log_filter: String,
+    /// Further `SAMPLIT_*` settings (e.g. the demo's development switches).
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// A running (or stopped, between [`ControlPlane::kill`] and
@@ -116,6 +118,7 @@ impl ControlPlane {
         if let Some(edge) = &c.edge_url {
             command.env("SAMPLIT_EDGE_URL", edge);
         }
+        command.envs(c.extra_env.iter().map(|(k, v)| (k, v)));
         let started = Instant::now();
         let mut proc = Proc::spawn("samplit serve", command, &log)?;
         let ready_url = format!("{}/readyz", self.base_url());

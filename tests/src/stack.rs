@@ -121,6 +121,7 @@ impl Stack {
                 edge_url: Some(edge.base_url().to_owned()),
                 publish_interval_secs: options.publish_interval_secs,
                 log_filter: options.log_filter.clone(),
+                extra_env: Vec::new(),
             },
             workdir.path(),
         )

@@ -319,6 +319,15 @@ async fn run(options: Options) -> anyhow::Result<()> {
         edge_url: Some(format!("http://127.0.0.1:{edge_port}")),
         publish_interval_secs: 2,
         log_filter: "info".to_owned(),
+        extra_env: vec![
+            // The console on plain http (loopback): its session cookie without `Secure`.
+            ("SAMPLIT_DEV_INSECURE_COOKIES".to_owned(), "true".to_owned()),
+            // The console's origin: the admin origin the visual editor talks to.
+            (
+                "SAMPLIT_CORS_ORIGINS".to_owned(),
+                format!("http://127.0.0.1:{api_port}"),
+            ),
+        ],
     };
     step("apply migrations (samplit migrate)", async {
         ControlPlane::migrate(&cp_config, &workdir)
@@ -391,6 +400,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let rates = arm_rates(&experiment)?;
     println!();
     println!("Samplit is running.");
+    println!("  console         {api_url}/app");
     println!("  log in          {email} / {password}");
     println!("  API docs        {api_url}/docs   (OpenAPI: {api_url}/api/v1/openapi.json)");
     println!("  demo page       {page_url}");
