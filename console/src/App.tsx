@@ -8,6 +8,8 @@ import { match, navigate, usePath } from './lib/router';
 import { Problem, Loading } from './lib/ui';
 import { Experiments } from './pages/Experiments';
 import { Overview } from './pages/Overview';
+import { Planning } from './pages/Planning';
+import { Audit, Team } from './pages/Team';
 import { Results } from './pages/Results';
 import { SignIn } from './pages/SignIn';
 import { Site, Sites } from './pages/Sites';
@@ -75,6 +77,9 @@ function Layout({ me, onChanged, onSignedOut }: { me: Me; onChanged: () => void;
     ['/', t('nav.overview')],
     ['/sites', t('nav.sites')],
     ['/experiments', t('nav.experiments')],
+    ['/planning', t('nav.planning')],
+    ['/team', t('nav.team')],
+    ...(canAdmin ? ([['/audit', t('nav.audit')]] as [string, string][]) : []),
   ];
   return (
     <>
@@ -123,5 +128,8 @@ function Page({ path, canAdmin }: { path: string; canAdmin: boolean }) {
   if ((m = match('/sites/:id', path))) return <Site id={m.id!} canAdmin={canAdmin} />;
   if (match('/experiments', path)) return <Experiments />;
   if ((m = match('/experiments/:id/results', path))) return <Results id={m.id!} />;
+  if (match('/planning', path)) return <Planning />;
+  if (match('/team', path)) return <Team canAdmin={canAdmin} />;
+  if (match('/audit', path)) return <Audit />;
   return <p>{t('error.not_found')}</p>;
 }

@@ -225,9 +225,26 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     await page.getByTestId('lang-switcher').selectOption('en');
     await check();
 
-    // Invite a viewer, for the next test.
-    const invitation = await apiCall(page, 'POST', '/invitations', { email: `viewer-${owner.email}`, role: 'viewer' });
-    owner.invitation = invitation.token;
+    // Invite a viewer (for the next test) from the Team page: the token is shown once.
+    await page.getByRole('link', { name: 'Team' }).click();
+    const inviteForm = page.getByRole('form', { name: 'Invite' });
+    await inviteForm.getByLabel('Email').fill(`viewer-${owner.email}`);
+    await inviteForm.getByLabel('Role').selectOption('viewer');
+    await inviteForm.getByRole('button', { name: 'Invite' }).click();
+    const token = page.getByTestId('shown-secret');
+    await token.waitFor();
+    owner.invitation = await token.innerText();
+    assert.match(owner.invitation, /^inv_|^[A-Za-z0-9_-]{20,}$/);
+    await page.getByText(`viewer-${owner.email}`).first().waitFor();
+    await accessible(page, 'team');
+    await shoot(page, 'team-desktop');
+    // The audit log records it all, and its hash chain verifies.
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByTestId('chain').filter({ hasText: 'intact' }).waitFor();
+    await page.getByText('invitation.created').waitFor();
+    await accessible(page, 'audit');
+    await shoot(page, 'audit-desktop');
+    await check();
     owner.experiment = experiment.id;
   } finally {
     await context.close();
@@ -259,6 +276,21 @@ test('a viewer sees no edit controls and the server refuses them anyway', async 
       headers: { 'x-csrf-token': await csrf(page) },
     });
     assert.equal(refused.status(), 403, await refused.text());
+
+    // Viewers plan: the calculator shows the engine's plan, as the API gives it.
+    await page.getByRole('link', { name: 'Planning' }).click();
+    await page.getByRole('button', { name: 'Compute' }).click();
+    const plan = page.getByTestId('plan');
+    await plan.waitFor();
+    const api = await (await page.request.get(
+      `${server.base}/api/v1/planning/sample-size?baseline_rate=0.05&minimum_detectable_effect=0.1&visitors_per_day=1000&arms=2&power=0.8`,
+    )).json();
+    for (const test of ['always_valid', 'fixed_horizon']) {
+      const days = await plan.locator(`tr[data-test="${test}"] [data-field="days"]`).innerText();
+      assert.equal(days.replace(/\D/g, ''), String(api[test].days), `${test} days`);
+    }
+    await accessible(page, 'planning');
+    await shoot(page, 'planning-desktop');
     await check();
   } finally {
     await context.close();

@@ -75,9 +75,11 @@ test('desktop: the operations render, and Authorize + Try it out call the API as
     await page.locator('.auth-wrapper .btn.authorize').click();
     const dialog = page.locator('.dialog-ux .modal-ux');
     await dialog.waitFor();
-    await dialog.locator('input').first().fill(token);
-    await dialog.locator('.auth-btn-wrapper .btn.authorize').click();
-    await dialog.locator('.auth-btn-wrapper .btn-done').click();
+    // The bearer scheme's form (the console's cookie scheme is listed too).
+    const bearer = dialog.locator('form').filter({ hasText: 'bearer (http, Bearer)' });
+    await bearer.locator('input').first().fill(token);
+    await bearer.locator('.auth-btn-wrapper .btn.authorize').click();
+    await dialog.locator('.auth-btn-wrapper .btn-done').first().click();
     await dialog.waitFor({ state: 'detached' });
 
     // GET /auth/me: Try it out, Execute.

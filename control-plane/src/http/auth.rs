@@ -201,6 +201,16 @@ pub struct LoginRequest {
     pub organization_id: Option<Uuid>,
 }
 
+impl From<LoginRequest> for Credentials {
+    fn from(body: LoginRequest) -> Self {
+        Self {
+            email: body.email,
+            password: body.password,
+            organization_id: body.organization_id,
+        }
+    }
+}
+
 /// Logs in with email and password.
 #[utoipa::path(
     post, path = "/auth/login", tag = "auth",
@@ -221,12 +231,7 @@ async fn login(
     client: ClientIp,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<NoStore<axum::Json<TokenResponse>>> {
-    let credentials = Credentials {
-        email: body.email,
-        password: body.password,
-        organization_id: body.organization_id,
-    };
-    let tokens = accounts::login::<Api>(&state, client.0, credentials).await?;
+    let tokens = accounts::login::<Api>(&state, client.0, body.into()).await?;
     Ok(NoStore(axum::Json(tokens.into())))
 }
 

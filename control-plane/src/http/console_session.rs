@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use super::auth::{LoginRequest, RegisterRequest};
 use super::no_store::NoStore;
-use crate::accounts::{self, Browser, BrowserSession, Credentials, NewAccount};
+use crate::accounts::{self, Browser, BrowserSession, NewAccount};
 use crate::auth::{Actor, Principal, set_session_cookie};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Json;
@@ -117,12 +117,7 @@ async fn login(
     client: ClientIp,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    let credentials = Credentials {
-        email: body.email,
-        password: body.password,
-        organization_id: body.organization_id,
-    };
-    let session = accounts::login::<Browser>(&state, client.0, credentials).await?;
+    let session = accounts::login::<Browser>(&state, client.0, body.into()).await?;
     Ok(started(&state, StatusCode::OK, session))
 }
 
@@ -133,7 +128,8 @@ async fn login(
         (status = 200, body = ConsoleSession),
         (status = 400, description = "Not a browser session (an access token or an API key)", body = Problem),
         (status = 401, description = "No live session cookie", body = Problem),
-    )
+    ),
+    security(("console_session" = []))
 )]
 #[tracing::instrument(skip_all)]
 async fn session(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
@@ -165,7 +161,8 @@ pub struct ConsoleSwitchRequest {
         (status = 200, description = "Signed into the other organisation", body = ConsoleSession),
         (status = 400, description = "Not a browser session", body = Problem),
         (status = 404, description = "Not one of the user's organisations", body = Problem),
-    )
+    ),
+    security(("console_session" = []))
 )]
 #[tracing::instrument(skip_all)]
 async fn switch(
