@@ -115,19 +115,19 @@ function Layout({ me, onChanged, onSignedOut }: { me: Me; onChanged: () => void;
       <main>
         {error && <Problem error={error} />}
         {!canEdit && <p class="alert alert-info">{t('common.role_viewer_note')}</p>}
-        <Page path={path} canAdmin={canAdmin} />
+        <Page path={path} canEdit={canEdit} canAdmin={canAdmin} />
       </main>
     </>
   );
 }
 
-function Page({ path, canAdmin }: { path: string; canAdmin: boolean }) {
+function Page({ path, canEdit, canAdmin }: { path: string; canEdit: boolean; canAdmin: boolean }) {
   let m: Record<string, string> | null;
   if (path === '/') return <Overview />;
   if (match('/sites', path)) return <Sites canAdmin={canAdmin} />;
   if ((m = match('/sites/:id', path))) return <Site id={m.id!} canAdmin={canAdmin} />;
   if (match('/experiments', path)) return <Experiments />;
-  if ((m = match('/experiments/:id/results', path))) return <Results id={m.id!} />;
+  if ((m = match('/experiments/:id/results', path))) return <Results id={m.id!} canEdit={canEdit} />;
   if (match('/planning', path)) return <Planning />;
   if (match('/team', path)) return <Team canAdmin={canAdmin} />;
   if (match('/audit', path)) return <Audit />;

@@ -103,8 +103,9 @@ async function signIn(page, email) {
 }
 
 test('a new user signs up, creates a site, and watches an experiment’s results', async () => {
-  // 401: the signed-out session probe; 422: the too-long password, on purpose.
-  const { context, page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401, 422] });
+  // 401: the signed-out session probe; 412 and 422: the stale Pause and the too-long
+  // password, on purpose.
+  const { context, page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401, 412, 422] });
   try {
     // Signed out: the sign-in page (the session probe's 401 is expected).
     await page.goto(`${server.base}/app`);
@@ -178,7 +179,12 @@ test('a new user signs up, creates a site, and watches an experiment’s results
       ] }],
       goals: [{ name: 'signup', primary: true, trigger: { type: 'custom', event: 'signup' } }],
     });
-    await apiCall(page, 'POST', `/experiments/${experiment.id}/start`, {}, { 'if-match': `"${experiment.version}"` });
+    // Started from its page (the lifecycle buttons send the version they showed).
+    await page.getByRole('link', { name: 'Experiments' }).click();
+    await page.getByRole('link', { name: 'Hero headline' }).click();
+    await page.locator('h1 .badge', { hasText: 'Draft' }).waitFor();
+    await page.getByRole('button', { name: 'Start' }).click();
+    await page.locator('h1 .badge', { hasText: 'Running' }).waitFor();
     const [control, short] = experiment.arms;
     const items = [];
     const now = Date.now();
@@ -196,8 +202,7 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     await ingest(items);
     const results = await apiCall(page, 'GET', `/experiments/${experiment.id}/results`);
 
-    await page.getByRole('link', { name: 'Experiments' }).click();
-    await page.getByRole('link', { name: 'Hero headline' }).click();
+    await page.reload();
     const table = page.getByTestId('results-table');
     await table.waitFor();
     const analysis = results.analyses[0];
@@ -212,6 +217,18 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     assert.deepEqual(analysis.result.arms.map((a) => a.visitors), [60, 55]);
     assert.ok((await page.getByTestId('recommendation').innerText()).length > 10);
     await page.locator('[data-testid="cumulative-chart"] canvas').waitFor();
+
+    // Someone else pauses it meanwhile: this page's Pause is refused (412), in a sentence,
+    // and nothing is overwritten; after a reload the page offers what fits the new state.
+    const current = await apiCall(page, 'GET', `/experiments/${experiment.id}`);
+    await apiCall(page, 'POST', `/experiments/${experiment.id}/pause`, {}, { 'if-match': `"${current.version}"` });
+    await page.getByRole('button', { name: 'Complete' }).click();
+    await page.getByTestId('lifecycle-error').filter({ hasText: 'Someone changed this experiment' }).waitFor();
+    assert.equal((await apiCall(page, 'GET', `/experiments/${experiment.id}`)).status, 'paused', 'not completed');
+    await page.getByRole('button', { name: 'Reload' }).click();
+    await page.locator('h1 .badge', { hasText: 'Paused' }).waitFor();
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.locator('h1 .badge', { hasText: 'Running' }).waitFor();
     await accessible(page, 'results');
     await shoot(page, 'results-desktop');
 
@@ -271,6 +288,9 @@ test('a viewer sees no edit controls and the server refuses them anyway', async 
     assert.equal(await page.getByRole('button', { name: 'Rotate server secret' }).count(), 0);
     assert.equal(await page.getByRole('button', { name: 'Verify by DNS' }).count(), 0);
     await accessible(page, 'site as viewer');
+    await page.goto(`${server.base}/app/experiments/${owner.experiment}/results`);
+    await page.getByTestId('results-table').waitFor();
+    assert.equal(await page.locator('.lifecycle button').count(), 0, 'no lifecycle buttons for a viewer');
     const refused = await page.request.post(`${server.base}/api/v1/sites`, {
       data: { name: 'Nope', domains: ['nope.example'] },
       headers: { 'x-csrf-token': await csrf(page) },

@@ -1,23 +1,29 @@
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
-import { get, type AnalysisView, type ResultsView, type TimeseriesView } from '../lib/api';
+import { ApiError, api, get, type AnalysisView, type ResultsView, type Status, type TimeseriesView } from '../lib/api';
 import { formatNumber, formatPercent, t } from '../lib/i18n';
-import { Show, StatusBadge, useLoad } from '../lib/ui';
+import { Problem, Show, StatusBadge, useLoad } from '../lib/ui';
 
 /// One experiment's results: the numbers are the API's, formatted, never recomputed.
-export function Results({ id }: { id: string }) {
+export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
   const state = useLoad(
-    () => Promise.all([get<ResultsView>(`/experiments/${id}/results`), get<TimeseriesView>(`/experiments/${id}/timeseries`)]),
+    () =>
+      Promise.all([
+        get<ResultsView>(`/experiments/${id}/results`),
+        get<TimeseriesView>(`/experiments/${id}/timeseries`),
+        get<{ status: Status; version: number }>(`/experiments/${id}`),
+      ]),
     [id],
   );
   return (
     <section>
       <Show state={state}>
-        {([results, series]) => (
+        {([results, series, experiment]) => (
           <>
             <h1>
-              {results.name} <StatusBadge status={results.status} />
+              {results.name} <StatusBadge status={experiment.status} />
             </h1>
+            {canEdit && <Lifecycle id={id} status={experiment.status} version={experiment.version} onDone={state.reload} />}
             <p class="muted">
               {t('results.goal')}: {results.goal.name}
             </p>
@@ -38,6 +44,61 @@ export function Results({ id }: { id: string }) {
         )}
       </Show>
     </section>
+  );
+}
+
+type Action = 'start' | 'pause' | 'resume' | 'complete' | 'archive';
+
+/// What each status allows (the server's transition table, docs/experiments.md).
+const ACTIONS: Record<Status, Action[]> = {
+  draft: ['start'],
+  running: ['pause', 'complete'],
+  paused: ['resume', 'complete'],
+  completed: ['archive'],
+  archived: [],
+};
+
+/// The lifecycle buttons. Each sends the version this page showed (If-Match): a change
+/// made meanwhile by someone else is a 412, said in a sentence, never overwritten.
+function Lifecycle({ id, status, version, onDone }: { id: string; status: Status; version: number; onDone: () => void }) {
+  const [error, setError] = useState<string | ApiError | undefined>(undefined);
+  const [busy, setBusy] = useState(false);
+  async function act(action: Action) {
+    setBusy(true);
+    try {
+      await api('POST', `/experiments/${id}/${action}`, {}, { 'If-Match': `"${version}"` });
+      setError(undefined);
+      onDone();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 412) setError(t('lifecycle.stale'));
+      else if (err instanceof ApiError && err.code === 'invalid_transition') setError(t('lifecycle.invalid', { detail: err.message }));
+      else setError(err instanceof ApiError ? err : String(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  const actions = ACTIONS[status];
+  if (actions.length === 0 && !error) return null;
+  return (
+    <div class="lifecycle">
+      {typeof error === 'string' ? (
+        <p class="alert alert-error" role="alert" data-testid="lifecycle-error">
+          {error}{' '}
+          <button type="button" class="btn btn-small" onClick={() => { setError(undefined); onDone(); }}>
+            {t('lifecycle.reload')}
+          </button>
+        </p>
+      ) : (
+        error && <Problem error={error} />
+      )}
+      <p class="row">
+        {actions.map((a) => (
+          <button key={a} type="button" class={`btn${a === 'start' ? ' btn-primary' : ''}`} disabled={busy} onClick={() => void act(a)}>
+            {t(`lifecycle.${a}`)}
+          </button>
+        ))}
+      </p>
+    </div>
   );
 }
 
