@@ -10,6 +10,7 @@ import { Experiments } from './pages/Experiments';
 import { Overview } from './pages/Overview';
 import { Planning } from './pages/Planning';
 import { Audit, Team } from './pages/Team';
+import { Builder } from './pages/Builder';
 import { Results } from './pages/Results';
 import { SignIn } from './pages/SignIn';
 import { Site, Sites } from './pages/Sites';
@@ -126,7 +127,8 @@ function Page({ path, canEdit, canAdmin }: { path: string; canEdit: boolean; can
   if (path === '/') return <Overview />;
   if (match('/sites', path)) return <Sites canAdmin={canAdmin} />;
   if ((m = match('/sites/:id', path))) return <Site id={m.id!} canAdmin={canAdmin} />;
-  if (match('/experiments', path)) return <Experiments />;
+  if (match('/experiments', path)) return <Experiments canEdit={canEdit} />;
+  if (match('/experiments/new', path)) return <Builder />;
   if ((m = match('/experiments/:id/results', path))) return <Results id={m.id!} canEdit={canEdit} />;
   if (match('/planning', path)) return <Planning />;
   if (match('/team', path)) return <Team canAdmin={canAdmin} />;

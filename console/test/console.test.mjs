@@ -167,21 +167,28 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     });
     assert.equal(wrong.status(), 403, await wrong.text());
 
-    // An experiment runs (the builder is not in the console yet: through the same API,
-    // with the page's session and CSRF token) and visitors arrive through ingestion.
+    // An experiment, from the builder: one element, a variant with new text, a goal.
     const [site] = await apiCall(page, 'GET', '/sites');
-    const experiment = await apiCall(page, 'POST', `/sites/${site.id}/experiments`, {
-      name: 'Hero headline',
-      kind: 'single',
-      elements: [{ name: 'Headline', selector: '#hero h1', variants: [
-        { name: 'Control', is_control: true },
-        { name: 'Short', changes: [{ selector: '#hero h1', action: { type: 'set_text', text: 'Buy now' } }] },
-      ] }],
-      goals: [{ name: 'signup', primary: true, trigger: { type: 'custom', event: 'signup' } }],
-    });
-    // Started from its page (the lifecycle buttons send the version they showed).
     await page.getByRole('link', { name: 'Experiments' }).click();
-    await page.getByRole('link', { name: 'Hero headline' }).click();
+    await page.getByRole('link', { name: 'New experiment' }).click();
+    await page.getByRole('heading', { name: 'New experiment' }).waitFor();
+    await page.locator('fieldset', { hasText: 'What and where' }).getByLabel('Name', { exact: true }).fill('Hero headline');
+    await page.getByLabel('CSS selector').fill('#hero h1');
+    await page.getByLabel('Variant 1').fill('Short');
+    await page.getByLabel('Its text').fill('Buy now');
+    await accessible(page, 'builder');
+    await shoot(page, 'builder-desktop');
+    await page.getByRole('button', { name: 'Create the experiment (as a draft)' }).click();
+    await page.locator('h1 .badge').or(page.locator('.alert-error')).first().waitFor();
+    assert.equal(await page.locator('.alert-error').count(), 0, await page.locator('main').innerText());
+    const id = /\/experiments\/([0-9a-f-]{36})\/results/.exec(page.url())?.[1];
+    assert.ok(id, page.url());
+    const experiment = await apiCall(page, 'GET', `/experiments/${id}`);
+    assert.equal(experiment.status, 'draft');
+    assert.deepEqual(experiment.arms.map((a) => a.name), ['Control', 'Short']);
+    assert.equal(experiment.elements[0].selector, '#hero h1');
+    assert.deepEqual(experiment.goals.map((g) => [g.name, g.primary]), [['signup', true]]);
+    // Started from its page (the lifecycle buttons send the version they showed).
     await page.locator('h1 .badge', { hasText: 'Draft' }).waitFor();
     await page.getByRole('button', { name: 'Start' }).click();
     await page.locator('h1 .badge', { hasText: 'Running' }).waitFor();

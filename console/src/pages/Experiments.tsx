@@ -7,7 +7,7 @@ const PAGE = 20;
 const STATUSES: Status[] = ['draft', 'running', 'paused', 'completed', 'archived'];
 
 /// Every experiment of the organisation, filtered by site and status, searched by name.
-export function Experiments() {
+export function Experiments({ canEdit }: { canEdit: boolean }) {
   const state = useLoad(() => Promise.all([get<ExperimentSummary[]>('/experiments'), get<SiteView[]>('/sites')]), []);
   const [site, setSite] = useState('');
   const [status, setStatus] = useState('');
@@ -16,6 +16,11 @@ export function Experiments() {
   return (
     <section>
       <h1>{t('experiments.title')}</h1>
+      {canEdit && (
+        <p>
+          <a class="btn btn-primary" href="/app/experiments/new">{t('builder.new')}</a>
+        </p>
+      )}
       <Show state={state}>
         {([experiments, sites]) => {
           const names = new Map(sites.map((s) => [s.id, s.name]));

@@ -42,7 +42,7 @@ export function Overview() {
               title: t('overview.step_experiment'),
               done: experiments.length > 0,
               detail: experiments.length > 0 ? t('overview.step_experiment_done', { count: experiments.length }) : '',
-              href: '/app/experiments',
+              href: '/app/experiments/new',
             },
           ];
           return (
