@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SCREENSHOTS, freePort, launchBrowser, openPage, root, startServer } from './harness.mjs';
+import { SCREENSHOTS, freePort, launchBrowser, openPage, psql, root, startServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
@@ -224,6 +224,22 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     assert.deepEqual(analysis.result.arms.map((a) => a.visitors), [60, 55]);
     assert.ok((await page.getByTestId('recommendation').innerText()).length > 10);
     await page.locator('[data-testid="cumulative-chart"] canvas').waitFor();
+    // No Worker runs in this test, so no snapshot reached an edge: the traffic plot says so.
+    await page.getByTestId('traffic-empty').waitFor();
+    // Two snapshots as the publisher records them once an edge accepts them (the full
+    // stack with a Worker is tests/: here only the page's reading of them is checked).
+    for (const [version, minutes, shares] of [[1000, 10, [0.5, 0.5]], [1001, 5, [0.3, 0.7]]]) {
+      const weights = JSON.stringify([{ experiment_id: experiment.id, units: [{ unit_id: experiment.id, allocator: 'thompson',
+        arms: [control, short].map((a, i) => ({ arm_id: a.id, exposures: 0, conversions: 0, propensity: shares[i] })) }] }]);
+      psql(`INSERT INTO snapshot_publications (site_id, version, hash, content_hash, weights, status, attempts, published_at)
+            VALUES ('${site.id}', ${version}, 'h${version}', 'c${version}', '${weights}', 'published', 1, now() - interval '${minutes} minutes')`,
+        server.databaseUrl);
+    }
+    await page.reload();
+    await page.locator('[data-testid="traffic-chart"] canvas').waitFor();
+    const legend = await page.getByTestId('traffic-chart').innerText();
+    assert.match(legend, /Control/);
+    assert.match(legend, /Short/);
 
     // Someone else pauses it meanwhile: this page's Pause is refused (412), in a sentence,
     // and nothing is overwritten; after a reload the page offers what fits the new state.

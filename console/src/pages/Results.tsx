@@ -11,7 +11,7 @@ export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
       Promise.all([
         get<ResultsView>(`/experiments/${id}/results`),
         get<TimeseriesView>(`/experiments/${id}/timeseries`),
-        get<{ status: Status; version: number }>(`/experiments/${id}`),
+        get<{ status: Status; version: number; site_id: string }>(`/experiments/${id}`),
       ]),
     [id],
   );
@@ -40,6 +40,8 @@ export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
             ))}
             <h2>{t('results.cumulative')}</h2>
             {series.days.length === 0 ? <p class="muted">{t('results.no_data')}</p> : <CumulativeChart series={series} />}
+            <h2>{t('results.traffic')}</h2>
+            <TrafficShare siteId={experiment.site_id} experimentId={id} names={armNames(results)} />
           </>
         )}
       </Show>
@@ -179,27 +181,72 @@ function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenue: bool
   );
 }
 
+/// Arm (and variant) ids to the names the analyses give them.
+function armNames(results: ResultsView): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const a of results.analyses) for (const s of a.subjects) names.set(s.id, s.name);
+  return names;
+}
+
+interface Publication {
+  version: number;
+  status: 'published' | 'failed';
+  published_at: string;
+  weights: { experiment_id: string; units: { unit_id: string; arms: { arm_id: string; propensity: number }[] }[] }[];
+}
+
+/// The share of new visitors each arm was assigned, per snapshot that reached the edge:
+/// with Thompson sampling, the picture of traffic moving to the better arms.
+function TrafficShare({ siteId, experimentId, names }: { siteId: string; experimentId: string; names: Map<string, string> }) {
+  const state = useLoad(() => get<Publication[]>(`/sites/${siteId}/publications`), [siteId]);
+  return (
+    <Show state={state}>
+      {(pubs) => {
+        const points = pubs
+          .filter((p) => p.status === 'published')
+          .map((p) => ({ at: Date.parse(p.published_at) / 1000, arms: p.weights.find((w) => w.experiment_id === experimentId)?.units.flatMap((u) => u.arms) ?? [] }))
+          .filter((p) => p.arms.length > 0)
+          .sort((a, b) => a.at - b.at);
+        if (points.length === 0) return <p class="muted" data-testid="traffic-empty">{t('results.traffic_none')}</p>;
+        const ids = [...new Set(points.flatMap((p) => p.arms.map((a) => a.arm_id)))];
+        const series = ids.map((id) => ({ name: names.get(id) ?? id.slice(0, 8), values: points.map((p) => p.arms.find((a) => a.arm_id === id)?.propensity ?? null) }));
+        return <LineChart testId="traffic-chart" xs={points.map((p) => p.at)} series={series} />;
+      }}
+    </Show>
+  );
+}
+
 const PALETTE = ['#2563eb', '#d97706', '#059669', '#db2777', '#7c3aed', '#0891b2'];
 
 function CumulativeChart({ series }: { series: TimeseriesView }) {
+  return (
+    <LineChart
+      testId="cumulative-chart"
+      xs={series.days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000)}
+      series={series.arms.map((a) => ({ name: a.name, values: a.points.map((p) => p.cumulative_rate) }))}
+    />
+  );
+}
+
+/// Rates over time, one line per arm (uPlot).
+function LineChart({ testId, xs, series }: { testId: string; xs: number[]; series: { name: string; values: (number | null)[] }[] }) {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (!el.current) return;
-    const xs = series.days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
-    const data: uPlot.AlignedData = [xs, ...series.arms.map((a) => a.points.map((p) => p.cumulative_rate))];
+    const data: uPlot.AlignedData = [xs, ...series.map((s) => s.values)];
     const plot = new uPlot(
       {
         width: Math.min(el.current.clientWidth || 640, 900),
         height: 260,
-        series: [{}, ...series.arms.map((a, i) => ({ label: a.name, stroke: PALETTE[i % PALETTE.length]!, width: 2, value: (_: uPlot, v: number | null) => (v == null ? '—' : formatPercent(v, 2)) }))],
+        series: [{}, ...series.map((s, i) => ({ label: s.name, stroke: PALETTE[i % PALETTE.length]!, width: 2, value: (_: uPlot, v: number | null) => (v == null ? '—' : formatPercent(v, 2)) }))],
         axes: [{}, { size: 64, values: (_: uPlot, ticks: number[]) => ticks.map((v) => formatPercent(v, 1)) }],
-        // One day of data: a three-day window around it, not uPlot's default of years.
-        scales: { x: { time: true, range: (_: uPlot, min: number, max: number): uPlot.Range.MinMax => (min === max ? [min - 86400, max + 86400] : [min, max]) } },
+        // One point in time: a two-day window around it, not uPlot's default of years.
+        scales: { x: xs.length === 1 ? { time: true, range: [xs[0]! - 86400, xs[0]! + 86400] } : { time: true } },
       },
       data,
       el.current,
     );
     return () => plot.destroy();
-  }, [series]);
-  return <div ref={el} class="chart" data-testid="cumulative-chart" />;
+  }, [xs, series]);
+  return <div ref={el} class="chart" data-testid={testId} />;
 }
