@@ -265,6 +265,15 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     await page.getByTestId('lang-switcher').selectOption('en');
     await check();
 
+    // The list's live headline for the row: the results' visitors and leader.
+    await page.getByRole('link', { name: 'Experiments' }).click();
+    const headline = page.getByTestId('headline');
+    await headline.waitFor();
+    const leader = analysis.result.arms.reduce((b, a, i, all) => (a.chance_to_be_best > all[b].chance_to_be_best ? i : b), 0);
+    assert.match(await headline.innerText(), new RegExp(`^115 visitors; leader ${analysis.subjects[leader].name} \\(`));
+    await accessible(page, 'experiments');
+    await shoot(page, 'experiments-desktop');
+
     // Invite a viewer (for the next test) from the Team page: the token is shown once.
     await page.getByRole('link', { name: 'Team' }).click();
     const inviteForm = page.getByRole('form', { name: 'Invite' });

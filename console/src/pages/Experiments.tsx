@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
-import { get, type ExperimentSummary, type SiteView, type Status } from '../lib/api';
-import { formatDate, t } from '../lib/i18n';
+import { get, type ExperimentSummary, type ResultsView, type SiteView, type Status } from '../lib/api';
+import { formatDate, formatNumber, formatPercent, t } from '../lib/i18n';
 import { Show, StatusBadge, useLoad } from '../lib/ui';
 
 const PAGE = 20;
@@ -68,6 +68,7 @@ export function Experiments({ canEdit }: { canEdit: boolean }) {
                         <th scope="col">{t('experiments.site')}</th>
                         <th scope="col">{t('experiments.status')}</th>
                         <th scope="col">{t('experiments.kind')}</th>
+                        <th scope="col">{t('experiments.headline')}</th>
                         <th scope="col">{t('experiments.updated')}</th>
                       </tr>
                     </thead>
@@ -78,6 +79,7 @@ export function Experiments({ canEdit }: { canEdit: boolean }) {
                           <td>{names.get(e.site_id) ?? ''}</td>
                           <td><StatusBadge status={e.status} /></td>
                           <td>{e.kind}</td>
+                          <td><Headline experiment={e} /></td>
                           <td>{formatDate(e.updated_at)}</td>
                         </tr>
                       ))}
@@ -97,5 +99,39 @@ export function Experiments({ canEdit }: { canEdit: boolean }) {
         }}
       </Show>
     </section>
+  );
+}
+
+/// One row's live headline: visitors, the leader and its chance to be best, an SRM
+/// warning and the recommendation — from the experiment's results (drafts have none).
+function Headline({ experiment }: { experiment: ExperimentSummary }) {
+  const live = experiment.status !== 'draft';
+  const state = useLoad(() => (live ? get<ResultsView>(`/experiments/${experiment.id}/results`) : Promise.resolve(undefined)), [experiment.id, live]);
+  if (!live) return <span class="muted">—</span>;
+  if (state.error) return <span class="muted">{state.error.message}</span>;
+  const analysis = state.data?.analyses[0];
+  const r = analysis?.result;
+  if (!state.data) return <span class="muted">{t('common.loading')}</span>;
+  if (!analysis || !r) return <span class="muted">{t('results.no_data')}</span>;
+  const visitors = r.arms.reduce((n, a) => n + a.visitors, 0);
+  const leader = r.arms.reduce((best, a, i) => (a.chance_to_be_best > (r.arms[best]?.chance_to_be_best ?? -1) ? i : best), 0);
+  const rec = r.recommendation;
+  return (
+    <span class="headline" data-testid="headline">
+      {t('experiments.headline_text', {
+        visitors: formatNumber(visitors),
+        leader: analysis.subjects[leader]?.name ?? '',
+        best: formatPercent(r.arms[leader]?.chance_to_be_best ?? 0),
+      })}
+      {r.srm.mismatch && <span class="badge badge-paused"> SRM</span>}
+      <br />
+      <span class="muted">
+        {rec.action === 'deploy_winner'
+          ? t('results.rec_deploy', { arm: analysis.subjects[rec.arm]?.name ?? '' })
+          : rec.action === 'no_difference'
+            ? t('results.rec_none')
+            : t(`results.rec_wait_${rec.reason}`)}
+      </span>
+    </span>
   );
 }
