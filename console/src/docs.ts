@@ -21,7 +21,34 @@ if (!bundle || !mount) {
   throw new Error('docs.js: swagger-ui-bundle.js or #swagger is missing from the page');
 }
 
+// Signed into the console in this browser? Then "Try it out" works without "Authorize":
+// the session cookie goes with every same-origin call, and this interceptor adds the
+// session's CSRF token to the calls that change something (the server refuses them
+// otherwise). Signed out (401), nothing is added and "Authorize" takes a token.
+let csrf: string | undefined;
+const session = fetch('/api/v1/auth/console/session', { credentials: 'same-origin' })
+  .then((res) => (res.ok ? (res.json() as Promise<{ csrf_token: string }>) : undefined))
+  .then((body) => {
+    csrf = body?.csrf_token;
+  })
+  .catch(() => undefined);
+
+interface SwaggerRequest {
+  method?: string;
+  headers: Record<string, string>;
+}
+
+async function withCsrf(req: SwaggerRequest): Promise<SwaggerRequest> {
+  await session;
+  const method = (req.method ?? 'GET').toUpperCase();
+  if (csrf && !['GET', 'HEAD', 'OPTIONS'].includes(method) && !req.headers['Authorization']) {
+    req.headers['X-CSRF-Token'] = csrf;
+  }
+  return req;
+}
+
 bundle({
+  requestInterceptor: withCsrf,
   // The document generated from the routes; its `servers` entry is `/api/v1`, so
   // "Try it out" calls this same origin (allowed by `connect-src 'self'`).
   url: '/api/v1/openapi.json',

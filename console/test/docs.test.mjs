@@ -34,8 +34,10 @@ after(async () => {
 });
 
 /** /docs in a fresh context, with the harness's watch (see harness.mjs `openPage`). */
-async function openDocs(contextOptions) {
-  const { context, page, check } = await openPage(browser, server.base, contextOptions);
+async function openDocs(contextOptions, signIn) {
+  // 401: the page asks whether a console session is signed in (none, unless `signIn`).
+  const { context, page, check } = await openPage(browser, server.base, contextOptions, { allowStatus: [401] });
+  if (signIn) await signIn(context);
   const res = await page.goto(`${server.base}/docs`, { waitUntil: 'load' });
   assert.equal(res.status(), 200);
   assert.match(res.headers()['content-security-policy'], /script-src 'self';/);
@@ -127,6 +129,39 @@ test('phone: the reference renders at 390×844 under the same policy', async () 
     assert.equal(reported.length, 1, String(reported));
     assert.match(reported[0], /^style-src/);
     assert.notEqual(await page.evaluate(() => getComputedStyle(document.body).display), 'none');
+  } finally {
+    await context.close();
+  }
+});
+
+test('signed into the console, Try it out works with the session cookie, CSRF token included', async () => {
+  const email = `docs-cookie-${randomBytes(4).toString('hex')}@example.com`;
+  const { context, page, check } = await openDocs({ viewport: { width: 1280, height: 800 } }, async (ctx) => {
+    const res = await ctx.request.post(`${server.base}/api/v1/auth/console/register`, {
+      data: { email, password: 'correct horse battery', name: 'Cookie', organization_name: 'Cookie Org' },
+    });
+    assert.equal(res.status(), 201, await res.text());
+  });
+  try {
+    const execute = async (method, path) => {
+      const op = operation(page, method, path);
+      await op.locator('.opblock-summary-control').click();
+      await op.locator('.try-out__btn').click();
+      await op.locator('.btn.execute').click();
+      const live = op.locator('.live-responses-table');
+      await live.waitFor({ timeout: 15_000 });
+      return { op, status: (await live.locator('.response .response-col_status').first().innerText()).trim() };
+    };
+    // No "Authorize": the cookie is the credential.
+    const me = await execute('get', '/auth/me');
+    assert.equal(me.status, '200');
+    assert.match(await me.op.locator('.response-col_description .highlight-code').first().innerText(), new RegExp(email.replace(/[.]/g, '\\.')));
+    // A state change: the interceptor sent the session's CSRF token, or this would be 403.
+    const out = await execute('post', '/auth/logout');
+    assert.equal(out.status, '204');
+    const after = await context.request.get(`${server.base}/api/v1/auth/me`);
+    assert.equal(after.status(), 401, 'the session ended');
+    await check();
   } finally {
     await context.close();
   }
