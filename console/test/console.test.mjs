@@ -153,6 +153,20 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     const domain = page.locator('li.domain[data-host="shop.example"]');
     assert.match(await domain.innerText(), /Pending/);
     assert.match(await domain.innerText(), /_samplit\.shop\.example/);
+    // Exclusion rules, one form per kind; the engine's refusal shows as a sentence.
+    const rules = page.getByRole('form', { name: 'Add the rule' });
+    await rules.getByLabel('Address, CIDR or range').fill('10.0.0.0/33');
+    await rules.getByRole('button', { name: 'Add the rule' }).click();
+    await page.locator('.exclusions .alert-error').filter({ hasText: /exclusions\[0\]|invalid/ }).waitFor();
+    await rules.getByLabel('Address, CIDR or range').fill('10.0.0.0/8');
+    await rules.getByRole('button', { name: 'Add the rule' }).click();
+    await page.getByTestId('exclusions').filter({ hasText: 'IP in 10.0.0.0/8' }).waitFor();
+    await rules.getByLabel('Rule').selectOption('cookie');
+    await rules.getByLabel('Name', { exact: true }).fill('staff');
+    await rules.getByRole('button', { name: 'Add the rule' }).click();
+    await page.getByTestId('exclusions').filter({ hasText: 'Cookie staff (any value)' }).waitFor();
+    const stored = (await apiCall(page, 'GET', '/sites'))[0].exclusions;
+    assert.deepEqual(stored, [{ type: 'ip', range: '10.0.0.0/8' }, { type: 'cookie', name: 'staff', value: null }]);
     await accessible(page, 'site');
     await shoot(page, 'site-desktop');
     await page.getByRole('link', { name: 'Overview' }).click();

@@ -110,6 +110,7 @@ export interface SiteView {
   site_key: string;
   domain_verification: DomainView[];
   snippet_seen_at?: string | null;
+  exclusions?: unknown[];
   version: number;
   created_at: string;
   updated_at: string;

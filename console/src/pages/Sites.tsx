@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { ApiError, get, post, type DomainView, type SiteView, type SiteWithSecret } from '../lib/api';
 import { formatDate, t } from '../lib/i18n';
 import { CopyButton, Problem, Show, fieldError, useLoad } from '../lib/ui';
+import { Exclusions, type Rule } from './Exclusions';
 
 export function Sites({ canAdmin }: { canAdmin: boolean }) {
   const state = useLoad(() => get<SiteView[]>('/sites'), []);
@@ -141,6 +142,10 @@ export function Site({ id, canAdmin }: { id: string; canAdmin: boolean }) {
                 <DomainRow key={d.host} siteId={site.id} domain={d} canAdmin={canAdmin} onError={setError} onDone={state.reload} />
               ))}
             </ul>
+
+            <h2>{t('exclusions.title')}</h2>
+            <p class="muted">{t('exclusions.lead')}</p>
+            <Exclusions siteId={site.id} version={site.version} rules={(site.exclusions ?? []) as Rule[]} canAdmin={canAdmin} onSaved={state.reload} />
 
             {canAdmin && (
               <>
