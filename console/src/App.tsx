@@ -11,7 +11,7 @@ import { Overview } from './pages/Overview';
 import { Planning } from './pages/Planning';
 import { Audit, Team } from './pages/Team';
 import { Builder } from './pages/Builder';
-import { Results } from './pages/Results';
+import { Results, SharedResults } from './pages/Results';
 import { SignIn } from './pages/SignIn';
 import { Site, Sites } from './pages/Sites';
 
@@ -19,6 +19,14 @@ type Boot = { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'failed'; err
 
 export function App() {
   useLang();
+  const path = usePath();
+  const shared = match('/share/:token', path);
+  // A share link's page is public: no session, nothing else of the console.
+  if (shared) return <SharedResults token={shared.token!} />;
+  return <Console />;
+}
+
+function Console() {
   const [boot, setBoot] = useState<Boot>({ kind: 'loading' });
 
   async function load() {

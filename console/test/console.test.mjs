@@ -279,6 +279,28 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     await page.getByTestId('lang-switcher').selectOption('en');
     await check();
 
+    // A read-only share link: opened by someone with no account, then revoked.
+    await page.getByRole('button', { name: 'Create a share link' }).click();
+    const link = await page.getByTestId('share-link').innerText();
+    assert.match(link, new RegExp(`^${server.base}/app/share/rs_[0-9a-f]{64}$`));
+    const stranger = await openPage(browser, server.base, DESKTOP, { allowStatus: [404] });
+    try {
+      await stranger.page.goto(link);
+      const shared = stranger.page.getByTestId('results-table');
+      await shared.waitFor();
+      assert.equal(await shared.locator('tr[data-arm="Short"] [data-field="visitors"]').innerText(), '55');
+      assert.equal(await stranger.page.getByRole('link', { name: 'Sites' }).count(), 0, 'nothing else of the console');
+      await accessible(stranger.page, 'shared results');
+      await shoot(stranger.page, 'shared-desktop');
+      await page.getByRole('button', { name: 'Revoke' }).click();
+      await page.locator('.shares').getByText('(revoked)').waitFor();
+      await stranger.page.reload();
+      await stranger.page.getByText('share link not found').waitFor();
+      await stranger.check();
+    } finally {
+      await stranger.context.close();
+    }
+
     // The list's live headline for the row: the results' visitors and leader.
     await page.getByRole('link', { name: 'Experiments' }).click();
     const headline = page.getByTestId('headline');

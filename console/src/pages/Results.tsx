@@ -1,8 +1,8 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { ApiError, api, get, type AnalysisView, type ResultsView, type Status, type TimeseriesView } from '../lib/api';
-import { formatNumber, formatPercent, t } from '../lib/i18n';
-import { Problem, Show, StatusBadge, useLoad } from '../lib/ui';
+import { formatDate, formatNumber, formatPercent, t } from '../lib/i18n';
+import { CopyButton, Problem, Show, StatusBadge, useLoad } from '../lib/ui';
 
 /// One experiment's results: the numbers are the API's, formatted, never recomputed.
 export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
@@ -40,6 +40,7 @@ export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
             ))}
             <h2>{t('results.cumulative')}</h2>
             {series.days.length === 0 ? <p class="muted">{t('results.no_data')}</p> : <CumulativeChart series={series} />}
+            {canEdit && <Shares experimentId={id} />}
             <h2>{t('results.traffic')}</h2>
             <TrafficShare siteId={experiment.site_id} experimentId={id} names={armNames(results)} />
           </>
@@ -108,7 +109,7 @@ function interval(lo: number, hi: number): string {
   return `${formatPercent(lo)} – ${formatPercent(hi)}`;
 }
 
-function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenue: boolean }) {
+export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenue: boolean }) {
   const r = analysis.result;
   if (!r) return <p class="muted">{analysis.error ?? t('results.no_data')}</p>;
   const rec = r.recommendation;
@@ -249,4 +250,97 @@ function LineChart({ testId, xs, series }: { testId: string; xs: number[]; serie
     return () => plot.destroy();
   }, [xs, series]);
   return <div ref={el} class="chart" data-testid={testId} />;
+}
+
+interface Share {
+  id: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+/// Read-only share links of these results: none until an editor creates one; the link is
+/// shown once; each can be revoked.
+function Shares({ experimentId }: { experimentId: string }) {
+  const state = useLoad(() => get<Share[]>(`/experiments/${experimentId}/shares`), [experimentId]);
+  const [link, setLink] = useState<string | undefined>(undefined);
+  const [error, setError] = useState<ApiError | undefined>(undefined);
+  async function run(f: () => Promise<void>) {
+    try {
+      await f();
+      setError(undefined);
+      state.reload();
+    } catch (err) {
+      setError(err instanceof ApiError ? err : new ApiError(0, 'error', String(err)));
+    }
+  }
+  return (
+    <div class="shares">
+      <h2>{t('share.title')}</h2>
+      <p class="muted">{t('share.lead')}</p>
+      {error && <Problem error={error} />}
+      {link && (
+        <div class="alert alert-warn" role="status">
+          <p>{t('share.shown_once')}</p>
+          <p>
+            <code class="secret" data-testid="share-link">{link}</code> <CopyButton text={link} />
+          </p>
+        </div>
+      )}
+      <Show state={state}>
+        {(shares) => (
+          <ul class="list">
+            {shares.map((s) => (
+              <li key={s.id}>
+                {t('share.created', { when: formatDate(s.created_at) })}{' '}
+                {s.revoked_at ? (
+                  <span class="muted">({t('team.revoked')})</span>
+                ) : (
+                  <button type="button" class="btn btn-small" onClick={() => void run(() => api('DELETE', `/experiments/${experimentId}/shares/${s.id}`))}>
+                    {t('team.revoke')}
+                  </button>
+                )}
+              </li>
+            ))}
+          </ul>
+        )}
+      </Show>
+      <button
+        type="button"
+        class="btn"
+        onClick={() =>
+          void run(async () => {
+            const created = await api<{ token: string }>('POST', `/experiments/${experimentId}/shares`, {});
+            setLink(`${window.location.origin}/app/share/${created.token}`);
+          })
+        }
+      >
+        {t('share.create')}
+      </button>
+    </div>
+  );
+}
+
+/// The public, read-only view a share link opens (no account).
+export function SharedResults({ token }: { token: string }) {
+  const state = useLoad(() => get<ResultsView>(`/public/results/${encodeURIComponent(token)}`), [token]);
+  return (
+    <main>
+      <p class="brand">{t('app.name')}</p>
+      <Show state={state}>
+        {(results) => (
+          <section>
+            <h1>
+              {results.name} <StatusBadge status={results.status} />
+            </h1>
+            <p class="muted">
+              {t('share.public_note')} {t('results.goal')}: {results.goal.name}
+            </p>
+            {results.analyses.map((a, i) => (
+              <Analysis key={i} analysis={a} revenue={results.goal.metric === 'revenue'} />
+            ))}
+          </section>
+        )}
+      </Show>
+    </main>
+  );
 }

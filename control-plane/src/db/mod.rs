@@ -15,6 +15,7 @@
 //! - [`events`]: ingestion's checks and set-wise writes (seen ids, assignments, conversions).
 //! - [`aggregates`]: per-arm totals and daily buckets; `arm_counts` for the publisher.
 //! - [`results`]: what the results endpoints read.
+//! - [`shares`]: read-only share links of results (hashed tokens).
 
 pub mod aggregates;
 pub mod api_keys;
@@ -27,5 +28,6 @@ pub mod orgs;
 pub mod publications;
 pub mod results;
 pub mod sessions;
+pub mod shares;
 pub mod sites;
 pub mod users;

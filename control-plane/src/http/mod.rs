@@ -24,6 +24,7 @@ mod members;
 mod no_store;
 mod planning;
 mod results;
+mod shares;
 pub mod sites;
 
 use std::time::{Duration, Instant};
@@ -64,6 +65,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(editor::router())
         .merge(ingest::router())
         .merge(results::router())
+        .merge(shares::router())
         .merge(planning::router())
 }
 

@@ -32,8 +32,8 @@ use time::Date;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
+use crate::auth::RequireRole;
 use crate::auth::roles::Viewer;
-use crate::auth::{Actor, RequireRole};
 use crate::db::results::{self as db, ArmAggregateRow, ExperimentRow, GoalRow, VariantRow};
 use crate::domain::Status;
 use crate::domain::experiment::{AllocatorSpec, Metric};
@@ -136,17 +136,19 @@ async fn get_results(
     PathId(id): PathId,
     Query(q): Query<GoalQuery>,
 ) -> ApiResult<axum::Json<ResultsView>> {
-    let (experiment, goal) = load(&state, &actor, id, q.goal_id).await?;
+    let (experiment, goal) = load(&state, actor.org_id, id, q.goal_id).await?;
     Ok(axum::Json(compute(&state, experiment, goal).await?))
 }
 
-async fn load(
+/// The experiment `id` of organisation `org_id` and the goal to analyse (`goal_id`, or
+/// the primary goal).
+pub async fn load(
     state: &AppState,
-    actor: &Actor,
+    org_id: Uuid,
     id: Uuid,
     goal_id: Option<Uuid>,
 ) -> ApiResult<(ExperimentRow, GoalRow)> {
-    let experiment = db::experiment_in_org(&state.pool, actor.org_id, id)
+    let experiment = db::experiment_in_org(&state.pool, org_id, id)
         .await?
         .ok_or(ApiError::NotFound("experiment"))?;
     let goal = db::goal_of(&state.pool, id, goal_id).await?;
@@ -496,7 +498,7 @@ async fn get_timeseries(
     PathId(id): PathId,
     Query(q): Query<GoalQuery>,
 ) -> ApiResult<axum::Json<TimeseriesView>> {
-    let (experiment, goal) = load(&state, &actor, id, q.goal_id).await?;
+    let (experiment, goal) = load(&state, actor.org_id, id, q.goal_id).await?;
     let arms = db::arm_aggregates(&state.pool, experiment.id, goal.id).await?;
     let rows = db::daily(&state.pool, experiment.id, goal.id).await?;
     let days = match (
@@ -630,7 +632,7 @@ async fn export_results(
     PathId(id): PathId,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<axum::response::Response> {
-    let (experiment, goal) = load(&state, &actor, id, q.goal_id).await?;
+    let (experiment, goal) = load(&state, actor.org_id, id, q.goal_id).await?;
     let view = compute(&state, experiment, goal).await?;
     let table = results_table(&view)?;
     let today = time::OffsetDateTime::now_utc().date();

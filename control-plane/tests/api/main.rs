@@ -22,4 +22,5 @@ mod planning;
 mod publisher;
 mod quotas;
 mod results;
+mod shares;
 mod sites;
