@@ -321,6 +321,11 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     owner.invitation = await token.innerText();
     assert.match(owner.invitation, /^inv_|^[A-Za-z0-9_-]{20,}$/);
     await page.getByText(`viewer-${owner.email}`).first().waitFor();
+    const keyForm = page.getByRole('form', { name: 'Create API key' });
+    await keyForm.getByLabel('Name', { exact: true }).fill('ci');
+    await keyForm.getByRole('button', { name: 'Create API key' }).click();
+    await page.getByTestId('shown-secret').filter({ hasText: /^sk_[0-9a-f]{64}$/ }).waitFor();
+    await page.getByText('never used').waitFor();
     await accessible(page, 'team');
     await shoot(page, 'team-desktop');
     // The audit log records it all, and its hash chain verifies.

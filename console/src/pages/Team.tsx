@@ -38,34 +38,35 @@ export function Team({ canAdmin }: { canAdmin: boolean }) {
   const [shown, setShown] = useState<{ label: string; secret: string } | undefined>(undefined);
   const [error, setError] = useState<ApiError | undefined>(undefined);
 
-  async function invite(e: Event) {
-    e.preventDefault();
-    const formEl = e.currentTarget as HTMLFormElement;
-    const form = new FormData(formEl);
-    try {
-      const created = await post<InvitationOut & { token: string }>('/invitations', { email: form.get('email'), role: form.get('role') });
-      setShown({ label: t('team.invitation_token', { email: created.email }), secret: created.token });
-      setError(undefined);
-      formEl.reset();
-      invitations.reload();
-    } catch (err) {
-      setError(asError(err));
-    }
+  /// Submits a create form whose answer carries a secret shown once, and shows it.
+  function createShown<T>(path: string, fields: string[], show: (created: T) => { label: string; secret: string }, reload: () => void) {
+    return async (e: Event) => {
+      e.preventDefault();
+      const formEl = e.currentTarget as HTMLFormElement;
+      const form = new FormData(formEl);
+      try {
+        const created = await post<T>(path, Object.fromEntries(fields.map((f) => [f, form.get(f)])));
+        setShown(show(created));
+        setError(undefined);
+        formEl.reset();
+        reload();
+      } catch (err) {
+        setError(asError(err));
+      }
+    };
   }
-  async function createKey(e: Event) {
-    e.preventDefault();
-    const formEl = e.currentTarget as HTMLFormElement;
-    const form = new FormData(formEl);
-    try {
-      const created = await post<ApiKeyOut & { key: string }>('/api-keys', { name: form.get('name'), role: form.get('role') });
-      setShown({ label: t('team.key_shown', { name: created.name }), secret: created.key });
-      setError(undefined);
-      formEl.reset();
-      keys.reload();
-    } catch (err) {
-      setError(asError(err));
-    }
-  }
+  const invite = createShown<InvitationOut & { token: string }>(
+    '/invitations',
+    ['email', 'role'],
+    (c) => ({ label: t('team.invitation_token', { email: c.email }), secret: c.token }),
+    invitations.reload,
+  );
+  const createKey = createShown<ApiKeyOut & { key: string }>(
+    '/api-keys',
+    ['name', 'role'],
+    (c) => ({ label: t('team.key_shown', { name: c.name }), secret: c.key }),
+    keys.reload,
+  );
   async function act(method: 'DELETE', path: string, reload: () => void) {
     try {
       await api(method, path);
