@@ -238,6 +238,7 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     assert.deepEqual(analysis.result.arms.map((a) => a.visitors), [60, 55]);
     assert.ok((await page.getByTestId('recommendation').innerText()).length > 10);
     await page.locator('[data-testid="cumulative-chart"] canvas').waitFor();
+    await page.locator('[data-testid="best-chart"] canvas').waitFor();
     // No Worker runs in this test, so no snapshot reached an edge: the traffic plot says so.
     await page.getByTestId('traffic-empty').waitFor();
     // Two snapshots as the publisher records them once an edge accepts them (the full

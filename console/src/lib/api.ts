@@ -185,5 +185,5 @@ export interface ResultsView {
 
 export interface TimeseriesView {
   days: string[];
-  arms: { arm_id: string; name: string; points: { day: string; cumulative_rate: number; cumulative_visitors: number }[] }[];
+  arms: { arm_id: string; name: string; points: { day: string; cumulative_rate: number; cumulative_visitors: number; cumulative_chance_to_be_best: number | null }[] }[];
 }

@@ -40,6 +40,16 @@ export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
             ))}
             <h2>{t('results.cumulative')}</h2>
             {series.days.length === 0 ? <p class="muted">{t('results.no_data')}</p> : <CumulativeChart series={series} />}
+            {series.days.length > 0 && (
+              <>
+                <h2>{t('results.best_over_time')}</h2>
+                <LineChart
+                  testId="best-chart"
+                  xs={series.days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000)}
+                  series={series.arms.map((a) => ({ name: a.name, values: a.points.map((p) => p.cumulative_chance_to_be_best) }))}
+                />
+              </>
+            )}
             {canEdit && <Shares experimentId={id} />}
             <h2>{t('results.traffic')}</h2>
             <TrafficShare siteId={experiment.site_id} experimentId={id} names={armNames(results)} />

@@ -460,6 +460,42 @@ pub struct DayPoint {
     pub cumulative_conversions: i64,
     /// cumulative_conversions / cumulative_visitors (0 before any visitor).
     pub cumulative_rate: f64,
+    /// The arm's chance to be best among its unit's arms (its element's, in an
+    /// independent experiment) on the cumulative counts up to this day, with the results'
+    /// `Beta(1, 1)` prior; on the last day it equals the results'. Null for a unit of
+    /// one arm or of more than [`MAX_ARMS_OVER_TIME`] arms.
+    pub cumulative_chance_to_be_best: Option<f64>,
+}
+
+/// The most arms in a unit whose chance to be best is computed day by day.
+pub const MAX_ARMS_OVER_TIME: usize = 20;
+
+/// Fills `cumulative_chance_to_be_best` of every point (see [`DayPoint`]).
+fn add_chance_to_be_best(series: &mut [ArmSeries], days: usize) {
+    let mut units: BTreeMap<Option<Uuid>, Vec<usize>> = BTreeMap::new();
+    for (i, s) in series.iter().enumerate() {
+        units.entry(s.element_id).or_default().push(i);
+    }
+    for members in units.values() {
+        if members.len() < 2 || members.len() > MAX_ARMS_OVER_TIME {
+            continue;
+        }
+        for day in 0..days {
+            let posteriors: Vec<(f64, f64)> = members
+                .iter()
+                .map(|&i| {
+                    let p = &series[i].points[day];
+                    let failures = (p.cumulative_visitors - p.cumulative_conversions).max(0);
+                    (1.0 + p.cumulative_conversions as f64, 1.0 + failures as f64)
+                })
+                .collect();
+            if let Ok(chances) = samplit_engine::stats::bayes::chance_to_be_best(&posteriors) {
+                for (&i, chance) in members.iter().zip(chances) {
+                    series[i].points[day].cumulative_chance_to_be_best = Some(chance);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -525,7 +561,7 @@ async fn get_timeseries(
             .or_default()
             .insert(r.day, (r.visitors, r.converters, r.revenue));
     }
-    let series = arms
+    let mut series: Vec<ArmSeries> = arms
         .iter()
         .map(|a| {
             let mut cum_v = 0;
@@ -550,6 +586,7 @@ async fn get_timeseries(
                         } else {
                             0.0
                         },
+                        cumulative_chance_to_be_best: None,
                     }
                 })
                 .collect();
@@ -561,6 +598,7 @@ async fn get_timeseries(
             }
         })
         .collect();
+    add_chance_to_be_best(&mut series, days.len());
     Ok(axum::Json(TimeseriesView {
         experiment_id: experiment.id,
         goal: GoalView {

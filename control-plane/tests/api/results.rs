@@ -344,6 +344,37 @@ async fn the_time_series_has_real_daily_figures_and_cumulative_rates(pool: PgPoo
     assert_eq!(a1[0]["visitors"], 1);
     assert_eq!(a1[2]["conversions"], 1);
     assert_eq!(a1[2]["cumulative_rate"], 1.0);
+
+    // Chance to be best over time, from the cumulative counts with a Beta(1, 1) prior.
+    // Worked by hand: day -3, Beta(2, 2) vs Beta(1, 2): ∫ 6x(1−x)·(2x − x²) dx = 0.7;
+    // day -1, Beta(3, 2) vs Beta(2, 1): ∫ 12x²(1−x)·x² dx = 0.4.
+    let chance =
+        |arm: &Value, day: usize| arm[day]["cumulative_chance_to_be_best"].as_f64().unwrap();
+    for (day, expected) in [(0, 0.7), (1, 0.7), (2, 0.4)] {
+        assert!(
+            (chance(a0, day) - expected).abs() < 1e-9,
+            "day {day}: {}",
+            chance(a0, day)
+        );
+        assert!(
+            (chance(a1, day) - (1.0 - expected)).abs() < 1e-9,
+            "day {day}"
+        );
+    }
+    // On the last day it is the results' own figure.
+    let results = app
+        .get(
+            &format!("/api/v1/experiments/{}/results", x.id),
+            Some(&team.viewer.token),
+        )
+        .await
+        .json();
+    for (i, arm) in [a0, a1].into_iter().enumerate() {
+        let shown = results["analyses"][0]["result"]["arms"][i]["chance_to_be_best"]
+            .as_f64()
+            .unwrap();
+        assert!((chance(arm, 2) - shown).abs() < 1e-12, "arm {i}: {shown}");
+    }
 }
 
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
