@@ -16,6 +16,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Bounds concurrent argon2 work (`SAMPLIT_ARGON2_CONCURRENCY`).
     pub passwords: Arc<PasswordGate>,
+    /// Recently computed public results of share links (`http::shares`).
+    pub shared_results: Arc<crate::http::SharedResultsCache>,
 }
 
 impl AppState {
@@ -27,6 +29,7 @@ impl AppState {
                 config.limits.argon2_concurrency,
                 config.limits.argon2_wait,
             )),
+            shared_results: Arc::default(),
             config: Arc::new(config),
             pool,
         })

@@ -44,6 +44,7 @@ use uuid::Uuid;
 
 use crate::error::{REQUEST_ID, problem_response};
 use crate::state::AppState;
+pub use shares::SharedResultsCache;
 
 /// Largest accepted request body, in bytes. Ingest batches (≤ 1000 items) fit well within.
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;

@@ -7,6 +7,11 @@
 //! answer. `DELETE /experiments/{id}/shares/{share_id}` revokes it at once; every link is
 //! listed with `GET /experiments/{id}/shares` (never the tokens). Creating and revoking
 //! are audited.
+//!
+//! A public link can be hammered by whoever holds it, and each answer runs the analysis:
+//! the answer is computed at most once per [`SHARED_RESULTS_TTL`] per link
+//! ([`SharedResultsCache`]). The link's liveness is checked on every request, so a
+//! revocation still takes effect at once.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -29,6 +34,48 @@ use crate::state::AppState;
 
 /// Prefix of share-link tokens.
 pub const SHARE_TOKEN_PREFIX: &str = "rs_";
+
+/// How long a public link's computed results are served before being recomputed.
+pub const SHARED_RESULTS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Most links whose results are kept at once (the oldest entries go first).
+const SHARED_RESULTS_KEEP: usize = 1024;
+
+/// One cached answer: when it was computed, and the view.
+type CachedView = (std::time::Instant, std::sync::Arc<ResultsView>);
+
+/// Public results recently computed, by the link's token hash.
+#[derive(Default)]
+pub struct SharedResultsCache(std::sync::Mutex<std::collections::HashMap<Vec<u8>, CachedView>>);
+
+impl SharedResultsCache {
+    fn get(&self, key: &[u8]) -> Option<std::sync::Arc<ResultsView>> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key)
+            .filter(|(at, _)| at.elapsed() < SHARED_RESULTS_TTL)
+            .map(|(_, view)| view.clone())
+    }
+
+    fn put(&self, key: Vec<u8>, view: std::sync::Arc<ResultsView>) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, (at, _)| at.elapsed() < SHARED_RESULTS_TTL);
+        if map.len() >= SHARED_RESULTS_KEEP
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(key, (std::time::Instant::now(), view));
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -151,7 +198,7 @@ async fn revoke_share(
 }
 
 /// The results an unrevoked share link shows (no account needed), on the experiment's
-/// primary goal.
+/// primary goal; recomputed at most every 10 s per link.
 #[utoipa::path(get, path = "/public/results/{token}", tag = "results",
     params(("token" = String, Path, description = "The share link's token (rs_…)")),
     responses(
@@ -167,11 +214,17 @@ async fn public_results(
     if !token.starts_with(SHARE_TOKEN_PREFIX) || token.len() > 80 {
         return Err(GONE);
     }
+    let hash = token_hash(&token);
     let mut conn = state.pool.acquire().await?;
-    let (org_id, experiment_id) = db::shares::live_by_token(&mut conn, &token_hash(&token))
+    let (org_id, experiment_id) = db::shares::live_by_token(&mut conn, &hash)
         .await?
         .ok_or(GONE)?;
     drop(conn);
+    if let Some(view) = state.shared_results.get(&hash) {
+        return Ok(axum::Json(view.as_ref().clone()));
+    }
     let (experiment, goal) = load(&state, org_id, experiment_id, None).await?;
-    Ok(axum::Json(compute(&state, experiment, goal).await?))
+    let view = std::sync::Arc::new(compute(&state, experiment, goal).await?);
+    state.shared_results.put(hash, view.clone());
+    Ok(axum::Json(view.as_ref().clone()))
 }

@@ -75,6 +75,32 @@ async fn a_share_link_shows_one_experiments_results_until_revoked(pool: PgPool) 
     let body = public.text();
     assert!(!body.contains(&owner.org_id.to_string()) && !body.contains(&site.key));
 
+    // Hammering a link costs one analysis per 10 s: a new conversion shows to members at
+    // once, and to the link's holders when the cached answer expires.
+    fixtures::ingest_ok(
+        &app,
+        &fixtures::batch(vec![conversion("c2", &site, "v1", "purchase", Some(3.0))]),
+    )
+    .await;
+    let again = app
+        .get(&format!("/api/v1/public/results/{token}"), None)
+        .await;
+    assert_eq!(
+        again.json()["analyses"],
+        public.json()["analyses"],
+        "served from the cache"
+    );
+    let fresh = app
+        .get(
+            &format!("/api/v1/experiments/{}/results", exp.id),
+            Some(&viewer.token),
+        )
+        .await;
+    assert_eq!(
+        fresh.json()["analyses"][0]["result"]["arms"][0]["conversions"],
+        1
+    );
+
     // Guesses and other shapes are one 404.
     for guess in [
         "rs_0000",
