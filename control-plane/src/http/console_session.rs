@@ -77,7 +77,7 @@ fn started(state: &AppState, status: StatusCode, session: BrowserSession) -> Res
 
 /// Creates an account and its organisation, and signs this browser in.
 #[utoipa::path(
-    post, path = "/auth/console/register", tag = "auth",
+    post, path = "/auth/console/register", tag = "auth", operation_id = "console_register",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created; the session cookie is set", body = ConsoleSession),
@@ -100,7 +100,7 @@ async fn register(
 
 /// Signs this browser in with email and password.
 #[utoipa::path(
-    post, path = "/auth/console/login", tag = "auth",
+    post, path = "/auth/console/login", tag = "auth", operation_id = "console_login",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in; the session cookie is set", body = ConsoleSession),
@@ -123,7 +123,7 @@ async fn login(
 
 /// The browser session's view (its CSRF token), for a page that was reloaded.
 #[utoipa::path(
-    get, path = "/auth/console/session", tag = "auth",
+    get, path = "/auth/console/session", tag = "auth", operation_id = "console_session",
     responses(
         (status = 200, body = ConsoleSession),
         (status = 400, description = "Not a browser session (an access token or an API key)", body = Problem),
@@ -155,7 +155,7 @@ pub struct ConsoleSwitchRequest {
 /// Moves this browser to another organisation of the user: a new session there (a new
 /// cookie and CSRF token); the current one ends.
 #[utoipa::path(
-    post, path = "/auth/console/switch", tag = "auth",
+    post, path = "/auth/console/switch", tag = "auth", operation_id = "console_switch",
     request_body = ConsoleSwitchRequest,
     responses(
         (status = 200, description = "Signed into the other organisation", body = ConsoleSession),
