@@ -362,3 +362,44 @@ async fn plain_http_development_uses_a_cookie_without_secure(pool: PgPool) {
         .await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text());
 }
+
+/// Login CSRF: a foreign page can post a form (`text/plain`, `application/x-www-form-
+/// urlencoded` or `multipart/form-data`, the content types a cross-site form or a
+/// CORS-simple request may send) but not JSON. None of them signs a browser in.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_cross_site_form_cannot_sign_a_browser_in(pool: PgPool) {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+
+    let app = TestApp::new(pool);
+    let registered = console_register(&app, "victim-of-login-csrf@example.com").await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text()
+    );
+    let body = json!({ "email": "victim-of-login-csrf@example.com", "password": GOOD_PASSWORD })
+        .to_string();
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let resp = app
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/api/v1/auth/console/login")
+                    .header(header::CONTENT_TYPE, content_type)
+                    .header(header::ORIGIN, "https://evil.example")
+                    .body(Body::from(body.clone()))
+                    .unwrap(),
+            )
+            .await;
+        // The body is refused before any credential is looked at.
+        resp.assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+        assert!(resp.text().contains("application/json"), "{content_type}");
+        assert!(resp.headers.get("set-cookie").is_none(), "{content_type}");
+    }
+}
