@@ -69,7 +69,8 @@ async function waitReady(base, child, log) {
 }
 
 /**
- * Starts `samplit serve` on a new database with `env` added; `{ base, databaseUrl, stop }`.
+ * Starts `samplit serve` on a new database with `env` added (an object, or a function of
+ * the server's base URL that returns one); `{ base, databaseUrl, stop }`.
  */
 export async function startServer(env = {}) {
   if (!existsSync(BIN)) throw new Error(`no control plane binary at ${BIN}: cargo build -p samplit-control-plane --bin samplit`);
@@ -94,7 +95,7 @@ export async function startServer(env = {}) {
       SAMPLIT_JWT_SECRET: randomBytes(32).toString('hex'),
       SAMPLIT_INGEST_SECRET: randomBytes(32).toString('hex'),
       RUST_LOG: 'warn',
-      ...env,
+      ...(typeof env === 'function' ? env(base) : env),
     },
   });
   await waitReady(base, child, log);

@@ -22,7 +22,11 @@
 //!
 //! Development switches (Worker variables, never set in production's `wrangler.toml`):
 //! `SAMPLIT_EDITOR_ALLOW_HTTP=true`, `SAMPLIT_EDITOR_ALLOW_LOOPBACK=true` (loopback IP
-//! literals listed in the token's domains), `SAMPLIT_EDITOR_ALLOW_PORTS=8123,8124`.
+//! literals listed in the token's domains), `SAMPLIT_EDITOR_ALLOW_PORTS=8123,8124`, and
+//! `SAMPLIT_ORIGIN_OVERRIDE=http://127.0.0.1:PORT` (as for edge rendering, see
+//! [`crate::site`]): the URL is checked as named (`https://shop.localhost/…`, a verified
+//! development host), then fetched from the override's scheme, host and port, so the
+//! console's editor works against a local origin.
 //!
 //! Refusals are 4xx JSON (`{"error": {"code", "message"}}`) with fixed messages: nothing
 //! of the request is echoed.
@@ -193,6 +197,7 @@ pub fn script() -> Result<Response, ApiError> {
 async fn fetch_checked(
     mut url: url::Url,
     policy: &Policy<'_>,
+    origin_override: Option<&str>,
     incoming: &Request,
     deadline_ms: i64,
 ) -> Result<(url::Url, Response), ApiError> {
@@ -206,7 +211,8 @@ async fn fetch_checked(
         let mut init = RequestInit::new();
         init.with_headers(headers)
             .with_redirect(RequestRedirect::Manual);
-        let request = Request::new_with_init(url.as_str(), &init).map_err(internal)?;
+        let fetched = crate::site::origin_url(&url, origin_override)?;
+        let request = Request::new_with_init(fetched.as_str(), &init).map_err(internal)?;
         let controller = AbortController::default();
         let signal = controller.signal();
         let remaining = (deadline_ms - now_ms()).max(0);
@@ -342,7 +348,12 @@ pub async fn handle(req: &Request, env: &Env) -> Result<Response, ApiError> {
     };
     let url = proxy_policy::check(&target, &policy).map_err(refusal)?;
     let deadline = now_ms() + FETCH_TIMEOUT_MS;
-    let (final_url, mut origin) = fetch_checked(url, &policy, req, deadline).await?;
+    let origin_override = env
+        .var("SAMPLIT_ORIGIN_OVERRIDE")
+        .map(|v| v.to_string())
+        .ok();
+    let (final_url, mut origin) =
+        fetch_checked(url, &policy, origin_override.as_deref(), req, deadline).await?;
 
     if let Ok(Some(len)) = origin.headers().get("content-length")
         && len

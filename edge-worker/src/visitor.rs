@@ -7,13 +7,27 @@ use std::net::IpAddr;
 
 use samplit_engine::assign::{self, SiteAssignment, VisitorContext};
 use samplit_engine::snapshot::Snapshot;
-use samplit_engine::targeting::{self, ExclusionReason};
-use worker::Request;
+use samplit_engine::targeting::{self, ExclusionReason, ExclusionRule};
+use worker::{Headers, Request};
 
 use crate::cookies::{self, STICKY_COOKIE, VISITOR_COOKIE};
 
+/// Headers every request path reads; copied across the JS boundary once, up front.
+/// Anything else (the snapshot's header rules) is asked for by name when needed, so a
+/// request does not pay to copy every header it carries into wasm.
+const COMMON_HEADERS: [&str; 5] = [
+    "user-agent",
+    "cookie",
+    "cf-connecting-ip",
+    "origin",
+    "accept",
+];
+
 /// The request's headers and cookies, read once.
 pub struct RequestVisitor {
+    /// The request's headers, for names outside [`COMMON_HEADERS`].
+    source: Headers,
+    /// The [`COMMON_HEADERS`] the request carries, lower-case names.
     headers: Vec<(String, String)>,
     cookies: Vec<(String, String)>,
     /// Cloudflare's verified-bot flag (bot management), when present.
@@ -41,10 +55,17 @@ fn refs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
 
 impl RequestVisitor {
     pub fn read(req: &Request) -> Self {
-        let headers: Vec<(String, String)> = req.headers().entries().collect();
+        let source = req.headers().clone();
+        let headers: Vec<(String, String)> = COMMON_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = source.get(name).ok().flatten()?;
+                Some(((*name).to_owned(), value))
+            })
+            .collect();
         let cookies = headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+            .find(|(k, _)| k == "cookie")
             .map(|(_, v)| cookies::parse_cookie_header(v))
             .unwrap_or_default();
         let verified_bot = req
@@ -52,18 +73,43 @@ impl RequestVisitor {
             .and_then(|cf| cf.bot_management())
             .is_some_and(|b| b.verified_bot());
         Self {
+            source,
             headers,
             cookies,
             verified_bot,
         }
     }
 
-    /// A header's value (name case-insensitive).
+    /// A header's value, for a name in [`COMMON_HEADERS`] (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
+        debug_assert!(COMMON_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)));
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The headers the snapshot's rules look at: the common ones plus each name a
+    /// header rule (site-wide or an experiment's) asks for, read from the request now.
+    fn rule_headers(&self, snapshot: &Snapshot) -> Vec<(String, String)> {
+        let mut out = self.headers.clone();
+        let rules = snapshot.exclusions.iter().chain(
+            snapshot
+                .experiments
+                .iter()
+                .flat_map(|e| e.exclusions.iter()),
+        );
+        for rule in rules {
+            if let ExclusionRule::Header { name, .. } = rule
+                && !out
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case(name.as_str()))
+                && let Ok(Some(value)) = self.source.get(name.as_str())
+            {
+                out.push((name.as_str().to_ascii_lowercase(), value));
+            }
+        }
+        out
     }
 
     /// A cookie's value.
@@ -96,7 +142,8 @@ impl RequestVisitor {
                 assignments: assign::Assignments::default(),
             };
         }
-        let headers = refs(&self.headers);
+        let rule_headers = self.rule_headers(snapshot);
+        let headers = refs(&rule_headers);
         let cookies = refs(&self.cookies);
         let sticky = refs(who.sticky);
         assign::assign_site(

@@ -11,7 +11,12 @@ export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
       Promise.all([
         get<ResultsView>(`/experiments/${id}/results`),
         get<TimeseriesView>(`/experiments/${id}/timeseries`),
-        get<{ status: Status; version: number; site_id: string }>(`/experiments/${id}`),
+        get<{
+          status: Status;
+          version: number;
+          site_id: string;
+          elements: { name: string; variants: { id: string; name: string; is_control: boolean }[] }[];
+        }>(`/experiments/${id}`),
       ]),
     [id],
   );
@@ -24,6 +29,19 @@ export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
               {results.name} <StatusBadge status={experiment.status} />
             </h1>
             {canEdit && <Lifecycle id={id} status={experiment.status} version={experiment.version} onDone={state.reload} />}
+            {canEdit && experiment.status === 'draft' && (
+              <p class="row" data-testid="editor-links">
+                {experiment.elements.flatMap((e) =>
+                  e.variants
+                    .filter((v) => !v.is_control)
+                    .map((v) => (
+                      <a key={v.id} class="btn btn-small" href={`/app/experiments/${id}/editor?variant=${v.id}`}>
+                        {t('editor.open_in', { variant: experiment.elements.length > 1 ? `${e.name} › ${v.name}` : v.name })}
+                      </a>
+                    )),
+                )}
+              </p>
+            )}
             <p class="muted">
               {t('results.goal')}: {results.goal.name}
             </p>

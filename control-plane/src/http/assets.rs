@@ -185,13 +185,36 @@ pub fn gzipped_size(name: &str) -> Option<usize> {
 /// [`CONTENT_SECURITY_POLICY`]. Every other path under `/app/` is one of the console's
 /// own pages (it navigates with the History API): it gets the same HTML, so a reload or a
 /// bookmarked link works; the script shows "not found" for a path it does not know.
-pub fn router() -> Router<AppState> {
+///
+/// The console's policy is [`CONTENT_SECURITY_POLICY`] plus one exception: the visual
+/// editor frames the edge's editor proxy, so `frame-src` allows the origin of
+/// `SAMPLIT_EDGE_URL` ([`console_csp`]); nothing else may be framed.
+pub fn router(edge_url: Option<&str>) -> Router<AppState> {
+    let csp = HeaderValue::from_str(&console_csp(edge_url))
+        .unwrap_or_else(|_| HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     Router::new()
         .route("/app", route("app.html"))
         .route("/app/{*page}", route("app.html"))
         .route("/app/app.js", route("app.js"))
         .route("/app/app.css", route("app.css"))
-        .layer(csp_layer())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ))
+}
+
+/// [`CONTENT_SECURITY_POLICY`] with `frame-src` set to the edge's origin (scheme, host and
+/// port of `edge_url`), when it is an http(s) URL; otherwise frames stay refused.
+#[must_use]
+pub fn console_csp(edge_url: Option<&str>) -> String {
+    let origin = edge_url
+        .and_then(|u| url::Url::parse(u).ok())
+        .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+        .map(|u| u.origin().ascii_serialization());
+    match origin {
+        Some(o) => format!("{CONTENT_SECURITY_POLICY}; frame-src {o}"),
+        None => CONTENT_SECURITY_POLICY.to_owned(),
+    }
 }
 
 /// Sets [`CONTENT_SECURITY_POLICY`] on every response of the router it wraps.

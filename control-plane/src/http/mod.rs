@@ -99,7 +99,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(health::router())
         .merge(docs::router())
-        .merge(assets::router())
+        .merge(assets::router(state.config.edge_url.as_deref()))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors(&state.config.cors_origins))

@@ -430,3 +430,30 @@ async fn no_editor_session_opens_a_host_the_site_has_not_verified(pool: PgPool) 
         "{problem}"
     );
 }
+
+/// The console frames the editor proxy: its CSP allows frames from the edge's origin
+/// (scheme, host and port of `SAMPLIT_EDGE_URL`, never its path) and from nowhere else;
+/// without an edge, no frame at all. `/docs` frames nothing either way.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn the_consoles_csp_frames_the_edge_origin_only(pool: PgPool) {
+    use axum::http::header::CONTENT_SECURITY_POLICY;
+    use samplit_control_plane::http::assets::CONTENT_SECURITY_POLICY as BASE_CSP;
+
+    let mut config = test_config();
+    config.edge_url = Some("https://edge.example:8443/some/path/".into());
+    let app = TestApp::with_config(pool.clone(), config);
+    for path in ["/app", "/app/experiments/x/editor", "/app/app.js"] {
+        let res = app.get(path, None).await;
+        assert_eq!(res.status, StatusCode::OK, "{path}");
+        let csp = res.headers[CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert_eq!(csp, format!("{BASE_CSP}; frame-src https://edge.example:8443"), "{path}");
+    }
+    let docs = app.get("/docs", None).await;
+    assert_eq!(docs.headers[CONTENT_SECURITY_POLICY].to_str().unwrap(), BASE_CSP);
+
+    let no_edge = TestApp::new(pool);
+    let res = no_edge.get("/app", None).await;
+    let csp = res.headers[CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert_eq!(csp, BASE_CSP);
+    assert!(!csp.contains("frame-src"), "{csp}");
+}

@@ -1,0 +1,232 @@
+// The visual editor, end to end in a real browser: the real control plane (`samplit
+// serve`, PostgreSQL), the real Worker under workerd (wrangler dev, the edge's editor
+// proxy), and a site's origin on loopback. An owner signs up, adds the site
+// `shop.localhost`, proves it by the file method (the console's Verify button; the
+// control plane fetches the origin), builds an experiment, opens the editor from the
+// experiment's page, clicks the headline in the framed page, changes its text (the frame
+// previews it), has a script-carrying attribute refused by the server with the change
+// named, removes it, saves, and the API holds exactly the saved change. A message posted
+// by anything but the frame is ignored. The console's CSP allows framing the edge and
+// nothing else: no violation, no request to a third origin.
+//
+//   node --test console/test/editor.test.mjs   (after `cargo xtask edge-build` and
+//   `cargo build -p samplit-control-plane --bin samplit`)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { SCREENSHOTS, launchBrowser, openPage, startServer } from './harness.mjs';
+import { SNAPSHOT_SECRET, startWorker, waitFor } from '../../edge-worker/test/harness.mjs';
+
+const PASSWORD = 'correct horse battery';
+const HOST = 'shop.localhost';
+const DESKTOP = { viewport: { width: 1400, height: 950 } };
+
+let origin; // { url, port, close, proof }
+let worker;
+let server;
+let browser;
+
+const PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title></head>
+<body><header><h1 id="headline">Original headline</h1></header>
+<main><p class="lead">Everything you need.</p><a id="cta" href="/pricing">See pricing</a></main></body></html>`;
+
+/** The site's origin: its home page, and the verification file once the test knows it. */
+async function startOrigin() {
+  const state = { proof: null, fetched: [] };
+  const srv = createServer((req, res) => {
+    state.fetched.push(req.url);
+    if (req.url === '/.well-known/samplit-verification.txt') {
+      if (!state.proof) {
+        res.writeHead(404).end('not yet');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(`${state.proof}\n`);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE);
+  });
+  await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
+  const { port } = srv.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    state,
+    close: () => new Promise((ok) => { srv.closeAllConnections?.(); srv.close(ok); }),
+  };
+}
+
+before(async () => {
+  origin = await startOrigin();
+  // The edge fetches https://shop.localhost/… from the loopback origin (a development
+  // override; production fetches the host itself).
+  worker = await startWorker({ vars: { SAMPLIT_ORIGIN_OVERRIDE: origin.url } });
+  server = await startServer((base) => ({
+    SAMPLIT_DEV_INSECURE_COOKIES: 'true',
+    SAMPLIT_SNAPSHOT_SECRET: SNAPSHOT_SECRET,
+    SAMPLIT_EDGE_URL: worker.base,
+    // The editor script talks to the console's own origin only.
+    SAMPLIT_CORS_ORIGINS: base,
+    // shop.localhost is a development name: provable only with the switch, and the file
+    // proof is fetched over plain http on the origin's port.
+    SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS: 'true',
+    SAMPLIT_DEV_VERIFY_PORT: String(origin.port),
+  }));
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await worker?.stop();
+  await origin?.close();
+});
+
+async function csrf(page) {
+  const res = await page.request.get(`${server.base}/api/v1/auth/console/session`);
+  assert.equal(res.status(), 200, await res.text());
+  return (await res.json()).csrf_token;
+}
+
+async function apiCall(page, method, path, data) {
+  const res = await page.request.fetch(`${server.base}/api/v1${path}`, {
+    method,
+    data,
+    headers: { 'x-csrf-token': await csrf(page) },
+  });
+  const text = await res.text();
+  assert.ok(res.ok(), `${method} ${path}: ${res.status()} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+test('an owner verifies the domain, opens the visual editor, changes the headline and saves it', async () => {
+  // 401: the signed-out probe; 422: the refused onclick change and the first Verify
+  // (before the file is served), on purpose.
+  const { page, check, problems } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401, 422] });
+  try {
+    const email = `editor-${randomBytes(4).toString('hex')}@example.com`;
+    await page.goto(`${server.base}/app`);
+    await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
+    await page.getByLabel('Your name').fill('Eda Editor');
+    await page.getByLabel('Company or team name').fill('Eda’s Shop');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create an account' }).click();
+    await page.getByRole('heading', { name: 'Get started' }).waitFor();
+
+    // The site, created from the page.
+    await page.getByRole('link', { name: 'Sites' }).click();
+    await page.getByRole('heading', { name: 'Sites', exact: true }).waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('Shop');
+    await page.getByLabel('Domains').fill(HOST);
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.locator('code.secret').waitFor();
+    const sites = await apiCall(page, 'GET', '/sites');
+    const site = sites[0];
+    const domain = site.domain_verification.find((d) => d.host === HOST);
+    assert.equal(domain.status, 'pending');
+
+    await page.getByRole('link', { name: 'Shop' }).click();
+    await page.locator('.domain').waitFor();
+    const proofText = await page.locator('.domain code').first().textContent();
+    assert.equal(proofText, domain.txt_value, 'the page shows the proof to publish');
+
+    // Verify before the file exists: the control plane's sentence, shown on the page.
+    await page.getByRole('button', { name: 'Verify by file' }).click();
+    const failure = page.getByRole('alert');
+    await failure.waitFor();
+    assert.match(await failure.innerText(), /samplit-verification/, 'the failed proof says what was looked for');
+    // Publish the proof at the origin, then verify again.
+    origin.state.proof = proofText;
+    await page.getByRole('button', { name: 'Verify by file' }).click();
+    await page.locator('.domain').getByText('Verified').waitFor();
+    assert.ok(origin.state.fetched.includes('/.well-known/samplit-verification.txt'), 'the control plane fetched the proof');
+    const verified = (await apiCall(page, 'GET', `/sites/${site.id}`)).domain_verification.find((d) => d.host === HOST);
+    assert.equal(verified.status, 'verified');
+    assert.equal(verified.method, 'http_file');
+
+    // A draft experiment with one element and two variants.
+    const experiment = await apiCall(page, 'POST', `/sites/${site.id}/experiments`, {
+      name: 'Headline test',
+      kind: 'single',
+      coverage: 1,
+      allocator: { kind: 'fixed_split' },
+      elements: [{
+        name: 'Headline',
+        selector: '#headline',
+        variants: [
+          { name: 'Control', is_control: true, weight: 1, changes: [] },
+          { name: 'Bold', is_control: false, weight: 1, changes: [] },
+        ],
+      }],
+      goals: [{ name: 'signup', metric: 'conversion', primary: true, trigger: { type: 'custom', event: 'signup' } }],
+    });
+    const variant = experiment.elements[0].variants.find((v) => !v.is_control);
+
+    // From the experiment's page to the editor.
+    await page.goto(`${server.base}/app/experiments/${experiment.id}/results`);
+    await page.getByRole('link', { name: 'Edit Bold in the visual editor' }).click();
+    await page.getByRole('heading', { name: /Visual editor/ }).waitFor();
+    assert.match(page.url(), new RegExp(`/app/experiments/${experiment.id}/editor\\?variant=${variant.id}$`));
+    assert.equal(await page.getByLabel('Page to open').inputValue(), `https://${HOST}/`);
+    await page.getByRole('button', { name: 'Open' }).click();
+    await page.getByText('Click an element on the page to change it.').waitFor({ timeout: 20_000 });
+
+    const frame = page.frame({ url: /\/v1\/editor\?/ });
+    assert.ok(frame, 'the editor frame, served by the edge');
+    assert.ok(frame.url().startsWith(`${worker.base}/v1/editor?`), frame.url());
+    assert.equal(await frame.textContent('#headline'), 'Original headline', 'the origin’s page, through the edge');
+
+    // A forged selection posted by the console's own window (not the frame) is ignored.
+    await page.evaluate(() => window.postMessage({ source: 'samplit-editor', type: 'samplit:select', selector: '#forged', tag: 'div', text: 'x' }, '*'));
+    await page.waitForTimeout(300);
+    assert.equal(await page.getByTestId('change-form').count(), 0, 'no change form for a message from elsewhere');
+
+    // Click the headline in the frame: the change form, with its selector and text.
+    await frame.click('#headline');
+    const form = page.getByTestId('change-form');
+    await form.waitFor();
+    assert.equal(await form.getByLabel('CSS selector').inputValue(), '#headline');
+    assert.equal(await form.getByLabel('New text').inputValue(), 'Original headline');
+    await form.getByLabel('New text').fill('Start your free trial today');
+    await form.getByRole('button', { name: 'Add the change' }).click();
+    // The frame previews it.
+    await waitFor(async () => (await frame.textContent('#headline')) === 'Start your free trial today', { what: 'the live preview' });
+
+    // A second change the server refuses: an event-handler attribute on the link.
+    await frame.click('#cta');
+    await waitFor(async () => (await page.getByTestId('change-form').getByLabel('CSS selector').inputValue()) === '#cta', { what: 'the link selected' });
+    await page.getByTestId('change-form').getByLabel('Change').selectOption('set_attribute');
+    await page.getByTestId('change-form').getByLabel('Attribute name').fill('onclick');
+    await page.getByTestId('change-form').getByLabel('Value').fill('alert(1)');
+    await page.getByTestId('change-form').getByRole('button', { name: 'Add the change' }).click();
+    assert.equal(await page.getByTestId('change-list').locator('li').count(), 2);
+    await page.getByTestId('editor-save').click();
+    const refusal = page.getByTestId('change-list').locator('li').nth(1).getByRole('alert');
+    await refusal.waitFor();
+    assert.match(await refusal.textContent(), /on/i, 'the refusal is shown next to the change it names');
+    // Nothing was stored.
+    const unchanged = await apiCall(page, 'GET', `/experiments/${experiment.id}`);
+    assert.deepEqual(unchanged.elements[0].variants.find((v) => v.id === variant.id).changes, []);
+
+    // Remove it and save.
+    await page.getByRole('button', { name: 'Remove change 2' }).click();
+    await page.getByTestId('editor-save').click();
+    await page.getByRole('status').getByText('Saved.').waitFor();
+    const saved = await apiCall(page, 'GET', `/experiments/${experiment.id}`);
+    assert.deepEqual(saved.elements[0].variants.find((v) => v.id === variant.id).changes, [
+      { selector: '#headline', action: { type: 'set_text', text: 'Start your free trial today' } },
+    ]);
+    assert.ok(saved.version > experiment.version, 'saving bumped the version');
+
+    await page.screenshot({ path: join(SCREENSHOTS, 'console-editor-desktop.png'), fullPage: true });
+
+    // The frame was the edge's and nothing else: the console requested only its own
+    // origin and the edge's.
+    problems.elsewhere = problems.elsewhere.filter((u) => !u.startsWith(`${worker.base}/`));
+    await check();
+  } finally {
+    await page.context().close();
+  }
+});
