@@ -16,8 +16,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { SCREENSHOTS, launchBrowser, openPage, startServer } from './harness.mjs';
-import { SNAPSHOT_SECRET, startWorker, waitFor } from '../../edge-worker/test/harness.mjs';
+import { SCREENSHOTS, freePort, launchBrowser, openPage, startServer } from './harness.mjs';
+import { BROWSER_UA, INGEST_SECRET, SNAPSHOT_SECRET, startWorker, waitFor } from '../../edge-worker/test/harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 const HOST = 'shop.localhost';
@@ -59,20 +59,30 @@ async function startOrigin() {
 
 before(async () => {
   origin = await startOrigin();
+  // The Worker delivers its queue's batches to the control plane, which is started
+  // after it (it needs the Worker's URL): its port is chosen first.
+  const controlPlanePort = await freePort();
   // The edge fetches https://shop.localhost/… from the loopback origin (a development
-  // override; production fetches the host itself).
-  worker = await startWorker({ vars: { SAMPLIT_ORIGIN_OVERRIDE: origin.url } });
+  // override; production fetches the host itself), for the editor and for visitors.
+  worker = await startWorker({
+    vars: {
+      SAMPLIT_ORIGIN_OVERRIDE: origin.url,
+      SAMPLIT_CONTROL_PLANE_URL: `http://127.0.0.1:${controlPlanePort}`,
+    },
+  });
   server = await startServer((base) => ({
     SAMPLIT_DEV_INSECURE_COOKIES: 'true',
     SAMPLIT_SNAPSHOT_SECRET: SNAPSHOT_SECRET,
+    SAMPLIT_INGEST_SECRET: INGEST_SECRET,
     SAMPLIT_EDGE_URL: worker.base,
+    SAMPLIT_PUBLISH_INTERVAL: '1',
     // The editor script talks to the console's own origin only.
     SAMPLIT_CORS_ORIGINS: base,
     // shop.localhost is a development name: provable only with the switch, and the file
     // proof is fetched over plain http on the origin's port.
     SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS: 'true',
     SAMPLIT_DEV_VERIFY_PORT: String(origin.port),
-  }));
+  }), { port: controlPlanePort });
   browser = await launchBrowser();
 });
 
@@ -221,6 +231,62 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
     assert.ok(saved.version > experiment.version, 'saving bumped the version');
 
     await page.screenshot({ path: join(SCREENSHOTS, 'console-editor-desktop.png'), fullPage: true });
+
+    // Start it from its page: the control plane publishes the site (snapshot and host
+    // route) to the Worker.
+    await page.getByRole('link', { name: 'Back to the experiment' }).click();
+    await page.getByRole('button', { name: 'Start' }).click();
+    await page.getByText('Running').first().waitFor();
+    await waitFor(async () => {
+      const pubs = await apiCall(page, 'GET', `/sites/${site.id}/publications`);
+      return pubs.some((p) => p.status === 'published' && p.weights.some((w) => w.experiment_id === experiment.id));
+    }, { timeoutMs: 30_000, what: 'a publication that reached the edge' });
+
+    // Visitors, each a new browser, open the shop's page on the edge (Chromium resolves
+    // *.localhost to loopback). Each page's HTML holds one arm, already rendered: the
+    // saved change or the original, never both. New visitors come until both arms have
+    // some (at most 40: the chance of one arm getting none of 40 is 2^-39).
+    const workerPort = new URL(worker.base).port;
+    const seen = { Control: 0, Bold: 0 };
+    for (let i = 0; i < 40 && (seen.Control < 2 || seen.Bold < 2); i++) {
+      // A desktop Chrome's user agent: headless Chromium's own names it a bot, and bots
+      // always see the original.
+      const visitor = await browser.newContext({ userAgent: BROWSER_UA });
+      const tab = await visitor.newPage();
+      const res = await tab.goto(`http://${HOST}:${workerPort}/`);
+      const html = await res.text();
+      const bold = html.includes('<h1 id="headline">Start your free trial today</h1>');
+      const control = html.includes('<h1 id="headline">Original headline</h1>');
+      assert.ok(bold !== control, `visitor ${i} gets exactly one arm: ${res.status()} ${html.slice(0, 300)}`);
+      seen[bold ? 'Bold' : 'Control'] += 1;
+      await visitor.close();
+    }
+    assert.ok(seen.Bold >= 2 && seen.Control >= 2, JSON.stringify(seen));
+    // Their exposures reach the control plane through the Worker's queue, and the
+    // results page counts them.
+    const visitorsOf = (r, name) => {
+      const a = r.analyses[0];
+      const i = a?.subjects.findIndex((s) => s.name === name) ?? -1;
+      return i >= 0 && a.result ? a.result.arms[i].visitors : null;
+    };
+    let last;
+    await waitFor(async () => {
+      const r = await apiCall(page, 'GET', `/experiments/${experiment.id}/results`);
+      last = r;
+      return visitorsOf(r, 'Bold') === seen.Bold && visitorsOf(r, 'Control') === seen.Control ? r : null;
+    }, { timeoutMs: 30_000, what: `${JSON.stringify(seen)} visitors in the results` }).catch((e) => {
+      throw new Error(`${e.message}\n--- Worker log ---\n${worker.log().slice(-3000)}\n${JSON.stringify(last)}`);
+    });
+    const results = await apiCall(page, 'GET', `/experiments/${experiment.id}/results`);
+    assert.equal(visitorsOf(results, 'Control'), seen.Control);
+    await page.reload();
+    const table = page.getByTestId('results-table');
+    await table.waitFor();
+    for (const arm of ['Control', 'Bold']) {
+      assert.equal(await table.locator(`tr[data-arm="${arm}"] [data-field="visitors"]`).innerText(), String(seen[arm]),
+        `the page shows the ${arm} visitors the edge counted`);
+    }
+    await page.screenshot({ path: join(SCREENSHOTS, 'console-editor-results.png'), fullPage: true });
 
     // The frame was the edge's and nothing else: the console requested only its own
     // origin and the edge's.

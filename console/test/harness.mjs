@@ -70,16 +70,17 @@ async function waitReady(base, child, log) {
 
 /**
  * Starts `samplit serve` on a new database with `env` added (an object, or a function of
- * the server's base URL that returns one); `{ base, databaseUrl, stop }`.
+ * the server's base URL that returns one) on `port` (default: a free one);
+ * `{ base, databaseUrl, stop }`.
  */
-export async function startServer(env = {}) {
+export async function startServer(env = {}, { port: wanted } = {}) {
   if (!existsSync(BIN)) throw new Error(`no control plane binary at ${BIN}: cargo build -p samplit-control-plane --bin samplit`);
   const workdir = mkdtempSync(join(tmpdir(), 'samplit-console-test-'));
   const name = `samplit_console_${randomBytes(6).toString('hex')}`;
   psql(`CREATE DATABASE "${name}"`);
   const url = new URL(SERVER_URL);
   url.pathname = `/${name}`;
-  const port = await freePort();
+  const port = wanted ?? (await freePort());
   const base = `http://127.0.0.1:${port}`;
   const log = join(workdir, 'samplit.log');
   const fd = openSync(log, 'w');

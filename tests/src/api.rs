@@ -287,6 +287,44 @@ impl Api {
         Ok(e)
     }
 
+    /// The proof `host` must publish (`samplit-verification=…`), from `GET /sites/{id}`.
+    pub async fn domain_proof(&self, site_id: Uuid, host: &str) -> anyhow::Result<String> {
+        let (_, site): (_, Value) = self
+            .send(
+                "site",
+                self.request(reqwest::Method::GET, &format!("/sites/{site_id}")),
+            )
+            .await?;
+        site["domain_verification"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["host"] == host)
+            .and_then(|d| d["txt_value"].as_str())
+            .map(str::to_owned)
+            .with_context(|| format!("no verification for {host} in {site}"))
+    }
+
+    /// `POST /sites/{id}/domains/{host}/verify` with `method`; the domain's state.
+    pub async fn verify_domain(
+        &self,
+        site_id: Uuid,
+        host: &str,
+        method: &str,
+    ) -> anyhow::Result<Value> {
+        Ok(self
+            .send(
+                "verify domain",
+                self.request(
+                    reqwest::Method::POST,
+                    &format!("/sites/{site_id}/domains/{host}/verify"),
+                )
+                .json(&json!({ "method": method })),
+            )
+            .await?
+            .1)
+    }
+
     /// `GET /experiments/{id}/results` (the primary goal), as JSON.
     pub async fn results_json(&self, id: Uuid) -> anyhow::Result<Value> {
         Ok(self

@@ -34,6 +34,9 @@ pub struct EdgeConfig {
     pub retry_delay_secs: u32,
     /// The `[[ratelimits]]` bindings' limits.
     pub rate_limits: RateLimits,
+    /// `SAMPLIT_ORIGIN_OVERRIDE` (development): where the Worker fetches a routed host's
+    /// pages from, for edge rendering and the visual editor's proxy.
+    pub origin_override: Option<String>,
 }
 
 /// Requests per 10 s per site and client address that the Worker lets through on
@@ -248,10 +251,17 @@ fn config_values(main: &str, c: &EdgeConfig) -> Vec<(&'static str, String)> {
         ("MAIN", toml_string(main)),
         (
             "VARS",
-            format!(
-                "SAMPLIT_CONTROL_PLANE_URL = {}",
-                toml_string(&c.control_plane_url)
-            ),
+            match &c.origin_override {
+                None => format!(
+                    "SAMPLIT_CONTROL_PLANE_URL = {}",
+                    toml_string(&c.control_plane_url)
+                ),
+                Some(origin) => format!(
+                    "SAMPLIT_CONTROL_PLANE_URL = {}\nSAMPLIT_ORIGIN_OVERRIDE = {}",
+                    toml_string(&c.control_plane_url),
+                    toml_string(origin)
+                ),
+            },
         ),
         ("KV_NAMESPACE_ID", toml_string("local-snapshots")),
         ("MAX_RETRIES", c.max_retries.to_string()),
@@ -374,6 +384,7 @@ mod tests {
                 assign: 7,
                 events: 9,
             },
+            origin_override: Some("http://127.0.0.1:8000".to_owned()),
         };
         let toml = render_template(TEMPLATE, &config_values("/w/shim.mjs", &c)).unwrap();
         assert!(!toml.contains("{{"), "a placeholder is left:\n{toml}");
@@ -382,6 +393,7 @@ mod tests {
             r#"name = "samplit-edge-local""#,
             r#"main = "/w/shim.mjs""#,
             r#"SAMPLIT_CONTROL_PLANE_URL = "http://127.0.0.1:4000""#,
+            r#"SAMPLIT_ORIGIN_OVERRIDE = "http://127.0.0.1:8000""#,
             r#"id = "local-snapshots""#,
             "max_retries = 3",
             "retry_delay = 2",

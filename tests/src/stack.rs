@@ -95,6 +95,7 @@ impl Stack {
             max_retries: options.queue_max_retries,
             retry_delay_secs: 1,
             rate_limits: options.rate_limits,
+            origin_override: None,
         };
         // A port picked for us may be taken by the time wrangler binds it: try again on
         // another one (at most twice), saying why.

@@ -270,7 +270,12 @@ function LineChart({ testId, xs, series }: { testId: string; xs: number[]; serie
         series: [{}, ...series.map((s, i) => ({ label: s.name, stroke: PALETTE[i % PALETTE.length]!, width: 2, value: (_: uPlot, v: number | null) => (v == null ? '—' : formatPercent(v, 2)) }))],
         axes: [{}, { size: 64, values: (_: uPlot, ticks: number[]) => ticks.map((v) => formatPercent(v, 1)) }],
         // One point in time: a two-day window around it, not uPlot's default of years.
-        scales: { x: xs.length === 1 ? { time: true, range: [xs[0]! - 86400, xs[0]! + 86400] } : { time: true } },
+        // Shares in [0, 1]: from 0 to a little above the highest value (at least 1 %), so
+        // an all-zero series does not get a scale of ±thousands of percent.
+        scales: {
+          x: xs.length === 1 ? { time: true, range: [xs[0]! - 86400, xs[0]! + 86400] } : { time: true },
+          y: { range: (_u: uPlot, _min: number, max: number) => [0, Math.min(1, Math.max((max || 0) * 1.15, 0.01))] },
+        },
       },
       data,
       el.current,

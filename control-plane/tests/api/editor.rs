@@ -446,10 +446,17 @@ async fn the_consoles_csp_frames_the_edge_origin_only(pool: PgPool) {
         let res = app.get(path, None).await;
         assert_eq!(res.status, StatusCode::OK, "{path}");
         let csp = res.headers[CONTENT_SECURITY_POLICY].to_str().unwrap();
-        assert_eq!(csp, format!("{BASE_CSP}; frame-src https://edge.example:8443"), "{path}");
+        assert_eq!(
+            csp,
+            format!("{BASE_CSP}; frame-src https://edge.example:8443"),
+            "{path}"
+        );
     }
     let docs = app.get("/docs", None).await;
-    assert_eq!(docs.headers[CONTENT_SECURITY_POLICY].to_str().unwrap(), BASE_CSP);
+    assert_eq!(
+        docs.headers[CONTENT_SECURITY_POLICY].to_str().unwrap(),
+        BASE_CSP
+    );
 
     let no_edge = TestApp::new(pool);
     let res = no_edge.get("/app", None).await;

@@ -77,7 +77,11 @@ const CTAS: [(&str, &str); 3] = [
     ("Z", "See a live demo"),
 ];
 const GOAL: &str = "signup";
-const DOMAIN: &str = "demo.samplit.example";
+/// The demo site's host: a development name (`*.localhost`, loopback everywhere), proven
+/// by the file method against the demo page's server with the control plane's
+/// development switches, so the console's visual editor can open it (through the Worker,
+/// which fetches it from the page's port: `SAMPLIT_ORIGIN_OVERRIDE`).
+const DOMAIN: &str = "demo.localhost";
 
 #[derive(Debug)]
 struct Options {
@@ -322,6 +326,13 @@ async fn run(options: Options) -> anyhow::Result<()> {
         extra_env: vec![
             // The console on plain http (loopback): its session cookie without `Secure`.
             ("SAMPLIT_DEV_INSECURE_COOKIES".to_owned(), "true".to_owned()),
+            // The demo site's host is a development name, proven by the file method
+            // over plain http on the demo page's port.
+            (
+                "SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS".to_owned(),
+                "true".to_owned(),
+            ),
+            ("SAMPLIT_DEV_VERIFY_PORT".to_owned(), page_port.to_string()),
             // The console's origin: the admin origin the visual editor talks to.
             (
                 "SAMPLIT_CORS_ORIGINS".to_owned(),
@@ -346,6 +357,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
             retry_delay_secs: 1,
             // The simulated visitors all come from 127.0.0.1.
             rate_limits: RateLimits::GENEROUS,
+            // The editor's proxy (and a visit to demo.localhost on the edge's port)
+            // fetches the demo page.
+            origin_override: Some(format!("http://127.0.0.1:{page_port}")),
         }),
     )
     .await?;
@@ -363,19 +377,38 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let email = "demo@samplit.example";
     let password = random_secret()[..20].to_owned();
     let mut api = Api::new(&api_url)?;
-    let (site, experiment) = step(
-        "create the demo organisation, user, site and experiment",
+    let site = step("create the demo organisation, user and site", async {
+        api.register(email, &password, "Demo Admin", "Demo Company")
+            .await?;
+        api.create_site("Demo landing page", &[DOMAIN]).await
+    })
+    .await?;
+
+    // 4. The landing page, which also publishes the domain's proof; then the proof.
+    let page_url = format!("http://127.0.0.1:{page_port}/");
+    let proof = api.domain_proof(site.id, DOMAIN).await?;
+    step(
+        "serve the demo landing page",
+        serve_page(page_port, edge_url.clone(), site.site_key.clone(), proof),
+    )
+    .await?;
+    step(
+        &format!("verify {DOMAIN} (file method, against the demo page)"),
         async {
-            api.register(email, &password, "Demo Admin", "Demo Company")
-                .await?;
-            let site = api.create_site("Demo landing page", &[DOMAIN]).await?;
-            let experiment = api
-                .create_experiment(site.id, &experiment_definition())
-                .await?;
-            let experiment = api.transition(&experiment, "start").await?;
-            Ok((site, experiment))
+            let state = api.verify_domain(site.id, DOMAIN, "http_file").await?;
+            if state["status"] != "verified" {
+                bail!("{DOMAIN} is not verified: {state}");
+            }
+            Ok(())
         },
     )
+    .await?;
+    let experiment = step("create and start the demo experiment", async {
+        let experiment = api
+            .create_experiment(site.id, &experiment_definition())
+            .await?;
+        api.transition(&experiment, "start").await
+    })
     .await?;
     let http = reqwest::Client::new();
     let version = step("publish the first snapshot to the edge", async {
@@ -389,14 +422,6 @@ async fn run(options: Options) -> anyhow::Result<()> {
     .await?;
     println!("    the edge holds snapshot v{version}");
 
-    // 4. The landing page.
-    let page_url = format!("http://127.0.0.1:{page_port}/");
-    step(
-        "serve the demo landing page",
-        serve_page(page_port, edge_url.clone(), site.site_key.clone()),
-    )
-    .await?;
-
     let rates = arm_rates(&experiment)?;
     println!();
     println!("Samplit is running.");
@@ -404,6 +429,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     println!("  log in          {email} / {password}");
     println!("  API docs        {api_url}/docs   (OpenAPI: {api_url}/api/v1/openapi.json)");
     println!("  demo page       {page_url}");
+    println!(
+        "  visual editor   {api_url}/app/experiments/new, then on the draft's page \"Edit … in the visual editor\" ({DOMAIN} is verified)"
+    );
     println!(
         "  results         {api_url}/api/v1/experiments/{}/results",
         experiment.id
@@ -658,14 +686,22 @@ async fn wait_for_drain(api: &Api, experiment_id: Uuid, tally: &Arc<Mutex<Tally>
 struct PageState {
     edge: String,
     site_key: String,
+    /// `samplit-verification=…`, served at the well-known path.
+    proof: String,
     http: reqwest::Client,
 }
 
 /// Serves the page on 127.0.0.1:`port` in the background.
-async fn serve_page(port: u16, edge: String, site_key: String) -> anyhow::Result<()> {
+async fn serve_page(
+    port: u16,
+    edge: String,
+    site_key: String,
+    proof: String,
+) -> anyhow::Result<()> {
     let state = PageState {
         edge,
         site_key,
+        proof,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -673,6 +709,10 @@ async fn serve_page(port: u16, edge: String, site_key: String) -> anyhow::Result
     };
     let app = axum::Router::new()
         .route("/", axum::routing::get(page))
+        .route(
+            "/.well-known/samplit-verification.txt",
+            axum::routing::get(|State(state): State<PageState>| async move { state.proof }),
+        )
         .route("/v1/{*rest}", axum::routing::any(forward))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
