@@ -286,6 +286,11 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
       assert.equal(await table.locator(`tr[data-arm="${arm}"] [data-field="visitors"]`).innerText(), String(seen[arm]),
         `the page shows the ${arm} visitors the edge counted`);
     }
+    // The posterior densities: one curve per arm, named as in the table.
+    const posterior = page.getByTestId('posterior-chart');
+    await posterior.locator('canvas').waitFor();
+    const legend = await posterior.locator('.u-legend').innerText();
+    assert.ok(legend.includes('Control') && legend.includes('Bold'), legend);
     await page.screenshot({ path: join(SCREENSHOTS, 'console-editor-results.png'), fullPage: true });
 
     // The frame was the edge's and nothing else: the console requested only its own

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { ApiError, api, get, type AnalysisView, type ResultsView, type Status, type TimeseriesView } from '../lib/api';
+import { posteriorGrid } from '../lib/beta';
 import { formatDate, formatNumber, formatPercent, t } from '../lib/i18n';
 import { CopyButton, Problem, Show, StatusBadge, useLoad } from '../lib/ui';
 
@@ -206,8 +207,43 @@ export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenu
           </tbody>
         </table>
       </div>
+      {!revenue && r.arms.some((a) => a.visitors > 0) && (
+        <>
+          <h3>{t('results.posterior')}</h3>
+          <p class="muted">{t('results.posterior_explain')}</p>
+          <DensityChart names={r.arms.map((_, i) => analysis.subjects[i]?.name ?? '')} arms={r.arms} />
+        </>
+      )}
     </div>
   );
+}
+
+/// Each arm's posterior density of its conversion rate (Beta(1 + conversions, 1 +
+/// visitors − conversions), the prior the results use): where the curves overlap, the
+/// data cannot yet tell the arms apart.
+function DensityChart({ names, arms }: { names: string[]; arms: { visitors: number; conversions: number }[] }) {
+  const el = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (!el.current) return;
+    const { xs, ys } = posteriorGrid(arms);
+    const plot = new uPlot(
+      {
+        width: Math.min(el.current.clientWidth || 640, 900),
+        height: 220,
+        series: [
+          { label: t('results.posterior_x'), value: (_: uPlot, v: number | null) => (v == null ? '—' : formatPercent(v, 2)) },
+          ...names.map((name, i) => ({ label: name, stroke: PALETTE[i % PALETTE.length]!, width: 2, value: (_: uPlot, v: number | null) => (v == null ? '—' : v.toFixed(1)) })),
+        ],
+        axes: [{ values: (_: uPlot, ticks: number[]) => ticks.map((v) => formatPercent(v, 1)) }, { size: 56 }],
+        scales: { x: { time: false } },
+        cursor: { points: { show: false } },
+      },
+      [xs, ...ys],
+      el.current,
+    );
+    return () => plot.destroy();
+  }, [names, arms]);
+  return <div ref={el} class="chart" data-testid="posterior-chart" />;
 }
 
 /// Arm (and variant) ids to the names the analyses give them.
