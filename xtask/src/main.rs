@@ -13,7 +13,8 @@
 //!   and the npm packages (wrangler, wasm-opt) from the committed lockfile.
 //! - `cargo xtask edge-test`: `edge-build`, then only the Worker's node tests.
 //! - `cargo xtask console-test`: the web console's TypeScript type-check and its browser
-//!   test (`console/test/*.test.mjs`: Swagger UI at `/docs` on a real `samplit serve`).
+//!   tests (`console/test/*.test.mjs`: the console and Swagger UI on a real `samplit
+//!   serve`; the visual editor also with the Worker under workerd).
 //!
 //! Each step prints what it runs and how long it took, so progress is visible.
 //! Plain `std` only: this crate must build before anything else is installed.
@@ -498,12 +499,14 @@ fn console_browser_tests(database_url: &str) -> Result<(), String> {
 }
 
 /// `cargo xtask console-test`: what `test` runs for the console, alone: the npm packages,
-/// the type-check, the `samplit` binary the browser test starts, the browser test.
+/// the type-check, the Worker (the visual editor's test frames its proxy), the `samplit`
+/// binary the browser tests start, the browser tests.
 fn console_test() -> Result<(), String> {
     let database_url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
     npm_ci_if_stale(&root())?;
     console_typecheck()?;
+    edge_build()?;
     step(
         "build the control plane binary the browser test starts",
         &cargo(),
