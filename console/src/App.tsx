@@ -10,7 +10,7 @@ import { Experiments } from './pages/Experiments';
 import { Overview } from './pages/Overview';
 import { Planning } from './pages/Planning';
 import { Audit, Team } from './pages/Team';
-import { Builder } from './pages/Builder';
+import { Builder, EditDraft } from './pages/Builder';
 import { Editor } from './pages/Editor';
 import { Results, SharedResults } from './pages/Results';
 import { SignIn } from './pages/SignIn';
@@ -139,6 +139,7 @@ function Page({ path, canEdit, canAdmin }: { path: string; canEdit: boolean; can
   if (match('/experiments', path)) return <Experiments canEdit={canEdit} />;
   if (match('/experiments/new', path)) return <Builder />;
   if ((m = match('/experiments/:id/results', path))) return <Results id={m.id!} canEdit={canEdit} />;
+  if ((m = match('/experiments/:id/edit', path))) return canEdit ? <EditDraft id={m.id!} /> : <p>{t('error.not_found')}</p>;
   if ((m = match('/experiments/:id/editor', path)))
     return canEdit ? (
       <Editor id={m.id!} variant={new URLSearchParams(window.location.search).get('variant')} canAdmin={canAdmin} />

@@ -301,3 +301,105 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
     await page.context().close();
   }
 });
+
+test('a factorial draft is built with two elements, then edited into an independent one, keeping the visual editor’s changes', async () => {
+  // 401: the signed-out probe; 412: the stale save, on purpose.
+  const { page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401, 412] });
+  try {
+    const email = `builder-${randomBytes(4).toString('hex')}@example.com`;
+    await page.goto(`${server.base}/app`);
+    await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
+    await page.getByLabel('Your name').fill('Bo Builder');
+    await page.getByLabel('Company or team name').fill('Bo’s Shop');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create an account' }).click();
+    await page.getByRole('heading', { name: 'Get started' }).waitFor();
+    const site = await apiCall(page, 'POST', '/sites', { name: 'Bo’s shop', domains: ['bo.localhost'] });
+
+    // Two elements, each with a variant, combined factorially.
+    await page.goto(`${server.base}/app/experiments/new`);
+    await page.getByRole('heading', { name: 'New experiment' }).waitFor();
+    await page.locator('input[name="name"]').fill('Headline × button');
+    const first = page.locator('[data-element="0"]');
+    await first.getByLabel('CSS selector').fill('#headline');
+    await first.getByLabel('Element name').fill('Headline');
+    await first.locator('[data-variant="1"]').getByLabel('Variant 1').fill('Short');
+    await first.locator('[data-variant="1"]').getByLabel('Its text').fill('Try it');
+    await page.getByRole('button', { name: 'Add another element' }).click();
+    const second = page.locator('[data-element="1"]');
+    await second.getByLabel('CSS selector').fill('#cta');
+    await second.getByLabel('Element name').fill('Button');
+    await second.locator('[data-variant="0"]').getByLabel(/Control/).fill('Plain');
+    await second.locator('[data-variant="1"]').getByLabel('Variant 1').fill('Loud');
+    await second.locator('[data-variant="1"]').getByLabel('Its text').fill('Buy');
+    await page.getByLabel('Factorial (multivariate)').check();
+    assert.match(await page.getByText(/Every combination is an arm/).innerText(), /\(4 here\)/);
+    await page.getByRole('button', { name: 'Create the experiment (as a draft)' }).click();
+    await page.waitForURL(/\/app\/experiments\/[0-9a-f-]+\/results$/);
+    const id = page.url().split('/').at(-2);
+    const created = await apiCall(page, 'GET', `/experiments/${id}`);
+    assert.equal(created.kind, 'factorial');
+    assert.equal(created.site_id, site.id);
+    assert.deepEqual(created.arms.map((a) => a.name).sort(), ['Control × Loud', 'Control × Plain', 'Short × Loud', 'Short × Plain']);
+    assert.deepEqual(created.elements[1].variants[1].changes, [{ selector: '#cta', action: { type: 'set_text', text: 'Buy' } }]);
+
+    // The visual editor adds a style to "Short" (through its endpoint).
+    const short = created.elements[0].variants[1];
+    const styled = [
+      { selector: '#headline', action: { type: 'set_text', text: 'Try it' } },
+      { selector: '#headline', action: { type: 'set_style', property: 'color', value: 'red' } },
+    ];
+    const res = await page.request.fetch(`${server.base}/api/v1/experiments/${id}/variants/${short.id}/changes`, {
+      method: 'PUT',
+      data: { changes: styled },
+      headers: { 'x-csrf-token': await csrf(page), 'if-match': `"${created.version}"` },
+    });
+    assert.equal(res.status(), 200, await res.text());
+
+    // Edit the draft from its page: the form holds the draft as it is.
+    await page.reload();
+    await page.getByRole('link', { name: 'Edit the draft' }).click();
+    await page.getByRole('heading', { name: 'Edit “Headline × button”' }).waitFor();
+    assert.equal(await page.locator('input[name="name"]').inputValue(), 'Headline × button');
+    assert.equal(await page.locator('[data-element="1"]').getByLabel('CSS selector').inputValue(), '#cta');
+    assert.equal(await page.locator('[data-element="0"] [data-variant="1"]').getByLabel('Its text').inputValue(), 'Try it');
+    await page.getByText('1 more change(s) from the visual editor, kept as they are.').waitFor();
+    assert.ok(await page.getByLabel('Factorial (multivariate)').isChecked());
+
+    // Someone else changes it meanwhile: saving is refused in a sentence.
+    const current = await apiCall(page, 'GET', `/experiments/${id}`);
+    const patched = await page.request.fetch(`${server.base}/api/v1/experiments/${id}`, {
+      method: 'PATCH',
+      data: { description: 'changed elsewhere' },
+      headers: { 'x-csrf-token': await csrf(page), 'if-match': `"${current.version}"` },
+    });
+    assert.equal(patched.status(), 200, await patched.text());
+    await page.locator('input[name="name"]').fill('Headline and button');
+    await page.getByRole('button', { name: 'Save the draft' }).click();
+    await page.getByTestId('builder-stale').waitFor();
+
+    // Reload, edit again, save: independent now, the editor's style kept.
+    await page.getByTestId('builder-stale').getByRole('button', { name: 'Reload' }).click();
+    await waitFor(async () => (await page.locator('textarea[name="description"]').inputValue()) === 'changed elsewhere', { what: 'the form reloaded with the other change' });
+    await page.locator('input[name="name"]').fill('Headline and button');
+    await page.locator('[data-element="1"] [data-variant="1"]').getByLabel('Its text').fill('Buy now');
+    await page.getByLabel('Independent').check();
+    await page.getByRole('button', { name: 'Save the draft' }).click();
+    await page.waitForURL(new RegExp(`/app/experiments/${id}/results$`));
+    const saved = await apiCall(page, 'GET', `/experiments/${id}`);
+    assert.equal(saved.name, 'Headline and button');
+    assert.equal(saved.kind, 'independent');
+    assert.equal(saved.description, 'changed elsewhere', 'the other change was not overwritten');
+    assert.deepEqual(saved.elements[0].variants[1].changes, [
+      { selector: '#headline', action: { type: 'set_style', property: 'color', value: 'red' } },
+      { selector: '#headline', action: { type: 'set_text', text: 'Try it' } },
+    ]);
+    assert.deepEqual(saved.elements[1].variants[1].changes, [{ selector: '#cta', action: { type: 'set_text', text: 'Buy now' } }]);
+    assert.equal(saved.arms.length, 4, 'independent: one arm per variant of each element');
+    await page.screenshot({ path: join(SCREENSHOTS, 'console-builder-edited.png'), fullPage: true });
+    await check();
+  } finally {
+    await page.context().close();
+  }
+});

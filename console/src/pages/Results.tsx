@@ -32,6 +32,7 @@ export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
             {canEdit && <Lifecycle id={id} status={experiment.status} version={experiment.version} onDone={state.reload} />}
             {canEdit && experiment.status === 'draft' && (
               <p class="row" data-testid="editor-links">
+                <a class="btn btn-small" href={`/app/experiments/${id}/edit`}>{t('builder.edit')}</a>
                 {experiment.elements.flatMap((e) =>
                   e.variants
                     .filter((v) => !v.is_control)
@@ -140,7 +141,16 @@ function interval(lo: number, hi: number): string {
 
 export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenue: boolean }) {
   const r = analysis.result;
-  if (!r) return <p class="muted">{analysis.error ?? t('results.no_data')}</p>;
+  // The engine's reason is English and technical ("arm 0: no visitors"): the sentence
+  // is the catalogue's, the reason follows only when it is not the obvious one.
+  if (!r)
+    return (
+      <p class="muted" data-testid="no-result">
+        {analysis.element_name ? `${analysis.element_name}: ` : ''}
+        {t('results.no_data')}
+        {analysis.error && !/no visitors/.test(analysis.error) && <small> ({analysis.error})</small>}
+      </p>
+    );
   const rec = r.recommendation;
   const sentence =
     rec.action === 'deploy_winner'
