@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { SCREENSHOTS, freePort, launchBrowser, openPage, startServer } from './harness.mjs';
+import { SCREENSHOTS, accessible, freePort, launchBrowser, openPage, startServer } from './harness.mjs';
 import { BROWSER_UA, INGEST_SECRET, SNAPSHOT_SECRET, startWorker, waitFor } from '../../edge-worker/test/harness.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -161,7 +161,8 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
       name: 'Headline test',
       kind: 'single',
       coverage: 1,
-      allocator: { kind: 'fixed_split' },
+      // Thompson sampling with a short burn-in, so the traffic share moves during the test.
+      allocator: { kind: 'thompson', min_exposures: 2, floor: 0.05 },
       elements: [{
         name: 'Headline',
         selector: '#headline',
@@ -230,7 +231,13 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
     ]);
     assert.ok(saved.version > experiment.version, 'saving bumped the version');
 
+    await accessible(page, 'the visual editor');
     await page.screenshot({ path: join(SCREENSHOTS, 'console-editor-desktop.png'), fullPage: true });
+    // On a phone the panel and the frame stack, with no sideways scroll.
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scroll');
+    await page.screenshot({ path: join(SCREENSHOTS, 'console-editor-phone.png'), fullPage: true });
+    await page.setViewportSize(DESKTOP.viewport);
 
     // Start it from its page: the control plane publishes the site (snapshot and host
     // route) to the Worker.
@@ -259,6 +266,19 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
       const control = html.includes('<h1 id="headline">Original headline</h1>');
       assert.ok(bold !== control, `visitor ${i} gets exactly one arm: ${res.status()} ${html.slice(0, 300)}`);
       seen[bold ? 'Bold' : 'Control'] += 1;
+      // Every visitor of the edited variant signs up (samplit.track's call, from the page's
+      // own origin with its visitor cookie); nobody who saw the original does.
+      if (bold) {
+        const status = await tab.evaluate(async (siteKey) => {
+          const r = await fetch('/v1/events', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ site_key: siteKey, events: [{ type: 'conversion', goal: 'signup' }] }),
+          });
+          return `${r.status} ${await r.text()}`;
+        }, site.site_key);
+        assert.match(status, /^202 /);
+      }
       await visitor.close();
     }
     assert.ok(seen.Bold >= 2 && seen.Control >= 2, JSON.stringify(seen));
@@ -286,6 +306,24 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
       assert.equal(await table.locator(`tr[data-arm="${arm}"] [data-field="visitors"]`).innerText(), String(seen[arm]),
         `the page shows the ${arm} visitors the edge counted`);
     }
+    assert.equal(await table.locator('tr[data-arm="Bold"] [data-field="conversions"]').innerText(), String(seen.Bold));
+
+    // The bandit moves traffic: a later snapshot the edge received gives Bold a larger
+    // share than the first one did, and the page plots every snapshot.
+    const boldShare = (p) => {
+      const arms = p.weights.find((w) => w.experiment_id === experiment.id)?.units[0]?.arms ?? [];
+      const boldArm = results.analyses[0].subjects.find((s) => s.name === 'Bold').id;
+      return arms.find((a) => a.arm_id === boldArm)?.propensity;
+    };
+    const publications = await waitFor(async () => {
+      const pubs = (await apiCall(page, 'GET', `/sites/${site.id}/publications`)).filter((p) => p.status === 'published' && boldShare(p) !== undefined);
+      return pubs.length >= 2 && Math.max(...pubs.map(boldShare)) > Math.min(...pubs.map(boldShare)) + 0.2 ? pubs : null;
+    }, { timeoutMs: 30_000, what: 'a snapshot with more traffic for the converting arm' });
+    const shares = publications.map(boldShare);
+    assert.ok(Math.max(...shares) > 0.7, `Bold's share grew: ${JSON.stringify(shares)}`);
+    await page.reload();
+    await page.getByTestId('results-table').waitFor();
+    await page.getByTestId('traffic-chart').locator('canvas').waitFor();
     // The posterior densities: one curve per arm, named as in the table.
     const posterior = page.getByTestId('posterior-chart');
     await posterior.locator('canvas').waitFor();
@@ -361,6 +399,7 @@ test('a factorial draft is built with two elements, then edited into an independ
     await page.reload();
     await page.getByRole('link', { name: 'Edit the draft' }).click();
     await page.getByRole('heading', { name: 'Edit “Headline × button”' }).waitFor();
+    await accessible(page, 'editing a draft');
     assert.equal(await page.locator('input[name="name"]').inputValue(), 'Headline × button');
     assert.equal(await page.locator('[data-element="1"]').getByLabel('CSS selector').inputValue(), '#cta');
     assert.equal(await page.locator('[data-element="0"] [data-variant="1"]').getByLabel('Its text').inputValue(), 'Try it');

@@ -163,3 +163,18 @@ export async function openPage(browser, base, contextOptions = {}, { allowStatus
   };
   return { context, page, check, problems };
 }
+
+const AXE = join(root, 'node_modules', 'axe-core', 'axe.min.js');
+
+/** axe-core on the current page (run through the DevTools protocol, so the page's CSP
+ *  does not apply to it): no serious or critical violation. */
+export async function accessible(page, what) {
+  await page.evaluate(readFileSync(AXE, 'utf8'));
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  assert.deepEqual(violations, [], `accessibility of ${what}`);
+}
