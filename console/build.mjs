@@ -8,6 +8,9 @@
 //   own script and style), plus swagger-ui-bundle.js and swagger-ui.css copied from
 //   swagger-ui-dist, with its licence notice (swagger-ui-bundle.js.LICENSE.txt) and icon
 // - app.html and docs.html copied from console/src
+// - the public simulator (/simulator): console/src/sim.tsx → sim.js, bundled with the
+//   engine's wasm-bindgen glue that control-plane/build.rs built with wasm-pack (the
+//   directory in SAMPLIT_SIM_PKG), sim.wasm (the engine), sim.css, sim.html
 //
 // esbuild bundles and minifies (target es2020, no source maps: the control plane ships
 // what is built here, and a map would double what it embeds). Every output also gets a
@@ -60,9 +63,15 @@ const swaggerDir = dirname(require.resolve('swagger-ui-dist/package.json'));
 
 await mkdir(outdir, { recursive: true });
 
+const simPkg = process.env.SAMPLIT_SIM_PKG;
+if (!simPkg || !existsSync(join(simPkg, 'samplit_simulator.js'))) {
+  fail('SAMPLIT_SIM_PKG must name the wasm-pack output of simulator/ (control-plane/build.rs sets it)');
+}
+
 /** Bundles one entry point and returns its output (a single file, in memory). */
-async function bundle(entry, loader) {
+async function bundle(entry, loader, options = {}) {
   const result = await esbuild.build({
+    ...options,
     entryPoints: [join(src, entry)],
     bundle: true,
     minify: true,
@@ -106,6 +115,15 @@ const outputs = {
     join(swaggerDir, 'swagger-ui-bundle.js.LICENSE.txt'),
   ),
   'favicon-32x32.png': await readFile(join(swaggerDir, 'favicon-32x32.png')),
+  'sim.js': await bundle('sim.tsx', undefined, {
+    alias: { 'samplit-simulator': join(simPkg, 'samplit_simulator.js') },
+    // The glue's default wasm URL uses import.meta, which an iife has not: the page
+    // always passes /simulator/sim.wasm itself.
+    define: { 'import.meta.url': '"/simulator/"' },
+  }),
+  'sim.wasm': await readFile(join(simPkg, 'samplit_simulator_bg.wasm')),
+  'sim.css': await bundle('sim.css'),
+  'sim.html': await readFile(join(src, 'sim.html')),
 };
 
 for (const [name, contents] of Object.entries(outputs)) {

@@ -3,7 +3,16 @@
 //! files land in Cargo's `OUT_DIR` and `src/http/assets.rs` embeds them with
 //! `include_bytes!`, so the binary serves them with nothing on disk.
 //!
-//! Needs node and the npm packages pinned in the root `package-lock.json` (`npm ci`).
+//! First it packages the public simulator (`simulator/`, the engine's allocators) for the
+//! browser with `wasm-pack build --target web` into `$OUT_DIR/sim-pkg` (its own target
+//! directory, `target/simulator-wasm`, so it never waits on this build's lock), then
+//! shrinks the wasm with the pinned binaryen's `wasm-opt -Oz` from `node_modules`;
+//! `console/build.mjs` bundles the page around it (`/simulator`).
+//!
+//! Needs node and the npm packages pinned in the root `package-lock.json` (`npm ci`),
+//! `wasm-pack` (`cargo install wasm-pack --version 0.15.1 --locked`), and the
+//! `wasm-bindgen` CLI at the version `Cargo.lock` pins (wasm-pack uses the one on `PATH`;
+//! `cargo xtask edge-build` installs it), so nothing is downloaded.
 //! Builds without the `console` feature (the fuzz crate's) skip this and embed no assets,
 //! so they never need node.
 
@@ -32,6 +41,11 @@ fn run() -> Result<(), String> {
         "console/build.mjs",
         "console/tsconfig.json",
         "package-lock.json",
+        "simulator/src",
+        "simulator/Cargo.toml",
+        "shared-engine/src",
+        "shared-engine/Cargo.toml",
+        "Cargo.lock",
     ] {
         println!("cargo::rerun-if-changed={}", root.join(input).display());
     }
@@ -61,13 +75,18 @@ fn run() -> Result<(), String> {
         ));
     }
 
-    let out = PathBuf::from(env_var("OUT_DIR")?).join("console");
+    let out_dir = PathBuf::from(env_var("OUT_DIR")?);
+    let sim_pkg = out_dir.join("sim-pkg");
+    build_simulator(&root, &sim_pkg)?;
+
+    let out = out_dir.join("console");
     let script = root.join("console").join("build.mjs");
     // Cargo reads a build script's stdout for `cargo::` directives: node's output goes to
     // stderr, which Cargo shows when the build fails.
     let status = Command::new("node")
         .arg(&script)
         .arg(&out)
+        .env("SAMPLIT_SIM_PKG", &sim_pkg)
         .current_dir(&root)
         .stdout(Stdio::from(std::io::stderr()))
         .status()
@@ -79,6 +98,61 @@ fn run() -> Result<(), String> {
             "node {} failed ({status}); if a package is missing or stale, {npm_ci}",
             script.display()
         ))
+    }
+}
+
+/// `wasm-pack build` of `simulator/` into `pkg`, then `wasm-opt -Oz` on its wasm.
+fn build_simulator(root: &Path, pkg: &Path) -> Result<(), String> {
+    let install = "install it with `cargo install wasm-pack --version 0.15.1 --locked`";
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"))
+        .join("simulator-wasm");
+    let mut wasm_pack = Command::new("wasm-pack");
+    wasm_pack
+        .args(["build", "--target", "web", "--release", "--no-typescript", "--no-pack"])
+        .args(["--out-name", "samplit_simulator", "--out-dir"])
+        .arg(pkg)
+        .arg(root.join("simulator"))
+        .args(["--", "--locked"])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .current_dir(root)
+        .stdout(Stdio::from(std::io::stderr()));
+    // What this build's Cargo set for a build script must not leak into the nested
+    // build: a clippy wrapper, this target's flags.
+    for name in [
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CLIPPY_ARGS",
+    ] {
+        wasm_pack.env_remove(name);
+    }
+    let status = wasm_pack
+        .status()
+        .map_err(|e| format!("cannot run wasm-pack ({e}): {install}"))?;
+    if !status.success() {
+        return Err(format!(
+            "wasm-pack build simulator failed ({status}); if it tried to download \
+             wasm-bindgen, install the CLI at Cargo.lock's version (`cargo xtask edge-build` does)"
+        ));
+    }
+    let wasm = pkg.join("samplit_simulator_bg.wasm");
+    let wasm_opt = root.join("node_modules").join(".bin").join("wasm-opt");
+    let status = Command::new(&wasm_opt)
+        .arg("-Oz")
+        .arg(&wasm)
+        .arg("-o")
+        .arg(&wasm)
+        .stdout(Stdio::from(std::io::stderr()))
+        .status()
+        .map_err(|e| format!("cannot run {} ({e}): run `npm ci`", wasm_opt.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("wasm-opt -Oz {} failed ({status})", wasm.display()))
     }
 }
 

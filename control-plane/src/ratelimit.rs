@@ -229,23 +229,59 @@ pub async fn check_and_record_registration(
     email: &str,
     address: Option<IpAddr>,
 ) -> Result<(), ApiError> {
+    check_and_record_per_address(
+        pool,
+        "registration",
+        email,
+        address,
+        REGISTRATIONS_PER_ADDRESS,
+        REGISTRATION_WINDOW,
+    )
+    .await
+}
+
+/// Sign-ups (the public simulator's form) allowed per client address within
+/// [`SIGNUP_WINDOW`].
+pub const SIGNUPS_PER_ADDRESS: i64 = 5;
+pub const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Fails with 429 if the address has sent [`SIGNUPS_PER_ADDRESS`] sign-ups in the
+/// window; otherwise counts this one. (Without a known address, not limited.)
+#[tracing::instrument(skip(pool, email))]
+pub async fn check_and_record_signup(
+    pool: &PgPool,
+    email: &str,
+    address: Option<IpAddr>,
+) -> Result<(), ApiError> {
+    check_and_record_per_address(pool, "signup", email, address, SIGNUPS_PER_ADDRESS, SIGNUP_WINDOW)
+        .await
+}
+
+async fn check_and_record_per_address(
+    pool: &PgPool,
+    kind: &str,
+    email: &str,
+    address: Option<IpAddr>,
+    limit: i64,
+    window: Duration,
+) -> Result<(), ApiError> {
     let Some(address) = address else {
         return Ok(());
     };
-    let window = REGISTRATION_WINDOW.as_secs_f64();
     let (count, left): (i64, Option<f64>) = sqlx::query_as(
-        "SELECT count(*), EXTRACT(EPOCH FROM min(at) + make_interval(secs => $2) - now())::float8
+        "SELECT count(*), EXTRACT(EPOCH FROM min(at) + make_interval(secs => $3) - now())::float8
            FROM login_attempts
-          WHERE kind = 'registration' AND address = $1 AND at > now() - make_interval(secs => $2)",
+          WHERE kind = $1 AND address = $2 AND at > now() - make_interval(secs => $3)",
     )
+    .bind(kind)
     .bind(address_bucket(address))
-    .bind(window)
+    .bind(window.as_secs_f64())
     .fetch_one(pool)
     .await?;
-    if count >= REGISTRATIONS_PER_ADDRESS {
-        return Err(too_many_within(left, REGISTRATION_WINDOW));
+    if count >= limit {
+        return Err(too_many_within(left, window));
     }
-    record(pool, "registration", email, Some(address)).await
+    record(pool, kind, email, Some(address)).await
 }
 
 /// Clears the account's failures (this attempt's reservation included) after a

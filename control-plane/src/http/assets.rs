@@ -77,6 +77,10 @@ const EMBEDDED: &[Embedded] = embedded![
     "swagger-ui-bundle.js.LICENSE.txt",
     "swagger-ui.css",
     "favicon-32x32.png",
+    "sim.html",
+    "sim.js",
+    "sim.css",
+    "sim.wasm",
 ];
 
 #[cfg(not(feature = "console"))]
@@ -119,6 +123,8 @@ fn content_type(name: &str) -> &'static str {
         Some("css") => "text/css; charset=utf-8",
         Some("txt") => "text/plain; charset=utf-8",
         Some("png") => "image/png",
+        // `WebAssembly.instantiateStreaming` requires exactly this type.
+        Some("wasm") => "application/wasm",
         _ => "application/octet-stream",
     }
 }
@@ -202,6 +208,27 @@ pub fn router(edge_url: Option<&str>) -> Router<AppState> {
             csp,
         ))
 }
+
+/// The public simulator (`/simulator`, no account): its page, script, style and the
+/// engine's wasm. Its policy is [`CONTENT_SECURITY_POLICY`] plus `'wasm-unsafe-eval'`
+/// in `script-src` — what compiling WebAssembly needs, and nothing of `eval` for
+/// JavaScript — granted to this page only ([`SIMULATOR_CSP`]), not to the console.
+pub fn simulator_router() -> Router<AppState> {
+    Router::new()
+        .route("/simulator", route("sim.html"))
+        .route("/simulator/sim.js", route("sim.js"))
+        .route("/simulator/sim.css", route("sim.css"))
+        .route("/simulator/sim.wasm", route("sim.wasm"))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(SIMULATOR_CSP),
+        ))
+}
+
+/// The simulator page's policy (see [`simulator_router`]).
+pub const SIMULATOR_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// [`CONTENT_SECURITY_POLICY`] with `frame-src` set to the edge's origin (scheme, host and
 /// port of `edge_url`), when it is an http(s) URL; otherwise frames stay refused.

@@ -25,6 +25,7 @@ mod no_store;
 mod planning;
 mod results;
 mod shares;
+mod signups;
 pub mod sites;
 
 use std::time::{Duration, Instant};
@@ -68,6 +69,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(results::router())
         .merge(shares::router())
         .merge(planning::router())
+        .merge(signups::router())
 }
 
 /// The OpenAPI document of the API: paths relative to its `servers` entry, `/api/v1`
@@ -100,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(docs::router())
         .merge(assets::router(state.config.edge_url.as_deref()))
+        .merge(assets::simulator_router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors(&state.config.cors_origins))
