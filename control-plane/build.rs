@@ -110,7 +110,14 @@ fn build_simulator(root: &Path, pkg: &Path) -> Result<(), String> {
         .join("simulator-wasm");
     let mut wasm_pack = Command::new("wasm-pack");
     wasm_pack
-        .args(["build", "--target", "web", "--release", "--no-typescript", "--no-pack"])
+        .args([
+            "build",
+            "--target",
+            "web",
+            "--release",
+            "--no-typescript",
+            "--no-pack",
+        ])
         .args(["--out-name", "samplit_simulator", "--out-dir"])
         .arg(pkg)
         .arg(root.join("simulator"))

@@ -253,8 +253,15 @@ pub async fn check_and_record_signup(
     email: &str,
     address: Option<IpAddr>,
 ) -> Result<(), ApiError> {
-    check_and_record_per_address(pool, "signup", email, address, SIGNUPS_PER_ADDRESS, SIGNUP_WINDOW)
-        .await
+    check_and_record_per_address(
+        pool,
+        "signup",
+        email,
+        address,
+        SIGNUPS_PER_ADDRESS,
+        SIGNUP_WINDOW,
+    )
+    .await
 }
 
 async fn check_and_record_per_address(

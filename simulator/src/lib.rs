@@ -182,8 +182,8 @@ impl Simulation {
         if refresh == 0 {
             return Err("refresh must be at least 1 visitor".to_owned());
         }
-        let thompson = Thompson::new(1.0, 1.0, u64::from(min_exposures), floor)
-            .map_err(|e| e.to_string())?;
+        let thompson =
+            Thompson::new(1.0, 1.0, u64::from(min_exposures), floor).map_err(|e| e.to_string())?;
         let thompson = Allocator::Thompson(thompson);
         thompson.check_arms(k).map_err(|e| e.to_string())?;
         let fixed = Allocator::FixedSplit(FixedSplit::equal(k).map_err(|e| e.to_string())?);
@@ -217,7 +217,11 @@ impl Simulation {
     }
 
     fn strategy(&self, thompson: bool) -> &Strategy {
-        if thompson { &self.thompson } else { &self.fixed }
+        if thompson {
+            &self.thompson
+        } else {
+            &self.fixed
+        }
     }
 }
 
@@ -226,14 +230,19 @@ mod tests {
     use super::*;
 
     /// The original's 3×3 demo rates (headline × call to action), best 5.5 %.
-    const GRID: [f64; 9] = [0.025, 0.038, 0.028, 0.042, 0.055, 0.045, 0.021, 0.031, 0.036];
+    const GRID: [f64; 9] = [
+        0.025, 0.038, 0.028, 0.042, 0.055, 0.045, 0.021, 0.031, 0.036,
+    ];
 
     #[test]
     fn bad_inputs_are_refused_with_a_reason() {
         assert!(Simulation::build(vec![0.1], 1, 100, 0.01, 100).is_err());
         assert!(Simulation::build(vec![0.1, 1.5], 1, 100, 0.01, 100).is_err());
         assert!(Simulation::build(vec![0.1, f64::NAN], 1, 100, 0.01, 100).is_err());
-        assert!(Simulation::build(GRID.to_vec(), 1, 100, 0.2, 100).is_err(), "9 × 0.2 ≥ 1");
+        assert!(
+            Simulation::build(GRID.to_vec(), 1, 100, 0.2, 100).is_err(),
+            "9 × 0.2 ≥ 1"
+        );
         assert!(Simulation::build(GRID.to_vec(), 1, 100, 0.01, 0).is_err());
         let mut ok = Simulation::build(GRID.to_vec(), 1, 100, 0.01, 100).unwrap();
         assert!(ok.advance(MAX_STEP + 1).is_err());
@@ -289,7 +298,13 @@ mod tests {
             let fixed_share = s.exposures(false)[4] / 30_000.0;
             assert!((fixed_share - 1.0 / 9.0).abs() < 0.02, "{fixed_share}");
         }
-        assert!(thompson_best_share > 0.3, "Thompson's mean share of the best arm: {thompson_best_share}");
-        assert!(wins >= 18, "Thompson lost fewer conversions in {wins} of 20 runs");
+        assert!(
+            thompson_best_share > 0.3,
+            "Thompson's mean share of the best arm: {thompson_best_share}"
+        );
+        assert!(
+            wins >= 18,
+            "Thompson lost fewer conversions in {wins} of 20 runs"
+        );
     }
 }

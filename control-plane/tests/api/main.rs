@@ -23,4 +23,5 @@ mod publisher;
 mod quotas;
 mod results;
 mod shares;
+mod signups;
 mod sites;
