@@ -12,6 +12,7 @@ mod docs;
 mod domains;
 mod editor;
 mod experiments;
+mod experiments_list;
 mod fixtures;
 mod health;
 mod helpers;
