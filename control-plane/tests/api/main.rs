@@ -14,6 +14,7 @@ mod editor;
 mod experiments;
 mod experiments_list;
 mod fixtures;
+mod headlines;
 mod health;
 mod helpers;
 mod ingest;
