@@ -173,7 +173,7 @@ pub const MAX_HEADLINES: usize = 50;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HeadlinesQuery {
-    /// Experiment ids, comma-separated, at most 50 (repeats count once).
+    /// Experiment ids, comma-separated, at most 50 (a repeated id is answered once).
     #[param(required = true)]
     pub ids: Option<String>,
 }
