@@ -302,14 +302,58 @@ test('a new user signs up, creates a site, and watches an experiment’s results
       await stranger.context.close();
     }
 
+    // A draft beside it, for the list's filters.
+    await apiCall(page, 'POST', `/sites/${site.id}/experiments`, {
+      name: 'Checkout 100% button',
+      kind: 'single',
+      elements: [{ name: 'Button', selector: '#buy', variants: [{ name: 'Control', is_control: true }, { name: 'Green' }] }],
+      goals: [{ name: 'signup', primary: true, trigger: { type: 'custom', event: 'signup' } }],
+    });
+    // What the list page asks the server for.
+    const asked = [];
+    const onRequest = (req) => {
+      const url = new URL(req.url());
+      if (url.pathname.startsWith('/api/v1/experiments')) asked.push(url);
+    };
+    page.on('request', onRequest);
     // The list's live headline for the row: the results' visitors and leader.
     await page.getByRole('link', { name: 'Experiments' }).click();
     const headline = page.getByTestId('headline');
     await headline.waitFor();
     const leader = analysis.result.arms.reduce((b, a, i, all) => (a.chance_to_be_best > all[b].chance_to_be_best ? i : b), 0);
     assert.match(await headline.innerText(), new RegExp(`^115 visitors; leader ${analysis.subjects[leader].name} \\(`));
+    const rows = page.locator('.table-wrap tbody tr');
+    assert.equal(await rows.count(), 2);
+    // One page from the server, and every headline of it in one call (the draft has none).
+    const paths = asked.map((u) => u.pathname);
+    assert.deepEqual(paths, ['/api/v1/experiments', '/api/v1/experiments/headlines'], asked.join(' '));
+    assert.equal(asked[0].searchParams.get('limit'), '20');
+    assert.equal(asked[0].searchParams.get('offset'), '0');
+    assert.equal(asked[1].searchParams.get('ids'), experiment.id);
     await accessible(page, 'experiments');
     await shoot(page, 'experiments-desktop');
+    // The search box asks the server once the typing pauses; `%` is a character.
+    asked.length = 0;
+    const search = page.getByLabel('Search');
+    await search.pressSequentially('0% b', { delay: 20 });
+    await page.locator('.table-wrap tbody tr', { hasText: 'Checkout 100% button' }).waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('.table-wrap tbody tr').length === 1);
+    const searched = asked.filter((u) => u.pathname === '/api/v1/experiments').map((u) => u.searchParams.get('q'));
+    assert.equal(searched.at(-1), '0% b', searched.join(' | '));
+    assert.ok(searched.length < 4, `debounced: ${searched.join(' | ')}`);
+    assert.ok(!asked.some((u) => u.pathname === '/api/v1/experiments/headlines'), 'a page of drafts needs no headline');
+    // With the status filter, nothing matches; without the search, the running one only.
+    await page.getByLabel('Status').selectOption('running');
+    await page.getByText('No experiment matches.').waitFor();
+    await search.fill('');
+    await headline.waitFor();
+    assert.equal(await rows.count(), 1);
+    const last = asked.filter((u) => u.pathname === '/api/v1/experiments').at(-1);
+    assert.equal(last.searchParams.get('status'), 'running');
+    assert.equal(last.searchParams.get('q'), null);
+    await page.getByLabel('Status').selectOption('');
+    await page.waitForFunction(() => document.querySelectorAll('.table-wrap tbody tr').length === 2);
+    page.off('request', onRequest);
 
     // Invite a viewer (for the next test) from the Team page: the token is shown once.
     await page.getByRole('link', { name: 'Team' }).click();

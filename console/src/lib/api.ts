@@ -28,12 +28,13 @@ export function setCsrf(token: string): void {
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-export async function api<T>(
+/// One call: the parsed body and the response's headers (problem bodies throw ApiError).
+async function send<T>(
   method: Method,
   path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<T> {
+  body: unknown,
+  headers: Record<string, string>,
+): Promise<{ body: T; headers: Headers }> {
   const init: RequestInit = {
     method,
     credentials: 'same-origin',
@@ -51,7 +52,7 @@ export async function api<T>(
   } catch {
     throw new ApiError(0, 'network', 'The server could not be reached. Check your connection and retry.');
   }
-  if (resp.status === 204) return undefined as T;
+  if (resp.status === 204) return { body: undefined as T, headers: resp.headers };
   const text = await resp.text();
   let json: unknown = undefined;
   try {
@@ -63,8 +64,20 @@ export async function api<T>(
     const p = (json ?? {}) as { code?: string; detail?: string; title?: string; errors?: FieldError[] };
     throw new ApiError(resp.status, p.code ?? 'error', p.detail ?? p.title ?? resp.statusText, p.errors ?? []);
   }
-  return json as T;
+  return { body: json as T, headers: resp.headers };
 }
+
+export async function api<T>(
+  method: Method,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<T> {
+  return (await send<T>(method, path, body, headers)).body;
+}
+
+/// A GET whose answer says more in its headers (e.g. `X-Total-Count` of a page).
+export const getWithHeaders = <T>(path: string) => send<T>('GET', path, undefined, {});
 
 export const get = <T>(path: string) => api<T>('GET', path);
 export const post = <T>(path: string, body?: unknown) => api<T>('POST', path, body ?? {});
@@ -132,6 +145,19 @@ export interface ExperimentSummary {
   coverage: number;
   version: number;
   updated_at: string;
+}
+
+/// One live experiment's line in the list (`GET /experiments/headlines`): the first
+/// analysis of its results on the primary goal.
+export interface Headline {
+  experiment_id: string;
+  goal_id: string;
+  visitors: number;
+  leader: { arm_id: string; name: string; chance_to_be_best: number } | null;
+  srm_mismatch: boolean;
+  recommendation: Recommendation | null;
+  recommended_arm: { arm_id: string; name: string } | null;
+  error: string | null;
 }
 
 export interface Interval {

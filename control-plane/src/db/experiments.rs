@@ -417,22 +417,82 @@ pub async fn get_row(
     .await
 }
 
-/// Experiments of an organisation, optionally of one site, newest first.
+/// Which experiments of an organisation a list shows (every filter optional).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub site_id: Option<Uuid>,
+    pub status: Option<Status>,
+    /// A substring of the name, matched case-insensitively and literally (`%`, `_` and
+    /// `\` are characters like any other).
+    pub name_contains: Option<String>,
+}
+
+/// One page of [`list`]: its rows, and how many experiments match the filter in all.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub rows: Vec<ExperimentRow>,
+    pub total: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct CountedRow {
+    #[sqlx(flatten)]
+    row: ExperimentRow,
+    total: i64,
+}
+
+/// Experiments of an organisation matching `filter`, newest first (`id` breaks ties, so
+/// pages are stable), `limit` of them from `offset`; `total` counts every match.
+///
+/// The count rides on the page's rows (`count(*) OVER ()`); a page past the end has no
+/// row to carry it, so then it is counted on its own.
 #[tracing::instrument(skip(conn))]
 pub async fn list(
     conn: &mut PgConnection,
     org_id: Uuid,
-    site_id: Option<Uuid>,
-) -> Result<Vec<ExperimentRow>, sqlx::Error> {
-    sqlx::query_as::<_, ExperimentRow>(&format!(
-        "SELECT {COLUMNS} FROM experiments
-          WHERE org_id = $1 AND ($2::uuid IS NULL OR site_id = $2)
-          ORDER BY created_at DESC, id"
+    filter: &ListFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<ListPage, sqlx::Error> {
+    // `strpos` on lower-cased text is a literal substring test: no LIKE pattern, so
+    // nothing in the search text needs escaping.
+    const MATCHES: &str = "org_id = $1
+           AND ($2::uuid IS NULL OR site_id = $2)
+           AND ($3::text IS NULL OR status = $3)
+           AND ($4::text IS NULL OR strpos(lower(name), lower($4)) > 0)";
+    let counted = sqlx::query_as::<_, CountedRow>(&format!(
+        "SELECT {COLUMNS}, count(*) OVER () AS total FROM experiments
+          WHERE {MATCHES}
+          ORDER BY created_at DESC, id
+          LIMIT $5 OFFSET $6"
     ))
     .bind(org_id)
-    .bind(site_id)
-    .fetch_all(conn)
-    .await
+    .bind(filter.site_id)
+    .bind(filter.status)
+    .bind(filter.name_contains.as_deref())
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total = match counted.first() {
+        Some(first) => first.total,
+        None if offset == 0 => 0,
+        None => {
+            sqlx::query_scalar::<_, i64>(&format!(
+                "SELECT count(*) FROM experiments WHERE {MATCHES}"
+            ))
+            .bind(org_id)
+            .bind(filter.site_id)
+            .bind(filter.status)
+            .bind(filter.name_contains.as_deref())
+            .fetch_one(&mut *conn)
+            .await?
+        }
+    };
+    Ok(ListPage {
+        rows: counted.into_iter().map(|c| c.row).collect(),
+        total,
+    })
 }
 
 /// The parts of an experiment whose row the caller already holds.

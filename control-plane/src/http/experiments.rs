@@ -196,28 +196,152 @@ async fn create_experiment(
     Ok(respond(StatusCode::CREATED, &loaded))
 }
 
+/// The query of `GET /experiments`, as sent: every value is text here, so that a bad one
+/// is a 422 naming its parameter ([`ListQuery::parse`]) rather than a bare 400.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only this site's experiments.
+    /// Only this site's experiments (404 for a site not in your organisation).
     pub site_id: Option<Uuid>,
+    /// Only experiments in this status: `draft`, `running`, `paused`, `completed` or
+    /// `archived` (empty: any).
+    #[param(value_type = Option<crate::domain::Status>)]
+    pub status: Option<String>,
+    /// Only experiments whose name contains this text, ignoring case; `%`, `_` and `\`
+    /// are matched literally. At most 200 characters (empty: any).
+    pub q: Option<String>,
+    /// Page size, 1 to 100 (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// Experiments to skip, 0 to 1000000 (default 0).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 1000000)]
+    pub offset: Option<String>,
 }
 
-/// The organisation's experiments (optionally of one site), newest first.
+/// Largest page of `GET /experiments`, and its default: a client that sends no
+/// `limit` (every client before paging existed) still gets up to this many.
+pub const MAX_LIST_LIMIT: i64 = 100;
+/// Largest `offset` of `GET /experiments`.
+pub const MAX_LIST_OFFSET: i64 = 1_000_000;
+/// Longest `q` of `GET /experiments`, in characters.
+pub const MAX_LIST_QUERY_CHARS: usize = 200;
+
+/// A validated [`ListQuery`]: the filter, the page size and the offset.
+#[derive(Debug)]
+pub struct ListRequest {
+    pub filter: db::experiments::ListFilter,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl ListQuery {
+    /// Checks every parameter and reports all the bad ones at once (422).
+    pub fn parse(self) -> ApiResult<ListRequest> {
+        let mut errors = Vec::new();
+        let mut bad = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                message,
+            });
+        };
+        let status = match self.status.as_deref() {
+            None | Some("") => None,
+            Some(s) => {
+                let parsed = crate::domain::Status::parse(s);
+                if parsed.is_none() {
+                    bad(
+                        "status",
+                        "status is one of draft, running, paused, completed, archived".to_owned(),
+                    );
+                }
+                parsed
+            }
+        };
+        let name_contains = match self.q {
+            Some(q) if q.chars().count() > MAX_LIST_QUERY_CHARS => {
+                bad(
+                    "q",
+                    format!("q has at most {MAX_LIST_QUERY_CHARS} characters"),
+                );
+                None
+            }
+            // PostgreSQL text cannot hold NUL, and no name holds a control character.
+            Some(q) if q.chars().any(char::is_control) => {
+                bad("q", "q cannot contain control characters".to_owned());
+                None
+            }
+            Some(q) if q.is_empty() => None,
+            other => other,
+        };
+        let mut number = |field: &str, value: Option<&str>, default: i64, min: i64, max: i64| {
+            let Some(text) = value else {
+                return default;
+            };
+            match text.parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    bad(field, format!("{field} is an integer from {min} to {max}"));
+                    default
+                }
+            }
+        };
+        let limit = number(
+            "limit",
+            self.limit.as_deref(),
+            MAX_LIST_LIMIT,
+            1,
+            MAX_LIST_LIMIT,
+        );
+        let offset = number("offset", self.offset.as_deref(), 0, 0, MAX_LIST_OFFSET);
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        Ok(ListRequest {
+            filter: db::experiments::ListFilter {
+                site_id: self.site_id,
+                status,
+                name_contains,
+            },
+            limit,
+            offset,
+        })
+    }
+}
+
+/// The `X-Total-Count` response header of `GET /experiments`.
+pub const TOTAL_COUNT_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-total-count");
+
+/// The organisation's experiments (optionally filtered by site, status and name), newest
+/// first, one page of them; `X-Total-Count` says how many match in all.
 #[utoipa::path(get, path = "/experiments", tag = "experiments", params(ListQuery),
-    responses((status = 200, body = Vec<ExperimentSummary>), (status = 404, body = crate::error::Problem)),
+    responses(
+        (status = 200, body = Vec<ExperimentSummary>, headers(
+            ("X-Total-Count" = i64, description = "How many experiments match the filters, before limit and offset"))),
+        (status = 404, description = "site_id is not a site of your organisation", body = crate::error::Problem),
+        (status = 422, description = "A bad status, q, limit or offset: `errors` names each", body = crate::error::Problem)),
     security(("bearer" = [])))]
 async fn list_experiments(
     State(state): State<AppState>,
     actor: Actor,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Response> {
+    let request = query.parse()?;
     let mut conn = state.pool.acquire().await?;
-    if let Some(site_id) = query.site_id {
+    if let Some(site_id) = request.filter.site_id {
         site_of(&mut conn, &actor, site_id, false).await?;
     }
-    let rows = db::experiments::list(&mut conn, actor.org_id, query.site_id).await?;
-    let out: Vec<ExperimentSummary> = rows
+    let page = db::experiments::list(
+        &mut conn,
+        actor.org_id,
+        &request.filter,
+        request.limit,
+        request.offset,
+    )
+    .await?;
+    let out: Vec<ExperimentSummary> = page
+        .rows
         .into_iter()
         .map(|r| ExperimentSummary {
             id: r.id,
@@ -230,7 +354,11 @@ async fn list_experiments(
             updated_at: r.updated_at,
         })
         .collect();
-    Ok(axum::Json(out).into_response())
+    Ok((
+        [(TOTAL_COUNT_HEADER, page.total.to_string())],
+        axum::Json(out),
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/experiments/{id}", tag = "experiments",

@@ -215,7 +215,11 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::CONTENT_TYPE,
             header::IF_MATCH,
         ])
-        .expose_headers([header::ETAG, REQUEST_ID_HEADER])
+        .expose_headers([
+            header::ETAG,
+            REQUEST_ID_HEADER,
+            experiments::TOTAL_COUNT_HEADER,
+        ])
         .max_age(Duration::from_secs(600))
 }
 

@@ -11,6 +11,9 @@
 //! - `GET /experiments/{id}/timeseries?goal_id=`: per arm and UTC day, new visitors,
 //!   new converters, revenue, and the cumulative rate, over a gap-free day range.
 //! - `GET /experiments/{id}/results/export?format=csv|xlsx` (see [`crate::export`]).
+//! - `GET /experiments/headlines?ids=` (viewer+): for each live experiment of the caller's
+//!   organisation among `ids`, a line of the list page ([`Headline`]), read off the same
+//!   [`compute`] the results answer with, on the primary goal.
 //!
 //! SRM expected shares: the fixed-split weights (allocator weights, else variant
 //! weights), or for Thompson sampling the expected exposures accumulated at ingestion from
@@ -48,6 +51,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(get_results))
         .routes(utoipa_axum::routes!(get_timeseries))
         .routes(utoipa_axum::routes!(export_results))
+        .routes(utoipa_axum::routes!(experiment_headlines))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -160,6 +164,183 @@ pub async fn load(
             "the experiment has no primary goal; pass goal_id",
         )),
     }
+}
+
+/// Most experiment ids one `GET /experiments/headlines` takes.
+pub const MAX_HEADLINES: usize = 50;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HeadlinesQuery {
+    /// Experiment ids, comma-separated, at most 50 (a repeated id is answered once).
+    #[param(required = true)]
+    pub ids: Option<String>,
+}
+
+/// An arm named by a headline.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HeadlineArm {
+    pub arm_id: Uuid,
+    pub name: String,
+}
+
+/// The arm most likely to be best, and that chance.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HeadlineLeader {
+    pub arm_id: Uuid,
+    pub name: String,
+    pub chance_to_be_best: f64,
+}
+
+/// One experiment's line in the list: the first analysis of its results on the primary
+/// goal (`analyses[0]` of `GET /experiments/{id}/results`: every arm, or the first
+/// element's arms in an independent experiment), reduced to what the list shows.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Headline {
+    pub experiment_id: Uuid,
+    /// The primary goal analysed.
+    pub goal_id: Uuid,
+    /// Visitors of the analysed arms (0 when there is no analysis).
+    pub visitors: u64,
+    /// The first arm with the highest chance to be best; null without an analysis.
+    pub leader: Option<HeadlineLeader>,
+    /// The analysis' sample-ratio-mismatch flag (`result.srm.mismatch`).
+    pub srm_mismatch: bool,
+    /// The analysis' recommendation, as the results give it (`{"action":
+    /// "deploy_winner", "arm": <index>}`, `{"action": "keep_collecting", "reason": …}` or
+    /// `{"action": "no_difference"}`); null without an analysis.
+    #[schema(value_type = Option<Object>)]
+    pub recommendation: Option<samplit_engine::stats::recommend::Recommendation>,
+    /// The arm a `deploy_winner` recommendation names (its `arm` is an index).
+    pub recommended_arm: Option<HeadlineArm>,
+    /// Why there is no analysis (the results' `analyses[0].error`).
+    pub error: Option<String>,
+}
+
+impl Headline {
+    /// The headline of a computed result (see [`Headline`]).
+    pub fn of(view: &ResultsView) -> Self {
+        let analysis = view.analyses.first();
+        let arm = |i: usize| {
+            analysis
+                .and_then(|a| a.subjects.get(i))
+                .map(|s| HeadlineArm {
+                    arm_id: s.id,
+                    name: s.name.clone(),
+                })
+        };
+        let mut headline = Self {
+            experiment_id: view.experiment_id,
+            goal_id: view.goal.id,
+            visitors: 0,
+            leader: None,
+            srm_mismatch: false,
+            recommendation: None,
+            recommended_arm: None,
+            error: None,
+        };
+        let Some(result) = analysis.and_then(|a| a.result.as_ref()) else {
+            headline.error = Some(
+                analysis
+                    .and_then(|a| a.error.clone())
+                    .unwrap_or_else(|| "the experiment has nothing to analyse".to_owned()),
+            );
+            return headline;
+        };
+        headline.visitors = result.arms.iter().map(|a| a.visitors).sum();
+        // The first arm of the highest chance, as the results page reads it.
+        let leader =
+            result
+                .arms
+                .iter()
+                .enumerate()
+                .fold(None::<usize>, |best, (i, a)| match best {
+                    Some(b) if result.arms[b].chance_to_be_best >= a.chance_to_be_best => Some(b),
+                    _ => Some(i),
+                });
+        headline.leader = leader.and_then(|i| {
+            arm(i).map(|a| HeadlineLeader {
+                arm_id: a.arm_id,
+                name: a.name,
+                chance_to_be_best: result.arms[i].chance_to_be_best,
+            })
+        });
+        headline.srm_mismatch = result.srm.mismatch;
+        headline.recommendation = Some(result.recommendation);
+        headline.recommended_arm = match result.recommendation {
+            samplit_engine::stats::recommend::Recommendation::DeployWinner { arm: i } => arm(i),
+            _ => None,
+        };
+        headline
+    }
+}
+
+/// The experiment ids of `ids` (comma-separated), each once, in order: 422 naming `ids`
+/// when it is missing, holds more than [`MAX_HEADLINES`] or something that is not a UUID.
+fn headline_ids(ids: Option<&str>) -> ApiResult<Vec<Uuid>> {
+    let text = ids.ok_or_else(|| {
+        ApiError::validation("ids", "ids is required: experiment ids, comma-separated")
+    })?;
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<&str> = text.split(',').collect();
+    if parts.len() > MAX_HEADLINES {
+        return Err(ApiError::validation(
+            "ids",
+            format!("at most {MAX_HEADLINES} ids at once (got {})", parts.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let id = Uuid::try_parse(part.trim()).map_err(|_| {
+            ApiError::validation("ids", format!("id {} of the list is not a UUID", i + 1))
+        })?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// The list's headlines of some experiments: visitors, leader and its chance to be best,
+/// SRM flag and recommendation, each from the experiment's results on its primary goal.
+/// Only live experiments (not drafts) of your organisation with a primary goal answer;
+/// any other id is left out, never an error.
+#[utoipa::path(
+    get,
+    path = "/experiments/headlines",
+    tag = "results",
+    params(HeadlinesQuery),
+    responses(
+        (status = 200, description = "One headline per live experiment found, in the order asked", body = Vec<Headline>),
+        (status = 401, description = "Not authenticated", body = crate::error::Problem),
+        (status = 422, description = "ids missing, over 50, or not UUIDs", body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+async fn experiment_headlines(
+    State(state): State<AppState>,
+    RequireRole { actor, .. }: RequireRole<Viewer>,
+    Query(q): Query<HeadlinesQuery>,
+) -> ApiResult<axum::Json<Vec<Headline>>> {
+    let ids = headline_ids(q.ids.as_deref())?;
+    if ids.is_empty() {
+        return Ok(axum::Json(Vec::new()));
+    }
+    let experiments = db::live_experiments_in_org(&state.pool, actor.org_id, &ids).await?;
+    let mut out = Vec::with_capacity(experiments.len());
+    // One after the other: each is a few small reads and an analysis on the blocking
+    // pool; a page of 20 rows must not take 20 connections and threads at once.
+    for experiment in experiments {
+        let Some(goal) = db::goal_of(&state.pool, experiment.id, None).await? else {
+            continue; // no primary goal: its results need a goal_id, so no headline
+        };
+        let view = compute(&state, experiment, goal).await?;
+        out.push(Headline::of(&view));
+    }
+    Ok(axum::Json(out))
 }
 
 /// (scope, element id, element name, subjects) of one analysis.
