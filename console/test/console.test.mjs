@@ -13,13 +13,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SCREENSHOTS, freePort, launchBrowser, openPage, psql, root, startServer } from './harness.mjs';
+import { SCREENSHOTS, accessible, freePort, launchBrowser, openPage, psql, startServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
-const AXE = readFileSync(join(root, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 const DESKTOP = { viewport: { width: 1280, height: 900 } };
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 
@@ -44,19 +42,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/** axe-core on the current page (run through the DevTools protocol, so the page's CSP
- *  does not apply to it): no serious or critical violation. */
-async function accessible(page, what) {
-  await page.evaluate(AXE);
-  const violations = await page.evaluate(async () => {
-    const result = await window.axe.run(document, { resultTypes: ['violations'] });
-    return result.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  });
-  assert.deepEqual(violations, [], `accessibility of ${what}`);
-}
 
 async function shoot(page, name) {
   await page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });

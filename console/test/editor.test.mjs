@@ -284,16 +284,19 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
     assert.ok(seen.Bold >= 2 && seen.Control >= 2, JSON.stringify(seen));
     // Their exposures reach the control plane through the Worker's queue, and the
     // results page counts them.
-    const visitorsOf = (r, name) => {
+    const armOf = (r, name) => {
       const a = r.analyses[0];
       const i = a?.subjects.findIndex((s) => s.name === name) ?? -1;
-      return i >= 0 && a.result ? a.result.arms[i].visitors : null;
+      return i >= 0 && a.result ? a.result.arms[i] : null;
     };
+    const visitorsOf = (r, name) => armOf(r, name)?.visitors ?? null;
     let last;
     await waitFor(async () => {
       const r = await apiCall(page, 'GET', `/experiments/${experiment.id}/results`);
       last = r;
-      return visitorsOf(r, 'Bold') === seen.Bold && visitorsOf(r, 'Control') === seen.Control ? r : null;
+      // Exposures and the conversions arrive in separate queue batches: wait for both.
+      return visitorsOf(r, 'Bold') === seen.Bold && visitorsOf(r, 'Control') === seen.Control &&
+        armOf(r, 'Bold').conversions === seen.Bold ? r : null;
     }, { timeoutMs: 30_000, what: `${JSON.stringify(seen)} visitors in the results` }).catch((e) => {
       throw new Error(`${e.message}\n--- Worker log ---\n${worker.log().slice(-3000)}\n${JSON.stringify(last)}`);
     });
