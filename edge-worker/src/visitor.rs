@@ -15,7 +15,7 @@ use crate::cookies::{self, STICKY_COOKIE, VISITOR_COOKIE};
 /// Headers every request path reads; copied across the JS boundary once, up front.
 /// Anything else (the snapshot's header rules) is asked for by name when needed, so a
 /// request does not pay to copy every header it carries into wasm.
-const COMMON_HEADERS: [&str; 5] = [
+pub const COMMON_HEADERS: [&str; 5] = [
     "user-agent",
     "cookie",
     "cf-connecting-ip",

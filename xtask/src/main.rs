@@ -33,18 +33,22 @@ const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres"
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
 /// The `worker` crate's version: worker-build must match it.
 const WORKER_BUILD_VERSION: &str = "0.8.7";
+/// wasm-pack, which packages the public simulator for the browser (control-plane/build.rs
+/// runs it, so it must be there before anything compiles the control plane).
+const WASM_PACK_VERSION: &str = "0.15.1";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("tools") => tools(),
         Some("edge-build") => edge_build(),
         Some("edge-test") => edge_build().and_then(|()| edge_node_tests()),
         Some("console-test") => console_test(),
         Some("demo") => demo::demo(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask test | edge-build | edge-test | console-test | demo [options]"
+                "usage: cargo xtask test | tools | edge-build | edge-test | console-test | demo [options]"
             );
             return ExitCode::from(2);
         }
@@ -335,44 +339,42 @@ pub(crate) fn npm_ci_if_stale(root: &Path) -> Result<(), String> {
     }
 }
 
+/// Installs the pinned tools the builds run where missing: wasm-bindgen-cli and
+/// worker-build (the Worker), wasm-pack (the simulator, from control-plane/build.rs,
+/// which also needs that wasm-bindgen-cli: wasm-pack uses the one on PATH).
+fn tools() -> Result<(), String> {
+    let cargo = cargo();
+    let bin = cargo_bin_dir();
+    // wasm-bindgen-cli without --locked: its lockfile wants a webpki-roots release the
+    // registry lacks.
+    for (name, version, locked) in [
+        ("wasm-bindgen", WASM_BINDGEN_VERSION, false),
+        ("worker-build", WORKER_BUILD_VERSION, true),
+        ("wasm-pack", WASM_PACK_VERSION, true),
+    ] {
+        let krate = if name == "wasm-bindgen" {
+            "wasm-bindgen-cli"
+        } else {
+            name
+        };
+        if has_version(&bin.join(name), version) {
+            eprintln!("==> {krate} {version}: already installed");
+            continue;
+        }
+        let mut args = vec!["install", krate, "--version", version];
+        if locked {
+            args.push("--locked");
+        }
+        step(&format!("install {krate}"), &cargo, &args, &[])?;
+    }
+    Ok(())
+}
+
 /// Installs the edge toolchain where missing, then builds the Worker with worker-build.
 fn edge_build() -> Result<(), String> {
-    let cargo = cargo();
     let root = root();
     let bin = cargo_bin_dir();
-
-    if has_version(&bin.join("wasm-bindgen"), WASM_BINDGEN_VERSION) {
-        eprintln!("==> wasm-bindgen-cli {WASM_BINDGEN_VERSION}: already installed");
-    } else {
-        // Without --locked: its lockfile wants a webpki-roots release the registry lacks.
-        step(
-            "install wasm-bindgen-cli",
-            &cargo,
-            &[
-                "install",
-                "wasm-bindgen-cli",
-                "--version",
-                WASM_BINDGEN_VERSION,
-            ],
-            &[],
-        )?;
-    }
-    if has_version(&bin.join("worker-build"), WORKER_BUILD_VERSION) {
-        eprintln!("==> worker-build {WORKER_BUILD_VERSION}: already installed");
-    } else {
-        step(
-            "install worker-build",
-            &cargo,
-            &[
-                "install",
-                "worker-build",
-                "--version",
-                WORKER_BUILD_VERSION,
-                "--locked",
-            ],
-            &[],
-        )?;
-    }
+    tools()?;
     npm_ci_if_stale(&root)?;
 
     let mut env = edge_env(&root)?;
