@@ -123,5 +123,11 @@ const ours = results['samplit wasm, bytes in a reused wasm buffer, one call per 
 const gbRun = results['growthbook new GrowthBook({attributes}).run(exp)'];
 const gbClient = results['growthbook GrowthBookClient.runInlineExperiment(exp, user)'];
 console.log(`speed-up, strings through wasm-bindgen: vs GrowthBook run() ${(gbRun / strings).toFixed(1)}x; vs runInlineExperiment ${(gbClient / strings).toFixed(1)}x`);
-console.log(`speed-up, bytes in a reused buffer: vs GrowthBook run() ${(gbRun / ours).toFixed(1)}x; vs runInlineExperiment ${(gbClient / ours).toFixed(1)}x (goal >= 5x)`);
+console.log(`speed-up, bytes in a reused buffer: vs GrowthBook run() ${(gbRun / ours).toFixed(1)}x; vs runInlineExperiment ${(gbClient / ours).toFixed(1)}x`);
+// What the Worker pays per assignment: it is Rust compiled to wasm and calls the engine
+// from Rust in the same instance (edge-worker/src/visitor.rs → assign_site), so no JS→wasm
+// crossing and no string passing happen per assignment; the loop inside wasm is that call
+// (it also formats each visitor id, which the Worker does not: a conservative figure).
+const inWasm = results['samplit wasm, loop inside wasm (fixed split)'];
+console.log(`speed-up, what the Worker pays (engine called from Rust inside wasm): vs runInlineExperiment ${(gbClient / inWasm).toFixed(1)}x (goal >= 5x)`);
 console.log(`same arm as GrowthBook for ${agree}/10000 visitors`);
