@@ -12,9 +12,9 @@
 //   node --test console/test/console.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { SCREENSHOTS, accessible, freePort, launchBrowser, openPage, psql, startServer } from './harness.mjs';
+import { SCREENSHOTS, accessible, freePort, launchBrowser, openPage, psql, signedIngest, startServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
@@ -66,17 +66,7 @@ async function apiCall(page, method, path, data, headers = {}) {
 }
 
 /** Sends a batch to the signed ingest endpoint, as the edge's queue consumer does. */
-async function ingest(items) {
-  const body = JSON.stringify({ batch_id: randomUUID(), items });
-  const ts = String(Math.floor(Date.now() / 1000));
-  const sig = createHmac('sha256', INGEST_SECRET).update(`${ts}.${body}`).digest('hex');
-  const res = await fetch(`${server.base}/api/v1/ingest`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-samplit-timestamp': ts, 'x-samplit-signature': `sha256=${sig}` },
-    body,
-  });
-  assert.equal(res.status, 200, await res.text());
-}
+const ingest = (items) => signedIngest(server.base, INGEST_SECRET, items);
 
 async function signIn(page, email) {
   await page.goto(`${server.base}/app`);

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { SCREENSHOTS, accessible, freePort, launchBrowser, openPage, startServer } from './harness.mjs';
+import { SCREENSHOTS, accessible, freePort, launchBrowser, openPage, signedIngest, startServer } from './harness.mjs';
 import { BROWSER_UA, INGEST_SECRET, SNAPSHOT_SECRET, startWorker, waitFor } from '../../edge-worker/test/harness.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -93,6 +93,18 @@ after(async () => {
   await origin?.close();
 });
 
+/** A new owner, signed up through the console's own form. */
+async function signUp(page, prefix, name, org) {
+  await page.goto(`${server.base}/app`);
+  await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
+  await page.getByLabel('Your name').fill(name);
+  await page.getByLabel('Company or team name').fill(org);
+  await page.getByLabel('Email').fill(`${prefix}-${randomBytes(4).toString('hex')}@example.com`);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create an account' }).click();
+  await page.getByRole('heading', { name: 'Get started' }).waitFor();
+}
+
 async function csrf(page) {
   const res = await page.request.get(`${server.base}/api/v1/auth/console/session`);
   assert.equal(res.status(), 200, await res.text());
@@ -115,15 +127,7 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
   // (before the file is served), on purpose.
   const { page, check, problems } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401, 422] });
   try {
-    const email = `editor-${randomBytes(4).toString('hex')}@example.com`;
-    await page.goto(`${server.base}/app`);
-    await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
-    await page.getByLabel('Your name').fill('Eda Editor');
-    await page.getByLabel('Company or team name').fill('Eda’s Shop');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Create an account' }).click();
-    await page.getByRole('heading', { name: 'Get started' }).waitFor();
+    await signUp(page, 'editor', 'Eda Editor', 'Eda’s Shop');
 
     // The site, created from the page.
     await page.getByRole('link', { name: 'Sites' }).click();
@@ -347,15 +351,7 @@ test('a factorial draft is built with two elements, then edited into an independ
   // 401: the signed-out probe; 412: the stale save, on purpose.
   const { page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401, 412] });
   try {
-    const email = `builder-${randomBytes(4).toString('hex')}@example.com`;
-    await page.goto(`${server.base}/app`);
-    await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
-    await page.getByLabel('Your name').fill('Bo Builder');
-    await page.getByLabel('Company or team name').fill('Bo’s Shop');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Create an account' }).click();
-    await page.getByRole('heading', { name: 'Get started' }).waitFor();
+    await signUp(page, 'builder', 'Bo Builder', 'Bo’s Shop');
     const site = await apiCall(page, 'POST', '/sites', { name: 'Bo’s shop', domains: ['bo.localhost'] });
 
     // Two elements, each with a variant, combined factorially.
@@ -440,6 +436,52 @@ test('a factorial draft is built with two elements, then edited into an independ
     assert.deepEqual(saved.elements[1].variants[1].changes, [{ selector: '#cta', action: { type: 'set_text', text: 'Buy now' } }]);
     assert.equal(saved.arms.length, 4, 'independent: one arm per variant of each element');
     await page.screenshot({ path: join(SCREENSHOTS, 'console-builder-edited.png'), fullPage: true });
+
+    // A factorial experiment with visitors: its page shows each element's main effect as
+    // intervals, with the API's numbers.
+    const factorial = await apiCall(page, 'POST', `/sites/${site.id}/experiments`, {
+      name: 'Factorial with visitors',
+      kind: 'factorial',
+      coverage: 1,
+      allocator: { kind: 'fixed_split' },
+      elements: [
+        { name: 'Headline', selector: '#headline', variants: [{ name: 'H0', is_control: true, weight: 1 }, { name: 'H1', weight: 1 }] },
+        { name: 'Button', selector: '#cta', variants: [{ name: 'B0', is_control: true, weight: 1 }, { name: 'B1', weight: 1 }] },
+      ],
+      goals: [{ name: 'signup', primary: true, trigger: { type: 'custom', event: 'signup' } }],
+    });
+    const started = await page.request.fetch(`${server.base}/api/v1/experiments/${factorial.id}/start`, {
+      method: 'POST',
+      data: {},
+      headers: { 'x-csrf-token': await csrf(page), 'if-match': `"${factorial.version}"` },
+    });
+    assert.equal(started.status(), 200, await started.text());
+    const items = [];
+    for (const [a, arm] of factorial.arms.entries()) {
+      for (let i = 0; i < 40; i++) {
+        const visitor = `f-${a}-${i}`;
+        items.push({ id: `x-${visitor}`, type: 'exposure', site_key: site.site_key, experiment_id: factorial.id, arm_id: arm.id,
+          visitor_id: visitor, propensity: 0.25, snapshot_version: 1, ts_ms: Date.now() - 60_000 });
+        if (i < 4 + 3 * a) items.push({ id: `c-${visitor}`, type: 'conversion', site_key: site.site_key, visitor_id: visitor, goal: 'signup', ts_ms: Date.now() });
+      }
+    }
+    await signedIngest(server.base, INGEST_SECRET, items);
+    const factorialResults = await apiCall(page, 'GET', `/experiments/${factorial.id}/results`);
+    const mains = factorialResults.analyses.filter((a) => a.scope === 'main_effect');
+    assert.equal(mains.length, 2);
+    await page.goto(`${server.base}/app/experiments/${factorial.id}/results`);
+    const bars = page.getByTestId('interval-bars');
+    await bars.first().waitFor();
+    assert.equal(await bars.count(), 2, 'one interval view per element');
+    for (const [k, main] of mains.entries()) {
+      assert.match(await bars.nth(k).locator('h3').innerText(), new RegExp(`^${main.element_name}: main effect`));
+      for (const [i, subject] of main.subjects.entries()) {
+        const shown = await bars.nth(k).locator(`.interval-row[data-arm="${subject.name}"] .interval-value`).innerText();
+        assert.equal(Number.parseFloat(shown), Math.round(main.result.arms[i].rate * 10000) / 100, `${subject.name}'s rate`);
+      }
+    }
+    await accessible(page, 'a factorial experiment’s results');
+    await page.screenshot({ path: join(SCREENSHOTS, 'console-factorial-results.png'), fullPage: true });
     await check();
   } finally {
     await page.context().close();

@@ -10,7 +10,7 @@
 // CARGO_TARGET_DIR), SAMPLIT_CHROMIUM (default /usr/bin/chromium).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -177,4 +177,18 @@ export async function accessible(page, what) {
       .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
   });
   assert.deepEqual(violations, [], `accessibility of ${what}`);
+}
+
+/** Sends `items` to `base`'s signed ingest endpoint (`POST /api/v1/ingest`, HMAC-SHA256
+ *  of `timestamp.body` with `secret`), as the edge's queue consumer does; asserts 200. */
+export async function signedIngest(base, secret, items) {
+  const body = JSON.stringify({ batch_id: randomUUID(), items });
+  const ts = String(Math.floor(Date.now() / 1000));
+  const sig = createHmac('sha256', secret).update(`${ts}.${body}`).digest('hex');
+  const res = await fetch(`${base}/api/v1/ingest`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-samplit-timestamp': ts, 'x-samplit-signature': `sha256=${sig}` },
+    body,
+  });
+  assert.equal(res.status, 200, await res.text());
 }

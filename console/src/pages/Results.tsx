@@ -217,6 +217,12 @@ export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenu
           </tbody>
         </table>
       </div>
+      {(analysis.scope === 'element' || analysis.scope === 'main_effect') && (
+        <IntervalBars
+          title={t(analysis.scope === 'main_effect' ? 'results.main_effect' : 'results.element_rates', { element: analysis.element_name ?? '' })}
+          rows={r.arms.map((arm, i) => ({ name: analysis.subjects[i]?.name ?? '', rate: arm.rate, lower: arm.rate_interval.lower, upper: arm.rate_interval.upper, control: i === r.control }))}
+        />
+      )}
       {!revenue && r.arms.some((a) => a.visitors > 0) && (
         <>
           <h3>{t('results.posterior')}</h3>
@@ -225,6 +231,49 @@ export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenu
         </>
       )}
     </div>
+  );
+}
+
+/// One element's variants side by side (factorial: its main effect, pooled over the other
+/// elements' variants; independent: the element's own test): each rate as a dot on its
+/// 95 % interval, all on one scale from 0 to the highest upper bound, the control's
+/// interval shaded behind the others so an overlap is seen at a glance. The numbers are
+/// the table's.
+function IntervalBars({ title, rows }: { title: string; rows: { name: string; rate: number; lower: number; upper: number; control: boolean }[] }) {
+  const top = Math.max(0.0001, ...rows.map((r) => r.upper));
+  const pct = (x: number) => `${Math.min(100, Math.max(0, (100 * x) / top))}%`;
+  // CSSOM, not style attributes: the console's CSP refuses inline styles.
+  const place = (left: number, width?: number) => (el: HTMLElement | null) => {
+    if (!el) return;
+    el.style.setProperty('left', pct(left));
+    if (width !== undefined) el.style.setProperty('width', pct(width));
+  };
+  const control = rows.find((r) => r.control);
+  return (
+    <figure class="intervals" data-testid="interval-bars">
+      <figcaption>
+        <h3>{title}</h3>
+      </figcaption>
+      {rows.map((r) => (
+        <div class="interval-row" key={r.name} data-arm={r.name}>
+          <span class="interval-name">{r.name}</span>
+          <span class="interval-track" role="img" aria-label={t('results.interval_label', { arm: r.name, rate: formatPercent(r.rate, 2), lower: formatPercent(r.lower, 2), upper: formatPercent(r.upper, 2) })}>
+            {control && !r.control && <span class="interval-control" ref={place(control.lower, control.upper - control.lower)} />}
+            <span class={`interval-bar${r.control ? ' is-control' : ''}`} ref={place(r.lower, r.upper - r.lower)} />
+            <span class="interval-dot" ref={place(r.rate)} />
+          </span>
+          <span class="interval-value">{formatPercent(r.rate, 2)}</span>
+        </div>
+      ))}
+      <div class="interval-row interval-axis" aria-hidden="true">
+        <span />
+        <span class="interval-track">
+          <span>0</span>
+          <span>{formatPercent(top, 1)}</span>
+        </span>
+        <span />
+      </div>
+    </figure>
   );
 }
 
