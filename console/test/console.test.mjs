@@ -213,6 +213,11 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     assert.deepEqual(analysis.result.arms.map((a) => a.visitors), [60, 55]);
     assert.ok((await page.getByTestId('recommendation').innerText()).length > 10);
     await page.locator('[data-testid="cumulative-chart"] canvas').waitFor();
+    // Each arm's rate comes with its interval (lower and upper, from the timeseries).
+    const rateLegend = await page.locator('[data-testid="cumulative-chart"] .u-legend').innerText();
+    for (const name of analysis.subjects.map((x) => x.name)) {
+      assert.ok(rateLegend.includes(`${name} −95 %`) && rateLegend.includes(`${name} +95 %`), rateLegend);
+    }
     await page.locator('[data-testid="best-chart"] canvas').waitFor();
     // No Worker runs in this test, so no snapshot reached an edge: the traffic plot says so.
     await page.getByTestId('traffic-empty').waitFor();

@@ -211,5 +211,5 @@ export interface ResultsView {
 
 export interface TimeseriesView {
   days: string[];
-  arms: { arm_id: string; name: string; points: { day: string; cumulative_rate: number; cumulative_visitors: number; cumulative_chance_to_be_best: number | null }[] }[];
+  arms: { arm_id: string; name: string; points: { day: string; cumulative_rate: number; cumulative_rate_interval: Interval | null; cumulative_visitors: number; cumulative_chance_to_be_best: number | null }[] }[];
 }

@@ -342,27 +342,54 @@ function TrafficShare({ siteId, experimentId, names }: { siteId: string; experim
 
 const PALETTE = ['#2563eb', '#d97706', '#059669', '#db2777', '#7c3aed', '#0891b2'];
 
+/// Each arm's cumulative rate with its 95 % interval (the API's Wilson bounds, dashed in
+/// the arm's colour).
 function CumulativeChart({ series }: { series: TimeseriesView }) {
   return (
     <LineChart
       testId="cumulative-chart"
       xs={series.days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000)}
-      series={series.arms.map((a) => ({ name: a.name, values: a.points.map((p) => p.cumulative_rate) }))}
+      series={series.arms.map((a) => ({
+        name: a.name,
+        values: a.points.map((p) => p.cumulative_rate),
+        band: [a.points.map((p) => p.cumulative_rate_interval?.lower ?? null), a.points.map((p) => p.cumulative_rate_interval?.upper ?? null)],
+      }))}
     />
   );
 }
 
 /// Rates over time, one line per arm (uPlot).
-function LineChart({ testId, xs, series }: { testId: string; xs: number[]; series: { name: string; values: (number | null)[] }[] }) {
+function LineChart({
+  testId,
+  xs,
+  series,
+}: {
+  testId: string;
+  xs: number[];
+  /// `band`: lower and upper bounds drawn as dashed lines in the series' colour.
+  series: { name: string; values: (number | null)[]; band?: [(number | null)[], (number | null)[]] }[];
+}) {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (!el.current) return;
-    const data: uPlot.AlignedData = [xs, ...series.map((s) => s.values)];
+    const bands = series.flatMap((s, i) =>
+      s.band
+        ? s.band.map((values, j) => ({
+            values,
+            opts: { label: `${s.name} ${j === 0 ? '−' : '+'}95 %`, stroke: PALETTE[i % PALETTE.length]!, width: 1, dash: [4, 4], value: (_: uPlot, v: number | null) => (v == null ? '—' : formatPercent(v, 2)) },
+          }))
+        : [],
+    );
+    const data: uPlot.AlignedData = [xs, ...series.map((s) => s.values), ...bands.map((b) => b.values)];
     const plot = new uPlot(
       {
         width: Math.min(el.current.clientWidth || 640, 900),
         height: 260,
-        series: [{}, ...series.map((s, i) => ({ label: s.name, stroke: PALETTE[i % PALETTE.length]!, width: 2, value: (_: uPlot, v: number | null) => (v == null ? '—' : formatPercent(v, 2)) }))],
+        series: [
+          {},
+          ...series.map((s, i) => ({ label: s.name, stroke: PALETTE[i % PALETTE.length]!, width: 2, value: (_: uPlot, v: number | null) => (v == null ? '—' : formatPercent(v, 2)) })),
+          ...bands.map((b) => b.opts),
+        ],
         axes: [{}, { size: 64, values: (_: uPlot, ticks: number[]) => ticks.map((v) => formatPercent(v, 1)) }],
         // One point in time: a two-day window around it, not uPlot's default of years.
         // Shares in [0, 1]: from 0 to a little above the highest value (at least 1 %), so

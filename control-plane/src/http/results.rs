@@ -641,11 +641,31 @@ pub struct DayPoint {
     pub cumulative_conversions: i64,
     /// cumulative_conversions / cumulative_visitors (0 before any visitor).
     pub cumulative_rate: f64,
+    /// The Wilson interval of `cumulative_rate` at the results' confidence level (95 %),
+    /// `{"lower", "upper"}`; on the last day it equals the results' `rate_interval`. Null
+    /// before any visitor.
+    #[schema(value_type = Option<Object>)]
+    pub cumulative_rate_interval: Option<samplit_engine::stats::proportions::Interval>,
     /// The arm's chance to be best among its unit's arms (its element's, in an
     /// independent experiment) on the cumulative counts up to this day, with the results'
     /// `Beta(1, 1)` prior; on the last day it equals the results'. Null for a unit of
     /// one arm or of more than [`MAX_ARMS_OVER_TIME`] arms.
     pub cumulative_chance_to_be_best: Option<f64>,
+}
+
+/// The results' Wilson interval of `conversions / visitors` (the same engine function and
+/// level as `rate_interval`), or `None` without visitors.
+fn rate_interval(
+    visitors: i64,
+    conversions: i64,
+) -> Option<samplit_engine::stats::proportions::Interval> {
+    use samplit_engine::stats::proportions::{Counts, wilson_interval};
+    let counts = Counts::new(
+        u64::try_from(visitors).ok()?,
+        u64::try_from(conversions).ok()?,
+    )
+    .ok()?;
+    wilson_interval(counts, AnalysisConfig::default().confidence_level).ok()
 }
 
 /// The most arms in a unit whose chance to be best is computed day by day.
@@ -767,6 +787,7 @@ async fn get_timeseries(
                         } else {
                             0.0
                         },
+                        cumulative_rate_interval: rate_interval(cum_v, cum_c),
                         cumulative_chance_to_be_best: None,
                     }
                 })

@@ -375,6 +375,45 @@ async fn the_time_series_has_real_daily_figures_and_cumulative_rates(pool: PgPoo
             .unwrap();
         assert!((chance(arm, 2) - shown).abs() < 1e-12, "arm {i}: {shown}");
     }
+
+    // The cumulative rate's 95 % Wilson interval, against values computed independently
+    // (Python, statistics.NormalDist): 1 of 2 → [0.094531…, 0.905469…], 2 of 3 →
+    // [0.207660…, 0.938508…]; on the last day it is the results' `rate_interval`.
+    let interval = |arm: &Value, day: usize| {
+        let i = &arm[day]["cumulative_rate_interval"];
+        (i["lower"].as_f64().unwrap(), i["upper"].as_f64().unwrap())
+    };
+    for (got, want) in [
+        (
+            interval(a0, 0),
+            (0.094_531_205_734_230_74, 0.905_468_794_265_769_3),
+        ),
+        (
+            interval(a0, 1),
+            (0.094_531_205_734_230_74, 0.905_468_794_265_769_3),
+        ),
+        (
+            interval(a0, 2),
+            (0.207_659_600_802_047_82, 0.938_508_055_279_603_8),
+        ),
+    ] {
+        assert!(
+            (got.0 - want.0).abs() < 1e-9 && (got.1 - want.1).abs() < 1e-9,
+            "{got:?} vs {want:?}"
+        );
+    }
+    for (i, arm) in [a0, a1].into_iter().enumerate() {
+        let shown = &results["analyses"][0]["result"]["arms"][i]["rate_interval"];
+        let last = interval(arm, 2);
+        assert!(
+            (last.0 - shown["lower"].as_f64().unwrap()).abs() < 1e-12,
+            "arm {i}"
+        );
+        assert!(
+            (last.1 - shown["upper"].as_f64().unwrap()).abs() < 1e-12,
+            "arm {i}"
+        );
+    }
 }
 
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
