@@ -393,6 +393,7 @@ fn enqueue_items(
             visitor_id: visitor_id.to_owned(),
             goal: (*goal).to_owned(),
             value: None,
+            currency: None,
             ts_ms,
             signed: false,
         }));

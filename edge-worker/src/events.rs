@@ -2,12 +2,14 @@
 //!
 //! Body (JSON; `text/plain` from `navigator.sendBeacon` is fine):
 //! `{"site_key", "visitor_id"?, "events": [{"type": "conversion"|"custom"|"pageview",
-//! "goal"?, "value"?, "url"?, "id"?}]}` — at most [`MAX_EVENTS`] events. `visitor_id`
+//! "goal"?, "value"?, "currency"?, "url"?, "id"?}]}` — at most [`MAX_EVENTS`] events. `visitor_id`
 //! falls back to the `samplit_vid` cookie. `goal` is required for conversion/custom,
 //! `url` for pageview; `value` must be a number in [0, 1e9] (422 `invalid_value`), and at
 //! most the site's revenue cap (snapshot `trust.revenue_cap`, default 10 000) unless the
 //! request is a signed server call (422 `revenue_over_cap`; see [`crate::trust`]; a bad
-//! signature is a 401). A client `id` makes the item id
+//! signature is a 401); `currency`, when given, is an ISO 4217 code of the value (three
+//! capital letters, 422 `invalid_event` otherwise; ingestion counts revenue only in the
+//! site's currency). A client `id` makes the item id
 //! deterministic (site, visitor, id), so a re-sent beacon is deduplicated downstream.
 //! The site must have a snapshot (else 404). Answer: 202 `{"accepted": n}` once the
 //! items are in the queue.
@@ -65,6 +67,8 @@ pub struct EventInput {
     /// 422 naming the event, not a parse error for the whole body.
     #[serde(default)]
     value: Option<serde_json::Value>,
+    #[serde(default)]
+    currency: Option<String>,
     #[serde(default)]
     url: Option<String>,
     #[serde(default)]
@@ -208,6 +212,14 @@ pub fn to_item(
             ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
         }
     };
+    let currency = match e.currency {
+        Some(c) if !ingest::currency_valid(&c) => {
+            return Err(bad(
+                "currency must be an ISO 4217 code (three capital letters)",
+            ));
+        }
+        c => c,
+    };
     let goal = |g: Option<String>| match g {
         Some(g) if !g.is_empty() && g.len() <= GOAL_MAX => Ok(g),
         _ => Err(bad("goal is required, 1-100 bytes")),
@@ -220,6 +232,7 @@ pub fn to_item(
                 visitor_id: visitor_id.to_owned(),
                 goal: goal(e.goal)?,
                 value,
+                currency,
                 ts_ms,
                 signed,
             };
@@ -318,6 +331,7 @@ mod tests {
             kind,
             goal: None,
             value: None,
+            currency: None,
             url: None,
             id: None,
         }
@@ -361,6 +375,34 @@ mod tests {
                 "pageview with url",
             ),
             (ev(EventKind::Pageview), false, "pageview without url"),
+            (
+                EventInput {
+                    goal: Some("purchase".into()),
+                    value: Some(serde_json::json!(12.5)),
+                    currency: Some("EUR".into()),
+                    ..ev(EventKind::Conversion)
+                },
+                true,
+                "revenue with a currency",
+            ),
+            (
+                EventInput {
+                    goal: Some("purchase".into()),
+                    currency: Some("eur".into()),
+                    ..ev(EventKind::Conversion)
+                },
+                false,
+                "a currency that is not three capital letters",
+            ),
+            (
+                EventInput {
+                    goal: Some("purchase".into()),
+                    currency: Some("EURO".into()),
+                    ..ev(EventKind::Conversion)
+                },
+                false,
+                "a four-letter currency",
+            ),
             (
                 EventInput {
                     goal: Some("g".into()),

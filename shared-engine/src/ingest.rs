@@ -107,6 +107,10 @@ pub struct GoalEvent {
     /// Revenue, in [0, [`MAX_VALUE`]]; absent for a plain conversion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// The currency of `value` (ISO 4217, three capital letters), when the sender named
+    /// one. Ingestion counts revenue only in its site's currency. Left out when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     pub ts_ms: i64,
     /// The event came in a signed server call the edge verified: its value is not held to
     /// the site's per-visitor revenue cap at ingest. Left out when false.
@@ -137,6 +141,12 @@ pub struct Batch<I = Item> {
 #[must_use]
 pub fn value_in_bounds(value: f64) -> bool {
     value.is_finite() && (0.0..=MAX_VALUE).contains(&value)
+}
+
+/// A currency code the contract accepts: three ASCII capital letters (ISO 4217's shape).
+#[must_use]
+pub fn currency_valid(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 /// A propensity the contract accepts: finite, in (0, 1].

@@ -15,14 +15,38 @@ use crate::domain::experiment::ExperimentKind;
 pub struct SiteKeyRow {
     pub site_key: String,
     pub id: Uuid,
+    /// The currency the site counts revenue in (`sites.currency`), if fixed yet.
+    pub currency: Option<String>,
 }
 
 #[tracing::instrument(skip(pool, keys), fields(keys = keys.len()))]
 pub async fn sites_by_key(pool: &PgPool, keys: &[String]) -> sqlx::Result<Vec<SiteKeyRow>> {
-    sqlx::query_as::<_, SiteKeyRow>("SELECT site_key, id FROM sites WHERE site_key = ANY($1)")
-        .bind(keys)
-        .fetch_all(pool)
+    sqlx::query_as::<_, SiteKeyRow>(
+        "SELECT site_key, id, currency FROM sites WHERE site_key = ANY($1)",
+    )
+    .bind(keys)
+    .fetch_all(pool)
+    .await
+}
+
+/// The site's currency after fixing it to `code` if it had none. Two statements: the
+/// update waits for a racing batch's and then leaves its value; the read after it (a
+/// new snapshot) sees whichever won.
+pub async fn fix_site_currency(
+    pool: &PgPool,
+    site_id: Uuid,
+    code: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query("UPDATE sites SET currency = $2 WHERE id = $1 AND currency IS NULL")
+        .bind(site_id)
+        .bind(code)
+        .execute(pool)
+        .await?;
+    sqlx::query_scalar("SELECT currency FROM sites WHERE id = $1")
+        .bind(site_id)
+        .fetch_optional(pool)
         .await
+        .map(Option::flatten)
 }
 
 /// One arm of an experiment, with what exposure checks need about the experiment.

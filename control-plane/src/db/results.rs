@@ -13,6 +13,7 @@ use crate::domain::experiment::{AllocatorSpec, ExperimentKind, Metric};
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ExperimentRow {
     pub id: Uuid,
+    pub site_id: Uuid,
     pub name: String,
     pub kind: ExperimentKind,
     pub status: Status,
@@ -27,11 +28,28 @@ pub async fn experiment_in_org(
     experiment_id: Uuid,
 ) -> sqlx::Result<Option<ExperimentRow>> {
     sqlx::query_as::<_, ExperimentRow>(
-        "SELECT id, name, kind, status, allocator FROM experiments WHERE id = $1 AND org_id = $2",
+        "SELECT id, site_id, name, kind, status, allocator FROM experiments WHERE id = $1 AND org_id = $2",
     )
     .bind(experiment_id)
     .bind(org_id)
     .fetch_optional(pool)
+    .await
+}
+
+/// The live (not draft) experiments of a site, newest first (at most `limit`).
+#[tracing::instrument(skip(pool))]
+pub async fn live_experiments_of_site(
+    pool: &PgPool,
+    site_id: Uuid,
+    limit: i64,
+) -> sqlx::Result<Vec<ExperimentRow>> {
+    sqlx::query_as::<_, ExperimentRow>(
+        "SELECT id, site_id, name, kind, status, allocator FROM experiments
+         WHERE site_id = $1 AND status <> 'draft' ORDER BY created_at DESC LIMIT $2",
+    )
+    .bind(site_id)
+    .bind(limit)
+    .fetch_all(pool)
     .await
 }
 
@@ -44,7 +62,7 @@ pub async fn live_experiments_in_org(
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<ExperimentRow>> {
     sqlx::query_as::<_, ExperimentRow>(
-        "SELECT id, name, kind, status, allocator FROM experiments
+        "SELECT id, site_id, name, kind, status, allocator FROM experiments
          WHERE org_id = $1 AND id = ANY($2) AND status <> 'draft'
          ORDER BY array_position($2, id)",
     )
@@ -95,6 +113,16 @@ pub struct ArmAggregateRow {
     pub revenue_n: i64,
     pub revenue_sum: f64,
     pub revenue_sumsq: f64,
+}
+
+/// The currency the site counts revenue in (`sites.currency`), if fixed yet.
+#[tracing::instrument(skip(pool))]
+pub async fn site_currency(pool: &PgPool, site_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT currency FROM sites WHERE id = $1")
+        .bind(site_id)
+        .fetch_optional(pool)
+        .await
+        .map(Option::flatten)
 }
 
 #[tracing::instrument(skip(pool))]

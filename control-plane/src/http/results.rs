@@ -113,6 +113,10 @@ pub struct ResultsView {
     pub kind: String,
     pub status: Status,
     pub goal: GoalView,
+    /// The currency revenue is counted in (the site's, ISO 4217; null until an install or
+    /// the first event names one). Revenue in any other currency is refused at ingest, so
+    /// no figure here adds two currencies.
+    pub currency: Option<String>,
     /// `fixed_weights` or `logged_propensities`: where SRM's expected shares come from.
     pub srm_expected_from: &'static str,
     /// Exposures that claimed another arm than the visitor's (not counted).
@@ -368,6 +372,7 @@ pub async fn compute(
     goal: GoalRow,
 ) -> ApiResult<ResultsView> {
     let arms = db::arm_aggregates(&state.pool, experiment.id, goal.id).await?;
+    let currency = db::site_currency(&state.pool, experiment.site_id).await?;
     let variants = db::variants_of(&state.pool, experiment.id).await?;
     let thompson = matches!(experiment.allocator.0, AllocatorSpec::Thompson(_));
     let with_revenue = goal.metric == Metric::Revenue;
@@ -488,6 +493,7 @@ pub async fn compute(
             name: goal.name,
             metric: goal.metric,
         },
+        currency,
         srm_expected_from: if thompson {
             "logged_propensities"
         } else {

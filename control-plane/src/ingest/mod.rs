@@ -71,7 +71,7 @@ pub struct RejectedItem {
     pub id: String,
     /// Stable code: missing_id, invalid_id, invalid_item, too_old, in_the_future,
     /// unknown_site_key, unknown_experiment, experiment_not_live, unknown_arm,
-    /// element_mismatch.
+    /// element_mismatch, currency_mismatch.
     pub reason: &'static str,
     pub message: String,
 }
@@ -108,6 +108,8 @@ struct Conversion {
     visitor_id: String,
     goal: String,
     value: f64,
+    /// The value's currency, when the sender named one (checked against the site's).
+    currency: Option<String>,
     /// Came in a signed server call (not held to the per-visitor revenue cap).
     signed: bool,
     at: OffsetDateTime,
@@ -197,12 +199,22 @@ fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
             let at = check_common(&c.site_key, &c.visitor_id, c.ts_ms)?;
             items::check_text(id, "goal", &c.goal, items::MAX_GOAL_LEN)?;
             let value = items::check_value(id, c.value)?;
+            if let Some(code) = &c.currency
+                && !samplit_engine::ingest::currency_valid(code)
+            {
+                return Err(Rejection::new(
+                    id,
+                    "invalid_item",
+                    "currency must be an ISO 4217 code (three capital letters)",
+                ));
+            }
             Ok(Parsed::Conversion(Conversion {
                 id: id.to_owned(),
                 site_key: c.site_key,
                 visitor_id: c.visitor_id,
                 goal: c.goal,
                 value,
+                currency: c.currency,
                 signed: c.signed,
                 at,
             }))
@@ -253,13 +265,17 @@ pub async fn process(
     let mut keys: Vec<String> = parsed.iter().map(|p| p.site_key().to_owned()).collect();
     keys.sort_unstable();
     keys.dedup();
+    let mut currencies: HashMap<Uuid, Option<String>> = HashMap::new();
     let sites: HashMap<String, Uuid> = if keys.is_empty() {
         HashMap::new()
     } else {
         events::sites_by_key(pool, &keys)
             .await?
             .into_iter()
-            .map(|s| (s.site_key, s.id))
+            .map(|s| {
+                currencies.insert(s.id, s.currency);
+                (s.site_key, s.id)
+            })
             .collect()
     };
     let mut experiment_ids: Vec<Uuid> = parsed
@@ -326,6 +342,33 @@ pub async fn process(
                 .push(Rejection::new(id, "unknown_site_key", "no site has this site_key").into());
             continue;
         };
+        let mismatch = match &item {
+            Parsed::Conversion(c) if c.value > 0.0 => match &c.currency {
+                Some(code) if !accept_currency(pool, site_id, code, &mut currencies).await? => {
+                    Some((c.id.clone(), code.clone()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((id, code)) = mismatch {
+            let site = currencies
+                .get(&site_id)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+            tracing::info!(item = %id, %site_id, currency = %code, site_currency = %site,
+                "revenue in another currency than the site's: not counted");
+            outcome.rejected.push(
+                Rejection::new(
+                    &id,
+                    "currency_mismatch",
+                    format!("the value is in {code}; this site counts revenue in {site}"),
+                )
+                .into(),
+            );
+            continue;
+        }
         match item {
             Parsed::Exposure(e) => {
                 match resolve_exposure(e, site_id, &experiments, &catalog.arms) {
@@ -379,6 +422,24 @@ pub async fn process(
     outcome.conflicts += written.conflicts;
     outcome.unattributed += written.unattributed;
     Ok(outcome)
+}
+
+/// Whether revenue in `code` counts on `site_id`: only in the site's currency. A site
+/// without one takes the first currency an event names (atomically: of two racing
+/// batches naming different currencies, one wins and the other's revenue is refused).
+async fn accept_currency(
+    pool: &PgPool,
+    site_id: Uuid,
+    code: &str,
+    known: &mut HashMap<Uuid, Option<String>>,
+) -> Result<bool, sqlx::Error> {
+    if let Some(Some(current)) = known.get(&site_id) {
+        return Ok(current == code);
+    }
+    let fixed = events::fix_site_currency(pool, site_id, code).await?;
+    let accepted = fixed.as_deref() == Some(code);
+    known.insert(site_id, fixed);
+    Ok(accepted)
 }
 
 fn resolve_exposure(

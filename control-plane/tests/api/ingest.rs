@@ -970,3 +970,72 @@ async fn housekeeping_forgets_ids_and_parked_conversions_past_the_replay_window_
         .expect("the task stops on shutdown")
         .unwrap();
 }
+
+/// Revenue is counted in one currency per site: the first event naming one fixes it (a
+/// Shopify install fixes it to the shop's), revenue in another is rejected item by item
+/// (`currency_mismatch`) and never added; an invalid code is an invalid item; a value
+/// without a currency counts in the site's. The results say which currency they are in.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn revenue_in_a_second_currency_is_refused_and_results_name_the_currency(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (org, s, x) = running(&app, "single", &[2]).await;
+    ingest_ok(
+        &app,
+        &batch(vec![
+            exposure("e1", &s, x.id, x.arms[0], "v1"),
+            exposure("e2", &s, x.id, x.arms[0], "v2"),
+        ]),
+    )
+    .await;
+    let uri = format!("/api/v1/experiments/{}/results", x.id);
+    let before = app.get(&uri, Some(&org.token)).await.json();
+    assert_eq!(before["currency"], json!(null), "{before}");
+
+    let with_currency = |id: &str, visitor: &str, value: f64, code: &str| {
+        let mut c = conversion(id, &s, visitor, "purchase", Some(value));
+        c["currency"] = json!(code);
+        c
+    };
+    let r = ingest_ok(
+        &app,
+        &batch(vec![
+            with_currency("eur", "v1", 10.0, "EUR"),
+            with_currency("usd", "v2", 5.0, "USD"),
+            with_currency("lower", "v2", 5.0, "eur"),
+            conversion("plain", &s, "v2", "purchase", Some(3.0)),
+        ]),
+    )
+    .await;
+    assert_eq!(r["accepted"], 2, "{r}");
+    let reasons: Vec<(String, String)> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["id"].as_str().unwrap().to_owned(),
+                x["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("lower".to_owned(), "invalid_item".to_owned()),
+            ("usd".to_owned(), "currency_mismatch".to_owned()),
+        ]
+    );
+    // v1: 10 EUR, v2: 3 (the site's currency); the 5 USD is nowhere.
+    assert_eq!(
+        goal_totals(&app, x.arms[0], x.purchase).await,
+        (2, 2, 13.0, 109.0)
+    );
+    let currency: Option<String> = sqlx::query_scalar("SELECT currency FROM sites WHERE id = $1")
+        .bind(s.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(currency.as_deref(), Some("EUR"));
+    let after = app.get(&uri, Some(&org.token)).await.json();
+    assert_eq!(after["currency"], "EUR", "{after}");
+}
