@@ -11,7 +11,11 @@
  *    un-hides;
  * 3. exposes samplit.track(goal, value) (sendBeacon to /v1/events), sends a pageview, and
  *    watches the click goals a response carries as `goals: [{goal, kind: "click",
- *    selector}]` (URL goals fire at the edge itself, when the page asks for assignments). */
+ *    selector}]` (URL goals fire at the edge itself, when the page asks for assignments);
+ * 4. once the edge names the visitor (never an excluded one), sets samplit.visitor and
+ *    fires `samplit:visitor` on window (detail: {visitor_id}); with
+ *    data-first-party-cookie="NAME" on the tag, also keeps the id in the cookie NAME on
+ *    the page's own origin (for readers that only see cookies, e.g. a Shopify web pixel). */
 (function (w, d) {
   'use strict';
   var script = d.currentScript;
@@ -22,6 +26,11 @@
   var storeKey = 'samplit:' + key;
   var visitor = null;
   var pending = [];
+  var cookieName = script.getAttribute('data-first-party-cookie');
+  if (cookieName !== null && !/^[A-Za-z0-9_-]{1,64}$/.test(cookieName)) {
+    if (w.console) w.console.warn('samplit: data-first-party-cookie must match [A-Za-z0-9_-]{1,64}; no cookie set');
+    cookieName = null;
+  }
 
   function load() {
     try { return JSON.parse(w.localStorage.getItem(storeKey)) || {}; } catch (e) { return {}; }
@@ -186,6 +195,17 @@
     });
   }
 
+  // The visitor id, for the page's other scripts: a property, the cookie the tag asked
+  // for (a year, the whole site), then an event.
+  function announce(id) {
+    w.samplit.visitor = id;
+    if (cookieName) {
+      d.cookie = cookieName + '=' + encodeURIComponent(id) + '; path=/; max-age=31536000; SameSite=Lax' +
+        (location.protocol === 'https:' ? '; Secure' : '');
+    }
+    try { w.dispatchEvent(new CustomEvent('samplit:visitor', { detail: { visitor_id: id } })); } catch (e) { /* no DOM events */ }
+  }
+
   w.samplit = { track: track, assignments: [] };
 
   fetch(base + '/v1/assign', {
@@ -211,6 +231,7 @@
     visitor = res.visitor_id || null;
     if (!res.excluded) save({ vid: visitor, arms: arms, hide: selectors });
     w.samplit.assignments = list;
+    if (visitor && !res.excluded) announce(visitor);
     whenReady(function () {
       try { edgeCode = !!d.querySelector('[data-samplit-custom]'); } catch (e) { /* no DOM */ }
       list.forEach(function (a) { (a.changes || []).forEach(apply); });

@@ -2,6 +2,9 @@
 // the real Worker under workerd: it hides only the targeted elements while it waits,
 // applies the assigned changes, un-hides, tracks with beacons, and gives up hiding
 // after 1 s when the edge does not answer. Change types and goals use a stubbed answer.
+// The visitor id it announces (samplit.visitor, the `samplit:visitor` event, the cookie
+// data-first-party-cookie asks for) is checked here to the byte, and in Chromium, on a
+// real origin, by snippet-visitor.test.mjs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import vm from 'node:vm';
@@ -39,9 +42,11 @@ class El {
 
 /**
  * A page with elements addressable by exact selector. `fetchImpl` defaults to the real
- * Worker; beacons are recorded and forwarded to it.
+ * Worker; beacons are recorded and forwarded to it. `scriptAttrs` are extra attributes
+ * of the snippet's tag; each `document.cookie` write, `samplit:visitor` event and
+ * console warning is recorded.
  */
-function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'], code = source, nodes = {} } = {}) {
+function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'], code = source, nodes = {}, scriptAttrs = {} } = {}) {
   const els = Object.fromEntries(elements.map((s) => [s, new El(s)]));
   els['#headline'] && (els['#headline'].textContent = 'Original');
   const listeners = {};
@@ -53,6 +58,12 @@ function page({ url = 'https://shop.example.com/pricing', storage = new Map(), f
   const script = new El('script');
   script.src = `${worker.base}/v1/samplit.js`;
   script.setAttribute('data-site-key', SITE);
+  for (const [k, v] of Object.entries(scriptAttrs)) script.setAttribute(k, v);
+  const cookies = [];
+  const visitorEvents = [];
+  const warnings = [];
+  const win = new EventTarget();
+  win.addEventListener('samplit:visitor', (e) => visitorEvents.push({ ...e.detail }));
   const beacons = [];
   const forwarded = [];
   const replaced = [];
@@ -65,10 +76,11 @@ function page({ url = 'https://shop.example.com/pricing', storage = new Map(), f
     querySelector: (sel) => { if (/[!]/.test(sel)) throw new SyntaxError(sel); return els[sel] ?? null; },
     querySelectorAll: (sel) => { if (/[!]/.test(sel)) throw new SyntaxError(sel); return nodes[sel] ?? (els[sel] ? [els[sel]] : []); },
     addEventListener: (type, fn) => { (listeners[type] ??= []).push(fn); },
+    set cookie(v) { cookies.push(v); },
   };
   const sandbox = {
     document,
-    location: { href: url, replace: (u) => replaced.push(u) },
+    location: { href: url, protocol: new URL(url).protocol, replace: (u) => replaced.push(u) },
     localStorage: { getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => storage.set(k, String(v)) },
     navigator: {
       sendBeacon(target, body) {
@@ -82,6 +94,10 @@ function page({ url = 'https://shop.example.com/pricing', storage = new Map(), f
     URL,
     setTimeout,
     clearTimeout,
+    CustomEvent,
+    addEventListener: win.addEventListener.bind(win),
+    dispatchEvent: win.dispatchEvent.bind(win),
+    console: { warn: (...args) => warnings.push(args.join(' ')) },
   };
   sandbox.window = sandbox;
   vm.createContext(sandbox);
@@ -93,6 +109,9 @@ function page({ url = 'https://shop.example.com/pricing', storage = new Map(), f
     forwarded,
     replaced,
     storage,
+    cookies,
+    visitorEvents,
+    warnings,
     samplit: () => sandbox.samplit,
     hiddenCss: () => head.children.map((s) => s.textContent).join(''),
     domReady: () => { document.readyState = 'interactive'; (listeners.DOMContentLoaded ?? []).forEach((f) => f()); },
@@ -294,4 +313,98 @@ test('the snippet checks each change again on the elements it matches, with the 
   const custom = p.head.children.filter((c) => c.getAttribute('data-samplit-custom') === '');
   assert.deepEqual(custom.map((c) => [c.selector, c.textContent]), [['style', '.cta{color:red}'], ['script', 'window.b = 1;']]);
   await Promise.allSettled(p.forwarded);
+});
+
+/** Runs the snippet and waits until it has handled the edge's answer (it replaces
+ * `samplit.assignments`). */
+async function runAnswered(p) {
+  p.run();
+  const initial = p.samplit().assignments;
+  await h.waitFor(() => p.samplit().assignments !== initial, { timeoutMs: 10000, every: 10, what: 'the answer handled' });
+}
+
+test('once the edge names the visitor, samplit.visitor holds the id and samplit:visitor fires once', { timeout: 30000 }, async () => {
+  const answers = [];
+  const p = page({
+    fetchImpl: async (u, init) => {
+      const r = await fetch(u, { ...init, headers: { ...init.headers, 'user-agent': h.BROWSER_UA } });
+      answers.push(await r.clone().json());
+      return r;
+    },
+  });
+  const handled = runAnswered(p);
+  assert.equal(p.samplit().visitor, undefined, 'not known before the edge answers');
+  await handled;
+  const id = answers[0].visitor_id;
+  assert.match(id, /\S/, 'the edge named a visitor');
+  assert.equal(p.samplit().visitor, id);
+  assert.deepEqual(p.visitorEvents, [{ visitor_id: id }]);
+  assert.equal(JSON.parse(p.storage.get(`samplit:${SITE}`)).vid, id, 'the id the snippet keeps is the one announced');
+  assert.deepEqual(p.cookies, [], 'no cookie without data-first-party-cookie');
+  assert.equal(typeof p.samplit().track, 'function', 'the public API is kept');
+  p.domReady();
+  await h.waitFor(() => p.beacons.length >= 1, { timeoutMs: 5000, what: 'the pageview beacon' });
+  assert.equal(p.beacons[0].body.visitor_id, id);
+  assert.equal(p.visitorEvents.length, 1, 'announced once per page view');
+  await Promise.allSettled(p.forwarded);
+});
+
+test('data-first-party-cookie keeps the visitor id in that cookie on the page\'s origin, Secure on https', { timeout: 30000 }, async () => {
+  const answer = { visitor_id: 'v/1 é;x', excluded: null, assignments: [] };
+  const encoded = 'v%2F1%20%C3%A9%3Bx';
+  for (const [url, suffix] of [['https://shop.example.com/', '; Secure'], ['http://shop.example.com/', '']]) {
+    const p = page({ url, fetchImpl: stub(answer), scriptAttrs: { 'data-first-party-cookie': '_samplit_vid' } });
+    await runAnswered(p);
+    assert.deepEqual(p.cookies, [`_samplit_vid=${encoded}; path=/; max-age=31536000; SameSite=Lax${suffix}`], url);
+    assert.deepEqual(p.visitorEvents, [{ visitor_id: answer.visitor_id }]);
+    assert.deepEqual(p.warnings, []);
+  }
+  const longest = 'A-z_0'.repeat(12) + 'abcd';
+  assert.equal(longest.length, 64);
+  const p = page({ fetchImpl: stub(answer), scriptAttrs: { 'data-first-party-cookie': longest } });
+  await runAnswered(p);
+  assert.equal(p.cookies.length, 1);
+  assert.ok(p.cookies[0].startsWith(`${longest}=${encoded}; `), p.cookies[0]);
+});
+
+test('an invalid data-first-party-cookie name sets no cookie and warns once', { timeout: 30000 }, async () => {
+  const answer = { visitor_id: 'v4', excluded: null, assignments: [] };
+  for (const name of ['', 'a b', 'a;b', 'a=b', 'vid\n', 'é', 'x'.repeat(65), 'x; domain=evil.example']) {
+    const p = page({ fetchImpl: stub(answer), scriptAttrs: { 'data-first-party-cookie': name } });
+    const handled = runAnswered(p);
+    assert.equal(p.warnings.length, 1, `a warning at load for ${JSON.stringify(name)}`);
+    assert.match(p.warnings[0], /data-first-party-cookie/);
+    await handled;
+    assert.deepEqual(p.cookies, [], JSON.stringify(name));
+    assert.equal(p.samplit().visitor, 'v4', 'the id is still announced');
+    assert.deepEqual(p.visitorEvents, [{ visitor_id: 'v4' }]);
+    assert.equal(p.warnings.length, 1, 'and only once');
+  }
+});
+
+test('an excluded visitor, or an answer without a visitor id, gets no property, no event and no cookie', { timeout: 30000 }, async () => {
+  const attrs = { 'data-first-party-cookie': '_samplit_vid' };
+  // The real edge excludes a bot user agent.
+  const answers = [];
+  const bot = page({
+    scriptAttrs: attrs,
+    fetchImpl: async (u, init) => {
+      const r = await fetch(u, { ...init, headers: { ...init.headers, 'user-agent': 'Googlebot/2.1 (+http://www.google.com/bot.html)' } });
+      answers.push(await r.clone().json());
+      return r;
+    },
+  });
+  await runAnswered(bot);
+  assert.ok(answers[0].excluded, `the edge excluded the bot: ${JSON.stringify(answers[0])}`);
+  const stubbed = [
+    { visitor_id: 'v5', excluded: 'bot', assignments: [] },
+    { visitor_id: null, excluded: null, assignments: [] },
+    { excluded: null, assignments: [] },
+  ].map((answer) => page({ scriptAttrs: attrs, fetchImpl: stub(answer) }));
+  for (const p of stubbed) await runAnswered(p);
+  for (const p of [bot, ...stubbed]) {
+    assert.equal('visitor' in p.samplit(), false);
+    assert.deepEqual(p.visitorEvents, []);
+    assert.deepEqual(p.cookies, []);
+  }
 });
