@@ -83,6 +83,31 @@ pub struct Config {
     /// without `Secure` (and without the `__Host-` prefix that requires it), so a
     /// plain-http development server can sign in. Never on in production.
     pub dev_insecure_cookies: bool,
+    /// The Shopify app (`integrations/shopify/README.md`); off unless
+    /// `SAMPLIT_SHOPIFY_API_KEY` is set.
+    pub shopify: Option<ShopifyConfig>,
+}
+
+/// The Shopify app's credentials and settings.
+#[derive(Debug, Clone)]
+pub struct ShopifyConfig {
+    /// The app's client id (`SAMPLIT_SHOPIFY_API_KEY`): session tokens' `aud`.
+    pub api_key: String,
+    /// The app's client secret (`SAMPLIT_SHOPIFY_API_SECRET`): signs webhooks, `hmac`
+    /// query parameters and session tokens; sent only to validated shop hosts.
+    pub api_secret: Secret,
+    /// Encrypt access tokens at rest (`SAMPLIT_SHOPIFY_TOKEN_KEYS`, `id:base64,...`).
+    pub token_keys: crate::shopify::tokens::TokenKeys,
+    /// This control plane's public origin (`SAMPLIT_PUBLIC_URL`): the OAuth
+    /// `redirect_uri` is `<it>/shopify/auth/callback`.
+    pub public_url: String,
+    /// Access scopes requested (`SAMPLIT_SHOPIFY_SCOPES`, default the least the app
+    /// needs: `read_orders,write_pixels,read_customer_events`).
+    pub scopes: String,
+    /// `SAMPLIT_DEV_SHOPIFY_ADMIN_ORIGIN` (development switch only): OAuth and Admin API
+    /// calls go to this origin with `Host: <shop>` instead of `https://<shop>` (the
+    /// test suite's Shopify stand-in).
+    pub dev_admin_origin: Option<String>,
 }
 
 /// Value of the `aud` claim of access tokens: they are for this API and nothing else.
@@ -270,7 +295,54 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         })?),
     };
 
+    let shopify = match get("SAMPLIT_SHOPIFY_API_KEY").filter(|v| !v.trim().is_empty()) {
+        None => None,
+        Some(api_key) => {
+            let token_keys = crate::shopify::tokens::TokenKeys::parse(&required(
+                "SAMPLIT_SHOPIFY_TOKEN_KEYS",
+                "id:base64 keys of 32 bytes, e.g. k1:$(openssl rand -base64 32)",
+            )?)
+            .map_err(|reason| ConfigError::Invalid {
+                name: "SAMPLIT_SHOPIFY_TOKEN_KEYS".to_owned(),
+                reason,
+            })?;
+            let public_url = required(
+                "SAMPLIT_PUBLIC_URL",
+                "this control plane's public origin, e.g. https://app.samplit.dev",
+            )?;
+            let public_url = public_url.trim_end_matches('/').to_owned();
+            let secure = public_url.starts_with("https://");
+            if !(secure || dev_allow_local_domains && public_url.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    name: "SAMPLIT_PUBLIC_URL".to_owned(),
+                    reason: "must be an https:// origin".to_owned(),
+                });
+            }
+            let dev_admin_origin =
+                get("SAMPLIT_DEV_SHOPIFY_ADMIN_ORIGIN").filter(|v| !v.is_empty());
+            if dev_admin_origin.is_some() && !dev_allow_local_domains {
+                return Err(ConfigError::Invalid {
+                    name: "SAMPLIT_DEV_SHOPIFY_ADMIN_ORIGIN".to_owned(),
+                    reason:
+                        "is for development only: it needs SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS=true"
+                            .to_owned(),
+                });
+            }
+            Some(ShopifyConfig {
+                api_key: api_key.trim().to_owned(),
+                api_secret: secret("SAMPLIT_SHOPIFY_API_SECRET")?,
+                token_keys,
+                public_url,
+                scopes: get("SAMPLIT_SHOPIFY_SCOPES")
+                    .filter(|v| !v.trim().is_empty())
+                    .unwrap_or_else(|| "read_orders,write_pixels,read_customer_events".to_owned()),
+                dev_admin_origin: dev_admin_origin.map(|o| o.trim_end_matches('/').to_owned()),
+            })
+        }
+    };
+
     Ok(Config {
+        shopify,
         dns_resolver,
         dev_allow_local_domains,
         dev_verify_port,
@@ -401,6 +473,38 @@ mod tests {
             "edge-worker/src/body.rs changed its cap: update EDGE_SNAPSHOT_BODY_LIMIT"
         );
         assert_eq!(EDGE_SNAPSHOT_BODY_LIMIT, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn shopify_is_off_by_default_and_complete_when_on() {
+        assert!(load(&base()).unwrap().shopify.is_none());
+        let mut vars = base();
+        vars.insert("SAMPLIT_SHOPIFY_API_KEY", "key".to_owned());
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(err.contains("SAMPLIT_SHOPIFY_TOKEN_KEYS"), "{err}");
+        vars.insert(
+            "SAMPLIT_SHOPIFY_TOKEN_KEYS",
+            format!("k1:{}", "A".repeat(43) + "="),
+        );
+        vars.insert("SAMPLIT_PUBLIC_URL", "http://127.0.0.1:1".to_owned());
+        vars.insert("SAMPLIT_SHOPIFY_API_SECRET", "s".repeat(32));
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(err.contains("https://"), "{err}");
+        vars.insert("SAMPLIT_PUBLIC_URL", "https://app.example/".to_owned());
+        vars.insert(
+            "SAMPLIT_DEV_SHOPIFY_ADMIN_ORIGIN",
+            "http://127.0.0.1:9".to_owned(),
+        );
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(err.contains("SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS"), "{err}");
+        vars.remove("SAMPLIT_DEV_SHOPIFY_ADMIN_ORIGIN");
+        let shopify = load(&vars).unwrap().shopify.unwrap();
+        assert_eq!(shopify.public_url, "https://app.example");
+        assert_eq!(
+            shopify.scopes,
+            "read_orders,write_pixels,read_customer_events"
+        );
+        assert!(!format!("{shopify:?}").contains(&"s".repeat(32)));
     }
 
     #[test]

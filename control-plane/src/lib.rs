@@ -33,6 +33,7 @@ pub mod ingest;
 pub mod publisher;
 pub mod quota;
 pub mod ratelimit;
+pub mod shopify;
 pub mod state;
 pub mod telemetry;
 pub mod verify;

@@ -18,11 +18,18 @@ pub struct AppState {
     pub passwords: Arc<PasswordGate>,
     /// Recently computed public results of share links (`http::shares`).
     pub shared_results: Arc<crate::http::SharedResultsCache>,
+    /// The Shopify app's clients, when it is configured.
+    pub shopify: Option<Arc<crate::shopify::Shopify>>,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: Config) -> Result<Self, prometheus::Error> {
+    pub fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
+        let shopify = match &config.shopify {
+            Some(c) => Some(Arc::new(crate::shopify::Shopify::new(c.clone())?)),
+            None => None,
+        };
         Ok(Self {
+            shopify,
             jwt: JwtKeys::new(config.jwt_secret.expose(), &config.limits.jwt_issuer),
             metrics: Arc::new(Metrics::new()?),
             passwords: Arc::new(PasswordGate::new(

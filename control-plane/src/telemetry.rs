@@ -24,6 +24,9 @@ pub struct Metrics {
     pub latency: HistogramVec,
     /// Ingested items by outcome (accepted, duplicate, rejected).
     pub ingest_items: IntCounterVec,
+    /// Shopify orders/create deliveries by outcome (forwarded, already_recorded,
+    /// no_visitor, not_installed).
+    pub shopify_orders: IntCounterVec,
     pub pool_size: IntGauge,
     pub pool_idle: IntGauge,
 }
@@ -52,6 +55,13 @@ impl Metrics {
             Opts::new("samplit_ingest_items_total", "Ingested items by outcome"),
             &["outcome"],
         )?;
+        let shopify_orders = IntCounterVec::new(
+            Opts::new(
+                "samplit_shopify_orders_total",
+                "Shopify orders/create deliveries by outcome",
+            ),
+            &["outcome"],
+        )?;
         let pool_size = IntGauge::new("samplit_db_pool_connections", "Open database connections")?;
         let pool_idle = IntGauge::new(
             "samplit_db_pool_idle_connections",
@@ -60,6 +70,7 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(ingest_items.clone()))?;
+        registry.register(Box::new(shopify_orders.clone()))?;
         registry.register(Box::new(pool_size.clone()))?;
         registry.register(Box::new(pool_idle.clone()))?;
         Ok(Self {
@@ -67,6 +78,7 @@ impl Metrics {
             requests,
             latency,
             ingest_items,
+            shopify_orders,
             pool_size,
             pool_idle,
         })

@@ -86,7 +86,8 @@ impl Verifier {
         })
     }
 
-    /// Proves `host` with `method` against `token`.
+    /// Proves `host` with `method` against `token` (never [`Method::ShopifyInstall`]: only
+    /// an install proves that way).
     pub async fn prove(&self, host: &str, token: &str, method: Method) -> Result<(), Failure> {
         if !self.dev_allow_local && verification::is_development_name(host) {
             return Err(Failure::new(
@@ -97,10 +98,14 @@ impl Verifier {
                 ),
             ));
         }
+        if method == Method::ShopifyInstall {
+            return Err(install_only());
+        }
         let addresses = self.addresses(host).await?;
         match method {
             Method::DnsTxt => self.prove_txt(host, token).await,
             Method::HttpFile => self.prove_file(host, token, &addresses).await,
+            Method::ShopifyInstall => Err(install_only()),
         }
     }
 
@@ -277,4 +282,12 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Result<String, String> {
         }
     }
     Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The refusal of [`Method::ShopifyInstall`] through the API.
+fn install_only() -> Failure {
+    Failure::new(
+        "method",
+        "shopify_install is proven by installing the Shopify app, not through this call",
+    )
 }

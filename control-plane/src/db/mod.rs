@@ -29,5 +29,6 @@ pub mod publications;
 pub mod results;
 pub mod sessions;
 pub mod shares;
+pub mod shopify;
 pub mod sites;
 pub mod users;

@@ -29,6 +29,9 @@ crate::domain::named_set! {
     pub enum Method("verification method") {
         DnsTxt = "dns_txt",
         HttpFile = "http_file",
+        /// Proven by a platform install (the Shopify Admin API lists the shop's domains
+        /// to the app the merchant installed); never asked for through the API.
+        ShopifyInstall = "shopify_install",
     }
 }
 

@@ -25,6 +25,7 @@ mod no_store;
 mod planning;
 mod results;
 mod shares;
+mod shopify;
 mod signups;
 pub mod sites;
 
@@ -70,6 +71,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(shares::router())
         .merge(planning::router())
         .merge(signups::router())
+        .merge(shopify::api_router())
 }
 
 /// The OpenAPI document of the API: paths relative to its `servers` entry, `/api/v1`
@@ -103,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::router())
         .merge(assets::router(state.config.edge_url.as_deref()))
         .merge(assets::simulator_router())
+        .merge(shopify::router())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors(&state.config.cors_origins))

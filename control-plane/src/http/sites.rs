@@ -146,7 +146,10 @@ pub struct RevenueCapBody {
 /// salt)`, so the edge can re-derive it from the salt the snapshot publishes; only its
 /// hash is stored (and a hash of an unusable random token when there is no snapshot
 /// secret to derive from).
-fn new_server_secret(state: &AppState, site_key: &str) -> (String, Option<String>, Vec<u8>) {
+pub(crate) fn new_server_secret(
+    state: &AppState,
+    site_key: &str,
+) -> (String, Option<String>, Vec<u8>) {
     // 32 random bytes from the OS RNG, as 64 hex digits: public, but unguessable in advance.
     let salt = auth::new_token("");
     let secret = state

@@ -25,5 +25,6 @@ mod publisher;
 mod quotas;
 mod results;
 mod shares;
+mod shopify;
 mod signups;
 mod sites;
