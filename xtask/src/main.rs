@@ -183,6 +183,7 @@ fn test() -> Result<(), String> {
     edge_node_tests()?;
     // After the Worker's tests, not beside them: one Chromium at a time on two cores.
     console_browser_tests(&database_url)?;
+    shopify_browser_tests(&database_url)?;
     openapi_validate()?;
     eprintln!("xtask test: all steps passed");
     Ok(())
@@ -493,6 +494,28 @@ fn console_browser_tests(database_url: &str) -> Result<(), String> {
     args.extend(files.iter().map(String::as_str));
     step_in(
         "web console tests in Chromium against samplit serve (node --test)",
+        Some(&root),
+        "node",
+        &args,
+        &[("DATABASE_URL", database_url)],
+    )
+}
+
+/// The Shopify stand-in's own tests (`tests/shopify-standin/*.test.mjs`), then the
+/// Shopify app's end-to-end tests (`integrations/shopify/test/*.test.mjs`): the
+/// `samplit` binary, the Worker and the Shopify stand-in (`tests/shopify-standin`), with a
+/// storefront in Chromium; a fresh database of `database_url`'s server each.
+fn shopify_browser_tests(database_url: &str) -> Result<(), String> {
+    let root = root();
+    ensure_chromium(&root)?;
+    let mut files = test_files(&root.join("tests").join("shopify-standin"))?;
+    files.extend(test_files(
+        &root.join("integrations").join("shopify").join("test"),
+    )?);
+    let mut args = vec!["--test", "--test-concurrency=1"];
+    args.extend(files.iter().map(String::as_str));
+    step_in(
+        "Shopify app end to end in Chromium against samplit serve, the Worker and the Shopify stand-in (node --test)",
         Some(&root),
         "node",
         &args,

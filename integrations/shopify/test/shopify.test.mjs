@@ -1,0 +1,802 @@
+// The Shopify integration, end to end, against the real parts: PostgreSQL, `samplit serve`
+// (the debug binary), the Worker under workerd (wrangler dev), Debian's Chromium driven by
+// playwright-core, and the local Shopify stand-in (tests/shopify-standin: OAuth, Admin
+// GraphQL, webhooks, a Liquid storefront that renders our theme app extension, a checkout
+// that runs our web pixel). Two shops: A installs through the authorization-code grant
+// (non-embedded), B through token exchange when its embedded admin page first opens
+// (Shopify-managed installation).
+//
+// What stands in for the internet here (and nothing else):
+// - The storefront's TLS. Shopify storefronts are https, and the edge's CORS allows only
+//   `https://<verified host>` (the snapshot's allowed_origins), so a storefront at the
+//   stand-in's own http://store.localhost:<port> would get no assignment. The storefront
+//   is served at https://store.localhost: Chromium maps store.localhost:443 to a local
+//   TLS front of the stand-in (certificate made here with openssl; Chromium is told to
+//   ignore certificate errors).
+// - Shopify's hosts. The control plane sends its OAuth and Admin calls to
+//   SAMPLIT_DEV_SHOPIFY_ADMIN_ORIGIN with `Host: <shop>`; a small router there passes each
+//   to the stand-in of that shop.
+// The edge is wrangler dev on http://127.0.0.1:<port>, the one development edge the app
+// embed and the pixel accept besides https.
+//
+//   node --test --test-concurrency=1 integrations/shopify/test/shopify.test.mjs
+//   (after `cargo xtask edge-build` and `cargo build -p samplit-control-plane --bin samplit`)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, psql, startServer } from '../../../console/test/harness.mjs';
+import { BROWSER_UA, INGEST_SECRET, SNAPSHOT_SECRET, sleep, startWorker, waitFor } from '../../../edge-worker/test/harness.mjs';
+import { queryHmacMessage, startStandin } from '../../../tests/shopify-standin/standin.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..', '..');
+const EXTENSIONS = join(root, 'integrations', 'shopify', 'extensions');
+const SCREENSHOT = join(root, 'target', 'shopify-storefront.png');
+const CHROMIUM = process.env.SAMPLIT_CHROMIUM ?? '/usr/bin/chromium';
+
+const API_KEY = 'samplit-test-client-id';
+const API_SECRET = `shpss_${randomBytes(24).toString('hex')}`;
+const SCOPES = 'read_orders,write_pixels,read_customer_events';
+const SHOP_A = 'samplit-test.myshopify.com';
+const HOST_A = 'store.localhost';
+const SHOP_B = 'samplit-other.myshopify.com';
+const HOST_B = 'other.localhost';
+const VARIANT_TEXT = 'Free shipping on every order';
+const PASSWORD = 'correct horse battery staple';
+
+let tls; // { dir, key, cert }
+let origin; // the origin the edge renders routed hosts from
+let worker;
+let shopA;
+let shopB;
+let adminRouter; // SAMPLIT_DEV_SHOPIFY_ADMIN_ORIGIN → the stand-in of the Host's shop
+let server;
+let storeFront; // https://store.localhost (Chromium maps :443 here) → stand-in A
+let browser;
+let publicEdge; // what storefronts and the pixel are given: the Worker's URL
+
+// What the flow builds, for the tests after it.
+const flow = {
+  siteA: null, bearer: null, experiment: null, buyers: [], installToken: null,
+  // Visitors and revenue the results hold besides the buyers': per arm name.
+  extra: { visitors: {}, revenue: {} },
+};
+
+// ------------------------------------------------------------------------------ plumbing
+
+/** A self-signed certificate for the storefront's host. */
+function makeCertificate() {
+  const dir = mkdtempSync(join(tmpdir(), 'samplit-shopify-tls-'));
+  const out = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=samplit-shopify-test',
+    '-addext', `subjectAltName=DNS:${HOST_A}`], { encoding: 'utf8', timeout: 30_000 });
+  if (out.status !== 0) throw new Error(`openssl: ${out.error ?? out.stderr}`);
+  return { dir, key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+}
+
+/** Passes `req` to 127.0.0.1:`port` as is, with `host` as the Host header when given. */
+function pass(req, res, port, host) {
+  const upstream = http.request({
+    host: '127.0.0.1', port, method: req.method, path: req.url,
+    headers: { ...req.headers, ...(host ? { host } : {}) },
+  }, (answer) => {
+    res.writeHead(answer.statusCode, answer.headers);
+    answer.pipe(res);
+  });
+  upstream.on('error', (e) => { if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }); res.end(String(e)); });
+  req.pipe(upstream);
+}
+
+function listening(srv) {
+  const sockets = new Set();
+  srv.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  return new Promise((ok) => srv.listen(0, '127.0.0.1', () => ok({
+    port: srv.address().port,
+    close: () => new Promise((done) => { for (const s of sockets) s.destroy(); srv.close(() => done()); }),
+  })));
+}
+
+/** The origin the edge fetches a routed host's pages from. */
+async function startOrigin() {
+  const srv = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+      .end('<!doctype html><html><head><title>Origin</title></head><body><h1 id="headline">Original headline</h1><p id="origin-marker">served by the origin</p></body></html>');
+  });
+  const l = await listening(srv);
+  return { ...l, url: `http://127.0.0.1:${l.port}` };
+}
+
+/** GET `path` on the Worker as the host `host` (what a routed domain's visitors do), as a
+ *  crawler: it gets the page but is no visitor of any experiment. */
+function edgeAsHost(host, path = '/') {
+  const port = new URL(worker.base).port;
+  return new Promise((ok, fail) => {
+    const req = http.request({ host: '127.0.0.1', port, path, headers: { host, accept: 'text/html', 'user-agent': 'curl/8.5.0' }, timeout: 10_000 }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => ok({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+/** SQL on the test's database: rows of `|`-separated fields. */
+const sql = (text) => psql(text, server.databaseUrl);
+const q = (s) => `'${String(s).replaceAll("'", "''")}'`;
+
+async function body(res) {
+  const text = await res.text();
+  try { return text ? JSON.parse(text) : null; } catch { return text; }
+}
+
+/** A Problem body with `status` and `code` (control-plane/src/error.rs). */
+async function assertProblem(res, status, code, what) {
+  const b = await body(res);
+  assert.equal(res.status, status, `${what}: ${res.status} ${JSON.stringify(b)}`);
+  assert.match(res.headers.get('content-type') ?? '', /json/, `${what}: a JSON problem`);
+  assert.equal(b?.status, status, `${what}: ${JSON.stringify(b)}`);
+  assert.equal(b?.code, code, `${what}: ${JSON.stringify(b)}`);
+  assert.equal(typeof b?.title, 'string', `${what}: ${JSON.stringify(b)}`);
+}
+
+const get = (path, init = {}) => fetch(`${server.base}${path}`, { redirect: 'manual', signal: AbortSignal.timeout(30_000), ...init });
+
+/** /api/v1 as the linked merchant. */
+async function api(method, path, data, headers = {}) {
+  const res = await fetch(`${server.base}/api/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${flow.bearer}`, ...(data ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: data ? JSON.stringify(data) : undefined,
+    signal: AbortSignal.timeout(30_000),
+  });
+  const b = await body(res);
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(b)}`);
+  return b;
+}
+
+const overview = (token) => get('/shopify/api/overview', { headers: { authorization: `Bearer ${token}` } });
+
+/** The cookie `name`'s value in a response's Set-Cookie headers, with the whole line. */
+function setCookie(res, name) {
+  for (const line of res.headers.getSetCookie()) {
+    const [pair] = line.split(';');
+    if (pair.slice(0, pair.indexOf('=')) === name) return { value: pair.slice(pair.indexOf('=') + 1), line };
+  }
+  return null;
+}
+
+/** Signs a Shopify query (every parameter but hmac, sorted) as Shopify does. */
+function signed(params, secret = API_SECRET) {
+  const hmac = createHmac('sha256', secret).update(queryHmacMessage(params)).digest('hex');
+  return new URLSearchParams({ ...params, hmac }).toString();
+}
+
+/** Starts an install of `shop` at /shopify/auth: `{ location, state, cookie }`. */
+async function startInstall(standin) {
+  const res = await fetch(standin.installUrl(), { redirect: 'manual' });
+  const text = await res.text();
+  assert.equal(res.status, 302, `GET /shopify/auth: ${res.status} ${text}`);
+  const location = new URL(res.headers.get('location'));
+  const cookie = setCookie(res, 'samplit_shopify_state');
+  assert.ok(cookie, `a state cookie: ${res.headers.getSetCookie()}`);
+  return { location, state: location.searchParams.get('state'), cookie: cookie.value, cookieLine: cookie.line };
+}
+
+/** The merchant approves at the stand-in: the callback URL Shopify would redirect to. */
+async function approve(standin, location) {
+  const answer = await standin.authorize(location.toString());
+  assert.equal(answer.status, 302, `the stand-in's authorize page: ${JSON.stringify(answer)}`);
+  return new URL(answer.location);
+}
+
+const callback = (url, cookie) => get(`${url.pathname}${url.search}`, cookie === undefined ? {} : { headers: { cookie: `samplit_shopify_state=${cookie}` } });
+
+/** The results of the flow's experiment, per arm name: { visitors, conversions, revenue }. */
+async function resultsByArm() {
+  const r = await api('GET', `/experiments/${flow.experiment.id}/results`);
+  const a = r.analyses[0];
+  const out = { currency: r.currency, arms: {} };
+  a.subjects.forEach((s, i) => {
+    out.arms[s.name] = {
+      visitors: a.result?.arms[i]?.visitors ?? null,
+      conversions: a.result?.arms[i]?.conversions ?? null,
+      revenue: Math.round(s.revenue_sum * 100) / 100,
+    };
+  });
+  return out;
+}
+
+/** What the flow's buyers should have produced, per arm name. */
+function expectedByArm() {
+  const arms = { Control: { visitors: 0, conversions: 0, revenue: 0 }, 'Free shipping': { visitors: 0, conversions: 0, revenue: 0 } };
+  for (const b of flow.buyers) {
+    arms[b.arm].visitors += 1;
+    arms[b.arm].conversions += 1;
+    arms[b.arm].revenue = Math.round((arms[b.arm].revenue + Number(b.order.total_price)) * 100) / 100;
+  }
+  for (const [arm, n] of Object.entries(flow.extra.visitors)) arms[arm].visitors += n;
+  for (const [arm, x] of Object.entries(flow.extra.revenue)) arms[arm].revenue = Math.round((arms[arm].revenue + x) * 100) / 100;
+  return arms;
+}
+
+async function waitForResults(expected, what) {
+  let last;
+  try {
+    await waitFor(async () => {
+      last = await resultsByArm();
+      return JSON.stringify(last.arms) === JSON.stringify(expected) ? last : null;
+    }, { timeoutMs: 40_000, every: 500, what });
+  } catch (e) {
+    throw new Error(`${e.message}\nexpected ${JSON.stringify(expected)}\nlast ${JSON.stringify(last)}\n--- Worker log ---\n${worker.log().slice(-3000)}`);
+  }
+  return last;
+}
+
+// ------------------------------------------------------------------------------ set-up
+
+before(async () => {
+  tls = makeCertificate();
+  const controlPlanePort = await freePort();
+  const appUrl = `http://127.0.0.1:${controlPlanePort}`;
+  origin = await startOrigin();
+  worker = await startWorker({
+    vars: { SAMPLIT_CONTROL_PLANE_URL: appUrl, SAMPLIT_ORIGIN_OVERRIDE: origin.url },
+  });
+  publicEdge = worker.base;
+
+  const common = {
+    apiKey: API_KEY, apiSecret: API_SECRET, appUrl, redirectUrls: [`${appUrl}/shopify/auth/callback`],
+    webhookUrl: `${appUrl}/shopify/webhooks`, currency: 'EUR', extensionsDir: EXTENSIONS, scopes: SCOPES,
+  };
+  shopA = await startStandin({ ...common, shop: SHOP_A, primaryDomain: HOST_A, shopName: 'Samplit Test Store' });
+  shopB = await startStandin({ ...common, shop: SHOP_B, primaryDomain: HOST_B, shopName: 'Other Test Store' });
+  const byShop = new Map([[SHOP_A, shopA], [SHOP_B, shopB]]);
+  adminRouter = await listening(http.createServer((req, res) => {
+    const standin = byShop.get(String(req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase());
+    if (!standin) { res.writeHead(404, { 'content-type': 'text/plain' }).end('no such shop'); return; }
+    pass(req, res, standin.port);
+  }));
+
+  server = await startServer((base) => ({
+    SAMPLIT_SNAPSHOT_SECRET: SNAPSHOT_SECRET,
+    SAMPLIT_INGEST_SECRET: INGEST_SECRET,
+    SAMPLIT_EDGE_URL: worker.base,
+    SAMPLIT_PUBLISH_INTERVAL: '1',
+    SAMPLIT_DEV_ALLOW_LOCAL_DOMAINS: 'true',
+    SAMPLIT_SHOPIFY_API_KEY: API_KEY,
+    SAMPLIT_SHOPIFY_API_SECRET: API_SECRET,
+    SAMPLIT_SHOPIFY_TOKEN_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+    SAMPLIT_PUBLIC_URL: base,
+    SAMPLIT_DEV_SHOPIFY_ADMIN_ORIGIN: `http://127.0.0.1:${adminRouter.port}`,
+    RUST_LOG: 'warn,samplit_control_plane::shopify=info',
+  }), { port: controlPlanePort });
+
+  storeFront = await listening(https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => pass(req, res, shopA.port, HOST_A)));
+  const { chromium } = await import('playwright-core');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      `--host-resolver-rules=MAP ${HOST_A}:443 127.0.0.1:${storeFront.port}`],
+  });
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await server?.stop().catch((e) => console.error(e));
+  await worker?.stop().catch((e) => console.error(e));
+  for (const s of [storeFront, adminRouter, origin]) await s?.close().catch(() => {});
+  for (const s of [shopA, shopB]) await s?.close().catch(() => {});
+  if (tls) rmSync(tls.dir, { recursive: true, force: true });
+});
+
+// ------------------------------------------------------------------------------ the flow
+
+test('install by the authorization-code grant: organisation, site, verified domains, currency, metafields, pixel, sealed token', async () => {
+  const started = await startInstall(shopA);
+  assert.equal(started.location.origin, `https://${SHOP_A}`);
+  assert.equal(started.location.pathname, '/admin/oauth/authorize');
+  assert.equal(started.location.searchParams.get('client_id'), API_KEY);
+  assert.equal(started.location.searchParams.get('scope'), SCOPES);
+  assert.equal(started.location.searchParams.get('redirect_uri'), `${server.base}/shopify/auth/callback`);
+  assert.ok(started.state && started.state.length >= 16, `an unguessable state: ${started.state}`);
+  assert.equal(started.cookie, started.state, 'the cookie carries the state');
+  const attrs = started.cookieLine.split(';').slice(1).map((a) => a.trim().toLowerCase());
+  for (const a of ['path=/shopify', 'httponly', 'samesite=lax', 'secure']) assert.ok(attrs.includes(a), `${a} in ${started.cookieLine}`);
+
+  const back = await approve(shopA, started.location);
+  assert.equal(`${back.origin}${back.pathname}`, `${server.base}/shopify/auth/callback`);
+  const done = await callback(back, started.cookie);
+  assert.equal(done.status, 302, `the callback: ${done.status} ${await done.text()}`);
+
+  // The token: issued once by the stand-in, stored sealed.
+  const tokens = shopA.accessTokens.filter((t) => t.shop === SHOP_A && !t.revoked);
+  assert.equal(tokens.length, 1, JSON.stringify(shopA.accessTokens));
+  assert.equal(tokens[0].online, false, 'an offline token');
+  flow.installToken = tokens[0].token;
+  const [row] = sql(`SELECT org_id, site_id, encode(token_ciphertext, 'hex'), token_key_id, uninstalled_at IS NULL
+    FROM shopify_shops WHERE shop = ${q(SHOP_A)}`).split('\n').map((l) => l.split('|'));
+  assert.ok(row?.[0] && row[1], `a shopify_shops row: ${row}`);
+  const [orgId, siteId, cipherHex, keyId, live] = row;
+  assert.equal(keyId, 'k1');
+  assert.equal(live, 't');
+  assert.ok(cipherHex.length > 0, 'a ciphertext');
+  assert.ok(!cipherHex.includes(Buffer.from(flow.installToken).toString('hex')), 'the token is not stored in the clear');
+  assert.equal(sql(`SELECT count(*) FROM shopify_shops WHERE position(convert_to(${q(flow.installToken)}, 'UTF8') in token_ciphertext) > 0`), '0');
+
+  // The organisation and the site, named after the shop, in the shop's currency.
+  assert.equal(sql(`SELECT name FROM organizations WHERE id = ${q(orgId)}`), 'Samplit Test Store');
+  const [name, currency, siteKey] = sql(`SELECT name, currency, site_key FROM sites WHERE id = ${q(siteId)}`).split('|');
+  assert.equal(name, 'Samplit Test Store');
+  assert.equal(currency, 'EUR');
+  flow.siteA = { id: siteId, orgId, siteKey };
+  // Both hosts verified by the install itself, and routed to the site.
+  assert.deepEqual(sql(`SELECT host, status, method FROM site_domains WHERE site_id = ${q(siteId)} ORDER BY host`).split('\n'),
+    [`${SHOP_A}|verified|shopify_install`, `${HOST_A}|verified|shopify_install`]);
+  assert.deepEqual(sql(`SELECT host, site_key FROM domain_routes WHERE host IN (${q(SHOP_A)}, ${q(HOST_A)}) ORDER BY host`).split('\n'),
+    [`${SHOP_A}|${siteKey}`, `${HOST_A}|${siteKey}`]);
+
+  // The storefront's configuration at the shop: the pixel and the app-data metafields.
+  assert.equal(shopA.webPixels.length, 1, JSON.stringify(shopA.webPixels));
+  const settings = typeof shopA.webPixels[0].settings === 'string' ? JSON.parse(shopA.webPixels[0].settings) : shopA.webPixels[0].settings;
+  const fields = Object.fromEntries(shopA.metafields.filter((m) => m.namespace === 'samplit').map((m) => [m.key, m.value]));
+  assert.equal(fields.site_key, siteKey, JSON.stringify(shopA.metafields));
+  assert.equal(settings.siteKey, siteKey);
+  assert.deepEqual(Object.keys(settings).sort(), ['edgeUrl', 'siteKey']);
+  assert.equal(fields.edge_url, publicEdge, 'samplit.edge_url: the edge');
+  assert.equal(settings.edgeUrl, publicEdge, 'the pixel\'s edgeUrl: the edge');
+});
+
+test('the embedded admin: the app page, the overview by session token, and Shopify-managed installation of a second shop', async () => {
+  const page = await get(`/shopify/app?shop=${SHOP_A}&host=${encodeURIComponent(Buffer.from(`admin.shopify.com/store/samplit-test`).toString('base64').replace(/=+$/, ''))}`);
+  assert.equal(page.status, 200, await page.clone().text());
+  assert.match(page.headers.get('content-type'), /^text\/html/);
+  const csp = page.headers.get('content-security-policy') ?? '';
+  assert.match(csp, new RegExp(`frame-ancestors https://${SHOP_A.replaceAll('.', '\\.')} https://admin\\.shopify\\.com(;|$)`), csp);
+  await page.text();
+
+  const res = await overview(shopA.sessionToken());
+  const o = await body(res);
+  assert.equal(res.status, 200, JSON.stringify(o));
+  assert.equal(o.shop, SHOP_A);
+  assert.equal(o.site.id, flow.siteA.id);
+  assert.equal(o.site.name, 'Samplit Test Store');
+  assert.equal(o.site.site_key, flow.siteA.siteKey);
+  assert.equal(o.site.currency, 'EUR');
+  assert.deepEqual([...o.site.domains].sort(), [SHOP_A, HOST_A]);
+  assert.equal(o.linked, false);
+  assert.deepEqual(o.experiments, []);
+  assert.equal(shopA.accessTokens.length, 1, 'an installed shop is not exchanged again');
+
+  // Shop B has never been installed: its first session token installs it (token exchange).
+  const beforeB = shopB.adminRequests.length;
+  const resB = await overview(shopB.sessionToken());
+  const b = await body(resB);
+  assert.equal(resB.status, 200, JSON.stringify(b));
+  assert.equal(b.shop, SHOP_B);
+  assert.notEqual(b.site.id, flow.siteA.id);
+  assert.equal(b.site.name, 'Other Test Store');
+  assert.deepEqual([...b.site.domains].sort(), [HOST_B, SHOP_B]);
+  const exchange = shopB.adminRequests.slice(beforeB).find((r) => r.path.startsWith('/admin/oauth/access_token'));
+  assert.ok(exchange, 'B was installed by token exchange');
+  assert.match(exchange.body, /token-exchange/);
+  assert.deepEqual(shopB.accessTokens.map((t) => [t.shop, t.online]), [[SHOP_B, false]]);
+  assert.equal(shopB.webPixels.length, 1);
+  assert.equal(sql(`SELECT count(DISTINCT org_id) FROM shopify_shops`), '2', 'each shop its own organisation');
+  assert.equal(sql(`SELECT host FROM site_domains WHERE site_id = ${q(b.site.id)} AND status = 'verified' ORDER BY host`), `${HOST_B}\n${SHOP_B}`);
+});
+
+test('linking a Samplit account: an owner invitation while nobody has joined, then 409', async () => {
+  const token = shopA.sessionToken();
+  const res = await get('/shopify/api/invitation', {
+    method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'merchant@example.com' }),
+  });
+  const inv = await body(res);
+  assert.equal(res.status, 201, JSON.stringify(inv));
+  assert.match(inv.token, /\S{16,}/);
+
+  const accepted = await get('/api/v1/invitations/accept', {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token: inv.token, password: PASSWORD, name: 'Mia Merchant' }),
+  });
+  const tokens = await body(accepted);
+  assert.equal(accepted.status, 200, JSON.stringify(tokens));
+  assert.equal(tokens.organization_id, flow.siteA.orgId, 'logged into the shop\'s organisation');
+  flow.bearer = tokens.access_token;
+
+  const again = await get('/shopify/api/invitation', {
+    method: 'POST', headers: { authorization: `Bearer ${shopA.sessionToken()}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'someone@example.com' }),
+  });
+  await assertProblem(again, 409, 'already_linked', 'a second invitation');
+  assert.equal((await body(await overview(shopA.sessionToken()))).linked, true);
+
+  // The merchant sees the install through the API.
+  const sites = await api('GET', '/sites');
+  assert.deepEqual(sites.map((s) => s.id), [flow.siteA.id], 'only the shop\'s site, not shop B\'s');
+  const site = await api('GET', `/sites/${flow.siteA.id}`);
+  const domains = Object.fromEntries(site.domain_verification.map((d) => [d.host, `${d.status}/${d.method}`]));
+  assert.deepEqual(domains, { [HOST_A]: 'verified/shopify_install', [SHOP_A]: 'verified/shopify_install' });
+
+  // The answer is the invitation itself (the embedded page accepts it on the merchant's
+  // behalf with POST /api/v1/invitations/accept): its email and expiry, no link.
+  assert.deepEqual(Object.keys(inv).sort(), ['email', 'expires_at', 'token']);
+});
+
+test('the storefront in Chromium: visitors get an arm, the cart carries their id, checkouts count once in EUR', async () => {
+  assert.ok(flow.bearer, 'needs the linked account');
+  const created = await api('POST', `/sites/${flow.siteA.id}/experiments`, {
+    name: 'Shipping headline',
+    kind: 'single',
+    coverage: 1,
+    allocator: { kind: 'fixed_split' },
+    elements: [{
+      name: 'Headline',
+      selector: '#headline',
+      variants: [
+        { name: 'Control', is_control: true, weight: 1, changes: [] },
+        { name: 'Free shipping', is_control: false, weight: 1, changes: [{ selector: '#headline', action: { type: 'set_text', text: VARIANT_TEXT } }] },
+      ],
+    }],
+    goals: [{ name: 'purchase', metric: 'revenue', primary: true, trigger: { type: 'custom', event: 'purchase' } }],
+  });
+  flow.experiment = await api('POST', `/experiments/${created.id}/start`, {}, { 'if-match': `"${created.version}"` });
+  assert.equal(flow.experiment.status, 'running');
+  await waitFor(async () => {
+    const pubs = await api('GET', `/sites/${flow.siteA.id}/publications`);
+    return pubs.some((p) => p.status === 'published' && p.weights.some((w) => w.experiment_id === created.id));
+  }, { timeoutMs: 30_000, what: 'a publication that reached the edge' });
+
+  // The shop's host is routed to the site at the edge too (pages rendered by the Worker).
+  const routed = await waitFor(async () => {
+    const r = await edgeAsHost(HOST_A);
+    return r.status === 200 ? r : null;
+  }, { timeoutMs: 15_000, what: `${HOST_A} routed at the edge` });
+  assert.match(routed.body, /origin-marker/);
+
+  const product = 'test-product';
+  let screenshot = false;
+  for (let i = 0; i < 16 && (flow.buyers.length < 6 || new Set(flow.buyers.map((b) => b.arm)).size < 2); i++) {
+    // Both arrival orders of pixel and webhook, and each form Shopify has used for the
+    // pixel's order id: the purchase is counted once in every case.
+    shopA.configure({
+      checkoutOrder: ['pixel-first', 'webhook-first', 'concurrent'][Math.floor(i / 2) % 3],
+      pixelOrderIdFormat: ['order-identity-gid', 'numeric', 'order-gid'][i % 3],
+    });
+    const context = await browser.newContext({ userAgent: BROWSER_UA, ignoreHTTPSErrors: true });
+    const tab = await context.newPage();
+    tab.setDefaultTimeout(20_000);
+    const errors = [];
+    tab.on('pageerror', (e) => errors.push(String(e)));
+    // The cart helper is deferred; held until the edge has answered, so it finds
+    // window.samplit.visitor already set (the event path has its own test below).
+    let answered;
+    const assigned = new Promise((ok) => { answered = ok; });
+    tab.on('response', (r) => { if (r.url().startsWith(`${publicEdge}/v1/assign`)) r.finished().then(() => answered()); });
+    await context.route('**/samplit-cart.js', async (route) => {
+      await Promise.race([assigned, sleep(5000)]);
+      await sleep(100);
+      await route.continue();
+    });
+    try {
+      await tab.goto(`https://${HOST_A}/products/${product}`);
+      const snippet = await tab.locator(`script[src^="${publicEdge}/v1/samplit.js?site="]`).count();
+      assert.equal(snippet, 1, `the app embed loads the snippet from the public edge: ${(await tab.content()).slice(0, 1500)}`);
+      const visitor = await waitFor(() => tab.evaluate(() => window.samplit?.visitor ?? null), { timeoutMs: 10_000, what: `visitor ${i}'s id from the edge` });
+      await tab.waitForFunction(() => document.readyState === 'complete');
+      const cookie = (await context.cookies(`https://${HOST_A}/`)).find((c) => c.name === '_samplit_vid');
+      assert.equal(cookie?.value, visitor, 'the snippet keeps the id in the first-party cookie the pixel reads');
+      const headline = await tab.textContent('#headline');
+      assert.ok(headline === VARIANT_TEXT || headline === 'Original headline', headline);
+      const arm = headline === VARIANT_TEXT ? 'Free shipping' : 'Control';
+      if (arm === 'Free shipping' && !screenshot) {
+        mkdirSync(dirname(SCREENSHOT), { recursive: true });
+        await tab.screenshot({ path: SCREENSHOT, fullPage: true });
+        screenshot = true;
+      }
+      // The cart helper copies the id into the cart attribute.
+      await waitFor(() => tab.evaluate(async (vid) => (await (await fetch('/cart.js')).json()).attributes?._samplit_vid === vid, visitor),
+        { timeoutMs: 8000, what: `visitor ${i}'s id in the cart attribute` });
+      await tab.click('#add-to-cart');
+      await tab.locator('#cart-status', { hasText: 'Added to cart' }).waitFor();
+      await tab.goto(`https://${HOST_A}/cart`);
+      assert.equal(await tab.textContent('#headline'), headline, 'the same arm on the next page');
+      await Promise.all([tab.waitForURL(/\/checkout$/), tab.click('#checkout')]);
+      await tab.locator('#thank-you').waitFor();
+      const record = shopA.lastCheckout;
+      const order = record.order;
+      assert.deepEqual(order.note_attributes.filter((a) => a.name === '_samplit_vid'), [{ name: '_samplit_vid', value: visitor }]);
+      assert.deepEqual(record.pixelErrors, []);
+      assert.equal(record.webhookStatuses.at(-1), 200, `orders/create answered: ${JSON.stringify(record.webhookStatuses)}`);
+      const sent = shopA.pixelLog.filter((l) => l.kind === 'fetch' && l.url === `${publicEdge}/v1/events`);
+      assert.ok(sent.length > 0 && sent.at(-1).status === 202, `the pixel posted the purchase to the edge: ${JSON.stringify(shopA.pixelLog.slice(-6))}`);
+      const delivery = shopA.webhooks.filter((w) => w.topic === 'orders/create').at(-1);
+      flow.buyers.push({ visitor, arm, order, webhookId: delivery.webhookId });
+      assert.deepEqual(errors, [], 'no uncaught exception on the storefront');
+    } finally {
+      await context.close();
+    }
+  }
+  const arms = new Set(flow.buyers.map((b) => b.arm));
+  assert.ok(flow.buyers.length >= 6 && arms.size === 2, `both arms among ${flow.buyers.length} buyers: ${flow.buyers.map((b) => b.arm)}`);
+  assert.ok(screenshot, 'a screenshot of the variant');
+  shopA.configure({ checkoutOrder: 'pixel-first', pixelOrderIdFormat: 'order-identity-gid' });
+  // The order rows: one per order, with its visitor, total and currency.
+  for (const b of flow.buyers) {
+    assert.equal(sql(`SELECT visitor_id, total, currency FROM shopify_orders WHERE shop = ${q(SHOP_A)} AND order_id = ${b.order.id}`),
+      `${b.visitor}|${Number(b.order.total_price)}|EUR`);
+  }
+
+  // Every order once (webhook and pixel carry the same event id), with its revenue.
+  const expected = expectedByArm();
+  const results = await waitForResults(expected, 'every order counted once in the results');
+  assert.equal(results.currency, 'EUR');
+
+  // A retried delivery (same webhook id) and a second delivery of the same order (new id)
+  // change nothing.
+  const first = flow.buyers[0];
+  const retried = await shopA.sendWebhook('orders/create', first.order, { webhookId: first.webhookId });
+  assert.equal(retried.status, 200, JSON.stringify(retried));
+  const redelivered = await shopA.sendWebhook('orders/create', first.order);
+  assert.equal(redelivered.status, 200, JSON.stringify(redelivered));
+  await sleep(4000); // two queue batch intervals: a duplicate would have arrived by now
+  assert.deepEqual((await resultsByArm()).arms, expected, 'redeliveries counted nowhere');
+  assert.equal(sql(`SELECT count(*) FROM shopify_orders WHERE shop = ${q(SHOP_A)} AND order_id = ${first.order.id}`), '1');
+
+  // The embedded admin shows the same totals.
+  const ov = await body(await overview(shopA.sessionToken()));
+  const e = ov.experiments.find((x) => x.id === flow.experiment.id);
+  assert.ok(e, JSON.stringify(ov));
+  assert.equal(e.status, 'running');
+  assert.equal(e.currency, 'EUR');
+  assert.equal(e.visitors, flow.buyers.length);
+  assert.equal(e.conversions, flow.buyers.length);
+  assert.equal(Math.round(e.revenue * 100) / 100, Math.round(flow.buyers.reduce((s, b) => s + Number(b.order.total_price), 0) * 100) / 100);
+});
+
+test('the cart helper also takes the id from the samplit:visitor event when the edge answers after it loaded', async () => {
+  assert.ok(flow.experiment, 'needs the running experiment');
+  const context = await browser.newContext({ userAgent: BROWSER_UA, ignoreHTTPSErrors: true });
+  // A slow edge: its answer comes after the deferred helper ran.
+  await context.route(`${publicEdge}/v1/assign`, async (route) => { await sleep(1500); await route.continue(); });
+  try {
+    const tab = await context.newPage();
+    await tab.goto(`https://${HOST_A}/`);
+    // The helper ran before the edge named the visitor.
+    assert.equal(await tab.evaluate(() => window.samplit?.visitor ?? null), null, 'the edge has not answered yet');
+    const visitor = await waitFor(() => tab.evaluate(() => window.samplit?.visitor ?? null), { timeoutMs: 10_000, what: 'the visitor id' });
+    await tab.waitForFunction(() => document.readyState === 'complete');
+    const arm = (await tab.textContent('#headline')) === VARIANT_TEXT ? 'Free shipping' : 'Control';
+    flow.extra.visitors[arm] = (flow.extra.visitors[arm] ?? 0) + 1;
+    await waitFor(() => tab.evaluate(async (vid) => (await (await fetch('/cart.js')).json()).attributes?._samplit_vid === vid, visitor),
+      { timeoutMs: 5000, what: 'the id in the cart attribute after the samplit:visitor event' });
+  } finally {
+    await context.close();
+  }
+});
+
+// ------------------------------------------------------------------------------ refusals
+
+test('a foreign shop host is refused with 400 before anything is asked of Shopify', async () => {
+  const before = shopA.adminRequests.length;
+  for (const shop of ['evil.example.com', 'x.myshopify.com.evil.com', 'samplit-test.myshopify.com:443', 'https://samplit-test.myshopify.com']) {
+    await assertProblem(await fetch(shopA.installUrl({ shop }), { redirect: 'manual' }), 400, 'invalid_shop', `/shopify/auth shop=${shop}`);
+    const params = { code: 'abc', host: 'x', shop, state: 'whatever', timestamp: String(Math.floor(Date.now() / 1000)) };
+    await assertProblem(await get(`/shopify/auth/callback?${signed(params)}`, { headers: { cookie: 'samplit_shopify_state=whatever' } }),
+      400, 'invalid_shop', `callback shop=${shop}`);
+  }
+  assert.equal(shopA.adminRequests.length, before, 'no request reached Shopify');
+});
+
+test('a bad or missing hmac gets 401 on /shopify/auth and on the callback', async () => {
+  const before = shopA.adminRequests.length;
+  await assertProblem(await fetch(shopA.installUrl({ hmac: '0'.repeat(64) }), { redirect: 'manual' }), 401, 'bad_hmac', 'auth, bad hmac');
+  const missing = new URL(shopA.installUrl());
+  missing.searchParams.delete('hmac');
+  await assertProblem(await fetch(missing, { redirect: 'manual' }), 401, 'bad_hmac', 'auth, no hmac');
+  const other = new URL(shopA.installUrl());
+  other.searchParams.set('timestamp', String(Number(other.searchParams.get('timestamp')) + 1));
+  await assertProblem(await fetch(other, { redirect: 'manual' }), 401, 'bad_hmac', 'auth, a parameter changed after signing');
+  const wrongSecret = shopA.installUrl({ hmac: createHmac('sha256', 'not-the-secret').update('x').digest('hex') });
+  await assertProblem(await fetch(wrongSecret, { redirect: 'manual' }), 401, 'bad_hmac', 'auth, another secret');
+
+  const started = await startInstall(shopA);
+  const back = await approve(shopA, started.location);
+  const tampered = new URL(back);
+  tampered.searchParams.set('hmac', 'f'.repeat(64));
+  await assertProblem(await callback(tampered, started.cookie), 401, 'bad_hmac', 'callback, bad hmac');
+  const noHmac = new URL(back);
+  noHmac.searchParams.delete('hmac');
+  await assertProblem(await callback(noHmac, started.cookie), 401, 'bad_hmac', 'callback, no hmac');
+  assert.deepEqual(shopA.adminRequests.slice(before).map((r) => r.path.split('?')[0]), ['/admin/oauth/authorize'],
+    'no code was exchanged');
+  // The state is still good for its own, signed callback.
+  assert.equal((await callback(back, started.cookie)).status, 302);
+});
+
+test('a replayed, tampered, cookie-less or other shop\'s state gets 403', async () => {
+  // Replay: the same callback URL twice.
+  const started = await startInstall(shopA);
+  const back = await approve(shopA, started.location);
+  assert.equal((await callback(back, started.cookie)).status, 302);
+  const tokensAfterFirst = shopA.accessTokens.length;
+  await assertProblem(await callback(back, started.cookie), 403, 'bad_state', 'a replayed callback');
+
+  // Tampered: a state the app never issued, correctly signed, with or without a matching cookie.
+  const fresh = await startInstall(shopA);
+  const approved = await approve(shopA, fresh.location);
+  const params = Object.fromEntries(approved.searchParams);
+  delete params.hmac;
+  const forged = { ...params, state: `${params.state}x` };
+  await assertProblem(await get(`/shopify/auth/callback?${signed(forged)}`, { headers: { cookie: `samplit_shopify_state=${fresh.cookie}` } }),
+    403, 'bad_state', 'state ≠ cookie');
+  await assertProblem(await get(`/shopify/auth/callback?${signed(forged)}`, { headers: { cookie: `samplit_shopify_state=${forged.state}` } }),
+    403, 'bad_state', 'a state never issued');
+  await assertProblem(await callback(approved), 403, 'bad_state', 'no cookie');
+  // Issued for shop A, presented for shop B (signed for B).
+  const forB = { ...params, shop: SHOP_B };
+  await assertProblem(await get(`/shopify/auth/callback?${signed(forB)}`, { headers: { cookie: `samplit_shopify_state=${fresh.cookie}` } }),
+    403, 'bad_state', 'another shop\'s state');
+  assert.equal(shopA.accessTokens.length, tokensAfterFirst, 'no code exchanged for a refused state');
+  assert.equal(shopB.accessTokens.length, 1);
+});
+
+test('session tokens: wrong secret, wrong audience, expired, not yet valid, malformed or missing get 401; shop B never sees shop A', async () => {
+  const t = Math.floor(Date.now() / 1000);
+  const cases = {
+    'wrong secret': shopA.sessionToken({ secret: 'another-apps-secret-another-apps-secret' }),
+    'wrong audience': shopA.sessionToken({ aud: 'another-client-id' }),
+    expired: shopA.sessionToken({ exp: t - 120, iat: t - 180, nbf: t - 180 }),
+    'not valid yet': shopA.sessionToken({ nbf: t + 120, exp: t + 180 }),
+    'dest is another shop than iss': shopA.sessionToken({ dest: `https://${SHOP_B}` }),
+    'dest is not a shop': shopA.sessionToken({ dest: 'https://evil.example.com', iss: 'https://evil.example.com/admin' }),
+    'not a JWT': 'not.a.jwt',
+  };
+  for (const [what, token] of Object.entries(cases)) {
+    await assertProblem(await overview(token), 401, 'invalid_session_token', what);
+  }
+  await assertProblem(await get('/shopify/api/overview'), 401, 'invalid_session_token', 'no Authorization');
+  await assertProblem(await get('/shopify/api/invitation', {
+    method: 'POST', headers: { authorization: `Bearer ${cases['wrong secret']}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'x@example.com' }),
+  }), 401, 'invalid_session_token', 'invitation with a forged token');
+
+  // Shop B's token (the same app) is shop B's, and only that.
+  const b = await body(await overview(shopB.sessionToken()));
+  assert.equal(b.shop, SHOP_B);
+  assert.notEqual(b.site.id, flow.siteA.id);
+  assert.ok(!JSON.stringify(b).includes(flow.siteA.siteKey), 'nothing of shop A');
+  assert.ok(!b.experiments.some((e) => e.id === flow.experiment?.id), 'not shop A\'s experiment');
+});
+
+test('webhooks: a bad HMAC gets 401 and records nothing; a repeated delivery is answered 200 and counted once', async () => {
+  assert.ok(flow.buyers.length, 'needs the storefront flow');
+  const deliveries = () => sql('SELECT count(*) FROM shopify_webhook_deliveries');
+  const orders = () => sql('SELECT count(*) FROM shopify_orders');
+  const before = { deliveries: deliveries(), orders: orders() };
+  const buyer = flow.buyers.find((b) => b.arm === 'Control') ?? flow.buyers[0];
+  const order = { ...buyer.order, id: buyer.order.id + 7, admin_graphql_api_id: `gid://shopify/Order/${buyer.order.id + 7}`, total_price: '12.50' };
+
+  for (const hmac of ['', 'AAAA', createHmac('sha256', 'wrong-secret').update(JSON.stringify(order)).digest('base64')]) {
+    const r = await shopA.sendWebhook('orders/create', order, { hmac });
+    assert.equal(r.status, 401, `hmac ${JSON.stringify(hmac)}: ${r.status} ${r.body}`);
+    assert.equal(JSON.parse(r.body).code, 'bad_hmac');
+  }
+  const redact = await shopA.sendWebhook('shop/redact', { shop_id: 1, shop_domain: SHOP_A }, { hmac: 'AAAA' });
+  assert.equal(redact.status, 401, 'a compliance topic too');
+  assert.deepEqual({ deliveries: deliveries(), orders: orders() }, before, 'nothing recorded');
+  assert.equal(sql(`SELECT count(*) FROM sites WHERE id = ${q(flow.siteA.id)}`), '1');
+
+  // The same delivery twice: 200 both times, one purchase (a repeat buyer: revenue grows by
+  // the order once, converters stay).
+  const first = await shopA.sendWebhook('orders/create', order);
+  assert.equal(first.status, 200, first.body);
+  flow.extra.revenue[buyer.arm] = (flow.extra.revenue[buyer.arm] ?? 0) + 12.5;
+  const expected = expectedByArm();
+  const again = await shopA.sendWebhook('orders/create', order, { webhookId: first.webhookId });
+  assert.equal(again.status, 200, again.body);
+  assert.equal(sql(`SELECT count(*) FROM shopify_webhook_deliveries WHERE webhook_id = ${q(first.webhookId)}`), '1');
+  assert.equal(sql(`SELECT visitor_id FROM shopify_orders WHERE shop = ${q(SHOP_A)} AND order_id = ${order.id}`), buyer.visitor);
+  await waitForResults(expected, 'the repeated delivery counted once');
+  await sleep(3000);
+  assert.deepEqual((await resultsByArm()).arms, expected, 'and only once');
+});
+
+test('an order without a visitor id is recorded for compliance and counted nowhere', async () => {
+  assert.ok(flow.buyers.length, 'needs the storefront flow');
+  const expected = expectedByArm();
+  // A checkout with no cart attribute and no cookie (the pixel sends nothing either).
+  const record = await shopA.placeOrder({ items: [{ id: 45000000000002, quantity: 2 }] });
+  assert.equal(record.webhookStatuses.at(-1), 200, JSON.stringify(record.webhookStatuses));
+  assert.deepEqual(record.order.note_attributes, []);
+  assert.equal(sql(`SELECT coalesce(visitor_id, 'NULL'), total, currency FROM shopify_orders WHERE shop = ${q(SHOP_A)} AND order_id = ${record.order.id}`),
+    'NULL|10|EUR');
+  // The same by webhook alone, with note_attributes [].
+  const bare = { ...record.order, id: record.order.id + 1, note_attributes: [] };
+  assert.equal((await shopA.sendWebhook('orders/create', bare)).status, 200);
+  assert.equal(sql(`SELECT coalesce(visitor_id, 'NULL') FROM shopify_orders WHERE shop = ${q(SHOP_A)} AND order_id = ${bare.id}`), 'NULL');
+  await sleep(3000);
+  assert.deepEqual((await resultsByArm()).arms, expected, 'results unchanged');
+});
+
+test('compliance: customers/data_request is stored for the owners, customers/redact unlinks the orders', async () => {
+  assert.ok(flow.buyers.length >= 2, 'needs the storefront flow');
+  const [one, two] = flow.buyers;
+  const ids = [one.order.id, two.order.id];
+  const asked = await shopA.customersDataRequest({ customerId: 777001, email: 'shopper@example.com', orderIds: ids, dataRequestId: 4242 });
+  assert.equal(asked.status, 200, asked.body);
+  const requests = await api('GET', '/shopify/data-requests');
+  const mine = requests.find((r) => r.data_request_id === 4242);
+  assert.ok(mine, JSON.stringify(requests));
+  assert.equal(mine.shop, SHOP_A);
+  assert.equal(mine.customer_id, 777001);
+  const text = JSON.stringify(mine.data);
+  for (const b of [one, two]) {
+    assert.ok(text.includes(b.visitor), `the visitor id of order ${b.order.id} in ${text}`);
+    assert.ok(text.includes(String(b.order.id)), `order ${b.order.id} in ${text}`);
+  }
+  assert.ok(!text.includes(flow.buyers[2]?.visitor ?? '\u0000'), 'only the orders asked for');
+
+  const redacted = await shopA.customersRedact({ customerId: 777001, email: 'shopper@example.com', orderIds: ids });
+  assert.equal(redacted.status, 200, redacted.body);
+  assert.equal(sql(`SELECT count(*) FROM shopify_orders WHERE shop = ${q(SHOP_A)} AND order_id IN (${ids.join(',')}) AND visitor_id IS NULL`), '2');
+  // Other orders keep theirs.
+  if (flow.buyers[2]) {
+    assert.equal(sql(`SELECT visitor_id FROM shopify_orders WHERE shop = ${q(SHOP_A)} AND order_id = ${flow.buyers[2].order.id}`), flow.buyers[2].visitor);
+  }
+});
+
+// ------------------------------------------------------------------------------ the end
+
+test('uninstall pauses the experiment, unroutes the shop\'s hosts and discards the token; shop/redact removes the site', async () => {
+  assert.ok(flow.experiment, 'needs the running experiment');
+  const gone = await shopA.uninstall();
+  assert.equal(gone.status, 200, gone.body);
+
+  const experiment = await api('GET', `/experiments/${flow.experiment.id}`);
+  assert.equal(experiment.status, 'paused');
+  assert.equal(sql(`SELECT count(*) FROM shopify_shops WHERE shop = ${q(SHOP_A)} AND token_ciphertext IS NULL AND token_nonce IS NULL`), '1');
+  assert.equal(sql(`SELECT count(*) FROM domain_routes WHERE host IN (${q(SHOP_A)}, ${q(HOST_A)}) AND site_key IS NOT NULL`), '0');
+  // At the edge: the hosts are nobody's, the old key assigns nobody.
+  await waitFor(async () => (await edgeAsHost(HOST_A)).status === 404, { timeoutMs: 20_000, what: `${HOST_A} unrouted at the edge` });
+  await waitFor(async () => {
+    const r = await fetch(`${worker.base}/v1/assign`, {
+      method: 'POST', headers: { 'content-type': 'text/plain', 'user-agent': BROWSER_UA },
+      body: JSON.stringify({ site_key: flow.siteA.siteKey, url: `https://${HOST_A}/` }),
+    });
+    const b = await body(r);
+    return r.status >= 400 || (b?.assignments ?? []).length === 0;
+  }, { timeoutMs: 20_000, what: 'no assignments for the uninstalled site' });
+  // The storefront renders no Samplit script any more (the shop dropped the metafields).
+  const context = await browser.newContext({ userAgent: BROWSER_UA, ignoreHTTPSErrors: true });
+  try {
+    const tab = await context.newPage();
+    await tab.goto(`https://${HOST_A}/`);
+    assert.equal(await tab.locator('script[src*="/v1/samplit.js"]').count(), 0);
+  } finally {
+    await context.close();
+  }
+  // An order arriving now is counted nowhere.
+  const late = { ...flow.buyers[0].order, id: flow.buyers[0].order.id + 99 };
+  assert.equal((await shopA.sendWebhook('orders/create', late)).status, 200);
+
+  // Shopify's shop/redact (48 h after an uninstall): the shop's site and records go.
+  const redact = await shopA.shopRedact();
+  assert.equal(redact.status, 200, redact.body);
+  assert.equal(sql(`SELECT count(*) FROM sites WHERE id = ${q(flow.siteA.id)}`), '0');
+  assert.equal(sql(`SELECT count(*) FROM shopify_orders WHERE shop = ${q(SHOP_A)}`), '0');
+  // Shop B is untouched.
+  assert.equal((await overview(shopB.sessionToken())).status, 200);
+});
