@@ -635,3 +635,35 @@ async fn removing_a_verified_domain_or_deleting_the_site_queues_tombstones_for_t
         "above any version a push in flight could carry"
     );
 }
+
+/// `shopify_install` is what a Shopify install records, never a proof a caller can ask
+/// for: the endpoint refuses it and the host stays pending.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn the_shopify_install_method_cannot_be_claimed_through_the_verify_endpoint(pool: PgPool) {
+    let dns = LocalDns::start().await;
+    let app = app_with(pool, &dns, &[]);
+    let stranger = new_team(&app).await;
+    let site = create_site(&app, &stranger.admin.token, &["someone.myshopify.com"]).await;
+    let site_id = site["id"].as_str().unwrap();
+    let r = verify(
+        &app,
+        &stranger.admin.token,
+        site_id,
+        "someone.myshopify.com",
+        json!({ "method": "shopify_install" }),
+    )
+    .await;
+    let body = r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert!(
+        body.to_string().contains("installing the Shopify app"),
+        "{body}"
+    );
+    let site = app
+        .get(
+            &format!("/api/v1/sites/{site_id}"),
+            Some(&stranger.admin.token),
+        )
+        .await
+        .json();
+    assert_eq!(domain(&site, "someone.myshopify.com")["status"], "pending");
+}
