@@ -441,13 +441,7 @@ async fn push(
             Ok(resp) if resp.status().is_success() => return (attempt, Ok(())),
             Ok(resp) => {
                 let status = resp.status();
-                let body: String = resp
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect();
+                let body = crate::shopify::admin::body_excerpt(resp).await;
                 (
                     status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS,
                     status == reqwest::StatusCode::PAYLOAD_TOO_LARGE

@@ -87,20 +87,7 @@ impl Admin {
             .json(&body)
             .send()
             .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let detail: String = response
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(300)
-                .collect();
-            return Err(AdminError::Refused {
-                status: status.as_u16(),
-                detail,
-            });
-        }
+        let response = refused_unless_success(response).await?;
         Ok(response.json().await?)
     }
 
@@ -151,20 +138,7 @@ impl Admin {
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let detail: String = response
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(300)
-                .collect();
-            return Err(AdminError::Refused {
-                status: status.as_u16(),
-                detail,
-            });
-        }
+        let response = refused_unless_success(response).await?;
         let mut body: Value = response.json().await?;
         if let Some(errors) = body.get("errors").filter(|e| !e.is_null()) {
             return Err(AdminError::GraphQl(
@@ -269,6 +243,32 @@ impl Admin {
             .await?;
         user_errors(&data["webPixelUpdate"]["userErrors"])
     }
+}
+
+/// The response if it succeeded; otherwise its status and the start of its body.
+async fn refused_unless_success(
+    response: reqwest::Response,
+) -> Result<reqwest::Response, AdminError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    Err(AdminError::Refused {
+        status: status.as_u16(),
+        detail: body_excerpt(response).await,
+    })
+}
+
+/// The first 300 characters of a response's body (for logs; never a token: Shopify's
+/// error bodies carry none, and the edge's neither).
+pub(crate) async fn body_excerpt(response: reqwest::Response) -> String {
+    response
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
 }
 
 fn user_errors(errors: &Value) -> Result<(), AdminError> {

@@ -431,13 +431,7 @@ async fn forward_order(
         })?;
     if !response.status().is_success() {
         let status = response.status();
-        let text: String = response
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(300)
-            .collect();
+        let text = admin::body_excerpt(response).await;
         tracing::warn!(%status, body = %text, "order forward: edge refused");
         return Err(ApiError::Unavailable);
     }

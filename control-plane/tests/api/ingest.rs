@@ -13,6 +13,21 @@ use crate::fixtures::{
 };
 use crate::helpers::{TEST_INGEST_SECRET, TestApp, new_org};
 
+/// The (id, reason) pairs of an answer's `rejected`, in its order.
+fn rejection_reasons(r: &serde_json::Value) -> Vec<(String, String)> {
+    r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["id"].as_str().unwrap().to_owned(),
+                x["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn request(body: &[u8], ts: Option<String>, sig: Option<String>) -> Request<Body> {
     let mut builder = Request::builder()
         .method(Method::POST)
@@ -569,17 +584,7 @@ async fn bad_items_are_rejected_one_by_one_and_the_valid_ones_kept(pool: PgPool)
     ];
     let r = ingest_ok(&app, &batch(items)).await;
     assert_eq!(r["accepted"], 2, "{r}");
-    let reasons: Vec<(String, String)> = r["rejected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            (
-                x["id"].as_str().unwrap().to_owned(),
-                x["reason"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let reasons = rejection_reasons(&r);
     let expected = [
         ("unknown-site", "unknown_site_key"),
         ("foreign-experiment", "unknown_experiment"),
@@ -1007,17 +1012,7 @@ async fn revenue_in_a_second_currency_is_refused_and_results_name_the_currency(p
     )
     .await;
     assert_eq!(r["accepted"], 2, "{r}");
-    let reasons: Vec<(String, String)> = r["rejected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            (
-                x["id"].as_str().unwrap().to_owned(),
-                x["reason"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let reasons = rejection_reasons(&r);
     assert_eq!(
         reasons,
         vec![
