@@ -39,6 +39,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..', '..');
 const EXTENSIONS = join(root, 'integrations', 'shopify', 'extensions');
 const SCREENSHOT = join(root, 'target', 'shopify-storefront.png');
+const EMBEDDED_SCREENSHOT = join(root, 'target', 'shopify-embedded.png');
+const APP_BRIDGE = 'https://cdn.shopify.com/shopifycloud/app-bridge.js';
 const CHROMIUM = process.env.SAMPLIT_CHROMIUM ?? '/usr/bin/chromium';
 
 const API_KEY = 'samplit-test-client-id';
@@ -564,6 +566,195 @@ test('the storefront in Chromium: visitors get an arm, the cart carries their id
   assert.equal(e.visitors, flow.buyers.length);
   assert.equal(e.conversions, flow.buyers.length);
   assert.equal(Math.round(e.revenue * 100) / 100, Math.round(flow.buyers.reduce((s, b) => s + Number(b.order.total_price), 0) * 100) / 100);
+});
+
+// ------------------------------------------------------------------------------ the embedded page in Chromium
+
+/** Opens the embedded admin page of `shop` (/shopify/app, as the admin's iframe would) in
+ *  a fresh context. App Bridge (Shopify's CDN, unreachable here) is replaced by a stub whose
+ *  idToken() resolves to `mint()`, called in node each time the page loads the script.
+ *  Collects console errors, uncaught exceptions, CSP violations and the page's API calls. */
+async function openEmbedded(shop, mint) {
+  const handle = shop.replace(/\.myshopify\.com$/, '');
+  const host = Buffer.from(`admin.shopify.com/store/${handle}`).toString('base64').replace(/=+$/, '');
+  const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1000, height: 640 } });
+  const tab = await context.newPage();
+  tab.setDefaultTimeout(15_000);
+  const seen = { consoleErrors: [], pageErrors: [], calls: [], tokens: [], bridgeLoads: 0 };
+  tab.on('console', (m) => { if (m.type() === 'error') seen.consoleErrors.push(m.text()); });
+  tab.on('pageerror', (e) => seen.pageErrors.push(String(e)));
+  tab.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.origin === server.base) seen.calls.push({ method: r.method(), path: u.pathname, authorization: r.headers().authorization ?? null });
+  });
+  await tab.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  await tab.route(APP_BRIDGE, async (route) => {
+    const token = mint();
+    seen.tokens.push(token);
+    seen.bridgeLoads += 1;
+    await route.fulfill({
+      status: 200, contentType: 'text/javascript; charset=utf-8',
+      body: `window.shopify = { idToken: () => Promise.resolve(${JSON.stringify(token)}) };`,
+    });
+  });
+  const res = await tab.goto(`${server.base}/shopify/app?shop=${shop}&host=${host}`);
+  assert.equal(res.status(), 200);
+  assert.equal(seen.bridgeLoads, 1, 'the page loads App Bridge from Shopify\'s CDN');
+  const cspViolations = () => tab.evaluate(() => window.__cspViolations);
+  return { context, tab, seen, cspViolations };
+}
+
+/** The page's experiment table: one entry per row, cells as shown. */
+const tableRows = (tab) => tab.$$eval('#experiment-rows tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+
+const euros = (v) => new Intl.NumberFormat('en-US', { style: 'currency', currency: 'EUR' }).format(v);
+
+test('the embedded page in Chromium shows shop A\'s site and each arm\'s visitors, conversions and revenue as the results report them', async () => {
+  assert.ok(flow.buyers.length && flow.experiment, 'needs the counted checkouts');
+  // Read independently of the page: the database for the site, the results API for the arms.
+  const [siteName, siteCurrency] = sql(`SELECT name, currency FROM sites WHERE id = ${q(flow.siteA.id)}`).split('|');
+  const verified = sql(`SELECT host FROM site_domains WHERE site_id = ${q(flow.siteA.id)} AND status = 'verified' ORDER BY host`).split('\n');
+  const results = await resultsByArm();
+  assert.equal(results.currency, 'EUR');
+  assert.deepEqual(Object.keys(results.arms).sort(), ['Control', 'Free shipping']);
+  assert.ok(Object.values(results.arms).every((a) => a.visitors > 0 && a.conversions > 0 && a.revenue > 0), JSON.stringify(results));
+
+  const { context, tab, seen, cspViolations } = await openEmbedded(SHOP_A, () => shopA.sessionToken());
+  try {
+    await tab.locator('#site').waitFor({ state: 'visible' });
+    await tab.locator('#experiments').waitFor({ state: 'visible' });
+    assert.equal(await tab.textContent('#site-name'), siteName);
+    assert.equal(siteName, 'Samplit Test Store');
+    assert.equal(await tab.textContent('#site-key'), flow.siteA.siteKey);
+    assert.equal(await tab.textContent('#site-currency'), siteCurrency);
+    assert.deepEqual((await tab.textContent('#site-domains')).split(', ').sort(), verified);
+    assert.deepEqual(verified, [SHOP_A, HOST_A].sort());
+    assert.equal(await tab.isHidden('#link'), true, 'shop A is linked: no link form');
+    assert.equal(await tab.textContent('#status'), '');
+
+    // One row per arm, the experiment's name and status on its first row.
+    const rows = await tableRows(tab);
+    assert.equal(rows.length, Object.keys(results.arms).length, JSON.stringify(rows));
+    assert.equal(rows[0][0], flow.experiment.name);
+    assert.equal(rows[0][1], 'running');
+    assert.ok(rows.slice(1).every((r) => r[0] === '' && r[1] === ''), JSON.stringify(rows));
+    const shown = {};
+    for (const [, , arm, visitors, conversions, revenue] of rows) {
+      const name = arm.replace(/ \(control\)$/, '');
+      assert.equal(arm.endsWith(' (control)'), name === 'Control', arm);
+      shown[name] = { visitors, conversions, revenue };
+    }
+    const expected = Object.fromEntries(Object.entries(results.arms).map(([name, a]) =>
+      [name, { visitors: String(a.visitors), conversions: String(a.conversions), revenue: euros(a.revenue) }]));
+    assert.deepEqual(shown, expected, 'the table shows what GET /experiments/{id}/results reports');
+    for (const [name, s] of Object.entries(shown)) {
+      assert.equal(Number(s.revenue.replace(/[^0-9.]/g, '')), results.arms[name].revenue, `${name}: ${s.revenue} in EUR`);
+      assert.match(s.revenue, /^€[\d,]+\.\d\d$/);
+    }
+    // Nothing moved while the page was open.
+    assert.deepEqual(await resultsByArm(), results);
+
+    // The page asked with the token App Bridge gave it, nothing else.
+    assert.deepEqual(seen.calls.filter((c) => c.path.startsWith('/shopify/api/') || c.path.startsWith('/api/')),
+      [{ method: 'GET', path: '/shopify/api/overview', authorization: `Bearer ${seen.tokens[0]}` }]);
+    mkdirSync(dirname(EMBEDDED_SCREENSHOT), { recursive: true });
+    await tab.screenshot({ path: EMBEDDED_SCREENSHOT, fullPage: true });
+    assert.deepEqual(await cspViolations(), [], 'the page\'s CSP lets its own script and calls through');
+    assert.deepEqual(seen.consoleErrors, []);
+    assert.deepEqual(seen.pageErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('the embedded page links a Samplit account for shop B: the form creates a login into B\'s organisation, then hides', async () => {
+  const before = await body(await overview(shopB.sessionToken()));
+  assert.equal(before.linked, false, 'shop B\'s organisation has no member yet');
+  const orgB = sql(`SELECT org_id FROM shopify_shops WHERE shop = ${q(SHOP_B)}`);
+  assert.equal(sql(`SELECT org_id FROM sites WHERE id = ${q(before.site.id)}`), orgB);
+  const email = 'owner-b@example.com';
+  const password = 'another correct horse battery';
+
+  const { context, tab, seen, cspViolations } = await openEmbedded(SHOP_B, () => shopB.sessionToken());
+  try {
+    await tab.locator('#link').waitFor({ state: 'visible' });
+    assert.equal(await tab.textContent('#site-name'), 'Other Test Store');
+    assert.equal(await tab.isHidden('#experiments'), true);
+    assert.match(await tab.textContent('#status'), /No experiment has started yet/);
+
+    await tab.fill('#link-form input[name=email]', email);
+    await tab.fill('#link-form input[name=name]', 'Bea Owner');
+    await tab.fill('#link-form input[name=password]', password);
+    await tab.click('#link-form button[type=submit]');
+    await tab.waitForFunction(() => document.getElementById('link-result').textContent !== '');
+    assert.equal(await tab.textContent('#link-result'), `Done: sign in to the Samplit console with ${email}.`);
+    await tab.locator('#link').waitFor({ state: 'hidden' }); // the page reloads the overview: linked
+    const calls = seen.calls.filter((c) => c.path.startsWith('/shopify/api/') || c.path.startsWith('/api/'));
+    assert.deepEqual(calls.map((c) => `${c.method} ${c.path} ${c.authorization ? 'bearer' : '-'}`), [
+      'GET /shopify/api/overview bearer', 'POST /shopify/api/invitation bearer', 'POST /api/v1/invitations/accept -', 'GET /shopify/api/overview bearer',
+    ]);
+    assert.ok(calls.every((c) => !c.authorization || c.authorization === `Bearer ${seen.tokens[0]}`));
+
+    // The login works and is B's organisation's, with B's site only.
+    const login = await get('/api/v1/auth/login', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }),
+    });
+    const tokens = await body(login);
+    assert.equal(login.status, 200, JSON.stringify(tokens));
+    assert.equal(tokens.organization_id, orgB);
+    const sites = await get('/api/v1/sites', { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    const list = await body(sites);
+    assert.equal(sites.status, 200, JSON.stringify(list));
+    assert.deepEqual(list.map((s) => s.id), [before.site.id], 'only shop B\'s site');
+    assert.notEqual(before.site.id, flow.siteA.id);
+    const wrong = await get('/api/v1/auth/login', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: `${password}x` }),
+    });
+    assert.equal(wrong.status, 401, 'and only with that password');
+
+    // Reloaded (a fresh token from the stub): linked, so no form.
+    await tab.reload();
+    await tab.locator('#site').waitFor({ state: 'visible' });
+    assert.equal(seen.bridgeLoads, 2);
+    assert.equal(await tab.isHidden('#link'), true);
+    assert.equal((await body(await overview(shopB.sessionToken()))).linked, true);
+    assert.deepEqual(await cspViolations(), []);
+    assert.deepEqual(seen.consoleErrors, []);
+    assert.deepEqual(seen.pageErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('the embedded page with a forged session token shows the 401 problem\'s detail and no data', async () => {
+  const forged = () => shopA.sessionToken({ secret: 'another-apps-secret-another-apps-secret' });
+  const problem = await body(await overview(forged()));
+  assert.equal(problem.status, 401);
+  assert.equal(problem.code, 'invalid_session_token');
+  assert.ok(problem.detail, JSON.stringify(problem));
+
+  const { context, tab, seen, cspViolations } = await openEmbedded(SHOP_A, forged);
+  try {
+    await tab.locator('#status.error').waitFor();
+    assert.equal(await tab.textContent('#status'), problem.detail);
+    for (const id of ['#site', '#experiments', '#link']) assert.equal(await tab.isHidden(id), true, `${id} hidden`);
+    assert.equal(await tab.textContent('#site-name'), '');
+    assert.equal(await tab.textContent('#site-key'), '');
+    assert.deepEqual(await tableRows(tab), []);
+    const text = await tab.textContent('body');
+    assert.ok(!text.includes(flow.siteA.siteKey) && !text.includes('Samplit Test Store'), 'nothing of the shop');
+    assert.deepEqual(seen.calls.filter((c) => c.path.startsWith('/shopify/api/')).map((c) => c.path), ['/shopify/api/overview']);
+    assert.deepEqual(await cspViolations(), []);
+    // The one console error is the refused call itself.
+    assert.equal(seen.consoleErrors.length, 1, JSON.stringify(seen.consoleErrors));
+    assert.match(seen.consoleErrors[0], /status of 401/);
+    assert.deepEqual(seen.pageErrors, []);
+  } finally {
+    await context.close();
+  }
 });
 
 test('the cart helper also takes the id from the samplit:visitor event when the edge answers after it loaded', async () => {
