@@ -15,6 +15,7 @@ import { Editor } from './pages/Editor';
 import { Results, SharedResults } from './pages/Results';
 import { SignIn } from './pages/SignIn';
 import { Site, Sites } from './pages/Sites';
+import { ConnectWordPress } from './pages/ConnectWordPress';
 
 type Boot = { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'failed'; error: ApiError } | { kind: 'in'; me: Me };
 
@@ -149,5 +150,6 @@ function Page({ path, canEdit, canAdmin }: { path: string; canEdit: boolean; can
   if (match('/planning', path)) return <Planning />;
   if (match('/team', path)) return <Team canAdmin={canAdmin} />;
   if (match('/audit', path)) return <Audit />;
+  if (match('/connect/wordpress', path)) return <ConnectWordPress canAdmin={canAdmin} />;
   return <p>{t('error.not_found')}</p>;
 }

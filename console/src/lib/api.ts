@@ -109,7 +109,7 @@ export interface Me {
 export interface DomainView {
   host: string;
   status: 'pending' | 'verified';
-  method: 'dns_txt' | 'http_file' | null;
+  method: 'dns_txt' | 'http_file' | 'shopify_install' | null;
   verified_at: string | null;
   txt_name: string;
   txt_value: string;

@@ -32,3 +32,4 @@ pub mod shares;
 pub mod shopify;
 pub mod sites;
 pub mod users;
+pub mod wordpress;

@@ -120,27 +120,52 @@ pub async fn verify_domain(
     let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("site"))?;
     let host = host.to_ascii_lowercase();
     let method = input.method.unwrap_or(Method::DnsTxt);
-
-    // Read what to prove outside any transaction: the proof does network I/O.
-    let (site, row) = {
+    let site = {
         let mut conn = state.pool.acquire().await?;
-        let site = site_of(&mut conn, &actor, id, false).await?;
+        site_of(&mut conn, &actor, id, false).await?
+    };
+    let verified = prove_host(
+        &state,
+        &site,
+        &host,
+        method,
+        input.transfer,
+        By::Actor(&actor),
+    )
+    .await?;
+    Ok(axum::Json(DomainView::from(verified)).into_response())
+}
+
+/// Proves `host` of `site` with `method` and records it verified and routed (audited as
+/// `by`); a host another site holds verified is 409 `domain_taken` unless `transfer`.
+/// The proof's network I/O runs outside any transaction.
+pub async fn prove_host(
+    state: &AppState,
+    site: &db::sites::SiteRow,
+    host: &str,
+    method: Method,
+    transfer: bool,
+    by: By<'_>,
+) -> ApiResult<DomainRow> {
+    let id = site.id;
+    let row = {
+        let mut conn = state.pool.acquire().await?;
         let row = db::domains::for_site(&mut conn, id)
             .await?
             .into_iter()
             .find(|d| d.host == host)
             .ok_or(ApiError::NotFound("domain"))?;
-        if !input.transfer
-            && let Some((owner, _)) = db::domains::verified_owner(&mut conn, &host, id).await?
+        if !transfer
+            && let Some((owner, _)) = db::domains::verified_owner(&mut conn, host, id).await?
         {
             tracing::info!(%host, site_id = %id, owner_site = %owner, "domain held by another site");
-            return Err(taken(&host));
+            return Err(taken(host));
         }
-        (site, row)
+        row
     };
     let verifier = Verifier::from_config(&state.config).map_err(ApiError::Internal)?;
     verifier
-        .prove(&host, &row.token, method)
+        .prove(host, &row.token, method)
         .await
         .map_err(|f| {
             ApiError::Validation(vec![FieldError {
@@ -151,16 +176,16 @@ pub async fn verify_domain(
 
     let mut tx = state.pool.begin().await?;
     // The row may have gone (domain removed) or its token changed meanwhile.
-    let current = db::domains::get_for_update(&mut tx, id, &host)
+    let current = db::domains::get_for_update(&mut tx, id, host)
         .await?
         .filter(|r| r.token == row.token)
         .ok_or(ApiError::NotFound("domain"))?;
-    let previous = db::domains::verified_owner(&mut tx, &host, id).await?;
+    let previous = db::domains::verified_owner(&mut tx, host, id).await?;
     if let Some((old_site, old_org)) = previous {
-        if !input.transfer {
-            return Err(taken(&host));
+        if !transfer {
+            return Err(taken(host));
         }
-        db::domains::revoke(&mut tx, old_site, &host).await?;
+        db::domains::revoke(&mut tx, old_site, host).await?;
         let change = Change::new("site.domain.revoked", "site", old_site)
             .before(serde_json::json!({ "host": host, "status": DomainStatus::Verified }))
             .after(
@@ -172,21 +197,21 @@ pub async fn verify_domain(
     let verified = if current.status == DomainStatus::Verified {
         current
     } else {
-        let done = db::domains::mark_verified(&mut tx, id, &host, method)
+        let done = db::domains::mark_verified(&mut tx, id, host, method)
             .await
             .map_err(ApiError::conflict_on_unique(
                 "domain_taken",
                 "another site verified this domain meanwhile",
             ))?;
-        db::domains::set_route(&mut tx, &host, Some(&site.site_key)).await?;
+        db::domains::set_route(&mut tx, host, Some(&site.site_key)).await?;
         let change = Change::new("site.domain.verify", "site", id).after(serde_json::json!({
             "host": host, "method": method.as_str(), "transfer": previous.is_some(),
         }));
-        audit::record_by(&mut tx, &actor, change).await?;
+        audit::record(&mut tx, site.org_id, by, change).await?;
         done
     };
     tx.commit().await?;
-    Ok(axum::Json(DomainView::from(verified)).into_response())
+    Ok(verified)
 }
 
 fn taken(host: &str) -> ApiError {

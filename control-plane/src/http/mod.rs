@@ -28,6 +28,7 @@ mod shares;
 mod shopify;
 mod signups;
 pub mod sites;
+pub mod wordpress;
 
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(planning::router())
         .merge(signups::router())
         .merge(shopify::api_router())
+        .merge(wordpress::router())
 }
 
 /// The OpenAPI document of the API: paths relative to its `servers` entry, `/api/v1`
@@ -148,6 +150,17 @@ impl utoipa::Modify for BearerAuth {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "An access token from /auth/login, or an API key (sk_...)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "wordpress_connection",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A WordPress plugin's connection token (wpc_...), from /wordpress/exchange",
                     ))
                     .build(),
             ),

@@ -27,13 +27,13 @@ use crate::sites::create_site;
 type Table = HashMap<(String, RecordType), Vec<RData>>;
 
 #[derive(Clone)]
-struct LocalDns {
+pub(crate) struct LocalDns {
     addr: SocketAddr,
     records: Arc<Mutex<Table>>,
 }
 
 impl LocalDns {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
         let records: Arc<Mutex<Table>> = Arc::default();
@@ -84,7 +84,7 @@ impl LocalDns {
         Self { addr, records }
     }
 
-    fn a(&self, host: &str, ip: &str) {
+    pub(crate) fn a(&self, host: &str, ip: &str) {
         let ip: std::net::Ipv4Addr = ip.parse().unwrap();
         self.records
             .lock()
@@ -107,7 +107,7 @@ impl LocalDns {
 /// A public-looking address for hosts whose TXT record is checked (never connected to).
 const PUBLIC_IP: &str = "93.184.216.34";
 
-fn app_with(pool: PgPool, dns: &LocalDns, extra: &[(&str, String)]) -> TestApp {
+pub(crate) fn app_with(pool: PgPool, dns: &LocalDns, extra: &[(&str, String)]) -> TestApp {
     let resolver = dns.addr.to_string();
     let extra: HashMap<String, String> = extra
         .iter()

@@ -28,3 +28,4 @@ mod shares;
 mod shopify;
 mod signups;
 mod sites;
+mod wordpress;
