@@ -70,19 +70,52 @@
     });
   }
 
+  function json(method, path, body, bearer) {
+    var headers = { 'Content-Type': 'application/json' };
+    if (bearer) headers.Authorization = 'Bearer ' + bearer;
+    return fetch(path, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined })
+      .then(function (res) {
+        if (res.status === 204) return { res: res, body: {} };
+        return res.json().catch(function () { return {}; }).then(function (b) { return { res: res, body: b }; });
+      });
+  }
+
+  // Accepting answers a session in the store's organisation; this page has no use for it
+  // (the merchant signs in to the console), so it is ended at once.
+  function endSession(tokens) {
+    return tokens && tokens.access_token ? json('POST', '/api/v1/auth/logout', null, tokens.access_token) : Promise.resolve();
+  }
+
+  function fail(r) { throw new Error(r.body.detail || ('HTTP ' + r.res.status)); }
+
+  // An existing Samplit login (409 login_required on accept): signs in with the email and
+  // password typed here, accepts as that login, and ends that session again.
+  function acceptAsExisting(inv, password) {
+    return json('POST', '/api/v1/auth/login', { email: inv.email, password: password }).then(function (login) {
+      if (!login.res.ok) fail(login);
+      var bearer = login.body.access_token;
+      return json('POST', '/api/v1/invitations/accept', { token: inv.token }, bearer).then(function (acc) {
+        if (!acc.res.ok) fail(acc);
+        return Promise.all([endSession(acc.body), json('POST', '/api/v1/auth/logout', null, bearer)]);
+      });
+    }).then(function () {
+      return 'Done: your Samplit login ' + inv.email + ' now manages this store; sign in to the Samplit console.';
+    });
+  }
+
   $('link-form').addEventListener('submit', function (ev) {
     ev.preventDefault();
     var f = ev.target;
+    var password = f.password.value;
     call('POST', '/shopify/api/invitation', { email: f.email.value }).then(function (inv) {
-      return fetch('/api/v1/invitations/accept', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ token: inv.token, name: f.name.value, password: f.password.value })
-      }).then(function (res) {
-        if (res.status === 409) return 'This email already has a Samplit login: sign in to the console, then ask to be linked again.';
-        if (!res.ok) return res.json().then(function (p) { throw new Error(p.detail || ('HTTP ' + res.status)); });
-        return 'Done: sign in to the Samplit console with ' + inv.email + '.';
-      });
+      return json('POST', '/api/v1/invitations/accept', { token: inv.token, name: f.name.value, password: password })
+        .then(function (r) {
+          if (r.res.status === 409 && r.body.code === 'login_required') return acceptAsExisting(inv, password);
+          if (!r.res.ok) fail(r);
+          return endSession(r.body).then(function () {
+            return 'Done: sign in to the Samplit console with ' + inv.email + '.';
+          });
+        });
     }).then(function (msg) { text('link-result', msg); load(); })
       .catch(function (e) { text('link-result', e.message); });
   });

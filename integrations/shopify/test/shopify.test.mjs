@@ -50,6 +50,8 @@ const SHOP_A = 'samplit-test.myshopify.com';
 const HOST_A = 'store.localhost';
 const SHOP_B = 'samplit-other.myshopify.com';
 const HOST_B = 'other.localhost';
+const SHOP_C = 'samplit-third.myshopify.com';
+const HOST_C = 'third.localhost';
 const VARIANT_TEXT = 'Free shipping on every order';
 const PASSWORD = 'correct horse battery staple';
 
@@ -58,6 +60,7 @@ let origin; // the origin the edge renders routed hosts from
 let worker;
 let shopA;
 let shopB;
+let shopC;
 let adminRouter; // SAMPLIT_DEV_SHOPIFY_ADMIN_ORIGIN → the stand-in of the Host's shop
 let server;
 let storeFront; // https://store.localhost (Chromium maps :443 here) → stand-in A
@@ -261,7 +264,8 @@ before(async () => {
   };
   shopA = await startStandin({ ...common, shop: SHOP_A, primaryDomain: HOST_A, shopName: 'Samplit Test Store' });
   shopB = await startStandin({ ...common, shop: SHOP_B, primaryDomain: HOST_B, shopName: 'Other Test Store' });
-  const byShop = new Map([[SHOP_A, shopA], [SHOP_B, shopB]]);
+  shopC = await startStandin({ ...common, shop: SHOP_C, primaryDomain: HOST_C, shopName: 'Third Test Store' });
+  const byShop = new Map([[SHOP_A, shopA], [SHOP_B, shopB], [SHOP_C, shopC]]);
   adminRouter = await listening(http.createServer((req, res) => {
     const standin = byShop.get(String(req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase());
     if (!standin) { res.writeHead(404, { 'content-type': 'text/plain' }).end('no such shop'); return; }
@@ -299,7 +303,7 @@ after(async () => {
   await server?.stop().catch((e) => console.error(e));
   await worker?.stop().catch((e) => console.error(e));
   for (const s of [storeFront, adminRouter, origin]) await s?.close().catch(() => {});
-  for (const s of [shopA, shopB]) await s?.close().catch(() => {});
+  for (const s of [shopA, shopB, shopC]) await s?.close().catch(() => {});
   if (tls) rmSync(tls.dir, { recursive: true, force: true });
 });
 
@@ -694,9 +698,12 @@ test('the embedded page links a Samplit account for shop B: the form creates a l
     await tab.locator('#link').waitFor({ state: 'hidden' }); // the page reloads the overview: linked
     const calls = seen.calls.filter((c) => c.path.startsWith('/shopify/api/') || c.path.startsWith('/api/'));
     assert.deepEqual(calls.map((c) => `${c.method} ${c.path} ${c.authorization ? 'bearer' : '-'}`), [
-      'GET /shopify/api/overview bearer', 'POST /shopify/api/invitation bearer', 'POST /api/v1/invitations/accept -', 'GET /shopify/api/overview bearer',
+      'GET /shopify/api/overview bearer', 'POST /shopify/api/invitation bearer', 'POST /api/v1/invitations/accept -',
+      'POST /api/v1/auth/logout bearer', 'GET /shopify/api/overview bearer',
     ]);
-    assert.ok(calls.every((c) => !c.authorization || c.authorization === `Bearer ${seen.tokens[0]}`));
+    assert.equal(sql(`SELECT count(*) FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.email = ${q(email)} AND s.revoked_at IS NULL`), '0',
+      'the session the acceptance opened was ended by the page');
+    assert.ok(calls.filter((c) => c.path.startsWith('/shopify/')).every((c) => c.authorization === `Bearer ${seen.tokens[0]}`));
 
     // The login works and is B's organisation's, with B's site only.
     const login = await get('/api/v1/auth/login', {
@@ -723,6 +730,58 @@ test('the embedded page links a Samplit account for shop B: the form creates a l
     assert.equal((await body(await overview(shopB.sessionToken()))).linked, true);
     assert.deepEqual(await cspViolations(), []);
     assert.deepEqual(seen.consoleErrors, []);
+    assert.deepEqual(seen.pageErrors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('the embedded page links an existing Samplit login to shop C: it signs in with that login, accepts, and ends that session', async () => {
+  // Someone with a Samplit account of their own (their own organisation).
+  const email = 'existing-merchant@example.com';
+  const password = 'an existing login password';
+  const reg = await get('/api/v1/auth/register', {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password, name: 'Ezra Existing', organization_name: 'Existing Co' }),
+  });
+  const registered = await body(reg);
+  assert.equal(reg.status, 201, JSON.stringify(registered));
+  const ownOrg = registered.organization_id;
+  const sessionsBefore = Number(sql(`SELECT count(*) FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.email = ${q(email)} AND s.revoked_at IS NULL`));
+
+  const { context, tab, seen, cspViolations } = await openEmbedded(SHOP_C, () => shopC.sessionToken());
+  try {
+    await tab.locator('#link').waitFor({ state: 'visible' }); // shop C installed by token exchange, nobody linked
+    const orgC = sql(`SELECT org_id FROM shopify_shops WHERE shop = ${q(SHOP_C)}`);
+    assert.notEqual(orgC, ownOrg);
+    await tab.fill('#link-form input[name=email]', email);
+    await tab.fill('#link-form input[name=name]', 'Ezra Existing');
+    await tab.fill('#link-form input[name=password]', password);
+    await tab.click('#link-form button[type=submit]');
+    await tab.waitForFunction(() => document.getElementById('link-result').textContent !== '');
+    assert.equal(await tab.textContent('#link-result'), `Done: your Samplit login ${email} now manages this store; sign in to the Samplit console.`);
+    await tab.locator('#link').waitFor({ state: 'hidden' });
+    const calls = seen.calls.filter((c) => c.path.startsWith('/shopify/api/') || c.path.startsWith('/api/'));
+    assert.deepEqual(calls.map((c) => `${c.method} ${c.path} ${c.authorization ? 'bearer' : '-'}`), [
+      'GET /shopify/api/overview bearer', 'POST /shopify/api/invitation bearer', 'POST /api/v1/invitations/accept -',
+      'POST /api/v1/auth/login -', 'POST /api/v1/invitations/accept bearer', 'POST /api/v1/auth/logout bearer',
+      'POST /api/v1/auth/logout bearer', 'GET /shopify/api/overview bearer',
+    ]);
+    // The same login is now owner of shop C's organisation and keeps its own.
+    const login = await get('/api/v1/auth/login', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password, organization_id: orgC }),
+    });
+    const tokens = await body(login);
+    assert.equal(login.status, 200, JSON.stringify(tokens));
+    assert.equal(tokens.organization_id, orgC);
+    const me = await body(await get('/api/v1/auth/me', { headers: { authorization: `Bearer ${tokens.access_token}` } }));
+    assert.deepEqual(me.organizations.map((o) => o.id).sort(), [orgC, ownOrg].sort());
+    assert.equal(me.role, 'owner');
+    assert.equal(sql(`SELECT count(*) FROM users WHERE email = ${q(email)}`), '1', 'no second account');
+    // The page's own session was ended: only the one just opened here is live besides the earlier ones.
+    const sessionsAfter = Number(sql(`SELECT count(*) FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.email = ${q(email)} AND s.revoked_at IS NULL`));
+    assert.equal(sessionsAfter, sessionsBefore + 1, 'the page logged its session out');
+    assert.deepEqual(await cspViolations(), []);
     assert.deepEqual(seen.pageErrors, []);
   } finally {
     await context.close();
