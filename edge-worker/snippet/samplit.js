@@ -32,6 +32,18 @@
     cookieName = null;
   }
 
+  // The id a server already gave this visitor in that cookie (the WordPress plugin's
+  // samplit_variant()), used when this browser remembers none, so the page and the
+  // server agree on the visitor from the first page view.
+  function cookieVisitor() {
+    if (!cookieName) return undefined;
+    try {
+      var m = d.cookie.match(new RegExp('(?:^|;\\s*)' + cookieName + '=([^;]*)'));
+      var id = m ? decodeURIComponent(m[1]) : '';
+      return /^[A-Za-z0-9_.:-]{1,128}$/.test(id) ? id : undefined;
+    } catch (e) { return undefined; }
+  }
+
   function load() {
     try { return JSON.parse(w.localStorage.getItem(storeKey)) || {}; } catch (e) { return {}; }
   }
@@ -212,7 +224,7 @@
     method: 'POST',
     credentials: 'include',
     headers: { 'Content-Type': 'text/plain' },
-    body: JSON.stringify({ site_key: key, visitor_id: remembered.vid, url: location.href, sticky: remembered.arms })
+    body: JSON.stringify({ site_key: key, visitor_id: remembered.vid || cookieVisitor(), url: location.href, sticky: remembered.arms })
   }).then(function (r) { return r.ok ? r.json() : null; }).then(function (res) {
     if (!res) return unhide();
     var list = res.assignments || [];

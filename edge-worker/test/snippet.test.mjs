@@ -46,7 +46,7 @@ class El {
  * of the snippet's tag; each `document.cookie` write, `samplit:visitor` event and
  * console warning is recorded.
  */
-function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'], code = source, nodes = {}, scriptAttrs = {} } = {}) {
+function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'], code = source, nodes = {}, scriptAttrs = {}, cookieJar = '' } = {}) {
   const els = Object.fromEntries(elements.map((s) => [s, new El(s)]));
   els['#headline'] && (els['#headline'].textContent = 'Original');
   const listeners = {};
@@ -77,6 +77,7 @@ function page({ url = 'https://shop.example.com/pricing', storage = new Map(), f
     querySelectorAll: (sel) => { if (/[!]/.test(sel)) throw new SyntaxError(sel); return nodes[sel] ?? (els[sel] ? [els[sel]] : []); },
     addEventListener: (type, fn) => { (listeners[type] ??= []).push(fn); },
     set cookie(v) { cookies.push(v); },
+    get cookie() { return cookieJar; },
   };
   const sandbox = {
     document,
@@ -365,6 +366,27 @@ test('data-first-party-cookie keeps the visitor id in that cookie on the page\'s
   await runAnswered(p);
   assert.equal(p.cookies.length, 1);
   assert.ok(p.cookies[0].startsWith(`${longest}=${encoded}; `), p.cookies[0]);
+});
+
+test('a visitor id a server put in the data-first-party-cookie cookie is sent when the browser remembers none', { timeout: 30000 }, async () => {
+  const sent = [];
+  const record = (u, init) => { sent.push(JSON.parse(init.body)); return Promise.resolve(new Response(JSON.stringify({ visitor_id: 'x', assignments: [] }))); };
+  const attrs = { 'data-first-party-cookie': 'samplit_vid' };
+  const jar = 'theme=dark; samplit_vid=wp-7f3a9c; other=1';
+  const cases = [
+    [{ scriptAttrs: attrs, cookieJar: jar }, 'wp-7f3a9c', 'the server\'s id'],
+    [{ scriptAttrs: attrs, cookieJar: jar, storage: new Map([[`samplit:${SITE}`, JSON.stringify({ vid: 'remembered-1' })]]) }, 'remembered-1', 'a remembered id wins'],
+    [{ cookieJar: jar }, undefined, 'no attribute: the cookie is not read'],
+    [{ scriptAttrs: attrs, cookieJar: 'samplit_vid=bad%20id%3Cx' }, undefined, 'an id that is not one is ignored'],
+    [{ scriptAttrs: attrs, cookieJar: 'xsamplit_vid=wp-1' }, undefined, 'only that exact cookie name'],
+  ];
+  for (const [opts, expected, why] of cases) {
+    sent.length = 0;
+    const p = page({ ...opts, fetchImpl: record });
+    p.run();
+    await h.waitFor(() => sent.length >= 1, { timeoutMs: 5000, what: 'the assign call' });
+    assert.equal(sent[0].visitor_id, expected, why);
+  }
 });
 
 test('an invalid data-first-party-cookie name sets no cookie and warns once', { timeout: 30000 }, async () => {
