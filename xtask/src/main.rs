@@ -184,6 +184,8 @@ fn test() -> Result<(), String> {
     // After the Worker's tests, not beside them: one Chromium at a time on two cores.
     console_browser_tests(&database_url)?;
     shopify_browser_tests(&database_url)?;
+    wordpress_php_checks()?;
+    wordpress_browser_tests(&database_url)?;
     openapi_validate()?;
     eprintln!("xtask test: all steps passed");
     Ok(())
@@ -516,6 +518,83 @@ fn shopify_browser_tests(database_url: &str) -> Result<(), String> {
     args.extend(files.iter().map(String::as_str));
     step_in(
         "Shopify app end to end in Chromium against samplit serve, the Worker and the Shopify stand-in (node --test)",
+        Some(&root),
+        "node",
+        &args,
+        &[("DATABASE_URL", database_url)],
+    )
+}
+
+/// The WordPress plugin's PHP: `php -l` on every file under `integrations/wordpress`,
+/// then its PHPUnit tests (Debian's `php-cli` and `phpunit`, installed by `.ci/run`).
+fn wordpress_php_checks() -> Result<(), String> {
+    let root = root();
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("integrations").join("wordpress")];
+    while let Some(dir) = dirs.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "php") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    eprintln!(
+        "==> php -l on {} PHP files under integrations/wordpress",
+        files.len()
+    );
+    for file in &files {
+        let out = Command::new("php")
+            .arg("-l")
+            .arg(file)
+            .output()
+            .map_err(|e| format!("cannot run php (apt install php-cli): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "php -l {}: {}{}",
+                file.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    let config = root
+        .join("integrations")
+        .join("wordpress")
+        .join("tests")
+        .join("unit")
+        .join("phpunit.xml");
+    step(
+        "the WordPress plugin's unit tests (PHPUnit)",
+        "phpunit",
+        &["-c", path_str(&config)?],
+        &[],
+    )
+}
+
+/// The WordPress plugin end to end (integrations/wordpress/tests/e2e/*.test.mjs) on a real
+/// WordPress: Debian's `wordpress` on a private MariaDB served by `php -S`, with
+/// `samplit serve`, the Worker under workerd and Chromium (`.ci/run` installs the Debian
+/// packages).
+fn wordpress_browser_tests(database_url: &str) -> Result<(), String> {
+    let root = root();
+    ensure_chromium(&root)?;
+    let files = test_files(
+        &root
+            .join("integrations")
+            .join("wordpress")
+            .join("tests")
+            .join("e2e"),
+    )?;
+    let mut args = vec!["--test", "--test-concurrency=1"];
+    args.extend(files.iter().map(String::as_str));
+    step_in(
+        "WordPress plugin end to end on a real WordPress (php -S, MariaDB) with samplit serve, the Worker and Chromium (node --test)",
         Some(&root),
         "node",
         &args,
