@@ -192,3 +192,26 @@ export async function signedIngest(base, secret, items) {
   });
   assert.equal(res.status, 200, await res.text());
 }
+
+/**
+ * The body of a one-element experiment on `#headline`: a control and a variant that sets
+ * its text to `variantText`, half and half, with a revenue goal `purchase` (the plugins'
+ * and the Shopify app's purchase events). For the integrations' end-to-end tests.
+ */
+export function headlineExperiment(name, variantText) {
+  return {
+    name,
+    kind: 'single',
+    coverage: 1,
+    allocator: { kind: 'fixed_split' },
+    elements: [{
+      name: 'Headline',
+      selector: '#headline',
+      variants: [
+        { name: 'Control', is_control: true, weight: 1, changes: [] },
+        { name: 'Free shipping', is_control: false, weight: 1, changes: [{ selector: '#headline', action: { type: 'set_text', text: variantText } }] },
+      ],
+    }],
+    goals: [{ name: 'purchase', metric: 'revenue', primary: true, trigger: { type: 'custom', event: 'purchase' } }],
+  };
+}

@@ -31,7 +31,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, psql, startServer } from '../../../console/test/harness.mjs';
+import { freePort, headlineExperiment, psql, startServer } from '../../../console/test/harness.mjs';
 import { BROWSER_UA, INGEST_SECRET, SNAPSHOT_SECRET, sleep, startWorker, waitFor } from '../../../edge-worker/test/harness.mjs';
 import { queryHmacMessage, startStandin } from '../../../tests/shopify-standin/standin.mjs';
 
@@ -443,21 +443,7 @@ test('linking a Samplit account: an owner invitation while nobody has joined, th
 
 test('the storefront in Chromium: visitors get an arm, the cart carries their id, checkouts count once in EUR', async () => {
   assert.ok(flow.bearer, 'needs the linked account');
-  const created = await api('POST', `/sites/${flow.siteA.id}/experiments`, {
-    name: 'Shipping headline',
-    kind: 'single',
-    coverage: 1,
-    allocator: { kind: 'fixed_split' },
-    elements: [{
-      name: 'Headline',
-      selector: '#headline',
-      variants: [
-        { name: 'Control', is_control: true, weight: 1, changes: [] },
-        { name: 'Free shipping', is_control: false, weight: 1, changes: [{ selector: '#headline', action: { type: 'set_text', text: VARIANT_TEXT } }] },
-      ],
-    }],
-    goals: [{ name: 'purchase', metric: 'revenue', primary: true, trigger: { type: 'custom', event: 'purchase' } }],
-  });
+  const created = await api('POST', `/sites/${flow.siteA.id}/experiments`, headlineExperiment('Shipping headline', VARIANT_TEXT));
   flow.experiment = await api('POST', `/experiments/${created.id}/start`, {}, { 'if-match': `"${created.version}"` });
   assert.equal(flow.experiment.status, 'running');
   await waitFor(async () => {

@@ -38,7 +38,7 @@ import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import http from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, psql, startServer } from '../../../../console/test/harness.mjs';
+import { freePort, headlineExperiment, psql, startServer } from '../../../../console/test/harness.mjs';
 import { BROWSER_UA, INGEST_SECRET, SNAPSHOT_SECRET, sleep, startWorker, waitFor } from '../../../../edge-worker/test/harness.mjs';
 import {
   PLUGIN_DIR, listening, makeCertificate, makeWordPress, startDns, startMariaDB, startPhpServer, startTlsFront, wpRequest,
@@ -483,21 +483,7 @@ test('the snippet is the first script in the front page\'s <head>, not on wp-adm
 
 test('an experiment runs; "Test connection" lists it; visitors in Chromium get an arm and the first-party cookie', async () => {
   assert.ok(flow.bearer, 'needs the connection');
-  const created = await api('POST', `/sites/${flow.siteId}/experiments`, {
-    name: 'WordPress headline',
-    kind: 'single',
-    coverage: 1,
-    allocator: { kind: 'fixed_split' },
-    elements: [{
-      name: 'Headline',
-      selector: '#headline',
-      variants: [
-        { name: 'Control', is_control: true, weight: 1, changes: [] },
-        { name: 'Free shipping', is_control: false, weight: 1, changes: [{ selector: '#headline', action: { type: 'set_text', text: VARIANT_TEXT } }] },
-      ],
-    }],
-    goals: [{ name: 'purchase', metric: 'revenue', primary: true, trigger: { type: 'custom', event: 'purchase' } }],
-  });
+  const created = await api('POST', `/sites/${flow.siteId}/experiments`, headlineExperiment('WordPress headline', VARIANT_TEXT));
   flow.experiment = await api('POST', `/experiments/${created.id}/start`, {}, { 'if-match': `"${created.version}"` });
   assert.equal(flow.experiment.status, 'running');
   await waitFor(async () => {
