@@ -92,7 +92,19 @@ function renderTemplate(text, values, source = WRANGLER_TEMPLATE) {
  * the same way). Pass `null` as a value to leave a variable out. `rateLimits`: requests
  * per 10 s per site and address for `assign` and `events` (`null` leaves a binding out).
  */
-export async function startWorker({
+export async function startWorker(options = {}) {
+  // The free port is chosen before wrangler binds it: another process on the machine may
+  // take it in between ("Address already in use"). A new port then, at most three times.
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startWorkerOnce(options);
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test(String(e?.message))) throw e;
+    }
+  }
+}
+
+async function startWorkerOnce({
   vars = {}, maxRetries = 3, stateDir = null, main = shim, rateLimits = GENEROUS_RATE_LIMITS,
 } = {}) {
   if (!existsSync(main)) throw new Error(`no build at ${main}: run \`cargo xtask edge-build\``);
