@@ -48,11 +48,11 @@ pub const VERIFICATION_PATH: &str = "/.well-known/samplit-verification.txt";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(connect))
-        .routes(routes!(exchange))
-        .routes(routes!(verify))
-        .routes(routes!(connection))
-        .routes(routes!(disconnect))
+        .routes(routes!(wordpress_connect))
+        .routes(routes!(wordpress_exchange))
+        .routes(routes!(wordpress_verify))
+        .routes(routes!(wordpress_connection))
+        .routes(routes!(wordpress_disconnect))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -119,7 +119,7 @@ fn valid_state(state: &str) -> bool {
     responses((status = 201, body = ConnectOutput), (status = 404, body = crate::error::Problem),
         (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
-async fn connect(
+async fn wordpress_connect(
     State(state): State<AppState>,
     RequireRole { actor, .. }: RequireRole<Admin>,
     Json(input): Json<ConnectInput>,
@@ -272,7 +272,7 @@ fn invalid_code() -> ApiError {
 #[utoipa::path(post, path = "/wordpress/exchange", tag = "wordpress", request_body = ExchangeInput,
     responses((status = 200, body = ExchangeOutput), (status = 400, body = crate::error::Problem)),
     security(()))]
-async fn exchange(
+async fn wordpress_exchange(
     State(state): State<AppState>,
     Json(input): Json<ExchangeInput>,
 ) -> ApiResult<Response> {
@@ -356,7 +356,10 @@ pub struct VerifyOutput {
     responses((status = 200, body = VerifyOutput), (status = 401, body = crate::error::Problem),
         (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("wordpress_connection" = [])))]
-async fn verify(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+async fn wordpress_verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let c = connection_of(&state, &headers).await?;
     let site = {
         let mut conn = state.pool.acquire().await?;
@@ -407,7 +410,10 @@ pub struct ConnectionOutput {
 #[utoipa::path(get, path = "/wordpress/connection", tag = "wordpress",
     responses((status = 200, body = ConnectionOutput), (status = 401, body = crate::error::Problem)),
     security(("wordpress_connection" = [])))]
-async fn connection(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+async fn wordpress_connection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let c = connection_of(&state, &headers).await?;
     let mut conn = state.pool.acquire().await?;
     let site = db::sites::get(&mut conn, c.org_id, c.site_id)
@@ -441,7 +447,10 @@ async fn connection(State(state): State<AppState>, headers: HeaderMap) -> ApiRes
 #[utoipa::path(post, path = "/wordpress/disconnect", tag = "wordpress",
     responses((status = 204), (status = 401, body = crate::error::Problem)),
     security(("wordpress_connection" = [])))]
-async fn disconnect(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
+async fn wordpress_disconnect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
     let c = connection_of(&state, &headers).await?;
     let mut tx = state.pool.begin().await?;
     db::wordpress::revoke(&mut tx, c.id).await?;
