@@ -86,6 +86,104 @@ pub struct Config {
     /// The Shopify app (`integrations/shopify/README.md`); off unless
     /// `SAMPLIT_SHOPIFY_API_KEY` is set.
     pub shopify: Option<ShopifyConfig>,
+    /// `SAMPLIT_PUBLIC_URL`: this control plane's public origin (`https://…`, no trailing
+    /// slash), the base of the links in mails and of the Shopify app's redirects.
+    /// Required by SMTP and by the Shopify app.
+    pub public_url: Option<String>,
+    /// Outgoing mail (`crate::mail`).
+    pub mail: MailConfig,
+    /// `SAMPLIT_WEBHOOK_SECRET`: the key the organisations' outgoing-webhook signing
+    /// secrets are derived from (`crate::alerts`); webhooks are off without it.
+    pub webhook_secret: Option<Secret>,
+}
+
+/// Outgoing mail: where it goes, from whom, and how the outbox worker retries.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `SAMPLIT_SMTP_URL`; unset, mail is written to the log (links redacted).
+    pub smtp: Option<SmtpUrl>,
+    /// `SAMPLIT_MAIL_FROM` (`Name <address>`), required with SMTP.
+    pub from: Option<String>,
+    /// How often the outbox worker looks for due mail (`SAMPLIT_MAIL_POLL_MS`, default
+    /// 2000).
+    pub poll: Duration,
+    /// The first retry's delay after a failed send, doubled on each further failure up
+    /// to an hour (`SAMPLIT_MAIL_RETRY_BASE_MS`, default 30 000).
+    pub retry_base: Duration,
+    /// How long a message is retried before it is given up, logged at error level
+    /// (`SAMPLIT_MAIL_GIVE_UP`, seconds, default 3 days).
+    pub give_up: Duration,
+}
+
+/// An SMTP URL as lettre reads it (`smtps://user:pass@host:465`,
+/// `smtp://host:587?tls=required`). TLS by default: a plain `smtp://` URL to anything
+/// but a loopback address gets `tls=required` (STARTTLS); `tls=opportunistic` is refused
+/// there (a downgrade). It may hold a password: `Debug` shows only scheme and host.
+#[derive(Clone)]
+pub struct SmtpUrl(String);
+
+impl SmtpUrl {
+    /// Validates `raw` and applies the TLS default.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut url = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL: {e}"))?;
+        // `smtp` is not a special scheme for the URL standard: an IP address comes as an
+        // opaque host string.
+        let loopback = match url
+            .host_str()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        {
+            None | Some("") => return Err("the URL has no host".to_owned()),
+            Some(h) if h.eq_ignore_ascii_case("localhost") => true,
+            Some(h) => h
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+        };
+        let tls = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        match (url.scheme(), tls.as_deref()) {
+            ("smtps", _) | ("smtp", Some("required")) => {}
+            ("smtp", None) if loopback => {}
+            ("smtp", None) => {
+                url.query_pairs_mut().append_pair("tls", "required");
+            }
+            ("smtp", Some(other)) if loopback => {
+                if other != "opportunistic" {
+                    return Err(format!("unknown tls={other:?}: use required"));
+                }
+            }
+            ("smtp", Some(_)) => {
+                return Err(
+                    "only tls=required is accepted for a remote server (STARTTLS that cannot be downgraded)"
+                        .to_owned(),
+                );
+            }
+            (other, _) => return Err(format!("scheme {other:?}: use smtps:// or smtp://")),
+        }
+        Ok(Self(url.into()))
+    }
+
+    /// The URL, for the transport only (it may hold credentials).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(u) => write!(
+                f,
+                "SmtpUrl({}://{}:{})",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.port()
+                    .map_or_else(|| "default".to_owned(), |p| p.to_string())
+            ),
+            Err(_) => f.write_str("SmtpUrl(***)"),
+        }
+    }
 }
 
 /// The Shopify app's credentials and settings.
@@ -295,6 +393,53 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         })?),
     };
 
+    let public_url = match get("SAMPLIT_PUBLIC_URL").filter(|v| !v.trim().is_empty()) {
+        None => None,
+        Some(raw) => {
+            let public_url = raw.trim().trim_end_matches('/').to_owned();
+            let secure = public_url.starts_with("https://");
+            if !(secure || dev_allow_local_domains && public_url.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    name: "SAMPLIT_PUBLIC_URL".to_owned(),
+                    reason: "must be an https:// origin".to_owned(),
+                });
+            }
+            Some(public_url)
+        }
+    };
+    let smtp = match get("SAMPLIT_SMTP_URL").filter(|v| !v.trim().is_empty()) {
+        None => None,
+        Some(raw) => Some(SmtpUrl::parse(&raw).map_err(|reason| ConfigError::Invalid {
+            name: "SAMPLIT_SMTP_URL".to_owned(),
+            reason,
+        })?),
+    };
+    let mail_from = get("SAMPLIT_MAIL_FROM").filter(|v| !v.trim().is_empty());
+    if smtp.is_some() {
+        let from = mail_from.as_deref().ok_or_else(|| ConfigError::Missing {
+            name: "SAMPLIT_MAIL_FROM".to_owned(),
+            hint: "the sender of mails, e.g. Samplit <noreply@example.com>",
+        })?;
+        from.parse::<lettre::message::Mailbox>()
+            .map_err(|e| ConfigError::Invalid {
+                name: "SAMPLIT_MAIL_FROM".to_owned(),
+                reason: format!("not a mailbox ({e}): expected Name <address>"),
+            })?;
+        if public_url.is_none() {
+            return Err(ConfigError::Missing {
+                name: "SAMPLIT_PUBLIC_URL".to_owned(),
+                hint: "mails link to the console there, e.g. https://app.samplit.dev",
+            });
+        }
+    }
+    let mail = MailConfig {
+        smtp,
+        from: mail_from,
+        poll: Duration::from_millis(parse_count("SAMPLIT_MAIL_POLL_MS", 2000)?),
+        retry_base: Duration::from_millis(parse_count("SAMPLIT_MAIL_RETRY_BASE_MS", 30_000)?),
+        give_up: parse_secs("SAMPLIT_MAIL_GIVE_UP", 3 * 24 * 3600)?,
+    };
+
     let shopify = match get("SAMPLIT_SHOPIFY_API_KEY").filter(|v| !v.trim().is_empty()) {
         None => None,
         Some(api_key) => {
@@ -306,18 +451,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
                 name: "SAMPLIT_SHOPIFY_TOKEN_KEYS".to_owned(),
                 reason,
             })?;
-            let public_url = required(
-                "SAMPLIT_PUBLIC_URL",
-                "this control plane's public origin, e.g. https://app.samplit.dev",
-            )?;
-            let public_url = public_url.trim_end_matches('/').to_owned();
-            let secure = public_url.starts_with("https://");
-            if !(secure || dev_allow_local_domains && public_url.starts_with("http://")) {
-                return Err(ConfigError::Invalid {
-                    name: "SAMPLIT_PUBLIC_URL".to_owned(),
-                    reason: "must be an https:// origin".to_owned(),
-                });
-            }
+            let public_url = public_url.clone().ok_or_else(|| ConfigError::Missing {
+                name: "SAMPLIT_PUBLIC_URL".to_owned(),
+                hint: "this control plane's public origin, e.g. https://app.samplit.dev",
+            })?;
             let dev_admin_origin =
                 get("SAMPLIT_DEV_SHOPIFY_ADMIN_ORIGIN").filter(|v| !v.is_empty());
             if dev_admin_origin.is_some() && !dev_allow_local_domains {
@@ -343,6 +480,9 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
 
     Ok(Config {
         shopify,
+        public_url,
+        mail,
+        webhook_secret: optional_secret("SAMPLIT_WEBHOOK_SECRET")?,
         dns_resolver,
         dev_allow_local_domains,
         dev_verify_port,
@@ -373,6 +513,43 @@ pub fn from_env() -> Result<Config, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn smtp_urls_use_tls_unless_the_server_is_on_loopback() {
+        let ok = |raw: &str| SmtpUrl::parse(raw).map(|u| u.expose().to_owned());
+        assert_eq!(
+            ok("smtp://mail.example.com:587").unwrap(),
+            "smtp://mail.example.com:587?tls=required",
+            "TLS by default"
+        );
+        assert_eq!(
+            ok("smtps://u:p@mail.example.com").unwrap(),
+            "smtps://u:p@mail.example.com"
+        );
+        assert_eq!(
+            ok("smtp://mail.example.com?tls=required").unwrap(),
+            "smtp://mail.example.com?tls=required"
+        );
+        assert_eq!(
+            ok("smtp://127.0.0.1:2525").unwrap(),
+            "smtp://127.0.0.1:2525"
+        );
+        assert_eq!(ok("smtp://[::1]:2525").unwrap(), "smtp://[::1]:2525");
+        assert!(
+            ok("smtp://mail.example.com?tls=opportunistic").is_err(),
+            "downgradable"
+        );
+        assert!(ok("http://mail.example.com").is_err());
+        assert!(ok("smtp://").is_err());
+        let debug = format!(
+            "{:?}",
+            SmtpUrl::parse("smtps://user:hunter2@mail.example.com").unwrap()
+        );
+        assert!(
+            !debug.contains("hunter2") && debug.contains("mail.example.com"),
+            "{debug}"
+        );
+    }
+
     use super::*;
     use std::collections::HashMap;
 

@@ -15,10 +15,12 @@
 //! [`background`] (the periodic tasks `serve` runs), [`db`] (SQL per aggregate), [`export`]
 //! (CSV/XLSX downloads), [`ratelimit`] (login throttling), [`quota`] (per-organisation
 //! limits), [`publisher`] (signed snapshots, routes and tombstones pushed to the edge),
-//! [`verify`] (domain-ownership proofs over DNS and HTTP).
+//! [`verify`] (domain-ownership proofs over DNS and HTTP), [`mail`] (the outbox and its
+//! SMTP worker).
 //! `main.rs` only parses the command line and calls [`serve`] or [`migrate`].
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod background;
@@ -30,6 +32,7 @@ pub mod export;
 pub mod extract;
 pub mod http;
 pub mod ingest;
+pub mod mail;
 pub mod publisher;
 pub mod quota;
 pub mod ratelimit;
@@ -98,6 +101,22 @@ pub async fn serve(
             },
         ))
     };
+    let mail_worker = {
+        let mut rx = stop_rx.clone();
+        if !mail::delivers(&state.config) {
+            tracing::warn!(
+                "SAMPLIT_SMTP_URL is not set: mail is written to the log, not sent (addresses cannot be verified)"
+            );
+        }
+        tokio::spawn(mail::outbox::run(
+            state.pool.clone(),
+            state.config.clone(),
+            state.mail.clone(),
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        ))
+    };
     let app = router(state);
     let mut server_rx = stop_rx;
     let server = axum::serve(
@@ -116,5 +135,6 @@ pub async fn serve(
         let _ = handle.await;
     }
     let _ = housekeeping.await;
+    let _ = mail_worker.await;
     Ok(())
 }

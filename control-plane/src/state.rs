@@ -20,6 +20,8 @@ pub struct AppState {
     pub shared_results: Arc<crate::http::SharedResultsCache>,
     /// The Shopify app's clients, when it is configured.
     pub shopify: Option<Arc<crate::shopify::Shopify>>,
+    /// How mail leaves (`crate::mail::outbox`): SMTP, or the log.
+    pub mail: Arc<crate::mail::outbox::Sender>,
 }
 
 impl AppState {
@@ -30,6 +32,7 @@ impl AppState {
         };
         Ok(Self {
             shopify,
+            mail: Arc::new(crate::mail::outbox::Sender::new(&config)?),
             jwt: JwtKeys::new(config.jwt_secret.expose(), &config.limits.jwt_issuer),
             metrics: Arc::new(Metrics::new()?),
             passwords: Arc::new(PasswordGate::new(

@@ -7,6 +7,7 @@
 //! (`GET /api/v1/openapi.json`) is collected from the routes themselves, so it cannot
 //! drift from them.
 
+mod account;
 mod api_keys;
 pub mod assets;
 mod audit;
@@ -22,6 +23,7 @@ mod health;
 mod ingest;
 mod members;
 mod no_store;
+mod notifications;
 mod planning;
 mod results;
 mod shares;
@@ -74,6 +76,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(signups::router())
         .merge(shopify::api_router())
         .merge(wordpress::router())
+        .merge(account::router())
+        .merge(notifications::router())
 }
 
 /// The OpenAPI document of the API: paths relative to its `servers` entry, `/api/v1`

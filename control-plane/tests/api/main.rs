@@ -2,6 +2,7 @@
 //! test (`#[sqlx::test]`), the router driven in process with `oneshot`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test helper should panic
 
+mod alerts;
 mod api_keys;
 mod audit;
 mod auth;
@@ -18,6 +19,8 @@ mod headlines;
 mod health;
 mod helpers;
 mod ingest;
+mod mail;
+mod mail_accounts;
 mod members;
 mod no_store;
 mod planning;
@@ -28,4 +31,5 @@ mod shares;
 mod shopify;
 mod signups;
 mod sites;
+mod smtp;
 mod wordpress;
