@@ -95,6 +95,30 @@ pub struct Config {
     /// `SAMPLIT_WEBHOOK_SECRET`: the key the organisations' outgoing-webhook signing
     /// secrets are derived from (`crate::alerts`); webhooks are off without it.
     pub webhook_secret: Option<Secret>,
+    /// Alerts and outgoing webhooks (`crate::alerts`).
+    pub alerts: AlertsConfig,
+}
+
+/// When alerts are evaluated and how webhook deliveries are retried.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// How often running experiments are checked for a state change
+    /// (`SAMPLIT_ALERT_INTERVAL`, seconds, default 60).
+    pub interval: Duration,
+    /// Consecutive failed publications of a site before "publishing keeps failing"
+    /// (`SAMPLIT_ALERT_PUBLISH_FAILURES`, default 3).
+    pub publish_failures: i64,
+    /// How often the webhook worker looks for due deliveries (`SAMPLIT_WEBHOOK_POLL_MS`,
+    /// default 2000).
+    pub webhook_poll: Duration,
+    /// First retry delay of a failed delivery, doubled per failure up to an hour
+    /// (`SAMPLIT_WEBHOOK_RETRY_BASE_MS`, default 30 000).
+    pub webhook_retry_base: Duration,
+    /// A delivery is given up this long after the event, logged (`SAMPLIT_WEBHOOK_GIVE_UP`,
+    /// seconds, default 1 day).
+    pub webhook_give_up: Duration,
+    /// One delivery attempt's time limit (`SAMPLIT_WEBHOOK_TIMEOUT_MS`, default 10 000).
+    pub webhook_timeout: Duration,
 }
 
 /// Outgoing mail: where it goes, from whom, and how the outbox worker retries.
@@ -483,6 +507,20 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         public_url,
         mail,
         webhook_secret: optional_secret("SAMPLIT_WEBHOOK_SECRET")?,
+        alerts: AlertsConfig {
+            interval: parse_secs("SAMPLIT_ALERT_INTERVAL", 60)?,
+            publish_failures: to_i64(parse_count("SAMPLIT_ALERT_PUBLISH_FAILURES", 3)?),
+            webhook_poll: Duration::from_millis(parse_count("SAMPLIT_WEBHOOK_POLL_MS", 2000)?),
+            webhook_retry_base: Duration::from_millis(parse_count(
+                "SAMPLIT_WEBHOOK_RETRY_BASE_MS",
+                30_000,
+            )?),
+            webhook_give_up: parse_secs("SAMPLIT_WEBHOOK_GIVE_UP", 24 * 3600)?,
+            webhook_timeout: Duration::from_millis(parse_count(
+                "SAMPLIT_WEBHOOK_TIMEOUT_MS",
+                10_000,
+            )?),
+        },
         dns_resolver,
         dev_allow_local_domains,
         dev_verify_port,

@@ -117,6 +117,18 @@ pub async fn serve(
             },
         ))
     };
+    let alerts = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(alerts::run(state.clone(), async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }))
+    };
+    let webhook_worker = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(alerts::webhooks::run(state.clone(), async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }))
+    };
     let app = router(state);
     let mut server_rx = stop_rx;
     let server = axum::serve(
@@ -136,5 +148,7 @@ pub async fn serve(
     }
     let _ = housekeeping.await;
     let _ = mail_worker.await;
+    let _ = alerts.await;
+    let _ = webhook_worker.await;
     Ok(())
 }

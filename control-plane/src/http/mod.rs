@@ -30,6 +30,7 @@ mod shares;
 mod shopify;
 mod signups;
 pub mod sites;
+pub mod webhooks;
 pub mod wordpress;
 
 use std::time::{Duration, Instant};
@@ -78,6 +79,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(wordpress::router())
         .merge(account::router())
         .merge(notifications::router())
+        .merge(webhooks::router())
 }
 
 /// The OpenAPI document of the API: paths relative to its `servers` entry, `/api/v1`

@@ -32,4 +32,5 @@ mod shopify;
 mod signups;
 mod sites;
 mod smtp;
+mod webhooks;
 mod wordpress;
