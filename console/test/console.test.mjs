@@ -415,12 +415,35 @@ test('a viewer sees no edit controls and the server refuses them anyway', async 
   }
 });
 
+// The page the WordPress plugin's "Connect to Samplit" button opens (its end-to-end test
+// drives it; here it is only looked at, on a desktop and on a phone).
+const WP_CONNECT = `/connect/wordpress?${new URLSearchParams({
+  site_url: 'https://blog.example.com',
+  return_url: 'https://blog.example.com/wp-admin/options-general.php?page=samplit',
+  state: 'st_0123456789abcdef',
+})}`;
+
+test('desktop: the WordPress connect page names the blog and offers the sites', async () => {
+  const { context, page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401] });
+  try {
+    await signIn(page, owner.email);
+    await page.goto(`${server.base}/app${WP_CONNECT}`);
+    await page.locator('main h1').first().waitFor();
+    await page.getByText('blog.example.com').first().waitFor();
+    await accessible(page, 'connect-wordpress');
+    await shoot(page, 'connect-wordpress');
+    await check();
+  } finally {
+    await context.close();
+  }
+});
+
 test('phone: every page fits the screen and stays accessible', async () => {
   const { context, page, check } = await openPage(browser, server.base, PHONE, { allowStatus: [401] });
   try {
     await shootPhone(page, 'signin');
     await signIn(page, owner.email);
-    for (const [path, name] of [['', 'overview'], ['/sites', 'sites'], ['/experiments', 'experiments'], [`/experiments/${owner.experiment}/results`, 'results']]) {
+    for (const [path, name] of [['', 'overview'], ['/sites', 'sites'], ['/experiments', 'experiments'], [`/experiments/${owner.experiment}/results`, 'results'], [WP_CONNECT, 'connect-wordpress']]) {
       await page.goto(`${server.base}/app${path}`);
       await page.locator('main h1').first().waitFor();
       if (name === 'results') await page.getByTestId('results-table').waitFor();

@@ -63,18 +63,20 @@ export function ConnectWordPress({ canAdmin }: { canAdmin: boolean }) {
         {(list) => (
           <form class="card stack" onSubmit={connect} aria-labelledby="wp-choose">
             <h2 id="wp-choose">{t('wp.choose')}</h2>
-            <label>
+            <label class="inline">
               <input type="radio" name="site" value="new" checked={choice === 'new'} onChange={() => setChoice('new')} />{' '}
               {t('wp.new_site', { host })}
             </label>
             {list.map((s) => (
-              <label key={s.id}>
+              <label key={s.id} class="inline">
                 <input type="radio" name="site" value={s.id} checked={choice === s.id} onChange={() => setChoice(s.id)} />{' '}
-                {s.name} <span class="muted">— {s.domains.join(', ') || t('common.none')}</span>
+                <span>
+                  {s.name} <span class="muted">— {s.domains.join(', ') || t('common.none')}</span>
+                </span>
               </label>
             ))}
             <p class="muted">{t('wp.rotates')}</p>
-            <button type="submit" class="btn" disabled={busy} data-testid="wp-connect">
+            <button type="submit" class="btn btn-primary" disabled={busy} data-testid="wp-connect">
               {t('wp.connect', { host })}
             </button>
           </form>
