@@ -284,6 +284,19 @@ impl<R: roles::MinRole + Send + Sync> FromRequestParts<AppState> for RequireRole
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header, trimmed; `None` when the
+/// header is missing, not text, another scheme, or empty. The integrations' own tokens
+/// (Shopify session tokens, WordPress connection tokens) are read with it too.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
         .headers

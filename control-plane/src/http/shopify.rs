@@ -233,12 +233,7 @@ fn session_shop(state: &AppState, headers: &HeaderMap) -> ApiResult<(String, Str
             "a valid Shopify session token is required (Authorization: Bearer <id token>)",
         )
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(refused)?;
+    let token = crate::auth::bearer_token(headers).ok_or_else(refused)?;
     match protocol::verify_session_token(app.config.api_secret.expose(), &app.config.api_key, token)
     {
         Ok((shop, _)) => Ok((shop, token.to_owned())),

@@ -18,7 +18,7 @@
 //!    the plugin's copy stops working at the next snapshot).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -331,11 +331,7 @@ async fn connection_of(
             "a live WordPress connection token is required (Authorization: Bearer wpc_…)",
         )
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    let token = crate::auth::bearer_token(headers)
         .filter(|t| t.starts_with(CONNECTION_TOKEN_PREFIX))
         .ok_or_else(refused)?;
     let mut conn = state.pool.acquire().await?;
