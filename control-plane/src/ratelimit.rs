@@ -15,6 +15,9 @@
 //!
 //! Registrations are limited to [`REGISTRATIONS_PER_ADDRESS`] per [`REGISTRATION_WINDOW`]
 //! per client address (each costs an argon2 hash and creates an organisation).
+//! Forgot-password requests to [`PASSWORD_RESETS_PER_ADDRESS`] per client address (counted
+//! whether or not the address has an account), and verification resends to
+//! [`RESENDS_PER_USER`] per person, both per hour.
 //!
 //! The client address is the TCP peer ([`ConnectInfo`]); `X-Forwarded-For` is read only
 //! when the peer is one of `config.trusted_proxies` — a header chosen by the client must
@@ -262,6 +265,58 @@ pub async fn check_and_record_signup(
         SIGNUP_WINDOW,
     )
     .await
+}
+
+/// Forgot-password requests allowed per client address within [`PASSWORD_RESET_WINDOW`]
+/// (counted whether or not the address has an account, so the limit says nothing).
+pub const PASSWORD_RESETS_PER_ADDRESS: i64 = 10;
+pub const PASSWORD_RESET_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Fails with 429 if the client address has asked [`PASSWORD_RESETS_PER_ADDRESS`] resets
+/// in the window; otherwise counts this one. (Without a known address, not limited here;
+/// the per-address-mailed limit in `accounts::mailed` still applies.)
+#[tracing::instrument(skip(pool, email))]
+pub async fn check_and_record_password_reset(
+    pool: &PgPool,
+    email: &str,
+    address: Option<IpAddr>,
+) -> Result<(), ApiError> {
+    check_and_record_per_address(
+        pool,
+        "password_reset",
+        email,
+        address,
+        PASSWORD_RESETS_PER_ADDRESS,
+        PASSWORD_RESET_WINDOW,
+    )
+    .await
+}
+
+/// Verification mails a user may ask for again within [`RESEND_WINDOW`].
+pub const RESENDS_PER_USER: i64 = 5;
+pub const RESEND_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Fails with 429 if the user has asked [`RESENDS_PER_USER`] verification mails in the
+/// window; otherwise counts this one (keyed by user id in the `email` column).
+#[tracing::instrument(skip(pool))]
+pub async fn check_and_record_verification_resend(
+    pool: &PgPool,
+    user_id: uuid::Uuid,
+) -> Result<(), ApiError> {
+    let key = user_id.to_string();
+    let (count, left): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), EXTRACT(EPOCH FROM min(at) + make_interval(secs => $2) - now())::float8
+           FROM login_attempts
+          WHERE kind = 'verification_resend' AND email = $1 AND at > now() - make_interval(secs => $2)",
+    )
+    .bind(&key)
+    .bind(RESEND_WINDOW.as_secs_f64())
+    .fetch_one(pool)
+    .await?;
+    if count >= RESENDS_PER_USER {
+        return Err(too_many_within(left, RESEND_WINDOW));
+    }
+    record(pool, "verification_resend", &key, None).await
 }
 
 async fn check_and_record_per_address(

@@ -100,10 +100,12 @@ export interface OrgSummary {
 }
 
 export interface Me {
-  user: { id: string; email: string; name: string } | null;
+  user: { id: string; email: string; name: string; email_verified: boolean; language: 'en' | 'es' } | null;
   organization: OrgSummary;
   role: Role;
   organizations: OrgSummary[];
+  /// Whether the server sends mail (else addresses cannot be verified, invitations answer their token).
+  mail_delivery: boolean;
 }
 
 export interface DomainView {

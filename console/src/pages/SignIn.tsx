@@ -1,11 +1,14 @@
 import { useState } from 'preact/hooks';
 import { ApiError, api, type ConsoleSession } from '../lib/api';
-import { t } from '../lib/i18n';
+import { currentLang, t } from '../lib/i18n';
 import { Problem, fieldError } from '../lib/ui';
 
-/// Sign in, or sign up (a new account and organisation); both set the session cookie.
+/// Sign in, or sign up (a new account and organisation); both set the session cookie —
+/// except a sign-up on a server that delivers mail (202): then the address is confirmed
+/// first, by the mailed link (pages/AccountLinks.tsx), and this page says to check the inbox.
 export function SignIn({ onSignedIn }: { onSignedIn: (s: ConsoleSession) => void }) {
   const [mode, setMode] = useState<'signin' | 'signup'>('signin');
+  const [mailedTo, setMailedTo] = useState<string | undefined>(undefined);
   const [error, setError] = useState<ApiError | undefined>(undefined);
   const [busy, setBusy] = useState(false);
 
@@ -19,13 +22,15 @@ export function SignIn({ onSignedIn }: { onSignedIn: (s: ConsoleSession) => void
       const session =
         mode === 'signin'
           ? await api<ConsoleSession>('POST', '/auth/console/login', { email: value('email'), password: value('password') })
-          : await api<ConsoleSession>('POST', '/auth/console/register', {
+          : await api<ConsoleSession | { status: string }>('POST', '/auth/console/register', {
               email: value('email'),
               password: value('password'),
               name: value('name'),
               organization_name: value('organization_name'),
+              language: currentLang(),
             });
-      onSignedIn(session);
+      if ('csrf_token' in session) onSignedIn(session);
+      else setMailedTo(value('email'));
     } catch (err) {
       setError(err instanceof ApiError ? err : new ApiError(0, 'error', String(err)));
     } finally {
@@ -34,6 +39,19 @@ export function SignIn({ onSignedIn }: { onSignedIn: (s: ConsoleSession) => void
   }
 
   const title = mode === 'signin' ? t('auth.signin') : t('auth.signup');
+  if (mailedTo !== undefined)
+    return (
+      <main class="auth">
+        <div class="card auth-card" data-testid="check-inbox">
+          <p class="brand">{t('app.name')}</p>
+          <h1>{t('auth.check_inbox')}</h1>
+          <p role="status">{t('auth.check_inbox_body', { email: mailedTo })}</p>
+          <button type="button" class="link" onClick={() => { setMailedTo(undefined); setMode('signin'); }}>
+            {t('links.back_to_signin')}
+          </button>
+        </div>
+      </main>
+    );
   return (
     <main class="auth">
       <div class="card auth-card">
@@ -77,6 +95,9 @@ export function SignIn({ onSignedIn }: { onSignedIn: (s: ConsoleSession) => void
             {title}
           </button>
         </form>
+        {mode === 'signin' && (
+          <a href="/app/forgot-password" class="link">{t('auth.forgot')}</a>
+        )}
         <button type="button" class="link" onClick={() => { setMode(mode === 'signin' ? 'signup' : 'signin'); setError(undefined); }}>
           {mode === 'signin' ? t('auth.no_account') : t('auth.have_account')}
         </button>

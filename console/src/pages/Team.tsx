@@ -55,10 +55,14 @@ export function Team({ canAdmin }: { canAdmin: boolean }) {
       }
     };
   }
-  const invite = createShown<InvitationOut & { token: string }>(
+  // With mail configured the invitation is mailed and the answer carries no token.
+  const invite = createShown<InvitationOut & { token?: string }>(
     '/invitations',
     ['email', 'role'],
-    (c) => ({ label: t('team.invitation_token', { email: c.email }), secret: c.token }),
+    (c) =>
+      c.token
+        ? { label: t('team.invitation_token', { email: c.email }), secret: c.token }
+        : { label: t('team.invitation_mailed', { email: c.email }), secret: '' },
     invitations.reload,
   );
   const createKey = createShown<ApiKeyOut & { key: string }>(
@@ -85,7 +89,11 @@ export function Team({ canAdmin }: { canAdmin: boolean }) {
         <div class="alert alert-warn" role="status">
           <p>{shown.label}</p>
           <p>
-            <code class="secret" data-testid="shown-secret">{shown.secret}</code> <CopyButton text={shown.secret} />
+            {shown.secret && (
+              <>
+                <code class="secret" data-testid="shown-secret">{shown.secret}</code> <CopyButton text={shown.secret} />
+              </>
+            )}
           </p>
         </div>
       )}

@@ -5,6 +5,8 @@
 //!   verification behind the argon2 gate.
 //! - [`session`]: sessions and their tokens: [`session::start`], [`session::refresh`]
 //!   (rotation, with reuse detection), [`session::end`], [`session::switch_org`].
+//! - [`mailed`]: the mailed flows (issue 15): sign-ups confirmed by mail, address
+//!   verification, password resets and changes, email changes, and their messages.
 //! - Here: the account operations themselves, [`register`] and [`login`], and the
 //!   values they share ([`parse_name`], [`user_actor`]).
 //!
@@ -14,6 +16,7 @@
 //! token, and the types that hold one do not derive `Debug`.
 
 pub mod email;
+pub mod mailed;
 pub mod password;
 pub mod session;
 
@@ -25,6 +28,7 @@ use crate::audit::{self, Change};
 use crate::auth::{Actor, Principal, Role};
 use crate::db;
 use crate::error::{ApiError, ApiResult};
+use crate::mail::Language;
 use crate::ratelimit;
 use crate::state::AppState;
 
@@ -73,48 +77,108 @@ pub struct NewAccount {
     pub organization_name: String,
 }
 
+/// What [`register`] did.
+pub enum Registered<S> {
+    /// The account exists and is signed in (mail is not delivered: the address stays
+    /// unverified, and a verification message is logged).
+    Started(S),
+    /// Mail is delivered: a message went to the address (a confirmation link, or a note
+    /// that it has an account already). Nothing says which.
+    ConfirmationSent,
+}
+
+/// A new account's row, ready to insert.
+pub(crate) struct AccountRow<'a> {
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub name: &'a str,
+    pub organization_name: &'a str,
+    pub language: Language,
+    pub verified: bool,
+}
+
+/// Inserts a user and a new organisation they own, with its audit entry, in the caller's
+/// transaction; a taken email is 409 `email_taken`. Returns (user, organisation).
+pub(crate) async fn create_account(
+    tx: &mut sqlx::PgConnection,
+    account: &AccountRow<'_>,
+) -> ApiResult<(Uuid, Uuid)> {
+    let user_id = Uuid::new_v4();
+    let org_id = Uuid::new_v4();
+    db::users::insert(
+        tx,
+        user_id,
+        account.email,
+        account.password_hash,
+        account.name,
+    )
+    .await
+    .map_err(ApiError::conflict_on_unique(
+        "email_taken",
+        "an account with this email already exists; log in instead",
+    ))?;
+    db::users::set_language(tx, user_id, account.language.as_str()).await?;
+    if account.verified {
+        db::users::set_verified(tx, user_id).await?;
+    }
+    db::orgs::insert(tx, org_id, account.organization_name).await?;
+    db::orgs::add_member(tx, org_id, user_id, Role::Owner).await?;
+    let actor = user_actor(user_id, org_id, Role::Owner, account.email);
+    let change =
+        Change::new("organization.created", "organization", org_id).after(serde_json::json!({
+            "name": account.organization_name,
+            "owner_user_id": user_id,
+            "owner_email": account.email,
+        }));
+    audit::record_by(tx, &actor, change).await?;
+    Ok((user_id, org_id))
+}
+
 /// Creates a user **and a new organisation** they own (nobody registers into an existing
-/// one: that takes an invitation), and logs them in.
+/// one: that takes an invitation), and logs them in — or, when mail is delivered, mails
+/// a confirmation link first ([`mailed::register_pending`]; the account is created when
+/// it is followed).
 ///
-/// Registrations are throttled per client address (before argon2 runs); a taken email is
-/// 409 `email_taken`. The password is hashed before the transaction starts, so no
-/// connection waits on argon2.
+/// Registrations are throttled per client address (before argon2 runs); without mail, a
+/// taken email is 409 `email_taken` (with mail, the answer is the same for every address).
+/// The password is hashed before the transaction starts, so no connection waits on argon2.
 pub async fn register<C: Channel>(
     state: &AppState,
     client: Option<IpAddr>,
     account: NewAccount,
-) -> ApiResult<C::Started> {
+    language: Language,
+) -> ApiResult<Registered<C::Started>> {
+    ratelimit::check_and_record_registration(&state.pool, account.email.as_str(), client).await?;
+    if crate::mail::delivers(&state.config) {
+        mailed::register_pending(state, account, language).await?;
+        return Ok(Registered::ConfirmationSent);
+    }
     let NewAccount {
         email,
         password,
         name,
         organization_name,
     } = account;
-    ratelimit::check_and_record_registration(&state.pool, email.as_str(), client).await?;
     let password_hash = hash_password(&state.passwords, password).await?;
-    let user_id = Uuid::new_v4();
-    let org_id = Uuid::new_v4();
     let mut tx = state.pool.begin().await?;
-    db::users::insert(&mut tx, user_id, email.as_str(), &password_hash, &name)
-        .await
-        .map_err(ApiError::conflict_on_unique(
-            "email_taken",
-            "an account with this email already exists; log in instead",
-        ))?;
-    db::orgs::insert(&mut tx, org_id, &organization_name).await?;
-    db::orgs::add_member(&mut tx, org_id, user_id, Role::Owner).await?;
-    let actor = user_actor(user_id, org_id, Role::Owner, email.as_str());
-    let change =
-        Change::new("organization.created", "organization", org_id).after(serde_json::json!({
-            "name": organization_name,
-            "owner_user_id": user_id,
-            "owner_email": email.as_str(),
-        }));
-    audit::record_by(&mut tx, &actor, change).await?;
+    let (user_id, org_id) = create_account(
+        &mut tx,
+        &AccountRow {
+            email: email.as_str(),
+            password_hash: &password_hash,
+            name: &name,
+            organization_name: &organization_name,
+            language,
+            verified: false,
+        },
+    )
+    .await?;
+    // Logged (link redacted) in this mode; kept so the flow is the same everywhere.
+    mailed::enqueue_verification(&mut tx, &state.config, user_id, email.as_str(), language).await?;
     let tokens = C::start(&mut tx, state, user_id, org_id).await?;
     tx.commit().await?;
     tracing::info!(%user_id, %org_id, "account registered");
-    Ok(tokens)
+    Ok(Registered::Started(tokens))
 }
 
 /// What a login presents, as typed. No `Debug`: it holds a password.

@@ -1,5 +1,10 @@
 //! Accounts and sessions over HTTP: `POST /auth/register`, `/auth/login`,
-//! `/auth/refresh`, `/auth/logout`, `/auth/switch` and `GET /auth/me`.
+//! `/auth/refresh`, `/auth/logout`, `/auth/switch`, `GET /auth/me` and `PATCH /auth/me`
+//! (language, name).
+//!
+//! When the server delivers mail, `POST /auth/register` answers 202 `confirmation_sent`
+//! for every address and the account is created by the mailed link (`http::account`,
+//! `docs/mail.md`); without mail it answers 201 and signs in, as before.
 //!
 //! The handlers are thin: they turn the request into the types of [`crate::accounts`]
 //! (which holds the account logic: emails, passwords and argon2, registration, login
@@ -13,7 +18,7 @@
 //! types do not derive `Debug`.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -23,12 +28,13 @@ use uuid::Uuid;
 use super::no_store::NoStore;
 use super::rfc3339;
 use crate::accounts::{
-    self, Api, Credentials, Email, NAME_MAX_CHARS, NewAccount, Password, Tokens,
+    self, Api, Credentials, Email, NAME_MAX_CHARS, NewAccount, Password, Registered, Tokens,
 };
 use crate::auth::{Actor, Principal, Role};
 use crate::db;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::Json;
+use crate::mail::Language;
 use crate::ratelimit::ClientIp;
 use crate::state::AppState;
 
@@ -38,7 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
-        .routes(routes!(me))
+        .routes(routes!(me, update_me))
         .routes(routes!(switch_org))
 }
 
@@ -124,6 +130,33 @@ pub struct RegisterRequest {
     /// The new organisation, owned by the new user.
     #[schema(example = "Acme")]
     pub organization_name: Option<String>,
+    /// The language of this person's mails (and the console); from `Accept-Language` by
+    /// default.
+    pub language: Option<Language>,
+}
+
+/// The answer of a sign-up when mail is delivered: the same whether or not the address
+/// has an account (a message went to it either way).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MailSent {
+    /// `confirmation_sent`, `reset_sent`, `verification_sent` or `email_change_sent`.
+    pub status: &'static str,
+}
+
+/// `202 {"status": …}`, not cached.
+pub(crate) fn mail_sent(status: &'static str) -> Response {
+    NoStore((StatusCode::ACCEPTED, axum::Json(MailSent { status }))).into_response()
+}
+
+/// The language a request asks for: `chosen`, else the `Accept-Language` header's.
+pub(crate) fn request_language(headers: &HeaderMap, chosen: Option<Language>) -> Language {
+    chosen.unwrap_or_else(|| {
+        Language::from_accept_language(
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        )
+    })
 }
 
 impl TryFrom<RegisterRequest> for NewAccount {
@@ -166,14 +199,17 @@ impl TryFrom<RegisterRequest> for NewAccount {
     }
 }
 
-/// Creates an account and a new organisation owned by it, and logs in.
+/// Creates an account and a new organisation owned by it, and logs in — or, when the
+/// server delivers mail, mails a confirmation link (`POST /auth/register/confirm`
+/// creates the account) and answers 202, the same for every address.
 #[utoipa::path(
     post, path = "/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Account and organisation created; logged in", body = TokenResponse),
+        (status = 201, description = "Account and organisation created; logged in (mail not delivered)", body = TokenResponse),
+        (status = 202, description = "Mail delivered: a message went to the address (`confirmation_sent`), whether or not it has an account", body = MailSent),
         (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 409, description = "The email is already registered (`email_taken`)", body = Problem),
+        (status = 409, description = "The email is already registered (`email_taken`; only when mail is not delivered)", body = Problem),
         (status = 422, description = "Invalid fields", body = Problem),
         (status = 429, description = "Too many registrations from this address; see Retry-After", body = Problem),
         (status = 503, description = "Password hashing busy (`busy`); see Retry-After", body = Problem),
@@ -183,14 +219,19 @@ impl TryFrom<RegisterRequest> for NewAccount {
 async fn register(
     State(state): State<AppState>,
     client: ClientIp,
+    headers: HeaderMap,
     Json(body): Json<RegisterRequest>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
+    let language = request_language(&headers, body.language);
     let account = NewAccount::try_from(body)?;
-    let tokens = accounts::register::<Api>(&state, client.0, account).await?;
-    Ok(NoStore((
-        StatusCode::CREATED,
-        axum::Json(TokenResponse::from(tokens)),
-    )))
+    match accounts::register::<Api>(&state, client.0, account, language).await? {
+        Registered::Started(tokens) => Ok(NoStore((
+            StatusCode::CREATED,
+            axum::Json(TokenResponse::from(tokens)),
+        ))
+        .into_response()),
+        Registered::ConfirmationSent => Ok(mail_sent("confirmation_sent")),
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -298,6 +339,10 @@ pub struct MeUser {
     pub email: String,
     pub name: String,
     pub created_at: String,
+    /// Whether the address was proven (a followed link).
+    pub email_verified: bool,
+    /// The language of this person's mails and console.
+    pub language: Language,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -324,6 +369,9 @@ pub struct MeResponse {
     pub role: Role,
     /// Every organisation the user belongs to (just this one for an API key).
     pub organizations: Vec<OrgSummary>,
+    /// Whether this server delivers mail (SMTP configured). Without it, addresses cannot
+    /// be verified and invitations answer their token.
+    pub mail_delivery: bool,
 }
 
 /// Who is calling: the user (or key), the organisation, the role, the user's orgs.
@@ -367,6 +415,8 @@ async fn me(State(state): State<AppState>, actor: Actor) -> ApiResult<axum::Json
                 email: user.email,
                 name: user.name,
                 created_at: rfc3339(user.created_at),
+                email_verified: user.email_verified_at.is_some(),
+                language: Language::from_code(&user.language),
             };
             (Some(user), None, orgs)
         }
@@ -390,7 +440,57 @@ async fn me(State(state): State<AppState>, actor: Actor) -> ApiResult<axum::Json
         organization: this_org(),
         role: actor.role,
         organizations,
+        mail_delivery: crate::mail::delivers(&state.config),
     }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct UpdateMeRequest {
+    /// The language of this person's mails and console.
+    pub language: Option<Language>,
+    /// Display name (at most 200 characters).
+    pub name: Option<String>,
+}
+
+/// Changes the signed-in person's language and/or name.
+#[utoipa::path(
+    patch, path = "/auth/me", tag = "auth",
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "An API key (it has no person's profile to change)", body = Problem),
+        (status = 422, description = "Invalid name", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all)]
+async fn update_me(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(body): Json<UpdateMeRequest>,
+) -> ApiResult<axum::Json<MeResponse>> {
+    let Some(user_id) = actor.user_id() else {
+        return Err(ApiError::Forbidden(
+            "an API key cannot change a person's profile",
+        ));
+    };
+    let mut errors = Errors::default();
+    let name = match body.name.as_deref() {
+        Some(raw) => errors.check("name", accounts::parse_name(Some(raw))),
+        None => None,
+    };
+    errors.into_result()?;
+    let mut tx = state.pool.begin().await?;
+    if let Some(language) = body.language {
+        db::users::set_language(&mut tx, user_id, language.as_str()).await?;
+    }
+    if let Some(name) = name {
+        db::users::set_name(&mut tx, user_id, &name).await?;
+    }
+    tx.commit().await?;
+    me(State(state), actor).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -7,6 +7,8 @@
 //!   see [`crate::auth::session_cookie_name`]) and carries no token the page's script
 //!   could leak — only the CSRF token the console sends back in `X-CSRF-Token` on every
 //!   state change.
+//! - `POST /auth/console/register/confirm` follows a mailed sign-up confirmation link
+//!   (when mail is delivered, registering only mails it) and signs the browser in.
 //! - `GET /auth/console/session` gives a reloaded page its CSRF token again.
 //! - `POST /auth/console/switch` moves the browser to another of the user's
 //!   organisations: a new session (new cookie) there, the old one ended.
@@ -21,7 +23,7 @@
 //! form cannot send, and CORS does not let a foreign script send them.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -29,9 +31,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::auth::{LoginRequest, RegisterRequest};
+use super::account::TokenRequest;
+use super::auth::{LoginRequest, MailSent, RegisterRequest, mail_sent, request_language};
 use super::no_store::NoStore;
-use crate::accounts::{self, Browser, BrowserSession, NewAccount};
+use crate::accounts::{self, Browser, BrowserSession, NewAccount, Registered};
 use crate::auth::{Actor, Principal, set_session_cookie};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Json;
@@ -41,6 +44,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
+        .routes(routes!(confirm_register))
         .routes(routes!(login))
         .routes(routes!(session))
         .routes(routes!(switch))
@@ -75,13 +79,16 @@ fn started(state: &AppState, status: StatusCode, session: BrowserSession) -> Res
     .into_response()
 }
 
-/// Creates an account and its organisation, and signs this browser in.
+/// Creates an account and its organisation, and signs this browser in — or, when the
+/// server delivers mail, mails a confirmation link (answered 202, the same for every
+/// address; `POST /auth/console/register/confirm` creates the account).
 #[utoipa::path(
     post, path = "/auth/console/register", tag = "auth", operation_id = "console_register",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Account created; the session cookie is set", body = ConsoleSession),
-        (status = 409, description = "Email already registered (`email_taken`)", body = Problem),
+        (status = 201, description = "Account created; the session cookie is set (mail not delivered)", body = ConsoleSession),
+        (status = 202, description = "Mail delivered: a message went to the address (`confirmation_sent`)", body = MailSent),
+        (status = 409, description = "Email already registered (`email_taken`; only when mail is not delivered)", body = Problem),
         (status = 422, description = "Invalid fields", body = Problem),
         (status = 429, description = "Too many registrations from this address", body = Problem),
         (status = 503, description = "Password hashing busy (`busy`); see Retry-After", body = Problem),
@@ -91,10 +98,36 @@ fn started(state: &AppState, status: StatusCode, session: BrowserSession) -> Res
 async fn register(
     State(state): State<AppState>,
     client: ClientIp,
+    headers: HeaderMap,
     Json(body): Json<RegisterRequest>,
 ) -> ApiResult<Response> {
+    let language = request_language(&headers, body.language);
     let account = NewAccount::try_from(body)?;
-    let session = accounts::register::<Browser>(&state, client.0, account).await?;
+    match accounts::register::<Browser>(&state, client.0, account, language).await? {
+        Registered::Started(session) => Ok(started(&state, StatusCode::CREATED, session)),
+        Registered::ConfirmationSent => Ok(mail_sent("confirmation_sent")),
+    }
+}
+
+/// Follows a mailed sign-up confirmation link: creates the account (its address
+/// verified) and its organisation, and signs this browser in.
+#[utoipa::path(
+    post, path = "/auth/console/register/confirm", tag = "auth", operation_id = "console_register_confirm",
+    request_body = TokenRequest,
+    responses(
+        (status = 201, description = "Account created; the session cookie is set", body = ConsoleSession),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 404, description = "Unknown, used or expired link (`invalid_token`)", body = Problem),
+        (status = 409, description = "The address got an account meanwhile (`email_taken`)", body = Problem),
+    )
+)]
+#[tracing::instrument(skip_all)]
+async fn confirm_register(
+    State(state): State<AppState>,
+    Json(body): Json<TokenRequest>,
+) -> ApiResult<Response> {
+    let session =
+        accounts::mailed::confirm_registration::<Browser>(&state, body.token.trim()).await?;
     Ok(started(&state, StatusCode::CREATED, session))
 }
 

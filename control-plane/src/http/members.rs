@@ -2,8 +2,11 @@
 //!
 //! - `GET /members` (viewer+), `PATCH /members/{user_id}` {role} (admin+),
 //!   `DELETE /members/{user_id}` (admin+ to remove someone; anyone to leave).
-//! - `POST /invitations` {email, role} (admin+) returns the token once (only its SHA-256
-//!   is stored; it expires after [`INVITATION_TTL_DAYS`] days), `GET /invitations` and
+//! - `POST /invitations` {email, role} (admin+): when the server delivers mail, the
+//!   invitee receives a link (`/app/accept-invitation#token=…`, in their language if
+//!   they have an account, else English) and the answer has no token; without mail, the
+//!   answer returns the token once. Only its SHA-256 is stored; it expires after
+//!   [`INVITATION_TTL_DAYS`] days. `GET /invitations` and
 //!   `DELETE /invitations/{id}` (admin+), `POST /invitations/accept` {token, password?,
 //!   name?} (the token is the credential).
 //!
@@ -20,7 +23,9 @@
 //! demoting a member cancels their open invitations that the new role could not send (a
 //! key's role is capped by its person's current role on every request, in `auth.rs`).
 //!
-//! Accepting: a new email sets a password (and becomes a user); an email that already
+//! Accepting: with mail, a signed-in account must have verified its address (403
+//! `email_unverified`), and a new account created by accepting is verified (the mailed
+//! token proves the address). A new email sets a password (and becomes a user); an email that already
 //! has an account must be logged in as that account (409 `login_required` otherwise), so
 //! a leaked invitation cannot be used to take over an existing account's identity.
 
@@ -38,6 +43,7 @@ use uuid::Uuid;
 use super::auth::{Errors, TokenResponse};
 use super::no_store::NoStore;
 use super::rfc3339;
+use crate::accounts::mailed::AccountMail;
 use crate::accounts::{self, Email, Password};
 use crate::audit::{self, Change};
 use crate::auth::roles::{Admin, Viewer};
@@ -45,6 +51,7 @@ use crate::auth::{Actor, RequireRole, Role, new_token, token_hash};
 use crate::db;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, PathId};
+use crate::mail::{self, Language, LinkRef};
 use crate::state::AppState;
 
 /// Prefix of invitation tokens.
@@ -277,8 +284,11 @@ pub struct InvitationOut {
 pub struct CreatedInvitation {
     #[serde(flatten)]
     pub invitation: InvitationOut,
-    /// Shown only in this answer: send it to the invitee (e.g. in a link).
-    pub token: String,
+    /// Shown only in this answer, and only when the server does not deliver mail: send
+    /// it to the invitee (e.g. in a link). With mail, the invitee receives it in a link
+    /// and this field is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 fn invitation_out(row: db::orgs::InvitationRow) -> ApiResult<InvitationOut> {
@@ -297,7 +307,7 @@ fn invitation_out(row: db::orgs::InvitationRow) -> ApiResult<InvitationOut> {
     post, path = "/invitations", tag = "members",
     request_body = InviteRequest,
     responses(
-        (status = 201, description = "The invitation and its token (shown once)", body = CreatedInvitation),
+        (status = 201, description = "The invitation; its token (shown once) when mail is not delivered, else mailed to the invitee", body = CreatedInvitation),
         (status = 401, description = "Not authenticated", body = Problem),
         (status = 403, description = "Role too low, or inviting as owner without being one", body = Problem),
         (status = 409, description = "Already a member (`already_member`)", body = Problem),
@@ -334,11 +344,25 @@ async fn invite(
             "this person is already a member; change their role instead",
         ));
     }
-    let token = new_token(INVITATION_TOKEN_PREFIX);
+    let delivers = mail::delivers(&state.config);
+    let invitation_id = Uuid::new_v4();
+    // With mail, the token is the invitation's mail link token (derived again when the
+    // message is sent, never stored or answered); without, a random one for the inviter.
+    let token = if delivers {
+        mail::link_token(
+            &state.config,
+            LinkRef {
+                purpose: "invitation",
+                id: invitation_id,
+            },
+        )
+    } else {
+        new_token(INVITATION_TOKEN_PREFIX)
+    };
     let expires_at = OffsetDateTime::now_utc() + time::Duration::days(INVITATION_TTL_DAYS);
     let row = db::orgs::insert_invitation(
         &mut tx,
-        Uuid::new_v4(),
+        invitation_id,
         actor.org_id,
         email.as_str(),
         role,
@@ -352,12 +376,37 @@ async fn invite(
     let change = Change::new("invitation.created", "invitation", row.id)
         .after(serde_json::json!({ "email": email.as_str(), "role": role }));
     audit::record_by(&mut tx, &actor, change).await?;
+    if delivers {
+        let invitee = db::users::find_by_email(&mut tx, email.as_str()).await?;
+        let lang = invitee.map_or(Language::En, |u| Language::from_code(&u.language));
+        let inviter = match db::users::find(&mut tx, actor.person).await? {
+            Some(u) if !u.name.is_empty() => format!("{} ({})", u.name, u.email),
+            Some(u) => u.email,
+            None => actor.label.clone(),
+        };
+        let org = db::orgs::find(&mut tx, actor.org_id)
+            .await?
+            .ok_or(ApiError::NotFound("organization"))?;
+        accounts::mailed::enqueue(
+            &mut tx,
+            &state.config,
+            email.as_str(),
+            lang,
+            &AccountMail::Invitation {
+                inviter: &inviter,
+                organization: &org.name,
+                role,
+            },
+            Some(invitation_id),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(NoStore((
         StatusCode::CREATED,
         axum::Json(CreatedInvitation {
             invitation: invitation_out(row)?,
-            token,
+            token: (!delivers).then_some(token),
         }),
     )))
 }
@@ -455,7 +504,7 @@ pub struct AcceptRequest {
     responses(
         (status = 200, description = "Joined; logged into the organisation", body = TokenResponse),
         (status = 204, description = "Joined, by a signed-in console session (no tokens)"),
-        (status = 403, description = "Logged in as another email than the invited one", body = Problem),
+        (status = 403, description = "Logged in as another email than the invited one; or, when mail is delivered, the signed-in address is not verified yet (`email_unverified`)", body = Problem),
         (status = 404, description = "Unknown, used, revoked or expired invitation", body = Problem),
         (status = 409, description = "The email has an account: log in first (`login_required`); or already a member (`already_member`)", body = Problem),
         (status = 422, description = "Password missing or invalid for a new account", body = Problem),
@@ -468,6 +517,7 @@ async fn accept_invitation(
     MaybeActor(actor): MaybeActor,
     Json(body): Json<AcceptRequest>,
 ) -> ApiResult<axum::response::Response> {
+    let delivers = mail::delivers(&state.config);
     let mut tx = state.pool.begin().await?;
     let invitation = db::orgs::open_invitation_for_update(&mut tx, &token_hash(body.token.trim()))
         .await?
@@ -481,9 +531,16 @@ async fn accept_invitation(
                     "an API key cannot accept an invitation",
                 ));
             };
-            if existing.as_ref().map(|u| u.id) != Some(actor_user) {
+            let Some(user) = existing.filter(|u| u.id == actor_user) else {
                 return Err(ApiError::Forbidden(
                     "this invitation is for another email address",
+                ));
+            };
+            if delivers && user.email_verified_at.is_none() {
+                return Err(ApiError::coded(
+                    StatusCode::FORBIDDEN,
+                    "email_unverified",
+                    "verify your email address first (see your inbox, or ask for a new link)",
                 ));
             }
             actor_user
@@ -512,6 +569,10 @@ async fn accept_invitation(
                     "login_required",
                     "an account with this email exists: log in, then accept the invitation",
                 ))?;
+            if delivers {
+                // The token came by mail to this address: that proves it.
+                db::users::set_verified(&mut tx, id).await?;
+            }
             id
         }
     };
