@@ -4,6 +4,7 @@ import { ApiError, api, get, type AnalysisView, type ResultsView, type Status, t
 import { posteriorGrid } from '../lib/beta';
 import { formatDate, formatNumber, formatPercent, t } from '../lib/i18n';
 import { CopyButton, Problem, Show, StatusBadge, useLoad } from '../lib/ui';
+import { ExperimentAlertsControl } from './Notifications';
 
 /// One experiment's results: the numbers are the API's, formatted, never recomputed.
 export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
@@ -44,6 +45,7 @@ export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
                 )}
               </p>
             )}
+            <ExperimentAlertsControl experimentId={id} />
             <p class="muted">
               {t('results.goal')}: {results.goal.name}
             </p>

@@ -25,7 +25,7 @@ mod members;
 mod no_store;
 mod notifications;
 mod planning;
-mod results;
+pub(crate) mod results;
 mod shares;
 mod shopify;
 mod signups;
