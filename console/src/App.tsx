@@ -14,8 +14,12 @@ import { Builder, EditDraft } from './pages/Builder';
 import { Editor } from './pages/Editor';
 import { Results, SharedResults } from './pages/Results';
 import { SignIn } from './pages/SignIn';
+import { Account } from './pages/Account';
+import { AcceptInvitation, ForgotPassword, ResetPassword, VerifyEmail } from './pages/AccountLinks';
 import { Site, Sites } from './pages/Sites';
 import { ConnectWordPress } from './pages/ConnectWordPress';
+import { Notifications } from './pages/Notifications';
+import { Webhooks } from './pages/Webhooks';
 
 type Boot = { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'failed'; error: ApiError } | { kind: 'in'; me: Me };
 
@@ -25,6 +29,11 @@ export function App() {
   const shared = match('/share/:token', path);
   // A share link's page is public: no session, nothing else of the console.
   if (shared) return <SharedResults token={shared.token!} />;
+  // The pages mailed links open work signed out (pages/AccountLinks.tsx).
+  if (path === '/verify-email') return <VerifyEmail />;
+  if (path === '/reset-password') return <ResetPassword />;
+  if (path === '/forgot-password') return <ForgotPassword />;
+  if (path === '/accept-invitation') return <AcceptInvitation />;
   return <Console />;
 }
 
@@ -90,7 +99,9 @@ function Layout({ me, onChanged, onSignedOut }: { me: Me; onChanged: () => void;
     ['/experiments', t('nav.experiments')],
     ['/planning', t('nav.planning')],
     ['/team', t('nav.team')],
+    ['/notifications', t('nav.notifications')],
     ...(canAdmin ? ([['/audit', t('nav.audit')]] as [string, string][]) : []),
+    ...(canAdmin ? ([['/webhooks', t('nav.webhooks')]] as [string, string][]) : []),
   ];
   return (
     <>
@@ -120,13 +131,14 @@ function Layout({ me, onChanged, onSignedOut }: { me: Me; onChanged: () => void;
               <option value="es">Español</option>
             </select>
           </label>
+          <a href="/app/account" class="btn btn-small" aria-current={path === '/account' ? 'page' : undefined} data-testid="nav-account">{t('nav.account')}</a>
           <button type="button" class="btn btn-small" onClick={() => void signOut()}>{t('nav.signout')}</button>
         </div>
       </header>
       <main>
         {error && <Problem error={error} />}
         {!canEdit && <p class="alert alert-info">{t('common.role_viewer_note')}</p>}
-        <Page path={path} canEdit={canEdit} canAdmin={canAdmin} />
+        {path === '/account' ? <Account me={me} onChanged={onChanged} /> : <Page path={path} canEdit={canEdit} canAdmin={canAdmin} />}
       </main>
     </>
   );
@@ -150,6 +162,8 @@ function Page({ path, canEdit, canAdmin }: { path: string; canEdit: boolean; can
   if (match('/planning', path)) return <Planning />;
   if (match('/team', path)) return <Team canAdmin={canAdmin} />;
   if (match('/audit', path)) return <Audit />;
+  if (match('/notifications', path)) return <Notifications />;
+  if (match('/webhooks', path)) return <Webhooks canAdmin={canAdmin} />;
   if (match('/connect/wordpress', path)) return <ConnectWordPress canAdmin={canAdmin} />;
   return <p>{t('error.not_found')}</p>;
 }

@@ -17,7 +17,9 @@
 //! - [`results`]: what the results endpoints read.
 //! - [`shares`]: read-only share links of results (hashed tokens).
 
+pub mod account_tokens;
 pub mod aggregates;
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod domains;
@@ -32,4 +34,5 @@ pub mod shares;
 pub mod shopify;
 pub mod sites;
 pub mod users;
+pub mod webhooks;
 pub mod wordpress;
