@@ -322,6 +322,7 @@ pub(crate) fn exposures(
                 snapshot_version: a.snapshot_version,
                 ts_ms,
                 host: host.clone(),
+                context: None,
             }))
         })
         .collect()

@@ -95,6 +95,10 @@ pub struct Exposure {
     /// control plane marks the site's snippet as seen when it is a verified host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// What the edge knew of the visitor before assigning them (segments, covariates);
+    /// left out when absent ([`crate::context`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<crate::context::ExposureContext>,
 }
 
 /// The fields of a conversion or a custom event.

@@ -15,6 +15,7 @@
 //! - [`routing`]: signed host → site routes and site tombstones (unpublish).
 //! - [`sticky`]: sticky tokens (`<arm>.<mac>`) that only the edge mints.
 //! - [`server_call`]: derived server secrets and signed server-side requests.
+//! - [`context`]: what the edge knows of a visitor before assigning them (segments).
 //! - [`ingest`]: the ingest contract — queue/ingest items, their limits, the batch
 //!   signature — used by the edge's queue consumer and the control plane.
 //! - [`assign`]: a visitor's assignments for a site, from a snapshot.
@@ -44,6 +45,7 @@ pub mod allocator;
 pub mod assign;
 pub mod bucket;
 pub mod changes;
+pub mod context;
 pub mod editor_token;
 pub mod ingest;
 pub mod multi;

@@ -22,6 +22,7 @@ fn golden_batch() -> Batch {
                 snapshot_version: 12,
                 ts_ms: 1_764_300_000_000,
                 host: Some("shop.example.com".into()),
+                context: None,
             }),
             Item::Exposure(Exposure {
                 id: "x2".into(),
@@ -34,6 +35,7 @@ fn golden_batch() -> Batch {
                 snapshot_version: 12,
                 ts_ms: 1_764_300_000_001,
                 host: None,
+                context: None,
             }),
             Item::Conversion(GoalEvent {
                 id: "c1".into(),
