@@ -450,7 +450,14 @@ async fn push(
                     format!("edge answered {status}: {body}"),
                 )
             }
-            Err(e) => (true, false, None, format!("edge unreachable: {e}")),
+            // Without the URL: it names the edge's internal address and the site key, and
+            // this reason reaches the site's alerts, mails and outgoing webhooks.
+            Err(e) => (
+                true,
+                false,
+                None,
+                format!("edge unreachable: {}", error_chain(&e.without_url())),
+            ),
         };
         if !transient || attempt >= retry.attempts.max(1) {
             return (
@@ -464,6 +471,19 @@ async fn push(
         }
         tokio::time::sleep(retry.delay(attempt)).await;
     }
+}
+
+/// An error and its sources, `: `-separated (reqwest's `Display` shows only the outer
+/// "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 fn now_ms() -> i64 {
@@ -769,6 +789,37 @@ pub fn experiment_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_edge_is_reported_without_its_url() {
+        // A loopback port nobody listens on: bind one, note it, drop it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/v1/internal/snapshots/site-key-secretish");
+        let retry = RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        };
+        let (tries, outcome) =
+            push(&http_client().unwrap(), &url, &serde_json::json!({}), retry).await;
+        let failure = outcome.unwrap_err();
+        assert_eq!(tries, 1);
+        assert!(
+            failure.reason.starts_with("edge unreachable: "),
+            "{}",
+            failure.reason
+        );
+        assert!(!failure.reason.contains("site-key"), "{}", failure.reason);
+        assert!(!failure.reason.contains("127.0.0.1"), "{}", failure.reason);
+        assert!(
+            failure.reason.len() > "edge unreachable: ".len() + 10,
+            "{}",
+            failure.reason
+        );
+    }
     use crate::db::experiments::{ArmRow, ElementRow, ExperimentRow, VariantRow};
 
     /// A running single-element experiment with two arms and the given allocator JSON.
