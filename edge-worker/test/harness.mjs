@@ -131,6 +131,7 @@ async function startWorkerOnce({
     KV_NAMESPACE_ID: JSON.stringify('test-snapshots'),
     MAX_RETRIES: maxRetries,
     RETRY_DELAY: 1,
+    BATCH_TIMEOUT: 1,
     RATE_ASSIGN: limit(limits.assign),
     RATE_EVENTS: limit(limits.events),
   });

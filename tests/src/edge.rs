@@ -32,6 +32,9 @@ pub struct EdgeConfig {
     pub max_retries: u32,
     /// Queue consumer: seconds between deliveries of a failing batch.
     pub retry_delay_secs: u32,
+    /// Queue consumer: seconds it waits to fill a batch (`max_batch_timeout`; 5 in the
+    /// repository's wrangler.toml, 1 in tests).
+    pub batch_timeout_secs: u32,
     /// The `[[ratelimits]]` bindings' limits.
     pub rate_limits: RateLimits,
     /// `SAMPLIT_ORIGIN_OVERRIDE` (development): where the Worker fetches a routed host's
@@ -266,6 +269,7 @@ fn config_values(main: &str, c: &EdgeConfig) -> Vec<(&'static str, String)> {
         ("KV_NAMESPACE_ID", toml_string("local-snapshots")),
         ("MAX_RETRIES", c.max_retries.to_string()),
         ("RETRY_DELAY", c.retry_delay_secs.to_string()),
+        ("BATCH_TIMEOUT", c.batch_timeout_secs.to_string()),
         ("RATE_ASSIGN", c.rate_limits.assign.to_string()),
         ("RATE_EVENTS", c.rate_limits.events.to_string()),
     ]
@@ -380,6 +384,7 @@ mod tests {
             snapshot_secret: "s".to_owned(),
             max_retries: 3,
             retry_delay_secs: 2,
+            batch_timeout_secs: 1,
             rate_limits: RateLimits {
                 assign: 7,
                 events: 9,

@@ -33,6 +33,8 @@ pub struct StackOptions {
     pub log_filter: String,
     /// The Worker's rate limits.
     pub rate_limits: RateLimits,
+    /// Seconds the events queue's consumer waits to fill a batch (production: 5).
+    pub queue_batch_timeout_secs: u32,
 }
 
 impl StackOptions {
@@ -49,6 +51,7 @@ impl StackOptions {
             edge_port: 0,
             log_filter: "info".to_owned(),
             rate_limits: RateLimits::GENEROUS,
+            queue_batch_timeout_secs: 1,
         }
     }
 }
@@ -94,6 +97,7 @@ impl Stack {
             snapshot_secret: snapshot_secret.clone(),
             max_retries: options.queue_max_retries,
             retry_delay_secs: 1,
+            batch_timeout_secs: options.queue_batch_timeout_secs,
             rate_limits: options.rate_limits,
             origin_override: None,
         };

@@ -355,6 +355,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
             snapshot_secret,
             max_retries: 100,
             retry_delay_secs: 1,
+            // Results move within seconds of the simulated visitors (production: 5).
+            batch_timeout_secs: 1,
             // The simulated visitors all come from 127.0.0.1.
             rate_limits: RateLimits::GENEROUS,
             // The editor's proxy (and a visit to demo.localhost on the edge's port)
