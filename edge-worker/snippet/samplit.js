@@ -3,8 +3,9 @@
  * 1. hides only the elements this site's experiments change — the selectors the edge put
  *    in front of this script (?site=KEY), and those remembered from the last visit — with
  *    a <style> tag, for at most 1 s, so not even a first visit paints the original;
- * 2. asks the edge for this visitor's assignments (cookie credentials, text/plain so no
- *    CORS preflight), keeps hidden only what the answer changes, applies each change once
+ * 2. asks the edge for this visitor's assignments (with the page's URL and referrer;
+ *    cookie credentials, text/plain so no CORS preflight), keeps hidden only what the
+ *    answer changes, applies each change once
  *    the DOM is ready — checked again by the engine's rules, mirrored in `allowed`, on
  *    each element it matches (never a <script>, <style>, …; form actions and redirects
  *    on the site's hosts) — runs custom CSS/JS as <style>/<script> elements, then
@@ -224,7 +225,7 @@
     method: 'POST',
     credentials: 'include',
     headers: { 'Content-Type': 'text/plain' },
-    body: JSON.stringify({ site_key: key, visitor_id: remembered.vid || cookieVisitor(), url: location.href, sticky: remembered.arms })
+    body: JSON.stringify({ site_key: key, visitor_id: remembered.vid || cookieVisitor(), url: location.href, referrer: d.referrer, sticky: remembered.arms })
   }).then(function (r) { return r.ok ? r.json() : null; }).then(function (res) {
     if (!res) return unhide();
     var list = res.assignments || [];

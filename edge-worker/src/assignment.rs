@@ -7,10 +7,15 @@
 //!   object `{"<key>": "<token>"}` in a body, or `key=token&...` (form-encoded, like the
 //!   cookie) in a query. Only tokens the edge minted for this site and visitor are
 //!   obeyed ([`crate::trust`]); anything else is ignored;
-//! - `user_agent`, `ip` (optional): for plugins calling server-side on behalf of a
-//!   visitor, whose own headers describe the plugin's server. Only in a signed call
-//!   (`X-Samplit-Timestamp`/`X-Samplit-Signature`, see [`crate::trust`]); unsigned: 401
-//!   `signature_required`;
+//! - `referrer` (optional): the page's referrer (the snippet sends `document.referrer`),
+//!   at most 2048 bytes (400 `invalid_referrer`); classifies the traffic source of the
+//!   exposures' context;
+//! - `user_agent`, `ip`, `country`, `prior_visits`, `prior_conversions` (optional): for
+//!   plugins calling server-side on behalf of a visitor, whose own headers, country and
+//!   cookies are the plugin server's. `country` is two capital letters (400
+//!   `invalid_country`); the counts are the plugin's own records (whole numbers, capped
+//!   at 1000). Only in a signed call (`X-Samplit-Timestamp`/`X-Samplit-Signature`, see
+//!   [`crate::trust`]); unsigned: 401 `signature_required`;
 //! - `attributes` (optional): what the caller knows about the visitor, as an object of
 //!   strings, numbers or booleans in a body (`{"plan": "enterprise", "orders": 3}`), or
 //!   `attr.<name>=<value>` pairs in a query; at most 50, names 1-64 characters, values at
@@ -34,6 +39,10 @@
 //!
 //! Exposures: one queue item per assignment served, sticky or not, each with a fresh
 //! id; the control plane dedupes by id and counts a visitor's first exposure per arm.
+//! Each carries the request's `context` ([`crate::context`]: country, device, browser,
+//! source, landing path, prior visits and conversions); an unsigned call reads the
+//! prior counts from the `samplit_hist` cookie and re-sets it (a signed call: from its
+//! body, else 0, and no cookie). See `docs/visitor-context.md`.
 //! They are enqueued after the response (`events::send_after_response`: `wait_until`,
 //! coalesced for 50 ms with the other requests of the isolate into one `sendBatch`), so
 //! the queue's latency is not the visitor's.
@@ -49,6 +58,7 @@ use worker::{Context, Env, Request, Response};
 
 use crate::body::{self, PUBLIC_BODY_LIMIT};
 use crate::clock::now_ms;
+use crate::context::{self, Facts, History};
 use crate::cookies;
 use crate::error::ApiError;
 use crate::visitor::{RequestVisitor, Subject};
@@ -78,11 +88,32 @@ pub struct AssignRequest {
     pub ip: Option<String>,
     #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The page's referrer (the snippet sends `document.referrer`), at most
+    /// [`context::REFERRER_MAX`] bytes; empty is none.
+    #[serde(default)]
+    pub referrer: Option<String>,
+    /// Signed calls only: the visitor's country (two capital letters).
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Signed calls only: the plugin's own count of the visitor's prior visits.
+    #[serde(default)]
+    pub prior_visits: Option<u32>,
+    /// Signed calls only: the plugin's own count of the visitor's prior conversions.
+    #[serde(default)]
+    pub prior_conversions: Option<u32>,
 }
 
 impl AssignRequest {
     /// From `GET /v1/assign?site_key=...&url=...`.
     pub fn from_query(url: &worker::Url) -> Result<Self, ApiError> {
+        let count = |name: &str, value: &str| {
+            value.parse::<u32>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_prior_count",
+                    format!("{name} must be a whole number from 0 to 4294967295"),
+                )
+            })
+        };
         let mut r = AssignRequest::default();
         for (k, v) in url.query_pairs() {
             match k.as_ref() {
@@ -92,6 +123,10 @@ impl AssignRequest {
                 "sticky" => r.sticky.extend(cookies::decode_sticky(&v)),
                 "user_agent" => r.user_agent = Some(v.into_owned()),
                 "ip" => r.ip = Some(v.into_owned()),
+                "referrer" => r.referrer = Some(v.into_owned()),
+                "country" => r.country = Some(v.into_owned()),
+                "prior_visits" => r.prior_visits = Some(count(&k, &v)?),
+                "prior_conversions" => r.prior_conversions = Some(count(&k, &v)?),
                 name if name.starts_with("attr.") => {
                     r.attributes.insert(
                         name["attr.".len()..].to_owned(),
@@ -132,6 +167,12 @@ impl AssignRequest {
                 "too_many_sticky",
                 format!("at most {STICKY_MAX} sticky pairs"),
             ));
+        }
+        if let Some(referrer) = &self.referrer {
+            context::check_referrer(referrer)?;
+        }
+        if let Some(country) = &self.country {
+            context::check_country(country)?;
         }
         Ok(())
     }
@@ -229,6 +270,15 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
     if input.user_agent.is_some() {
         trust::require_signed(signed, "user_agent")?;
     }
+    if input.country.is_some() {
+        trust::require_signed(signed, "country")?;
+    }
+    if input.prior_visits.is_some() {
+        trust::require_signed(signed, "prior_visits")?;
+    }
+    if input.prior_conversions.is_some() {
+        trust::require_signed(signed, "prior_conversions")?;
+    }
     if signature_sent {
         let addr = input.ip.as_deref().or(request.header("cf-connecting-ip"));
         ratelimit::check_for(env, ratelimit::Route::Assign, &input.site_key, addr).await?;
@@ -325,7 +375,29 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         .map(|a| (a.sticky_key.to_owned(), a.arm_id.to_owned()))
         .collect();
     let fresh = trust::tokens(&sticky_key, &input.site_key, &visitor_id, &arms);
-    let set_cookies = request.set_cookies(&visitor_id, &fresh, &previous, secure);
+    let mut set_cookies = request.set_cookies(&visitor_id, &fresh, &previous, secure);
+
+    // What the exposures record of the visitor (`crate::context`). A signed call speaks
+    // for a visitor elsewhere: the request's own country and cookies are the plugin
+    // server's, so only what the call says counts (and no history cookie is set).
+    let history = if signed {
+        History::from_signed_call(input.prior_visits, input.prior_conversions)
+    } else {
+        request.history(context::now_min(), secure)
+    };
+    set_cookies.extend(history.set_cookie.clone());
+    let facts = Facts {
+        country: if signed {
+            input.country.as_deref()
+        } else {
+            request.country.as_deref()
+        },
+        user_agent,
+        page_url: &input.url,
+        referrer: input.referrer.as_deref(),
+        prior_visits: history.prior_visits,
+        prior_conversions: history.prior_conversions,
+    };
 
     // URL goals this page fires become conversions now (no snippet needed); click goals
     // go to the snippet. Over the whole snapshot: a goal page is usually outside the
@@ -338,7 +410,7 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
         &visitor_id,
         &result.assignments,
         &page_goals.url_goals,
-        &input.url,
+        &facts,
     )?;
     let goals = page_goals
         .click_goals
@@ -379,7 +451,7 @@ fn enqueue_items(
     visitor_id: &str,
     assignments: &[Assignment<'_>],
     url_goals: &[&str],
-    page_url: &str,
+    facts: &Facts<'_>,
 ) -> Result<(), ApiError> {
     if assignments.is_empty() && url_goals.is_empty() {
         return Ok(());
@@ -398,10 +470,18 @@ fn enqueue_items(
             signed: false,
         }));
     }
-    let served: Vec<&Assignment<'_>> = assignments.iter().collect();
-    items.extend(crate::site::exposures(
-        site_key, visitor_id, &served, page_url,
-    )?);
+    if !assignments.is_empty() {
+        // Classified only now: a request that queues no exposure never pays for it.
+        let context = facts.context();
+        let served: Vec<&Assignment<'_>> = assignments.iter().collect();
+        items.extend(crate::site::exposures(
+            site_key,
+            visitor_id,
+            &served,
+            facts.page_url,
+            Some(&context),
+        )?);
+    }
     events::send_after_response(ctx, events::queue(env)?, items, "exposures");
     Ok(())
 }
@@ -485,7 +565,7 @@ mod tests {
     #[test]
     fn query_input_reads_every_field() {
         let url = worker::Url::parse(
-            "https://edge.test/v1/assign?site_key=sk_1&url=https%3A%2F%2Fshop.test%2F%3Fa%3D1&visitor_id=v1&sticky=e1%3Da1%26e2%3Da2&user_agent=UA&ip=10.0.0.1",
+            "https://edge.test/v1/assign?site_key=sk_1&url=https%3A%2F%2Fshop.test%2F%3Fa%3D1&visitor_id=v1&sticky=e1%3Da1%26e2%3Da2&user_agent=UA&ip=10.0.0.1&referrer=https%3A%2F%2Fwww.google.com%2F&country=ES&prior_visits=3&prior_conversions=1",
         )
         .unwrap();
         let r = AssignRequest::from_query(&url).unwrap();
@@ -496,7 +576,17 @@ mod tests {
         assert_eq!(r.sticky.get("e2").map(String::as_str), Some("a2"));
         assert_eq!(r.user_agent.as_deref(), Some("UA"));
         assert_eq!(r.ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(r.referrer.as_deref(), Some("https://www.google.com/"));
+        assert_eq!(r.country.as_deref(), Some("ES"));
+        assert_eq!((r.prior_visits, r.prior_conversions), (Some(3), Some(1)));
         r.check().unwrap();
+        let bad =
+            worker::Url::parse("https://edge.test/v1/assign?site_key=s&url=u&prior_visits=-1")
+                .unwrap();
+        assert_eq!(
+            AssignRequest::from_query(&bad).unwrap_err().code,
+            "invalid_prior_count"
+        );
     }
 
     #[test]
@@ -534,6 +624,20 @@ mod tests {
                     ..base()
                 },
                 "invalid_visitor_id",
+            ),
+            (
+                AssignRequest {
+                    referrer: Some("r".repeat(crate::context::REFERRER_MAX + 1)),
+                    ..base()
+                },
+                "invalid_referrer",
+            ),
+            (
+                AssignRequest {
+                    country: Some("es".into()),
+                    ..base()
+                },
+                "invalid_country",
             ),
         ];
         for (input, code) in cases {

@@ -1,4 +1,5 @@
-//! First-party cookies: the visitor id and the sticky experiment → arm pairs.
+//! First-party cookies: the visitor id, the sticky experiment → arm pairs and the
+//! visitor's history.
 //!
 //! - `samplit_vid`: a random UUID, one year, `HttpOnly` (the snippet gets the id in the
 //!   response body), `SameSite=Lax`, `Secure` on https.
@@ -8,11 +9,17 @@
 //!   breaking the cookie grammar. Capped at
 //!   [`STICKY_COOKIE_MAX`] bytes, newest pairs first, so it never grows past what
 //!   browsers keep.
+//! - `samplit_hist`: the visitor's history, `1.<visits>.<conversions>.<last_seen_min>`
+//!   ([`samplit_engine::context::HistoryCookie`], read and re-set in
+//!   [`crate::context`]), same attributes as `samplit_vid`. Not MAC'd: it only
+//!   describes the visitor's own browser (prior visits and conversions as segment and
+//!   covariate values); editing it only mislabels that visitor, as clearing it would.
 
 use url::form_urlencoded;
 
 pub const VISITOR_COOKIE: &str = "samplit_vid";
 pub const STICKY_COOKIE: &str = "samplit_arms";
+pub const HISTORY_COOKIE: &str = "samplit_hist";
 pub const ONE_YEAR_SECONDS: u32 = 365 * 24 * 60 * 60;
 /// Browsers keep at least 4096 bytes per cookie, name and attributes included.
 pub const STICKY_COOKIE_MAX: usize = 3000;

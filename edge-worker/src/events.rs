@@ -12,7 +12,10 @@
 //! site's currency). A client `id` makes the item id
 //! deterministic (site, visitor, id), so a re-sent beacon is deduplicated downstream.
 //! The site must have a snapshot (else 404). Answer: 202 `{"accepted": n}` once the
-//! items are in the queue.
+//! items are in the queue. When the request (unsigned: the visitor's browser) carries
+//! `conversion` events, the answer re-sets the `samplit_hist` cookie with its conversion
+//! count raised by that many (custom events and page views do not count; see
+//! [`crate::context`]).
 
 use samplit_engine::snapshot::MAX_EVENT_VALUE;
 use serde::Deserialize;
@@ -20,9 +23,9 @@ use worker::{Context, Delay, Env, Queue, Request, Response};
 
 use crate::body::{self, PUBLIC_BODY_LIMIT};
 use crate::clock::now_ms;
-use crate::cookies::{self, VISITOR_COOKIE};
+use crate::cookies::{self, HISTORY_COOKIE, VISITOR_COOKIE};
 use crate::error::ApiError;
-use crate::{cors, ids, snapshots, trust};
+use crate::{context, cors, ids, snapshots, trust};
 use samplit_engine::ingest::{self, GoalEvent, Item, Pageview};
 
 /// The queue binding exposures and events go to.
@@ -263,17 +266,15 @@ pub async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> 
     let raw = body::read_capped(req, PUBLIC_BODY_LIMIT).await?;
     let input = parse_request(&raw)?;
     crate::ratelimit::check(env, req, crate::ratelimit::Route::Events, &input.site_key).await?;
-    let cookie_vid = req
+    let jar = req
         .headers()
         .get("cookie")
         .ok()
         .flatten()
         .map(|h| cookies::parse_cookie_header(&h))
-        .and_then(|c| {
-            c.into_iter()
-                .find(|(k, _)| k == VISITOR_COOKIE)
-                .map(|(_, v)| v)
-        });
+        .unwrap_or_default();
+    let cookie = |name: &str| jar.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let cookie_vid = cookie(VISITOR_COOKIE).map(str::to_owned);
     let visitor_id = input.visitor_id.or(cookie_vid).ok_or_else(|| {
         ApiError::bad_request(
             "missing_visitor_id",
@@ -300,6 +301,10 @@ pub async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> 
         .map(|(i, e)| to_item(e, i, &input.site_key, &visitor_id, ts_ms, limits))
         .collect::<Result<Vec<_>, _>>()?;
     let accepted = items.len();
+    let conversions = items
+        .iter()
+        .filter(|i| matches!(i, Item::Conversion(_)))
+        .count();
     let queue = queue(env)?;
     send(&queue, items)
         .await
@@ -319,6 +324,19 @@ pub async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> 
         .headers()
         .set("Cache-Control", "no-store")
         .map_err(crate::internal)?;
+    // The browser's history cookie counts its conversions (prior conversions of its
+    // later exposures, `crate::context`); a signed call is the plugin's server, not the
+    // visitor's browser.
+    if conversions > 0 && !signed {
+        let secure = req.url().is_ok_and(|u| u.scheme() == "https");
+        let count = u32::try_from(conversions).unwrap_or(u32::MAX);
+        let line =
+            context::conversion_cookie(cookie(HISTORY_COOKIE), count, context::now_min(), secure);
+        response
+            .headers()
+            .append("Set-Cookie", &line)
+            .map_err(crate::internal)?;
+    }
     Ok(response)
 }
 

@@ -23,12 +23,14 @@
 //! `SAMPLIT_SNAPSHOT_SECRET`, `SAMPLIT_INGEST_SECRET`; variable
 //! `SAMPLIT_CONTROL_PLANE_URL`. Missing ones make the routes needing them answer 503.
 //!
-//! Layout: [`error`], [`body`] (capped bodies), [`cookies`], [`cors`], [`ids`],
+//! Layout: [`error`], [`body`] (capped bodies), [`cookies`], [`context`] (what an
+//! exposure records of its visitor), [`cors`], [`ids`],
 //! [`clock`] (`Date.now()`).
 
 pub mod assignment;
 pub mod body;
 pub mod clock;
+pub mod context;
 pub mod cookies;
 pub mod cors;
 pub mod editor;

@@ -29,7 +29,10 @@
 //! untouched (other methods without even assigning). The assignment is the engine's
 //! `assign_site` with the same inputs as `/v1/assign` (the `samplit_vid` and
 //! `samplit_arms` cookies, bots excluded), and the same exposure queue items are sent
-//! when the page is served (`wait_until`, after the response starts).
+//! when the page is served (`wait_until`, after the response starts). Their context
+//! ([`crate::context`]) comes from Cloudflare's `request.cf.country`, the `User-Agent`,
+//! the request URL, its `Referer` and the `samplit_hist` cookie, which is re-set with
+//! the other cookies on pages served with arms.
 //!
 //! ## Redirect (split-URL) tests
 //! When an assigned arm carries a `redirect` change and the request is a navigation
@@ -53,6 +56,7 @@ use std::collections::BTreeMap;
 
 use samplit_engine::assign::Assignment;
 use samplit_engine::changes::{ChangeAction, SiteHosts};
+use samplit_engine::context::ExposureContext;
 use samplit_engine::ingest::{Exposure, Item};
 use samplit_engine::routing::{self, SignedDoc};
 use samplit_engine::snapshot::Snapshot;
@@ -60,6 +64,7 @@ use sha2::{Digest, Sha256};
 use worker::{Context, Env, Fetch, Headers, Request, Response};
 
 use crate::clock::now_ms;
+use crate::context::{self, Facts, History};
 use crate::editor::is_html;
 use crate::error::ApiError;
 use crate::render::{self, Plan};
@@ -297,11 +302,14 @@ pub fn redirect_target(
 ///
 /// `page_url` is the page the visitor is on; its host goes into each item so ingestion
 /// can tell that the snippet runs on a verified host ("verify installation").
+/// `context` (what the request said about the visitor before assignment,
+/// [`crate::context`]) is the same on every exposure of one request.
 pub(crate) fn exposures(
     site_key: &str,
     visitor_id: &str,
     assignments: &[&Assignment<'_>],
     page_url: &str,
+    context: Option<&ExposureContext>,
 ) -> Result<Vec<Item>, ApiError> {
     let ts_ms = now_ms();
     let host = url::Url::parse(page_url)
@@ -322,7 +330,7 @@ pub(crate) fn exposures(
                 snapshot_version: a.snapshot_version,
                 ts_ms,
                 host: host.clone(),
-                context: None,
+                context: context.cloned(),
             }))
         })
         .collect()
@@ -414,8 +422,10 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
         &result.assignments
     };
 
-    // Cookies, as /v1/assign sets them (only when the page is served with arms).
+    // Cookies, as /v1/assign sets them (only when the page is served with arms), the
+    // history cookie with them.
     let secure = url.scheme() == "https";
+    let history: History = request.history(context::now_min(), secure);
     let set_cookies = if assignments.is_empty() {
         Vec::new()
     } else {
@@ -424,7 +434,23 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
             .map(|a| (a.sticky_key.to_owned(), a.arm_id.to_owned()))
             .collect();
         let fresh = trust::tokens(&sticky_key, &snapshot.site_key, &visitor_id, &arms);
-        request.set_cookies(&visitor_id, &fresh, &previous, secure)
+        let mut out = request.set_cookies(&visitor_id, &fresh, &previous, secure);
+        out.extend(history.set_cookie.clone());
+        out
+    };
+    // The exposure context, built only when an exposure is queued (below). The
+    // referrer is the navigation's `Referer`, read by name only here.
+    let exposure_context = || {
+        let referrer = req.headers().get("referer").ok().flatten();
+        Facts {
+            country: request.country.as_deref(),
+            user_agent: request.header("user-agent"),
+            page_url: url.as_str(),
+            referrer: referrer.as_deref(),
+            prior_visits: history.prior_visits,
+            prior_conversions: history.prior_conversions,
+        }
+        .context()
     };
 
     // Split-URL: log the exposure, then redirect.
@@ -438,6 +464,7 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
             &visitor_id,
             &[&assignments[i]],
             url.as_str(),
+            Some(&exposure_context()),
         )?;
         events::send(&events::queue(env)?, items)
             .await
@@ -469,7 +496,13 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     };
     // The page is about to be served with these arms: log them.
     let served: Vec<&Assignment<'_>> = assignments.iter().collect();
-    let items = exposures(&snapshot.site_key, &visitor_id, &served, url.as_str())?;
+    let items = exposures(
+        &snapshot.site_key,
+        &visitor_id,
+        &served,
+        url.as_str(),
+        Some(&exposure_context()),
+    )?;
     events::send_after_response(ctx, events::queue(env)?, items, "edge-rendered exposures");
 
     let arms: Vec<(String, String)> = assignments

@@ -1,7 +1,9 @@
 //! What a request says about its visitor, read the same way by `/v1/assign`
 //! ([`crate::assignment`]) and by edge rendering ([`crate::site`]): headers, cookies and
 //! Cloudflare's verified-bot flag; the assignment itself (bots out first, then the
-//! engine with the site's rules); and the cookies that remember the result.
+//! engine with the site's rules); the cookies that remember the result; and what the
+//! exposure context needs from the request (Cloudflare's country, the history cookie:
+//! [`crate::context`]).
 
 use std::net::IpAddr;
 
@@ -10,7 +12,8 @@ use samplit_engine::snapshot::Snapshot;
 use samplit_engine::targeting::{self, ExclusionReason, ExclusionRule};
 use worker::{Headers, Request};
 
-use crate::cookies::{self, STICKY_COOKIE, VISITOR_COOKIE};
+use crate::context::History;
+use crate::cookies::{self, HISTORY_COOKIE, STICKY_COOKIE, VISITOR_COOKIE};
 
 /// Headers every request path reads; copied across the JS boundary once, up front.
 /// Anything else (the snapshot's header rules) is asked for by name when needed, so a
@@ -32,6 +35,9 @@ pub struct RequestVisitor {
     cookies: Vec<(String, String)>,
     /// Cloudflare's verified-bot flag (bot management), when present.
     pub verified_bot: bool,
+    /// Cloudflare's `request.cf.country` as given (`XX`, `T1` included; the context
+    /// drops those), when present.
+    pub country: Option<String>,
 }
 
 /// Who is being assigned, beyond what the request's headers and cookies say.
@@ -68,15 +74,17 @@ impl RequestVisitor {
             .find(|(k, _)| k == "cookie")
             .map(|(_, v)| cookies::parse_cookie_header(v))
             .unwrap_or_default();
-        let verified_bot = req
-            .cf()
+        let cf = req.cf();
+        let verified_bot = cf
             .and_then(|cf| cf.bot_management())
             .is_some_and(|b| b.verified_bot());
+        let country = cf.and_then(|cf| cf.country());
         Self {
             source,
             headers,
             cookies,
             verified_bot,
+            country,
         }
     }
 
@@ -124,6 +132,11 @@ impl RequestVisitor {
     pub fn cookie_visitor_id(&self) -> Option<&str> {
         self.cookie(VISITOR_COOKIE)
             .filter(|v| cookies::valid_visitor_id(v))
+    }
+
+    /// The visitor's history from the `samplit_hist` cookie, and the cookie to re-set.
+    pub fn history(&self, now_min: u32, secure: bool) -> History {
+        History::from_cookie(self.cookie(HISTORY_COOKIE), now_min, secure)
     }
 
     /// The sticky pairs the cookie remembers.

@@ -57,10 +57,10 @@ test('Cloudflare\'s verified-bot flag excludes a visitor even with a browser use
   assert.equal(humanBody.assignments.length, 1);
 });
 
-test('on https the visitor and sticky cookies are Secure', { timeout: 30000 }, async () => {
+test('on https the visitor, sticky and history cookies are Secure', { timeout: 30000 }, async () => {
   const res = await assign();
   const lines = res.headers.getSetCookie();
-  assert.equal(lines.length, 2, lines.join('\n'));
+  assert.deepEqual(lines.map((l) => l.split('=')[0]), ['samplit_vid', 'samplit_arms', 'samplit_hist'], lines.join('\n'));
   for (const line of lines) {
     assert.match(line, /; Secure$/);
     assert.match(line, /SameSite=Lax/);

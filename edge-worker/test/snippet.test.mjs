@@ -46,7 +46,7 @@ class El {
  * of the snippet's tag; each `document.cookie` write, `samplit:visitor` event and
  * console warning is recorded.
  */
-function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'], code = source, nodes = {}, scriptAttrs = {}, cookieJar = '' } = {}) {
+function page({ url = 'https://shop.example.com/pricing', storage = new Map(), fetchImpl, elements = ['#headline'], code = source, nodes = {}, scriptAttrs = {}, cookieJar = '', referrer = '' } = {}) {
   const els = Object.fromEntries(elements.map((s) => [s, new El(s)]));
   els['#headline'] && (els['#headline'].textContent = 'Original');
   const listeners = {};
@@ -69,6 +69,7 @@ function page({ url = 'https://shop.example.com/pricing', storage = new Map(), f
   const replaced = [];
   const document = {
     currentScript: script,
+    referrer,
     readyState: 'loading',
     head,
     documentElement: head,
@@ -145,6 +146,7 @@ test('the snippet hides only the targeted element, applies the change, then un-h
   const sent = [];
   const next = page({
     storage: p.storage,
+    referrer: 'https://www.google.com/',
     fetchImpl: (u, init) => {
       sent.push(JSON.parse(init.body));
       return fetch(u, { ...init, headers: { ...init.headers, 'user-agent': h.BROWSER_UA } });
@@ -153,6 +155,7 @@ test('the snippet hides only the targeted element, applies the change, then un-h
   next.run();
   await h.waitFor(() => next.samplit().assignments.length > 0, { timeoutMs: 10000, what: 'assignments' });
   assert.equal(sent[0].sticky[p.samplit().assignments[0].sticky_key], token, 'what it got is what it sends back');
+  assert.equal(sent[0].referrer, 'https://www.google.com/', 'document.referrer goes with the call (the exposure context)');
   assert.equal(next.samplit().assignments[0].sticky, true, 'the edge honoured the token');
   next.domReady();
   await Promise.allSettled(next.forwarded);

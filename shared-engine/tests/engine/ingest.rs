@@ -1,12 +1,14 @@
 //! The ingest contract: the wire form pinned by a committed document, the limits, and
 //! the batch signature against independently computed references.
 
+use samplit_engine::context::{Browser, Device, ExposureContext, Source};
 use samplit_engine::ingest::{
     Batch, Exposure, GoalEvent, Item, MAX_ITEMS, Pageview, SignatureError, propensity_in_bounds,
     sign, value_in_bounds, verify,
 };
 
-/// One item of each kind, optional fields both present and absent.
+/// One item of each kind, optional fields both present and absent (the first exposure
+/// carries a full `context`, the second none).
 fn golden_batch() -> Batch {
     Batch {
         batch_id: "0b0e5a1c-5d7e-4f8a-9b6c-2d3e4f5a6b7c".into(),
@@ -22,7 +24,15 @@ fn golden_batch() -> Batch {
                 snapshot_version: 12,
                 ts_ms: 1_764_300_000_000,
                 host: Some("shop.example.com".into()),
-                context: None,
+                context: Some(ExposureContext {
+                    country: Some("ES".into()),
+                    device: Device::Mobile,
+                    browser: Browser::Safari,
+                    source: Source::Search,
+                    landing: Some("/pricing".into()),
+                    prior_visits: 3,
+                    prior_conversions: 1,
+                }),
             }),
             Item::Exposure(Exposure {
                 id: "x2".into(),

@@ -5,6 +5,7 @@ mod allocator;
 mod assign;
 mod bucket_golden;
 mod changes;
+mod context;
 mod fixtures;
 mod ingest;
 mod properties;
