@@ -18,7 +18,9 @@
 //!   - [`sequential`]: mSPRT always-valid p-values (safe under continuous monitoring);
 //!   - [`srm`]: sample-ratio-mismatch chi-square test;
 //!   - [`multiple`]: Holm and Benjamini–Hochberg adjustments;
-//!   - [`recommend`]: the KeepCollecting / DeployWinner / NoDifference rule;
+//!   - [`guardrail`]: always-valid non-inferiority verdicts on guardrail metrics;
+//!   - [`recommend`]: the KeepCollecting / DeployWinner / NoDifference rule, and the
+//!     guardrails' veto on a winner;
 //!   - [`analyze`](mod@analyze): the one call the control plane makes per results page.
 //!
 //! Formulas and references are in each module's docs and in `docs/statistics.md`.
@@ -28,6 +30,8 @@ pub mod analyze;
 pub mod bayes;
 #[cfg(feature = "analysis")]
 pub mod continuous;
+#[cfg(feature = "analysis")]
+pub mod guardrail;
 #[cfg(feature = "analysis")]
 pub mod multiple;
 pub mod planning;

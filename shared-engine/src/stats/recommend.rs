@@ -26,6 +26,12 @@
 //!    Bayesian A/B literature, e.g. Stucchio 2015, "Bayesian A/B Testing at VWO",
 //!    <https://vwo.com/downloads/VWO_SmartStats_technical_whitepaper.pdf>).
 //! 5. Otherwise `KeepCollecting { NotConclusive }`.
+//!
+//! **Guardrails** ([`with_guardrails`], applied after the rule by whoever has the
+//! guardrails' verdicts, see [`guardrail`](super::guardrail)): a `DeployWinner` for a
+//! variant that harms a guardrail becomes `GuardrailHarmed { arm, guardrail }` — do not
+//! deploy it as it is; the primary goal's gain costs more than the guardrail's owner
+//! tolerates. Every other recommendation stands (keeping the control harms nothing).
 
 use std::fmt;
 
@@ -59,6 +65,13 @@ pub enum Recommendation {
     },
     /// Stop: the arms do not differ by anything worth having.
     NoDifference,
+    /// The arm that would win harms a guardrail: do not deploy it.
+    GuardrailHarmed {
+        /// Index of the arm the rule would deploy.
+        arm: usize,
+        /// Index of the (first) harmed guardrail, in the order they were given.
+        guardrail: usize,
+    },
 }
 
 /// Thresholds of the rule (defaults in the module docs).
@@ -203,4 +216,17 @@ pub fn recommend(
     Ok(Recommendation::KeepCollecting {
         reason: WaitReason::NotConclusive,
     })
+}
+
+/// The recommendation once the guardrails have had their say: `harmed[i]` is the first
+/// guardrail arm `i` harms (None for the control and for arms that harm none; a shorter
+/// slice means no guardrail for the arms past its end). Only a `DeployWinner` changes.
+pub fn with_guardrails(recommendation: Recommendation, harmed: &[Option<usize>]) -> Recommendation {
+    match recommendation {
+        Recommendation::DeployWinner { arm } => match harmed.get(arm).copied().flatten() {
+            Some(guardrail) => Recommendation::GuardrailHarmed { arm, guardrail },
+            None => recommendation,
+        },
+        other => other,
+    }
 }
