@@ -97,7 +97,15 @@ pub struct Config {
     pub webhook_secret: Option<Secret>,
     /// Alerts and outgoing webhooks (`crate::alerts`).
     pub alerts: AlertsConfig,
+    /// `SAMPLIT_RAW_EVENTS_RETENTION_DAYS` (default 90, at least
+    /// [`MIN_RAW_EVENTS_RETENTION_DAYS`]): raw events' day partitions older than this are
+    /// dropped by the ingest housekeeping (`docs/segments.md`).
+    pub raw_events_retention_days: u32,
 }
+
+/// The shortest raw-event retention: longer than the 14-day replay window, so every item
+/// ingestion still accepts has its day's partition.
+pub const MIN_RAW_EVENTS_RETENTION_DAYS: u32 = 15;
 
 /// When alerts are evaluated and how webhook deliveries are retried.
 #[derive(Debug, Clone)]
@@ -502,7 +510,20 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         }
     };
 
+    let raw_events_retention_days = u32::try_from(parse_count(
+        "SAMPLIT_RAW_EVENTS_RETENTION_DAYS",
+        90,
+    )?)
+    .ok()
+    .filter(|d| *d >= MIN_RAW_EVENTS_RETENTION_DAYS)
+    .ok_or_else(|| ConfigError::Invalid {
+        name: "SAMPLIT_RAW_EVENTS_RETENTION_DAYS".to_owned(),
+        reason: format!(
+            "must be at least {MIN_RAW_EVENTS_RETENTION_DAYS} days (the replay window is 14)"
+        ),
+    })?;
     Ok(Config {
+        raw_events_retention_days,
         shopify,
         public_url,
         mail,

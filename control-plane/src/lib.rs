@@ -96,6 +96,7 @@ pub async fn serve(
         tokio::spawn(ingest::housekeeping::run(
             state.pool.clone(),
             ingest::housekeeping::PRUNE_EVERY,
+            state.config.raw_events_retention_days,
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             },

@@ -187,13 +187,30 @@ export interface ArmResult {
 export type Recommendation =
   | { action: 'keep_collecting'; reason: 'minimum_sample' | 'sample_ratio_mismatch' | 'not_conclusive' }
   | { action: 'deploy_winner'; arm: number }
-  | { action: 'no_difference' };
+  | { action: 'no_difference' }
+  | { action: 'guardrail_harmed'; arm: number; guardrail: number };
+
+/// One arm's verdict on one guardrail goal (results' `subjects[].guardrails`).
+export interface ArmGuardrail {
+  goal_id: string;
+  name: string;
+  metric: 'conversion' | 'revenue';
+  status: 'harmed' | 'not_inferior' | 'inconclusive';
+  margin: number;
+  direction: 'higher_is_better' | 'lower_is_better';
+  relative_difference: number | null;
+  interval: Interval | null;
+  p_value: number;
+  arm_value: number;
+  control_value: number;
+}
 
 export interface AnalysisView {
   scope: 'arms' | 'element' | 'main_effect';
   element_name?: string | null;
   error?: string | null;
-  subjects: { id: string; name: string; is_control: boolean; expected_share: number; revenue_sum: number; custom_code: boolean }[];
+  subjects: { id: string; name: string; is_control: boolean; expected_share: number; revenue_sum: number; custom_code: boolean; guardrails?: ArmGuardrail[] }[];
+  recommendation_reason?: string | null;
   result: {
     arms: ArmResult[];
     control: number;

@@ -32,11 +32,17 @@ interface Element {
 type Kind = 'single' | 'independent' | 'factorial';
 type Trigger = 'custom' | 'url' | 'click';
 
+type Direction = 'higher_is_better' | 'lower_is_better';
+
 interface Goal {
   name: string;
   type: Trigger;
   value: string;
   metric: 'conversion' | 'revenue';
+  /// A guardrail (never the primary goal): the tolerated loss in percent and which way is better.
+  guardrail?: boolean;
+  margin?: number;
+  direction?: Direction;
 }
 
 /// What the builder edits: a new experiment's defaults, or a draft's current definition.
@@ -68,7 +74,15 @@ interface ExperimentView {
   allocator: { kind: string; min_exposures?: number; floor?: number };
   url_rules: { match?: string; pattern?: string; include?: boolean }[];
   elements: { name: string; selector: string; variants: { name: string; is_control: boolean; weight: number; changes: Change[] }[] }[];
-  goals: { name: string; metric: 'conversion' | 'revenue'; primary: boolean; trigger: { type: Trigger; event?: string; selector?: string; rule?: { pattern?: string } } }[];
+  goals: {
+    name: string;
+    metric: 'conversion' | 'revenue';
+    primary: boolean;
+    trigger: { type: Trigger; event?: string; selector?: string; rule?: { pattern?: string } };
+    guardrail?: boolean;
+    guardrail_margin?: number | null;
+    guardrail_direction?: Direction | null;
+  }[];
 }
 
 const variant = (name: string): Variant => ({ name, text: '', weight: 1, others: [] });
@@ -120,6 +134,9 @@ export function fromExperiment(e: ExperimentView): Draft {
       metric: g.metric,
       type: g.trigger.type,
       value: g.trigger.type === 'custom' ? g.trigger.event ?? '' : g.trigger.type === 'url' ? g.trigger.rule?.pattern ?? '' : g.trigger.selector ?? '',
+      guardrail: g.guardrail ?? false,
+      margin: Math.round((g.guardrail_margin ?? 0.05) * 10000) / 100,
+      direction: g.guardrail_direction ?? 'higher_is_better',
     })),
     primary: Math.max(0, e.goals.findIndex((g) => g.primary)),
     allocator: e.allocator.kind === 'thompson' ? 'thompson' : 'fixed_split',
@@ -158,7 +175,16 @@ export function body(d: Draft): Record<string, unknown> {
         changes: [...v.others, ...(i > 0 && v.text ? [{ selector: el.selector.trim(), action: { type: 'set_text', text: v.text } }] : [])],
       })),
     })),
-    goals: d.goals.map((g, i) => ({ name: g.name, metric: g.metric, primary: i === d.primary, trigger: trigger(g) })),
+    goals: d.goals.map((g, i) => ({
+      name: g.name,
+      metric: g.metric,
+      primary: i === d.primary,
+      trigger: trigger(g),
+      // The primary goal is never a guardrail (the API refuses it): its box is hidden and ignored.
+      ...(g.guardrail && i !== d.primary
+        ? { guardrail: true, guardrail_margin: (g.margin ?? 5) / 100, guardrail_direction: g.direction ?? 'higher_is_better' }
+        : {}),
+    })),
   };
 }
 
@@ -385,6 +411,45 @@ function BuilderForm({
                 <input type="radio" name="primary" checked={d.primary === i} onChange={() => set({ primary: i })} />
                 {t('builder.primary')}
               </label>
+              {d.primary !== i && (
+                <label class="inline">
+                  <input
+                    type="checkbox"
+                    name={`guardrail-${i}`}
+                    checked={g.guardrail ?? false}
+                    onChange={(e) => setGoal(i, { guardrail: (e.target as HTMLInputElement).checked })}
+                  />
+                  {t('builder.guardrail')}
+                </label>
+              )}
+              {d.primary !== i && g.guardrail && (
+                <>
+                  <label>
+                    {t('builder.guardrail_margin')}
+                    <input
+                      type="number"
+                      name={`guardrail-margin-${i}`}
+                      min="0.1"
+                      max="100"
+                      step="any"
+                      required
+                      value={g.margin ?? 5}
+                      onInput={(e) => setGoal(i, { margin: Number((e.target as HTMLInputElement).value) })}
+                    />
+                  </label>
+                  <label>
+                    {t('builder.guardrail_direction')}
+                    <select
+                      name={`guardrail-direction-${i}`}
+                      value={g.direction ?? 'higher_is_better'}
+                      onChange={(e) => setGoal(i, { direction: (e.target as HTMLSelectElement).value as Direction })}
+                    >
+                      <option value="higher_is_better">{t('builder.higher_is_better')}</option>
+                      <option value="lower_is_better">{t('builder.lower_is_better')}</option>
+                    </select>
+                  </label>
+                </>
+              )}
             </div>
           ))}
           <button type="button" class="btn" onClick={() => set({ goals: [...d.goals, { name: '', type: 'custom', value: '', metric: 'conversion' }] })}>

@@ -167,9 +167,11 @@ function HeadlineCell({ live, headline, loading, error }: { live: boolean; headl
       <span class="muted">
         {rec.action === 'deploy_winner'
           ? t('results.rec_deploy', { arm: headline.recommended_arm?.name ?? '' })
-          : rec.action === 'no_difference'
-            ? t('results.rec_none')
-            : t(`results.rec_wait_${rec.reason}`)}
+          : rec.action === 'guardrail_harmed'
+            ? t('results.rec_guardrail_harmed_short')
+            : rec.action === 'no_difference'
+              ? t('results.rec_none')
+              : t(`results.rec_wait_${rec.reason}`)}
       </span>
     </span>
   );

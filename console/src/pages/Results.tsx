@@ -5,6 +5,7 @@ import { posteriorGrid } from '../lib/beta';
 import { formatDate, formatNumber, formatPercent, t } from '../lib/i18n';
 import { CopyButton, Problem, Show, StatusBadge, useLoad } from '../lib/ui';
 import { ExperimentAlertsControl } from './Notifications';
+import { Segments } from './Segments';
 
 /// One experiment's results: the numbers are the API's, formatted, never recomputed.
 export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
@@ -60,6 +61,7 @@ export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
             {results.analyses.map((a, i) => (
               <Analysis key={i} analysis={a} revenue={results.goal.metric === 'revenue'} />
             ))}
+            <Segments experimentId={id} />
             <h2>{t('results.cumulative')}</h2>
             {series.days.length === 0 ? <p class="muted">{t('results.no_data')}</p> : <CumulativeChart series={series} />}
             {series.days.length > 0 && (
@@ -154,12 +156,16 @@ export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenu
       </p>
     );
   const rec = r.recommendation;
+  const harm = rec.action === 'guardrail_harmed' ? analysis.subjects[rec.arm]?.guardrails?.[rec.guardrail] : undefined;
   const sentence =
     rec.action === 'deploy_winner'
       ? t('results.rec_deploy', { arm: analysis.subjects[rec.arm]?.name ?? '' })
-      : rec.action === 'no_difference'
-        ? t('results.rec_none')
-        : t(`results.rec_wait_${rec.reason}`);
+      : rec.action === 'guardrail_harmed'
+        ? t('results.rec_guardrail_harmed', { arm: analysis.subjects[rec.arm]?.name ?? '', goal: harm?.name ?? '', margin: formatPercent(harm?.margin ?? 0) })
+        : rec.action === 'no_difference'
+          ? t('results.rec_none')
+          : t(`results.rec_wait_${rec.reason}`);
+  const guarded = analysis.subjects.some((s) => (s.guardrails ?? []).length > 0);
   return (
     <div class="analysis" data-scope={analysis.scope}>
       {analysis.element_name && <h2>{analysis.element_name}</h2>}
@@ -168,7 +174,15 @@ export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenu
           {t('results.srm', { p: r.srm.p_value.toPrecision(2) })}
         </div>
       )}
-      <p class="recommendation" data-testid="recommendation">{sentence}</p>
+      <p class="recommendation" data-testid="recommendation">
+        {sentence}
+        {analysis.recommendation_reason && (
+          <small class="muted" data-testid="recommendation-reason">
+            {' '}
+            {analysis.recommendation_reason}
+          </small>
+        )}
+      </p>
       <div class="table-wrap" tabIndex={0} role="region" aria-label={t('results.title')}>
         <table class="results" data-testid="results-table">
           <thead>
@@ -219,6 +233,7 @@ export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenu
           </tbody>
         </table>
       </div>
+      {guarded && <Guardrails analysis={analysis} />}
       {(analysis.scope === 'element' || analysis.scope === 'main_effect') && (
         <IntervalBars
           title={t(analysis.scope === 'main_effect' ? 'results.main_effect' : 'results.element_rates', { element: analysis.element_name ?? '' })}
@@ -232,6 +247,54 @@ export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenu
           <DensityChart names={r.arms.map((_, i) => analysis.subjects[i]?.name ?? '')} arms={r.arms} />
         </>
       )}
+    </div>
+  );
+}
+
+/// Each variant's verdict on each guardrail goal, as the API computed it: the relative
+/// difference against the control with its always-valid interval, the goal's margin and
+/// a status badge.
+function Guardrails({ analysis }: { analysis: AnalysisView }) {
+  const rows = analysis.subjects.flatMap((s) => (s.guardrails ?? []).map((g) => ({ arm: s.name, g })));
+  return (
+    <div class="guardrails" data-testid="guardrails">
+      <h3>{t('results.guardrails')}</h3>
+      <p class="muted">{t('results.guardrails_explain')}</p>
+      <div class="table-wrap" tabIndex={0} role="region" aria-label={t('results.guardrails')}>
+        <table class="results">
+          <thead>
+            <tr>
+              <th scope="col">{t('results.arm')}</th>
+              <th scope="col">{t('results.guardrail_goal')}</th>
+              <th scope="col">{t('results.guardrail_difference')}</th>
+              <th scope="col">{t('results.guardrail_margin')}</th>
+              <th scope="col">{t('results.guardrail_status')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map(({ arm, g }) => (
+              <tr key={`${arm}:${g.goal_id}`} data-arm={arm} data-guardrail={g.name} data-status={g.status}>
+                <th scope="row">{arm}</th>
+                <td>{g.name}</td>
+                <td>
+                  {g.relative_difference === null ? '—' : formatPercent(g.relative_difference)}
+                  {g.interval && <span class="muted"> ({interval(g.interval.lower, g.interval.upper)})</span>}
+                </td>
+                <td>
+                  {g.direction === 'higher_is_better' ? '−' : '+'}
+                  {formatPercent(g.margin)}
+                </td>
+                <td>
+                  {/* The stylesheet's badge colours: warning, success and muted. */}
+                  <span class={`badge ${g.status === 'harmed' ? 'badge-warn' : g.status === 'not_inferior' ? 'badge-completed' : 'badge-draft'}`}>
+                    {t(`results.guardrail_${g.status}`)}
+                  </span>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
     </div>
   );
 }

@@ -5,12 +5,16 @@
 //! - winner: an analysis of the primary goal over the arms (or, in an independent
 //!   experiment, over one element's arms) recommends deploying an arm.
 //! - srm: such an analysis flags a sample-ratio mismatch.
-//! - guardrail_harmed: [`guardrail_harms`] (a stand-in until guardrails exist).
+//! - guardrail_harmed: [`guardrail_harms`]: on the primary goal's results, some arm is
+//!   `harmed` on a goal marked as a guardrail (worse than control by more than its
+//!   margin, `samplit_engine::stats::guardrail`).
 //! - publish_failing: [`publish_failing`].
 //!
 //! Main-effect analyses (factorial experiments) are not looked at: they pool the same
 //! visitors as the arms' analysis, so they would only repeat it.
 
+use samplit_engine::stats::guardrail::{Direction, GuardrailStatus};
+use samplit_engine::stats::proportions::Interval;
 use samplit_engine::stats::recommend::Recommendation;
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -39,9 +43,24 @@ pub struct ArmFigures {
     pub goal: Named,
     /// Relative lift of the conversion rate over control (None while control has none).
     pub lift: Option<f64>,
-    /// Holm-adjusted always-valid p-value (the results' decision test).
+    /// Holm-adjusted always-valid p-value (the results' decision test); for a harmed
+    /// guardrail, the always-valid p-value of "no worse than the margin".
     pub p_value: f64,
     pub chance_to_be_best: f64,
+    /// For a harmed guardrail: its margin, direction and the interval of `lift`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<GuardrailFigures>,
+}
+
+/// A harmed guardrail's definition and interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardrailFigures {
+    /// The relative margin (0.05 = 5 %).
+    pub margin: f64,
+    /// `higher_is_better` or `lower_is_better`.
+    pub direction: Direction,
+    /// Always-valid 95 % interval of the relative difference.
+    pub interval: Option<Interval>,
 }
 
 /// One arm's visitors against the share it should get.
@@ -68,7 +87,8 @@ pub enum Finding {
         arms: Vec<SrmArm>,
     },
     GuardrailHarmed {
-        /// Every arm significantly worse than control, per secondary goal.
+        /// Every (arm, guardrail goal) harmed: `goal` is the guardrail, `lift` its
+        /// relative difference against control.
         harmed: Vec<ArmFigures>,
     },
     PublishFailing {
@@ -112,10 +132,15 @@ impl Finding {
             Self::GuardrailHarmed { harmed } => {
                 let first = &harmed[0];
                 format!(
-                    "Samplit: in \"{experiment}\", \"{}\" is significantly worse than control on \"{}\" ({}, p {}){}.",
+                    "Samplit: in \"{experiment}\", \"{}\" harms the guardrail \"{}\" ({} against control{}, p {}){}.",
                     first.arm.name,
                     first.goal.name,
                     first.lift.map_or_else(|| "n/a".to_owned(), percent),
+                    first
+                        .guardrail
+                        .as_ref()
+                        .map(|g| format!(", margin {:.1} %", g.margin * 100.0))
+                        .unwrap_or_default(),
                     with_eq(first.p_value),
                     if harmed.len() > 1 {
                         format!(" and {} more", harmed.len() - 1)
@@ -201,6 +226,7 @@ fn figures(view: &ResultsView, analysis: &AnalysisView, i: usize) -> Option<ArmF
         lift: arm.comparison.and_then(|c| c.lift).map(|l| l.relative),
         p_value: arm.comparison.map_or(1.0, |c| c.p_value_holm),
         chance_to_be_best: arm.chance_to_be_best,
+        guardrail: None,
     })
 }
 
@@ -238,57 +264,60 @@ pub fn srm(view: &ResultsView) -> Option<Finding> {
     })
 }
 
-/// "Guardrail harmed", a stand-in until guardrails exist as such (another issue will add
-/// them; replace this one function then). On a **secondary goal** (any goal of the
-/// experiment but the primary one), the arms that are significantly **worse** than
-/// control: the results' own decision test says the difference is significant
-/// (`comparison.significant`: the Holm-adjusted always-valid p-value at most the
-/// results' significance level, alpha = 0.05) and the arm's conversion rate is below
-/// control's. Its limits: every secondary goal counts as a guardrail, whether or not it
-/// was meant as one; "worse" is always a lower rate (a goal where lower is better, e.g.
-/// an error event, would read the wrong way); revenue goals are judged on their
-/// conversion rate, as the decision test is, not on revenue per visitor.
+/// "Guardrail harmed": on the results of the primary goal (`view`), every (arm, goal
+/// marked as a guardrail) whose verdict is `harmed` — worse than control by more than the
+/// goal's margin, in the goal's direction, with always-valid confidence (the results'
+/// `subjects[].guardrails`, `samplit_engine::stats::guardrail`). Goals not marked as
+/// guardrails are never looked at.
 pub fn guardrail_harms(view: &ResultsView) -> Vec<ArmFigures> {
     let mut harmed = Vec::new();
     for analysis in arm_analyses(view) {
         let Some(result) = analysis.result.as_ref() else {
             continue;
         };
-        let Some(control) = result.arms.get(result.control) else {
-            continue;
-        };
-        for (i, arm) in result.arms.iter().enumerate() {
-            let worse = arm
-                .comparison
-                .is_some_and(|c| c.significant && arm.rate < control.rate);
-            if worse {
-                harmed.extend(figures(view, analysis, i));
+        for (subject, arm) in analysis.subjects.iter().zip(&result.arms) {
+            for g in subject
+                .guardrails
+                .iter()
+                .filter(|g| g.status == GuardrailStatus::Harmed)
+            {
+                harmed.push(ArmFigures {
+                    arm: Named {
+                        id: subject.id,
+                        name: subject.name.clone(),
+                    },
+                    goal: Named {
+                        id: g.goal_id,
+                        name: g.name.clone(),
+                    },
+                    lift: g.relative_difference,
+                    p_value: g.p_value,
+                    chance_to_be_best: arm.chance_to_be_best,
+                    guardrail: Some(GuardrailFigures {
+                        margin: g.margin,
+                        direction: g.direction,
+                        interval: g.interval,
+                    }),
+                });
             }
         }
     }
     harmed
 }
 
-/// The experiment alerts' findings (None = the condition does not hold), computing the
-/// results once per goal.
+/// The experiment alerts' findings (None = the condition does not hold), from the
+/// primary goal's results, computed once.
 pub async fn of_experiment(
     state: &AppState,
     experiment: &ExperimentRow,
 ) -> ApiResult<Vec<(AlertKind, Option<Finding>)>> {
-    let (mut won, mut mismatch) = (None, None);
+    let (mut won, mut mismatch, mut harmed) = (None, None, Vec::new());
     if let Some(goal) = results_db::goal_of(&state.pool, experiment.id, None).await? {
+        // One computation: the primary goal's results carry every guardrail's verdict.
         let view = results::compute(state, experiment.clone(), goal).await?;
         won = winner(&view);
         mismatch = srm(&view);
-    }
-    let mut harmed = Vec::new();
-    for goal_id in crate::db::alerts::secondary_goals(&state.pool, experiment.id).await? {
-        let Some(goal) = results_db::goal_of(&state.pool, experiment.id, Some(goal_id)).await?
-        else {
-            continue; // deleted meanwhile
-        };
-        let view = results::compute(state, experiment.clone(), goal).await?;
-        harmed.extend(guardrail_harms(&view));
+        harmed = guardrail_harms(&view);
     }
     Ok(vec![
         (AlertKind::Winner, won),
@@ -358,6 +387,7 @@ mod tests {
                 lift: Some(0.125),
                 p_value: 0.02,
                 chance_to_be_best: 0.97,
+                guardrail: None,
             },
             element: None,
         };
@@ -378,6 +408,29 @@ mod tests {
             failing(4)
                 .text(None, "Shop")
                 .contains("failed 4 times in a row")
+        );
+        let harmed = Finding::GuardrailHarmed {
+            harmed: vec![ArmFigures {
+                arm: arm("Short"),
+                goal: arm("Revenue"),
+                lift: Some(-0.125),
+                p_value: 0.0004,
+                chance_to_be_best: 0.97,
+                guardrail: Some(GuardrailFigures {
+                    margin: 0.05,
+                    direction: Direction::HigherIsBetter,
+                    interval: None,
+                }),
+            }],
+        };
+        assert_eq!(
+            harmed.text(Some("Hero"), "Shop"),
+            "Samplit: in \"Hero\", \"Short\" harms the guardrail \"Revenue\" (-12.5 % against control, margin 5.0 %, p < 0.001)."
+        );
+        let detail = harmed.detail(None, &(Uuid::nil(), "Shop".to_owned()));
+        assert_eq!(
+            detail["harmed"][0]["guardrail"]["direction"],
+            "higher_is_better"
         );
         let detail = failing(4).detail(None, &(Uuid::nil(), "Shop".to_owned()));
         assert_eq!(detail["kind"], "publish_failing");

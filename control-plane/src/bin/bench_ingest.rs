@@ -2,24 +2,35 @@
 //!
 //! `cargo run --release -p samplit-control-plane --bin bench_ingest`
 //! (env: `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`;
-//! `BENCH_EVENTS`, default 1 000 000; `BENCH_CONCURRENCY`, default 4).
+//! `BENCH_EVENTS`, default 1 000 000; `BENCH_CONCURRENCY`, default 4;
+//! `BENCH_NO_ERASURE_INDEX=1` drops the raw events' `(site_id, visitor_id)` indexes
+//! before ingesting, to measure what they cost; `BENCH_SKIP_CONSOLE=1` skips step 5).
 //!
 //! 1. Creates a database `samplit_bench_<random>`, migrates it, and inserts an
 //!    organisation, a site and a running two-arm experiment with a revenue goal.
 //! 2. Sends signed batches of 500 items (60 % first exposures of new visitors, 40 %
 //!    purchases by visitors already exposed) through the real router (`oneshot`, the
 //!    whole middleware stack, signature checks included), `BENCH_CONCURRENCY` batches in
-//!    flight, and reports events/s.
+//!    flight, and reports events/s. Exposures carry a `context` (country, device,
+//!    browser, source, landing, prior visits: issue 16), so raw events, assignments'
+//!    context and segment statistics are written as in production.
 //! 3. As a ceiling, `COPY`s the same rows into a plain unindexed table in the same
 //!    PostgreSQL and reports rows/s.
-//! 4. With every event ingested, calls `GET /experiments/{id}/results` and
-//!    `.../timeseries` 500 times each and reports p50/p99 latency.
+//! 4. With every event ingested, calls `GET /experiments/{id}/results`,
+//!    `.../timeseries` and `.../segments?dimension=country` 500 times each and reports
+//!    p50/p99 latency.
 //! 5. The console's pages (issue 12: "a page's server time p99 ≤ 50 ms with 1 000 000
 //!    ingested events"): for each page, the API calls it makes on load, sent at once as
 //!    the browser does, with the console's session cookie (the real cookie lookup); a
 //!    page's server time is the wall time until its last answer. 200 loads per page
 //!    after 10 warm-up loads; p50/p99 reported.
-//! 6. Drops the database.
+//! 6. Segments at scale (issue 16: "segment results at 10 000 000 raw events: p99 ≤
+//!    200 ms"): the segment tables' size depends on arms × values × days, not on the
+//!    number of events, so this fills them as 10 000 000 events over 90 days would
+//!    (every one of 250 countries on every day for both arms, on top of what was
+//!    ingested) and times 500 `GET .../segments?dimension=country` after 20 warm-ups.
+//!    `BENCH_SEGMENT_DAYS` (default 90), `BENCH_SEGMENT_VALUES` (default 250).
+//! 7. Drops the database.
 
 use std::time::{Duration, Instant};
 
@@ -82,6 +93,12 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
         .connect(url)
         .await?;
     samplit_control_plane::MIGRATOR.run(&pool).await?;
+    let no_erasure_index = std::env::var("BENCH_NO_ERASURE_INDEX").is_ok_and(|v| v == "1");
+    if no_erasure_index {
+        sqlx::query("DROP INDEX raw_exposures_site_visitor_idx, raw_conversions_site_visitor_idx")
+            .execute(&pool)
+            .await?;
+    }
     let secret = samplit_control_plane::auth::new_token("ingest_");
     let jwt_secret = samplit_control_plane::auth::new_token("jwt_");
     let snapshot_secret = samplit_control_plane::auth::new_token("snap_");
@@ -112,10 +129,18 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
             let item = if i % 5 < 3 || visitor < 1000 {
                 visitor += 1;
                 let arm = fx.arms[visitor % 2];
+                const COUNTRIES: [&str; 6] = ["US", "ES", "DE", "FR", "GB", "BR"];
+                const DEVICES: [&str; 3] = ["desktop", "mobile", "tablet"];
+                const BROWSERS: [&str; 4] = ["chrome", "safari", "firefox", "edge"];
+                const SOURCES: [&str; 5] = ["direct", "search", "social", "paid", "email"];
                 json!({"id": id, "type": "exposure", "site_key": fx.site_key,
                        "experiment_id": fx.experiment_id, "arm_id": arm,
                        "visitor_id": format!("visitor-{visitor}"), "propensity": 0.5,
-                       "snapshot_version": 1, "ts_ms": ts})
+                       "snapshot_version": 1, "ts_ms": ts,
+                       "context": {"country": COUNTRIES[visitor % 6], "device": DEVICES[visitor % 7 % 3],
+                                   "browser": BROWSERS[visitor % 11 % 4], "source": SOURCES[visitor % 13 % 5],
+                                   "landing": "/products/some-product", "prior_visits": visitor % 4,
+                                   "prior_conversions": visitor % 9 / 8}})
             } else {
                 // A purchase by one of the last 1000 visitors exposed.
                 let who = visitor - (i * 7 + b) % 1000;
@@ -168,7 +193,8 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
     let elapsed = started.elapsed();
     let total = batches * BATCH;
     println!(
-        "ingest: {total} events in {} batches of {BATCH}, {concurrency} in flight: {:.2} s, {:.0} events/s ({accepted} accepted)",
+        "ingest (raw events kept, erasure index {}): {total} events in {} batches of {BATCH}, {concurrency} in flight: {:.2} s, {:.0} events/s ({accepted} accepted)",
+        if no_erasure_index { "dropped" } else { "on" },
         batches,
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64()
@@ -206,6 +232,13 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
             "timeseries",
             format!("/api/v1/experiments/{}/timeseries", fx.experiment_id),
         ),
+        (
+            "segments (country)",
+            format!(
+                "/api/v1/experiments/{}/segments?dimension=country",
+                fx.experiment_id
+            ),
+        ),
     ] {
         let mut samples = Vec::with_capacity(500);
         for i in 0..520 {
@@ -232,7 +265,16 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
             ms(samples[samples.len() * 99 / 100])
         );
     }
-    console_pages(&app, &fx, total).await?;
+    let raw: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM raw_exposures) + (SELECT count(*) FROM raw_conversions)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    println!("raw events kept: {raw}");
+    if !std::env::var("BENCH_SKIP_CONSOLE").is_ok_and(|v| v == "1") {
+        console_pages(&app, &fx, total).await?;
+    }
+    segments_at_scale(&pool, &app, &fx).await?;
     pool.close().await;
     Ok(())
 }
@@ -286,6 +328,85 @@ async fn console_pages(app: &axum::Router, fx: &Fixture, total: usize) -> anyhow
             ms(samples[samples.len() * 99 / 100])
         );
     }
+    Ok(())
+}
+
+/// Step 6: the segment tables filled as by 10 000 000 events over many days, then timed.
+async fn segments_at_scale(pool: &PgPool, app: &axum::Router, fx: &Fixture) -> anyhow::Result<()> {
+    let env = |k: &str, d: i64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (days, values) = (
+        env("BENCH_SEGMENT_DAYS", 90),
+        env("BENCH_SEGMENT_VALUES", 250),
+    );
+    let goal: Uuid = sqlx::query_scalar("SELECT id FROM goals WHERE experiment_id = $1")
+        .bind(fx.experiment_id)
+        .fetch_one(pool)
+        .await?;
+    // 10 000 000 events ≈ 6 000 000 visitors: spread over the cells.
+    let cells = (days * values * 2).max(1);
+    let per_cell = 6_000_000 / cells;
+    sqlx::query(
+        "INSERT INTO segment_daily (arm_id, dimension, value, day, experiment_id, visitors)
+         SELECT arm, 'country', 'C' || v, current_date - d::int4, $2, $3
+           FROM unnest($1::uuid[]) AS arm, generate_series(1, $4) AS d, generate_series(1, $5) AS v",
+    )
+    .bind(fx.arms.to_vec())
+    .bind(fx.experiment_id)
+    .bind(per_cell)
+    .bind(days)
+    .bind(values)
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO segment_goal_daily (arm_id, goal_id, dimension, value, day, experiment_id,
+                                         converters, revenue_n, revenue_sum, revenue_sumsq)
+         SELECT arm, $2, 'country', 'C' || v, current_date - d::int4, $3, $4 / 20, $4 / 20,
+                $4 * 1.5, $4 * 40.0
+           FROM unnest($1::uuid[]) AS arm, generate_series(1, $5) AS d, generate_series(1, $6) AS v",
+    )
+    .bind(fx.arms.to_vec())
+    .bind(goal)
+    .bind(fx.experiment_id)
+    .bind(per_cell)
+    .bind(days)
+    .bind(values)
+    .execute(pool)
+    .await?;
+    sqlx::query("ANALYZE segment_daily, segment_goal_daily")
+        .execute(pool)
+        .await?;
+    let uri = format!(
+        "/api/v1/experiments/{}/segments?dimension=country",
+        fx.experiment_id
+    );
+    let mut samples = Vec::with_capacity(500);
+    for i in 0..520 {
+        let req = Request::builder()
+            .uri(&uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", fx.token))
+            .body(Body::empty())?;
+        let t = Instant::now();
+        let res = app.clone().oneshot(req).await?;
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
+        let dt = t.elapsed();
+        anyhow::ensure!(status.is_success(), "segments failed: {status} {bytes:?}");
+        if i >= 20 {
+            samples.push(dt);
+        }
+    }
+    samples.sort_unstable();
+    println!(
+        "segments (country) at the scale of 10 000 000 events ({days} days x {values} values x 2 arms of segment rows, {} requests): p50 {:.2} ms, p99 {:.2} ms",
+        samples.len(),
+        ms(samples[samples.len() / 2]),
+        ms(samples[samples.len() * 99 / 100])
+    );
     Ok(())
 }
 

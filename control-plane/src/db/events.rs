@@ -134,6 +134,8 @@ pub struct NewAssignments {
     pub propensities: Vec<f64>,
     pub snapshot_versions: Vec<i64>,
     pub seen_at: Vec<OffsetDateTime>,
+    /// The first exposure's context, kept with the assignment (segments).
+    pub context: crate::db::raw_events::ContextColumns,
 }
 
 /// The key of an assignment and its arm.
@@ -143,7 +145,14 @@ pub struct AssignmentRow {
     pub visitor_id: String,
     pub unit: Uuid,
     pub arm_id: Uuid,
+    /// The first exposure's context: a conversion counts in these segments.
+    #[sqlx(flatten)]
+    pub context: crate::db::raw_events::StoredContext,
 }
+
+/// The context columns of an assignment, as [`AssignmentRow`] reads them.
+const CONTEXT_COLUMNS: &str =
+    "country, device, browser, source, landing, prior_visits, prior_conversions";
 
 /// Inserts the assignments whose key is free; returns the inserted ones. A key already
 /// taken keeps its arm (the first exposure fixes it).
@@ -152,14 +161,17 @@ pub async fn insert_assignments(
     conn: &mut PgConnection,
     rows: &NewAssignments,
 ) -> sqlx::Result<Vec<AssignmentRow>> {
-    sqlx::query_as::<_, AssignmentRow>(
+    let c = &rows.context;
+    sqlx::query_as::<_, AssignmentRow>(&format!(
         "INSERT INTO assignments
-             (experiment_id, visitor_id, unit, arm_id, propensity, snapshot_version, first_seen_at)
+             (experiment_id, visitor_id, unit, arm_id, propensity, snapshot_version, first_seen_at,
+              {CONTEXT_COLUMNS})
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::float8[],
-                              $6::int8[], $7::timestamptz[])
+                              $6::int8[], $7::timestamptz[], $8::text[], $9::text[], $10::text[],
+                              $11::text[], $12::text[], $13::int4[], $14::int4[])
          ON CONFLICT DO NOTHING
-         RETURNING experiment_id, visitor_id, unit, arm_id",
-    )
+         RETURNING experiment_id, visitor_id, unit, arm_id, {CONTEXT_COLUMNS}"
+    ))
     .bind(&rows.experiment_ids)
     .bind(&rows.visitor_ids)
     .bind(&rows.units)
@@ -167,6 +179,13 @@ pub async fn insert_assignments(
     .bind(&rows.propensities)
     .bind(&rows.snapshot_versions)
     .bind(&rows.seen_at)
+    .bind(&c.countries)
+    .bind(&c.devices)
+    .bind(&c.browsers)
+    .bind(&c.sources)
+    .bind(&c.landings)
+    .bind(&c.prior_visits)
+    .bind(&c.prior_conversions)
     .fetch_all(conn)
     .await
 }
@@ -179,7 +198,8 @@ pub async fn assignments_of(
     visitor_ids: &[String],
 ) -> sqlx::Result<Vec<AssignmentRow>> {
     sqlx::query_as::<_, AssignmentRow>(
-        "SELECT a.experiment_id, a.visitor_id, a.unit, a.arm_id
+        "SELECT a.experiment_id, a.visitor_id, a.unit, a.arm_id, a.country, a.device, a.browser,
+                a.source, a.landing, a.prior_visits, a.prior_conversions
          FROM UNNEST($1::uuid[], $2::text[]) AS k (experiment_id, visitor_id)
          JOIN assignments a ON a.experiment_id = k.experiment_id AND a.visitor_id = k.visitor_id",
     )

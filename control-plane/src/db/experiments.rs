@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use samplit_engine::allocator::ArmStats;
 use samplit_engine::changes::Change;
+use samplit_engine::stats::guardrail::{Direction, Guardrail};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -83,6 +84,9 @@ pub struct GoalRow {
     pub target: String,
     pub metric: Metric,
     pub is_primary: bool,
+    pub guardrail: bool,
+    pub guardrail_margin: Option<f64>,
+    pub guardrail_direction: Option<String>,
 }
 
 /// An experiment with all its parts, each list in position order.
@@ -140,6 +144,20 @@ impl Loaded {
                         .map_err(|m| decode("goal trigger", m))?,
                     metric: g.metric,
                     primary: g.is_primary,
+                    guardrail: match (g.guardrail, g.guardrail_margin, &g.guardrail_direction) {
+                        (false, _, _) => None,
+                        (true, Some(margin), Some(direction)) => Some(
+                            Direction::parse(direction)
+                                .ok_or_else(|| decode("guardrail direction", direction.clone()))
+                                .and_then(|d| {
+                                    Guardrail::new(margin, d)
+                                        .map_err(|err| decode("guardrail margin", err.to_string()))
+                                })?,
+                        ),
+                        (true, _, _) => {
+                            return Err(decode("guardrail", "margin or direction missing".into()));
+                        }
+                    },
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
@@ -298,8 +316,9 @@ pub async fn insert_goals(
     for goal in &spec.goals {
         let (trigger, target) = goal.trigger.columns();
         sqlx::query(
-            "INSERT INTO goals (id, experiment_id, name, trigger, target, metric, is_primary)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO goals (id, experiment_id, name, trigger, target, metric, is_primary,
+                                guardrail, guardrail_margin, guardrail_direction)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(Uuid::new_v4())
         .bind(experiment_id)
@@ -308,6 +327,9 @@ pub async fn insert_goals(
         .bind(target)
         .bind(goal.metric)
         .bind(goal.primary)
+        .bind(goal.guardrail.is_some())
+        .bind(goal.guardrail.map(|g| g.margin()))
+        .bind(goal.guardrail.map(|g| g.direction().as_str()))
         .execute(&mut *conn)
         .await?;
     }
@@ -524,7 +546,8 @@ pub async fn load_parts(
     .fetch_all(&mut *conn)
     .await?;
     let goals = sqlx::query_as::<_, GoalRow>(
-        "SELECT id, name, trigger, target, metric, is_primary FROM goals
+        "SELECT id, name, trigger, target, metric, is_primary,
+                guardrail, guardrail_margin, guardrail_direction FROM goals
           WHERE experiment_id = $1 ORDER BY is_primary DESC, name",
     )
     .bind(id)

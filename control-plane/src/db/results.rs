@@ -78,7 +78,13 @@ pub struct GoalRow {
     pub name: String,
     pub metric: Metric,
     pub is_primary: bool,
+    pub guardrail: bool,
+    pub guardrail_margin: Option<f64>,
+    pub guardrail_direction: Option<String>,
 }
+
+const GOAL_COLUMNS: &str =
+    "id, name, metric, is_primary, guardrail, guardrail_margin, guardrail_direction";
 
 /// The goal `goal_id` of the experiment, or its primary goal when `goal_id` is None.
 #[tracing::instrument(skip(pool))]
@@ -87,13 +93,26 @@ pub async fn goal_of(
     experiment_id: Uuid,
     goal_id: Option<Uuid>,
 ) -> sqlx::Result<Option<GoalRow>> {
-    sqlx::query_as::<_, GoalRow>(
-        "SELECT id, name, metric, is_primary FROM goals
-         WHERE experiment_id = $1 AND (id = $2 OR ($2 IS NULL AND is_primary))",
-    )
+    sqlx::query_as::<_, GoalRow>(&format!(
+        "SELECT {GOAL_COLUMNS} FROM goals
+         WHERE experiment_id = $1 AND (id = $2 OR ($2 IS NULL AND is_primary))"
+    ))
     .bind(experiment_id)
     .bind(goal_id)
     .fetch_optional(pool)
+    .await
+}
+
+/// The experiment's guardrail goals, by name (the order of every guardrail list in the
+/// results, and of `guardrail` indexes in a `guardrail_harmed` recommendation).
+#[tracing::instrument(skip(pool))]
+pub async fn guardrails_of(pool: &PgPool, experiment_id: Uuid) -> sqlx::Result<Vec<GoalRow>> {
+    sqlx::query_as::<_, GoalRow>(&format!(
+        "SELECT {GOAL_COLUMNS} FROM goals WHERE experiment_id = $1 AND guardrail
+         ORDER BY name, id"
+    ))
+    .bind(experiment_id)
+    .fetch_all(pool)
     .await
 }
 

@@ -24,6 +24,7 @@
 use samplit_engine::allocator::{Allocator, FixedSplit, Thompson};
 use samplit_engine::changes::{self, Change, ChangeAction, SiteHosts};
 use samplit_engine::multi::{self, Mode};
+use samplit_engine::stats::guardrail::Guardrail;
 use samplit_engine::targeting::UrlRule;
 use serde::{Deserialize, Serialize};
 
@@ -265,6 +266,9 @@ pub struct GoalSpec {
     pub trigger: GoalTrigger,
     pub metric: Metric,
     pub primary: bool,
+    /// A guardrail: its non-inferiority margin and direction (never on the primary goal;
+    /// `samplit_engine::stats::guardrail`).
+    pub guardrail: Option<Guardrail>,
 }
 
 /// One arm to generate: which unit it belongs to and the variant index per element.

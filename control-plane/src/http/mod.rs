@@ -26,6 +26,7 @@ mod no_store;
 mod notifications;
 mod planning;
 pub(crate) mod results;
+mod segments;
 mod shares;
 mod shopify;
 mod signups;
@@ -72,6 +73,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(editor::router())
         .merge(ingest::router())
         .merge(results::router())
+        .merge(segments::router())
         .merge(shares::router())
         .merge(planning::router())
         .merge(signups::router())

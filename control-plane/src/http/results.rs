@@ -30,6 +30,11 @@ use samplit_engine::stats::analyze::{
     AnalysisConfig, AnalysisInput, AnalysisOutput, ArmInput, analyze,
 };
 use samplit_engine::stats::continuous::Moments;
+use samplit_engine::stats::guardrail::{
+    Direction, Guardrail, GuardrailStatus, non_inferiority, rate_moments,
+};
+use samplit_engine::stats::proportions::Interval;
+use samplit_engine::stats::recommend::{Recommendation, with_guardrails};
 use serde::{Deserialize, Serialize};
 use time::Date;
 use utoipa_axum::router::OpenApiRouter;
@@ -85,6 +90,39 @@ pub struct SubjectView {
     /// or in one of its combination's variants): its effect is not only the visual
     /// changes shown in the editor.
     pub custom_code: bool,
+    /// Its verdict on each guardrail goal of the experiment (by goal name; the goal
+    /// analysed itself left out) against the control; empty for the control.
+    pub guardrails: Vec<ArmGuardrailView>,
+}
+
+/// One arm's verdict on one guardrail goal (`samplit_engine::stats::guardrail`): is it
+/// worse than the control by more than the goal's margin?
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ArmGuardrailView {
+    pub goal_id: Uuid,
+    pub name: String,
+    /// `conversion` (judged on the rate) or `revenue` (on revenue per visitor).
+    pub metric: Metric,
+    /// `harmed` (worse than the control by more than the margin, with always-valid
+    /// confidence 1 − α), `not_inferior` (worse by less than the margin at most) or
+    /// `inconclusive`.
+    #[schema(value_type = String)]
+    pub status: GuardrailStatus,
+    /// The relative margin (0.05 = 5 %).
+    pub margin: f64,
+    /// `higher_is_better` or `lower_is_better`.
+    #[schema(value_type = String)]
+    pub direction: Direction,
+    /// `arm / control − 1` of the metric; null while the control's is 0.
+    pub relative_difference: Option<f64>,
+    /// Always-valid 95 % interval of `relative_difference`, `{"lower", "upper"}`.
+    #[schema(value_type = Option<Object>)]
+    pub interval: Option<Interval>,
+    /// Always-valid p-value of "no worse than the margin" (`harmed` when ≤ 0.05).
+    pub p_value: f64,
+    /// The arm's and the control's value of the metric (rate, or revenue per visitor).
+    pub arm_value: f64,
+    pub control_value: f64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -104,6 +142,10 @@ pub struct AnalysisView {
     pub result: Option<AnalysisOutput>,
     /// Why `result` is missing (e.g. fewer than 2 arms).
     pub error: Option<String>,
+    /// For a `guardrail_harmed` recommendation (`result.recommendation`, after the
+    /// guardrails: `{"action": "guardrail_harmed", "arm": <index>, "guardrail": <index
+    /// into that subject's guardrails>}`), the reason in a sentence with the figures.
+    pub recommendation_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -375,11 +417,252 @@ pub async fn compute(
     let currency = db::site_currency(&state.pool, experiment.site_id).await?;
     let variants = db::variants_of(&state.pool, experiment.id).await?;
     let thompson = matches!(experiment.allocator.0, AllocatorSpec::Thompson(_));
-    let with_revenue = goal.metric == Metric::Revenue;
+    let sets = comparison_sets(
+        &experiment,
+        &arms,
+        &variants,
+        goal.metric == Metric::Revenue,
+    );
+    // Each guardrail goal's aggregates, in the same comparison sets (same subjects, same
+    // order), so the verdicts line up with the analysis of `goal`.
+    let mut guardrails = Vec::new();
+    for g in db::guardrails_of(&state.pool, experiment.id).await? {
+        if g.id == goal.id {
+            continue;
+        }
+        let definition = guardrail_of(&g)?;
+        let rows = db::arm_aggregates(&state.pool, experiment.id, g.id).await?;
+        let g_sets = comparison_sets(&experiment, &rows, &variants, g.metric == Metric::Revenue);
+        guardrails.push((g, definition, g_sets));
+    }
 
+    let alpha = AnalysisConfig::default().alpha;
+    let mut analyses = Vec::with_capacity(sets.len());
+    for (set_index, (scope, element_id, element_name, subjects)) in sets.into_iter().enumerate() {
+        let scope_key = match element_id {
+            Some(e) => format!("{scope}:{e}"),
+            None => scope.to_owned(),
+        };
+        let previous: HashMap<Uuid, f64> = db::previous_p_values(&state.pool, goal.id, &scope_key)
+            .await?
+            .into_iter()
+            .collect();
+        let input = analysis_input(&subjects, &previous);
+        let total_expected: f64 = subjects.iter().map(|s| s.expected).sum();
+        let verdicts = guardrail_verdicts(&subjects, set_index, &guardrails, alpha)?;
+        let views: Vec<SubjectView> = subjects
+            .iter()
+            .zip(verdicts)
+            .map(|(s, guardrails)| SubjectView {
+                id: s.id,
+                name: s.name.clone(),
+                is_control: s.is_control,
+                expected_share: if total_expected > 0.0 {
+                    s.expected / total_expected
+                } else {
+                    1.0 / subjects.len() as f64
+                },
+                revenue_sum: s.revenue.sum,
+                custom_code: s.custom_code,
+                guardrails,
+            })
+            .collect();
+        // Exact integrals and, as a fallback, Monte Carlo: CPU work that must not hold an
+        // async worker thread (other requests would wait behind it).
+        let analysed = tokio::task::spawn_blocking(move || analyze(&input))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let (result, error) = match analysed {
+            Ok(mut out) => {
+                // Only lower minima are written: a look that changes nothing (the usual
+                // case between two ingested batches' worth of data) costs no write.
+                let (ids, ps): (Vec<Uuid>, Vec<f64>) = subjects
+                    .iter()
+                    .zip(&out.arms)
+                    .filter_map(|(s, a)| a.comparison.map(|c| (s.id, c.sequential_p_value)))
+                    .filter(|(id, p)| previous.get(id).is_none_or(|old| p < old))
+                    .unzip();
+                db::store_p_values(&state.pool, goal.id, &scope_key, &ids, &ps).await?;
+                // The guardrails' veto: a winner that harms one is not deployed.
+                let harmed: Vec<Option<usize>> = views
+                    .iter()
+                    .map(|v| {
+                        v.guardrails
+                            .iter()
+                            .position(|g| g.status == GuardrailStatus::Harmed)
+                    })
+                    .collect();
+                out.recommendation = with_guardrails(out.recommendation, &harmed);
+                (Some(out), None)
+            }
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let recommendation_reason = result
+            .as_ref()
+            .and_then(|r| harm_reason(&goal.name, r.recommendation, &views));
+        analyses.push(AnalysisView {
+            scope,
+            element_id,
+            element_name,
+            subjects: views,
+            result,
+            error,
+            recommendation_reason,
+        });
+    }
+    Ok(ResultsView {
+        experiment_id: experiment.id,
+        name: experiment.name,
+        kind: experiment.kind.as_str().to_owned(),
+        status: experiment.status,
+        goal: GoalView {
+            id: goal.id,
+            name: goal.name,
+            metric: goal.metric,
+        },
+        currency,
+        srm_expected_from: if thompson {
+            "logged_propensities"
+        } else {
+            "fixed_weights"
+        },
+        conflicting_exposures: arms.iter().map(|a| a.conflicting_exposures).sum(),
+        analyses,
+    })
+}
+
+/// A guardrail goal with its definition and its aggregates in the comparison sets.
+type GuardrailSets = (GoalRow, Guardrail, Vec<ComparisonSet>);
+
+/// A stored guardrail goal's definition (the table's CHECKs make it valid; a row they let
+/// through that the engine refuses is an error, never skipped).
+fn guardrail_of(g: &GoalRow) -> ApiResult<Guardrail> {
+    let direction = g
+        .guardrail_direction
+        .as_deref()
+        .and_then(Direction::parse)
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("goal {}: stored guardrail direction", g.id))
+        })?;
+    Guardrail::new(g.guardrail_margin.unwrap_or(f64::NAN), direction)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("goal {}: {e}", g.id)))
+}
+
+/// A guardrail metric of a subject: revenue per visitor for a revenue goal, the
+/// conversion rate (mean of 0/1 values) otherwise; and its value.
+fn guardrail_moments(s: &Subject, metric: Metric) -> (Moments, f64) {
+    let m = match metric {
+        Metric::Revenue => Moments {
+            n: s.visitors,
+            ..s.revenue
+        },
+        Metric::Conversion => rate_moments(s.visitors, s.conversions),
+    };
+    let value = if m.n > 0 { m.sum / m.n as f64 } else { 0.0 };
+    (m, value)
+}
+
+/// Every subject's verdict on each guardrail goal in comparison set `set_index` (empty
+/// for the control).
+fn guardrail_verdicts(
+    subjects: &[Subject],
+    set_index: usize,
+    guardrails: &[GuardrailSets],
+    alpha: f64,
+) -> ApiResult<Vec<Vec<ArmGuardrailView>>> {
+    let mut out: Vec<Vec<ArmGuardrailView>> = vec![Vec::new(); subjects.len()];
+    for (goal, definition, sets) in guardrails {
+        let Some((_, _, _, g_subjects)) = sets.get(set_index) else {
+            continue;
+        };
+        let Some(control) = g_subjects
+            .iter()
+            .position(|s| s.is_control)
+            .or((!g_subjects.is_empty()).then_some(0))
+        else {
+            continue;
+        };
+        let (control_moments, control_value) = guardrail_moments(&g_subjects[control], goal.metric);
+        for (i, s) in g_subjects.iter().enumerate() {
+            if i == control || subjects.get(i).is_none_or(|x| x.id != s.id) {
+                continue;
+            }
+            let (moments, value) = guardrail_moments(s, goal.metric);
+            let verdict = non_inferiority(control_moments, moments, *definition, alpha, None)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("guardrail {}: {e}", goal.id)))?;
+            out[i].push(ArmGuardrailView {
+                goal_id: goal.id,
+                name: goal.name.clone(),
+                metric: goal.metric,
+                status: verdict.status,
+                margin: verdict.margin,
+                direction: verdict.direction,
+                relative_difference: verdict.relative_difference,
+                interval: verdict.interval,
+                p_value: verdict.p_value,
+                arm_value: value,
+                control_value,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `+12.3 %`.
+fn percent(x: f64) -> String {
+    format!("{:+.1} %", x * 100.0)
+}
+
+/// The sentence behind a `guardrail_harmed` recommendation.
+fn harm_reason(
+    goal: &str,
+    recommendation: Recommendation,
+    views: &[SubjectView],
+) -> Option<String> {
+    let Recommendation::GuardrailHarmed { arm, guardrail } = recommendation else {
+        return None;
+    };
+    let subject = views.get(arm)?;
+    let g = subject.guardrails.get(guardrail)?;
+    let worse = match g.direction {
+        Direction::HigherIsBetter => "lower",
+        Direction::LowerIsBetter => "higher",
+    };
+    Some(format!(
+        "\"{}\" leads on \"{goal}\" but harms the guardrail \"{}\": {} against control{}, \
+         {worse} by more than its {:.1} % margin (always-valid p {}). Do not deploy it as it is.",
+        subject.name,
+        g.name,
+        g.relative_difference
+            .map_or_else(|| "n/a".to_owned(), percent),
+        g.interval
+            .map(|x| format!(
+                " (95 % interval {} to {})",
+                percent(x.lower),
+                percent(x.upper)
+            ))
+            .unwrap_or_default(),
+        g.margin * 100.0,
+        if g.p_value < 0.001 {
+            "< 0.001".to_owned()
+        } else {
+            format!("= {:.3}", g.p_value)
+        },
+    ))
+}
+
+/// The comparison sets of an experiment's arms (see the module docs): every arm, or each
+/// element's arms (independent), plus each element's main effect (factorial).
+fn comparison_sets(
+    experiment: &ExperimentRow,
+    arms: &[ArmAggregateRow],
+    variants: &[VariantRow],
+    with_revenue: bool,
+) -> Vec<ComparisonSet> {
+    let thompson = matches!(experiment.allocator.0, AllocatorSpec::Thompson(_));
     let mut sets: Vec<ComparisonSet> = Vec::new();
     let subjects_of = |rows: &[&ArmAggregateRow]| -> Vec<Subject> {
-        let fixed = fixed_shares(rows, &variants);
+        let fixed = fixed_shares(rows, variants);
         rows.iter()
             .zip(fixed)
             .map(|(a, share)| {
@@ -416,7 +699,7 @@ pub async fn compute(
         sets.push(("arms", None, None, subjects_of(&rows)));
         if experiment.kind.0 == Mode::Factorial {
             let all = subjects_of(&rows);
-            for (element_id, element_name, subjects) in main_effects(&arms, &all, &variants) {
+            for (element_id, element_name, subjects) in main_effects(arms, &all, variants) {
                 sets.push((
                     "main_effect",
                     Some(element_id),
@@ -427,81 +710,7 @@ pub async fn compute(
         }
     }
 
-    let mut analyses = Vec::with_capacity(sets.len());
-    for (scope, element_id, element_name, subjects) in sets {
-        let scope_key = match element_id {
-            Some(e) => format!("{scope}:{e}"),
-            None => scope.to_owned(),
-        };
-        let previous: HashMap<Uuid, f64> = db::previous_p_values(&state.pool, goal.id, &scope_key)
-            .await?
-            .into_iter()
-            .collect();
-        let input = analysis_input(&subjects, &previous);
-        let total_expected: f64 = subjects.iter().map(|s| s.expected).sum();
-        let views = subjects
-            .iter()
-            .map(|s| SubjectView {
-                id: s.id,
-                name: s.name.clone(),
-                is_control: s.is_control,
-                expected_share: if total_expected > 0.0 {
-                    s.expected / total_expected
-                } else {
-                    1.0 / subjects.len() as f64
-                },
-                revenue_sum: s.revenue.sum,
-                custom_code: s.custom_code,
-            })
-            .collect();
-        // Exact integrals and, as a fallback, Monte Carlo: CPU work that must not hold an
-        // async worker thread (other requests would wait behind it).
-        let analysed = tokio::task::spawn_blocking(move || analyze(&input))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        let (result, error) = match analysed {
-            Ok(out) => {
-                // Only lower minima are written: a look that changes nothing (the usual
-                // case between two ingested batches' worth of data) costs no write.
-                let (ids, ps): (Vec<Uuid>, Vec<f64>) = subjects
-                    .iter()
-                    .zip(&out.arms)
-                    .filter_map(|(s, a)| a.comparison.map(|c| (s.id, c.sequential_p_value)))
-                    .filter(|(id, p)| previous.get(id).is_none_or(|old| p < old))
-                    .unzip();
-                db::store_p_values(&state.pool, goal.id, &scope_key, &ids, &ps).await?;
-                (Some(out), None)
-            }
-            Err(e) => (None, Some(e.to_string())),
-        };
-        analyses.push(AnalysisView {
-            scope,
-            element_id,
-            element_name,
-            subjects: views,
-            result,
-            error,
-        });
-    }
-    Ok(ResultsView {
-        experiment_id: experiment.id,
-        name: experiment.name,
-        kind: experiment.kind.as_str().to_owned(),
-        status: experiment.status,
-        goal: GoalView {
-            id: goal.id,
-            name: goal.name,
-            metric: goal.metric,
-        },
-        currency,
-        srm_expected_from: if thompson {
-            "logged_propensities"
-        } else {
-            "fixed_weights"
-        },
-        conflicting_exposures: arms.iter().map(|a| a.conflicting_exposures).sum(),
-        analyses,
-    })
+    sets
 }
 
 fn subject_of_arm(a: &ArmAggregateRow, with_revenue: bool, fixed_share: Option<f64>) -> Subject {
@@ -555,7 +764,7 @@ fn analysis_input(subjects: &[Subject], previous: &HashMap<Uuid, f64>) -> Analys
 /// Fixed-split shares of `rows` (one allocation unit): the allocator's weights when it
 /// has one per arm, else each arm's variant weights normalised per element and
 /// multiplied across elements (factorial combinations).
-fn fixed_shares(rows: &[&ArmAggregateRow], variants: &[VariantRow]) -> Vec<f64> {
+pub(crate) fn fixed_shares(rows: &[&ArmAggregateRow], variants: &[VariantRow]) -> Vec<f64> {
     let mut element_total: HashMap<Uuid, f64> = HashMap::new();
     for v in variants {
         *element_total.entry(v.element_id).or_default() += v.weight;

@@ -1,7 +1,9 @@
 //! Ingestion's housekeeping: forgetting what can no longer matter. Item ids are kept for
 //! the replay window ([`super::SEEN_RETENTION`]); older items are rejected anyway, so
 //! their ids can go, and so can conversions parked that long without meeting their
-//! exposure.
+//! exposure. Raw events are kept `SAMPLIT_RAW_EVENTS_RETENTION_DAYS` days: older day
+//! partitions are dropped whole ([`raw_events`]); and the partitions of today and the
+//! next two days are made ahead, so the first batch of a day rarely waits on DDL.
 //!
 //! [`run`] is a background task started by `serve` next to the publisher: it prunes once
 //! at start, then every [`PRUNE_EVERY`], and returns when the shutdown signal resolves (a
@@ -13,7 +15,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use crate::db::events;
+use crate::db::{events, raw_events};
 
 /// How often the task prunes.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -35,21 +37,48 @@ pub async fn prune(pool: &PgPool, now: OffsetDateTime) -> sqlx::Result<Pruned> {
     Ok(Pruned { seen, pending })
 }
 
-/// Prunes at start and every `every` until `shutdown` resolves.
+/// Raw events' partitions at `now`: makes today's and the next two days', and drops
+/// those of days more than `retention_days` before today (`DROP TABLE` of the
+/// partition). Returns the dropped partitions' names.
+pub async fn rotate_raw_partitions(
+    pool: &PgPool,
+    now: OffsetDateTime,
+    retention_days: u32,
+) -> sqlx::Result<Vec<String>> {
+    let today = now.date();
+    let ahead: Vec<_> = (0..3)
+        .filter_map(|n| today.checked_add(time::Duration::days(n)))
+        .collect();
+    raw_events::ensure_partitions(pool, &ahead).await?;
+    let oldest_kept = today - time::Duration::days(i64::from(retention_days));
+    raw_events::drop_partitions_before(pool, oldest_kept).await
+}
+
+/// Prunes and rotates raw partitions at start and every `every` until `shutdown`
+/// resolves.
 pub async fn run(
     pool: PgPool,
     every: Duration,
+    raw_events_retention_days: u32,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let pool = &pool;
     crate::background::every(every, shutdown, move || async move {
-        match prune(pool, OffsetDateTime::now_utc()).await {
+        let now = OffsetDateTime::now_utc();
+        match prune(pool, now).await {
             Ok(p) => tracing::info!(
                 seen = p.seen,
                 pending = p.pending,
                 "pruned ingest ids and parked conversions past the replay window"
             ),
             Err(e) => tracing::warn!(error = %e, "pruning ingest housekeeping failed"),
+        }
+        match rotate_raw_partitions(pool, now, raw_events_retention_days).await {
+            Ok(dropped) => tracing::info!(
+                dropped = dropped.len(),
+                "raw event partitions made ahead; those past the retention dropped"
+            ),
+            Err(e) => tracing::warn!(error = %e, "rotating raw event partitions failed"),
         }
     })
     .await;

@@ -7,16 +7,21 @@
 //! a reason; [`plan`] is the pure planner (items and the rows the transaction returns in,
 //! named deltas out, unit-tested without a database); `write.rs` runs the transaction and
 //! writes the deltas. Here [`process`], which takes a verified batch's items and:
-//! 1. parses each item on its own (a bad item is rejected with a reason, the rest kept);
+//! 1. parses each item on its own (a bad item is rejected with a reason, the rest kept;
+//!    an exposure's `context` is read leniently, [`context`], and never rejects it);
 //! 2. resolves site keys, experiments and arms with three set-wise reads;
-//! 3. in one transaction: marks item ids seen (`ON CONFLICT DO NOTHING`: replays and
-//!    races count once), inserts first exposures into `assignments` (the first one fixes
-//!    the arm), upserts conversions once per (goal, unit, visitor), and adds the grouped
-//!    deltas to the aggregates — a handful of statements per batch whatever its size
-//!    (the phases are in [`plan`]'s docs).
+//! 3. makes the raw events' day partitions the batch needs (outside the transaction,
+//!    once per day per process: `db::raw_events::ensure_partitions`);
+//! 4. in one transaction: marks item ids seen (`ON CONFLICT DO NOTHING`: replays and
+//!    races count once), inserts first exposures into `assignments` with their context
+//!    (the first one fixes the arm), upserts conversions once per (goal, unit, visitor),
+//!    keeps the newly processed items as raw events, and adds the grouped deltas to the
+//!    aggregates and segment statistics — a handful of statements per batch whatever its
+//!    size (the phases are in [`plan`]'s docs).
 //!
 //! Rules (attribution, units, retention) are in `docs/ingestion.md`.
 
+pub mod context;
 pub mod housekeeping;
 pub mod items;
 pub mod plan;
@@ -31,6 +36,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::events;
+use crate::db::raw_events::{self, StoredContext};
 use crate::domain::Status;
 use items::Rejection;
 use plan::{ArmInfo, Batch, Catalog, GoalIndex, ResolvedConversion, ResolvedExposure};
@@ -99,6 +105,8 @@ struct Exposure {
     at: OffsetDateTime,
     /// The page host the edge reported (lower case), for "verify installation".
     host: Option<String>,
+    /// What the edge knew before assigning (read leniently: [`context`]).
+    context: StoredContext,
 }
 
 #[derive(Debug)]
@@ -112,6 +120,8 @@ struct Conversion {
     currency: Option<String>,
     /// Came in a signed server call (not held to the per-visitor revenue cap).
     signed: bool,
+    /// A `custom` event rather than a `conversion` (kept as such in raw events).
+    custom: bool,
     at: OffsetDateTime,
 }
 
@@ -161,7 +171,22 @@ fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
         items::check_ts(id, ts_ms, now_ms, retention_ms, skew_ms)?;
         to_time(id, ts_ms)
     };
-    match items::parse(id, value)? {
+    // A context this control plane cannot read must not lose the exposure: it is read
+    // leniently on its own ([`context::lenient`]) and, if the strict contract refuses
+    // the item because of it, the item is read again without it.
+    let item = match items::parse(id, value) {
+        Ok(item) => item,
+        Err(rejection) => match value.as_object() {
+            Some(fields) if fields.contains_key("context") => {
+                let mut fields = fields.clone();
+                fields.remove("context");
+                items::parse(id, &Value::Object(fields))?
+            }
+            _ => return Err(rejection),
+        },
+    };
+    let custom = matches!(item, Item::Custom(_));
+    match item {
         Item::Exposure(e) => {
             let at = check_common(&e.site_key, &e.visitor_id, e.ts_ms)?;
             items::check_propensity(id, e.propensity)?;
@@ -193,6 +218,7 @@ fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
                     .host
                     .map(|h| h.to_ascii_lowercase())
                     .filter(|h| samplit_engine::routing::valid_host(h)),
+                context: context::lenient(value),
             }))
         }
         Item::Conversion(c) | Item::Custom(c) => {
@@ -216,6 +242,7 @@ fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
                 value,
                 currency: c.currency,
                 signed: c.signed,
+                custom,
                 at,
             }))
         }
@@ -382,7 +409,9 @@ pub async fn process(
                 visitor_id: c.visitor_id,
                 goal: c.goal,
                 value: c.value,
+                currency: c.currency,
                 signed: c.signed,
+                custom: c.custom,
                 at: c.at,
             }),
             Parsed::Pageview { id, .. } => batch.pageview_ids.push(id),
@@ -395,8 +424,14 @@ pub async fn process(
         catalog.goals = GoalIndex::new(&events::live_goals(pool, &site_ids).await?);
     }
 
-    // 3. The transaction (retried on deadlock / serialization failure), then the parked
-    // conversions of the batch's visitors that can now be attributed.
+    // 3. The raw events' day partitions (DDL, outside the batch's transaction; a no-op
+    // for days this process already made), the transaction (retried on deadlock /
+    // serialization failure), then the parked conversions of the batch's visitors that
+    // can now be attributed.
+    let days = plan::event_days(&batch);
+    if !days.is_empty() {
+        raw_events::ensure_partitions(pool, &days).await?;
+    }
     let written = write::retried("ingest batch", || {
         write::write_batch(pool, &batch, &catalog)
     })
@@ -496,12 +531,15 @@ fn resolve_exposure(
     }
     Ok(ResolvedExposure {
         id: e.id,
+        site_id,
         experiment_id: e.experiment_id,
+        element_id: e.element_id,
         unit: arm.unit,
         arm_id: e.arm_id,
         visitor_id: e.visitor_id,
         propensity: e.propensity,
         snapshot_version: e.snapshot_version,
         at: e.at,
+        context: e.context,
     })
 }

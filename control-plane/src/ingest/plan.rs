@@ -19,11 +19,18 @@
 //!    only visible once that batch committed, which the `ON CONFLICT` of the claims
 //!    waited for, and a conversion must see an assignment made by an exposure of the
 //!    same batch.
-//! 4. [`Fresh::plan`]: the deltas ([`ArmDelta`], [`ArmDailyDelta`], [`ConversionDelta`],
-//!    [`PendingConversion`], [`UnattributedDelta`]) and the [`Counts`] of the answer.
+//! 4. [`Fresh::plan`]: the deltas ([`ArmDelta`], [`ArmDailyDelta`], [`SegmentDailyDelta`],
+//!    [`ConversionDelta`], [`PendingConversion`], [`UnattributedDelta`]), the items kept
+//!    as raw events, and the [`Counts`] of the answer.
 //! 5. [`goal_deltas`]: from what `upsert_conversions` returns (each visitor's revenue
 //!    before and after, the per-visitor cap applied inside the statement), the
-//!    [`GoalDelta`]s and [`GoalDailyDelta`]s.
+//!    [`GoalDelta`]s, [`GoalDailyDelta`]s and [`SegmentGoalDelta`]s.
+//!
+//! Segments: a new visitor counts, in each dimension
+//! (`samplit_engine::context::Dimension`), under its first exposure's value; a
+//! conversion's delta counts under the values of the assignment it is attributed to
+//! (kept with the assignment). Each segment delta is the arm-level delta repeated once
+//! per dimension, so per dimension the values add up to the arm's totals exactly.
 //!
 //! Conversions parked because their exposure had not arrived are attributed after the
 //! batch's commit, in a transaction of their own: [`parked_pairs`] says which
@@ -38,7 +45,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use samplit_engine::context::Dimension;
+
 use crate::db::events::{AssignmentRow, ConversionRow, LiveGoalRow, PendingRow};
+use crate::db::raw_events::StoredContext;
 
 // ---------------------------------------------------------------------------------------
 // Input: the batch's validated items and what was read about its experiments and goals.
@@ -48,7 +58,10 @@ use crate::db::events::{AssignmentRow, ConversionRow, LiveGoalRow, PendingRow};
 #[derive(Debug, Clone)]
 pub struct ResolvedExposure {
     pub id: String,
+    pub site_id: Uuid,
     pub experiment_id: Uuid,
+    /// The element the item named, if any (kept in raw events).
+    pub element_id: Option<Uuid>,
     /// The experiment, or the element for an independent experiment's arm.
     pub unit: Uuid,
     pub arm_id: Uuid,
@@ -56,6 +69,8 @@ pub struct ResolvedExposure {
     pub propensity: f64,
     pub snapshot_version: i64,
     pub at: OffsetDateTime,
+    /// What the edge knew before assigning (unknown fields `None`).
+    pub context: StoredContext,
 }
 
 impl ResolvedExposure {
@@ -76,8 +91,12 @@ pub struct ResolvedConversion {
     pub visitor_id: String,
     pub goal: String,
     pub value: f64,
+    /// The currency the item named (kept in raw events).
+    pub currency: Option<String>,
     /// Came in a signed server call (not held to the per-visitor revenue cap).
     pub signed: bool,
+    /// A `custom` event rather than a `conversion`.
+    pub custom: bool,
     pub at: OffsetDateTime,
 }
 
@@ -182,6 +201,33 @@ pub struct ArmDelta {
     pub conflicts: i64,
 }
 
+/// New visitors of one arm on one day with one value of a dimension (`segment_daily`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentDailyDelta {
+    pub arm_id: Uuid,
+    pub dimension: Dimension,
+    pub value: String,
+    pub day: Date,
+    pub experiment_id: Uuid,
+    pub visitors: i64,
+}
+
+/// What the batch adds to one (arm, goal, dimension value, day) (`segment_goal_daily`):
+/// the [`GoalDelta`] of the visitors whose assignment has that value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentGoalDelta {
+    pub arm_id: Uuid,
+    pub goal_id: Uuid,
+    pub dimension: Dimension,
+    pub value: String,
+    pub day: Date,
+    pub experiment_id: Uuid,
+    pub converters: i64,
+    pub revenue_n: i64,
+    pub revenue_sum: f64,
+    pub revenue_sumsq: f64,
+}
+
 /// New visitors of one arm on one day (`arm_daily`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArmDailyDelta {
@@ -207,6 +253,8 @@ pub struct ConversionDelta {
     pub signed_value: f64,
     /// The earliest conversion time.
     pub at: OffsetDateTime,
+    /// The context of the assignment it is attributed to (its segments).
+    pub context: StoredContext,
 }
 
 impl ConversionDelta {
@@ -273,6 +321,8 @@ pub struct GoalDailyDelta {
 pub struct GoalDeltas {
     pub totals: Vec<GoalDelta>,
     pub days: Vec<GoalDailyDelta>,
+    /// Sorted by (arm, goal, dimension, value, day).
+    pub segments: Vec<SegmentGoalDelta>,
 }
 
 /// (experiment, visitor) pairs whose assignments to read, as the column arrays the
@@ -311,6 +361,11 @@ pub struct Plan {
     pub arms: Vec<ArmDelta>,
     /// Sorted by (arm, day).
     pub arm_days: Vec<ArmDailyDelta>,
+    /// Sorted by (arm, dimension, value, day).
+    pub segment_days: Vec<SegmentDailyDelta>,
+    /// The exposures kept as raw events: indexes into [`Fresh::exposures`], the newly
+    /// processed ones that count (not duplicates, not conflicts).
+    pub kept_exposures: Vec<usize>,
     /// Sorted by (goal, visitor, unit).
     pub conversions: Vec<ConversionDelta>,
     /// In the order of the batch.
@@ -397,6 +452,20 @@ pub fn seen_ids(batch: &Batch) -> Vec<String> {
     ids
 }
 
+/// The UTC days of the batch's exposures and conversions, sorted, each once: the raw
+/// events' partitions its transaction may write to.
+pub fn event_days(batch: &Batch) -> Vec<Date> {
+    let mut days: Vec<Date> = batch
+        .exposures
+        .iter()
+        .map(|e| e.at.date())
+        .chain(batch.conversions.iter().map(|c| c.at.date()))
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    days
+}
+
 /// The items of a batch that count: their id was new to `ingest_seen_items`, and it is
 /// its first occurrence in the batch. Everything else is a duplicate.
 #[derive(Debug)]
@@ -457,6 +526,17 @@ impl<'a> Fresh<'a> {
         &self.claims
     }
 
+    /// The exposures with a new id, sorted by (experiment, visitor, unit, time, id).
+    pub fn exposures(&self) -> &[&'a ResolvedExposure] {
+        &self.exposures
+    }
+
+    /// The conversions with a new id, in batch order: all of them are kept as raw events
+    /// (attributed, parked or unattributed alike).
+    pub fn conversions(&self) -> &[&'a ResolvedConversion] {
+        &self.conversions
+    }
+
     /// Phase 3: the (experiment, visitor) pairs whose assignments [`Fresh::plan`] needs,
     /// given the claims this batch `won`: those it lost (to learn which arm the visitor
     /// holds), and the visitors of its conversions in the experiments of the goals they
@@ -496,18 +576,20 @@ impl<'a> Fresh<'a> {
             duplicates: self.duplicates,
             ..Counts::default()
         };
-        let mut holder: HashMap<AssignmentKey<'_>, Uuid> =
+        let mut holder: HashMap<AssignmentKey<'_>, &AssignmentRow> =
             HashMap::with_capacity(won.len() + held.len());
         for row in won.iter().chain(held) {
-            holder.entry(assignment_key(row)).or_insert(row.arm_id);
+            holder.entry(assignment_key(row)).or_insert(row);
         }
 
-        // Exposures: counted when they agree with the arm the visitor holds, a conflict
-        // otherwise (the first exposure fixed the arm).
+        // Exposures: counted (and kept as raw events) when they agree with the arm the
+        // visitor holds, a conflict otherwise (the first exposure fixed the arm).
         let mut arms: BTreeMap<Uuid, ArmDelta> = BTreeMap::new();
-        for e in &self.exposures {
-            if holder.get(&e.key()) == Some(&e.arm_id) {
+        let mut kept_exposures = Vec::with_capacity(self.exposures.len());
+        for (i, e) in self.exposures.iter().enumerate() {
+            if holder.get(&e.key()).map(|a| a.arm_id) == Some(e.arm_id) {
                 counts.accepted += 1;
+                kept_exposures.push(i);
             } else {
                 counts.duplicates += 1;
                 counts.conflicts += 1;
@@ -520,6 +602,7 @@ impl<'a> Fresh<'a> {
         // New visitors (the claims won): per arm, per (arm, day), and per (unit, snapshot
         // version) for the expected visitors.
         let mut arm_days: BTreeMap<(Uuid, Date), ArmDailyDelta> = BTreeMap::new();
+        let mut segment_days: BTreeMap<(Uuid, Dimension, &str, Date), i64> = BTreeMap::new();
         let mut versions: BTreeMap<VersionKey, VersionTally> = BTreeMap::new();
         for row in won {
             let key = assignment_key(row);
@@ -541,6 +624,12 @@ impl<'a> Fresh<'a> {
                     visitors: 0,
                 })
                 .visitors += 1;
+            // The context this batch inserted with the assignment (the claim's).
+            for &dimension in Dimension::ALL {
+                *segment_days
+                    .entry((row.arm_id, dimension, e.context.value(dimension), day))
+                    .or_default() += 1;
+            }
             let version = versions
                 .entry(VersionKey {
                     unit: row.unit,
@@ -566,16 +655,16 @@ impl<'a> Fresh<'a> {
         // Conversions: every live goal of the site matching the item's goal, attributed
         // to each arm the visitor holds in that goal's experiment; parked where the
         // visitor holds none yet.
-        let mut units_held: HashMap<VisitorKey<'_>, Vec<(Uuid, Uuid)>> = HashMap::new();
+        let mut units_held: HashMap<VisitorKey<'_>, Vec<&AssignmentRow>> = HashMap::new();
         if !self.conversions.is_empty() {
-            for (key, arm_id) in &holder {
+            for (key, row) in &holder {
                 units_held
                     .entry(VisitorKey {
                         experiment_id: key.experiment_id,
                         visitor_id: key.visitor_id,
                     })
                     .or_default()
-                    .push((key.unit, *arm_id));
+                    .push(row);
             }
         }
         let mut conversions: BTreeMap<ConversionKey<'_>, ConversionDelta> = BTreeMap::new();
@@ -603,17 +692,15 @@ impl<'a> Fresh<'a> {
                         at: c.at,
                     });
                 }
-                for &(unit, arm_id) in held {
+                for a in held {
                     attributed = true;
                     conversions
                         .entry(ConversionKey {
                             goal_id: goal.goal_id,
                             visitor_id: &c.visitor_id,
-                            unit,
+                            unit: a.unit,
                         })
-                        .or_insert_with(|| {
-                            empty_conversion(goal, &c.visitor_id, unit, arm_id, c.at)
-                        })
+                        .or_insert_with(|| empty_conversion(goal, &c.visitor_id, a, c.at))
                         .add(c.value, c.signed, c.at);
                 }
             }
@@ -631,10 +718,28 @@ impl<'a> Fresh<'a> {
             }
         }
 
+        let segment_days = segment_days
+            .into_iter()
+            .map(
+                |((arm_id, dimension, value, day), visitors)| SegmentDailyDelta {
+                    arm_id,
+                    dimension,
+                    value: value.to_owned(),
+                    day,
+                    experiment_id: catalog
+                        .arms
+                        .get(&arm_id)
+                        .map_or(Uuid::nil(), |a| a.experiment_id),
+                    visitors,
+                },
+            )
+            .collect();
         Plan {
             counts,
             arms: arms.into_values().collect(),
             arm_days: arm_days.into_values().collect(),
+            segment_days,
+            kept_exposures,
             conversions: conversions.into_values().collect(),
             pending,
             unattributed: unattributed.into_values().collect(),
@@ -663,19 +768,19 @@ fn arm_entry<'m>(
 fn empty_conversion(
     goal: &GoalRef,
     visitor_id: &str,
-    unit: Uuid,
-    arm_id: Uuid,
+    assignment: &AssignmentRow,
     at: OffsetDateTime,
 ) -> ConversionDelta {
     ConversionDelta {
         goal_id: goal.goal_id,
         visitor_id: visitor_id.to_owned(),
-        unit,
+        unit: assignment.unit,
         experiment_id: goal.experiment_id,
-        arm_id,
+        arm_id: assignment.arm_id,
         unsigned_value: 0.0,
         signed_value: 0.0,
         at,
+        context: assignment.context.clone(),
     }
 }
 
@@ -686,6 +791,8 @@ fn empty_conversion(
 pub fn goal_deltas(conversions: &[ConversionDelta], rows: &[ConversionRow]) -> GoalDeltas {
     let mut totals: BTreeMap<(Uuid, Uuid), GoalDelta> = BTreeMap::new();
     let mut days: BTreeMap<(Uuid, Uuid, Date), GoalDailyDelta> = BTreeMap::new();
+    let mut segments: BTreeMap<(Uuid, Uuid, Dimension, &str, Date), SegmentGoalDelta> =
+        BTreeMap::new();
     for row in rows {
         let key = ConversionKey {
             goal_id: row.goal_id,
@@ -704,7 +811,30 @@ pub fn goal_deltas(conversions: &[ConversionDelta], rows: &[ConversionRow]) -> G
         };
         let (experiment_id, day) = (conversions[i].experiment_id, conversions[i].at.date());
         let converters = i64::from(row.inserted);
+        let revenue_n = i64::from(row.revenue > 0.0 && row.prev_revenue <= 0.0);
         let delta = row.revenue - row.prev_revenue;
+        let delta_sq = row.revenue * row.revenue - row.prev_revenue * row.prev_revenue;
+        for &dimension in Dimension::ALL {
+            let value = conversions[i].context.value(dimension);
+            let s = segments
+                .entry((row.arm_id, row.goal_id, dimension, value, day))
+                .or_insert_with(|| SegmentGoalDelta {
+                    arm_id: row.arm_id,
+                    goal_id: row.goal_id,
+                    dimension,
+                    value: value.to_owned(),
+                    day,
+                    experiment_id,
+                    converters: 0,
+                    revenue_n: 0,
+                    revenue_sum: 0.0,
+                    revenue_sumsq: 0.0,
+                });
+            s.converters += converters;
+            s.revenue_n += revenue_n;
+            s.revenue_sum += delta;
+            s.revenue_sumsq += delta_sq;
+        }
         let total = totals
             .entry((row.arm_id, row.goal_id))
             .or_insert(GoalDelta {
@@ -717,9 +847,9 @@ pub fn goal_deltas(conversions: &[ConversionDelta], rows: &[ConversionRow]) -> G
                 revenue_sumsq: 0.0,
             });
         total.converters += converters;
-        total.revenue_n += i64::from(row.revenue > 0.0 && row.prev_revenue <= 0.0);
+        total.revenue_n += revenue_n;
         total.revenue_sum += delta;
-        total.revenue_sumsq += row.revenue * row.revenue - row.prev_revenue * row.prev_revenue;
+        total.revenue_sumsq += delta_sq;
         let daily = days
             .entry((row.arm_id, row.goal_id, day))
             .or_insert(GoalDailyDelta {
@@ -736,6 +866,7 @@ pub fn goal_deltas(conversions: &[ConversionDelta], rows: &[ConversionRow]) -> G
     GoalDeltas {
         totals: totals.into_values().collect(),
         days: days.into_values().collect(),
+        segments: segments.into_values().collect(),
     }
 }
 
@@ -786,7 +917,7 @@ pub fn attribute_parked(parked: &[PendingRow], held: &[AssignmentRow]) -> Vec<Co
                     visitor_id: &p.visitor_id,
                     unit: a.unit,
                 })
-                .or_insert_with(|| empty_conversion(&goal, &p.visitor_id, a.unit, a.arm_id, p.at))
+                .or_insert_with(|| empty_conversion(&goal, &p.visitor_id, a, p.at))
                 .add(p.value, p.signed, p.at);
         }
     }
@@ -834,13 +965,16 @@ mod tests {
     fn exposure(id: &str, visitor: &str, arm_id: Uuid, seconds: i64) -> ResolvedExposure {
         ResolvedExposure {
             id: id.to_owned(),
+            site_id: SITE,
             experiment_id: EXPERIMENT,
+            element_id: None,
             unit: EXPERIMENT,
             arm_id,
             visitor_id: visitor.to_owned(),
             propensity: if arm_id == ARM_A { 0.7 } else { 0.3 },
             snapshot_version: 4,
             at: at(seconds),
+            context: StoredContext::default(),
         }
     }
 
@@ -857,7 +991,9 @@ mod tests {
             visitor_id: visitor.to_owned(),
             goal: "purchase".to_owned(),
             value,
+            currency: None,
             signed,
+            custom: false,
             at: at(seconds),
         }
     }
@@ -868,6 +1004,7 @@ mod tests {
             visitor_id: visitor.to_owned(),
             unit: EXPERIMENT,
             arm_id,
+            context: StoredContext::default(),
         }
     }
 
@@ -921,6 +1058,7 @@ mod tests {
                 visitor_id: e.visitor_id.clone(),
                 unit: e.unit,
                 arm_id: e.arm_id,
+                context: e.context.clone(),
             })
             .collect();
         // assignments_of, after the claims: sees the stored rows and the batch's own.
@@ -1115,6 +1253,7 @@ mod tests {
                     unsigned_value: 10.0,
                     signed_value: 5.0,
                     at: at(20),
+                    context: StoredContext::default(),
                 },
                 ConversionDelta {
                     goal_id: GOAL,
@@ -1125,6 +1264,7 @@ mod tests {
                     unsigned_value: 30.0,
                     signed_value: 0.0,
                     at: at(40),
+                    context: StoredContext::default(),
                 },
             ]
         );
@@ -1342,6 +1482,73 @@ mod tests {
                 ..Plan::default()
             }
         );
+    }
+
+    #[test]
+    fn segment_deltas_repeat_the_arm_deltas_once_per_dimension_under_the_visitors_values() {
+        let mobile = StoredContext {
+            country: Some("ES".to_owned()),
+            device: Some("mobile".to_owned()),
+            prior_visits: Some(0),
+            ..StoredContext::default()
+        };
+        let mut x1 = exposure("x1", "v1", ARM_A, 0);
+        x1.context = mobile.clone();
+        // v2 has no context; its later exposure's context does not count.
+        let x2 = exposure("x2", "v2", ARM_A, 1);
+        let mut x3 = exposure("x3", "v2", ARM_A, 2);
+        x3.context = mobile.clone();
+        let batch = Batch {
+            exposures: vec![x1, x2, x3],
+            conversions: vec![conversion("c1", "v1", 10.0, false, 5)],
+            ..Batch::default()
+        };
+        let r = run(&batch, &[], &[]);
+        assert_eq!(
+            r.plan.kept_exposures.len(),
+            3,
+            "all three agree with the arm"
+        );
+        let by_dimension = |d: Dimension| -> Vec<(String, i64)> {
+            r.plan
+                .segment_days
+                .iter()
+                .filter(|s| s.dimension == d)
+                .map(|s| (s.value.clone(), s.visitors))
+                .collect()
+        };
+        assert_eq!(
+            by_dimension(Dimension::Device),
+            [("mobile".to_owned(), 1), ("unknown".to_owned(), 1)]
+        );
+        assert_eq!(
+            by_dimension(Dimension::VisitorType),
+            [("new".to_owned(), 1), ("unknown".to_owned(), 1)]
+        );
+        // Neither visitor has a browser: one row of two.
+        assert_eq!(
+            by_dimension(Dimension::Browser),
+            [("unknown".to_owned(), 2)]
+        );
+        assert_eq!(r.plan.segment_days.len(), 2 + 2 + 1 + 1 + 2);
+        // The conversion carries v1's assignment context into the goal's segments.
+        assert_eq!(r.plan.conversions[0].context, mobile);
+        let rows = [conversion_row("v1", ARM_A, 0.0, 10.0)];
+        let goals = goal_deltas(&r.plan.conversions, &rows);
+        assert_eq!(goals.segments.len(), 5);
+        for s in &goals.segments {
+            assert_eq!(
+                (s.converters, s.revenue_n, s.revenue_sum, s.revenue_sumsq),
+                (1, 1, 10.0, 100.0)
+            );
+        }
+        let countries: Vec<&str> = goals
+            .segments
+            .iter()
+            .filter(|s| s.dimension == Dimension::Country)
+            .map(|s| s.value.as_str())
+            .collect();
+        assert_eq!(countries, ["ES"]);
     }
 
     #[test]

@@ -11,12 +11,15 @@ use sqlx::{PgConnection, PgPool};
 use super::ATTEMPTS;
 use super::plan::{
     self, ArmDailyDelta, ArmDelta, AssignmentLookup, Batch, Catalog, ConversionDelta, Counts,
-    Fresh, GoalDeltas, PendingConversion, ResolvedExposure, UnattributedDelta,
+    Fresh, GoalDeltas, PendingConversion, Plan, ResolvedExposure, SegmentDailyDelta,
+    UnattributedDelta,
 };
 use crate::db::aggregates::{
     self, ArmDailyDeltas, ArmDeltas, GoalDailyDeltas, GoalDeltas as GoalColumns,
 };
 use crate::db::events::{self, AssignmentRow, NewAssignments, NewConversions, NewPending};
+use crate::db::raw_events::{self, RawConversions, RawExposures};
+use crate::db::segments::{self, SegmentDailyDeltas, SegmentGoalDeltas};
 
 /// Runs `attempt` again when PostgreSQL reports a deadlock or a serialization failure,
 /// at most [`ATTEMPTS`] times in all (keys are locked in sorted order, so this is a
@@ -90,7 +93,14 @@ pub(super) async fn write_batch(
     if !plan.arm_days.is_empty() {
         aggregates::add_arm_daily(&mut tx, &arm_daily_columns(&plan.arm_days)).await?;
     }
+    if !plan.segment_days.is_empty() {
+        segments::add_segment_daily(&mut tx, &segment_daily_columns(&plan.segment_days)).await?;
+    }
     write_goal_aggregates(&mut tx, &goals).await?;
+    // The raw events: the newly processed items, in the same transaction (an
+    // acknowledged batch has them; a rolled-back one has none).
+    raw_events::insert_exposures(&mut tx, &raw_exposure_columns(&fresh, &plan)).await?;
+    raw_events::insert_conversions(&mut tx, &raw_conversion_columns(&fresh)).await?;
     if !plan.unattributed.is_empty() {
         write_unattributed(&mut tx, &plan.unattributed).await?;
     }
@@ -160,7 +170,8 @@ async fn upsert_conversions(
     Ok(plan::goal_deltas(conversions, &rows))
 }
 
-/// Writes the per-(arm, goal) totals and daily buckets, one statement each.
+/// Writes the per-(arm, goal) totals, daily buckets and segment buckets, one statement
+/// each.
 async fn write_goal_aggregates(
     conn: &mut PgConnection,
     goals: &GoalDeltas,
@@ -188,7 +199,21 @@ async fn write_goal_aggregates(
         d.converters.push(g.converters);
         d.revenue_sum.push(g.revenue_sum);
     }
-    aggregates::add_goal_daily(&mut *conn, &d).await
+    aggregates::add_goal_daily(&mut *conn, &d).await?;
+    let mut d = SegmentGoalDeltas::default();
+    for g in &goals.segments {
+        d.arm_ids.push(g.arm_id);
+        d.goal_ids.push(g.goal_id);
+        d.dimensions.push(g.dimension.as_str());
+        d.values.push(g.value.clone());
+        d.days.push(g.day);
+        d.experiment_ids.push(g.experiment_id);
+        d.converters.push(g.converters);
+        d.revenue_n.push(g.revenue_n);
+        d.revenue_sum.push(g.revenue_sum);
+        d.revenue_sumsq.push(g.revenue_sumsq);
+    }
+    segments::add_segment_goal_daily(&mut *conn, &d).await
 }
 
 async fn write_unattributed(
@@ -216,6 +241,56 @@ fn assignment_columns(claims: &[&ResolvedExposure]) -> NewAssignments {
         c.propensities.push(e.propensity);
         c.snapshot_versions.push(e.snapshot_version);
         c.seen_at.push(e.at);
+        c.context.push(&e.context);
+    }
+    c
+}
+
+fn raw_exposure_columns(fresh: &Fresh<'_>, plan: &Plan) -> RawExposures {
+    let mut c = RawExposures::default();
+    for &i in &plan.kept_exposures {
+        let e = fresh.exposures()[i];
+        c.days.push(e.at.date());
+        c.ts.push(e.at);
+        c.site_ids.push(e.site_id);
+        c.item_ids.push(e.id.clone());
+        c.visitor_ids.push(e.visitor_id.clone());
+        c.experiment_ids.push(e.experiment_id);
+        c.arm_ids.push(e.arm_id);
+        c.element_ids.push(e.element_id);
+        c.propensities.push(e.propensity);
+        c.snapshot_versions.push(e.snapshot_version);
+        c.context.push(&e.context);
+    }
+    c
+}
+
+fn raw_conversion_columns(fresh: &Fresh<'_>) -> RawConversions {
+    let mut c = RawConversions::default();
+    for k in fresh.conversions() {
+        c.days.push(k.at.date());
+        c.ts.push(k.at);
+        c.site_ids.push(k.site_id);
+        c.item_ids.push(k.id.clone());
+        c.visitor_ids.push(k.visitor_id.clone());
+        c.kinds.push(if k.custom { "custom" } else { "conversion" });
+        c.goals.push(k.goal.clone());
+        c.values.push(k.value);
+        c.currencies.push(k.currency.clone());
+        c.signed.push(k.signed);
+    }
+    c
+}
+
+fn segment_daily_columns(days: &[SegmentDailyDelta]) -> SegmentDailyDeltas {
+    let mut c = SegmentDailyDeltas::default();
+    for d in days {
+        c.arm_ids.push(d.arm_id);
+        c.dimensions.push(d.dimension.as_str());
+        c.values.push(d.value.clone());
+        c.days.push(d.day);
+        c.experiment_ids.push(d.experiment_id);
+        c.visitors.push(d.visitors);
     }
     c
 }

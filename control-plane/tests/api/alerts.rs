@@ -311,10 +311,21 @@ async fn an_srm_fires_once_then_again_after_it_went_away(pool: PgPool) {
     assert_eq!(events, 2);
 }
 
+/// Marks the fixture's secondary goal (`signup`) a guardrail with a 5 % margin.
+async fn mark_guardrail(app: &TestApp, x: &Experiment, direction: &str) {
+    sqlx::query(
+        "UPDATE goals SET guardrail = true, guardrail_margin = 0.05, guardrail_direction = $2
+         WHERE id = $1",
+    )
+    .bind(x.signup)
+    .bind(direction)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
 #[sqlx::test(migrations = "../migrations")]
-async fn a_secondary_goal_significantly_worse_fires_a_guardrail_alert_even_without_smtp(
-    pool: PgPool,
-) {
+async fn a_harmed_guardrail_fires_a_guardrail_alert_even_without_smtp(pool: PgPool) {
     // No SMTP: mail is logged, and still only enqueued for verified addresses.
     let app = TestApp::new(pool);
     let team = new_team(&app).await;
@@ -322,8 +333,12 @@ async fn a_secondary_goal_significantly_worse_fires_a_guardrail_alert_even_witho
     verify(&app, &team.owner, "en").await;
     let s = site(&app, org).await;
     let x = experiment(&app, org, s.id, "single", &[2], "running").await;
-    // The primary goal is even; the variant's signups drop from 8 % to 5 %.
+    // The primary goal is even; the variant's signups drop from 8 % to 5 % (−37.5 %).
     set_counts(&app, &x, [5000, 5000], [250, 250], [400, 250]).await;
+    // A secondary goal that is not a guardrail is never one, however much worse.
+    let report = evaluate(&app).await;
+    assert!(report.fired.is_empty(), "{report:?}");
+    mark_guardrail(&app, &x, "higher_is_better").await;
     let report = evaluate(&app).await;
     assert_eq!(
         report.fired,
@@ -347,17 +362,47 @@ async fn a_secondary_goal_significantly_worse_fires_a_guardrail_alert_even_witho
         "{}",
         rows[0].2
     );
-    let detail: Value = sqlx::query_scalar("SELECT detail FROM alert_events")
+    let (detail, text): (Value, String) = sqlx::query_as("SELECT detail, text FROM alert_events")
         .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(detail["harmed"][0]["goal"]["id"], x.signup.to_string());
     assert_eq!(detail["harmed"][0]["arm"]["id"], x.arms[1].to_string());
-    // A better variant on the secondary goal is not harm.
+    assert_eq!(detail["harmed"][0]["guardrail"]["margin"], 0.05);
+    assert_eq!(
+        detail["harmed"][0]["guardrail"]["direction"],
+        "higher_is_better"
+    );
+    assert!(
+        detail["harmed"][0]["guardrail"]["interval"]["upper"]
+            .as_f64()
+            .unwrap()
+            < -0.05,
+        "{detail}"
+    );
+    assert!(
+        text.starts_with(
+            "Samplit: in \"Test\", \"arm 1\" harms the guardrail \"signup\" (-37.5 % against control, margin 5.0 %, p "
+        ),
+        "{text}"
+    );
+    // A better variant on a higher-is-better guardrail is not harm...
     let y = experiment(&app, org, s.id, "single", &[2], "running").await;
+    mark_guardrail(&app, &y, "higher_is_better").await;
     set_counts(&app, &y, [5000, 5000], [250, 250], [250, 400]).await;
     let report = evaluate(&app).await;
     assert!(report.fired.is_empty(), "{report:?}");
+    // ...but the same rise of a lower-is-better goal (a bounce, an error) is, once there
+    // are enough visitors to bound a relative change of a 5 % rate.
+    let z = experiment(&app, org, s.id, "single", &[2], "running").await;
+    mark_guardrail(&app, &z, "lower_is_better").await;
+    set_counts(&app, &z, [20000, 20000], [1000, 1000], [1000, 1600]).await;
+    let report = evaluate(&app).await;
+    assert_eq!(
+        report.fired,
+        vec![(AlertKind::GuardrailHarmed, z.id)],
+        "{report:?}"
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -951,6 +951,7 @@ async fn housekeeping_forgets_ids_and_parked_conversions_past_the_replay_window_
     let task = tokio::spawn(housekeeping::run(
         pool.clone(),
         std::time::Duration::from_secs(3600),
+        90,
         async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         },

@@ -13,6 +13,7 @@
 use samplit_engine::allocator::{DEFAULT_FLOOR, DEFAULT_MIN_EXPOSURES, Thompson};
 use samplit_engine::changes::{self, Change};
 use samplit_engine::multi::Mode;
+use samplit_engine::stats::guardrail::{Direction, Guardrail};
 use samplit_engine::targeting::UrlRule;
 
 use super::dto::{
@@ -190,6 +191,53 @@ fn parse_goal(input: &GoalInput, i: usize) -> Result<GoalSpec, DomainError> {
         trigger,
         metric,
         primary: input.primary,
+        guardrail: parse_guardrail(input, &field)?,
+    })
+}
+
+/// A goal's guardrail fields: all absent unless `guardrail`; then a margin in (0, 1] is
+/// required, the direction defaults to `higher_is_better`, and the goal is not primary.
+fn parse_guardrail(input: &GoalInput, field: &str) -> Result<Option<Guardrail>, DomainError> {
+    if !input.guardrail {
+        for (name, present) in [
+            ("guardrail_margin", input.guardrail_margin.is_some()),
+            ("guardrail_direction", input.guardrail_direction.is_some()),
+        ] {
+            if present {
+                return Err(DomainError::new(
+                    format!("{field}.{name}"),
+                    "only a guardrail goal (guardrail: true) has one",
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    if input.primary {
+        return Err(DomainError::new(
+            format!("{field}.guardrail"),
+            "the primary goal cannot be a guardrail",
+        ));
+    }
+    let margin = input.guardrail_margin.ok_or_else(|| {
+        DomainError::new(
+            format!("{field}.guardrail_margin"),
+            "a guardrail needs a margin: the relative loss tolerated, in (0, 1] (0.05 = 5 %)",
+        )
+    })?;
+    let direction = match input.guardrail_direction.as_deref() {
+        None => Direction::HigherIsBetter,
+        Some(d) => Direction::parse(d).ok_or_else(|| {
+            DomainError::new(
+                format!("{field}.guardrail_direction"),
+                format!("unknown direction {d:?} (higher_is_better or lower_is_better)"),
+            )
+        })?,
+    };
+    Guardrail::new(margin, direction).map(Some).map_err(|_| {
+        DomainError::new(
+            format!("{field}.guardrail_margin"),
+            "the margin is a relative loss in (0, 1] (0.05 = 5 %)",
+        )
     })
 }
 
@@ -341,6 +389,9 @@ impl ExperimentInput {
                         name: g.name.clone(),
                         metric: Some(g.metric.as_str().to_owned()),
                         primary: g.primary,
+                        guardrail: g.guardrail.is_some(),
+                        guardrail_margin: g.guardrail.map(|x| x.margin()),
+                        guardrail_direction: g.guardrail.map(|x| x.direction().as_str().to_owned()),
                         trigger: match &g.trigger {
                             GoalTrigger::Custom(event) => GoalTriggerInput::Custom {
                                 event: event.clone(),

@@ -109,6 +109,18 @@ pub struct GoalInput {
     #[serde(default)]
     pub primary: bool,
     pub trigger: GoalTriggerInput,
+    /// A guardrail: a secondary goal the winner must not harm by more than
+    /// `guardrail_margin` (never the primary goal). Default false.
+    #[serde(default)]
+    pub guardrail: bool,
+    /// Required for a guardrail, else absent: the relative loss tolerated, in (0, 1]
+    /// (0.05 = the variant may be at most 5 % worse than the control).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrail_margin: Option<f64>,
+    /// For a guardrail: `higher_is_better` (default; purchases, revenue) or
+    /// `lower_is_better` (a bounce or error event counted as a conversion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrail_direction: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -263,6 +275,12 @@ pub struct GoalView {
     /// `{"type": "click", "selector": …}`.
     #[schema(value_type = Object)]
     pub trigger: serde_json::Value,
+    /// A guardrail goal (see `GoalInput`).
+    pub guardrail: bool,
+    /// The guardrail's relative margin; null unless `guardrail`.
+    pub guardrail_margin: Option<f64>,
+    /// `higher_is_better` or `lower_is_better`; null unless `guardrail`.
+    pub guardrail_direction: Option<String>,
 }
 
 /// A list entry: the experiment without its parts.
@@ -345,6 +363,9 @@ impl From<&Loaded> for ExperimentView {
                     metric: g.metric,
                     primary: g.is_primary,
                     trigger: goal_trigger_json(&g.trigger, &g.target),
+                    guardrail: g.guardrail,
+                    guardrail_margin: g.guardrail_margin,
+                    guardrail_direction: g.guardrail_direction.clone(),
                 })
                 .collect(),
             version: e.version,

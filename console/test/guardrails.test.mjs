@@ -1,0 +1,143 @@
+// Guardrail goals in Chromium against the real control plane (console/test/harness.mjs):
+// an owner builds an experiment whose second goal is a guardrail (the builder's Guardrail
+// box, tolerated loss and direction; the primary goal has no such box), the API stores
+// it; visitors arrive through the signed ingest endpoint with a variant that wins the
+// primary goal but halves revenue; the results page shows the guardrail as harmed, with
+// the recommendation not to deploy and the API's reason. Checked with axe-core, for CSP
+// violations, console errors and foreign requests; photographed
+// (target/screenshots/guardrails-*.png).
+//
+//   node --test console/test/guardrails.test.mjs
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { SCREENSHOTS, accessible, freePort, launchBrowser, openPage, signedIngest, startServer } from './harness.mjs';
+
+const INGEST_SECRET = randomBytes(32).toString('hex');
+const PASSWORD = 'correct horse battery';
+const DESKTOP = { viewport: { width: 1280, height: 900 } };
+
+let server;
+let browser;
+const email = `guardrails-${randomBytes(4).toString('hex')}@example.com`;
+
+before(async () => {
+  server = await startServer({
+    SAMPLIT_DEV_INSECURE_COOKIES: 'true',
+    SAMPLIT_INGEST_SECRET: INGEST_SECRET,
+    SAMPLIT_SNAPSHOT_SECRET: randomBytes(32).toString('hex'),
+    // No edge here: publications fail, which this test does not look at.
+    SAMPLIT_EDGE_URL: `http://127.0.0.1:${await freePort()}`,
+  });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function csrf(page) {
+  const res = await page.request.get(`${server.base}/api/v1/auth/console/session`);
+  assert.equal(res.status(), 200, await res.text());
+  return (await res.json()).csrf_token;
+}
+
+async function apiCall(page, method, path, data, headers = {}) {
+  const res = await page.request.fetch(`${server.base}/api/v1${path}`, {
+    method,
+    data,
+    headers: { 'x-csrf-token': await csrf(page), ...headers },
+  });
+  const text = await res.text();
+  assert.ok(res.ok(), `${method} ${path}: ${res.status()} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+test('a guardrail set in the builder blocks a winner that harms it, and the results say why', async () => {
+  const { page, context, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401] });
+  try {
+    await page.goto(`${server.base}/app`);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
+    await page.getByLabel('Your name').fill('Gina Guard');
+    await page.getByLabel('Company or team name').fill('Gina’s Shop');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create an account' }).click();
+    await page.getByRole('heading', { name: 'Get started' }).waitFor();
+    const site = await apiCall(page, 'POST', '/sites', { name: 'Shop', domains: ['shop.example'] });
+
+    // The builder: the default primary goal `signup` has no Guardrail box; a second goal
+    // `purchase` (revenue) is made a guardrail with a 5 % tolerated loss.
+    await page.goto(`${server.base}/app/experiments/new`);
+    await page.getByRole('heading', { name: 'New experiment' }).waitFor();
+    await page.locator('fieldset', { hasText: 'What and where' }).getByLabel('Name', { exact: true }).fill('Hero headline');
+    await page.getByLabel('CSS selector').fill('#hero h1');
+    await page.getByLabel('Variant 1').fill('Short');
+    await page.getByLabel('Its text').fill('Buy now');
+    assert.equal(await page.locator('[data-goal="0"] input[type="checkbox"]').count(), 0, 'no Guardrail box on the primary goal');
+    await page.getByRole('button', { name: 'Add a goal' }).click();
+    const goal = page.locator('[data-goal="1"]');
+    await goal.getByLabel('Name', { exact: true }).fill('purchase');
+    await goal.getByLabel('Event name', { exact: true }).fill('purchase');
+    await goal.getByLabel('Measure').selectOption('revenue');
+    await goal.getByLabel('Guardrail (must not get worse)').check();
+    await goal.getByLabel('Tolerated loss (%)').fill('5');
+    await goal.getByLabel('Better when').selectOption('higher_is_better');
+    await accessible(page, 'builder with a guardrail');
+    await page.screenshot({ path: join(SCREENSHOTS, 'guardrails-builder.png'), fullPage: true });
+    const createButton = page.getByRole('button', { name: 'Create the experiment (as a draft)' });
+    // From the keyboard (Enter on the focused submit button). A mouse click on it right
+    // after filling the margin and choosing the direction did not submit in headless
+    // Chromium (a click works when only the box is ticked): not understood yet.
+    await createButton.focus();
+    await page.keyboard.press('Enter');
+    await page.locator('h1 .badge').or(page.locator('.alert-error')).first().waitFor();
+    assert.equal(await page.locator('.alert-error').count(), 0, await page.locator('main').innerText());
+    const id = /\/experiments\/([0-9a-f-]{36})\/results/.exec(page.url())?.[1];
+    assert.ok(id, page.url());
+    const experiment = await apiCall(page, 'GET', `/experiments/${id}`);
+    assert.deepEqual(
+      experiment.goals.map((g) => [g.name, g.primary, g.guardrail, g.guardrail_margin, g.guardrail_direction]),
+      [['signup', true, false, null, null], ['purchase', false, true, 0.05, 'higher_is_better']],
+    );
+
+    // Running: 2 000 visitors an arm; the variant doubles signups (5 % → 10 %) and halves
+    // purchases of 50 (revenue per visitor 5 → 2.5).
+    await page.getByRole('button', { name: 'Start' }).click();
+    await page.locator('h1 .badge', { hasText: 'Running' }).waitFor();
+    const [control, short] = experiment.arms;
+    const items = [];
+    const now = Date.now();
+    for (const [arm, signups, purchases] of [[control, 100, 200], [short, 200, 100]]) {
+      for (let i = 0; i < 2000; i++) {
+        const visitor = `v-${arm.id.slice(0, 8)}-${i}`;
+        items.push({ id: `x-${visitor}`, type: 'exposure', site_key: site.site_key, experiment_id: id,
+          arm_id: arm.id, visitor_id: visitor, propensity: 0.5, snapshot_version: 1, ts_ms: now - 60_000 });
+        if (i < signups) items.push({ id: `s-${visitor}`, type: 'conversion', site_key: site.site_key, visitor_id: visitor, goal: 'signup', ts_ms: now });
+        if (i < purchases) items.push({ id: `p-${visitor}`, type: 'conversion', site_key: site.site_key, visitor_id: visitor, goal: 'purchase', value: 50, ts_ms: now });
+      }
+    }
+    for (let i = 0; i < items.length; i += 1000) await signedIngest(server.base, INGEST_SECRET, items.slice(i, i + 1000));
+
+    const results = await apiCall(page, 'GET', `/experiments/${id}/results`);
+    assert.deepEqual(results.analyses[0].result.recommendation, { action: 'guardrail_harmed', arm: 1, guardrail: 0 });
+    await page.reload();
+    const guardrails = page.getByTestId('guardrails');
+    await guardrails.waitFor();
+    const row = guardrails.locator('tr[data-arm="Short"][data-guardrail="purchase"]');
+    assert.equal(await row.getAttribute('data-status'), 'harmed');
+    assert.match(await row.innerText(), /Harmed/);
+    assert.match(await row.innerText(), /[−-]50\.0\s?%/);
+    const recommendation = await page.getByTestId('recommendation').innerText();
+    assert.match(recommendation, /Do not deploy “Short”: it leads, but it harms the guardrail “purchase”/);
+    assert.equal((await page.getByTestId('recommendation-reason').innerText()).trim(), results.analyses[0].recommendation_reason);
+    await accessible(page, 'results with a harmed guardrail');
+    await page.screenshot({ path: join(SCREENSHOTS, 'guardrails-results.png'), fullPage: true });
+    await check();
+  } finally {
+    await context.close();
+  }
+});
