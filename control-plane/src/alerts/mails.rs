@@ -26,6 +26,8 @@ pub struct HarmLine {
     pub arm: String,
     pub goal: String,
     pub lift: String,
+    /// The loss the guardrail tolerates ("5 %"; "—" when unknown).
+    pub margin: String,
     pub p: String,
 }
 
@@ -178,6 +180,10 @@ pub fn view(config: &Config, event: &AlertEvent, finding: &Finding, lang: Langua
                     arm: h.arm.name.clone(),
                     goal: h.goal.name.clone(),
                     lift: pct(h.lift),
+                    margin: h.guardrail.as_ref().map_or_else(
+                        || "—".to_owned(),
+                        |g| local(format!("{:.1} %", g.margin * 100.0), lang),
+                    ),
                     p: p(h.p_value),
                 })
                 .collect();
