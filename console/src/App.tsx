@@ -99,10 +99,21 @@ function Layout({ me, onChanged, onSignedOut }: { me: Me; onChanged: () => void;
     ['/experiments', t('nav.experiments')],
     ['/planning', t('nav.planning')],
     ['/team', t('nav.team')],
-    ['/notifications', t('nav.notifications')],
-    ...(canAdmin ? ([['/audit', t('nav.audit')]] as [string, string][]) : []),
-    ...(canAdmin ? ([['/webhooks', t('nav.webhooks')]] as [string, string][]) : []),
   ];
+  // The person's and the organisation's settings: under the account menu, so the top bar
+  // stays one row at 1280 px.
+  const menu: [string, string, string][] = [
+    ['/account', t('nav.account'), 'nav-account'],
+    ['/notifications', t('nav.notifications'), 'nav-notifications'],
+    ...(canAdmin ? ([['/webhooks', t('nav.webhooks'), 'nav-webhooks']] as [string, string, string][]) : []),
+    ...(canAdmin ? ([['/audit', t('nav.audit'), 'nav-audit']] as [string, string, string][]) : []),
+  ];
+  const inMenu = menu.some(([p]) => path.startsWith(p));
+  /// Closes the menu once a choice is made (a <details> stays open across client-side navigation).
+  const closeMenu = (e: Event) => {
+    const details = (e.currentTarget as HTMLElement).closest('details');
+    if (details) details.open = false;
+  };
   return (
     <>
       <header class="topbar">
@@ -131,8 +142,20 @@ function Layout({ me, onChanged, onSignedOut }: { me: Me; onChanged: () => void;
               <option value="es">Español</option>
             </select>
           </label>
-          <a href="/app/account" class="btn btn-small" aria-current={path === '/account' ? 'page' : undefined} data-testid="nav-account">{t('nav.account')}</a>
-          <button type="button" class="btn btn-small" onClick={() => void signOut()}>{t('nav.signout')}</button>
+          <details class="account-menu">
+            <summary class="btn btn-small" data-testid="account-menu" aria-current={inMenu ? 'page' : undefined}>
+              {me.user?.name || me.user?.email || t('nav.account')}
+            </summary>
+            <div class="account-menu-items">
+              {me.user && <p class="muted account-menu-email">{me.user.email}</p>}
+              {menu.map(([p, label, testId]) => (
+                <a key={p} href={`/app${p}`} aria-current={path.startsWith(p) ? 'page' : undefined} data-testid={testId} onClick={closeMenu}>
+                  {label}
+                </a>
+              ))}
+              <button type="button" class="btn btn-small" onClick={() => void signOut()}>{t('nav.signout')}</button>
+            </div>
+          </details>
         </div>
       </header>
       <main>

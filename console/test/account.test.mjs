@@ -69,13 +69,16 @@ test('sign up by mail, then reset a forgotten password by mail', async () => {
     await page.getByTestId('link-done').filter({ hasText: 'You are signed in' }).waitFor();
     assert.equal(new URL(page.url()).hash, '', 'the token leaves the address bar');
     await page.getByRole('link', { name: 'Open the console' }).click();
+    await page.getByTestId('account-menu').click();
     await page.getByTestId('nav-account').click();
+    assert.equal(await page.locator('details.account-menu').getAttribute('open'), null, 'a choice closes the menu');
     await page.getByRole('heading', { name: 'Your account' }).waitFor();
     assert.equal(await page.getByTestId('account-email').innerText(), email);
     assert.equal(await page.getByTestId('email-badge').innerText(), 'Verified');
     await accessible(page, 'account');
     await shoot(page, 'page-desktop');
 
+    await page.getByTestId('account-menu').click();
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     await page.getByRole('link', { name: 'Forgot your password?' }).click();

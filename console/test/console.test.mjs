@@ -109,6 +109,23 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     assert.equal(await page.evaluate(() => document.cookie), '', 'the script cannot read it');
     await accessible(page, 'overview');
     await shoot(page, 'overview-desktop');
+    // One row at 1280 px: the person's and the organisation's settings sit in the
+    // account menu (an owner sees every entry, the longest top bar there is).
+    const middle = async (selector) => {
+      const box = await page.locator(selector).first().boundingBox();
+      return box.y + box.height / 2;
+    };
+    const row = await middle('header.topbar .brand');
+    for (const selector of ['header.topbar nav a', 'header.topbar nav a[href="/docs"]', '[data-testid=org-switcher]', '[data-testid=account-menu]']) {
+      const y = await middle(selector);
+      assert.ok(Math.abs(y - row) < 16, `the top bar wraps: ${selector} is ${y - row} px off the brand's row`);
+    }
+    await page.getByTestId('account-menu').click();
+    for (const id of ['nav-account', 'nav-notifications', 'nav-webhooks', 'nav-audit']) {
+      assert.ok(await page.getByTestId(id).isVisible(), `${id} in the open menu`);
+    }
+    await shoot(page, 'account-menu-desktop');
+    await page.getByTestId('account-menu').click();
 
     // A site, from the Sites page.
     await page.getByRole('link', { name: 'Sites' }).click();
@@ -354,6 +371,7 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     await accessible(page, 'team');
     await shoot(page, 'team-desktop');
     // The audit log records it all, and its hash chain verifies.
+    await page.getByTestId('account-menu').click();
     await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByTestId('chain').filter({ hasText: 'intact' }).waitFor();
     await page.getByText('invitation.created').waitFor();

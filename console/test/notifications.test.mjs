@@ -87,6 +87,7 @@ test('an owner turns an alert off and on, follows an experiment, and sees a real
     experimentId = created.id;
 
     // The page, from the navigation: an owner gets every kind by default.
+    await page.getByTestId('account-menu').click();
     await page.getByRole('link', { name: 'Notifications' }).click();
     await page.getByRole('heading', { name: 'Notifications', level: 1 }).waitFor();
     const form = page.getByTestId('alert-preferences');

@@ -94,6 +94,7 @@ test('an owner adds a webhook, sends a test, sees it delivered, and rotates the 
     await page.getByRole('button', { name: 'Create an account' }).click();
     await page.getByRole('heading', { name: 'Get started' }).waitFor();
 
+    await page.getByTestId('account-menu').click();
     await page.getByRole('link', { name: 'Webhooks' }).click();
     await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
     await page.getByText('No webhook yet.').waitFor();
