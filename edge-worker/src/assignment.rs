@@ -104,6 +104,20 @@ pub struct AssignRequest {
 }
 
 impl AssignRequest {
+    /// The fields present that only a signed server call may pass (they speak for a
+    /// visitor elsewhere), in the order the 401 names the first of them.
+    fn signed_only_fields(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("ip", self.ip.is_some()),
+            ("user_agent", self.user_agent.is_some()),
+            ("country", self.country.is_some()),
+            ("prior_visits", self.prior_visits.is_some()),
+            ("prior_conversions", self.prior_conversions.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+    }
+
     /// From `GET /v1/assign?site_key=...&url=...`.
     pub fn from_query(url: &worker::Url) -> Result<Self, ApiError> {
         let count = |name: &str, value: &str| {
@@ -264,20 +278,8 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
     // Only a server holding the site's secret speaks for someone else's address or
     // browser; a browser's own headers are what count for it.
     let signed = trust::check_call(req, env, snapshot.as_deref(), &raw)?;
-    if input.ip.is_some() {
-        trust::require_signed(signed, "ip")?;
-    }
-    if input.user_agent.is_some() {
-        trust::require_signed(signed, "user_agent")?;
-    }
-    if input.country.is_some() {
-        trust::require_signed(signed, "country")?;
-    }
-    if input.prior_visits.is_some() {
-        trust::require_signed(signed, "prior_visits")?;
-    }
-    if input.prior_conversions.is_some() {
-        trust::require_signed(signed, "prior_conversions")?;
+    for field in input.signed_only_fields() {
+        trust::require_signed(signed, field)?;
     }
     if signature_sent {
         let addr = input.ip.as_deref().or(request.header("cf-connecting-ip"));
