@@ -119,6 +119,18 @@ test('an exposure from /v1/assign carries the visitor\'s context, and the histor
   assert.ok(!JSON.stringify(exposure).includes('iPhone'));
 });
 
+test('the landing page is kept as a template: no e-mail address, order number or token', { timeout: 40000 }, async () => {
+  const res = await assign({
+    visitor_id: 'ctx-visitor-pii',
+    url: `https://${HOST}/orders/ana@example.com/100234/Xk3pQzLmNvBtRwYhJcGfDsAe?email=ana@example.com`,
+  });
+  assert.equal(res.status, 200);
+  const [exposure] = await exposuresOf('ctx-visitor-pii');
+  assert.equal(exposure.context.landing, '/orders/:email/:id/:token');
+  assert.ok(!JSON.stringify(exposure).includes('ana@'), JSON.stringify(exposure));
+  assert.ok(!JSON.stringify(exposure).includes('100234'), JSON.stringify(exposure));
+});
+
 test('a request 31 minutes after the last one is a new visit: prior_visits 1', { timeout: 40000 }, async () => {
   const visitor = 'ctx-visitor-2';
   const last = nowMin() - 31;

@@ -9,7 +9,8 @@
 //!
 //! How each field is read (the edge calls these; `docs/visitor-context.md` explains
 //! them for users): [`country_code`], [`classify_user_agent`], [`classify_source`],
-//! [`landing_path`], and the history cookie [`HistoryCookie`].
+//! [`landing_path`] (a page template: [`template_path`]), and the history cookie
+//! [`HistoryCookie`].
 //!
 //! ## Wire form (inside an exposure item)
 //! ```json
@@ -480,7 +481,8 @@ fn any_tld(host: &str, names: &[&str]) -> bool {
     })
 }
 
-/// The path of the page (no scheme, host, query or fragment), at most
+/// The path of the page (no scheme, host, query or fragment), with the segments that
+/// look like personal data or identifiers replaced ([`template_path`]), at most
 /// [`MAX_LANDING_LEN`] bytes, cut at a character boundary; `/` for an empty path.
 /// A path-only URL (`/pricing?x=1`) is accepted too; anything else is `None`.
 #[must_use]
@@ -499,12 +501,70 @@ pub fn landing_path(page_url: &str) -> Option<String> {
         return None;
     };
     let path = rest.split(['?', '#']).next().unwrap_or_default();
-    let path = if path.is_empty() { "/" } else { path };
+    let path = if path.is_empty() {
+        String::from("/")
+    } else {
+        template_path(path)
+    };
     let mut cut = path.len().min(MAX_LANDING_LEN);
     while !path.is_char_boundary(cut) {
         cut -= 1;
     }
     Some(String::from(&path[..cut]))
+}
+
+/// `path` with each segment that may carry personal data or an identifier replaced by a
+/// placeholder, so that a landing page is a page *template* (`/orders/:id`), never a
+/// person's address (`/orders/ana@example.com`) or an order's number kept for 90 days:
+///
+/// - `:email` — the segment holds `@` (or its percent-encoding `%40`);
+/// - `:id` — it holds four digits or more (order numbers, dates, numeric ids; a product
+///   name such as `iphone-15` keeps its two), or it is a hexadecimal string of 16
+///   characters or more (UUIDs, hashes);
+/// - `:token` — it is 24 characters or more of letters and digits together (session
+///   tokens, base64).
+///
+/// Idempotent (placeholders are left as they are), so the control plane can apply it
+/// again to what an edge sent.
+#[must_use]
+pub fn template_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len().min(MAX_LANDING_LEN + 8));
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(segment_template(segment).unwrap_or(segment));
+    }
+    out
+}
+
+fn segment_template(segment: &str) -> Option<&'static str> {
+    if segment.is_empty() || segment.starts_with(':') {
+        return None;
+    }
+    let lower_has = |needle: &str| {
+        segment
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    if segment.contains('@') || lower_has("%40") {
+        return Some(":email");
+    }
+    let digits = segment.bytes().filter(u8::is_ascii_digit).count();
+    let hex_only = segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    let hex_digits = segment.bytes().filter(u8::is_ascii_hexdigit).count();
+    if digits >= 4 || (hex_only && hex_digits >= 16) {
+        return Some(":id");
+    }
+    let letters = segment.bytes().filter(u8::is_ascii_alphabetic).count();
+    let token_chars = segment
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'%'));
+    if segment.len() >= 24 && token_chars && digits > 0 && letters > 0 {
+        return Some(":token");
+    }
+    None
 }
 
 /// A country code as the edge stores it: two ASCII capital letters, and not `XX`

@@ -276,16 +276,7 @@ pub async fn ensure_partitions(pool: &PgPool, days: &[Date]) -> sqlx::Result<()>
 pub async fn drop_partitions_before(pool: &PgPool, oldest_kept: Date) -> sqlx::Result<Vec<String>> {
     let mut dropped = Vec::new();
     for table in RAW_TABLES {
-        let children: Vec<String> = sqlx::query_scalar(
-            "SELECT c.relname::text FROM pg_inherits i
-               JOIN pg_class c ON c.oid = i.inhrelid
-               JOIN pg_class p ON p.oid = i.inhparent
-              WHERE p.relname = $1 AND p.relnamespace = to_regnamespace(current_schema())",
-        )
-        .bind(table)
-        .fetch_all(pool)
-        .await?;
-        for name in children {
+        for name in partitions(pool, table).await? {
             if partition_day(table, &name).is_some_and(|d| d < oldest_kept) {
                 // The name matched `<table>_pYYYYMMDD`: safe to splice.
                 sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
@@ -296,6 +287,77 @@ pub async fn drop_partitions_before(pool: &PgPool, oldest_kept: Date) -> sqlx::R
         }
     }
     Ok(dropped)
+}
+
+/// The names of `table`'s partitions.
+async fn partitions(pool: &PgPool, table: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i
+           JOIN pg_class c ON c.oid = i.inhrelid
+           JOIN pg_class p ON p.oid = i.inhparent
+          WHERE p.relname = $1 AND p.relnamespace = to_regnamespace(current_schema())
+          ORDER BY 1",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await
+}
+
+/// What one purge pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    /// Deleted sites whose raw rows the pass looked for.
+    pub sites: u64,
+    /// Raw rows deleted.
+    pub rows: u64,
+    /// Sites forgotten: nothing was left and the deletion is older than
+    /// [`PURGE_GRACE`].
+    pub done: u64,
+}
+
+/// How long a deleted site stays queued after a pass finds none of its rows: a batch that
+/// resolved its site key just before the deletion may commit rows just after it.
+pub const PURGE_GRACE: time::Duration = time::Duration::hours(1);
+
+/// Deletes the raw events of the deleted sites queued in `raw_event_purges` (migration
+/// 0028: a trigger queues every deleted site), one partition at a time so that no
+/// statement holds locks over the whole table; forgets a site once a pass deleted none of
+/// its rows and its deletion is older than [`PURGE_GRACE`] at `now`.
+#[tracing::instrument(skip(pool))]
+pub async fn purge_deleted_sites(pool: &PgPool, now: OffsetDateTime) -> sqlx::Result<Purged> {
+    let queued: Vec<(Uuid, OffsetDateTime)> =
+        sqlx::query_as("SELECT site_id, requested_at FROM raw_event_purges ORDER BY requested_at")
+            .fetch_all(pool)
+            .await?;
+    let mut purged = Purged::default();
+    if queued.is_empty() {
+        return Ok(purged);
+    }
+    let mut tables = Vec::new();
+    for table in RAW_TABLES {
+        tables.extend(partitions(pool, table).await?);
+    }
+    for (site_id, requested_at) in queued {
+        purged.sites += 1;
+        let mut rows = 0;
+        for name in &tables {
+            // `name` comes from the catalog's list of our partitions: safe to splice.
+            rows += sqlx::query(&format!("DELETE FROM {name} WHERE site_id = $1"))
+                .bind(site_id)
+                .execute(pool)
+                .await?
+                .rows_affected();
+        }
+        purged.rows += rows;
+        if rows == 0 && requested_at < now - PURGE_GRACE {
+            sqlx::query("DELETE FROM raw_event_purges WHERE site_id = $1")
+                .bind(site_id)
+                .execute(pool)
+                .await?;
+            purged.done += 1;
+        }
+    }
+    Ok(purged)
 }
 
 // ---------------------------------------------------------------------------------------

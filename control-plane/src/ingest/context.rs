@@ -6,13 +6,17 @@
 //! - an unknown `device` or `browser` → `other`; an unknown `source` → unknown (the
 //!   contract has no `other` source);
 //! - a `country` that is not two capital letters → unknown;
-//! - `landing` cut to [`MAX_LANDING_LEN`] bytes (at a character boundary), empty → none;
+//! - `landing` made a page template again ([`template_path`]: no e-mail address, order
+//!   number or token, whatever the sender did) and cut to [`MAX_LANDING_LEN`] bytes (at
+//!   a character boundary), empty → none;
 //! - counts clamped to [`MAX_PRIOR_COUNT`]; not a whole number ≥ 0 → unknown;
 //! - no `context`, or not an object → every field unknown.
 //!
 //! Unknown is `None` in [`StoredContext`] (NULL in the database, `unknown` as a segment).
 
-use samplit_engine::context::{Browser, Device, MAX_LANDING_LEN, MAX_PRIOR_COUNT, Source};
+use samplit_engine::context::{
+    Browser, Device, MAX_LANDING_LEN, MAX_PRIOR_COUNT, Source, template_path,
+};
 use serde_json::Value;
 
 use crate::db::raw_events::StoredContext;
@@ -49,9 +53,8 @@ pub fn lenient(item: &Value) -> StoredContext {
             .and_then(Source::parse)
             .map(|s| s.as_str().to_owned()),
         landing: text("landing")
-            .map(|s| cut(s, MAX_LANDING_LEN))
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
+            .map(|s| cut(&template_path(s), MAX_LANDING_LEN).to_owned())
+            .filter(|s| !s.is_empty()),
         prior_visits: count("prior_visits"),
         prior_conversions: count("prior_conversions"),
     }
@@ -115,6 +118,9 @@ mod tests {
         }
         // A cut inside a multi-byte character steps back.
         assert_eq!(cut("aé", 2), "a");
+        // Personal data in a path is masked here too, whatever the edge sent.
+        let c = lenient(&json!({"context": {"landing": "/orders/ana@example.com/100234"}}));
+        assert_eq!(c.landing.as_deref(), Some("/orders/:email/:id"));
     }
 
     #[test]

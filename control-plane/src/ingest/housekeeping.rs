@@ -3,7 +3,9 @@
 //! their ids can go, and so can conversions parked that long without meeting their
 //! exposure. Raw events are kept `SAMPLIT_RAW_EVENTS_RETENTION_DAYS` days: older day
 //! partitions are dropped whole ([`raw_events`]); and the partitions of today and the
-//! next two days are made ahead, so the first batch of a day rarely waits on DDL.
+//! next two days are made ahead, so the first batch of a day rarely waits on DDL. A
+//! deleted site's raw events (no foreign key can cascade to them) are deleted by the
+//! next pass ([`raw_events::purge_deleted_sites`]).
 //!
 //! [`run`] is a background task started by `serve` next to the publisher: it prunes once
 //! at start, then every [`PRUNE_EVERY`], and returns when the shutdown signal resolves (a
@@ -79,6 +81,15 @@ pub async fn run(
                 "raw event partitions made ahead; those past the retention dropped"
             ),
             Err(e) => tracing::warn!(error = %e, "rotating raw event partitions failed"),
+        }
+        match raw_events::purge_deleted_sites(pool, now).await {
+            Ok(p) => tracing::info!(
+                sites = p.sites,
+                rows = p.rows,
+                done = p.done,
+                "raw events of deleted sites purged"
+            ),
+            Err(e) => tracing::warn!(error = %e, "purging deleted sites' raw events failed"),
         }
     })
     .await;

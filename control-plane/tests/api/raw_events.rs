@@ -1,9 +1,11 @@
 //! Raw events (issue 16): kept with their context, once, in day partitions made on
 //! demand and dropped past the retention; erased per visitor through
-//! `POST /api/v1/sites/{id}/erasure`.
+//! `POST /api/v1/sites/{id}/erasure`; a deleted site's raw events purged by housekeeping.
 
 use axum::http::StatusCode;
-use samplit_control_plane::db::raw_events::{ensure_partitions, partition_name};
+use samplit_control_plane::db::raw_events::{
+    PURGE_GRACE, Purged, ensure_partitions, partition_name, purge_deleted_sites,
+};
 use samplit_control_plane::ingest::housekeeping::rotate_raw_partitions;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -416,4 +418,101 @@ async fn erasure_refuses_no_ids_too_many_or_bad_ones(pool: PgPool) {
         .post(&uri, Some(&team.admin.token), json!({"visitors": ["v1"]}))
         .await;
     assert!(r.status.is_client_error(), "{what}", what = r.text());
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn deleting_a_site_purges_its_raw_events_and_no_other_sites(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (gone_owner, gone, x) = running(&app, "single", &[2]).await;
+    let (_kept_owner, kept, y) = running(&app, "single", &[2]).await;
+    let yesterday = now_ms() - 86_400_000;
+    ingest_ok(
+        &app,
+        &batch(vec![
+            exposure("g1", &gone, x.id, x.arms[0], "v1"),
+            exposure_at("g2", &gone, x.id, x.arms[1], "v2", yesterday),
+            conversion("g3", &gone, "v1", "purchase", Some(10.0)),
+            exposure("k1", &kept, y.id, y.arms[0], "v1"),
+            conversion("k2", &kept, "v1", "purchase", Some(3.0)),
+        ]),
+    )
+    .await;
+    let raw_of = |site: uuid::Uuid| {
+        let app = &app;
+        async move {
+            let e: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM raw_exposures WHERE site_id = $1")
+                    .bind(site)
+                    .fetch_one(&app.pool)
+                    .await
+                    .unwrap();
+            let c: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM raw_conversions WHERE site_id = $1")
+                    .bind(site)
+                    .fetch_one(&app.pool)
+                    .await
+                    .unwrap();
+            (e, c)
+        }
+    };
+    assert_eq!(raw_of(gone.id).await, (2, 1));
+
+    let deleted = app
+        .call_with(
+            axum::http::Method::DELETE,
+            &format!("/api/v1/sites/{}", gone.id),
+            Some(&gone_owner.token),
+            None,
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    // Queued by the deletion itself (a trigger), whatever path deleted the site.
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM raw_event_purges").await,
+        1
+    );
+
+    let now = OffsetDateTime::now_utc();
+    let first = purge_deleted_sites(&app.pool, now).await.unwrap();
+    assert_eq!(
+        first,
+        Purged {
+            sites: 1,
+            rows: 3,
+            done: 0
+        }
+    );
+    assert_eq!(raw_of(gone.id).await, (0, 0));
+    assert_eq!(raw_of(kept.id).await, (1, 1), "another site's rows stay");
+    // Kept queued for the grace period (a batch resolved before the deletion may still
+    // commit), forgotten by the first empty pass after it.
+    let within = purge_deleted_sites(&app.pool, now).await.unwrap();
+    assert_eq!(
+        within,
+        Purged {
+            sites: 1,
+            rows: 0,
+            done: 0
+        }
+    );
+    let after = purge_deleted_sites(&app.pool, now + PURGE_GRACE + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        after,
+        Purged {
+            sites: 1,
+            rows: 0,
+            done: 1
+        }
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM raw_event_purges").await,
+        0
+    );
+    assert_eq!(
+        purge_deleted_sites(&app.pool, now).await.unwrap(),
+        Purged::default()
+    );
 }

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use samplit_engine::context::{
     Browser, Device, HistoryCookie, MAX_LANDING_LEN, MAX_PRIOR_COUNT, Source, VISIT_TIMEOUT_MIN,
-    classify_source, classify_user_agent, country_code, landing_path,
+    classify_source, classify_user_agent, country_code, landing_path, template_path,
 };
 
 /// Real user agents, each with where its form is published (version numbers differ
@@ -414,8 +414,48 @@ fn the_landing_page_is_the_path_alone_and_bounded() {
     let path = landing_path(&long).unwrap();
     assert_eq!(path.len(), MAX_LANDING_LEN - 1);
     assert!(path.ends_with('a'));
-    let longer = format!("https://x.test/{}", "b".repeat(5 * MAX_LANDING_LEN));
+    let longer = format!("https://x.test/{}", "z".repeat(5 * MAX_LANDING_LEN));
     assert_eq!(landing_path(&longer).unwrap().len(), MAX_LANDING_LEN);
+}
+
+#[test]
+fn a_landing_page_is_a_template_without_personal_data_or_identifiers() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "https://shop.example/orders/ana@example.com",
+            "/orders/:email",
+        ),
+        (
+            "https://shop.example/u/ana%40example.com/settings",
+            "/u/:email/settings",
+        ),
+        ("https://shop.example/orders/100234?key=x", "/orders/:id"),
+        (
+            "https://shop.example/blog/2026/12/05/sale",
+            "/blog/:id/12/05/sale",
+        ),
+        ("/o/order-98765/thanks", "/o/:id/thanks"),
+        (
+            "/c/3f2504e0-4f89-11d3-9a0c-0305e82c3301/view",
+            "/c/:id/view",
+        ),
+        ("/r/deadbeefdeadbeef", "/r/:id"),
+        ("/reset/Xk3pQzLmNvBtRwYhJcGfDsAe", "/reset/:token"),
+        // Product names, words and short numbers stay: they are the page.
+        ("/products/iphone-15-pro", "/products/iphone-15-pro"),
+        ("/collections/summer-sale/", "/collections/summer-sale/"),
+        ("/p/123", "/p/123"),
+        ("/feed", "/feed"),
+        (
+            "/accessibility-statement-for-customers",
+            "/accessibility-statement-for-customers",
+        ),
+    ];
+    for (url, expected) in cases {
+        assert_eq!(landing_path(url).as_deref(), Some(*expected), "{url}");
+        // Idempotent: the control plane applies it again to what the edge sent.
+        assert_eq!(template_path(expected), *expected, "{expected}");
+    }
 }
 
 #[test]
@@ -527,6 +567,8 @@ proptest! {
         let _ = classify_user_agent(&text);
         let _ = classify_source(&text, Some(&text));
         let _ = landing_path(&text);
+        let once = template_path(&text);
+        prop_assert_eq!(template_path(&once), once);
     }
 
     #[test]
