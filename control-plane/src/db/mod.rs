@@ -15,6 +15,7 @@
 //! - [`events`]: ingestion's checks and set-wise writes (seen ids, assignments, conversions).
 //! - [`aggregates`]: per-arm totals and daily buckets; `arm_counts` for the publisher.
 //! - [`results`]: what the results endpoints read.
+//! - [`retention`]: finished mails, webhook deliveries and orphaned alert states forgotten.
 //! - [`shares`]: read-only share links of results (hashed tokens).
 
 pub mod account_tokens;
@@ -30,6 +31,7 @@ pub mod orgs;
 pub mod publications;
 pub mod raw_events;
 pub mod results;
+pub mod retention;
 pub mod segments;
 pub mod sessions;
 pub mod shares;

@@ -5,7 +5,8 @@
 //! partitions are dropped whole ([`raw_events`]); and the partitions of today and the
 //! next two days are made ahead, so the first batch of a day rarely waits on DDL. A
 //! deleted site's raw events (no foreign key can cascade to them) are deleted by the
-//! next pass ([`raw_events::purge_deleted_sites`]).
+//! next pass ([`raw_events::purge_deleted_sites`]). The same pass forgets finished mails,
+//! webhook deliveries and orphaned alert states ([`retention`]).
 //!
 //! [`run`] is a background task started by `serve` next to the publisher: it prunes once
 //! at start, then every [`PRUNE_EVERY`], and returns when the shutdown signal resolves (a
@@ -17,7 +18,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use crate::db::{events, raw_events};
+use crate::db::{events, raw_events, retention};
 
 /// How often the task prunes.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -90,6 +91,15 @@ pub async fn run(
                 "raw events of deleted sites purged"
             ),
             Err(e) => tracing::warn!(error = %e, "purging deleted sites' raw events failed"),
+        }
+        match retention::prune_notifications(pool, now).await {
+            Ok(p) => tracing::info!(
+                mails = p.mails,
+                deliveries = p.deliveries,
+                alert_states = p.alert_states,
+                "finished mails, webhook deliveries and orphaned alert states pruned"
+            ),
+            Err(e) => tracing::warn!(error = %e, "pruning notifications failed"),
         }
     })
     .await;

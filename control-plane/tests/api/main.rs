@@ -29,6 +29,7 @@ mod publisher;
 mod quotas;
 mod raw_events;
 mod results;
+mod retention;
 mod segments;
 mod shares;
 mod shopify;
