@@ -14,7 +14,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { SCREENSHOTS, accessible, freePort, launchBrowser, openPage, psql, signedIngest, startServer } from './harness.mjs';
+import { accessible, apiCall, csrfToken, freePort, launchBrowser, openPage, psql, SCREENSHOTS, signedIngest, startServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
@@ -48,23 +48,6 @@ async function shoot(page, name) {
 }
 
 /** The page's session CSRF token, as the console itself gets it. */
-async function csrf(page) {
-  const res = await page.request.get(`${server.base}/api/v1/auth/console/session`);
-  assert.equal(res.status(), 200, await res.text());
-  return (await res.json()).csrf_token;
-}
-
-async function apiCall(page, method, path, data, headers = {}) {
-  const res = await page.request.fetch(`${server.base}/api/v1${path}`, {
-    method,
-    data,
-    headers: { 'x-csrf-token': await csrf(page), ...headers },
-  });
-  const text = await res.text();
-  assert.ok(res.ok(), `${method} ${path}: ${res.status()} ${text}`);
-  return text ? JSON.parse(text) : undefined;
-}
-
 /** Sends a batch to the signed ingest endpoint, as the edge's queue consumer does. */
 const ingest = (items) => signedIngest(server.base, INGEST_SECRET, items);
 
@@ -157,7 +140,7 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     await rules.getByLabel('Name', { exact: true }).fill('staff');
     await rules.getByRole('button', { name: 'Add the rule' }).click();
     await page.getByTestId('exclusions').filter({ hasText: 'Cookie staff (any value)' }).waitFor();
-    const stored = (await apiCall(page, 'GET', '/sites'))[0].exclusions;
+    const stored = (await apiCall(page, server.base, 'GET', '/sites'))[0].exclusions;
     assert.deepEqual(stored, [{ type: 'ip', range: '10.0.0.0/8' }, { type: 'cookie', name: 'staff', value: null }]);
     await accessible(page, 'site');
     await shoot(page, 'site-desktop');
@@ -174,7 +157,7 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     assert.equal(wrong.status(), 403, await wrong.text());
 
     // An experiment, from the builder: one element, a variant with new text, a goal.
-    const [site] = await apiCall(page, 'GET', '/sites');
+    const [site] = await apiCall(page, server.base, 'GET', '/sites');
     await page.getByRole('link', { name: 'Experiments' }).click();
     await page.getByRole('link', { name: 'New experiment' }).click();
     await page.getByRole('heading', { name: 'New experiment' }).waitFor();
@@ -189,7 +172,7 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     assert.equal(await page.locator('.alert-error').count(), 0, await page.locator('main').innerText());
     const id = /\/experiments\/([0-9a-f-]{36})\/results/.exec(page.url())?.[1];
     assert.ok(id, page.url());
-    const experiment = await apiCall(page, 'GET', `/experiments/${id}`);
+    const experiment = await apiCall(page, server.base, 'GET', `/experiments/${id}`);
     assert.equal(experiment.status, 'draft');
     assert.deepEqual(experiment.arms.map((a) => a.name), ['Control', 'Short']);
     assert.equal(experiment.elements[0].selector, '#hero h1');
@@ -213,7 +196,7 @@ test('a new user signs up, creates a site, and watches an experiment’s results
       }
     }
     await ingest(items);
-    const results = await apiCall(page, 'GET', `/experiments/${experiment.id}/results`);
+    const results = await apiCall(page, server.base, 'GET', `/experiments/${experiment.id}/results`);
 
     await page.reload();
     const table = page.getByTestId('results-table');
@@ -255,11 +238,11 @@ test('a new user signs up, creates a site, and watches an experiment’s results
 
     // Someone else pauses it meanwhile: this page's Pause is refused (412), in a sentence,
     // and nothing is overwritten; after a reload the page offers what fits the new state.
-    const current = await apiCall(page, 'GET', `/experiments/${experiment.id}`);
-    await apiCall(page, 'POST', `/experiments/${experiment.id}/pause`, {}, { 'if-match': `"${current.version}"` });
+    const current = await apiCall(page, server.base, 'GET', `/experiments/${experiment.id}`);
+    await apiCall(page, server.base, 'POST', `/experiments/${experiment.id}/pause`, {}, { 'if-match': `"${current.version}"` });
     await page.getByRole('button', { name: 'Complete' }).click();
     await page.getByTestId('lifecycle-error').filter({ hasText: 'Someone changed this experiment' }).waitFor();
-    assert.equal((await apiCall(page, 'GET', `/experiments/${experiment.id}`)).status, 'paused', 'not completed');
+    assert.equal((await apiCall(page, server.base, 'GET', `/experiments/${experiment.id}`)).status, 'paused', 'not completed');
     await page.getByRole('button', { name: 'Reload' }).click();
     await page.locator('h1 .badge', { hasText: 'Paused' }).waitFor();
     await page.getByRole('button', { name: 'Resume' }).click();
@@ -300,7 +283,7 @@ test('a new user signs up, creates a site, and watches an experiment’s results
     }
 
     // A draft beside it, for the list's filters.
-    await apiCall(page, 'POST', `/sites/${site.id}/experiments`, {
+    await apiCall(page, server.base, 'POST', `/sites/${site.id}/experiments`, {
       name: 'Checkout 100% button',
       kind: 'single',
       elements: [{ name: 'Button', selector: '#buy', variants: [{ name: 'Control', is_control: true }, { name: 'Green' }] }],
@@ -409,7 +392,7 @@ test('a viewer sees no edit controls and the server refuses them anyway', async 
     assert.equal(await page.locator('.lifecycle button').count(), 0, 'no lifecycle buttons for a viewer');
     const refused = await page.request.post(`${server.base}/api/v1/sites`, {
       data: { name: 'Nope', domains: ['nope.example'] },
-      headers: { 'x-csrf-token': await csrf(page) },
+      headers: { 'x-csrf-token': await csrfToken(page, server.base) },
     });
     assert.equal(refused.status(), 403, await refused.text());
 

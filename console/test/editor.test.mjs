@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { SCREENSHOTS, accessible, freePort, launchBrowser, openPage, signedIngest, startServer } from './harness.mjs';
+import { accessible, apiCall, csrfToken, freePort, launchBrowser, openPage, SCREENSHOTS, signedIngest, signUp as signUpAt, startServer } from './harness.mjs';
 import { BROWSER_UA, INGEST_SECRET, SNAPSHOT_SECRET, startWorker, waitFor } from '../../edge-worker/test/harness.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -95,31 +95,8 @@ after(async () => {
 
 /** A new owner, signed up through the console's own form. */
 async function signUp(page, prefix, name, org) {
-  await page.goto(`${server.base}/app`);
-  await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
-  await page.getByLabel('Your name').fill(name);
-  await page.getByLabel('Company or team name').fill(org);
-  await page.getByLabel('Email').fill(`${prefix}-${randomBytes(4).toString('hex')}@example.com`);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create an account' }).click();
-  await page.getByRole('heading', { name: 'Get started' }).waitFor();
-}
-
-async function csrf(page) {
-  const res = await page.request.get(`${server.base}/api/v1/auth/console/session`);
-  assert.equal(res.status(), 200, await res.text());
-  return (await res.json()).csrf_token;
-}
-
-async function apiCall(page, method, path, data) {
-  const res = await page.request.fetch(`${server.base}/api/v1${path}`, {
-    method,
-    data,
-    headers: { 'x-csrf-token': await csrf(page) },
-  });
-  const text = await res.text();
-  assert.ok(res.ok(), `${method} ${path}: ${res.status()} ${text}`);
-  return text ? JSON.parse(text) : undefined;
+  const email = `${prefix}-${randomBytes(4).toString('hex')}@example.com`;
+  await signUpAt(page, server.base, { name, org, email, password: PASSWORD });
 }
 
 test('an owner verifies the domain, opens the visual editor, changes the headline and saves it', async () => {
@@ -136,7 +113,7 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
     await page.getByLabel('Domains').fill(HOST);
     await page.getByRole('button', { name: 'Create' }).click();
     await page.locator('code.secret').waitFor();
-    const sites = await apiCall(page, 'GET', '/sites');
+    const sites = await apiCall(page, server.base, 'GET', '/sites');
     const site = sites[0];
     const domain = site.domain_verification.find((d) => d.host === HOST);
     assert.equal(domain.status, 'pending');
@@ -156,12 +133,12 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
     await page.getByRole('button', { name: 'Verify by file' }).click();
     await page.locator('.domain').getByText('Verified').waitFor();
     assert.ok(origin.state.fetched.includes('/.well-known/samplit-verification.txt'), 'the control plane fetched the proof');
-    const verified = (await apiCall(page, 'GET', `/sites/${site.id}`)).domain_verification.find((d) => d.host === HOST);
+    const verified = (await apiCall(page, server.base, 'GET', `/sites/${site.id}`)).domain_verification.find((d) => d.host === HOST);
     assert.equal(verified.status, 'verified');
     assert.equal(verified.method, 'http_file');
 
     // A draft experiment with one element and two variants.
-    const experiment = await apiCall(page, 'POST', `/sites/${site.id}/experiments`, {
+    const experiment = await apiCall(page, server.base, 'POST', `/sites/${site.id}/experiments`, {
       name: 'Headline test',
       kind: 'single',
       coverage: 1,
@@ -222,14 +199,14 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
     await refusal.waitFor();
     assert.match(await refusal.textContent(), /on/i, 'the refusal is shown next to the change it names');
     // Nothing was stored.
-    const unchanged = await apiCall(page, 'GET', `/experiments/${experiment.id}`);
+    const unchanged = await apiCall(page, server.base, 'GET', `/experiments/${experiment.id}`);
     assert.deepEqual(unchanged.elements[0].variants.find((v) => v.id === variant.id).changes, []);
 
     // Remove it and save.
     await page.getByRole('button', { name: 'Remove change 2' }).click();
     await page.getByTestId('editor-save').click();
     await page.getByRole('status').getByText('Saved.').waitFor();
-    const saved = await apiCall(page, 'GET', `/experiments/${experiment.id}`);
+    const saved = await apiCall(page, server.base, 'GET', `/experiments/${experiment.id}`);
     assert.deepEqual(saved.elements[0].variants.find((v) => v.id === variant.id).changes, [
       { selector: '#headline', action: { type: 'set_text', text: 'Start your free trial today' } },
     ]);
@@ -249,7 +226,7 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
     await page.getByRole('button', { name: 'Start' }).click();
     await page.getByText('Running').first().waitFor();
     await waitFor(async () => {
-      const pubs = await apiCall(page, 'GET', `/sites/${site.id}/publications`);
+      const pubs = await apiCall(page, server.base, 'GET', `/sites/${site.id}/publications`);
       return pubs.some((p) => p.status === 'published' && p.weights.some((w) => w.experiment_id === experiment.id));
     }, { timeoutMs: 30_000, what: 'a publication that reached the edge' });
 
@@ -296,7 +273,7 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
     const visitorsOf = (r, name) => armOf(r, name)?.visitors ?? null;
     let last;
     await waitFor(async () => {
-      const r = await apiCall(page, 'GET', `/experiments/${experiment.id}/results`);
+      const r = await apiCall(page, server.base, 'GET', `/experiments/${experiment.id}/results`);
       last = r;
       // Exposures and the conversions arrive in separate queue batches: wait for both.
       return visitorsOf(r, 'Bold') === seen.Bold && visitorsOf(r, 'Control') === seen.Control &&
@@ -304,7 +281,7 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
     }, { timeoutMs: 30_000, what: `${JSON.stringify(seen)} visitors in the results` }).catch((e) => {
       throw new Error(`${e.message}\n--- Worker log ---\n${worker.log().slice(-3000)}\n${JSON.stringify(last)}`);
     });
-    const results = await apiCall(page, 'GET', `/experiments/${experiment.id}/results`);
+    const results = await apiCall(page, server.base, 'GET', `/experiments/${experiment.id}/results`);
     assert.equal(visitorsOf(results, 'Control'), seen.Control);
     await page.reload();
     const table = page.getByTestId('results-table');
@@ -323,7 +300,7 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
       return arms.find((a) => a.arm_id === boldArm)?.propensity;
     };
     const publications = await waitFor(async () => {
-      const pubs = (await apiCall(page, 'GET', `/sites/${site.id}/publications`)).filter((p) => p.status === 'published' && boldShare(p) !== undefined);
+      const pubs = (await apiCall(page, server.base, 'GET', `/sites/${site.id}/publications`)).filter((p) => p.status === 'published' && boldShare(p) !== undefined);
       return pubs.length >= 2 && Math.max(...pubs.map(boldShare)) > Math.min(...pubs.map(boldShare)) + 0.2 ? pubs : null;
     }, { timeoutMs: 30_000, what: 'a snapshot with more traffic for the converting arm' });
     const shares = publications.map(boldShare);
@@ -352,7 +329,7 @@ test('a factorial draft is built with two elements, then edited into an independ
   const { page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401, 412] });
   try {
     await signUp(page, 'builder', 'Bo Builder', 'Bo’s Shop');
-    const site = await apiCall(page, 'POST', '/sites', { name: 'Bo’s shop', domains: ['bo.localhost'] });
+    const site = await apiCall(page, server.base, 'POST', '/sites', { name: 'Bo’s shop', domains: ['bo.localhost'] });
 
     // Two elements, each with a variant, combined factorially.
     await page.goto(`${server.base}/app/experiments/new`);
@@ -375,7 +352,7 @@ test('a factorial draft is built with two elements, then edited into an independ
     await page.getByRole('button', { name: 'Create the experiment (as a draft)' }).click();
     await page.waitForURL(/\/app\/experiments\/[0-9a-f-]+\/results$/);
     const id = page.url().split('/').at(-2);
-    const created = await apiCall(page, 'GET', `/experiments/${id}`);
+    const created = await apiCall(page, server.base, 'GET', `/experiments/${id}`);
     assert.equal(created.kind, 'factorial');
     assert.equal(created.site_id, site.id);
     assert.deepEqual(created.arms.map((a) => a.name).sort(), ['Control × Loud', 'Control × Plain', 'Short × Loud', 'Short × Plain']);
@@ -390,7 +367,7 @@ test('a factorial draft is built with two elements, then edited into an independ
     const res = await page.request.fetch(`${server.base}/api/v1/experiments/${id}/variants/${short.id}/changes`, {
       method: 'PUT',
       data: { changes: styled },
-      headers: { 'x-csrf-token': await csrf(page), 'if-match': `"${created.version}"` },
+      headers: { 'x-csrf-token': await csrfToken(page, server.base), 'if-match': `"${created.version}"` },
     });
     assert.equal(res.status(), 200, await res.text());
 
@@ -406,11 +383,11 @@ test('a factorial draft is built with two elements, then edited into an independ
     assert.ok(await page.getByLabel('Factorial (multivariate)').isChecked());
 
     // Someone else changes it meanwhile: saving is refused in a sentence.
-    const current = await apiCall(page, 'GET', `/experiments/${id}`);
+    const current = await apiCall(page, server.base, 'GET', `/experiments/${id}`);
     const patched = await page.request.fetch(`${server.base}/api/v1/experiments/${id}`, {
       method: 'PATCH',
       data: { description: 'changed elsewhere' },
-      headers: { 'x-csrf-token': await csrf(page), 'if-match': `"${current.version}"` },
+      headers: { 'x-csrf-token': await csrfToken(page, server.base), 'if-match': `"${current.version}"` },
     });
     assert.equal(patched.status(), 200, await patched.text());
     await page.locator('input[name="name"]').fill('Headline and button');
@@ -425,7 +402,7 @@ test('a factorial draft is built with two elements, then edited into an independ
     await page.getByLabel('Independent').check();
     await page.getByRole('button', { name: 'Save the draft' }).click();
     await page.waitForURL(new RegExp(`/app/experiments/${id}/results$`));
-    const saved = await apiCall(page, 'GET', `/experiments/${id}`);
+    const saved = await apiCall(page, server.base, 'GET', `/experiments/${id}`);
     assert.equal(saved.name, 'Headline and button');
     assert.equal(saved.kind, 'independent');
     assert.equal(saved.description, 'changed elsewhere', 'the other change was not overwritten');
@@ -439,7 +416,7 @@ test('a factorial draft is built with two elements, then edited into an independ
 
     // A factorial experiment with visitors: its page shows each element's main effect as
     // intervals, with the API's numbers.
-    const factorial = await apiCall(page, 'POST', `/sites/${site.id}/experiments`, {
+    const factorial = await apiCall(page, server.base, 'POST', `/sites/${site.id}/experiments`, {
       name: 'Factorial with visitors',
       kind: 'factorial',
       coverage: 1,
@@ -453,7 +430,7 @@ test('a factorial draft is built with two elements, then edited into an independ
     const started = await page.request.fetch(`${server.base}/api/v1/experiments/${factorial.id}/start`, {
       method: 'POST',
       data: {},
-      headers: { 'x-csrf-token': await csrf(page), 'if-match': `"${factorial.version}"` },
+      headers: { 'x-csrf-token': await csrfToken(page, server.base), 'if-match': `"${factorial.version}"` },
     });
     assert.equal(started.status(), 200, await started.text());
     const items = [];
@@ -466,7 +443,7 @@ test('a factorial draft is built with two elements, then edited into an independ
       }
     }
     await signedIngest(server.base, INGEST_SECRET, items);
-    const factorialResults = await apiCall(page, 'GET', `/experiments/${factorial.id}/results`);
+    const factorialResults = await apiCall(page, server.base, 'GET', `/experiments/${factorial.id}/results`);
     const mains = factorialResults.analyses.filter((a) => a.scope === 'main_effect');
     assert.equal(mains.length, 2);
     await page.goto(`${server.base}/app/experiments/${factorial.id}/results`);

@@ -12,7 +12,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { SCREENSHOTS, accessible, freePort, launchBrowser, openPage, signedIngest, startServer } from './harness.mjs';
+import { accessible, apiCall, freePort, launchBrowser, openPage, SCREENSHOTS, signedIngest, signUp, startServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
@@ -38,36 +38,11 @@ after(async () => {
   await server?.stop();
 });
 
-async function csrf(page) {
-  const res = await page.request.get(`${server.base}/api/v1/auth/console/session`);
-  assert.equal(res.status(), 200, await res.text());
-  return (await res.json()).csrf_token;
-}
-
-async function apiCall(page, method, path, data, headers = {}) {
-  const res = await page.request.fetch(`${server.base}/api/v1${path}`, {
-    method,
-    data,
-    headers: { 'x-csrf-token': await csrf(page), ...headers },
-  });
-  const text = await res.text();
-  assert.ok(res.ok(), `${method} ${path}: ${res.status()} ${text}`);
-  return text ? JSON.parse(text) : undefined;
-}
-
 test('a guardrail set in the builder blocks a winner that harms it, and the results say why', async () => {
   const { page, context, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401] });
   try {
-    await page.goto(`${server.base}/app`);
-    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-    await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
-    await page.getByLabel('Your name').fill('Gina Guard');
-    await page.getByLabel('Company or team name').fill('Gina’s Shop');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Create an account' }).click();
-    await page.getByRole('heading', { name: 'Get started' }).waitFor();
-    const site = await apiCall(page, 'POST', '/sites', { name: 'Shop', domains: ['shop.example'] });
+    await signUp(page, server.base, { name: 'Gina Guard', org: 'Gina’s Shop', email, password: PASSWORD });
+    const site = await apiCall(page, server.base, 'POST', '/sites', { name: 'Shop', domains: ['shop.example'] });
 
     // The builder: the default primary goal `signup` has no Guardrail box; a second goal
     // `purchase` (revenue) is made a guardrail with a 5 % tolerated loss.
@@ -98,7 +73,7 @@ test('a guardrail set in the builder blocks a winner that harms it, and the resu
     assert.equal(await page.locator('.alert-error').count(), 0, await page.locator('main').innerText());
     const id = /\/experiments\/([0-9a-f-]{36})\/results/.exec(page.url())?.[1];
     assert.ok(id, page.url());
-    const experiment = await apiCall(page, 'GET', `/experiments/${id}`);
+    const experiment = await apiCall(page, server.base, 'GET', `/experiments/${id}`);
     assert.deepEqual(
       experiment.goals.map((g) => [g.name, g.primary, g.guardrail, g.guardrail_margin, g.guardrail_direction]),
       [['signup', true, false, null, null], ['purchase', false, true, 0.05, 'higher_is_better']],
@@ -122,7 +97,7 @@ test('a guardrail set in the builder blocks a winner that harms it, and the resu
     }
     for (let i = 0; i < items.length; i += 1000) await signedIngest(server.base, INGEST_SECRET, items.slice(i, i + 1000));
 
-    const results = await apiCall(page, 'GET', `/experiments/${id}/results`);
+    const results = await apiCall(page, server.base, 'GET', `/experiments/${id}/results`);
     assert.deepEqual(results.analyses[0].result.recommendation, { action: 'guardrail_harmed', arm: 1, guardrail: 0 });
     await page.reload();
     const guardrails = page.getByTestId('guardrails');

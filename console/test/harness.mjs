@@ -215,3 +215,37 @@ export function headlineExperiment(name, variantText) {
     goals: [{ name: 'purchase', metric: 'revenue', primary: true, trigger: { type: 'custom', event: 'purchase' } }],
   };
 }
+
+/** The console session's CSRF token (the signed-in `page`'s cookie). */
+export async function csrfToken(page, base) {
+  const res = await page.request.get(`${base}/api/v1/auth/console/session`);
+  assert.equal(res.status(), 200, await res.text());
+  return (await res.json()).csrf_token;
+}
+
+/** Calls `base`'s API as the signed-in `page` (its session cookie and CSRF token);
+ *  asserts a 2xx and returns the parsed body (undefined when empty). */
+export async function apiCall(page, base, method, path, data, headers = {}) {
+  const res = await page.request.fetch(`${base}/api/v1${path}`, {
+    method,
+    data,
+    headers: { 'x-csrf-token': await csrfToken(page, base), ...headers },
+  });
+  const text = await res.text();
+  assert.ok(res.ok(), `${method} ${path}: ${res.status()} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+/** Creates an account through the console's sign-up form and waits for the first page
+ *  after it (`landing`: "Get started" when no mail confirmation is asked). */
+export async function signUp(page, base, { name, org, email, password, landing = 'Get started' }) {
+  await page.goto(`${base}/app`);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
+  await page.getByLabel('Your name').fill(name);
+  await page.getByLabel('Company or team name').fill(org);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Create an account' }).click();
+  await page.getByRole('heading', { name: landing }).waitFor();
+}

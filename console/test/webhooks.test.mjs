@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { SCREENSHOTS, accessible, launchBrowser, openPage, startServer } from './harness.mjs';
+import { accessible, launchBrowser, openPage, SCREENSHOTS, signUp, startServer } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 const DESKTOP = { viewport: { width: 1280, height: 800 } };
@@ -84,15 +84,7 @@ test('an owner adds a webhook, sends a test, sees it delivered, and rotates the 
   const { page, context, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401, 422] }); // 422: the refused address, on purpose
   page.on('dialog', (d) => void d.accept());
   try {
-    await page.goto(`${server.base}/app`);
-    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-    await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
-    await page.getByLabel('Your name').fill('Wanda Webhooks');
-    await page.getByLabel('Company or team name').fill('Wanda’s Shop');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Create an account' }).click();
-    await page.getByRole('heading', { name: 'Get started' }).waitFor();
+    await signUp(page, server.base, { name: 'Wanda Webhooks', org: 'Wanda’s Shop', email, password: PASSWORD });
 
     await page.getByTestId('account-menu').click();
     await page.getByRole('link', { name: 'Webhooks' }).click();
