@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { SCREENSHOTS, accessible, freePort, headlineExperiment, launchBrowser, openPage, startServer } from './harness.mjs';
+import { accessible, apiCall, freePort, headlineExperiment, launchBrowser, openPage, SCREENSHOTS, signUp, startServer } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 const DESKTOP = { viewport: { width: 1280, height: 800 } };
@@ -41,23 +41,6 @@ after(async () => {
   await server?.stop();
 });
 
-async function csrf(page) {
-  const res = await page.request.get(`${server.base}/api/v1/auth/console/session`);
-  assert.equal(res.status(), 200, await res.text());
-  return (await res.json()).csrf_token;
-}
-
-async function apiCall(page, method, path, data, headers = {}) {
-  const res = await page.request.fetch(`${server.base}/api/v1${path}`, {
-    method,
-    data,
-    headers: { 'x-csrf-token': await csrf(page), ...headers },
-  });
-  const text = await res.text();
-  assert.ok(res.ok(), `${method} ${path}: ${res.status()} ${text}`);
-  return text ? JSON.parse(text) : undefined;
-}
-
 async function shoot(page, name) {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `${name}: the page is ${overflow}px wider than the screen`);
@@ -70,20 +53,12 @@ let experimentId;
 test('an owner turns an alert off and on, follows an experiment, and sees a real alert', async () => {
   const { page, context, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401] });
   try {
-    await page.goto(`${server.base}/app`);
-    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-    await page.getByRole('button', { name: 'New to Samplit? Create an account' }).click();
-    await page.getByLabel('Your name').fill('Alba Alerts');
-    await page.getByLabel('Company or team name').fill('Alba’s Shop');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Create an account' }).click();
-    await page.getByRole('heading', { name: 'Get started' }).waitFor();
+    await signUp(page, server.base, { name: 'Alba Alerts', org: 'Alba’s Shop', email, password: PASSWORD });
 
     // A site with a running experiment (its publications fail: no edge here).
-    const site = await apiCall(page, 'POST', '/sites', { name: 'Shop', domains: ['shop.example'] });
-    const created = await apiCall(page, 'POST', `/sites/${site.id}/experiments`, headlineExperiment('Hero headline', 'Buy now'));
-    await apiCall(page, 'POST', `/experiments/${created.id}/start`, {}, { 'if-match': `"${created.version}"` });
+    const site = await apiCall(page, server.base, 'POST', '/sites', { name: 'Shop', domains: ['shop.example'] });
+    const created = await apiCall(page, server.base, 'POST', `/sites/${site.id}/experiments`, headlineExperiment('Hero headline', 'Buy now'));
+    await apiCall(page, server.base, 'POST', `/experiments/${created.id}/start`, {}, { 'if-match': `"${created.version}"` });
     experimentId = created.id;
 
     // The page, from the navigation: an owner gets every kind by default.
@@ -98,14 +73,14 @@ test('an owner turns an alert off and on, follows an experiment, and sees a real
 
     await srm.uncheck();
     await page.waitForFunction(() => !document.querySelector('input[name="srm"]')?.disabled);
-    let prefs = await apiCall(page, 'GET', '/notifications/preferences');
+    let prefs = await apiCall(page, server.base, 'GET', '/notifications/preferences');
     assert.deepEqual(prefs.preferences.find((p) => p.kind === 'srm'), { kind: 'srm', enabled: false, is_default: false, role_default: true });
     await page.reload();
     await page.getByTestId('alert-preferences').waitFor();
     assert.equal(await srm.isChecked(), false, 'saved: still off after a reload');
     await srm.check();
     await page.waitForFunction(() => !document.querySelector('input[name="srm"]')?.disabled);
-    prefs = await apiCall(page, 'GET', '/notifications/preferences');
+    prefs = await apiCall(page, server.base, 'GET', '/notifications/preferences');
     assert.equal(prefs.preferences.find((p) => p.kind === 'srm').enabled, true);
 
     // Follow the experiment from its results page.
@@ -116,7 +91,7 @@ test('an owner turns an alert off and on, follows an experiment, and sees a real
     await select.selectOption('follow');
     let mode;
     for (let i = 0; i < 50 && mode !== 'follow'; i++) {
-      mode = (await apiCall(page, 'GET', `/experiments/${experimentId}/alerts`)).mode;
+      mode = (await apiCall(page, server.base, 'GET', `/experiments/${experimentId}/alerts`)).mode;
       if (mode !== 'follow') await new Promise((ok) => setTimeout(ok, 100));
     }
     assert.equal(mode, 'follow');
@@ -135,6 +110,8 @@ test('an owner turns an alert off and on, follows an experiment, and sees a real
     const item = page.locator('[data-testid="alert-list"] li[data-kind="publish_failing"]').first();
     await item.waitFor();
     assert.match(await item.innerText(), /Publishing failing/);
+    // The line is written from the alert's figures, in the console's language.
+    assert.match(await item.getByTestId('alert-line').innerText(), /^Publishing to the edge failed( \d+ times in a row)?\. Last error: /);
     assert.equal(await item.getByRole('link', { name: 'Shop' }).getAttribute('href'), `/app/sites/${site.id}`);
     await shoot(page, 'desktop');
     await check();
@@ -158,6 +135,10 @@ test('phone: the notifications page fits the screen, in Spanish too', async () =
     await page.getByTestId('lang-switcher').selectOption('es');
     await page.getByRole('heading', { name: 'Notificaciones', level: 1 }).waitFor();
     await page.getByText('Publicación fallando').first().waitFor();
+    assert.match(
+      await page.getByTestId('alert-line').first().innerText(),
+      /^La publicación en el edge ha fallado( \d+ veces seguidas)?\. Último error: /,
+    );
     await shoot(page, 'phone-es');
     await page.goto(`${server.base}/app/experiments/${experimentId}/results`);
     await page.getByTestId('experiment-alerts').waitFor();

@@ -417,6 +417,13 @@ const en = {
   'alerts.hint.publish_failing': 'A site’s experiments failed to publish to the edge several times in a row.',
   'alerts.recent': 'Recent alerts',
   'alerts.none': 'No alert yet.',
+  'alerts.line.winner': '“{arm}” wins on {goal}: {lift} against control (p {p}). Deploy it.',
+  'alerts.line.srm': 'Visitors are not split between the arms as configured (p {p}): the results may be biased.',
+  'alerts.line.guardrail_harmed': '“{arm}” harms the guardrail {goal}: {lift} against control, tolerated loss {margin} (p {p}).',
+  'alerts.line.more': 'And {n} more.',
+  'alerts.line.publish_failing': 'Publishing to the edge failed {n} times in a row.',
+  'alerts.line.publish_failing_once': 'Publishing to the edge failed.',
+  'alerts.line.last_error': 'Last error:',
   'alerts.for_experiment': 'Alerts for this experiment',
   'alerts.mode.default': 'As in my settings',
   'alerts.mode.follow': 'Follow (every alert)',
@@ -881,6 +888,13 @@ const es: Record<Key, string> = {
   'alerts.hint.publish_failing': 'Los experimentos de un sitio no se han podido publicar en el edge varias veces seguidas.',
   'alerts.recent': 'Alertas recientes',
   'alerts.none': 'Aún no hay alertas.',
+  'alerts.line.winner': '«{arm}» gana en {goal}: {lift} frente al control (p {p}). Despliégala.',
+  'alerts.line.srm': 'Los visitantes no se reparten entre las variantes como se configuró (p {p}): los resultados pueden estar sesgados.',
+  'alerts.line.guardrail_harmed': '«{arm}» perjudica la métrica de control {goal}: {lift} frente al control, pérdida tolerada {margin} (p {p}).',
+  'alerts.line.more': 'Y {n} más.',
+  'alerts.line.publish_failing': 'La publicación en el edge ha fallado {n} veces seguidas.',
+  'alerts.line.publish_failing_once': 'La publicación en el edge ha fallado.',
+  'alerts.line.last_error': 'Último error:',
   'alerts.for_experiment': 'Alertas de este experimento',
   'alerts.mode.default': 'Según mi configuración',
   'alerts.mode.follow': 'Seguir (todas)',
@@ -978,6 +992,30 @@ export function t(key: Key, vars: Record<string, string | number> = {}): string 
 
 export function formatPercent(x: number, digits = 1): string {
   return new Intl.NumberFormat(lang.value, { style: 'percent', minimumFractionDigits: digits, maximumFractionDigits: digits }).format(x);
+}
+
+/// A change in percent with its sign: `+12.3%`, `-4.0%`, `0.0%`.
+export function formatLift(x: number, digits = 1): string {
+  return new Intl.NumberFormat(lang.value, {
+    style: 'percent',
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+    signDisplay: 'exceptZero',
+  }).format(x);
+}
+
+/// An amount of money (no currency sign): always two decimals, `4.00`, `3.88`.
+export function formatAmount(x: number): string {
+  return new Intl.NumberFormat(lang.value, { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(x);
+}
+
+/// A country's name from its ISO 3166 code, in the console's language (`ES` → Spain).
+export function countryName(code: string): string {
+  try {
+    return new Intl.DisplayNames([lang.value], { type: 'region' }).of(code) ?? code;
+  } catch {
+    return code;
+  }
 }
 
 export function formatNumber(x: number, digits = 0): string {

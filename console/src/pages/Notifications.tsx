@@ -3,7 +3,7 @@
 // exist and when they fire: docs/alerts.md.
 import { useState } from 'preact/hooks';
 import { ApiError, api, get } from '../lib/api';
-import { formatDate, t, type Key } from '../lib/i18n';
+import { formatDate, formatPercent, t, type Key } from '../lib/i18n';
 import { Problem, Show, useLoad } from '../lib/ui';
 
 export type AlertKind = 'winner' | 'srm' | 'guardrail_harmed' | 'publish_failing';
@@ -23,8 +23,24 @@ interface AlertView {
   kind: AlertKind;
   subject_id: string;
   text: string;
-  detail: { experiment?: { id: string; name: string }; site?: { id: string; name: string } };
+  detail: AlertDetail;
   at: string;
+}
+/** The figures of an alert (the API's `detail`: alerts::conditions::Finding). */
+interface Figures {
+  arm?: { name: string };
+  goal?: { name: string };
+  lift?: number | null;
+  p_value?: number;
+  guardrail?: { margin: number };
+}
+interface AlertDetail extends Figures {
+  experiment?: { id: string; name: string };
+  site?: { id: string; name: string };
+  srm_p_value?: number;
+  harmed?: Figures[];
+  failures?: number;
+  last_error?: string | null;
 }
 
 export const KIND_LABEL: Record<AlertKind, Key> = {
@@ -121,7 +137,9 @@ export function Notifications() {
                   <li key={a.id} class="domain" data-kind={a.kind}>
                     <span class={`badge ${a.kind === 'winner' ? 'badge-running' : 'badge-warn'}`}>{t(KIND_LABEL[a.kind])}</span>{' '}
                     <a href={href}>{name}</a> <span class="muted">· {formatDate(a.at)}</span>
-                    <p class="muted" lang="en" style={{ overflowWrap: 'anywhere' }}>{a.text}</p>
+                    <p class="muted" style={{ overflowWrap: 'anywhere' }} data-testid="alert-line">
+                      <AlertLine alert={a} />
+                    </p>
                   </li>
                 );
               })}
@@ -172,4 +190,48 @@ export function ExperimentAlertsControl({ experimentId }: { experimentId: string
       {error && <Problem error={error} />}
     </div>
   );
+}
+
+const pValue = (p: number | undefined) => (p === undefined ? '–' : p < 0.001 ? '< 0.001' : `= ${p.toFixed(3)}`);
+const signed = (x: number | null | undefined) => (x == null ? '–' : `${x > 0 ? '+' : ''}${formatPercent(x)}`);
+
+/** An alert's one line in the console's language, from its figures (`detail`); the
+ *  server's English `text` (the chat tools' line) when the figures are not there. */
+function AlertLine({ alert }: { alert: AlertView }) {
+  const d = alert.detail;
+  switch (alert.kind) {
+    case 'winner':
+      if (!d.arm || !d.goal) break;
+      return <>{t('alerts.line.winner', { arm: d.arm.name, goal: d.goal.name, lift: signed(d.lift), p: pValue(d.p_value) })}</>;
+    case 'srm':
+      if (d.srm_p_value === undefined) break;
+      return <>{t('alerts.line.srm', { p: pValue(d.srm_p_value) })}</>;
+    case 'guardrail_harmed': {
+      const first = d.harmed?.[0];
+      if (!first?.arm || !first.goal) break;
+      const line = t('alerts.line.guardrail_harmed', {
+        arm: first.arm.name,
+        goal: first.goal.name,
+        lift: signed(first.lift),
+        margin: first.guardrail ? formatPercent(first.guardrail.margin) : '–',
+        p: pValue(first.p_value),
+      });
+      const more = (d.harmed?.length ?? 0) > 1 ? ` ${t('alerts.line.more', { n: (d.harmed?.length ?? 1) - 1 })}` : '';
+      return <>{line + more}</>;
+    }
+    case 'publish_failing':
+      if (d.failures === undefined) break;
+      return (
+        <>
+          {d.failures === 1 ? t('alerts.line.publish_failing_once') : t('alerts.line.publish_failing', { n: d.failures })}
+          {d.last_error && (
+            <>
+              {' '}
+              {t('alerts.line.last_error')} <span lang="en">{d.last_error}</span>
+            </>
+          )}
+        </>
+      );
+  }
+  return <span lang="en">{alert.text}</span>;
 }

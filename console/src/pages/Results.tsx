@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { ApiError, api, get, type AnalysisView, type ResultsView, type Status, type TimeseriesView } from '../lib/api';
 import { posteriorGrid } from '../lib/beta';
-import { formatDate, formatNumber, formatPercent, t } from '../lib/i18n';
+import { formatAmount, formatDate, formatLift, formatNumber, formatPercent, t } from '../lib/i18n';
 import { CopyButton, Problem, Show, StatusBadge, useLoad } from '../lib/ui';
 import { ExperimentAlertsControl } from './Notifications';
 import { Segments } from './Segments';
@@ -216,7 +216,7 @@ export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenu
                   <td>
                     {c?.lift ? (
                       <>
-                        {formatPercent(c.lift.relative)}
+                        {formatLift(c.lift.relative)}
                         {c.lift.interval && <span class="muted"> ({interval(c.lift.interval.lower, c.lift.interval.upper)})</span>}
                       </>
                     ) : (
@@ -226,7 +226,7 @@ export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenu
                   <td data-field="chance_to_be_best">{formatPercent(arm.chance_to_be_best)}</td>
                   <td>{formatPercent(arm.expected_loss, 3)}</td>
                   <td>{c ? c.p_value_holm.toPrecision(3) : '—'}</td>
-                  {revenue && <td>{arm.revenue ? formatNumber(arm.revenue.mean, 2) : '—'}</td>}
+                  {revenue && <td>{arm.revenue ? formatAmount(arm.revenue.mean) : '—'}</td>}
                 </tr>
               );
             })}
@@ -277,7 +277,7 @@ function Guardrails({ analysis }: { analysis: AnalysisView }) {
                 <th scope="row">{arm}</th>
                 <td>{g.name}</td>
                 <td>
-                  {g.relative_difference === null ? '—' : formatPercent(g.relative_difference)}
+                  {g.relative_difference === null ? '—' : formatLift(g.relative_difference)}
                   {g.interval && <span class="muted"> ({interval(g.interval.lower, g.interval.upper)})</span>}
                 </td>
                 <td>

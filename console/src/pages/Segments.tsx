@@ -8,7 +8,7 @@
 // stays one file; `lib/i18n.ts` keeps the page's own.
 import { useState } from 'preact/hooks';
 import { get } from '../lib/api';
-import { formatNumber, formatPercent, useLang, type Lang } from '../lib/i18n';
+import { countryName, formatAmount, formatLift, formatNumber, formatPercent, useLang, type Lang } from '../lib/i18n';
 import { Show, useLoad } from '../lib/ui';
 
 type Dimension = 'country' | 'device' | 'browser' | 'source' | 'visitor_type';
@@ -49,6 +49,28 @@ export interface SegmentsView {
     segments: Segment[];
   }[];
   warnings: { code: string; message: string; values: string[] }[];
+}
+
+/// How a segment's value reads: a country's name, or the class's name in the page's
+/// language (the wire name when it has none, e.g. a class a newer server added).
+const VALUE_LABELS: Record<Lang, Record<string, string>> = {
+  en: {
+    desktop: 'Desktop', mobile: 'Mobile', tablet: 'Tablet', other: 'Other', unknown: 'Unknown',
+    chrome: 'Chrome', safari: 'Safari', firefox: 'Firefox', edge: 'Edge', samsung: 'Samsung Internet', opera: 'Opera',
+    direct: 'Direct', search: 'Search', social: 'Social', email: 'Email', paid: 'Paid', referral: 'Referral', internal: 'Internal',
+    new: 'New', returning: 'Returning',
+  },
+  es: {
+    desktop: 'Escritorio', mobile: 'Móvil', tablet: 'Tableta', other: 'Otro', unknown: 'Desconocido',
+    chrome: 'Chrome', safari: 'Safari', firefox: 'Firefox', edge: 'Edge', samsung: 'Samsung Internet', opera: 'Opera',
+    direct: 'Directo', search: 'Buscador', social: 'Redes sociales', email: 'Correo', paid: 'Pago', referral: 'Otro sitio', internal: 'Interno',
+    new: 'Nuevo', returning: 'Recurrente',
+  },
+};
+
+function valueLabel(dimension: Dimension, value: string, lang: Lang): string {
+  if (dimension === 'country' && /^[A-Z]{2}$/.test(value)) return `${countryName(value)} (${value})`;
+  return VALUE_LABELS[lang][value] ?? value;
 }
 
 const STRINGS: Record<Lang, Record<string, string>> = {
@@ -138,13 +160,21 @@ export function Segments({ experimentId }: { experimentId: string }) {
             {view.warnings.map((w) => (
               <p key={w.code} class="alert" role="note" data-testid={`segment-warning-${w.code}`}>
                 {s[w.code] ?? w.message}
-                {w.values.length > 0 && ` ${w.values.join(', ')}`}
+                {w.values.length > 0 && ` ${w.values.map((v) => valueLabel(view.dimension, v, lang)).join(', ')}`}
               </p>
             ))}
             {view.analyses.every((a) => a.segments.length === 0) ? (
               <p class="muted">{s.none}</p>
             ) : (
-              view.analyses.map((a, i) => <SegmentTable key={i} analysis={a} revenue={view.goal.metric === 'revenue'} s={s} />)
+              view.analyses.map((a, i) => (
+                <SegmentTable
+                  key={i}
+                  analysis={a}
+                  revenue={view.goal.metric === 'revenue'}
+                  s={s}
+                  label={(value) => valueLabel(view.dimension, value, lang)}
+                />
+              ))
             )}
           </>
         )}
@@ -157,10 +187,12 @@ function SegmentTable({
   analysis,
   revenue,
   s,
+  label,
 }: {
   analysis: SegmentsView['analyses'][number];
   revenue: boolean;
   s: Record<string, string>;
+  label: (value: string) => string;
 }) {
   return (
     <div class="table-wrap" tabIndex={0} role="region" aria-label={s.title}>
@@ -182,14 +214,14 @@ function SegmentTable({
           {analysis.segments.flatMap((seg) =>
             seg.arms.map((cell, i) => (
               <tr key={`${seg.value}-${i}`} data-segment={seg.value}>
-                {i === 0 && <th rowSpan={seg.arms.length}>{seg.value}</th>}
+                {i === 0 && <th rowSpan={seg.arms.length}>{label(seg.value)}</th>}
                 <td>
                   {analysis.subjects[i]?.name}
                   {analysis.subjects[i]?.is_control && <small class="muted"> ({s.control})</small>}
                 </td>
                 <td>{formatNumber(cell.visitors)}</td>
                 <td>{cell.rate === null ? '–' : formatPercent(cell.rate)}</td>
-                {revenue && <td>{cell.revenue_per_visitor === null ? '–' : formatNumber(cell.revenue_per_visitor, 2)}</td>}
+                {revenue && <td>{cell.revenue_per_visitor === null ? '–' : formatAmount(cell.revenue_per_visitor)}</td>}
                 <td>{lift(cell.comparison)}</td>
                 <td>
                   {cell.comparison?.small ? (
@@ -217,6 +249,6 @@ function SegmentTable({
 function lift(c: Comparison | null): string {
   if (!c?.lift) return '–';
   const ci = c.lift.interval;
-  const rel = formatPercent(c.lift.relative);
+  const rel = formatLift(c.lift.relative);
   return ci ? `${rel} (${formatPercent(ci.lower)} – ${formatPercent(ci.upper)})` : rel;
 }
