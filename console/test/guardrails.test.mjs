@@ -62,13 +62,13 @@ test('a guardrail set in the builder blocks a winner that harms it, and the resu
     await goal.getByLabel('Tolerated loss (%)').fill('5');
     await goal.getByLabel('Better when').selectOption('higher_is_better');
     await accessible(page, 'builder with a guardrail');
-    await page.screenshot({ path: join(SCREENSHOTS, 'guardrails-builder.png'), fullPage: true });
-    const createButton = page.getByRole('button', { name: 'Create the experiment (as a draft)' });
-    // From the keyboard (Enter on the focused submit button). A mouse click on it right
-    // after filling the margin and choosing the direction did not submit in headless
-    // Chromium (a click works when only the box is ticked): not understood yet.
-    await createButton.focus();
-    await page.keyboard.press('Enter');
+    // The goals' box alone: a full-page screenshot resizes the viewport to the page and
+    // back, after which Chromium's scroll position is stale — the next mousedown's blur
+    // re-clamps it, the page jumps 162 px and the mouseup lands beside the button, so
+    // the click below would not submit (a test artefact, not something a visitor meets:
+    // without the full-page screenshot the same click submits).
+    await page.locator('fieldset', { hasText: 'Goals' }).screenshot({ path: join(SCREENSHOTS, 'guardrails-builder.png') });
+    await page.getByRole('button', { name: 'Create the experiment (as a draft)' }).click();
     await page.locator('h1 .badge').or(page.locator('.alert-error')).first().waitFor();
     assert.equal(await page.locator('.alert-error').count(), 0, await page.locator('main').innerText());
     const id = /\/experiments\/([0-9a-f-]{36})\/results/.exec(page.url())?.[1];
