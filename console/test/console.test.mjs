@@ -14,7 +14,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { accessible, apiCall, csrfToken, freePort, launchBrowser, openPage, psql, SCREENSHOTS, signedIngest, startServer } from './harness.mjs';
+import { accessible, apiCall, csrfToken, launchBrowser, openPage, psql, SCREENSHOTS, signedIngest, startConsoleServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
@@ -26,15 +26,9 @@ let browser;
 const owner = { email: `owner-${randomBytes(4).toString('hex')}@example.com` };
 
 before(async () => {
-  // Plain http on loopback: the development cookie (no Secure), see docs/api.md.
-  server = await startServer({
-    SAMPLIT_DEV_INSECURE_COOKIES: 'true',
-    SAMPLIT_INGEST_SECRET: INGEST_SECRET,
-    // Server secrets are derived from it (there is no edge in this test: nothing is pushed).
-    SAMPLIT_SNAPSHOT_SECRET: randomBytes(32).toString('hex'),
-    // Where the snippet points; no Worker runs here, so publications fail (and show so).
-    SAMPLIT_EDGE_URL: `http://127.0.0.1:${await freePort()}`,
-  });
+  // Plain http on loopback (the development cookie, see docs/api.md); no Worker here,
+  // so publications fail (and show so).
+  server = await startConsoleServer({ ingestSecret: INGEST_SECRET });
   browser = await launchBrowser();
 });
 

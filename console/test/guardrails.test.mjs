@@ -12,7 +12,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { accessible, apiCall, freePort, launchBrowser, openPage, SCREENSHOTS, signedIngest, signUp, startServer } from './harness.mjs';
+import { accessible, apiCall, launchBrowser, openPage, SCREENSHOTS, signedIngest, signUp, startConsoleServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
@@ -23,13 +23,7 @@ let browser;
 const email = `guardrails-${randomBytes(4).toString('hex')}@example.com`;
 
 before(async () => {
-  server = await startServer({
-    SAMPLIT_DEV_INSECURE_COOKIES: 'true',
-    SAMPLIT_INGEST_SECRET: INGEST_SECRET,
-    SAMPLIT_SNAPSHOT_SECRET: randomBytes(32).toString('hex'),
-    // No edge here: publications fail, which this test does not look at.
-    SAMPLIT_EDGE_URL: `http://127.0.0.1:${await freePort()}`,
-  });
+  server = await startConsoleServer({ ingestSecret: INGEST_SECRET });
   browser = await launchBrowser();
 });
 

@@ -249,3 +249,18 @@ export async function signUp(page, base, { name, org, email, password, landing =
   await page.getByRole('button', { name: 'Create an account' }).click();
   await page.getByRole('heading', { name: landing }).waitFor();
 }
+
+/** The control plane as the console's browser tests run it: plain http on loopback (the
+ *  development cookie, no Secure), a fresh snapshot secret (server secrets derive from
+ *  it), `SAMPLIT_INGEST_SECRET` = `ingestSecret` when given, and an edge URL where
+ *  nothing listens (no Worker here: publications fail, and show so); `env` adds to or
+ *  overrides that. Stop it with `stop()`. */
+export async function startConsoleServer({ ingestSecret, env = {} } = {}) {
+  return startServer({
+    SAMPLIT_DEV_INSECURE_COOKIES: 'true',
+    ...(ingestSecret ? { SAMPLIT_INGEST_SECRET: ingestSecret } : {}),
+    SAMPLIT_SNAPSHOT_SECRET: randomBytes(32).toString('hex'),
+    SAMPLIT_EDGE_URL: `http://127.0.0.1:${await freePort()}`,
+    ...env,
+  });
+}

@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { accessible, apiCall, freePort, headlineExperiment, launchBrowser, openPage, SCREENSHOTS, signUp, startServer } from './harness.mjs';
+import { accessible, apiCall, headlineExperiment, launchBrowser, openPage, SCREENSHOTS, signUp, startConsoleServer } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 const DESKTOP = { viewport: { width: 1280, height: 800 } };
@@ -24,14 +24,9 @@ let browser;
 const email = `alerts-${randomBytes(4).toString('hex')}@example.com`;
 
 before(async () => {
-  server = await startServer({
-    SAMPLIT_DEV_INSECURE_COOKIES: 'true',
-    SAMPLIT_SNAPSHOT_SECRET: randomBytes(32).toString('hex'),
-    // Nothing listens there: publications fail, which is what the alert is about.
-    SAMPLIT_EDGE_URL: `http://127.0.0.1:${await freePort()}`,
-    SAMPLIT_PUBLISH_INTERVAL: '1',
-    SAMPLIT_ALERT_INTERVAL: '1',
-    SAMPLIT_ALERT_PUBLISH_FAILURES: '1',
+  // Nothing listens at the edge URL: publications fail, which is what the alert is about.
+  server = await startConsoleServer({
+    env: { SAMPLIT_PUBLISH_INTERVAL: '1', SAMPLIT_ALERT_INTERVAL: '1', SAMPLIT_ALERT_PUBLISH_FAILURES: '1' },
   });
   browser = await launchBrowser();
 });

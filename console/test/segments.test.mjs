@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import {
-  accessible, apiCall, freePort, headlineExperiment, launchBrowser, openPage, SCREENSHOTS, signedIngest, signUp, startServer,
+  accessible, apiCall, headlineExperiment, launchBrowser, openPage, SCREENSHOTS, signedIngest, signUp, startConsoleServer,
 } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
@@ -24,13 +24,7 @@ let server;
 let browser;
 
 before(async () => {
-  server = await startServer({
-    SAMPLIT_DEV_INSECURE_COOKIES: 'true',
-    SAMPLIT_INGEST_SECRET: INGEST_SECRET,
-    SAMPLIT_SNAPSHOT_SECRET: randomBytes(32).toString('hex'),
-    // No edge here: publications fail, which this test does not look at.
-    SAMPLIT_EDGE_URL: `http://127.0.0.1:${await freePort()}`,
-  });
+  server = await startConsoleServer({ ingestSecret: INGEST_SECRET });
   browser = await launchBrowser();
 });
 
