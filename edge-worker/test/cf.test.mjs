@@ -5,12 +5,9 @@
 // same build and the same workerd.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { Miniflare } from 'miniflare';
 import * as h from './harness.mjs';
 
 const SITE = 'sk_test_cf';
-const build = join(h.root, 'edge-worker', 'build');
 let mf;
 
 const assign = (init = {}) => mf.dispatchFetch('https://edge.example.com/v1/assign', {
@@ -21,21 +18,7 @@ const assign = (init = {}) => mf.dispatchFetch('https://edge.example.com/v1/assi
 });
 
 before(async () => {
-  mf = new Miniflare({
-    scriptPath: join(build, 'index.js'),
-    modules: true,
-    modulesRoot: build,
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    compatibilityDate: '2026-04-01',
-    kvNamespaces: ['SNAPSHOTS'],
-    ratelimits: {
-      SAMPLIT_RATE_ASSIGN: { simple: { limit: h.GENEROUS_RATE_LIMITS.assign, period: 10 } },
-      SAMPLIT_RATE_EVENTS: { simple: { limit: h.GENEROUS_RATE_LIMITS.events, period: 10 } },
-    },
-    queueProducers: { EVENTS: { queueName: 'samplit-events' } },
-    bindings: { SAMPLIT_SNAPSHOT_SECRET: h.SNAPSHOT_SECRET },
-    cf: false,
-  });
+  mf = await h.startMiniflare();
   const res = await mf.dispatchFetch(`https://edge.example.com/v1/internal/snapshots/${SITE}`, {
     method: 'PUT',
     body: JSON.stringify(h.signSnapshot(h.testSnapshot({ siteKey: SITE }))),

@@ -7,8 +7,6 @@
 // rendered at the edge (cf country, Referer), and the signed-only fields.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { Miniflare } from 'miniflare';
 import * as h from './harness.mjs';
 import { startOrigin } from './editor-harness.mjs';
 
@@ -16,7 +14,6 @@ const SITE = 'sk_test_context';
 const HOST = 'shop.example.com';
 const EDGE = 'https://edge.example.com';
 const SECRET = h.serverSecret(SITE, h.TEST_SALT);
-const build = join(h.root, 'edge-worker', 'build');
 // Safari on iPhone, as MDN's User-Agent page gives it.
 const IPHONE_SAFARI = 'Mozilla/5.0 (iPhone; CPU iPhone OS 13_5_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.1.1 Mobile/15E148 Safari/604.1';
 let mf;
@@ -30,26 +27,13 @@ before(async () => {
   origin = await startOrigin({
     '/pricing': () => ({ headers: { 'content-type': 'text/html' }, body: '<html><body><h1 id="headline">Pricing</h1></body></html>' }),
   });
-  mf = new Miniflare({
-    scriptPath: join(build, 'index.js'),
-    modules: true,
-    modulesRoot: build,
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    compatibilityDate: '2026-04-01',
-    kvNamespaces: ['SNAPSHOTS'],
-    ratelimits: {
-      SAMPLIT_RATE_ASSIGN: { simple: { limit: h.GENEROUS_RATE_LIMITS.assign, period: 10 } },
-      SAMPLIT_RATE_EVENTS: { simple: { limit: h.GENEROUS_RATE_LIMITS.events, period: 10 } },
-    },
-    queueProducers: { EVENTS: { queueName: 'samplit-events' } },
-    queueConsumers: { 'samplit-events': { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 3 } },
+  mf = await h.startMiniflare({
+    consumeQueue: true,
     bindings: {
-      SAMPLIT_SNAPSHOT_SECRET: h.SNAPSHOT_SECRET,
       SAMPLIT_INGEST_SECRET: h.INGEST_SECRET,
       SAMPLIT_CONTROL_PLANE_URL: cp.url,
       SAMPLIT_ORIGIN_OVERRIDE: origin.url,
     },
-    cf: false,
   });
   // Everyone gets `treatment` (one exposure per assignment).
   const snapshot = h.testSnapshot({ siteKey: SITE, weights: [0, 1], allowedOrigins: [`https://${HOST}`] });

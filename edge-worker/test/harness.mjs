@@ -404,3 +404,34 @@ export function setCookies(res) {
   }
   return out;
 }
+
+/**
+ * The Worker's build (`cargo xtask edge-build`) under Miniflare, for what `wrangler dev`
+ * cannot send: Cloudflare's `request.cf` and https request URLs. The bindings are the
+ * Worker's: KV `SNAPSHOTS`, generous rate limits, the `EVENTS` queue producer and
+ * `SAMPLIT_SNAPSHOT_SECRET`; `bindings` adds to them, `consumeQueue` also consumes the
+ * queue (batches of 100, 1 s), as the deployed Worker does. Dispose of it with `dispose()`.
+ */
+export async function startMiniflare({ bindings = {}, consumeQueue = false } = {}) {
+  // Loaded here, not at the top: only the Miniflare tests pay for it.
+  const { Miniflare } = await import('miniflare');
+  const build = join(root, 'edge-worker', 'build');
+  return new Miniflare({
+    scriptPath: join(build, 'index.js'),
+    modules: true,
+    modulesRoot: build,
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    compatibilityDate: '2026-04-01',
+    kvNamespaces: ['SNAPSHOTS'],
+    ratelimits: {
+      SAMPLIT_RATE_ASSIGN: { simple: { limit: GENEROUS_RATE_LIMITS.assign, period: 10 } },
+      SAMPLIT_RATE_EVENTS: { simple: { limit: GENEROUS_RATE_LIMITS.events, period: 10 } },
+    },
+    queueProducers: { EVENTS: { queueName: 'samplit-events' } },
+    ...(consumeQueue
+      ? { queueConsumers: { 'samplit-events': { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 3 } } }
+      : {}),
+    bindings: { SAMPLIT_SNAPSHOT_SECRET: SNAPSHOT_SECRET, ...bindings },
+    cf: false,
+  });
+}
