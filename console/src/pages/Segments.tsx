@@ -95,6 +95,7 @@ const STRINGS: Record<Lang, Record<string, string>> = {
     small: 'small segment: no p-value',
     none: 'No segment has visitors yet.',
     control: 'control',
+    main_effect: 'main effect (its variants pooled over the other elements)',
     multiple_comparisons: 'Many segments are compared: some differ by chance. Use them to explore; decide on the overall result.',
     small_segments: 'Fewer than 100 visitors in an arm: no p-value is shown for',
     sample_ratio_mismatch: 'The traffic split does not match the allocation in',
@@ -121,6 +122,7 @@ const STRINGS: Record<Lang, Record<string, string>> = {
     small: 'segmento pequeño: sin valor p',
     none: 'Aún no hay visitantes en ningún segmento.',
     control: 'control',
+    main_effect: 'efecto principal (sus variantes sumadas sobre los demás elementos)',
     multiple_comparisons: 'Se comparan muchos segmentos: algunos difieren por azar. Úsalos para explorar; decide con el resultado global.',
     small_segments: 'Menos de 100 visitantes en una variante: no se muestra valor p en',
     sample_ratio_mismatch: 'El reparto del tráfico no coincide con la asignación en',
@@ -196,7 +198,12 @@ function SegmentTable({
 }) {
   return (
     <div class="table-wrap" tabIndex={0} role="region" aria-label={s.title}>
-      {analysis.element_name && <h3>{analysis.element_name}</h3>}
+      {analysis.element_name && (
+        <h3>
+          {analysis.element_name}
+          {analysis.scope === 'main_effect' && <small class="muted"> · {s.main_effect}</small>}
+        </h3>
+      )}
       <table class="results" data-testid="segments-table">
         <thead>
           <tr>

@@ -299,8 +299,108 @@ fn lift_is_finite(l: &Lift) -> bool {
 // ---------------------------------------------------------------------------------------
 // GET /experiments/{id}/segments
 
-/// (scope, element id, element name, indexes of its arms among the experiment's).
-type ComparisonSet = (&'static str, Option<Uuid>, Option<String>, Vec<usize>);
+/// One comparison set: its scope, element, subjects, and for each subject the indexes of
+/// the experiment's arms it pools (one arm, or every combination showing a variant for a
+/// factorial main effect) with its expected share of the set's visitors (fixed splits).
+struct ComparisonSet {
+    scope: &'static str,
+    element_id: Option<Uuid>,
+    element_name: Option<String>,
+    subjects: Vec<SegmentSubject>,
+    pooled: Vec<Vec<usize>>,
+    control: usize,
+    expected_shares: Vec<f64>,
+}
+
+impl ComparisonSet {
+    /// `members` (indexes into `arms`), one subject each.
+    fn of_arms(
+        scope: &'static str,
+        element: Option<(Uuid, String)>,
+        arms: &[results_db::ArmAggregateRow],
+        members: Vec<usize>,
+        variants: &[results_db::VariantRow],
+    ) -> Self {
+        let rows: Vec<&results_db::ArmAggregateRow> = members.iter().map(|&i| &arms[i]).collect();
+        let (element_id, element_name) = element.unzip();
+        Self {
+            scope,
+            element_id,
+            element_name,
+            subjects: rows
+                .iter()
+                .map(|a| SegmentSubject {
+                    id: a.arm_id,
+                    name: a.name.clone(),
+                    is_control: a.is_control,
+                })
+                .collect(),
+            control: rows.iter().position(|a| a.is_control).unwrap_or(0),
+            expected_shares: super::results::fixed_shares(&rows, variants),
+            pooled: members.into_iter().map(|i| vec![i]).collect(),
+        }
+    }
+
+    /// The main effects of a factorial experiment, one set per element: each of its
+    /// variants pools the combinations that show it (as the results' main effects do);
+    /// under factorial randomisation the other elements are spread alike over them.
+    fn main_effects(
+        arms: &[results_db::ArmAggregateRow],
+        variants: &[results_db::VariantRow],
+    ) -> Vec<Self> {
+        let all: Vec<&results_db::ArmAggregateRow> = arms.iter().collect();
+        let arm_shares = super::results::fixed_shares(&all, variants);
+        let mut elements: BTreeMap<i32, Vec<&results_db::VariantRow>> = BTreeMap::new();
+        for v in variants {
+            elements.entry(v.element_position).or_default().push(v);
+        }
+        elements
+            .into_values()
+            .enumerate()
+            .map(|(index, vs)| {
+                let pooled: Vec<Vec<usize>> = vs
+                    .iter()
+                    .map(|v| {
+                        (0..arms.len())
+                            .filter(|&i| arms[i].variant_ids.get(index) == Some(&v.id))
+                            .collect()
+                    })
+                    .collect();
+                Self {
+                    scope: "main_effect",
+                    element_id: Some(vs[0].element_id),
+                    element_name: Some(vs[0].element_name.clone()),
+                    subjects: vs
+                        .iter()
+                        .map(|v| SegmentSubject {
+                            id: v.id,
+                            name: v.name.clone(),
+                            is_control: v.is_control,
+                        })
+                        .collect(),
+                    control: vs.iter().position(|v| v.is_control).unwrap_or(0),
+                    expected_shares: pooled
+                        .iter()
+                        .map(|members| members.iter().map(|&i| arm_shares[i]).sum())
+                        .collect(),
+                    pooled,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The sum of `cells` (sufficient statistics add up).
+fn pooled_cell(cells: impl IntoIterator<Item = CellInput>) -> CellInput {
+    cells
+        .into_iter()
+        .fold(CellInput::default(), |acc, c| CellInput {
+            visitors: acc.visitors + c.visitors,
+            converters: acc.converters + c.converters,
+            revenue_sum: acc.revenue_sum + c.revenue_sum,
+            revenue_sumsq: acc.revenue_sumsq + c.revenue_sumsq,
+        })
+}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -329,11 +429,12 @@ pub struct SegmentSubject {
     pub is_control: bool,
 }
 
-/// The segments of one comparison set: all arms, or one element's arms (independent
-/// multi-element experiments).
+/// The segments of one comparison set: all arms, one element's arms (independent
+/// multi-element experiments), or one element's variants pooled over the other elements
+/// (a factorial experiment's main effect).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SegmentAnalysis {
-    /// `arms` or `element`.
+    /// `arms`, `element` or `main_effect` (subjects are then the element's variants).
     pub scope: &'static str,
     pub element_id: Option<Uuid>,
     pub element_name: Option<String>,
@@ -420,7 +521,8 @@ async fn get_segments(
     let thompson = matches!(experiment.allocator.0, AllocatorSpec::Thompson(_));
     let with_revenue = goal.metric == Metric::Revenue;
 
-    // Comparison sets: every arm, or each element's arms (independent experiments).
+    // Comparison sets: every arm, or each element's arms (independent experiments); a
+    // factorial experiment also gets each element's main effect.
     let mut sets: Vec<ComparisonSet> = Vec::new();
     if experiment.kind.0 == Mode::Independent {
         let mut elements: Vec<(i32, Uuid, String)> = variants
@@ -432,10 +534,25 @@ async fn get_segments(
             let members = (0..arms.len())
                 .filter(|&i| arms[i].element_id == Some(element_id))
                 .collect();
-            sets.push(("element", Some(element_id), Some(name), members));
+            sets.push(ComparisonSet::of_arms(
+                "element",
+                Some((element_id, name)),
+                &arms,
+                members,
+                &variants,
+            ));
         }
     } else {
-        sets.push(("arms", None, None, (0..arms.len()).collect()));
+        sets.push(ComparisonSet::of_arms(
+            "arms",
+            None,
+            &arms,
+            (0..arms.len()).collect(),
+            &variants,
+        ));
+        if experiment.kind.0 == Mode::Factorial {
+            sets.extend(ComparisonSet::main_effects(&arms, &variants));
+        }
     }
 
     // (value → arm → cell).
@@ -454,22 +571,26 @@ async fn get_segments(
 
     let mut analyses = Vec::with_capacity(sets.len());
     let mut warnings: Vec<SegmentWarning> = Vec::new();
-    for (scope, element_id, element_name, members) in sets {
-        let rows: Vec<&results_db::ArmAggregateRow> = members.iter().map(|&i| &arms[i]).collect();
+    for set in sets {
         let segments: Vec<(String, Vec<CellInput>)> = by_value
             .iter()
             .map(|(value, per_arm)| {
-                let cells = rows
-                    .iter()
-                    .map(|a| per_arm.get(&a.arm_id).copied().unwrap_or_default())
-                    .collect::<Vec<_>>();
+                let cells =
+                    set.pooled
+                        .iter()
+                        .map(|members| {
+                            pooled_cell(members.iter().map(|&i| {
+                                per_arm.get(&arms[i].arm_id).copied().unwrap_or_default()
+                            }))
+                        })
+                        .collect::<Vec<_>>();
                 ((*value).to_owned(), cells)
             })
             .filter(|(_, cells)| cells.iter().any(|c| c.visitors > 0))
             .collect();
         let cfg = SegmentConfig {
-            control: rows.iter().position(|a| a.is_control).unwrap_or(0),
-            expected_shares: (!thompson).then(|| super::results::fixed_shares(&rows, &variants)),
+            control: set.control,
+            expected_shares: (!thompson).then_some(set.expected_shares),
             with_revenue,
         };
         let out = analyze_segments(&segments, &cfg);
@@ -486,17 +607,10 @@ async fn get_segments(
             }
         }
         analyses.push(SegmentAnalysis {
-            scope,
-            element_id,
-            element_name,
-            subjects: rows
-                .iter()
-                .map(|a| SegmentSubject {
-                    id: a.arm_id,
-                    name: a.name.clone(),
-                    is_control: a.is_control,
-                })
-                .collect(),
+            scope: set.scope,
+            element_id: set.element_id,
+            element_name: set.element_name,
+            subjects: set.subjects,
             segments: out.segments,
         });
     }
