@@ -6,6 +6,8 @@ import { formatAmount, formatDate, formatLift, formatNumber, formatPercent, t } 
 import { CopyButton, Problem, Show, StatusBadge, useLoad } from '../lib/ui';
 import { ExperimentAlertsControl } from './Notifications';
 import { Segments } from './Segments';
+import { Funnels } from './Funnels';
+import { VarianceReduction } from './VarianceReduction';
 
 /// One experiment's results: the numbers are the API's, formatted, never recomputed.
 export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
@@ -62,6 +64,7 @@ export function Results({ id, canEdit }: { id: string; canEdit: boolean }) {
               <Analysis key={i} analysis={a} revenue={results.goal.metric === 'revenue'} />
             ))}
             <Segments experimentId={id} />
+            <Funnels experimentId={id} />
             <h2>{t('results.cumulative')}</h2>
             {series.days.length === 0 ? <p class="muted">{t('results.no_data')}</p> : <CumulativeChart series={series} />}
             {series.days.length > 0 && (
@@ -234,6 +237,7 @@ export function Analysis({ analysis, revenue }: { analysis: AnalysisView; revenu
         </table>
       </div>
       {guarded && <Guardrails analysis={analysis} />}
+      <VarianceReduction analysis={analysis} />
       {(analysis.scope === 'element' || analysis.scope === 'main_effect') && (
         <IntervalBars
           title={t(analysis.scope === 'main_effect' ? 'results.main_effect' : 'results.element_rates', { element: analysis.element_name ?? '' })}

@@ -27,6 +27,7 @@ pub mod domains;
 pub mod editor;
 pub mod events;
 pub mod experiments;
+pub mod funnels;
 pub mod orgs;
 pub mod publications;
 pub mod raw_events;

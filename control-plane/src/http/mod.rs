@@ -19,6 +19,7 @@ pub mod domains;
 mod editor;
 mod etag;
 pub mod experiments;
+mod funnels;
 mod health;
 mod ingest;
 mod members;
@@ -82,6 +83,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(account::router())
         .merge(notifications::router())
         .merge(webhooks::router())
+        .merge(funnels::router())
 }
 
 /// The OpenAPI document of the API: paths relative to its `servers` entry, `/api/v1`

@@ -32,6 +32,14 @@
 //! (kept with the assignment). Each segment delta is the arm-level delta repeated once
 //! per dimension, so per dimension the values add up to the arm's totals exactly.
 //!
+//! Variance reduction (docs/statistics.md, "Variance reduction"): besides the context
+//! dimensions, each visitor counts once more under its CUPED stratum
+//! ([`cuped_stratum`]: visitor type × device) with its capped covariates
+//! ([`covariates`]), and each goal delta once more under the stratum of its assignment
+//! with the covariates times the outcome's change ([`StratumDailyDelta`],
+//! [`StratumGoalDelta`]). The writer stores them in the segment tables under the internal
+//! dimension [`CUPED_STRATUM`], in the same statements.
+//!
 //! Conversions parked because their exposure had not arrived are attributed after the
 //! batch's commit, in a transaction of their own: [`parked_pairs`] says which
 //! assignments to read, [`attribute_parked`] turns them into [`ConversionDelta`]s, and
@@ -46,6 +54,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use samplit_engine::context::Dimension;
+use samplit_engine::stats::cuped::capped;
 
 use crate::db::events::{AssignmentRow, ConversionRow, LiveGoalRow, PendingRow};
 use crate::db::raw_events::StoredContext;
@@ -228,6 +237,62 @@ pub struct SegmentGoalDelta {
     pub revenue_sumsq: f64,
 }
 
+/// The segment tables' internal dimension holding the CUPED strata (not a
+/// `samplit_engine::context::Dimension`: the segments API never shows it).
+pub const CUPED_STRATUM: &str = "cuped_stratum";
+
+/// A visitor's variance-reduction stratum: `<visitor type>/<device>`, e.g.
+/// `returning/mobile`, `unknown/unknown`.
+#[must_use]
+pub fn cuped_stratum(c: &StoredContext) -> String {
+    format!(
+        "{}/{}",
+        c.value(Dimension::VisitorType),
+        c.value(Dimension::Device)
+    )
+}
+
+/// A visitor's covariates `(x₁, x₂)` = (prior conversions, prior visits), unknown → 0,
+/// capped at `samplit_engine::stats::cuped::COVARIATE_CAP`.
+#[must_use]
+pub fn covariates(c: &StoredContext) -> [f64; 2] {
+    [capped(c.prior_conversions), capped(c.prior_visits)]
+}
+
+/// New visitors of one arm on one day in one CUPED stratum, with the sums of their
+/// covariates, squares and cross product (`segment_daily`, dimension [`CUPED_STRATUM`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StratumDailyDelta {
+    pub arm_id: Uuid,
+    pub stratum: String,
+    pub day: Date,
+    pub experiment_id: Uuid,
+    pub visitors: i64,
+    /// `Σx₁`, `Σx₂`.
+    pub x_sum: [f64; 2],
+    /// `Σx₁²`, `Σx₁x₂`, `Σx₂²`.
+    pub x_sq: [f64; 3],
+}
+
+/// The [`GoalDelta`] of the visitors of one CUPED stratum (`segment_goal_daily`, dimension
+/// [`CUPED_STRATUM`]), with `Σx·converted` and `Σx·revenue` moved by the same rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StratumGoalDelta {
+    pub arm_id: Uuid,
+    pub goal_id: Uuid,
+    pub stratum: String,
+    pub day: Date,
+    pub experiment_id: Uuid,
+    pub converters: i64,
+    pub revenue_n: i64,
+    pub revenue_sum: f64,
+    pub revenue_sumsq: f64,
+    /// `Σx₁·y`, `Σx₂·y` with `y` converted (0/1).
+    pub converters_x: [f64; 2],
+    /// `Σx₁·y`, `Σx₂·y` with `y` the visitor's revenue total.
+    pub revenue_x: [f64; 2],
+}
+
 /// New visitors of one arm on one day (`arm_daily`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArmDailyDelta {
@@ -323,6 +388,8 @@ pub struct GoalDeltas {
     pub days: Vec<GoalDailyDelta>,
     /// Sorted by (arm, goal, dimension, value, day).
     pub segments: Vec<SegmentGoalDelta>,
+    /// Sorted by (arm, goal, stratum, day).
+    pub strata: Vec<StratumGoalDelta>,
 }
 
 /// (experiment, visitor) pairs whose assignments to read, as the column arrays the
@@ -363,6 +430,8 @@ pub struct Plan {
     pub arm_days: Vec<ArmDailyDelta>,
     /// Sorted by (arm, dimension, value, day).
     pub segment_days: Vec<SegmentDailyDelta>,
+    /// Sorted by (arm, stratum, day).
+    pub strata_days: Vec<StratumDailyDelta>,
     /// The exposures kept as raw events: indexes into [`Fresh::exposures`], the newly
     /// processed ones that count (not duplicates, not conflicts).
     pub kept_exposures: Vec<usize>,
@@ -603,6 +672,7 @@ impl<'a> Fresh<'a> {
         // version) for the expected visitors.
         let mut arm_days: BTreeMap<(Uuid, Date), ArmDailyDelta> = BTreeMap::new();
         let mut segment_days: BTreeMap<(Uuid, Dimension, &str, Date), i64> = BTreeMap::new();
+        let mut strata_days: BTreeMap<(Uuid, String, Date), StratumDailyDelta> = BTreeMap::new();
         let mut versions: BTreeMap<VersionKey, VersionTally> = BTreeMap::new();
         for row in won {
             let key = assignment_key(row);
@@ -630,6 +700,25 @@ impl<'a> Fresh<'a> {
                     .entry((row.arm_id, dimension, e.context.value(dimension), day))
                     .or_default() += 1;
             }
+            let stratum = cuped_stratum(&e.context);
+            let x = covariates(&e.context);
+            let s = strata_days
+                .entry((row.arm_id, stratum.clone(), day))
+                .or_insert_with(|| StratumDailyDelta {
+                    arm_id: row.arm_id,
+                    stratum,
+                    day,
+                    experiment_id: row.experiment_id,
+                    visitors: 0,
+                    x_sum: [0.0; 2],
+                    x_sq: [0.0; 3],
+                });
+            s.visitors += 1;
+            s.x_sum[0] += x[0];
+            s.x_sum[1] += x[1];
+            s.x_sq[0] += x[0] * x[0];
+            s.x_sq[1] += x[0] * x[1];
+            s.x_sq[2] += x[1] * x[1];
             let version = versions
                 .entry(VersionKey {
                     unit: row.unit,
@@ -739,6 +828,7 @@ impl<'a> Fresh<'a> {
             arms: arms.into_values().collect(),
             arm_days: arm_days.into_values().collect(),
             segment_days,
+            strata_days: strata_days.into_values().collect(),
             kept_exposures,
             conversions: conversions.into_values().collect(),
             pending,
@@ -793,6 +883,7 @@ pub fn goal_deltas(conversions: &[ConversionDelta], rows: &[ConversionRow]) -> G
     let mut days: BTreeMap<(Uuid, Uuid, Date), GoalDailyDelta> = BTreeMap::new();
     let mut segments: BTreeMap<(Uuid, Uuid, Dimension, &str, Date), SegmentGoalDelta> =
         BTreeMap::new();
+    let mut strata: BTreeMap<(Uuid, Uuid, String, Date), StratumGoalDelta> = BTreeMap::new();
     for row in rows {
         let key = ConversionKey {
             goal_id: row.goal_id,
@@ -835,6 +926,34 @@ pub fn goal_deltas(conversions: &[ConversionDelta], rows: &[ConversionRow]) -> G
             s.revenue_sum += delta;
             s.revenue_sumsq += delta_sq;
         }
+        // The CUPED stratum: y is converted (0/1) or the revenue total, so a first
+        // conversion adds x to Σx·converted and a revenue change t₀ → t₁ adds x·(t₁ − t₀).
+        let context = &conversions[i].context;
+        let stratum = cuped_stratum(context);
+        let x = covariates(context);
+        let s = strata
+            .entry((row.arm_id, row.goal_id, stratum.clone(), day))
+            .or_insert_with(|| StratumGoalDelta {
+                arm_id: row.arm_id,
+                goal_id: row.goal_id,
+                stratum,
+                day,
+                experiment_id,
+                converters: 0,
+                revenue_n: 0,
+                revenue_sum: 0.0,
+                revenue_sumsq: 0.0,
+                converters_x: [0.0; 2],
+                revenue_x: [0.0; 2],
+            });
+        s.converters += converters;
+        s.revenue_n += revenue_n;
+        s.revenue_sum += delta;
+        s.revenue_sumsq += delta_sq;
+        for (k, xk) in x.iter().enumerate() {
+            s.converters_x[k] += xk * converters as f64;
+            s.revenue_x[k] += xk * delta;
+        }
         let total = totals
             .entry((row.arm_id, row.goal_id))
             .or_insert(GoalDelta {
@@ -867,6 +986,7 @@ pub fn goal_deltas(conversions: &[ConversionDelta], rows: &[ConversionRow]) -> G
         totals: totals.into_values().collect(),
         days: days.into_values().collect(),
         segments: segments.into_values().collect(),
+        strata: strata.into_values().collect(),
     }
 }
 
@@ -1542,6 +1662,36 @@ mod tests {
                 (1, 1, 10.0, 100.0)
             );
         }
+        // One more row per delta: the CUPED stratum, with the capped covariates.
+        assert_eq!(
+            r.plan.strata_days,
+            vec![
+                StratumDailyDelta {
+                    arm_id: ARM_A,
+                    stratum: "new/mobile".to_owned(),
+                    day: at(0).date(),
+                    experiment_id: EXPERIMENT,
+                    visitors: 1,
+                    x_sum: [0.0; 2],
+                    x_sq: [0.0; 3],
+                },
+                StratumDailyDelta {
+                    arm_id: ARM_A,
+                    stratum: "unknown/unknown".to_owned(),
+                    day: at(1).date(),
+                    experiment_id: EXPERIMENT,
+                    visitors: 1,
+                    x_sum: [0.0; 2],
+                    x_sq: [0.0; 3],
+                },
+            ]
+        );
+        assert_eq!(goals.strata.len(), 1);
+        assert_eq!(goals.strata[0].stratum, "new/mobile");
+        assert_eq!(
+            (goals.strata[0].converters, goals.strata[0].revenue_sum),
+            (1, 10.0)
+        );
         let countries: Vec<&str> = goals
             .segments
             .iter()
@@ -1549,6 +1699,53 @@ mod tests {
             .map(|s| s.value.as_str())
             .collect();
         assert_eq!(countries, ["ES"]);
+    }
+
+    #[test]
+    fn cuped_strata_carry_capped_covariates_and_x_times_the_outcome_change() {
+        let returning = StoredContext {
+            device: Some("desktop".to_owned()),
+            prior_visits: Some(400),
+            prior_conversions: Some(3),
+            ..StoredContext::default()
+        };
+        assert_eq!(cuped_stratum(&returning), "returning/desktop");
+        assert_eq!(covariates(&returning), [3.0, 50.0]);
+        let mut x1 = exposure("x1", "v1", ARM_A, 0);
+        x1.context = returning.clone();
+        let mut x2 = exposure("x2", "v2", ARM_A, 1);
+        x2.context = StoredContext {
+            prior_visits: Some(2),
+            prior_conversions: None,
+            device: Some("desktop".to_owned()),
+            ..StoredContext::default()
+        };
+        let batch = Batch {
+            exposures: vec![x1, x2],
+            conversions: vec![conversion("c1", "v1", 10.0, false, 5)],
+            ..Batch::default()
+        };
+        let r = run(&batch, &[], &[]);
+        let [s] = r.plan.strata_days.as_slice() else {
+            panic!("one stratum expected: {:?}", r.plan.strata_days)
+        };
+        assert_eq!((s.stratum.as_str(), s.visitors), ("returning/desktop", 2));
+        assert_eq!(s.x_sum, [3.0, 52.0]);
+        assert_eq!(s.x_sq, [9.0, 150.0, 2504.0]);
+        // First conversion (10), then a later batch taking the total from 10 to 25.
+        let first = goal_deltas(
+            &r.plan.conversions,
+            &[conversion_row("v1", ARM_A, 0.0, 10.0)],
+        );
+        assert_eq!(first.strata[0].converters_x, [3.0, 50.0]);
+        assert_eq!(first.strata[0].revenue_x, [30.0, 500.0]);
+        let later = goal_deltas(
+            &r.plan.conversions,
+            &[conversion_row("v1", ARM_A, 10.0, 25.0)],
+        );
+        assert_eq!(later.strata[0].converters_x, [0.0, 0.0]);
+        assert_eq!(later.strata[0].revenue_x, [45.0, 750.0]);
+        assert_eq!(later.strata[0].revenue_sumsq, 625.0 - 100.0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::ATTEMPTS;
 use super::plan::{
     self, ArmDailyDelta, ArmDelta, AssignmentLookup, Batch, Catalog, ConversionDelta, Counts,
     Fresh, GoalDeltas, PendingConversion, Plan, ResolvedExposure, SegmentDailyDelta,
-    UnattributedDelta,
+    StratumDailyDelta, UnattributedDelta,
 };
 use crate::db::aggregates::{
     self, ArmDailyDeltas, ArmDeltas, GoalDailyDeltas, GoalDeltas as GoalColumns,
@@ -94,7 +94,11 @@ pub(super) async fn write_batch(
         aggregates::add_arm_daily(&mut tx, &arm_daily_columns(&plan.arm_days)).await?;
     }
     if !plan.segment_days.is_empty() {
-        segments::add_segment_daily(&mut tx, &segment_daily_columns(&plan.segment_days)).await?;
+        segments::add_segment_daily(
+            &mut tx,
+            &segment_daily_columns(&plan.segment_days, &plan.strata_days),
+        )
+        .await?;
     }
     write_goal_aggregates(&mut tx, &goals).await?;
     // The raw events: the newly processed items, in the same transaction (an
@@ -212,6 +216,32 @@ async fn write_goal_aggregates(
         d.revenue_n.push(g.revenue_n);
         d.revenue_sum.push(g.revenue_sum);
         d.revenue_sumsq.push(g.revenue_sumsq);
+        for v in [
+            &mut d.converters_x1,
+            &mut d.converters_x2,
+            &mut d.revenue_x1,
+            &mut d.revenue_x2,
+        ] {
+            v.push(0.0);
+        }
+    }
+    // The CUPED strata after the context dimensions' rows, in the same statement (their
+    // keys differ from all of those, so the lock order stays the same in every batch).
+    for g in &goals.strata {
+        d.arm_ids.push(g.arm_id);
+        d.goal_ids.push(g.goal_id);
+        d.dimensions.push(plan::CUPED_STRATUM);
+        d.values.push(g.stratum.clone());
+        d.days.push(g.day);
+        d.experiment_ids.push(g.experiment_id);
+        d.converters.push(g.converters);
+        d.revenue_n.push(g.revenue_n);
+        d.revenue_sum.push(g.revenue_sum);
+        d.revenue_sumsq.push(g.revenue_sumsq);
+        d.converters_x1.push(g.converters_x[0]);
+        d.converters_x2.push(g.converters_x[1]);
+        d.revenue_x1.push(g.revenue_x[0]);
+        d.revenue_x2.push(g.revenue_x[1]);
     }
     segments::add_segment_goal_daily(&mut *conn, &d).await
 }
@@ -282,7 +312,11 @@ fn raw_conversion_columns(fresh: &Fresh<'_>) -> RawConversions {
     c
 }
 
-fn segment_daily_columns(days: &[SegmentDailyDelta]) -> SegmentDailyDeltas {
+/// The context dimensions' rows, then the CUPED strata's (see `write_goal_aggregates`).
+fn segment_daily_columns(
+    days: &[SegmentDailyDelta],
+    strata: &[StratumDailyDelta],
+) -> SegmentDailyDeltas {
     let mut c = SegmentDailyDeltas::default();
     for d in days {
         c.arm_ids.push(d.arm_id);
@@ -291,6 +325,28 @@ fn segment_daily_columns(days: &[SegmentDailyDelta]) -> SegmentDailyDeltas {
         c.days.push(d.day);
         c.experiment_ids.push(d.experiment_id);
         c.visitors.push(d.visitors);
+        for v in [
+            &mut c.x1_sum,
+            &mut c.x2_sum,
+            &mut c.x1_sumsq,
+            &mut c.x2_sumsq,
+            &mut c.x1x2_sum,
+        ] {
+            v.push(0.0);
+        }
+    }
+    for d in strata {
+        c.arm_ids.push(d.arm_id);
+        c.dimensions.push(plan::CUPED_STRATUM);
+        c.values.push(d.stratum.clone());
+        c.days.push(d.day);
+        c.experiment_ids.push(d.experiment_id);
+        c.visitors.push(d.visitors);
+        c.x1_sum.push(d.x_sum[0]);
+        c.x2_sum.push(d.x_sum[1]);
+        c.x1_sumsq.push(d.x_sq[0]);
+        c.x1x2_sum.push(d.x_sq[1]);
+        c.x2_sumsq.push(d.x_sq[2]);
     }
     c
 }

@@ -237,6 +237,61 @@ async fn segments_add_up_to_the_arm_totals_in_every_dimension(pool: PgPool) {
             }
         }
     }
+    // The internal variance-reduction dimension adds up the same way (read from the
+    // table: the segments API does not expose it), and its covariate sums are those of
+    // the visitors' first contexts.
+    let arm_ids = x.arms.to_vec();
+    for goal in [x.purchase, x.signup] {
+        let cells = samplit_control_plane::db::segments::cuped_cells(&app.pool, &arm_ids, goal)
+            .await
+            .unwrap();
+        assert!(
+            cells.iter().any(|c| c.stratum == "returning/mobile"),
+            "{cells:?}"
+        );
+        for arm in &x.arms {
+            let mine: Vec<_> = cells.iter().filter(|c| c.arm_id == *arm).collect();
+            let (visitors, _) = arm_totals(&app, *arm).await;
+            let (converters, _, revenue, revenue_sq) = goal_totals(&app, *arm, goal).await;
+            assert_eq!(mine.iter().map(|c| c.visitors).sum::<i64>(), visitors);
+            assert_eq!(mine.iter().map(|c| c.converters).sum::<i64>(), converters);
+            let revenue_sum: f64 = mine.iter().map(|c| c.revenue_sum).sum();
+            let revenue_sumsq: f64 = mine.iter().map(|c| c.revenue_sumsq).sum();
+            assert!((revenue_sum - revenue).abs() < 1e-9);
+            assert!((revenue_sumsq - revenue_sq).abs() < 1e-6);
+            for c in &mine {
+                // Only context 0 (prior_visits 2) has covariates: x = (0, 2).
+                let returning = c.stratum == "returning/mobile";
+                assert_eq!(
+                    c.x2_sum,
+                    if returning {
+                        2.0 * c.visitors as f64
+                    } else {
+                        0.0
+                    }
+                );
+                assert_eq!(c.x1_sum, 0.0);
+                assert_eq!(
+                    c.converters_x2,
+                    2.0 * if returning { c.converters as f64 } else { 0.0 }
+                );
+                assert!(
+                    (c.revenue_x2 - if returning { 2.0 * c.revenue_sum } else { 0.0 }).abs() < 1e-9
+                );
+            }
+        }
+    }
+    let r = app
+        .get(
+            &format!(
+                "/api/v1/experiments/{}/segments?dimension=cuped_stratum",
+                x.id
+            ),
+            Some(&team.viewer.token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+
     // The first exposure's context decided: v0 (context 0) is a returning mobile visitor.
     let r = app
         .get(

@@ -18,7 +18,11 @@
 //!   - [`sequential`]: mSPRT always-valid p-values (safe under continuous monitoring);
 //!   - [`srm`]: sample-ratio-mismatch chi-square test;
 //!   - [`multiple`]: Holm and Benjamini–Hochberg adjustments;
+//!   - [`cuped`]: variance reduction (CUPED within post-strata) with its always-valid
+//!     p-value;
 //!   - [`guardrail`]: always-valid non-inferiority verdicts on guardrail metrics;
+//!   - [`funnel`]: ordered funnel steps per arm (greedy in-order reach within a window),
+//!     Newcombe interval and z-test of each step against the control, Holm-adjusted;
 //!   - [`recommend`]: the KeepCollecting / DeployWinner / NoDifference rule, and the
 //!     guardrails' veto on a winner;
 //!   - [`analyze`](mod@analyze): the one call the control plane makes per results page.
@@ -30,6 +34,10 @@ pub mod analyze;
 pub mod bayes;
 #[cfg(feature = "analysis")]
 pub mod continuous;
+#[cfg(feature = "analysis")]
+pub mod cuped;
+#[cfg(feature = "analysis")]
+pub mod funnel;
 #[cfg(feature = "analysis")]
 pub mod guardrail;
 #[cfg(feature = "analysis")]

@@ -1,0 +1,442 @@
+//! Funnels (`/api/v1/experiments/{id}/funnels`): reach per arm from batches ingested
+//! through the ingest endpoint (order, window, conversions before the exposure, visitors
+//! in two units), the retention warning, authorisation and bad input. The statistics
+//! themselves are checked against statsmodels in `samplit_engine::stats::funnel`.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::fixtures::{
+    Experiment, Site, batch, conversion_at, experiment, exposure_at, ingest_ok, now_ms,
+    team_running,
+};
+use crate::helpers::{TestApp, new_org};
+
+/// A third goal, custom event `add_to_cart`, on the experiment.
+async fn cart_goal(app: &TestApp, experiment: Uuid) -> Uuid {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO goals (id, experiment_id, name, trigger, target, metric)
+         VALUES ($1, $2, 'Cart', 'custom', 'add_to_cart', 'conversion')",
+    )
+    .bind(id)
+    .bind(experiment)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    id
+}
+
+fn funnels_uri(x: Uuid) -> String {
+    format!("/api/v1/experiments/{x}/funnels")
+}
+
+/// (arm index, visitor, [(goal name, seconds after the exposure)]).
+type Plan<'a> = [(usize, &'a str, &'a [(&'a str, i64)])];
+
+/// Exposes each visitor to its arm at `base`, then sends its conversions.
+async fn ingest_plan(app: &TestApp, site: &Site, x: &Experiment, base: i64, plan: &Plan<'_>) {
+    let mut items = Vec::new();
+    for (arm, v, events) in plan {
+        items.push(exposure_at(
+            &format!("x-{v}"),
+            site,
+            x.id,
+            x.arms[*arm],
+            v,
+            base,
+        ));
+        for (i, (goal, secs)) in events.iter().enumerate() {
+            items.push(conversion_at(
+                &format!("c-{v}-{i}"),
+                site,
+                v,
+                goal,
+                None,
+                base + secs * 1000,
+            ));
+        }
+    }
+    let answer = ingest_ok(app, &batch(items)).await;
+    assert_eq!(answer["rejected"], json!([]), "{answer}");
+}
+
+fn reached(arm: &Value) -> Vec<u64> {
+    arm["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reached"].as_u64().unwrap())
+        .collect()
+}
+
+fn codes(body: &Value) -> Vec<String> {
+    body["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn reach_follows_order_window_and_exposure(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (team, s, x) = team_running(&app, "single", &[2]).await;
+    let cart = cart_goal(&app, x.id).await;
+    // An hour's window; events 2 h after the exposure fall outside it.
+    let r = app
+        .post(
+            &funnels_uri(x.id),
+            Some(&team.editor.token),
+            json!({"name": "Checkout", "steps": [x.signup, cart, x.purchase],
+                   "window_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let funnel = r.json();
+    assert_eq!(funnel["window_seconds"], 3600);
+    let names: Vec<&str> = funnel["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["goal_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["signup", "Cart", "Purchase"]);
+    let fid = funnel["id"].as_str().unwrap().to_owned();
+
+    // Three hours ago: every event, even 2 h later, is in the past.
+    let base = now_ms() - 3 * 3600 * 1000;
+    let plan: &Plan<'_> = &[
+        // Control.
+        (
+            0,
+            "a1",
+            &[("signup", 10), ("add_to_cart", 20), ("purchase", 30)],
+        ),
+        (0, "a2", &[("signup", 10), ("add_to_cart", 20)]),
+        // Out of order: cart before signup; purchase then lacks a cart after signup.
+        (
+            0,
+            "a3",
+            &[("add_to_cart", 10), ("signup", 20), ("purchase", 30)],
+        ),
+        // Signed up before the exposure: does not count.
+        (0, "a4", &[("signup", -100), ("add_to_cart", 20)]),
+        (0, "a5", &[]),
+        // Treatment.
+        (
+            1,
+            "b1",
+            &[("signup", 10), ("add_to_cart", 20), ("purchase", 30)],
+        ),
+        // The cart comes after the window.
+        (1, "b2", &[("signup", 10), ("add_to_cart", 7200)]),
+        // Repeats are harmless; the last step just inside the window.
+        (
+            1,
+            "b3",
+            &[
+                ("signup", 10),
+                ("signup", 15),
+                ("add_to_cart", 20),
+                ("purchase", 3600),
+            ],
+        ),
+        (1, "b4", &[("purchase", 10)]),
+        // An unrelated custom event.
+        (1, "b5", &[("newsletter", 5), ("signup", 6)]),
+    ];
+    ingest_plan(&app, &s, &x, base, plan).await;
+    // A visitor never exposed converts: not in the funnel.
+    let stray = conversion_at("c-stray", &s, "nobody", "signup", None, base + 1000);
+    ingest_ok(&app, &batch(vec![stray])).await;
+
+    let r = app
+        .get(
+            &format!("{}/{fid}/results", funnels_uri(x.id)),
+            Some(&team.viewer.token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let body = r.json();
+    let analysis = &body["analyses"][0];
+    assert_eq!(analysis["scope"], "arms");
+    let (control, treatment) = (&analysis["arms"][0], &analysis["arms"][1]);
+    assert_eq!(control["is_control"], true);
+    assert_eq!(control["entered"], 5);
+    assert_eq!(reached(control), [3, 2, 1]);
+    assert_eq!(treatment["entered"], 5);
+    assert_eq!(reached(treatment), [4, 2, 2]);
+    // Conversion and drop-off per step.
+    assert_eq!(control["steps"][0]["drop_off"], 2);
+    assert_eq!(control["steps"][1]["rate_from_previous"], json!(2.0 / 3.0));
+    assert_eq!(control["steps"][2]["drop_off"], 1);
+    assert_eq!(control["steps"][2]["rate_from_entry"], json!(0.2));
+    assert_eq!(control["steps"][0]["comparison"], Value::Null);
+    let c = &treatment["steps"][0]["comparison"];
+    assert!(
+        (c["difference"].as_f64().unwrap() - 0.2).abs() < 1e-12,
+        "{c}"
+    );
+    let (lo, hi) = (
+        c["interval"]["lower"].as_f64().unwrap(),
+        c["interval"]["upper"].as_f64().unwrap(),
+    );
+    assert!(lo < 0.2 && 0.2 < hi, "{c}");
+    let p = c["p_value"].as_f64().unwrap();
+    let p_holm = c["p_value_holm"].as_f64().unwrap();
+    assert!(p > 0.0 && p <= p_holm && p_holm <= 1.0, "{c}");
+    assert_eq!(body["complete_from"], Value::Null);
+    assert_eq!(codes(&body), ["exploratory", "small_arms"]);
+
+    // Listing, then deleting.
+    let r = app.get(&funnels_uri(x.id), Some(&team.viewer.token)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    let r = app
+        .delete(
+            &format!("{}/{fid}", funnels_uri(x.id)),
+            Some(&team.editor.token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let r = app.get(&funnels_uri(x.id), Some(&team.viewer.token)).await;
+    assert_eq!(r.json(), json!([]));
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE target_id = $1 AND action LIKE 'funnel.%' ORDER BY seq",
+    )
+    .bind(x.id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(actions, ["funnel.created", "funnel.deleted"]);
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_visitor_in_two_units_counts_in_each_element(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (team, s, x) = team_running(&app, "independent", &[2, 2]).await;
+    let r = app
+        .post(
+            &funnels_uri(x.id),
+            Some(&team.editor.token),
+            json!({"name": "Signup then buy", "steps": [x.signup, x.purchase]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["window_seconds"], 604_800, "7 days by default");
+    let fid = r.json()["id"].as_str().unwrap().to_owned();
+    let base = now_ms() - 3600 * 1000;
+    // Arms: element 0 → 0 (control), 1; element 1 → 2 (control), 3.
+    let items = vec![
+        exposure_at("x-v-e0", &s, x.id, x.arms[1], "v", base),
+        exposure_at("x-v-e1", &s, x.id, x.arms[2], "v", base + 60_000),
+        exposure_at("x-w-e0", &s, x.id, x.arms[0], "w", base),
+        // v signs up between its two exposures, then buys: element 1's funnel starts at
+        // its own exposure, after the signup.
+        conversion_at("c-v-1", &s, "v", "signup", None, base + 30_000),
+        conversion_at("c-v-2", &s, "v", "purchase", None, base + 90_000),
+        conversion_at("c-w-1", &s, "w", "signup", None, base + 10_000),
+    ];
+    let answer = ingest_ok(&app, &batch(items)).await;
+    assert_eq!(answer["rejected"], json!([]), "{answer}");
+    let r = app
+        .get(
+            &format!("{}/{fid}/results", funnels_uri(x.id)),
+            Some(&team.viewer.token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let body = r.json();
+    let analyses = body["analyses"].as_array().unwrap();
+    assert_eq!(analyses.len(), 2);
+    assert_eq!(analyses[0]["scope"], "element");
+    let e0 = &analyses[0]["arms"];
+    assert_eq!(e0[0]["entered"], 1);
+    assert_eq!(reached(&e0[0]), [1, 0], "w signed up only");
+    assert_eq!(e0[1]["entered"], 1);
+    assert_eq!(
+        reached(&e0[1]),
+        [1, 1],
+        "v did both after its element-0 exposure"
+    );
+    let e1 = &analyses[1]["arms"];
+    assert_eq!(e1[0]["entered"], 1);
+    assert_eq!(
+        reached(&e1[0]),
+        [0, 0],
+        "v signed up before its element-1 exposure"
+    );
+    assert_eq!(e1[1]["entered"], 0);
+    assert_eq!(e1[1]["steps"][0]["rate_from_entry"], Value::Null);
+    assert_eq!(e1[1]["steps"][0]["comparison"], Value::Null);
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn results_warn_when_raw_events_have_expired(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (team, _s, x) = team_running(&app, "single", &[2]).await;
+    // An assignment from 100 days ago: past the default 90-day retention.
+    sqlx::query(
+        "INSERT INTO assignments (experiment_id, visitor_id, unit, arm_id, propensity,
+                                  snapshot_version, first_seen_at)
+         VALUES ($1, 'old', $1, $2, 0.5, 1, now() - interval '100 days')",
+    )
+    .bind(x.id)
+    .bind(x.arms[0])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let r = app
+        .post(
+            &funnels_uri(x.id),
+            Some(&team.editor.token),
+            json!({"name": "F", "steps": [x.signup, x.purchase], "window_seconds": 60}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let fid = r.json()["id"].as_str().unwrap().to_owned();
+    let body = app
+        .get(
+            &format!("{}/{fid}/results", funnels_uri(x.id)),
+            Some(&team.viewer.token),
+        )
+        .await
+        .json();
+    let expected = (time::OffsetDateTime::now_utc().date() - time::Duration::days(90)).to_string();
+    assert_eq!(body["complete_from"], json!(expected), "{body}");
+    assert!(codes(&body).contains(&"raw_events_expired".to_owned()));
+    assert_eq!(body["analyses"][0]["arms"][0]["entered"], 1);
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn funnels_are_authorised(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (team, _s, x) = team_running(&app, "single", &[2]).await;
+    let body = json!({"name": "F", "steps": [x.signup, x.purchase]});
+    let r = app
+        .post(&funnels_uri(x.id), Some(&team.viewer.token), body.clone())
+        .await;
+    r.assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    let r = app
+        .post(&funnels_uri(x.id), Some(&team.editor.token), body.clone())
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let fid = r.json()["id"].as_str().unwrap().to_owned();
+    let one = format!("{}/{fid}", funnels_uri(x.id));
+    let results = format!("{one}/results");
+    assert_eq!(
+        app.get(&results, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    app.delete(&one, Some(&team.viewer.token))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+
+    // Another organisation sees none of it.
+    let other = new_org(&app).await;
+    for uri in [funnels_uri(x.id), results.clone()] {
+        app.get(&uri, Some(&other.token))
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    }
+    app.post(&funnels_uri(x.id), Some(&other.token), body.clone())
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    app.delete(&one, Some(&other.token))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    // The funnel under another experiment of the same organisation: 404.
+    let site2 = crate::fixtures::site(&app, team.owner.org_id).await;
+    let y = experiment(&app, team.owner.org_id, site2.id, "single", &[2], "running").await;
+    app.get(
+        &format!("{}/{fid}/results", funnels_uri(y.id)),
+        Some(&team.viewer.token),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    // Ids that are not UUIDs: 404.
+    app.get(
+        &format!("{}/nope/results", funnels_uri(x.id)),
+        Some(&team.viewer.token),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    // Still there for its own experiment.
+    let r = app.get(&results, Some(&team.viewer.token)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // An archived experiment takes no new funnel, but its funnels still read.
+    sqlx::query("UPDATE experiments SET status = 'archived' WHERE id = $1")
+        .bind(x.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let again = json!({"name": "G", "steps": [x.signup, x.purchase]});
+    app.post(&funnels_uri(x.id), Some(&team.editor.token), again)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "not_editable");
+    assert_eq!(
+        app.get(&results, Some(&team.viewer.token)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn bad_funnels_are_refused(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (team, s, x) = team_running(&app, "single", &[2]).await;
+    let token = Some(team.editor.token.as_str());
+    let uri = funnels_uri(x.id);
+    let y = experiment(&app, team.owner.org_id, s.id, "single", &[2], "running").await;
+    let nine: Vec<Uuid> = (0..9).map(|_| Uuid::new_v4()).collect();
+    let cases = [
+        json!({"name": "F", "steps": [x.signup]}),
+        json!({"name": "F", "steps": nine}),
+        json!({"name": "F", "steps": [x.signup, y.purchase]}),
+        json!({"name": "F", "steps": [x.signup, Uuid::new_v4()]}),
+        json!({"name": "F", "steps": [x.signup, x.purchase], "window_seconds": 59}),
+        json!({"name": "F", "steps": [x.signup, x.purchase], "window_seconds": 7_776_001}),
+        json!({"name": "F", "steps": [x.signup, x.signup]}),
+        json!({"name": "", "steps": [x.signup, x.purchase]}),
+        json!({"name": "x".repeat(101), "steps": [x.signup, x.purchase]}),
+    ];
+    for case in cases {
+        let r = app.post(&uri, token, case.clone()).await;
+        r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    // Not the expected shape: a 4xx problem, never a 500.
+    for case in [
+        json!({"name": "F", "steps": ["not-a-uuid", x.purchase]}),
+        json!({"name": "F", "steps": [x.signup, x.purchase], "extra": 1}),
+        json!({"name": "F", "steps": [x.signup, x.purchase], "window_seconds": "long"}),
+        json!([]),
+    ] {
+        let r = app.post(&uri, token, case.clone()).await;
+        assert!(r.status.is_client_error(), "{case}: {}", r.status);
+        assert_eq!(
+            r.headers.get("content-type").unwrap(),
+            "application/problem+json"
+        );
+    }
+    // A name taken.
+    let ok = json!({"name": "F", "steps": [x.signup, x.purchase]});
+    assert_eq!(
+        app.post(&uri, token, ok.clone()).await.status,
+        StatusCode::CREATED
+    );
+    app.post(&uri, token, ok)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "funnel_name_taken");
+    // Deleting a goal drops the funnels that use it.
+    sqlx::query("DELETE FROM goals WHERE id = $1")
+        .bind(x.signup)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let r = app.get(&uri, Some(&team.viewer.token)).await;
+    assert_eq!(r.json(), json!([]));
+}
