@@ -259,6 +259,15 @@ pub struct Limits {
     /// How long a login or registration waits for an argon2 slot before 503
     /// (`SAMPLIT_ARGON2_WAIT_MS`, default 5000).
     pub argon2_wait: Duration,
+    /// Analyses computed from raw events (funnel results) run at once in this process
+    /// (`SAMPLIT_ANALYSIS_CONCURRENCY`, default: the cores); see `analysis_gate`.
+    pub analysis_concurrency: usize,
+    /// How long such an analysis waits for a slot before 503 (`SAMPLIT_ANALYSIS_WAIT_MS`,
+    /// default 5000).
+    pub analysis_wait: Duration,
+    /// Of those, at once per organisation (`SAMPLIT_ANALYSIS_PER_ORG`, default 1); more
+    /// is answered 429.
+    pub analysis_per_org: usize,
     /// Sites per organisation (`SAMPLIT_QUOTA_SITES`, default 50).
     pub max_sites: i64,
     /// Running experiments per organisation (`SAMPLIT_QUOTA_RUNNING_EXPERIMENTS`,
@@ -394,6 +403,9 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         metrics_token: optional_secret("SAMPLIT_METRICS_TOKEN")?,
         argon2_concurrency: to_usize(parse_count("SAMPLIT_ARGON2_CONCURRENCY", cores)?),
         argon2_wait: Duration::from_millis(parse_count("SAMPLIT_ARGON2_WAIT_MS", 5000)?),
+        analysis_concurrency: to_usize(parse_count("SAMPLIT_ANALYSIS_CONCURRENCY", cores)?),
+        analysis_wait: Duration::from_millis(parse_count("SAMPLIT_ANALYSIS_WAIT_MS", 5000)?),
+        analysis_per_org: to_usize(parse_count("SAMPLIT_ANALYSIS_PER_ORG", 1)?),
         max_sites: to_i64(parse_count("SAMPLIT_QUOTA_SITES", 50)?),
         max_running_experiments: to_i64(parse_count("SAMPLIT_QUOTA_RUNNING_EXPERIMENTS", 100)?),
         max_api_keys: to_i64(parse_count("SAMPLIT_QUOTA_API_KEYS", 50)?),

@@ -21,6 +21,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod analysis_gate;
 pub mod audit;
 pub mod auth;
 pub mod background;

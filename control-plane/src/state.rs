@@ -16,6 +16,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Bounds concurrent argon2 work (`SAMPLIT_ARGON2_CONCURRENCY`).
     pub passwords: Arc<PasswordGate>,
+    /// Bounds concurrent analyses over raw events (`crate::analysis_gate`).
+    pub analyses: Arc<crate::analysis_gate::AnalysisGate>,
     /// Recently computed public results of share links (`http::shares`).
     pub shared_results: Arc<crate::http::SharedResultsCache>,
     /// The Shopify app's clients, when it is configured.
@@ -38,6 +40,11 @@ impl AppState {
             passwords: Arc::new(PasswordGate::new(
                 config.limits.argon2_concurrency,
                 config.limits.argon2_wait,
+            )),
+            analyses: Arc::new(crate::analysis_gate::AnalysisGate::new(
+                config.limits.analysis_concurrency,
+                config.limits.analysis_wait,
+                config.limits.analysis_per_org,
             )),
             shared_results: Arc::default(),
             config: Arc::new(config),

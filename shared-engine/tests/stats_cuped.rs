@@ -143,7 +143,7 @@ const DEVICES: [(&str, f64, f64); 4] = [
 
 /// Simulated traffic: new visitors (45 %) convert at `base` times the device's
 /// multiplier; returning visitors (45 %) each have a propensity `q ~ Beta(a, b)`, their
-/// prior visits `1 + Poisson(4)` and prior conversions `Binomial(visits, q)` (so the
+/// prior visits `1 + Poisson(visits)` (4 unless said) and prior conversions `Binomial(visits, q)` (so the
 /// covariates carry information on `q`), and convert with probability `q` times the
 /// device multiplier; visitors without context (10 %) are returning or new at random and
 /// have `x = 0`. A conversion becomes revenue (log-normal, σ = 0.4, mean 20 + 25·x₁: loyal customers
@@ -152,6 +152,9 @@ const DEVICES: [(&str, f64, f64); 4] = [
 struct Traffic {
     base: f64,
     loyalty: (f64, f64),
+    /// Mean of the Poisson number of prior visits beyond the first (`1 + Poisson(visits)`):
+    /// the more history, the better `x` tells a visitor's `q`.
+    visits: f64,
     revenue: bool,
 }
 
@@ -186,7 +189,7 @@ fn visitor(rng: &mut ChaCha8Rng, t: Traffic, lift: f64) -> Visitor {
         let q: f64 = Beta::new(t.loyalty.0, t.loyalty.1)
             .expect("valid beta")
             .sample(rng);
-        let visits = 1 + Poisson::new(4.0).expect("valid poisson").sample(rng) as u64;
+        let visits = 1 + Poisson::new(t.visits).expect("valid poisson").sample(rng) as u64;
         let convs = Binomial::new(visits, q)
             .expect("valid binomial")
             .sample(rng);
@@ -298,6 +301,7 @@ fn the_adjusted_always_valid_test_keeps_its_false_positive_rate_under_peeking() 
             Traffic {
                 base: 0.04,
                 loyalty: (1.0, 5.0),
+                visits: 4.0,
                 revenue: false,
             },
             MixingVariance::Absolute(DEFAULT_TAU_SQUARED),
@@ -309,6 +313,7 @@ fn the_adjusted_always_valid_test_keeps_its_false_positive_rate_under_peeking() 
             Traffic {
                 base: 0.03,
                 loyalty: (0.5, 1.5),
+                visits: 4.0,
                 revenue: false,
             },
             MixingVariance::Absolute(DEFAULT_TAU_SQUARED),
@@ -320,6 +325,7 @@ fn the_adjusted_always_valid_test_keeps_its_false_positive_rate_under_peeking() 
             Traffic {
                 base: 0.03,
                 loyalty: (0.5, 1.5),
+                visits: 4.0,
                 revenue: true,
             },
             MixingVariance::Relative(0.05),
@@ -368,6 +374,7 @@ fn a_correlated_covariate_makes_the_interval_at_least_20_percent_narrower() {
             Traffic {
                 base: 0.03,
                 loyalty: (0.5, 1.5),
+                visits: 4.0,
                 revenue: true,
             },
             0.05,
@@ -378,6 +385,7 @@ fn a_correlated_covariate_makes_the_interval_at_least_20_percent_narrower() {
             Traffic {
                 base: 0.03,
                 loyalty: (0.5, 1.5),
+                visits: 4.0,
                 revenue: false,
             },
             0.05,
@@ -413,4 +421,144 @@ fn a_correlated_covariate_makes_the_interval_at_least_20_percent_narrower() {
             "{what}: adjusted {diff} vs unadjusted {diff_u}"
         );
     }
+}
+
+/// `R²` of the model the adjustment fits, on a large sample of one arm's traffic drawn
+/// apart from the experiments: one intercept and one slope on `(x₁, x₂)` per fine stratum
+/// (ordinary least squares, solved here from the centred sums), against the variance of
+/// `y` around its overall mean. `√(1 − R²)` is then the width ratio the covariates and
+/// strata allow: `V(m_a) ≈ Σ_s w_s σ²_res,s / n_a` against `σ²_y / n_a`.
+fn explained_variance(traffic: Traffic, seed: u64, visitors: u64) -> f64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut cells = vec![CellMoments::default(); TYPES * DEVICES.len()];
+    let mut all = CellMoments::default();
+    for _ in 0..visitors {
+        let v = visitor(&mut rng, traffic, 0.0);
+        cells[v.stratum].push(v.x, v.y);
+        all.push(v.x, v.y);
+    }
+    let total = all.sum_yy - all.sum_y * all.sum_y / all.n as f64;
+    let residual: f64 = cells.iter().map(residual_sum_of_squares).sum();
+    1.0 - residual / total
+}
+
+/// `S_yy − S_xyᵀ S_xx⁻¹ S_xy` of one stratum (a covariate that does not vary is left
+/// out; in this traffic `x₁` and `x₂` are never collinear where they vary).
+fn residual_sum_of_squares(c: &CellMoments) -> f64 {
+    if c.n == 0 {
+        return 0.0;
+    }
+    let n = c.n as f64;
+    let (m1, m2, my) = (c.sum_x[0] / n, c.sum_x[1] / n, c.sum_y / n);
+    let s11 = c.sum_xx[0] - n * m1 * m1;
+    let s12 = c.sum_xx[1] - n * m1 * m2;
+    let s22 = c.sum_xx[2] - n * m2 * m2;
+    let s1y = c.sum_xy[0] - n * m1 * my;
+    let s2y = c.sum_xy[1] - n * m2 * my;
+    let syy = c.sum_yy - n * my * my;
+    let explained = match (s11 > 1e-9, s22 > 1e-9) {
+        (false, false) => 0.0,
+        (true, false) => s1y * s1y / s11,
+        (false, true) => s2y * s2y / s22,
+        (true, true) => {
+            let det = s11 * s22 - s12 * s12;
+            assert!(det > 1e-9 * s11 * s22, "collinear covariates in a stratum");
+            (s22 * s1y * s1y - 2.0 * s12 * s1y * s2y + s11 * s2y * s2y) / det
+        }
+    };
+    syy - explained
+}
+
+/// The conversion goal's interval narrows as much as its covariates allow. A sweep of the
+/// covariates' strength for a 0/1 outcome (the propensity's spread and the length of the
+/// visitor's history; new visitors and devices as elsewhere):
+/// - at each setting, the `R²` of the within-stratum linear model measured on 100 000
+///   visitors drawn apart, the theoretical width ratio `√(1 − R²)`, and the achieved one
+///   (mean over 6 experiments of 20 000 visitors per arm, +5 % conversion) agree within
+///   0.02: the estimator gets what the covariates allow;
+/// - at the setting whose covariates explain as much of a visitor's conversion as they do
+///   of revenue per visitor (`R²` within 0.03 of it), the interval is ≥ 20 % narrower;
+/// - at that, the strongest, setting, 200 A/A experiments looked at 20 times (every 250
+///   visitors per arm) reach p ≤ 0.05 in at most 5 % of them.
+#[test]
+fn the_conversion_interval_narrows_as_much_as_the_covariates_allow() {
+    let tolerance = 0.02;
+    let revenue = Traffic {
+        base: 0.03,
+        loyalty: (0.5, 1.5),
+        visits: 4.0,
+        revenue: true,
+    };
+    let r2_revenue = explained_variance(revenue, 30, 100_000);
+    println!(
+        "revenue per visitor (the 0.758 case): R² {r2_revenue:.3} (ρ {:.3}), theory {:.3}",
+        r2_revenue.sqrt(),
+        (1.0 - r2_revenue).sqrt()
+    );
+    let mixing = MixingVariance::Absolute(DEFAULT_TAU_SQUARED);
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let settings = [
+        ("weak", (1.0, 5.0), 4.0),
+        ("moderate (the 0.879 case)", (0.5, 1.5), 4.0),
+        ("strong", (0.5, 1.5), 15.0),
+        ("very strong", (0.3, 0.7), 30.0),
+    ];
+    let mut last = None;
+    for (what, loyalty, visits) in settings {
+        let traffic = Traffic {
+            base: 0.03,
+            loyalty,
+            visits,
+            revenue: false,
+        };
+        let r2 = explained_variance(traffic, 32, 100_000);
+        let theory = (1.0 - r2).sqrt();
+        let k = 6;
+        let mut achieved = 0.0;
+        for _ in 0..k {
+            let mut e = Experiment::new();
+            e.add(&mut rng, traffic, 20_000, [0.0, 0.05]);
+            let c = adjust(&e.input(None, mixing)).unwrap().comparisons[1].unwrap();
+            achieved += (c.variance / c.unadjusted_variance).sqrt() / k as f64;
+        }
+        println!(
+            "conversion, {what}: q ~ Beta{loyalty:?}, prior visits 1 + Poisson({visits}): \
+             R² {r2:.3} (ρ {:.3}), theory {theory:.3}, achieved {achieved:.3}",
+            r2.sqrt()
+        );
+        assert!(
+            (achieved - theory).abs() <= tolerance,
+            "{what}: achieved {achieved} vs theory {theory}"
+        );
+        last = Some((traffic, r2, achieved));
+    }
+    let (strongest, r2, achieved) = last.expect("at least one setting");
+    assert!(
+        (r2 - r2_revenue).abs() <= 0.03,
+        "the strongest setting (R² {r2}) is not as predictive as revenue (R² {r2_revenue})"
+    );
+    assert!(achieved <= 0.8, "width ratio {achieved} at R² {r2}");
+
+    let (k, looks) = (200, 20);
+    let mut rng = ChaCha8Rng::seed_from_u64(33);
+    let (mut positives, mut reduction) = (0usize, 0.0);
+    for _ in 0..k {
+        let mut e = Experiment::new();
+        let mut p = 1.0f64;
+        for _ in 0..looks {
+            e.add(&mut rng, strongest, 250, [0.0, 0.0]);
+            if let Some(c) = adjust(&e.input(Some(p), mixing)).unwrap().comparisons[1] {
+                p = c.p_value;
+                reduction += c.variance_reduction / (k * looks) as f64;
+            }
+        }
+        positives += usize::from(p <= 0.05);
+    }
+    let fpr = positives as f64 / k as f64;
+    println!(
+        "A/A conversion, very strong covariate: {k} experiments x {looks} looks (5 000 \
+         visitors per arm): false positives adjusted {fpr}; mean variance reduction \
+         {reduction:.3}"
+    );
+    assert!(fpr <= 0.05, "very strong covariate: adjusted {fpr}");
 }

@@ -449,6 +449,8 @@ fn ms(t: OffsetDateTime) -> i64 {
     responses(
         (status = 200, body = FunnelResults),
         (status = 404, description = "No such experiment or funnel in your organisation", body = Problem),
+        (status = 429, description = "Your organisation's earlier funnel computations kept its turn past `SAMPLIT_ANALYSIS_WAIT_MS`; retry after `Retry-After`", body = Problem),
+        (status = 503, description = "Every analysis slot of the server stayed busy; retry after `Retry-After`", body = Problem),
     ),
     security(("bearer" = []), ("console_session" = [])))]
 async fn funnel_results(
@@ -463,6 +465,8 @@ async fn funnel_results(
     let row = db::one(&state.pool, id, funnel_id)
         .await?
         .ok_or(ApiError::NotFound("funnel"))?;
+    // After the authorisation checks (another organisation's ids never take a slot).
+    let _slot = state.analyses.enter(actor.org_id).await?;
     let step_rows = db::steps_of(&state.pool, &[funnel_id]).await?;
     let n_steps = step_rows.len();
     let mut masks: HashMap<String, u32> = HashMap::new();

@@ -440,3 +440,61 @@ async fn bad_funnels_are_refused(pool: PgPool) {
     let r = app.get(&uri, Some(&team.viewer.token)).await;
     assert_eq!(r.json(), json!([]));
 }
+
+/// Funnel results run behind the analysis gate (`analysis_gate`): one at a time per
+/// organisation (another waits its turn, then 429), a bounded number in all (overflow
+/// waits, then 503); authorisation comes first, so another organisation's ids never
+/// queue.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn funnel_results_are_bounded_per_organisation_and_in_all(pool: PgPool) {
+    let app = TestApp::with_config(
+        pool,
+        crate::helpers::test_config_with(&[
+            ("SAMPLIT_ANALYSIS_CONCURRENCY", "2"),
+            ("SAMPLIT_ANALYSIS_WAIT_MS", "50"),
+        ]),
+    );
+    let (team, _s, x) = team_running(&app, "single", &[2]).await;
+    let (other, _t, y) = team_running(&app, "single", &[2]).await;
+    let mut results = Vec::new();
+    for (t, e) in [(&team, &x), (&other, &y)] {
+        let body = json!({"name": "F", "steps": [e.signup, e.purchase]});
+        let r = app
+            .post(&funnels_uri(e.id), Some(&t.editor.token), body)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let fid = r.json()["id"].as_str().unwrap().to_owned();
+        results.push(format!("{}/{fid}/results", funnels_uri(e.id)));
+    }
+
+    // The first organisation has an analysis running (held here): its next request
+    // waits the configured 50 ms for the turn, then 429.
+    let held = app.state.analyses.enter(team.owner.org_id).await.unwrap();
+    let limited = app.get(&results[0], Some(&team.viewer.token)).await;
+    limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(limited.headers["retry-after"], "1");
+    // Its neighbour is not held up by it...
+    let r = app.get(&results[1], Some(&other.viewer.token)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // ...and cannot reach the first organisation's funnel, slot or not.
+    app.get(&results[0], Some(&other.viewer.token))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    // Every slot busy (a third organisation holds the second): the neighbour waits the
+    // configured 50 ms, then 503 with Retry-After.
+    let third = new_org(&app).await;
+    let busy = app.state.analyses.enter(third.org_id).await.unwrap();
+    let r = app.get(&results[1], Some(&other.viewer.token)).await;
+    r.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "busy");
+    assert!(r.headers.contains_key("retry-after"));
+
+    // Slots freed: both read again.
+    drop(held);
+    drop(busy);
+    for (uri, t) in [(&results[0], &team), (&results[1], &other)] {
+        let r = app.get(uri, Some(&t.viewer.token)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    assert!(app.state.analyses.max_in_flight() <= 2);
+}
