@@ -7,7 +7,10 @@
 //!   from Debian's packages (installed by `edge-worker/test/install-chromium.sh` if missing).
 //!   It starts with the npm packages (`npm ci` when `node_modules` is older than the
 //!   lockfile: the control plane's build script bundles the web assets with them) and the
-//!   console's TypeScript type-check, and ends with the console's browser test.
+//!   console's TypeScript type-check. The node and PHP suites (the Worker's, the
+//!   console's, Shopify's, WordPress's) run beside the Rust tests, their output kept in
+//!   `target/xtask-node-tests.log` and printed when they end; the OpenAPI document's
+//!   validation comes last.
 //! - `cargo xtask edge-build`: builds the Worker (`edge-worker/build/`), first installing
 //!   what a new machine lacks: wasm-bindgen-cli and worker-build at the pinned versions,
 //!   and the npm packages (wrangler, wasm-opt) from the committed lockfile.
@@ -75,22 +78,50 @@ fn step_in(
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> Result<(), String> {
-    eprintln!("==> {title}: {program} {}", args.join(" "));
+    say(&format!("==> {title}: {program} {}", args.join(" ")));
     let started = Instant::now();
     let mut command = Command::new(program);
     command.args(args).envs(envs.iter().copied());
     if let Some(dir) = dir {
         command.current_dir(dir);
     }
+    let log = LOG.with(|log| log.borrow().as_ref().map(std::fs::File::try_clone));
+    if let Some(log) = log {
+        let log = log.map_err(|e| format!("{title}: cannot share the log file: {e}"))?;
+        let err = log
+            .try_clone()
+            .map_err(|e| format!("{title}: cannot share the log file: {e}"))?;
+        command.stdout(log).stderr(err);
+    }
     let status = command
         .status()
         .map_err(|e| format!("{title}: could not start {program}: {e}"))?;
-    eprintln!("<== {title}: {:.1} s", started.elapsed().as_secs_f64());
+    say(&format!(
+        "<== {title}: {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
     if status.success() {
         Ok(())
     } else {
         Err(format!("{title} failed ({status})"))
     }
+}
+
+thread_local! {
+    /// Where this thread's steps write (their commands' output and the `==>` lines):
+    /// a file for the steps [`test`] runs beside the Rust tests, the terminal otherwise.
+    static LOG: std::cell::RefCell<Option<std::fs::File>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A progress line, to this thread's log ([`LOG`]) or the terminal.
+fn say(line: &str) {
+    use std::io::Write;
+    LOG.with(|log| match log.borrow_mut().as_mut() {
+        Some(file) => {
+            let _ = writeln!(file, "{line}");
+        }
+        None => eprintln!("{line}"),
+    });
 }
 
 fn cargo() -> String {
@@ -175,20 +206,66 @@ fn test() -> Result<(), String> {
         &[],
     )?;
     step(
+        "compile the unit, integration and end-to-end tests",
+        &cargo,
+        &["test", "--workspace", "--all-features", "--no-run"],
+        &db,
+    )?;
+    // The node and PHP suites run beside the Rust tests (on two cores this saves a third
+    // of the suite's time): they share nothing but the PostgreSQL server — every test
+    // makes its own database and takes free ports. Their output goes to a file, printed
+    // when they end, so the two streams do not interleave.
+    let log_path = root().join("target").join("xtask-node-tests.log");
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    eprintln!(
+        "==> beside the Rust tests: the Worker's, the console's, Shopify's and WordPress's \
+         tests (output in {}, printed when they end)",
+        log_path.display()
+    );
+    let node_url = database_url.clone();
+    let node = std::thread::spawn(move || {
+        LOG.with(|l| *l.borrow_mut() = Some(log));
+        let started = Instant::now();
+        let result = node_suites(&node_url);
+        say(&format!(
+            "<== node and PHP suites: {:.1} s in all",
+            started.elapsed().as_secs_f64()
+        ));
+        result
+    });
+    let rust = step(
         "unit, integration and end-to-end tests (PostgreSQL, workerd)",
         &cargo,
         &["test", "--workspace", "--all-features"],
         &db,
-    )?;
-    edge_node_tests()?;
-    // After the Worker's tests, not beside them: one Chromium at a time on two cores.
-    console_browser_tests(&database_url)?;
-    shopify_browser_tests(&database_url)?;
-    wordpress_php_checks()?;
-    wordpress_browser_tests(&database_url)?;
+    );
+    let node = node
+        .join()
+        .unwrap_or_else(|_| Err("the node and PHP suites' thread panicked".to_owned()));
+    eprintln!(
+        "==> output of the node and PHP suites ({}):",
+        log_path.display()
+    );
+    match std::fs::read_to_string(&log_path) {
+        Ok(text) => eprint!("{text}"),
+        Err(e) => eprintln!("(cannot read it: {e})"),
+    }
+    rust?;
+    node?;
     openapi_validate()?;
     eprintln!("xtask test: all steps passed");
     Ok(())
+}
+
+/// The suites [`test`] runs beside the Rust tests, one after the other (one Chromium at
+/// a time).
+fn node_suites(database_url: &str) -> Result<(), String> {
+    edge_node_tests()?;
+    console_browser_tests(database_url)?;
+    shopify_browser_tests(database_url)?;
+    wordpress_php_checks()?;
+    wordpress_browser_tests(database_url)
 }
 
 /// The validator the OpenAPI document is checked with (PyPI), pinned.
@@ -544,10 +621,10 @@ fn wordpress_php_checks() -> Result<(), String> {
         }
     }
     files.sort();
-    eprintln!(
+    say(&format!(
         "==> php -l on {} PHP files under integrations/wordpress",
         files.len()
-    );
+    ));
     for file in &files {
         let out = Command::new("php")
             .arg("-l")
