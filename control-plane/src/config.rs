@@ -279,6 +279,10 @@ pub struct Limits {
     /// a quarter of the edge's 4 MiB body cap, `SNAPSHOT_BODY_LIMIT` in
     /// `edge-worker/src/body.rs`, which it may never exceed).
     pub max_snapshot_bytes: usize,
+    /// Raw events (exposures and conversions) kept per site and UTC day
+    /// (`SAMPLIT_RAW_EVENTS_PER_SITE_DAY`, default 5 000 000); past it the aggregates
+    /// still count every event (docs/ingestion.md, "Raw-event quota").
+    pub raw_events_per_site_day: i64,
     /// Longest wait between retries of a failing publication
     /// (`SAMPLIT_PUBLISH_BACKOFF_MAX`, seconds, default 600).
     pub publish_backoff_max: Duration,
@@ -410,6 +414,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         max_running_experiments: to_i64(parse_count("SAMPLIT_QUOTA_RUNNING_EXPERIMENTS", 100)?),
         max_api_keys: to_i64(parse_count("SAMPLIT_QUOTA_API_KEYS", 50)?),
         max_snapshot_bytes,
+        raw_events_per_site_day: to_i64(parse_count("SAMPLIT_RAW_EVENTS_PER_SITE_DAY", 5_000_000)?),
         publish_backoff_max: parse_secs("SAMPLIT_PUBLISH_BACKOFF_MAX", 600)?,
     };
     let switch = |name: &str| match get(name).as_deref() {
@@ -711,6 +716,31 @@ mod tests {
                 .to_string()
                 .contains("SAMPLIT_QUOTA_SITES")
         );
+    }
+
+    #[test]
+    fn the_raw_event_quota_defaults_to_five_million_and_must_be_a_positive_integer() {
+        assert_eq!(
+            load(&base()).unwrap().limits.raw_events_per_site_day,
+            5_000_000
+        );
+        let mut vars = base();
+        vars.insert("SAMPLIT_RAW_EVENTS_PER_SITE_DAY", "10".to_owned());
+        assert_eq!(load(&vars).unwrap().limits.raw_events_per_site_day, 10);
+        vars.insert("SAMPLIT_RAW_EVENTS_PER_SITE_DAY", String::new());
+        assert_eq!(
+            load(&vars).unwrap().limits.raw_events_per_site_day,
+            5_000_000,
+            "empty is unset"
+        );
+        for bad in ["0", "-1", "1.5", "5e6", "lots"] {
+            vars.insert("SAMPLIT_RAW_EVENTS_PER_SITE_DAY", bad.to_owned());
+            let err = load(&vars).unwrap_err().to_string();
+            assert!(
+                err.contains("SAMPLIT_RAW_EVENTS_PER_SITE_DAY") && err.contains("positive"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

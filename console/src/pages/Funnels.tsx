@@ -82,6 +82,7 @@ const STRINGS: Record<Lang, Record<string, string>> = {
     exploratory: 'One look at the data, Holm-adjusted over the steps and arms: for exploring, not deciding.',
     small_arms: 'An arm has fewer than 100 visitors: its rates are imprecise.',
     raw_events_expired: 'Raw events past the retention are gone: the funnel is complete for visitors who entered from',
+    raw_events_capped: 'The site reached its daily raw-event quota on some of these days: the funnel undercounts there (the results above count every event).',
   },
   es: {
     title: 'Embudos',
@@ -110,6 +111,7 @@ const STRINGS: Record<Lang, Record<string, string>> = {
     exploratory: 'Una sola mirada a los datos, ajustada por Holm sobre pasos y variantes: para explorar, no para decidir.',
     small_arms: 'Una variante tiene menos de 100 visitantes: sus tasas son imprecisas.',
     raw_events_expired: 'Los eventos pasada la retención ya no están: el embudo está completo para los visitantes que entraron desde el',
+    raw_events_capped: 'El sitio alcanzó su cuota diaria de eventos en bruto algunos de estos días: el embudo se queda corto ahí (los resultados de arriba cuentan todos los eventos).',
   },
 };
 

@@ -1,7 +1,8 @@
 //! SQL of the raw events: the exposures and conversions ingestion keeps as they came
 //! (`raw_exposures`, `raw_conversions`, partitioned by UTC day; see
-//! `migrations/0024_raw_events_and_segments.sql`), their partitions (made on demand,
-//! dropped past the retention), and the erasure of a site's visitors.
+//! `migrations/0024_raw_events_and_segments.sql`), the per-site daily quota's counts
+//! (`raw_event_days`, migration 0029), their partitions (made on demand, dropped past the
+//! retention), and the erasure of a site's visitors.
 //!
 //! Writes are set-wise like the rest of ingestion: one `INSERT … SELECT FROM UNNEST` per
 //! table per batch, in the batch's transaction. Partition DDL runs outside it (see
@@ -166,6 +167,86 @@ pub async fn insert_conversions(conn: &mut PgConnection, r: &RawConversions) -> 
     .execute(conn)
     .await?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The per-site daily quota (`raw_event_days`, migration 0029; docs/ingestion.md,
+// "Raw-event quota").
+
+/// Raw rows per (site, UTC day), sorted by (site, day): the lock order of
+/// `raw_event_days`, the same in every batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RawDayCounts {
+    pub site_ids: Vec<Uuid>,
+    pub days: Vec<Date>,
+    pub rows: Vec<i64>,
+}
+
+/// Adds a batch's raw rows to `kept` of each (site, day), creating the rows it lacks, and
+/// returns each key's new `kept` (this batch included). In the batch's transaction: the
+/// upsert's row locks, held until commit, serialise concurrent batches of one site and
+/// day, so each sees the total of the batches committed before it plus its own.
+#[tracing::instrument(skip_all, fields(keys = c.site_ids.len()))]
+pub async fn add_raw_days(
+    conn: &mut PgConnection,
+    c: &RawDayCounts,
+) -> sqlx::Result<Vec<(Uuid, Date, i64)>> {
+    if c.site_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "INSERT INTO raw_event_days AS d (site_id, day, kept)
+         SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::int8[])
+         ON CONFLICT (site_id, day) DO UPDATE SET kept = d.kept + EXCLUDED.kept
+         RETURNING site_id, day, kept",
+    )
+    .bind(&c.site_ids)
+    .bind(&c.days)
+    .bind(&c.rows)
+    .fetch_all(conn)
+    .await
+}
+
+/// Moves rows over the quota from `kept` to `dropped` (`c.rows` of each key, counted by
+/// [`add_raw_days`] in the same transaction, whose locks it already holds).
+#[tracing::instrument(skip_all, fields(keys = c.site_ids.len()))]
+pub async fn move_to_dropped(conn: &mut PgConnection, c: &RawDayCounts) -> sqlx::Result<()> {
+    if c.site_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE raw_event_days AS d
+            SET kept = d.kept - o.n, dropped = d.dropped + o.n
+           FROM UNNEST($1::uuid[], $2::date[], $3::int8[]) AS o (site_id, day, n)
+          WHERE d.site_id = o.site_id AND d.day = o.day",
+    )
+    .bind(&c.site_ids)
+    .bind(&c.days)
+    .bind(&c.rows)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The days from `from` to `to` (inclusive) on which the quota left raw rows of
+/// `site_id` out, with how many, in day order.
+#[tracing::instrument(skip(conn))]
+pub async fn capped_days(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    from: Date,
+    to: Date,
+) -> sqlx::Result<Vec<(Date, i64)>> {
+    sqlx::query_as(
+        "SELECT day, dropped FROM raw_event_days
+          WHERE site_id = $1 AND day BETWEEN $2 AND $3 AND dropped > 0
+          ORDER BY day",
+    )
+    .bind(site_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await
 }
 
 // ---------------------------------------------------------------------------------------

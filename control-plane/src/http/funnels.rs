@@ -36,6 +36,7 @@ use crate::audit::{self, Change};
 use crate::auth::RequireRole;
 use crate::auth::roles::{Editor, Viewer};
 use crate::db::funnels as db;
+use crate::db::raw_events;
 use crate::db::results as results_db;
 use crate::domain::Status;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
@@ -376,7 +377,7 @@ pub struct FunnelAnalysis {
 /// A caveat to show with the funnel.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FunnelWarning {
-    /// `exploratory`, `small_arms` or `raw_events_expired`.
+    /// `exploratory`, `small_arms`, `raw_events_expired` or `raw_events_capped`.
     pub code: &'static str,
     pub message: String,
 }
@@ -486,6 +487,7 @@ async fn funnel_results(
     let first = entries.iter().map(|e| e.first).min();
     let last = entries.iter().map(|e| e.last).max();
     let mut reached: HashMap<Uuid, Vec<u64>> = HashMap::new();
+    let mut capped: Vec<(Date, i64)> = Vec::new();
     if let (Some(first), Some(last)) = (first, last) {
         let q = db::StepEventQuery {
             experiment_id: id,
@@ -502,6 +504,8 @@ async fn funnel_results(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "funnel folded"
         );
+        // The days of those partitions on which the raw-event quota left rows out.
+        capped = raw_events::capped_days(&mut tx, q.site_id, q.from_day, q.to_day).await?;
     }
     tx.commit().await?;
     let entered: HashMap<Uuid, u64> = entries
@@ -627,6 +631,12 @@ async fn funnel_results(
             ),
         });
     }
+    if let Some(message) = capped_message(&capped) {
+        warnings.push(FunnelWarning {
+            code: "raw_events_capped",
+            message,
+        });
+    }
     let funnel = view(row, &step_rows);
     Ok(axum::Json(FunnelResults {
         funnel,
@@ -635,6 +645,24 @@ async fn funnel_results(
         warnings,
         computed_at: now,
     }))
+}
+
+/// The `raw_events_capped` warning's message for the days (in order, with the rows left
+/// out) on which the site's raw-event quota was reached, if any.
+pub fn capped_message(days: &[(Date, i64)]) -> Option<String> {
+    let (first, _) = days.first()?;
+    let (last, _) = days.last()?;
+    let dropped: i64 = days.iter().map(|(_, n)| n).sum();
+    let when = if days.len() == 1 {
+        format!("on {first}")
+    } else {
+        format!("on {} days from {first} to {last}", days.len())
+    };
+    Some(format!(
+        "the site reached its daily raw-event quota {when}: {dropped} raw events were not \
+         kept, so the funnel undercounts visitors and steps there; the results page, from \
+         aggregates that count every event, does not"
+    ))
 }
 
 /// The first day whose raw events are all still kept, if the earliest entry is before
@@ -711,6 +739,30 @@ mod tests {
         let out = fold_visitors(rows, &masks, 2, 3_600_000).await.unwrap();
         assert_eq!(out[&arm_a], [2, 1]);
         assert_eq!(out[&arm_b], [1, 0], "pay after the window");
+    }
+
+    #[test]
+    fn the_capped_warning_names_the_days_and_the_rows_left_out() {
+        use time::macros::date;
+        assert_eq!(capped_message(&[]), None);
+        let one = capped_message(&[(date!(2026 - 12 - 01), 7)]).unwrap();
+        assert!(
+            one.contains("on 2026-12-01:") && one.contains(" 7 raw events"),
+            "{one}"
+        );
+        let three = capped_message(&[
+            (date!(2026 - 12 - 01), 7),
+            (date!(2026 - 12 - 03), 5),
+            (date!(2026 - 12 - 04), 1),
+        ])
+        .unwrap();
+        assert!(
+            three.contains("on 3 days from 2026-12-01 to 2026-12-04")
+                && three.contains(" 13 raw events")
+                && three.contains("undercounts")
+                && three.contains("results page"),
+            "{three}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::items::WireBatch;
-use crate::ingest::{self, MAX_ITEMS, Outcome};
+use crate::ingest::{self, IngestLimits, MAX_ITEMS, Outcome};
 use crate::state::AppState;
 use samplit_engine::ingest::{self as signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
@@ -71,7 +71,10 @@ async fn ingest_batch(
             format!("a batch holds at most {MAX_ITEMS} items"),
         ));
     }
-    let outcome = ingest::process(&state.pool, &batch.items, now).await?;
+    let limits = IngestLimits {
+        raw_events_per_site_day: state.config.limits.raw_events_per_site_day,
+    };
+    let outcome = ingest::process(&state.pool, &batch.items, now, limits).await?;
     let m = &state.metrics.ingest_items;
     let attributed = outcome.accepted - outcome.unattributed;
     m.with_label_values(&["accepted"]).inc_by(attributed);

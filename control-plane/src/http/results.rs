@@ -152,9 +152,10 @@ pub struct AnalysisView {
     /// guardrails: `{"action": "guardrail_harmed", "arm": <index>, "guardrail": <index
     /// into that subject's guardrails>}`), the reason in a sentence with the figures.
     pub recommendation_reason: Option<String>,
-    /// The same arms compared after variance reduction (CUPED within post-strata); null
-    /// for a `main_effect` analysis or without a control. Beside the unadjusted numbers
-    /// above, which (and the recommendation) it does not change.
+    /// The same subjects compared after variance reduction (CUPED within post-strata; a
+    /// `main_effect` variant pools the strata moments of the combinations that show it);
+    /// null without a control. Beside the unadjusted numbers above, which (and the
+    /// recommendation) it does not change.
     pub variance_reduction: Option<VarianceReductionView>,
 }
 
@@ -484,11 +485,34 @@ pub async fn compute(
             .await?
             .into_iter()
             .collect();
-        let variance_reduction = if scope == "main_effect" {
-            None
+        // Which subject each arm's stratum cells count for: the arm itself, or, for a
+        // main effect, the element's variant the arm (a combination) shows.
+        let owners: HashMap<Uuid, usize> = if scope == "main_effect" {
+            arms.iter()
+                .filter_map(|a| {
+                    subjects
+                        .iter()
+                        .position(|s| a.variant_ids.contains(&s.id))
+                        .map(|i| (a.arm_id, i))
+                })
+                .collect()
         } else {
-            variance_reduction(state, &goal, &scope_key, &subjects, &cuped_cells, alpha).await?
+            subjects
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id, i))
+                .collect()
         };
+        let variance_reduction = variance_reduction(
+            state,
+            &goal,
+            &scope_key,
+            &subjects,
+            &owners,
+            &cuped_cells,
+            alpha,
+        )
+        .await?;
         let input = analysis_input(&subjects, &previous);
         let total_expected: f64 = subjects.iter().map(|s| s.expected).sum();
         let verdicts = guardrail_verdicts(&subjects, set_index, &guardrails, alpha)?;
@@ -580,25 +604,24 @@ fn cuped_scope(scope_key: &str) -> String {
     format!("cuped:{scope_key}")
 }
 
-/// The CUPED input of one analysis' arms from the stratum cells of the experiment: one
-/// fine stratum per stored value, its group the visitor type; `y` is converted (0/1) for
-/// a conversion goal, the revenue total for a revenue goal. `None` without a control.
+/// The CUPED input of one analysis' subjects from the stratum cells of the experiment's
+/// arms: one fine stratum per stored value, its group the visitor type; `y` is converted
+/// (0/1) for a conversion goal, the revenue total for a revenue goal. `owners` maps an
+/// arm to the subject its cells count for (the moments are sums, so a main effect's
+/// variant adds up the cells of the combinations that show it, as its unadjusted counts
+/// do). `None` without a control.
 fn cuped_input(
     subjects: &[Subject],
+    owners: &HashMap<Uuid, usize>,
     cells: &[CupedCell],
     metric: Metric,
     previous: &HashMap<Uuid, f64>,
     alpha: f64,
 ) -> Option<CupedInput> {
     let control = subjects.iter().position(|s| s.is_control)?;
-    let index: HashMap<Uuid, usize> = subjects
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id, i))
-        .collect();
     let mut strata: BTreeMap<&str, Vec<CellMoments>> = BTreeMap::new();
     for c in cells {
-        let Some(&i) = index.get(&c.arm_id) else {
+        let Some(&i) = owners.get(&c.arm_id) else {
             continue;
         };
         let (sum_y, sum_yy, sum_xy) = match metric {
@@ -611,14 +634,15 @@ fn cuped_input(
         };
         strata
             .entry(&c.stratum)
-            .or_insert_with(|| vec![CellMoments::default(); subjects.len()])[i] = CellMoments {
-            n: u64::try_from(c.visitors).unwrap_or(0),
-            sum_x: [c.x1_sum, c.x2_sum],
-            sum_xx: [c.x1_sumsq, c.x1x2_sum, c.x2_sumsq],
-            sum_y,
-            sum_yy,
-            sum_xy,
-        };
+            .or_insert_with(|| vec![CellMoments::default(); subjects.len()])[i]
+            .add(&CellMoments {
+                n: u64::try_from(c.visitors).unwrap_or(0),
+                sum_x: [c.x1_sum, c.x2_sum],
+                sum_xx: [c.x1_sumsq, c.x1x2_sum, c.x2_sumsq],
+                sum_y,
+                sum_yy,
+                sum_xy,
+            });
     }
     Some(CupedInput {
         strata: strata
@@ -652,6 +676,7 @@ async fn variance_reduction(
     goal: &GoalRow,
     scope_key: &str,
     subjects: &[Subject],
+    owners: &HashMap<Uuid, usize>,
     cells: &[CupedCell],
     alpha: f64,
 ) -> ApiResult<Option<VarianceReductionView>> {
@@ -660,7 +685,7 @@ async fn variance_reduction(
         .await?
         .into_iter()
         .collect();
-    let Some(input) = cuped_input(subjects, cells, goal.metric, &previous, alpha) else {
+    let Some(input) = cuped_input(subjects, owners, cells, goal.metric, &previous, alpha) else {
         return Ok(None);
     };
     // The strata must hold exactly the visitors the unadjusted analysis counts: visitors

@@ -15,9 +15,11 @@
 //! 4. in one transaction: marks item ids seen (`ON CONFLICT DO NOTHING`: replays and
 //!    races count once), inserts first exposures into `assignments` with their context
 //!    (the first one fixes the arm), upserts conversions once per (goal, unit, visitor),
-//!    keeps the newly processed items as raw events, and adds the grouped deltas to the
-//!    aggregates and segment statistics — a handful of statements per batch whatever its
-//!    size (the phases are in [`plan`]'s docs).
+//!    keeps the newly processed items as raw events (at most
+//!    [`IngestLimits::raw_events_per_site_day`] per site and UTC day: the raw-event
+//!    quota), and adds the grouped deltas to the aggregates and segment statistics — a
+//!    handful of statements per batch whatever its size (the phases are in [`plan`]'s
+//!    docs).
 //!
 //! Rules (attribution, units, retention) are in `docs/ingestion.md`.
 
@@ -54,6 +56,15 @@ pub const FUTURE_SKEW: time::Duration = time::Duration::minutes(10);
 /// Attempts of the batch transaction when PostgreSQL reports a deadlock or a
 /// serialization failure (keys are locked in sorted order, so this is a safety net).
 const ATTEMPTS: usize = 3;
+
+/// The limits ingestion applies (from `config::Limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Raw rows (exposures and conversions) kept per site and UTC day of the event
+    /// (`SAMPLIT_RAW_EVENTS_PER_SITE_DAY`); past it, events still count in the aggregates
+    /// but are not kept as raw events (docs/ingestion.md, "Raw-event quota").
+    pub raw_events_per_site_day: i64,
+}
 
 /// The response to a batch.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -268,6 +279,7 @@ pub async fn process(
     pool: &PgPool,
     raw_items: &[Value],
     now: OffsetDateTime,
+    limits: IngestLimits,
 ) -> Result<Outcome, sqlx::Error> {
     let mut outcome = Outcome::default();
 
@@ -433,7 +445,7 @@ pub async fn process(
         raw_events::ensure_partitions(pool, &days).await?;
     }
     let written = write::retried("ingest batch", || {
-        write::write_batch(pool, &batch, &catalog)
+        write::write_batch(pool, &batch, &catalog, limits.raw_events_per_site_day)
     })
     .await?;
     let mut visitors: Vec<String> = batch

@@ -1064,6 +1064,87 @@ pub fn expected_shares(all: &[Uuid], logged: &BTreeMap<Uuid, Logged>) -> Vec<(Uu
         .collect()
 }
 
+// ---------------------------------------------------------------------------------------
+// The raw-event quota (docs/ingestion.md, "Raw-event quota"): per (site, UTC day), at most
+// `raw_events_per_site_day` raw rows are kept. The writer counts the batch's rows per key
+// ([`raw_day_counts`]), adds them to `raw_event_days.kept` in one upsert that returns the
+// new totals, and from those [`raw_overflow`] says how many rows of each key are over the
+// quota and [`raw_rows_kept`] which ones are left out. The aggregates are not affected.
+
+/// A (site, UTC day) of raw events: the key of `raw_event_days` (field order is sort
+/// order, the lock order of its rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RawDay {
+    pub site_id: Uuid,
+    pub day: Date,
+}
+
+/// A raw row the batch would insert, as the quota sees it: its (site, day) and its place
+/// in the order of dropping (time, then item id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRow<'a> {
+    pub site_id: Uuid,
+    pub at: OffsetDateTime,
+    pub id: &'a str,
+}
+
+impl RawRow<'_> {
+    fn key(&self) -> RawDay {
+        RawDay {
+            site_id: self.site_id,
+            day: self.at.date(),
+        }
+    }
+}
+
+/// The number of `rows` per (site, day), sorted by key.
+pub fn raw_day_counts(rows: &[RawRow<'_>]) -> Vec<(RawDay, i64)> {
+    let mut counts: BTreeMap<RawDay, i64> = BTreeMap::new();
+    for r in rows {
+        *counts.entry(r.key()).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
+/// The rows over `quota` per key, given the batch's `counts` and each key's `kept`
+/// total after the upsert (`kept_after`, the batch's rows included): `min(count,
+/// kept − quota)` where that is positive (the batches committed before this one were
+/// kept first). Only keys with an overflow, sorted. A key the upsert did not return
+/// (it returns every key it was given) keeps its rows.
+pub fn raw_overflow(
+    counts: &[(RawDay, i64)],
+    kept_after: &HashMap<RawDay, i64>,
+    quota: i64,
+) -> Vec<(RawDay, i64)> {
+    counts
+        .iter()
+        .filter_map(|&(key, count)| {
+            let kept = *kept_after.get(&key)?;
+            let over = count.min(kept.saturating_sub(quota));
+            (over > 0).then_some((key, over))
+        })
+        .collect()
+}
+
+/// Which of `rows` to insert (`true`) given the `overflow` per key ([`raw_overflow`]):
+/// of each key's rows, the `overflow` last by (time, item id) are left out, so the quota
+/// keeps a day's earliest events of the batch, whether exposures or conversions.
+pub fn raw_rows_kept(rows: &[RawRow<'_>], overflow: &[(RawDay, i64)]) -> Vec<bool> {
+    let mut keep = vec![true; rows.len()];
+    for &(key, over) in overflow {
+        let mut of_key: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].key() == key).collect();
+        // Latest first; ids are unique within a batch, so the order is total.
+        of_key.sort_by(|&a, &b| (rows[b].at, rows[b].id).cmp(&(rows[a].at, rows[a].id)));
+        for &i in of_key
+            .iter()
+            .take(usize::try_from(over).unwrap_or(usize::MAX))
+        {
+            keep[i] = false;
+        }
+    }
+    keep
+}
+
 #[cfg(test)]
 mod tests {
     //! The phases run as the writer runs them, against a stand-in for the three
@@ -1756,5 +1837,125 @@ mod tests {
         assert_eq!(shares[0], (a, 0.7));
         assert!((shares[1].1 - 0.15).abs() < 1e-12);
         assert!((shares[2].1 - 0.15).abs() < 1e-12);
+    }
+}
+
+#[cfg(test)]
+mod raw_quota_tests {
+    //! The quota's decision, as the writer runs it: counts, the totals the upsert would
+    //! return, the overflow and the rows left out.
+
+    use super::*;
+
+    const SITE: Uuid = Uuid::from_u128(0x5173);
+    const OTHER: Uuid = Uuid::from_u128(0x5174);
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        // 2026-12-01 10:00:00 UTC.
+        OffsetDateTime::from_unix_timestamp(1_796_119_200 + seconds).unwrap()
+    }
+
+    fn row(site_id: Uuid, seconds: i64, id: &str) -> RawRow<'_> {
+        RawRow {
+            site_id,
+            at: at(seconds),
+            id,
+        }
+    }
+
+    /// What the writer does, with `before` the `kept` already stored per key.
+    fn decide(rows: &[RawRow<'_>], before: &[(RawDay, i64)], quota: i64) -> Vec<bool> {
+        let counts = raw_day_counts(rows);
+        let stored: HashMap<RawDay, i64> = before.iter().copied().collect();
+        let after = counts
+            .iter()
+            .map(|&(k, n)| (k, stored.get(&k).copied().unwrap_or(0) + n))
+            .collect();
+        raw_rows_kept(rows, &raw_overflow(&counts, &after, quota))
+    }
+
+    fn day(site_id: Uuid, seconds: i64) -> RawDay {
+        RawDay {
+            site_id,
+            day: at(seconds).date(),
+        }
+    }
+
+    #[test]
+    fn counts_are_per_site_and_utc_day_and_sorted_by_key() {
+        // 14 h after 10:00 is the next UTC day.
+        let rows = [
+            row(OTHER, 0, "o1"),
+            row(SITE, 50_400, "n1"),
+            row(SITE, 0, "a"),
+            row(SITE, 10, "b"),
+        ];
+        assert_eq!(
+            raw_day_counts(&rows),
+            vec![
+                (day(SITE, 0), 2),
+                (day(SITE, 50_400), 1),
+                (day(OTHER, 0), 1)
+            ]
+        );
+        assert!(raw_day_counts(&[]).is_empty());
+    }
+
+    #[test]
+    fn under_or_at_the_quota_every_row_is_kept() {
+        let rows = [row(SITE, 0, "a"), row(SITE, 1, "b"), row(SITE, 2, "c")];
+        assert_eq!(decide(&rows, &[], 3), vec![true; 3], "exactly the quota");
+        assert_eq!(decide(&rows, &[(day(SITE, 0), 5)], 8), vec![true; 3]);
+    }
+
+    #[test]
+    fn past_the_quota_the_latest_rows_of_the_key_are_left_out() {
+        // Out of time order in the batch: the two latest (by time, then id) go.
+        let rows = [
+            row(SITE, 30, "d"),
+            row(SITE, 0, "a"),
+            row(SITE, 20, "z"),
+            row(SITE, 20, "c"),
+            row(SITE, 10, "b"),
+        ];
+        assert_eq!(
+            decide(&rows, &[], 3),
+            vec![false, true, false, true, true],
+            "d (t=30) and z (t=20, after c) are dropped"
+        );
+        // Seven already kept today, quota 8: one more fits, the earliest.
+        assert_eq!(
+            decide(&rows, &[(day(SITE, 0), 7)], 8),
+            vec![false, true, false, false, false]
+        );
+    }
+
+    #[test]
+    fn a_full_day_drops_the_whole_batch_but_other_keys_keep_theirs() {
+        let rows = [
+            row(SITE, 0, "a"),
+            row(OTHER, 0, "o"),
+            row(SITE, 50_400, "next-day"),
+            row(SITE, 5, "b"),
+        ];
+        // SITE's first day is at its quota of 2 already.
+        assert_eq!(
+            decide(&rows, &[(day(SITE, 0), 2)], 2),
+            vec![false, true, true, false]
+        );
+    }
+
+    #[test]
+    fn the_overflow_never_exceeds_the_batch_and_skips_unreturned_keys() {
+        let counts = [(day(SITE, 0), 3), (day(OTHER, 0), 4)];
+        // SITE: 100 kept after (97 before), quota 10: all 3 of the batch, not 90.
+        let after = HashMap::from([(day(SITE, 0), 100)]);
+        assert_eq!(
+            raw_overflow(&counts, &after, 10),
+            vec![(day(SITE, 0), 3)],
+            "OTHER was not returned: nothing to drop"
+        );
+        let after = HashMap::from([(day(SITE, 0), 12), (day(OTHER, 0), 4)]);
+        assert_eq!(raw_overflow(&counts, &after, 10), vec![(day(SITE, 0), 2)]);
     }
 }

@@ -3,7 +3,7 @@
 //! the deltas set-wise (one `UNNEST` statement per kind of row, keys sorted). Nothing here
 //! decides what a batch counts for.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use sqlx::{PgConnection, PgPool};
@@ -11,14 +11,14 @@ use sqlx::{PgConnection, PgPool};
 use super::ATTEMPTS;
 use super::plan::{
     self, ArmDailyDelta, ArmDelta, AssignmentLookup, Batch, Catalog, ConversionDelta, Counts,
-    Fresh, GoalDeltas, PendingConversion, Plan, ResolvedExposure, SegmentDailyDelta,
-    StratumDailyDelta, UnattributedDelta,
+    Fresh, GoalDeltas, PendingConversion, RawDay, RawRow, ResolvedConversion, ResolvedExposure,
+    SegmentDailyDelta, StratumDailyDelta, UnattributedDelta,
 };
 use crate::db::aggregates::{
     self, ArmDailyDeltas, ArmDeltas, GoalDailyDeltas, GoalDeltas as GoalColumns,
 };
 use crate::db::events::{self, AssignmentRow, NewAssignments, NewConversions, NewPending};
-use crate::db::raw_events::{self, RawConversions, RawExposures};
+use crate::db::raw_events::{self, RawConversions, RawDayCounts, RawExposures};
 use crate::db::segments::{self, SegmentDailyDeltas, SegmentGoalDeltas};
 
 /// Runs `attempt` again when PostgreSQL reports a deadlock or a serialization failure,
@@ -44,11 +44,13 @@ where
 }
 
 /// The batch's transaction: marks ids seen, claims first exposures, reads the
-/// assignments the plan needs, and writes the plan.
+/// assignments the plan needs, and writes the plan, keeping at most `raw_quota` raw rows
+/// per site and UTC day (the aggregates count every event).
 pub(super) async fn write_batch(
     pool: &PgPool,
     batch: &Batch,
     catalog: &Catalog,
+    raw_quota: i64,
 ) -> Result<Counts, sqlx::Error> {
     let mut tx = pool.begin().await?;
 
@@ -102,14 +104,69 @@ pub(super) async fn write_batch(
     }
     write_goal_aggregates(&mut tx, &goals).await?;
     // The raw events: the newly processed items, in the same transaction (an
-    // acknowledged batch has them; a rolled-back one has none).
-    raw_events::insert_exposures(&mut tx, &raw_exposure_columns(&fresh, &plan)).await?;
-    raw_events::insert_conversions(&mut tx, &raw_conversion_columns(&fresh)).await?;
+    // acknowledged batch has them; a rolled-back one has none), as far as the site's
+    // daily quota allows: its count is upserted first (keys sorted, like the aggregates).
+    let exposures: Vec<&ResolvedExposure> = plan
+        .kept_exposures
+        .iter()
+        .map(|&i| fresh.exposures()[i])
+        .collect();
+    let rows: Vec<RawRow<'_>> = exposures
+        .iter()
+        .map(|e| RawRow {
+            site_id: e.site_id,
+            at: e.at,
+            id: &e.id,
+        })
+        .chain(fresh.conversions().iter().map(|c| RawRow {
+            site_id: c.site_id,
+            at: c.at,
+            id: &c.id,
+        }))
+        .collect();
+    let keep = apply_raw_quota(&mut tx, &rows, raw_quota).await?;
+    let (keep_exposures, keep_conversions) = keep.split_at(exposures.len());
+    raw_events::insert_exposures(&mut tx, &raw_exposure_columns(&exposures, keep_exposures))
+        .await?;
+    raw_events::insert_conversions(
+        &mut tx,
+        &raw_conversion_columns(fresh.conversions(), keep_conversions),
+    )
+    .await?;
     if !plan.unattributed.is_empty() {
         write_unattributed(&mut tx, &plan.unattributed).await?;
     }
     tx.commit().await?;
     Ok(plan.counts)
+}
+
+/// Counts `rows` against the per-(site, day) quota (one upsert returning the new totals;
+/// a second statement moving the overflow to `dropped` only when there is one) and
+/// says which to insert, in the order of `rows`.
+async fn apply_raw_quota(
+    conn: &mut PgConnection,
+    rows: &[RawRow<'_>],
+    quota: i64,
+) -> Result<Vec<bool>, sqlx::Error> {
+    let counts = plan::raw_day_counts(rows);
+    if counts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kept_after: HashMap<RawDay, i64> =
+        raw_events::add_raw_days(&mut *conn, &raw_day_columns(&counts))
+            .await?
+            .into_iter()
+            .map(|(site_id, day, kept)| (RawDay { site_id, day }, kept))
+            .collect();
+    let overflow = plan::raw_overflow(&counts, &kept_after, quota);
+    if !overflow.is_empty() {
+        raw_events::move_to_dropped(&mut *conn, &raw_day_columns(&overflow)).await?;
+        for (key, dropped) in &overflow {
+            tracing::warn!(site_id = %key.site_id, day = %key.day, dropped, quota,
+                "raw-event quota reached: raw rows not kept (aggregates still count them)");
+        }
+    }
+    Ok(plan::raw_rows_kept(rows, &overflow))
 }
 
 /// Attributes parked conversions (see `migrations/0009_pending_conversions.sql`) of
@@ -276,10 +333,20 @@ fn assignment_columns(claims: &[&ResolvedExposure]) -> NewAssignments {
     c
 }
 
-fn raw_exposure_columns(fresh: &Fresh<'_>, plan: &Plan) -> RawExposures {
+fn raw_day_columns(counts: &[(RawDay, i64)]) -> RawDayCounts {
+    let mut c = RawDayCounts::default();
+    for (key, n) in counts {
+        c.site_ids.push(key.site_id);
+        c.days.push(key.day);
+        c.rows.push(*n);
+    }
+    c
+}
+
+/// The exposures whose `keep` is set (`keep` runs beside `exposures`).
+fn raw_exposure_columns(exposures: &[&ResolvedExposure], keep: &[bool]) -> RawExposures {
     let mut c = RawExposures::default();
-    for &i in &plan.kept_exposures {
-        let e = fresh.exposures()[i];
+    for (e, _) in exposures.iter().zip(keep).filter(|(_, k)| **k) {
         c.days.push(e.at.date());
         c.ts.push(e.at);
         c.site_ids.push(e.site_id);
@@ -295,9 +362,10 @@ fn raw_exposure_columns(fresh: &Fresh<'_>, plan: &Plan) -> RawExposures {
     c
 }
 
-fn raw_conversion_columns(fresh: &Fresh<'_>) -> RawConversions {
+/// The conversions whose `keep` is set (`keep` runs beside `conversions`).
+fn raw_conversion_columns(conversions: &[&ResolvedConversion], keep: &[bool]) -> RawConversions {
     let mut c = RawConversions::default();
-    for k in fresh.conversions() {
+    for (k, _) in conversions.iter().zip(keep).filter(|(_, k)| **k) {
         c.days.push(k.at.date());
         c.ts.push(k.at);
         c.site_ids.push(k.site_id);

@@ -29,6 +29,7 @@ mod planning;
 mod publisher;
 mod quotas;
 mod raw_events;
+mod raw_quota;
 mod results;
 mod retention;
 mod segments;

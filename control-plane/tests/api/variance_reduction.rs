@@ -2,7 +2,8 @@
 //! variance_reduction`): visitors with prior visits / conversions go through the real
 //! ingest path; the reported adjusted numbers equal the engine's on moments computed here
 //! from the raw visitors generated, the reduction is positive, the running-minimum
-//! p-value is stored under its own scope, and authorisation is the results'.
+//! p-value is stored under its own scope, and authorisation is the results'. A factorial
+//! experiment's main effects pool the combinations' strata moments.
 
 use axum::http::StatusCode;
 use samplit_engine::stats::cuped::{
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 
-use crate::fixtures::{batch, conversion, exposure, ingest_ok, team_running};
+use crate::fixtures::{Experiment, Site, batch, conversion, exposure, ingest_ok, team_running};
 use crate::helpers::{TestApp, new_org};
 
 /// One generated visitor: its context and what it does.
@@ -50,9 +51,15 @@ impl Visitor {
 /// prior conversions 0..3), two devices; who signs up and how much they spend grow with
 /// their prior conversions, and arm 1 converts a little more often.
 fn visitors() -> Vec<Visitor> {
+    visitors_of(2, 240)
+}
+
+/// [`visitors`] for `arms` arms of `per_arm` visitors each (arm `a` converts a little
+/// more often as `a` grows).
+fn visitors_of(arms: usize, per_arm: usize) -> Vec<Visitor> {
     let mut out = Vec::new();
-    for arm in 0..2 {
-        for i in 0..240usize {
+    for arm in 0..arms {
+        for i in 0..per_arm {
             let returning = i % 2 == 0;
             let prior_visits = if !returning {
                 0
@@ -62,7 +69,7 @@ fn visitors() -> Vec<Visitor> {
                 1 + ((i * 7) % 9) as i32
             };
             let prior_conversions = if returning { ((i * 3) % 4) as i32 } else { 0 };
-            let converts = prior_conversions >= 2 || i % (7 - arm) == 0;
+            let converts = prior_conversions >= 2 || i % (7 - arm.min(4)) == 0;
             let value = 10.0 + 15.0 * f64::from(prior_conversions) + (i % 5) as f64;
             out.push(Visitor {
                 arm,
@@ -85,6 +92,16 @@ fn visitors() -> Vec<Visitor> {
 /// The engine's answer on moments computed from the raw visitors (`y` of each visitor:
 /// signed up, or its purchase total), as the control plane configures it.
 fn expected(visitors: &[Visitor], revenue: bool) -> Value {
+    expected_by(visitors, revenue, 2, |v| v.arm)
+}
+
+/// [`expected`] with `subjects` subjects, each visitor counting for `subject(v)`.
+fn expected_by(
+    visitors: &[Visitor],
+    revenue: bool,
+    subjects: usize,
+    subject: impl Fn(&Visitor) -> usize,
+) -> Value {
     let mut strata: BTreeMap<String, Vec<CellMoments>> = BTreeMap::new();
     for v in visitors {
         let y = if revenue {
@@ -94,8 +111,8 @@ fn expected(visitors: &[Visitor], revenue: bool) -> Value {
         };
         strata
             .entry(v.stratum())
-            .or_insert_with(|| vec![CellMoments::default(); 2])[v.arm]
-            .push(v.x(), y);
+            .or_insert_with(|| vec![CellMoments::default(); subjects])[subject(v)]
+        .push(v.x(), y);
     }
     let input = CupedInput {
         strata: strata
@@ -107,7 +124,7 @@ fn expected(visitors: &[Visitor], revenue: bool) -> Value {
             })
             .collect(),
         control: 0,
-        previous_p_values: vec![None, None],
+        previous_p_values: vec![None; subjects],
         alpha: 0.05,
         mixing: if revenue {
             MixingVariance::Relative(0.05)
@@ -149,41 +166,33 @@ fn assert_close(got: &Value, want: &Value, path: &str) {
     }
 }
 
-#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
-async fn results_report_the_variance_reduction_computed_from_the_visitors(pool: PgPool) {
-    let app = TestApp::new(pool);
-    let (team, s, x) = team_running(&app, "single", &[2]).await;
-    let visitors = visitors();
+/// Sends each visitor's exposure (with its context) and conversions through ingestion:
+/// first purchases and sign-ups, then the repeated purchases in a later batch.
+async fn ingest_visitors(app: &TestApp, s: &Site, x: &Experiment, visitors: &[Visitor]) {
     let mut first = Vec::new();
     let mut second = Vec::new();
-    for v in &visitors {
-        let mut e = exposure(&format!("x-{}", v.id), &s, x.id, x.arms[v.arm], &v.id);
+    for v in visitors {
+        let mut e = exposure(&format!("x-{}", v.id), s, x.id, x.arms[v.arm], &v.id);
         e["context"] = json!({"device": v.device, "prior_visits": v.prior_visits,
                               "prior_conversions": v.prior_conversions});
         first.push(e);
         if v.purchases[0] > 0.0 {
             first.push(conversion(
                 &format!("p1-{}", v.id),
-                &s,
+                s,
                 &v.id,
                 "purchase",
                 Some(v.purchases[0]),
             ));
         }
         if v.signup {
-            first.push(conversion(
-                &format!("s-{}", v.id),
-                &s,
-                &v.id,
-                "signup",
-                None,
-            ));
+            first.push(conversion(&format!("s-{}", v.id), s, &v.id, "signup", None));
         }
         // A repeated purchase in a later batch moves Σx·revenue by x·(t₁ − t₀).
         if v.purchases[1] > 0.0 {
             second.push(conversion(
                 &format!("p2-{}", v.id),
-                &s,
+                s,
                 &v.id,
                 "purchase",
                 Some(v.purchases[1]),
@@ -191,9 +200,17 @@ async fn results_report_the_variance_reduction_computed_from_the_visitors(pool: 
         }
     }
     for chunk in first.chunks(900) {
-        ingest_ok(&app, &batch(chunk.to_vec())).await;
+        ingest_ok(app, &batch(chunk.to_vec())).await;
     }
-    ingest_ok(&app, &batch(second)).await;
+    ingest_ok(app, &batch(second)).await;
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn results_report_the_variance_reduction_computed_from_the_visitors(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (team, s, x) = team_running(&app, "single", &[2]).await;
+    let visitors = visitors();
+    ingest_visitors(&app, &s, &x, &visitors).await;
 
     for (goal, revenue) in [(x.purchase, true), (x.signup, false)] {
         let r = app
@@ -326,4 +343,72 @@ async fn without_context_everything_is_one_stratum_and_nothing_is_reduced(pool: 
          it existed): not computed"
     );
     assert!(body["analyses"][0]["result"].is_object());
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_factorial_main_effect_is_reduced_on_the_pooled_combinations(pool: PgPool) {
+    let app = TestApp::new(pool);
+    // 2 × 2: arm a shows variant a / 2 of element 0 and a % 2 of element 1.
+    let (team, s, x) = team_running(&app, "factorial", &[2, 2]).await;
+    let visitors = visitors_of(4, 120);
+    ingest_visitors(&app, &s, &x, &visitors).await;
+    for (goal, revenue) in [(x.purchase, true), (x.signup, false)] {
+        let r = app
+            .get(
+                &format!("/api/v1/experiments/{}/results?goal_id={goal}", x.id),
+                Some(&team.viewer.token),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let body = r.json();
+        let analyses = body["analyses"].as_array().unwrap();
+        assert_eq!(analyses.len(), 3, "{body}");
+        // The combinations, each on its own.
+        assert_eq!(analyses[0]["scope"], "arms");
+        assert_close(
+            &analyses[0]["variance_reduction"]["result"],
+            &expected_by(&visitors, revenue, 4, |v| v.arm),
+            "arms",
+        );
+        // Each element's variants, pooled over the other element.
+        for (element, analysis) in analyses[1..].iter().enumerate() {
+            assert_eq!(analysis["scope"], "main_effect", "{body}");
+            assert_eq!(analysis["element_id"], json!(x.elements[element]));
+            let variant = |v: &Visitor| if element == 0 { v.arm / 2 } else { v.arm % 2 };
+            let got = &analysis["variance_reduction"]["result"];
+            assert_close(
+                got,
+                &expected_by(&visitors, revenue, 2, variant),
+                &format!("main effect of element {element}"),
+            );
+            // The pooled visitors are the unadjusted analysis' own.
+            for i in 0..2 {
+                assert_eq!(got["arms"][i]["visitors"], 240);
+                assert_eq!(analysis["result"]["arms"][i]["visitors"], 240);
+            }
+            let reduction = got["comparisons"][1]["variance_reduction"]
+                .as_f64()
+                .unwrap();
+            assert!(reduction > 0.0, "element {element}: reduction {reduction}");
+        }
+        // Element 0's running minimum is kept under its main effect's own scope.
+        let scope = format!("cuped:main_effect:{}", x.elements[0]);
+        let stored: Option<f64> = sqlx::query_scalar(
+            "SELECT p_value FROM sequential_p_values
+              WHERE goal_id = $1 AND subject_id = $2 AND scope = $3",
+        )
+        .bind(goal)
+        .bind(x.variants[0][1])
+        .bind(&scope)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap();
+        let p = analyses[1]["variance_reduction"]["result"]["comparisons"][1]["p_value"]
+            .as_f64()
+            .unwrap();
+        match stored {
+            Some(stored) => assert_eq!(stored, p),
+            None => assert_eq!(p, 1.0, "only a p-value below 1 is stored"),
+        }
+    }
 }
