@@ -109,7 +109,7 @@ fn step_in(
 
 thread_local! {
     /// Where this thread's steps write (their commands' output and the `==>` lines):
-    /// a file for the steps [`test`] runs beside the Rust tests, the terminal otherwise.
+    /// a file for the steps [`test()`] runs beside the Rust tests, the terminal otherwise.
     static LOG: std::cell::RefCell<Option<std::fs::File>> = const { std::cell::RefCell::new(None) };
 }
 
@@ -258,7 +258,7 @@ fn test() -> Result<(), String> {
     Ok(())
 }
 
-/// The suites [`test`] runs beside the Rust tests, one after the other (one Chromium at
+/// The suites [`test()`] runs beside the Rust tests, one after the other (one Chromium at
 /// a time).
 fn node_suites(database_url: &str) -> Result<(), String> {
     edge_node_tests()?;
