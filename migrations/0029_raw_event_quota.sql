@@ -3,9 +3,10 @@
 -- volume, but raw_exposures / raw_conversions grow with every row. Ingestion counts, per
 -- (site, UTC day of the event), the raw rows it kept and those it did not insert because
 -- the day had reached SAMPLIT_RAW_EVENTS_PER_SITE_DAY (the aggregates still count every
--- event). The row is upserted in the batch's transaction, before the raw inserts, and its
--- row lock serialises concurrent batches of the same site and day, so `kept` never passes
--- the quota. Funnels read `dropped` to warn that they undercount on those days.
+-- event). The row is upserted in the batch's transaction, after its raw inserts (rows
+-- past the quota are deleted again; a day already full gets none), and its row lock
+-- serialises concurrent batches of the same site and day, so `kept` never passes the
+-- quota. Funnels read `dropped` to warn that they undercount on those days.
 -- One row per site and day with events: small, and removed with the site (unlike the raw
 -- tables, a foreign key costs one check per (site, day) per batch, not one per row).
 CREATE TABLE raw_event_days (

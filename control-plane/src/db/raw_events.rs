@@ -207,6 +207,73 @@ pub async fn add_raw_days(
     .await
 }
 
+/// The keys of `c` whose `kept` has already reached `quota` (read without locking: a
+/// batch gives their rows no room; for the others the upsert, [`add_raw_days`], decides).
+#[tracing::instrument(skip_all, fields(keys = c.site_ids.len()))]
+pub async fn full_raw_days(
+    conn: &mut PgConnection,
+    c: &RawDayCounts,
+    quota: i64,
+) -> sqlx::Result<Vec<(Uuid, Date)>> {
+    sqlx::query_as(
+        "SELECT d.site_id, d.day
+           FROM raw_event_days d
+           JOIN UNNEST($1::uuid[], $2::date[]) AS k (site_id, day)
+             ON d.site_id = k.site_id AND d.day = k.day
+          WHERE d.kept >= $3",
+    )
+    .bind(&c.site_ids)
+    .bind(&c.days)
+    .bind(quota)
+    .fetch_all(conn)
+    .await
+}
+
+/// Deletes raw exposures this transaction inserted (matched on day, site, visitor and
+/// item id: the day prunes partitions, the `(site_id, visitor_id)` index finds the rows).
+#[tracing::instrument(skip_all, fields(rows = r.item_ids.len()))]
+pub async fn delete_exposures(conn: &mut PgConnection, r: &RawExposures) -> sqlx::Result<()> {
+    if r.item_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "DELETE FROM raw_exposures e
+          USING UNNEST($1::date[], $2::uuid[], $3::text[], $4::text[])
+                AS d (day, site_id, visitor_id, item_id)
+          WHERE e.day = d.day AND e.site_id = d.site_id AND e.visitor_id = d.visitor_id
+            AND e.item_id = d.item_id",
+    )
+    .bind(&r.days)
+    .bind(&r.site_ids)
+    .bind(&r.visitor_ids)
+    .bind(&r.item_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// [`delete_exposures`] for raw conversions.
+#[tracing::instrument(skip_all, fields(rows = r.item_ids.len()))]
+pub async fn delete_conversions(conn: &mut PgConnection, r: &RawConversions) -> sqlx::Result<()> {
+    if r.item_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "DELETE FROM raw_conversions c
+          USING UNNEST($1::date[], $2::uuid[], $3::text[], $4::text[])
+                AS d (day, site_id, visitor_id, item_id)
+          WHERE c.day = d.day AND c.site_id = d.site_id AND c.visitor_id = d.visitor_id
+            AND c.item_id = d.item_id",
+    )
+    .bind(&r.days)
+    .bind(&r.site_ids)
+    .bind(&r.visitor_ids)
+    .bind(&r.item_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Moves rows over the quota from `kept` to `dropped` (`c.rows` of each key, counted by
 /// [`add_raw_days`] in the same transaction, whose locks it already holds).
 #[tracing::instrument(skip_all, fields(keys = c.site_ids.len()))]

@@ -1089,7 +1089,8 @@ pub struct RawRow<'a> {
 }
 
 impl RawRow<'_> {
-    fn key(&self) -> RawDay {
+    /// Its (site, UTC day).
+    pub fn key(&self) -> RawDay {
         RawDay {
             site_id: self.site_id,
             day: self.at.date(),

@@ -88,24 +88,13 @@ pub(super) async fn write_batch(
         events::insert_pending(&mut tx, &pending_columns(&plan.pending)).await?;
     }
 
-    // Aggregates, each one statement with sorted keys.
-    if !plan.arms.is_empty() {
-        aggregates::add_arm_totals(&mut tx, &arm_columns(&plan.arms)).await?;
-    }
-    if !plan.arm_days.is_empty() {
-        aggregates::add_arm_daily(&mut tx, &arm_daily_columns(&plan.arm_days)).await?;
-    }
-    if !plan.segment_days.is_empty() {
-        segments::add_segment_daily(
-            &mut tx,
-            &segment_daily_columns(&plan.segment_days, &plan.strata_days),
-        )
-        .await?;
-    }
-    write_goal_aggregates(&mut tx, &goals).await?;
-    // The raw events: the newly processed items, in the same transaction (an
-    // acknowledged batch has them; a rolled-back one has none), as far as the site's
-    // daily quota allows: its count is upserted first (keys sorted, like the aggregates).
+    // 6. The raw events: the newly processed items, in the same transaction (an
+    // acknowledged batch has them; a rolled-back one has none), before the aggregates:
+    // their rows are the batch's own, while the aggregates' (and the quota's) are shared
+    // by every batch of an experiment (of a site) and stay locked from their upsert to the
+    // commit — so those come last, and the lock is held as briefly as possible. A (site,
+    // day) already at its quota gets no rows; the others' rows go in now and the quota is
+    // settled in step 7.
     let exposures: Vec<&ResolvedExposure> = plan
         .kept_exposures
         .iter()
@@ -124,17 +113,57 @@ pub(super) async fn write_batch(
             id: &c.id,
         }))
         .collect();
-    let keep = apply_raw_quota(&mut tx, &rows, raw_quota).await?;
-    let (keep_exposures, keep_conversions) = keep.split_at(exposures.len());
-    raw_events::insert_exposures(&mut tx, &raw_exposure_columns(&exposures, keep_exposures))
-        .await?;
+    let counts = plan::raw_day_counts(&rows);
+    let full: HashSet<RawDay> = if counts.is_empty() {
+        HashSet::new()
+    } else {
+        raw_events::full_raw_days(&mut tx, &raw_day_columns(&counts), raw_quota)
+            .await?
+            .into_iter()
+            .map(|(site_id, day)| RawDay { site_id, day })
+            .collect()
+    };
+    let inserted: Vec<bool> = rows.iter().map(|r| !full.contains(&r.key())).collect();
+    let (in_exposures, in_conversions) = inserted.split_at(exposures.len());
+    raw_events::insert_exposures(&mut tx, &raw_exposure_columns(&exposures, in_exposures)).await?;
     raw_events::insert_conversions(
         &mut tx,
-        &raw_conversion_columns(fresh.conversions(), keep_conversions),
+        &raw_conversion_columns(fresh.conversions(), in_conversions),
     )
     .await?;
+
+    // 7. The shared rows, each one statement with sorted keys, in the same order in every
+    // batch: aggregates, then the raw-event quota (a row inserted in step 6 that its
+    // (site, day) turns out to have no room for — a concurrent batch took it meanwhile —
+    // is deleted again).
+    if !plan.arms.is_empty() {
+        aggregates::add_arm_totals(&mut tx, &arm_columns(&plan.arms)).await?;
+    }
+    if !plan.arm_days.is_empty() {
+        aggregates::add_arm_daily(&mut tx, &arm_daily_columns(&plan.arm_days)).await?;
+    }
+    if !plan.segment_days.is_empty() {
+        segments::add_segment_daily(
+            &mut tx,
+            &segment_daily_columns(&plan.segment_days, &plan.strata_days),
+        )
+        .await?;
+    }
+    write_goal_aggregates(&mut tx, &goals).await?;
     if !plan.unattributed.is_empty() {
         write_unattributed(&mut tx, &plan.unattributed).await?;
+    }
+    let keep = apply_raw_quota(&mut tx, &rows, &counts, raw_quota).await?;
+    let undo: Vec<bool> = inserted.iter().zip(&keep).map(|(i, k)| *i && !*k).collect();
+    if undo.contains(&true) {
+        let (undo_exposures, undo_conversions) = undo.split_at(exposures.len());
+        raw_events::delete_exposures(&mut tx, &raw_exposure_columns(&exposures, undo_exposures))
+            .await?;
+        raw_events::delete_conversions(
+            &mut tx,
+            &raw_conversion_columns(fresh.conversions(), undo_conversions),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(plan.counts)
@@ -146,19 +175,19 @@ pub(super) async fn write_batch(
 async fn apply_raw_quota(
     conn: &mut PgConnection,
     rows: &[RawRow<'_>],
+    counts: &[(RawDay, i64)],
     quota: i64,
 ) -> Result<Vec<bool>, sqlx::Error> {
-    let counts = plan::raw_day_counts(rows);
     if counts.is_empty() {
         return Ok(Vec::new());
     }
     let kept_after: HashMap<RawDay, i64> =
-        raw_events::add_raw_days(&mut *conn, &raw_day_columns(&counts))
+        raw_events::add_raw_days(&mut *conn, &raw_day_columns(counts))
             .await?
             .into_iter()
             .map(|(site_id, day, kept)| (RawDay { site_id, day }, kept))
             .collect();
-    let overflow = plan::raw_overflow(&counts, &kept_after, quota);
+    let overflow = plan::raw_overflow(counts, &kept_after, quota);
     if !overflow.is_empty() {
         raw_events::move_to_dropped(&mut *conn, &raw_day_columns(&overflow)).await?;
         for (key, dropped) in &overflow {
