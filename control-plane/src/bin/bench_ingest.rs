@@ -9,7 +9,8 @@
 //! 1. Creates a database `samplit_bench_<random>`, migrates it, and inserts an
 //!    organisation, a site and a running two-arm experiment with a revenue goal.
 //! 2. Sends signed batches of 500 items (60 % first exposures of new visitors, 40 %
-//!    purchases by visitors already exposed) through the real router (`oneshot`, the
+//!    purchases by visitors exposed `BENCH_PURCHASE_LAG` exposures earlier, default 3000:
+//!    ten batches) through the real router (`oneshot`, the
 //!    whole middleware stack, signature checks included), `BENCH_CONCURRENCY` batches in
 //!    flight, and reports events/s. Exposures carry a `context` (country, device,
 //!    browser, source, landing, prior visits: issue 16), so raw events, assignments'
@@ -121,12 +122,21 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
     let mut bodies = Vec::with_capacity(batches);
     let mut copy_rows = String::new();
     let mut visitor = 0usize;
+    // How many exposures before a purchase its visitor was exposed: by default 10
+    // batches' worth (3000), so the exposure was acknowledged before the purchase arrives,
+    // as on a site where buying takes longer than a queue flush. `BENCH_PURCHASE_LAG=0`
+    // makes buyers among the last 1000 exposed — mostly in batches still in flight, whose
+    // purchases are parked and attributed after their exposures commit (the worst case).
+    let lag: usize = std::env::var("BENCH_PURCHASE_LAG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
     for b in 0..batches {
         let mut items = Vec::with_capacity(BATCH);
         for i in 0..BATCH {
             let id = format!("{b}-{i}");
             let ts = now_ms - ((batches - b) as i64) * 10;
-            let item = if i % 5 < 3 || visitor < 1000 {
+            let item = if i % 5 < 3 || visitor < 1000 + lag {
                 visitor += 1;
                 let arm = fx.arms[visitor % 2];
                 const COUNTRIES: [&str; 6] = ["US", "ES", "DE", "FR", "GB", "BR"];
@@ -142,8 +152,8 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
                                    "landing": "/products/some-product", "prior_visits": visitor % 4,
                                    "prior_conversions": visitor % 9 / 8}})
             } else {
-                // A purchase by one of the last 1000 visitors exposed.
-                let who = visitor - (i * 7 + b) % 1000;
+                // A purchase by one of 1000 visitors exposed `lag` exposures earlier.
+                let who = visitor - lag - (i * 7 + b) % 1000;
                 json!({"id": id, "type": "conversion", "site_key": fx.site_key,
                        "visitor_id": format!("visitor-{who}"), "goal": "purchase",
                        "value": ((i % 13) as f64) * 2.5, "ts_ms": ts})
