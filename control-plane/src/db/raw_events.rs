@@ -229,50 +229,77 @@ pub async fn full_raw_days(
     .await
 }
 
-/// Deletes raw exposures this transaction inserted (matched on day, site, visitor and
-/// item id: the day prunes partitions, the `(site_id, visitor_id)` index finds the rows).
-#[tracing::instrument(skip_all, fields(rows = r.item_ids.len()))]
+/// Deletes raw exposures this transaction inserted (see [`delete_rows`]).
 pub async fn delete_exposures(conn: &mut PgConnection, r: &RawExposures) -> sqlx::Result<()> {
-    if r.item_ids.is_empty() {
+    delete_rows(
+        conn,
+        RawTable::Exposures,
+        &r.days,
+        &r.site_ids,
+        &r.visitor_ids,
+        &r.item_ids,
+    )
+    .await
+}
+
+/// Deletes raw conversions this transaction inserted (see [`delete_rows`]).
+pub async fn delete_conversions(conn: &mut PgConnection, r: &RawConversions) -> sqlx::Result<()> {
+    delete_rows(
+        conn,
+        RawTable::Conversions,
+        &r.days,
+        &r.site_ids,
+        &r.visitor_ids,
+        &r.item_ids,
+    )
+    .await
+}
+
+/// One of the two raw tables (their names are never taken from input).
+#[derive(Debug, Clone, Copy)]
+enum RawTable {
+    Exposures,
+    Conversions,
+}
+
+/// Deletes rows of `table` matched on day, site, visitor and item id (the day prunes
+/// partitions, the `(site_id, visitor_id)` index finds the rows).
+#[tracing::instrument(skip(conn, days, site_ids, visitor_ids, item_ids), fields(rows = item_ids.len()))]
+async fn delete_rows(
+    conn: &mut PgConnection,
+    table: RawTable,
+    days: &[Date],
+    site_ids: &[Uuid],
+    visitor_ids: &[String],
+    item_ids: &[String],
+) -> sqlx::Result<()> {
+    if item_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "DELETE FROM raw_exposures e
-          USING UNNEST($1::date[], $2::uuid[], $3::text[], $4::text[])
-                AS d (day, site_id, visitor_id, item_id)
-          WHERE e.day = d.day AND e.site_id = d.site_id AND e.visitor_id = d.visitor_id
-            AND e.item_id = d.item_id",
-    )
-    .bind(&r.days)
-    .bind(&r.site_ids)
-    .bind(&r.visitor_ids)
-    .bind(&r.item_ids)
-    .execute(conn)
-    .await?;
+    let sql = match table {
+        RawTable::Exposures => DELETE_EXPOSURES,
+        RawTable::Conversions => DELETE_CONVERSIONS,
+    };
+    sqlx::query(sql)
+        .bind(days)
+        .bind(site_ids)
+        .bind(visitor_ids)
+        .bind(item_ids)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-/// [`delete_exposures`] for raw conversions.
-#[tracing::instrument(skip_all, fields(rows = r.item_ids.len()))]
-pub async fn delete_conversions(conn: &mut PgConnection, r: &RawConversions) -> sqlx::Result<()> {
-    if r.item_ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "DELETE FROM raw_conversions c
-          USING UNNEST($1::date[], $2::uuid[], $3::text[], $4::text[])
-                AS d (day, site_id, visitor_id, item_id)
-          WHERE c.day = d.day AND c.site_id = d.site_id AND c.visitor_id = d.visitor_id
-            AND c.item_id = d.item_id",
-    )
-    .bind(&r.days)
-    .bind(&r.site_ids)
-    .bind(&r.visitor_ids)
-    .bind(&r.item_ids)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
+const DELETE_EXPOSURES: &str = "DELETE FROM raw_exposures r
+      USING UNNEST($1::date[], $2::uuid[], $3::text[], $4::text[])
+            AS d (day, site_id, visitor_id, item_id)
+      WHERE r.day = d.day AND r.site_id = d.site_id AND r.visitor_id = d.visitor_id
+        AND r.item_id = d.item_id";
+const DELETE_CONVERSIONS: &str = "DELETE FROM raw_conversions r
+      USING UNNEST($1::date[], $2::uuid[], $3::text[], $4::text[])
+            AS d (day, site_id, visitor_id, item_id)
+      WHERE r.day = d.day AND r.site_id = d.site_id AND r.visitor_id = d.visitor_id
+        AND r.item_id = d.item_id";
 
 /// Moves rows over the quota from `kept` to `dropped` (`c.rows` of each key, counted by
 /// [`add_raw_days`] in the same transaction, whose locks it already holds).
