@@ -229,7 +229,7 @@ pub async fn full_raw_days(
     .await
 }
 
-/// Deletes raw exposures this transaction inserted (see [`delete_rows`]).
+/// Deletes raw exposures this transaction inserted (matched on day, site, visitor and item id).
 pub async fn delete_exposures(conn: &mut PgConnection, r: &RawExposures) -> sqlx::Result<()> {
     delete_rows(
         conn,
@@ -242,7 +242,7 @@ pub async fn delete_exposures(conn: &mut PgConnection, r: &RawExposures) -> sqlx
     .await
 }
 
-/// Deletes raw conversions this transaction inserted (see [`delete_rows`]).
+/// Deletes raw conversions this transaction inserted (matched on day, site, visitor and item id).
 pub async fn delete_conversions(conn: &mut PgConnection, r: &RawConversions) -> sqlx::Result<()> {
     delete_rows(
         conn,
