@@ -24,6 +24,8 @@ pub struct AppState {
     pub shopify: Option<Arc<crate::shopify::Shopify>>,
     /// How mail leaves (`crate::mail::outbox`): SMTP, or the log.
     pub mail: Arc<crate::mail::outbox::Sender>,
+    /// Ingestion of the edge's batches, with its writers (`crate::ingest`).
+    pub ingestor: crate::ingest::Ingestor,
 }
 
 impl AppState {
@@ -32,11 +34,11 @@ impl AppState {
             Some(c) => Some(Arc::new(crate::shopify::Shopify::new(c.clone())?)),
             None => None,
         };
+        let metrics = Arc::new(Metrics::new()?);
         Ok(Self {
             shopify,
             mail: Arc::new(crate::mail::outbox::Sender::new(&config)?),
             jwt: JwtKeys::new(config.jwt_secret.expose(), &config.limits.jwt_issuer),
-            metrics: Arc::new(Metrics::new()?),
             passwords: Arc::new(PasswordGate::new(
                 config.limits.argon2_concurrency,
                 config.limits.argon2_wait,
@@ -47,6 +49,14 @@ impl AppState {
                 config.limits.analysis_per_org,
             )),
             shared_results: Arc::default(),
+            ingestor: crate::ingest::Ingestor::new(
+                pool.clone(),
+                crate::ingest::IngestLimits {
+                    raw_events_per_site_day: config.limits.raw_events_per_site_day,
+                },
+                &metrics,
+            ),
+            metrics,
             config: Arc::new(config),
             pool,
         })

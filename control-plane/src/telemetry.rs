@@ -4,7 +4,8 @@
 //! has its own and `/metrics` shows exactly this process's figures.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Installs the JSON log subscriber (`RUST_LOG` filters; default `info`).
@@ -27,6 +28,11 @@ pub struct Metrics {
     /// Shopify orders/create deliveries by outcome (forwarded, already_recorded,
     /// no_visitor, not_installed).
     pub shopify_orders: IntCounterVec,
+    /// Ingest batches waiting for a writer (`crate::ingest`'s group commit).
+    pub ingest_waiting: IntGauge,
+    /// Batches per ingest transaction (more than one: batches grouped while others were
+    /// being written).
+    pub ingest_group_batches: Histogram,
     pub pool_size: IntGauge,
     pub pool_idle: IntGauge,
 }
@@ -62,6 +68,17 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let ingest_waiting = IntGauge::new(
+            "samplit_ingest_batches_waiting",
+            "Ingest batches waiting for a writer",
+        )?;
+        let ingest_group_batches = Histogram::with_opts(
+            HistogramOpts::new(
+                "samplit_ingest_group_batches",
+                "Ingest batches written per transaction",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
+        )?;
         let pool_size = IntGauge::new("samplit_db_pool_connections", "Open database connections")?;
         let pool_idle = IntGauge::new(
             "samplit_db_pool_idle_connections",
@@ -71,6 +88,8 @@ impl Metrics {
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(ingest_items.clone()))?;
         registry.register(Box::new(shopify_orders.clone()))?;
+        registry.register(Box::new(ingest_waiting.clone()))?;
+        registry.register(Box::new(ingest_group_batches.clone()))?;
         registry.register(Box::new(pool_size.clone()))?;
         registry.register(Box::new(pool_idle.clone()))?;
         Ok(Self {
@@ -79,6 +98,8 @@ impl Metrics {
             latency,
             ingest_items,
             shopify_orders,
+            ingest_waiting,
+            ingest_group_batches,
             pool_size,
             pool_idle,
         })

@@ -2,7 +2,7 @@
 //!
 //! The body is taken as raw bytes, the signature verified over exactly those bytes
 //! (constant time, 300 s replay window), and only then parsed — so nothing unsigned is
-//! ever interpreted. The work is done by [`crate::ingest::process`].
+//! ever interpreted. The work is done by [`crate::ingest::Ingestor::process`].
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::items::WireBatch;
-use crate::ingest::{self, IngestLimits, MAX_ITEMS, Outcome};
+use crate::ingest::{MAX_ITEMS, Outcome};
 use crate::state::AppState;
 use samplit_engine::ingest::{self as signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
@@ -71,10 +71,7 @@ async fn ingest_batch(
             format!("a batch holds at most {MAX_ITEMS} items"),
         ));
     }
-    let limits = IngestLimits {
-        raw_events_per_site_day: state.config.limits.raw_events_per_site_day,
-    };
-    let outcome = ingest::process(&state.pool, &batch.items, now, limits).await?;
+    let outcome = state.ingestor.process(&batch.items, now).await?;
     let m = &state.metrics.ingest_items;
     let attributed = outcome.accepted - outcome.unattributed;
     m.with_label_values(&["accepted"]).inc_by(attributed);

@@ -6,7 +6,7 @@
 //! ([`samplit_engine::ingest`]); [`items`] holds the field checks that turn a bad item into
 //! a reason; [`plan`] is the pure planner (items and the rows the transaction returns in,
 //! named deltas out, unit-tested without a database); `write.rs` runs the transaction and
-//! writes the deltas. Here [`process`], which takes a verified batch's items and:
+//! writes the deltas. Here [`Ingestor::process`], which takes a verified batch's items and:
 //! 1. parses each item on its own (a bad item is rejected with a reason, the rest kept;
 //!    an exposure's `context` is read leniently, [`context`], and never rejects it);
 //! 2. resolves site keys, experiments and arms with three set-wise reads;
@@ -19,17 +19,23 @@
 //!    [`IngestLimits::raw_events_per_site_day`] per site and UTC day: the raw-event
 //!    quota), and adds the grouped deltas to the aggregates and segment statistics — a
 //!    handful of statements per batch whatever its size (the phases are in [`plan`]'s
-//!    docs).
+//!    docs). Batches that arrive while others are being written share one
+//!    transaction (group commit, `group.rs`); each is still answered with its own
+//!    counts, after the commit;
+//! 5. attributes the parked conversions of the batch's visitors that its commit made
+//!    attributable.
 //!
 //! Rules (attribution, units, retention) are in `docs/ingestion.md`.
 
 pub mod context;
+mod group;
 pub mod housekeeping;
 pub mod items;
 pub mod plan;
 mod write;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -41,7 +47,7 @@ use crate::db::events;
 use crate::db::raw_events::{self, StoredContext};
 use crate::domain::Status;
 use items::Rejection;
-use plan::{ArmInfo, Batch, Catalog, GoalIndex, ResolvedConversion, ResolvedExposure};
+use plan::{ArmInfo, Batch, Catalog, GoalIndex, Pageview, ResolvedConversion, ResolvedExposure};
 use samplit_engine::ingest::Item;
 use samplit_engine::multi::Mode;
 
@@ -162,7 +168,7 @@ fn parse_uuid(id: &str, raw: &str, reason: &'static str, what: &str) -> Result<U
     Uuid::parse_str(raw).map_err(|_| Rejection::new(id, reason, format!("no such {what}")))
 }
 
-/// The per-item checks [`process`] runs before touching the database (shape, ids,
+/// The per-item checks [`Ingestor::process`] runs before touching the database (shape, ids,
 /// lengths, time window, propensity, value), without keeping the result: for the fuzz
 /// targets (`fuzz/`), which run exactly this code on arbitrary batches.
 pub fn check_item(value: &Value, now: OffsetDateTime) -> Result<(), RejectedItem> {
@@ -274,12 +280,44 @@ struct ExperimentInfo {
     status: Status,
 }
 
-/// Processes a verified batch's items; see the module docs for the steps.
-pub async fn process(
+/// Ingestion in one process: the pool, the limits, and the writers that group the
+/// batches in flight (group commit: `group.rs`, and docs/ingestion.md).
+#[derive(Clone)]
+pub struct Ingestor {
+    pool: PgPool,
+    groups: Arc<group::Groups>,
+}
+
+impl Ingestor {
+    /// `metrics`: where the writers report the batches waiting and the batches per
+    /// transaction.
+    pub fn new(pool: PgPool, limits: IngestLimits, metrics: &crate::telemetry::Metrics) -> Self {
+        Self {
+            groups: Arc::new(group::Groups::new(
+                pool.clone(),
+                limits.raw_events_per_site_day,
+                metrics.ingest_waiting.clone(),
+                metrics.ingest_group_batches.clone(),
+            )),
+            pool,
+        }
+    }
+
+    /// Processes a verified batch's items; see the module docs for the steps.
+    pub async fn process(
+        &self,
+        raw_items: &[Value],
+        now: OffsetDateTime,
+    ) -> Result<Outcome, sqlx::Error> {
+        process(&self.pool, &self.groups, raw_items, now).await
+    }
+}
+
+async fn process(
     pool: &PgPool,
+    groups: &Arc<group::Groups>,
     raw_items: &[Value],
     now: OffsetDateTime,
-    limits: IngestLimits,
 ) -> Result<Outcome, sqlx::Error> {
     let mut outcome = Outcome::default();
 
@@ -425,8 +463,9 @@ pub async fn process(
                 signed: c.signed,
                 custom: c.custom,
                 at: c.at,
+                origin: 0,
             }),
-            Parsed::Pageview { id, .. } => batch.pageview_ids.push(id),
+            Parsed::Pageview { id, .. } => batch.pageviews.push(Pageview { id, origin: 0 }),
         }
     }
     let mut site_ids: Vec<Uuid> = batch.conversions.iter().map(|c| c.site_id).collect();
@@ -437,32 +476,14 @@ pub async fn process(
     }
 
     // 3. The raw events' day partitions (DDL, outside the batch's transaction; a no-op
-    // for days this process already made), the transaction (retried on deadlock /
-    // serialization failure), then the parked conversions of the batch's visitors that
-    // can now be attributed.
+    // for days this process already made), then the transaction — with the other batches
+    // waiting, if any (`group.rs`) — and the parked conversions of the batch's visitors
+    // that can now be attributed.
     let days = plan::event_days(&batch);
     if !days.is_empty() {
         raw_events::ensure_partitions(pool, &days).await?;
     }
-    let written = write::retried("ingest batch", || {
-        write::write_batch(pool, &batch, &catalog, limits.raw_events_per_site_day)
-    })
-    .await?;
-    let mut visitors: Vec<String> = batch
-        .exposures
-        .iter()
-        .map(|e| e.visitor_id.clone())
-        .chain(batch.conversions.iter().map(|c| c.visitor_id.clone()))
-        .collect();
-    visitors.sort_unstable();
-    visitors.dedup();
-    let attributed = write::retried("attributing parked conversions", || {
-        write::attribute_pending(pool, &visitors)
-    })
-    .await?;
-    if attributed > 0 {
-        tracing::debug!(attributed, "parked conversions attributed");
-    }
+    let written = groups.write(batch, catalog).await?;
     write::mark_snippets_seen(pool, &seen_hosts).await?;
     outcome.accepted += written.accepted;
     outcome.duplicates += written.duplicates;
@@ -553,5 +574,6 @@ fn resolve_exposure(
         snapshot_version: e.snapshot_version,
         at: e.at,
         context: e.context,
+        origin: 0,
     })
 }

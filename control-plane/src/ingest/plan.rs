@@ -80,6 +80,9 @@ pub struct ResolvedExposure {
     pub at: OffsetDateTime,
     /// What the edge knew before assigning (unknown fields `None`).
     pub context: StoredContext,
+    /// Which of the batches written together the item came from ([`Batch::merge`]; 0
+    /// for a batch written alone): its counts go to that batch's answer.
+    pub origin: usize,
 }
 
 impl ResolvedExposure {
@@ -107,6 +110,16 @@ pub struct ResolvedConversion {
     /// A `custom` event rather than a `conversion`.
     pub custom: bool,
     pub at: OffsetDateTime,
+    /// As [`ResolvedExposure::origin`].
+    pub origin: usize,
+}
+
+/// A pageview (only its id is kept: it marks the item seen and counts as accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pageview {
+    pub id: String,
+    /// As [`ResolvedExposure::origin`].
+    pub origin: usize,
 }
 
 /// A batch's items that passed every check, by kind.
@@ -114,7 +127,60 @@ pub struct ResolvedConversion {
 pub struct Batch {
     pub exposures: Vec<ResolvedExposure>,
     pub conversions: Vec<ResolvedConversion>,
-    pub pageview_ids: Vec<String>,
+    pub pageviews: Vec<Pageview>,
+}
+
+impl Batch {
+    /// The batches as one, each item tagged with the index of its batch as its origin:
+    /// written in one transaction, the answer of batch `i` is `Tally::of(i)`. The plan
+    /// of the merged batch is the plan of the batches written one after the other in
+    /// this order (an id in two of them counts for the first, as it would have), except
+    /// that the first exposure of a visitor in several of them is the earliest by time
+    /// (as between concurrent batches).
+    pub fn merge<'a>(batches: impl IntoIterator<Item = &'a Batch>) -> Batch {
+        let mut all = Batch::default();
+        for (origin, b) in batches.into_iter().enumerate() {
+            all.exposures
+                .extend(b.exposures.iter().map(|e| ResolvedExposure {
+                    origin,
+                    ..e.clone()
+                }));
+            all.conversions
+                .extend(b.conversions.iter().map(|c| ResolvedConversion {
+                    origin,
+                    ..c.clone()
+                }));
+            all.pageviews.extend(b.pageviews.iter().map(|p| Pageview {
+                origin,
+                ..p.clone()
+            }));
+        }
+        all
+    }
+
+    /// The visitors of its exposures and conversions, sorted, each once (whose parked
+    /// conversions may be attributable once it is committed).
+    pub fn visitor_ids(&self) -> Vec<String> {
+        let mut visitors: Vec<String> = self
+            .exposures
+            .iter()
+            .map(|e| e.visitor_id.clone())
+            .chain(self.conversions.iter().map(|c| c.visitor_id.clone()))
+            .collect();
+        visitors.sort_unstable();
+        visitors.dedup();
+        visitors
+    }
+
+    /// How many items it holds.
+    pub fn len(&self) -> usize {
+        self.exposures.len() + self.conversions.len() + self.pageviews.len()
+    }
+
+    /// Whether it holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What the plan needs to know about an arm.
@@ -182,6 +248,23 @@ pub struct Catalog {
     pub goals: GoalIndex,
 }
 
+impl Catalog {
+    /// Adds what `other` read. Arms are read per experiment and goals per site, whole,
+    /// so where both read the same experiment or site, either answer is complete; the
+    /// one already here is kept (reads racing an admin edit may see either state).
+    pub fn merge(&mut self, other: &Catalog) {
+        for (arm, info) in &other.arms {
+            self.arms.entry(*arm).or_insert(*info);
+        }
+        for (unit, arms) in &other.unit_arms {
+            self.unit_arms.entry(*unit).or_insert_with(|| arms.clone());
+        }
+        for (site, goals) in &other.goals.0 {
+            self.goals.0.entry(*site).or_insert_with(|| goals.clone());
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Output: named deltas.
 
@@ -192,6 +275,24 @@ pub struct Counts {
     pub duplicates: u64,
     pub conflicts: u64,
     pub unattributed: u64,
+}
+
+/// The [`Counts`] of each origin ([`Batch::merge`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally(Vec<Counts>);
+
+impl Tally {
+    /// The counts of the items of `origin` (all zero when it had none).
+    pub fn of(&self, origin: usize) -> Counts {
+        self.0.get(origin).copied().unwrap_or_default()
+    }
+
+    fn at(&mut self, origin: usize) -> &mut Counts {
+        if self.0.len() <= origin {
+            self.0.resize(origin + 1, Counts::default());
+        }
+        &mut self.0[origin]
+    }
 }
 
 /// What the batch adds to one arm's totals (`arm_stats`).
@@ -423,7 +524,7 @@ impl AssignmentLookup {
 /// Everything the batch writes once the claims are settled (phase 4).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Plan {
-    pub counts: Counts,
+    pub counts: Tally,
     /// Sorted by arm.
     pub arms: Vec<ArmDelta>,
     /// Sorted by (arm, day).
@@ -514,7 +615,7 @@ pub fn seen_ids(batch: &Batch) -> Vec<String> {
         .iter()
         .map(|e| e.id.clone())
         .chain(batch.conversions.iter().map(|c| c.id.clone()))
-        .chain(batch.pageview_ids.iter().cloned())
+        .chain(batch.pageviews.iter().map(|p| p.id.clone()))
         .collect();
     ids.sort_unstable();
     ids.dedup();
@@ -544,8 +645,8 @@ pub struct Fresh<'a> {
     /// The earliest of `exposures` per (experiment, visitor, unit), in the same order.
     claims: Vec<&'a ResolvedExposure>,
     conversions: Vec<&'a ResolvedConversion>,
-    pageviews: u64,
-    duplicates: u64,
+    /// Per origin: the pageviews counted (as accepted) and the duplicates.
+    tally: Tally,
 }
 
 impl<'a> Fresh<'a> {
@@ -553,27 +654,36 @@ impl<'a> Fresh<'a> {
     /// each id once.
     pub fn select(batch: &'a Batch, new_ids: &HashSet<String>) -> Self {
         let mut counted: HashSet<&str> = HashSet::with_capacity(new_ids.len());
-        let mut counts = |id: &'a str| new_ids.contains(id) && counted.insert(id);
+        let mut tally = Tally::default();
+        // Whether the item counts; a duplicate of its origin otherwise.
+        let mut counts = |id: &'a str, origin: usize| {
+            let new = new_ids.contains(id) && counted.insert(id);
+            if !new {
+                tally.at(origin).duplicates += 1;
+            }
+            new
+        };
         let mut exposures = Vec::with_capacity(batch.exposures.len());
         for e in &batch.exposures {
-            if counts(&e.id) {
+            if counts(&e.id, e.origin) {
                 exposures.push(e);
             }
         }
         let mut conversions = Vec::with_capacity(batch.conversions.len());
         for c in &batch.conversions {
-            if counts(&c.id) {
+            if counts(&c.id, c.origin) {
                 conversions.push(c);
             }
         }
-        let mut pageviews = 0;
-        for id in &batch.pageview_ids {
-            if counts(id) {
-                pageviews += 1;
+        let mut pageviews = Vec::new();
+        for p in &batch.pageviews {
+            if counts(&p.id, p.origin) {
+                pageviews.push(p.origin);
             }
         }
-        let items = batch.exposures.len() + batch.conversions.len() + batch.pageview_ids.len();
-        let duplicates = items - exposures.len() - conversions.len() - pageviews;
+        for origin in pageviews {
+            tally.at(origin).accepted += 1;
+        }
 
         // The earliest exposure per key is the candidate first exposure (ties broken by
         // id, so a replay of the same items claims the same arm).
@@ -584,8 +694,7 @@ impl<'a> Fresh<'a> {
             exposures,
             claims,
             conversions,
-            pageviews: pageviews as u64,
-            duplicates: duplicates as u64,
+            tally,
         }
     }
 
@@ -640,11 +749,7 @@ impl<'a> Fresh<'a> {
     /// of the pairs [`Fresh::assignments_to_read`] named (read after the claims; where
     /// both have a key, `won` is taken).
     pub fn plan(&self, catalog: &Catalog, won: &[AssignmentRow], held: &[AssignmentRow]) -> Plan {
-        let mut counts = Counts {
-            accepted: self.pageviews,
-            duplicates: self.duplicates,
-            ..Counts::default()
-        };
+        let mut counts = self.tally.clone();
         let mut holder: HashMap<AssignmentKey<'_>, &AssignmentRow> =
             HashMap::with_capacity(won.len() + held.len());
         for row in won.iter().chain(held) {
@@ -657,9 +762,10 @@ impl<'a> Fresh<'a> {
         let mut kept_exposures = Vec::with_capacity(self.exposures.len());
         for (i, e) in self.exposures.iter().enumerate() {
             if holder.get(&e.key()).map(|a| a.arm_id) == Some(e.arm_id) {
-                counts.accepted += 1;
+                counts.at(e.origin).accepted += 1;
                 kept_exposures.push(i);
             } else {
+                let counts = counts.at(e.origin);
                 counts.duplicates += 1;
                 counts.conflicts += 1;
                 if let Some(arm) = arm_entry(&mut arms, catalog, e.arm_id) {
@@ -760,7 +866,7 @@ impl<'a> Fresh<'a> {
         let mut pending = Vec::new();
         let mut unattributed: BTreeMap<(Uuid, Date), UnattributedDelta> = BTreeMap::new();
         for c in &self.conversions {
-            counts.accepted += 1;
+            counts.at(c.origin).accepted += 1;
             let mut attributed = false;
             for goal in catalog.goals.matching(c.site_id, &c.goal) {
                 let held = units_held
@@ -794,7 +900,7 @@ impl<'a> Fresh<'a> {
                 }
             }
             if !attributed {
-                counts.unattributed += 1;
+                counts.at(c.origin).unattributed += 1;
                 let day = c.at.date();
                 unattributed
                     .entry((c.site_id, day))
@@ -1177,6 +1283,7 @@ mod tests {
             snapshot_version: 4,
             at: at(seconds),
             context: StoredContext::default(),
+            origin: 0,
         }
     }
 
@@ -1197,7 +1304,17 @@ mod tests {
             signed,
             custom: false,
             at: at(seconds),
+            origin: 0,
         }
+    }
+
+    fn pageviews(ids: &[&str]) -> Vec<Pageview> {
+        ids.iter()
+            .map(|id| Pageview {
+                id: (*id).to_owned(),
+                origin: 0,
+            })
+            .collect()
     }
 
     fn assignment(visitor: &str, arm_id: Uuid) -> AssignmentRow {
@@ -1346,7 +1463,7 @@ mod tests {
         assert_eq!(r.claims.len(), 1);
         assert_eq!((r.claims[0].id.as_str(), r.claims[0].arm_id), ("x1", ARM_A));
         assert_eq!(
-            r.plan.counts,
+            r.plan.counts.of(0),
             Counts {
                 accepted: 1,
                 duplicates: 1,
@@ -1387,7 +1504,7 @@ mod tests {
         assert_eq!(r.lookup.visitor_ids, vec!["v1".to_owned()]);
         // No new visitor; the repeat exposure to A is accepted, the one to B a conflict.
         assert_eq!(
-            r.plan.counts,
+            r.plan.counts.of(0),
             Counts {
                 accepted: 1,
                 duplicates: 1,
@@ -1422,7 +1539,7 @@ mod tests {
         assert!((b.propensity_sum - 0.3).abs() < 1e-12);
         assert!((a.expected_visitors - 2.1).abs() < 1e-12);
         assert!((b.expected_visitors - 0.9).abs() < 1e-12);
-        assert_eq!(r.plan.counts.accepted, 3);
+        assert_eq!(r.plan.counts.of(0).accepted, 3);
     }
 
     #[test]
@@ -1438,8 +1555,8 @@ mod tests {
         };
         let stored = [assignment("v1", ARM_A), assignment("v2", ARM_A)];
         let r = run(&batch, &[], &stored);
-        assert_eq!(r.plan.counts.accepted, 3);
-        assert_eq!(r.plan.counts.unattributed, 0);
+        assert_eq!(r.plan.counts.of(0).accepted, 3);
+        assert_eq!(r.plan.counts.of(0).unattributed, 0);
         assert!(r.plan.pending.is_empty());
         // One row per (goal, visitor, unit): v1's values summed apart (the cap applies to
         // the unsigned part only), at the earliest time.
@@ -1534,7 +1651,13 @@ mod tests {
                 at: at(0),
             }]
         );
-        assert_eq!((r.plan.counts.accepted, r.plan.counts.unattributed), (1, 1));
+        assert_eq!(
+            (
+                r.plan.counts.of(0).accepted,
+                r.plan.counts.of(0).unattributed
+            ),
+            (1, 1)
+        );
         assert_eq!(
             r.plan.unattributed,
             vec![UnattributedDelta {
@@ -1580,7 +1703,7 @@ mod tests {
         assert_eq!(r.plan.conversions[0].arm_id, ARM_B);
         assert_eq!(r.plan.conversions[0].unsigned_value, 4.0);
         assert_eq!(
-            r.plan.counts,
+            r.plan.counts.of(0),
             Counts {
                 accepted: 2,
                 duplicates: 0,
@@ -1602,7 +1725,90 @@ mod tests {
         assert!(r.lookup.is_empty());
         assert!(r.plan.pending.is_empty());
         assert!(r.plan.conversions.is_empty());
-        assert_eq!((r.plan.counts.accepted, r.plan.counts.unattributed), (1, 1));
+        assert_eq!(
+            (
+                r.plan.counts.of(0).accepted,
+                r.plan.counts.of(0).unattributed
+            ),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn merged_batches_count_per_origin_as_if_written_one_after_the_other() {
+        let first = Batch {
+            exposures: vec![exposure("x1", "v1", ARM_A, 0)],
+            conversions: vec![
+                conversion("c1", "v1", 5.0, false, 1),
+                conversion("c2", "v9", 1.0, false, 1),
+            ],
+            pageviews: pageviews(&["p1"]),
+        };
+        // A redelivery of x1 and p1, an exposure of v1 to the other arm, a new visitor.
+        let second = Batch {
+            exposures: vec![
+                exposure("x1", "v1", ARM_A, 0),
+                exposure("x2", "v1", ARM_B, 2),
+                exposure("x3", "v2", ARM_B, 2),
+            ],
+            conversions: vec![conversion("c3", "v2", 2.0, false, 3)],
+            pageviews: pageviews(&["p1", "p2"]),
+        };
+        let merged = run(&Batch::merge([&first, &second]), &[], &[]);
+
+        let alone = run(&first, &[], &[]);
+        let seen: Vec<&str> = alone.seen_ids.iter().map(String::as_str).collect();
+        let then = run(&second, &seen, &[assignment("v1", ARM_A)]);
+        assert_eq!(merged.plan.counts.of(0), alone.plan.counts.of(0));
+        assert_eq!(merged.plan.counts.of(1), then.plan.counts.of(0));
+        assert_eq!(
+            merged.plan.counts.of(0),
+            Counts {
+                accepted: 4,
+                duplicates: 0,
+                conflicts: 0,
+                unattributed: 1
+            }
+        );
+        assert_eq!(
+            merged.plan.counts.of(1),
+            Counts {
+                accepted: 3,
+                duplicates: 3,
+                conflicts: 1,
+                unattributed: 0
+            }
+        );
+        assert_eq!(merged.plan.counts.of(2), Counts::default());
+        // The deltas are the two batches' together.
+        let visitors_conflicts = |arms: &[ArmDelta]| -> Vec<(Uuid, i64, i64)> {
+            arms.iter()
+                .map(|a| (a.arm_id, a.visitors, a.conflicts))
+                .collect()
+        };
+        assert_eq!(
+            visitors_conflicts(&merged.plan.arms),
+            vec![(ARM_A, 1, 0), (ARM_B, 1, 1)]
+        );
+        let mut conversions: Vec<(String, f64)> = alone
+            .plan
+            .conversions
+            .iter()
+            .chain(&then.plan.conversions)
+            .map(|c| (c.visitor_id.clone(), c.unsigned_value))
+            .collect();
+        conversions.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            merged
+                .plan
+                .conversions
+                .iter()
+                .map(|c| (c.visitor_id.clone(), c.unsigned_value))
+                .collect::<Vec<_>>(),
+            conversions
+        );
+        assert_eq!(merged.plan.pending.len(), 1);
+        assert_eq!(merged.plan.pending[0].item_id, "c2");
     }
 
     #[test]
@@ -1616,7 +1822,7 @@ mod tests {
                 conversion("c1", "v1", 3.0, false, 1),
                 conversion("c1", "v1", 3.0, false, 1),
             ],
-            pageview_ids: vec!["p1".to_owned(), "p1".to_owned(), "x1".to_owned()],
+            pageviews: pageviews(&["p1", "p1", "x1"]),
         };
         let r = run(&batch, &[], &[]);
         assert_eq!(
@@ -1624,7 +1830,7 @@ mod tests {
             vec!["c1".to_owned(), "p1".to_owned(), "x1".to_owned()]
         );
         assert_eq!(
-            r.plan.counts,
+            r.plan.counts.of(0),
             Counts {
                 accepted: 3,
                 duplicates: 4,
@@ -1649,14 +1855,14 @@ mod tests {
                 exposure("x2", "v2", ARM_B, 0),
             ],
             conversions: vec![conversion("c1", "v3", 3.0, false, 1)],
-            pageview_ids: vec!["p1".to_owned()],
+            pageviews: pageviews(&["p1"]),
         };
         let r = run(&batch, &["x1", "c1", "p1"], &[]);
         // Only x2 counts: one claim, one new visitor on B; c1 neither counted nor parked.
         assert_eq!(r.claims.len(), 1);
         assert_eq!(r.claims[0].id, "x2");
         assert_eq!(
-            r.plan.counts,
+            r.plan.counts.of(0),
             Counts {
                 accepted: 1,
                 duplicates: 3,
@@ -1677,10 +1883,10 @@ mod tests {
         assert_eq!(
             replay.plan,
             Plan {
-                counts: Counts {
+                counts: Tally(vec![Counts {
                     duplicates: 4,
                     ..Counts::default()
-                },
+                }]),
                 ..Plan::default()
             }
         );

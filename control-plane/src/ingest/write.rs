@@ -10,9 +10,9 @@ use sqlx::{PgConnection, PgPool};
 
 use super::ATTEMPTS;
 use super::plan::{
-    self, ArmDailyDelta, ArmDelta, AssignmentLookup, Batch, Catalog, ConversionDelta, Counts,
-    Fresh, GoalDeltas, PendingConversion, RawDay, RawRow, ResolvedConversion, ResolvedExposure,
-    SegmentDailyDelta, StratumDailyDelta, UnattributedDelta,
+    self, ArmDailyDelta, ArmDelta, AssignmentLookup, Batch, Catalog, ConversionDelta, Fresh,
+    GoalDeltas, PendingConversion, RawDay, RawRow, ResolvedConversion, ResolvedExposure,
+    SegmentDailyDelta, StratumDailyDelta, Tally, UnattributedDelta,
 };
 use crate::db::aggregates::{
     self, ArmDailyDeltas, ArmDeltas, GoalDailyDeltas, GoalDeltas as GoalColumns,
@@ -51,7 +51,7 @@ pub(super) async fn write_batch(
     batch: &Batch,
     catalog: &Catalog,
     raw_quota: i64,
-) -> Result<Counts, sqlx::Error> {
+) -> Result<Tally, sqlx::Error> {
     let mut tx = pool.begin().await?;
 
     // 1. Which items are new (the insert decides, so racing deliveries count once).

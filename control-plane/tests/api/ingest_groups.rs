@@ -1,0 +1,128 @@
+//! Group commit (`ingest::group`): batches that arrive while every writer is busy are
+//! written in one transaction, and each is still answered with its own counts, after
+//! that commit, through the real router and PostgreSQL.
+
+use futures_util::future::join_all;
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::fixtures::{arm_totals, batch, conversion, exposure, ingest_ok, running};
+use crate::helpers::TestApp;
+
+/// (batches waiting, batches written, transactions) from the app's metrics.
+fn group_figures(app: &TestApp) -> (i64, u64, u64) {
+    let m = &app.state.metrics;
+    (
+        m.ingest_waiting.get(),
+        m.ingest_group_batches.get_sample_sum() as u64,
+        m.ingest_group_batches.get_sample_count(),
+    )
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn batches_waiting_for_a_writer_share_a_transaction_and_keep_their_own_counts(pool: PgPool) {
+    // Room for the blocking session, the writers and every batch's reads (the test
+    // pool's default is smaller).
+    let pool = PgPoolOptions::new()
+        .max_connections(20)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let app = TestApp::new(pool);
+    let (_, site, x) = running(&app, "single", &[2]).await;
+    let (a, b) = (x.arms[0], x.arms[1]);
+    // The arms' rows exist once a first batch is in.
+    ingest_ok(
+        &app,
+        &batch(vec![
+            exposure("first-a", &site, x.id, a, "v-first-a"),
+            exposure("first-b", &site, x.id, b, "v-first-b"),
+        ]),
+    )
+    .await;
+    assert_eq!(group_figures(&app), (0, 1, 1));
+
+    // Another session holds the arms' rows: every writer blocks on them at its upsert,
+    // and the batches that come after wait in the queue.
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM arm_stats WHERE arm_id = ANY($1) FOR UPDATE")
+        .bind(&x.arms)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    // 12 batches: two new visitors each (one per arm), a conversion of one of them, and
+    // the same redelivered exposure (counted once, by whichever batch comes first).
+    const BATCHES: usize = 12;
+    let bodies: Vec<Value> = (0..BATCHES)
+        .map(|i| {
+            batch(vec![
+                exposure(&format!("x{i}a"), &site, x.id, a, &format!("v{i}a")),
+                exposure(&format!("x{i}b"), &site, x.id, b, &format!("v{i}b")),
+                conversion(
+                    &format!("c{i}"),
+                    &site,
+                    &format!("v{i}a"),
+                    "purchase",
+                    Some(2.0),
+                ),
+                exposure("redelivered", &site, x.id, a, "v-redelivered"),
+            ])
+        })
+        .collect();
+    let release = async {
+        // Until every batch is waiting or taken by a writer (bounded: 20 s).
+        for _ in 0..400 {
+            let (waiting, written, _) = group_figures(&app);
+            if waiting as u64 + written - 1 == BATCHES as u64 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let figures = group_figures(&app);
+        blocker.commit().await.unwrap();
+        figures
+    };
+    let (answers, queued) =
+        tokio::join!(join_all(bodies.iter().map(|b| ingest_ok(&app, b))), release);
+    assert_eq!(
+        queued.0 as u64 + queued.1 - 1,
+        BATCHES as u64,
+        "every batch was queued or taken before the rows were released: {queued:?}"
+    );
+
+    // Each answer is its own batch's.
+    let firsts = answers.iter().filter(|r| r["accepted"] == 4).count();
+    assert_eq!(
+        firsts, 1,
+        "the redelivered exposure counts once: {answers:?}"
+    );
+    for r in &answers {
+        let accepted = r["accepted"].as_u64().unwrap();
+        assert!(accepted == 3 || accepted == 4, "{r}");
+        assert_eq!(accepted + r["duplicates"].as_u64().unwrap(), 4, "{r}");
+        assert_eq!(r["conflicts"], 0, "{r}");
+        assert_eq!(r["unattributed"], 0, "{r}");
+    }
+
+    // Fewer transactions than batches: the ones that waited were written together.
+    let (waiting, written, transactions) = group_figures(&app);
+    assert_eq!((waiting, written), (0, 1 + BATCHES as u64));
+    assert!(
+        transactions < written,
+        "no batches were grouped: {transactions} transactions for {written} batches"
+    );
+
+    // And the aggregates hold every batch once.
+    assert_eq!(arm_totals(&app, a).await, (1 + BATCHES as i64 + 1, 0));
+    assert_eq!(arm_totals(&app, b).await, (1 + BATCHES as i64, 0));
+    let converters: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(converters), 0)::bigint FROM arm_goal_stats WHERE goal_id = $1",
+    )
+    .bind(x.purchase)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(converters, BATCHES as i64);
+}
