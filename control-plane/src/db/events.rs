@@ -352,6 +352,19 @@ struct ParkedRow {
     at: OffsetDateTime,
 }
 
+/// Whether any of `visitor_ids` has a parked conversion (one index probe per visitor, no
+/// lock, outside a transaction): the usual answer is no, and then
+/// [`take_attributable_pending`] need not open one.
+pub async fn any_pending(pool: &PgPool, visitor_ids: &[String]) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM UNNEST($1::text[]) AS v (visitor_id)
+                          JOIN pending_conversions p ON p.visitor_id = v.visitor_id)",
+    )
+    .bind(visitor_ids)
+    .fetch_one(pool)
+    .await
+}
+
 /// Removes and returns the parked conversions of `visitor_ids` whose visitor now has an
 /// assignment in the goal's experiment.
 ///

@@ -464,6 +464,17 @@ pub async fn drop_partitions_before(pool: &PgPool, oldest_kept: Date) -> sqlx::R
     Ok(dropped)
 }
 
+/// Deletes the raw-event quota's counts (`raw_event_days`) of days before `oldest_kept`:
+/// their raw rows are gone with their partitions. Returns how many were deleted.
+#[tracing::instrument(skip(pool))]
+pub async fn prune_raw_days(pool: &PgPool, oldest_kept: Date) -> sqlx::Result<u64> {
+    Ok(sqlx::query("DELETE FROM raw_event_days WHERE day < $1")
+        .bind(oldest_kept)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
 /// The names of `table`'s partitions.
 async fn partitions(pool: &PgPool, table: &str) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(

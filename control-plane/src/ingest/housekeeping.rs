@@ -42,7 +42,8 @@ pub async fn prune(pool: &PgPool, now: OffsetDateTime) -> sqlx::Result<Pruned> {
 
 /// Raw events' partitions at `now`: makes today's and the next two days', and drops
 /// those of days more than `retention_days` before today (`DROP TABLE` of the
-/// partition). Returns the dropped partitions' names.
+/// partition), with the quota's counts of those days. Returns the dropped partitions'
+/// names.
 pub async fn rotate_raw_partitions(
     pool: &PgPool,
     now: OffsetDateTime,
@@ -54,7 +55,9 @@ pub async fn rotate_raw_partitions(
         .collect();
     raw_events::ensure_partitions(pool, &ahead).await?;
     let oldest_kept = today - time::Duration::days(i64::from(retention_days));
-    raw_events::drop_partitions_before(pool, oldest_kept).await
+    let dropped = raw_events::drop_partitions_before(pool, oldest_kept).await?;
+    raw_events::prune_raw_days(pool, oldest_kept).await?;
+    Ok(dropped)
 }
 
 /// Prunes and rotates raw partitions at start and every `every` until `shutdown`

@@ -206,7 +206,9 @@ pub(super) async fn attribute_pending(
     pool: &PgPool,
     visitor_ids: &[String],
 ) -> Result<u64, sqlx::Error> {
-    if visitor_ids.is_empty() {
+    // A conversion parked by a batch that commits after this check is attributed by
+    // that batch's own sweep (it finds this batch's assignments committed).
+    if visitor_ids.is_empty() || !events::any_pending(pool, visitor_ids).await? {
         return Ok(0);
     }
     let mut tx = pool.begin().await?;

@@ -12,8 +12,8 @@ use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
 use crate::fixtures::{
-    arm_totals, batch, conversion, exposure, exposure_at, goal_totals, ingest_ok, now_ms, running,
-    team_running,
+    arm_totals, batch, conversion, exposure, exposure_at, goal_totals, ingest_ok, now_ms,
+    org_with_site, running, team_running,
 };
 use crate::helpers::{TestApp, new_org};
 
@@ -237,7 +237,26 @@ async fn housekeeping_drops_partitions_past_the_retention_and_makes_the_next_day
             .unwrap();
         }
     }
+    // The quota's counts of both days (the long-gone day's go with its partitions).
+    let (_, site) = org_with_site(&app).await;
+    for day in [long_ago, recent] {
+        sqlx::query(
+            "INSERT INTO raw_event_days (site_id, day, kept, dropped) VALUES ($1, $2, 5, 1)",
+        )
+        .bind(site.id)
+        .bind(day)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
     let dropped = rotate_raw_partitions(&app.pool, now, 15).await.unwrap();
+    let days: Vec<time::Date> =
+        sqlx::query_scalar("SELECT day FROM raw_event_days WHERE site_id = $1")
+            .bind(site.id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(days, vec![recent]);
     let mut dropped_sorted = dropped.clone();
     dropped_sorted.sort();
     assert_eq!(

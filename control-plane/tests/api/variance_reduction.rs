@@ -13,6 +13,7 @@ use samplit_engine::stats::sequential::DEFAULT_TAU_SQUARED;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
+use uuid::Uuid;
 
 use crate::fixtures::{Experiment, Site, batch, conversion, exposure, ingest_ok, team_running};
 use crate::helpers::{TestApp, new_org};
@@ -205,6 +206,18 @@ async fn ingest_visitors(app: &TestApp, s: &Site, x: &Experiment, visitors: &[Vi
     ingest_ok(app, &batch(second)).await;
 }
 
+/// The results of `x` on `goal`, as a viewer sees them (asserting a 200).
+async fn results_of(app: &TestApp, x: &Experiment, goal: Uuid, token: &str) -> Value {
+    let r = app
+        .get(
+            &format!("/api/v1/experiments/{}/results?goal_id={goal}", x.id),
+            Some(token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()
+}
+
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn results_report_the_variance_reduction_computed_from_the_visitors(pool: PgPool) {
     let app = TestApp::new(pool);
@@ -213,14 +226,7 @@ async fn results_report_the_variance_reduction_computed_from_the_visitors(pool: 
     ingest_visitors(&app, &s, &x, &visitors).await;
 
     for (goal, revenue) in [(x.purchase, true), (x.signup, false)] {
-        let r = app
-            .get(
-                &format!("/api/v1/experiments/{}/results?goal_id={goal}", x.id),
-                Some(&team.viewer.token),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-        let body = r.json();
+        let body = results_of(&app, &x, goal, &team.viewer.token).await;
         let vr = &body["analyses"][0]["variance_reduction"];
         assert_eq!(vr["method"], "cuped_post_stratified", "{body}");
         assert_eq!(
@@ -303,13 +309,7 @@ async fn without_context_everything_is_one_stratum_and_nothing_is_reduced(pool: 
         }
     }
     ingest_ok(&app, &batch(items)).await;
-    let body = app
-        .get(
-            &format!("/api/v1/experiments/{}/results?goal_id={}", x.id, x.signup),
-            Some(&team.viewer.token),
-        )
-        .await
-        .json();
+    let body = results_of(&app, &x, x.signup, &team.viewer.token).await;
     let got = &body["analyses"][0]["variance_reduction"]["result"];
     // No context: one fine stratum `unknown/unknown` (40 a side: kept), x = 0, θ = 0.
     assert_eq!(got["strata"][0]["name"], "unknown/unknown", "{body}");
@@ -328,13 +328,7 @@ async fn without_context_everything_is_one_stratum_and_nothing_is_reduced(pool: 
     .execute(&app.pool)
     .await
     .unwrap();
-    let body = app
-        .get(
-            &format!("/api/v1/experiments/{}/results?goal_id={}", x.id, x.signup),
-            Some(&team.viewer.token),
-        )
-        .await
-        .json();
+    let body = results_of(&app, &x, x.signup, &team.viewer.token).await;
     let vr = &body["analyses"][0]["variance_reduction"];
     assert!(vr["result"].is_null(), "{body}");
     assert_eq!(
@@ -353,14 +347,7 @@ async fn a_factorial_main_effect_is_reduced_on_the_pooled_combinations(pool: PgP
     let visitors = visitors_of(4, 120);
     ingest_visitors(&app, &s, &x, &visitors).await;
     for (goal, revenue) in [(x.purchase, true), (x.signup, false)] {
-        let r = app
-            .get(
-                &format!("/api/v1/experiments/{}/results?goal_id={goal}", x.id),
-                Some(&team.viewer.token),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-        let body = r.json();
+        let body = results_of(&app, &x, goal, &team.viewer.token).await;
         let analyses = body["analyses"].as_array().unwrap();
         assert_eq!(analyses.len(), 3, "{body}");
         // The combinations, each on its own.
