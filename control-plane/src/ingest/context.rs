@@ -54,7 +54,8 @@ pub fn lenient(item: &Value) -> StoredContext {
             .map(|s| s.as_str().to_owned()),
         landing: text("landing")
             .map(|s| cut(&template_path(s), MAX_LANDING_LEN).to_owned())
-            .filter(|s| !s.is_empty()),
+            // PostgreSQL text cannot hold NUL: such a landing page is unknown.
+            .filter(|s| !s.is_empty() && !s.contains('\0')),
         prior_visits: count("prior_visits"),
         prior_conversions: count("prior_conversions"),
     }

@@ -34,11 +34,15 @@ impl Rejection {
 /// The item's id, if it has a usable one.
 pub fn item_id(value: &Value) -> Result<&str, Rejection> {
     match value.get("id") {
-        Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_ID_LEN => Ok(id),
+        Some(Value::String(id))
+            if !id.is_empty() && id.chars().count() <= MAX_ID_LEN && !id.contains('\0') =>
+        {
+            Ok(id)
+        }
         Some(Value::String(_)) => Err(Rejection::new(
             "",
             "invalid_id",
-            format!("id must be 1 to {MAX_ID_LEN} characters"),
+            format!("id must be 1 to {MAX_ID_LEN} characters, none of them NUL"),
         )),
         _ => Err(Rejection::new(
             "",
@@ -61,6 +65,15 @@ pub fn check_text(id: &str, field: &str, value: &str, max: usize) -> Result<(), 
             id,
             "invalid_item",
             format!("{field} must be 1 to {max} characters"),
+        ));
+    }
+    // PostgreSQL text cannot hold NUL: stored, it would fail the whole batch's
+    // transaction (and the queue batch carries other sites' events).
+    if value.contains('\0') {
+        return Err(Rejection::new(
+            id,
+            "invalid_item",
+            format!("{field} must not contain a NUL character"),
         ));
     }
     Ok(())

@@ -126,3 +126,41 @@ async fn batches_waiting_for_a_writer_share_a_transaction_and_keep_their_own_cou
     .unwrap();
     assert_eq!(converters, BATCHES as i64);
 }
+
+/// A NUL character cannot be stored in PostgreSQL text: an item carrying one in any
+/// text it keeps is refused on its own, and the rest of the batch — other sites' events
+/// travel in the same queue batch — is kept.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_nul_character_rejects_its_item_not_the_batch(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (_, site, x) = running(&app, "single", &[2]).await;
+    let a = x.arms[0];
+    let mut in_landing = exposure("nul-landing", &site, x.id, a, "v-landing");
+    in_landing["context"] = serde_json::json!({"landing": "/shop\u{0}/x", "device": "mobile"});
+    let items = vec![
+        exposure("good", &site, x.id, a, "v-good"),
+        exposure("nul-visitor", &site, x.id, a, "v\u{0}1"),
+        exposure("nul\u{0}id", &site, x.id, a, "v-id"),
+        conversion("nul-goal", &site, "v-good", "pur\u{0}chase", None),
+        in_landing,
+    ];
+    let r = ingest_ok(&app, &batch(items)).await;
+    let rejected: Vec<(&str, &str)> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["id"].as_str().unwrap(), x["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            ("nul-visitor", "invalid_item"),
+            ("", "invalid_id"),
+            ("nul-goal", "invalid_item"),
+        ],
+        "{r}"
+    );
+    // The landing page is context, read leniently: the exposure is kept without it.
+    assert_eq!(r["accepted"], 2, "{r}");
+    assert_eq!(arm_totals(&app, a).await.0, 2);
+}
