@@ -39,6 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 400, description = "Malformed body", body = crate::error::Problem),
         (status = 401, description = "Missing, stale or wrong signature", body = crate::error::Problem),
         (status = 422, description = "More than 1000 items", body = crate::error::Problem),
+        (status = 500, description = "A database error: retry the batch (items it already kept then count as duplicates, the others as new)", body = crate::error::Problem),
+        (status = 503, description = "The database is unreachable: retry the batch later", body = crate::error::Problem),
     )
 )]
 async fn ingest_batch(

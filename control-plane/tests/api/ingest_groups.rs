@@ -7,8 +7,10 @@ use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::fixtures::{arm_totals, batch, conversion, exposure, ingest_ok, running};
-use crate::helpers::TestApp;
+use uuid::Uuid;
+
+use crate::fixtures::{arm_totals, batch, conversion, exposure, ingest, ingest_ok, running};
+use crate::helpers::{TestApp, TestResponse};
 
 /// (batches waiting, batches written, transactions) from the app's metrics.
 fn group_figures(app: &TestApp) -> (i64, u64, u64) {
@@ -20,16 +22,54 @@ fn group_figures(app: &TestApp) -> (i64, u64, u64) {
     )
 }
 
-#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
-async fn batches_waiting_for_a_writer_share_a_transaction_and_keep_their_own_counts(pool: PgPool) {
-    // Room for the blocking session, the writers and every batch's reads (the test
-    // pool's default is smaller).
+/// A test app whose pool has room for a blocking session, the writers and every batch's
+/// reads (the test pool's default is smaller).
+async fn roomy_app(pool: PgPool) -> TestApp {
     let pool = PgPoolOptions::new()
         .max_connections(20)
         .connect_with((*pool.connect_options()).clone())
         .await
         .unwrap();
-    let app = TestApp::new(pool);
+    TestApp::new(pool)
+}
+
+/// Sends `bodies` at once while another session holds the rows of `arms` (which must
+/// exist): every writer blocks on them at its upsert, so the batches that come after
+/// wait in the queue. The rows are released once every batch is waiting or taken by a
+/// writer (asserted; bounded wait of 20 s).
+async fn while_writers_wait(app: &TestApp, arms: &[Uuid], bodies: &[Value]) -> Vec<TestResponse> {
+    let (_, written_before, _) = group_figures(app);
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM arm_stats WHERE arm_id = ANY($1) FOR UPDATE")
+        .bind(arms)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let all_in = |(waiting, written, _): (i64, u64, u64)| {
+        waiting as u64 + written - written_before == bodies.len() as u64
+    };
+    let release = async {
+        for _ in 0..400 {
+            if all_in(group_figures(app)) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let figures = group_figures(app);
+        blocker.commit().await.unwrap();
+        figures
+    };
+    let (answers, queued) = tokio::join!(join_all(bodies.iter().map(|b| ingest(app, b))), release);
+    assert!(
+        all_in(queued),
+        "every batch was queued or taken before the rows were released: {queued:?}"
+    );
+    answers
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn batches_waiting_for_a_writer_share_a_transaction_and_keep_their_own_counts(pool: PgPool) {
+    let app = roomy_app(pool).await;
     let (_, site, x) = running(&app, "single", &[2]).await;
     let (a, b) = (x.arms[0], x.arms[1]);
     // The arms' rows exist once a first batch is in.
@@ -43,16 +83,7 @@ async fn batches_waiting_for_a_writer_share_a_transaction_and_keep_their_own_cou
     .await;
     assert_eq!(group_figures(&app), (0, 1, 1));
 
-    // Another session holds the arms' rows: every writer blocks on them at its upsert,
-    // and the batches that come after wait in the queue.
-    let mut blocker = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM arm_stats WHERE arm_id = ANY($1) FOR UPDATE")
-        .bind(&x.arms)
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
-
-    // 12 batches: two new visitors each (one per arm), a conversion of one of them, and
+    // Sent while the writers wait (see `while_writers_wait`): 12 batches, two new visitors each (one per arm), a conversion of one of them, and
     // the same redelivered exposure (counted once, by whichever batch comes first).
     const BATCHES: usize = 12;
     let bodies: Vec<Value> = (0..BATCHES)
@@ -71,26 +102,14 @@ async fn batches_waiting_for_a_writer_share_a_transaction_and_keep_their_own_cou
             ])
         })
         .collect();
-    let release = async {
-        // Until every batch is waiting or taken by a writer (bounded: 20 s).
-        for _ in 0..400 {
-            let (waiting, written, _) = group_figures(&app);
-            if waiting as u64 + written - 1 == BATCHES as u64 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let figures = group_figures(&app);
-        blocker.commit().await.unwrap();
-        figures
-    };
-    let (answers, queued) =
-        tokio::join!(join_all(bodies.iter().map(|b| ingest_ok(&app, b))), release);
-    assert_eq!(
-        queued.0 as u64 + queued.1 - 1,
-        BATCHES as u64,
-        "every batch was queued or taken before the rows were released: {queued:?}"
-    );
+    let answers: Vec<Value> = while_writers_wait(&app, &x.arms, &bodies)
+        .await
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.json()
+        })
+        .collect();
 
     // Each answer is its own batch's.
     let firsts = answers.iter().filter(|r| r["accepted"] == 4).count();
@@ -125,6 +144,63 @@ async fn batches_waiting_for_a_writer_share_a_transaction_and_keep_their_own_cou
     .await
     .unwrap();
     assert_eq!(converters, BATCHES as i64);
+}
+
+/// One batch that cannot be written (here a trigger refuses one of its raw rows) fails
+/// the group's transaction: each batch is then written on its own, so only that one is
+/// refused (a 500: the queue retries it) and the others are kept.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_batch_that_cannot_be_written_fails_alone(pool: PgPool) {
+    let app = roomy_app(pool).await;
+    let (_, site, x) = running(&app, "single", &[2]).await;
+    let a = x.arms[0];
+    ingest_ok(
+        &app,
+        &batch(vec![exposure("first", &site, x.id, a, "v-first")]),
+    )
+    .await;
+    for statement in [
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.item_id = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF;
+             RETURN NEW;
+         END $$",
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON raw_exposures
+         FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.unwrap();
+    }
+    const BATCHES: usize = 8;
+    const POISONED: usize = 5;
+    let bodies: Vec<Value> = (0..BATCHES)
+        .map(|i| {
+            let id = if i == POISONED {
+                "poison".to_owned()
+            } else {
+                format!("x{i}")
+            };
+            batch(vec![exposure(&id, &site, x.id, a, &format!("v{i}"))])
+        })
+        .collect();
+    let answers = while_writers_wait(&app, &[a], &bodies).await;
+    for (i, r) in answers.iter().enumerate() {
+        if i == POISONED {
+            assert_eq!(r.status, 500, "{}", r.text());
+        } else {
+            assert_eq!(r.status, 200, "{}", r.text());
+            assert_eq!(r.json()["accepted"], 1, "{}", r.text());
+        }
+    }
+    let (_, written, transactions) = group_figures(&app);
+    assert!(transactions < written, "no batches were grouped");
+    assert_eq!(arm_totals(&app, a).await.0, 1 + BATCHES as i64 - 1);
+    // Not marked seen: once the cause is gone, the queue's retry is counted.
+    sqlx::query("DROP TRIGGER refuse_poison ON raw_exposures")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let retry = ingest_ok(&app, &bodies[POISONED]).await;
+    assert_eq!(retry["accepted"], 1, "{retry}");
 }
 
 /// A NUL character cannot be stored in PostgreSQL text: an item carrying one in any
