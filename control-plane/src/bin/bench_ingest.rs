@@ -12,7 +12,8 @@
 //!    purchases by visitors exposed `BENCH_PURCHASE_LAG` exposures earlier, default 3000:
 //!    ten batches) through the real router (`oneshot`, the
 //!    whole middleware stack, signature checks included), `BENCH_CONCURRENCY` batches in
-//!    flight, and reports events/s. Exposures carry a `context` (country, device,
+//!    flight, and reports events/s and how many batches each transaction wrote (group
+//!    commit: docs/ingestion.md). Exposures carry a `context` (country, device,
 //!    browser, source, landing, prior visits: issue 16), so raw events, assignments'
 //!    context and segment statistics are written as in production.
 //! 3. As a ceiling, `COPY`s the same rows into a plain unindexed table in the same
@@ -114,6 +115,7 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
     })?;
     let state = AppState::new(pool.clone(), cfg)?;
     let fx = fixture(&pool, &state).await?;
+    let metrics = state.metrics.clone();
     let app = router(state);
 
     // Items, generated up front so the clock measures ingestion only.
@@ -208,6 +210,13 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
         batches,
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64()
+    );
+    let groups = &metrics.ingest_group_batches;
+    let transactions = groups.get_sample_count();
+    println!(
+        "group commit: {} batches in {transactions} transactions ({:.2} batches per transaction)",
+        groups.get_sample_sum(),
+        groups.get_sample_sum() / transactions.max(1) as f64
     );
 
     // The ceiling: COPY of the same rows into a plain table.
