@@ -483,7 +483,12 @@ async fn process(
     if !days.is_empty() {
         raw_events::ensure_partitions(pool, &days).await?;
     }
-    let written = groups.write(batch, catalog).await?;
+    // Nothing left to write (every item rejected): no transaction.
+    let written = if batch.is_empty() {
+        plan::Counts::default()
+    } else {
+        groups.write(batch, catalog).await?
+    };
     write::mark_snippets_seen(pool, &seen_hosts).await?;
     outcome.accepted += written.accepted;
     outcome.duplicates += written.duplicates;

@@ -239,4 +239,14 @@ async fn a_nul_character_rejects_its_item_not_the_batch(pool: PgPool) {
     // The landing page is context, read leniently: the exposure is kept without it.
     assert_eq!(r["accepted"], 2, "{r}");
     assert_eq!(arm_totals(&app, a).await.0, 2);
+
+    // A batch whose every item is rejected opens no transaction.
+    let before = group_figures(&app);
+    let r = ingest_ok(
+        &app,
+        &batch(vec![exposure("nul-again", &site, x.id, a, "v\u{0}2")]),
+    )
+    .await;
+    assert_eq!(r["rejected"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(group_figures(&app), before);
 }
