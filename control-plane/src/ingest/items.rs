@@ -1,5 +1,5 @@
 //! The wire items of a batch and their field checks (shape only; whether the site,
-//! experiment and arm exist is decided against the database in [`super::process`]).
+//! experiment and arm exist is decided against the database in [`super::Ingestor::process`]).
 //!
 //! Items are parsed one by one from `serde_json::Value`s so that one bad item is
 //! rejected with a reason while the rest of the batch is kept.
