@@ -950,6 +950,32 @@ test('webhooks: a bad HMAC gets 401 and records nothing; a repeated delivery is 
   assert.deepEqual((await resultsByArm()).arms, expected, 'and only once');
 });
 
+test('a stranger with the public site key cannot pre-claim an order: the event id is keyed by the buyer\'s visitor', async () => {
+  assert.ok(flow.buyers.length, 'needs the storefront flow');
+  const buyer = flow.buyers.find((b) => b.arm === 'Control') ?? flow.buyers[0];
+  const order = { ...buyer.order, id: buyer.order.id + 11, admin_graphql_api_id: `gid://shopify/Order/${buyer.order.id + 11}`, total_price: '20.00' };
+  // The attacker knows the order id in advance and sends the pixel's call first, unsigned,
+  // under a visitor id of their own (the buyer's is a random cookie they never saw).
+  const stranger = crypto.randomUUID();
+  const forged = await fetch(`${publicEdge}/v1/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain' },
+    body: JSON.stringify({
+      site_key: flow.siteA.siteKey,
+      visitor_id: stranger,
+      events: [{ type: 'conversion', goal: 'purchase', value: 0.01, currency: 'EUR', id: `shopify-order:${order.id}` }],
+    }),
+  });
+  assert.equal(forged.status, 202, await forged.text());
+  await waitFor(() => sql(`SELECT count(*) FROM raw_conversions WHERE visitor_id = ${q(stranger)}`) === '1',
+    { timeoutMs: 15_000, what: 'the forged event ingested before the order' });
+  // The genuine order then counts in full for the buyer's arm.
+  const delivered = await shopA.sendWebhook('orders/create', order);
+  assert.equal(delivered.status, 200, delivered.body);
+  flow.extra.revenue[buyer.arm] = (flow.extra.revenue[buyer.arm] ?? 0) + 20;
+  await waitForResults(expectedByArm(), 'the genuine order counted after the forged one');
+});
+
 test('an order without a visitor id is recorded for compliance and counted nowhere', async () => {
   assert.ok(flow.buyers.length, 'needs the storefront flow');
   const expected = expectedByArm();
