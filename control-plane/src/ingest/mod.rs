@@ -85,6 +85,12 @@ pub struct Outcome {
     pub conflicts: u64,
     /// Of `accepted`, conversions that matched no assignment of the visitor.
     pub unattributed: u64,
+    /// Of `accepted`, exposures and conversions counted in the results but not kept as
+    /// raw events: their site had reached its raw-event quota for the event's UTC day
+    /// (`SAMPLIT_RAW_EVENTS_PER_SITE_DAY`; docs/ingestion.md, "Raw-event quota").
+    /// Segments, CUPED and the bandit still count them; funnels over that day undercount
+    /// and say so.
+    pub raw_dropped: u64,
     pub rejected: Vec<RejectedItem>,
 }
 
@@ -494,6 +500,7 @@ async fn process(
     outcome.duplicates += written.duplicates;
     outcome.conflicts += written.conflicts;
     outcome.unattributed += written.unattributed;
+    outcome.raw_dropped += written.raw_dropped;
     Ok(outcome)
 }
 

@@ -275,6 +275,9 @@ pub struct Counts {
     pub duplicates: u64,
     pub conflicts: u64,
     pub unattributed: u64,
+    /// Of `accepted`, exposures and conversions not kept as raw events (their site and
+    /// day had reached the raw-event quota); set by the writer, not by the plan.
+    pub raw_dropped: u64,
 }
 
 /// The [`Counts`] of each origin ([`Batch::merge`]).
@@ -285,6 +288,11 @@ impl Tally {
     /// The counts of the items of `origin` (all zero when it had none).
     pub fn of(&self, origin: usize) -> Counts {
         self.0.get(origin).copied().unwrap_or_default()
+    }
+
+    /// Counts one raw row of `origin` that the quota did not keep.
+    pub fn raw_dropped(&mut self, origin: usize) {
+        self.at(origin).raw_dropped += 1;
     }
 
     fn at(&mut self, origin: usize) -> &mut Counts {
@@ -1468,7 +1476,8 @@ mod tests {
                 accepted: 1,
                 duplicates: 1,
                 conflicts: 1,
-                unattributed: 0
+                unattributed: 0,
+                raw_dropped: 0,
             }
         );
         // One new visitor on A (propensity 0.7 logged, so B was expected 0.3 of it); the
@@ -1509,7 +1518,8 @@ mod tests {
                 accepted: 1,
                 duplicates: 1,
                 conflicts: 1,
-                unattributed: 0
+                unattributed: 0,
+                raw_dropped: 0,
             }
         );
         assert_arms(&r.plan.arms, &[arm(ARM_B, 0, 0.0, 0.0, 1)]);
@@ -1708,7 +1718,8 @@ mod tests {
                 accepted: 2,
                 duplicates: 0,
                 conflicts: 0,
-                unattributed: 0
+                unattributed: 0,
+                raw_dropped: 0,
             }
         );
     }
@@ -1767,7 +1778,8 @@ mod tests {
                 accepted: 4,
                 duplicates: 0,
                 conflicts: 0,
-                unattributed: 1
+                unattributed: 1,
+                raw_dropped: 0,
             }
         );
         assert_eq!(
@@ -1776,7 +1788,8 @@ mod tests {
                 accepted: 3,
                 duplicates: 3,
                 conflicts: 1,
-                unattributed: 0
+                unattributed: 0,
+                raw_dropped: 0,
             }
         );
         assert_eq!(merged.plan.counts.of(2), Counts::default());
@@ -1835,7 +1848,8 @@ mod tests {
                 accepted: 3,
                 duplicates: 4,
                 conflicts: 0,
-                unattributed: 0
+                unattributed: 0,
+                raw_dropped: 0,
             }
         );
         assert_eq!(r.claims.len(), 1);
@@ -1867,7 +1881,8 @@ mod tests {
                 accepted: 1,
                 duplicates: 3,
                 conflicts: 0,
-                unattributed: 0
+                unattributed: 0,
+                raw_dropped: 0,
             }
         );
         assert_arms(

@@ -154,6 +154,16 @@ pub(super) async fn write_batch(
         write_unattributed(&mut tx, &plan.unattributed).await?;
     }
     let keep = apply_raw_quota(&mut tx, &rows, &counts, raw_quota).await?;
+    let mut tally = plan.counts;
+    let origins = exposures
+        .iter()
+        .map(|e| e.origin)
+        .chain(fresh.conversions().iter().map(|c| c.origin));
+    for (origin, kept) in origins.zip(&keep) {
+        if !kept {
+            tally.raw_dropped(origin);
+        }
+    }
     let undo: Vec<bool> = inserted.iter().zip(&keep).map(|(i, k)| *i && !*k).collect();
     if undo.contains(&true) {
         let (undo_exposures, undo_conversions) = undo.split_at(exposures.len());
@@ -166,7 +176,7 @@ pub(super) async fn write_batch(
         .await?;
     }
     tx.commit().await?;
-    Ok(plan.counts)
+    Ok(tally)
 }
 
 /// Counts `rows` against the per-(site, day) quota (one upsert returning the new totals;

@@ -136,6 +136,10 @@ async fn past_the_daily_quota_raw_rows_are_dropped_while_aggregates_count_every_
     let first = batch(items);
     let answer = ingest_ok(&app, &first).await;
     assert_eq!(answer["accepted"], 12, "{answer}");
+    assert_eq!(
+        answer["raw_dropped"], 2,
+        "the answer says what was not kept: {answer}"
+    );
     assert_eq!(raw_rows(&app, site.id, day).await, (8, 2));
     assert_eq!(raw_conversion_ids(&app, site.id).await, ["p0", "p1"]);
     assert_eq!(raw_days(&app, site.id).await, [(day, QUOTA, 2)]);
@@ -146,6 +150,7 @@ async fn past_the_daily_quota_raw_rows_are_dropped_while_aggregates_count_every_
     let second = batch(items);
     let answer = ingest_ok(&app, &second).await;
     assert_eq!(answer["accepted"], 3, "{answer}");
+    assert_eq!(answer["raw_dropped"], 3, "{answer}");
     assert_eq!(raw_rows(&app, site.id, day).await, (8, 2));
     assert_eq!(raw_days(&app, site.id).await, [(day, QUOTA, 5)]);
 
@@ -166,6 +171,7 @@ async fn past_the_daily_quota_raw_rows_are_dropped_while_aggregates_count_every_
     for body in [&first, &second] {
         let answer = ingest_ok(&app, body).await;
         assert_eq!(answer["accepted"], 0, "{answer}");
+        assert_eq!(answer["raw_dropped"], 0, "{answer}");
     }
     assert_eq!(raw_rows(&app, site.id, day).await, (8, 2));
     assert_eq!(raw_days(&app, site.id).await, [(day, QUOTA, 5)]);
@@ -177,7 +183,8 @@ async fn past_the_daily_quota_raw_rows_are_dropped_while_aggregates_count_every_
 
     // 4. Another day of the same site has its own quota.
     let (before, base_before) = noon(2);
-    ingest_ok(&app, &batch(exposures(&site, &x, "older", 3, base_before))).await;
+    let answer = ingest_ok(&app, &batch(exposures(&site, &x, "older", 3, base_before))).await;
+    assert_eq!(answer["raw_dropped"], 0, "{answer}");
     assert_eq!(raw_rows(&app, site.id, before).await, (3, 0));
     assert_eq!(
         raw_days(&app, site.id).await,
@@ -218,6 +225,14 @@ async fn concurrent_batches_of_one_site_and_day_never_keep_more_than_the_quota(p
     for answer in &answers {
         assert_eq!(answer["accepted"], 6, "{answer}");
     }
+    let dropped: u64 = answers
+        .iter()
+        .map(|a| a["raw_dropped"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        dropped, 14,
+        "each answer says what of its batch was not kept"
+    );
     assert_eq!(raw_rows(&app, site.id, day).await, (QUOTA, 0));
     assert_eq!(raw_days(&app, site.id).await, [(day, QUOTA, 14)]);
     let visitors = arm_totals(&app, x.arms[0]).await.0 + arm_totals(&app, x.arms[1]).await.0;
