@@ -4,7 +4,9 @@
 //! (env: `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`;
 //! `BENCH_EVENTS`, default 1 000 000; `BENCH_CONCURRENCY`, default 4;
 //! `BENCH_NO_ERASURE_INDEX=1` drops the raw events' `(site_id, visitor_id)` indexes
-//! before ingesting, to measure what they cost; `BENCH_SKIP_CONSOLE=1` skips step 5).
+//! before ingesting, to measure what they cost; `BENCH_SETUP_SQL` runs its SQL in the
+//! bench database after the migrations, to measure a schema change before writing it;
+//! `BENCH_SKIP_CONSOLE=1` skips step 5).
 //!
 //! 1. Creates a database `samplit_bench_<random>`, migrates it, and inserts an
 //!    organisation, a site and a running two-arm experiment with a revenue goal.
@@ -100,6 +102,9 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
         sqlx::query("DROP INDEX raw_exposures_site_visitor_idx, raw_conversions_site_visitor_idx")
             .execute(&pool)
             .await?;
+    }
+    if let Ok(extra) = std::env::var("BENCH_SETUP_SQL") {
+        sqlx::raw_sql(&extra).execute(&pool).await?;
     }
     let secret = samplit_control_plane::auth::new_token("ingest_");
     let jwt_secret = samplit_control_plane::auth::new_token("jwt_");

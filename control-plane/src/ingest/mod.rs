@@ -315,193 +315,187 @@ impl Ingestor {
         raw_items: &[Value],
         now: OffsetDateTime,
     ) -> Result<Outcome, sqlx::Error> {
-        process(&self.pool, &self.groups, raw_items, now).await
-    }
-}
+        let (pool, groups) = (&self.pool, &self.groups);
+        let mut outcome = Outcome::default();
 
-async fn process(
-    pool: &PgPool,
-    groups: &Arc<group::Groups>,
-    raw_items: &[Value],
-    now: OffsetDateTime,
-) -> Result<Outcome, sqlx::Error> {
-    let mut outcome = Outcome::default();
-
-    // 1. Parse; ids repeated inside the batch are duplicates of their first occurrence.
-    let mut in_batch: HashSet<&str> = HashSet::with_capacity(raw_items.len());
-    let mut parsed = Vec::with_capacity(raw_items.len());
-    for value in raw_items {
-        if let Ok(id) = items::item_id(value)
-            && !in_batch.insert(id)
-        {
-            outcome.duplicates += 1;
-            continue;
-        }
-        match parse_item(value, now) {
-            Ok(item) => parsed.push(item),
-            Err(rejection) => outcome.rejected.push(rejection.into()),
-        }
-    }
-
-    // 2. Resolve sites, experiments, arms, goals (reads outside the transaction: they are
-    // admin-managed and a batch racing an admin edit may use either state).
-    let mut keys: Vec<String> = parsed.iter().map(|p| p.site_key().to_owned()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut currencies: HashMap<Uuid, Option<String>> = HashMap::new();
-    let sites: HashMap<String, Uuid> = if keys.is_empty() {
-        HashMap::new()
-    } else {
-        events::sites_by_key(pool, &keys)
-            .await?
-            .into_iter()
-            .map(|s| {
-                currencies.insert(s.id, s.currency);
-                (s.site_key, s.id)
-            })
-            .collect()
-    };
-    let mut experiment_ids: Vec<Uuid> = parsed
-        .iter()
-        .filter_map(|p| match p {
-            Parsed::Exposure(e) => Some(e.experiment_id),
-            _ => None,
-        })
-        .collect();
-    experiment_ids.sort_unstable();
-    experiment_ids.dedup();
-    let arm_rows = if experiment_ids.is_empty() {
-        Vec::new()
-    } else {
-        events::experiment_arms(pool, &experiment_ids).await?
-    };
-    let mut catalog = Catalog::default();
-    let mut experiments: HashMap<Uuid, ExperimentInfo> = HashMap::new();
-    for row in &arm_rows {
-        experiments.insert(
-            row.experiment_id,
-            ExperimentInfo {
-                site_id: row.site_id,
-                status: row.status,
-            },
-        );
-        let unit = if row.kind.0 == Mode::Independent {
-            row.element_id.unwrap_or(row.experiment_id)
-        } else {
-            row.experiment_id
-        };
-        catalog.arms.insert(
-            row.arm_id,
-            ArmInfo {
-                experiment_id: row.experiment_id,
-                unit,
-            },
-        );
-        catalog.unit_arms.entry(unit).or_default().push(row.arm_id);
-    }
-
-    // "Verify installation": the (site, page host) pairs seen on exposures.
-    let mut seen_hosts: Vec<(String, String)> = parsed
-        .iter()
-        .filter_map(|p| match p {
-            Parsed::Exposure(e) => e.host.clone().map(|h| (e.site_key.clone(), h)),
-            _ => None,
-        })
-        .filter(|(key, _)| sites.contains_key(key))
-        .collect();
-    seen_hosts.sort_unstable();
-    seen_hosts.dedup();
-
-    let mut batch = Batch::default();
-    for item in parsed {
-        let Some(&site_id) = sites.get(item.site_key()) else {
-            let id = match &item {
-                Parsed::Exposure(e) => &e.id,
-                Parsed::Conversion(c) => &c.id,
-                Parsed::Pageview { id, .. } => id,
-            };
-            outcome
-                .rejected
-                .push(Rejection::new(id, "unknown_site_key", "no site has this site_key").into());
-            continue;
-        };
-        let mismatch = match &item {
-            Parsed::Conversion(c) if c.value > 0.0 => match &c.currency {
-                Some(code) if !accept_currency(pool, site_id, code, &mut currencies).await? => {
-                    Some((c.id.clone(), code.clone()))
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some((id, code)) = mismatch {
-            let site = currencies
-                .get(&site_id)
-                .cloned()
-                .flatten()
-                .unwrap_or_default();
-            tracing::info!(item = %id, %site_id, currency = %code, site_currency = %site,
-                "revenue in another currency than the site's: not counted");
-            outcome.rejected.push(
-                Rejection::new(
-                    &id,
-                    "currency_mismatch",
-                    format!("the value is in {code}; this site counts revenue in {site}"),
-                )
-                .into(),
-            );
-            continue;
-        }
-        match item {
-            Parsed::Exposure(e) => {
-                match resolve_exposure(e, site_id, &experiments, &catalog.arms) {
-                    Ok(r) => batch.exposures.push(r),
-                    Err(rejection) => outcome.rejected.push(rejection.into()),
-                }
+        // 1. Parse; ids repeated inside the batch are duplicates of their first occurrence.
+        let mut in_batch: HashSet<&str> = HashSet::with_capacity(raw_items.len());
+        let mut parsed = Vec::with_capacity(raw_items.len());
+        for value in raw_items {
+            if let Ok(id) = items::item_id(value)
+                && !in_batch.insert(id)
+            {
+                outcome.duplicates += 1;
+                continue;
             }
-            Parsed::Conversion(c) => batch.conversions.push(ResolvedConversion {
-                id: c.id,
-                site_id,
-                visitor_id: c.visitor_id,
-                goal: c.goal,
-                value: c.value,
-                currency: c.currency,
-                signed: c.signed,
-                custom: c.custom,
-                at: c.at,
-                origin: 0,
-            }),
-            Parsed::Pageview { id, .. } => batch.pageviews.push(Pageview { id, origin: 0 }),
+            match parse_item(value, now) {
+                Ok(item) => parsed.push(item),
+                Err(rejection) => outcome.rejected.push(rejection.into()),
+            }
         }
-    }
-    let mut site_ids: Vec<Uuid> = batch.conversions.iter().map(|c| c.site_id).collect();
-    site_ids.sort_unstable();
-    site_ids.dedup();
-    if !site_ids.is_empty() {
-        catalog.goals = GoalIndex::new(&events::live_goals(pool, &site_ids).await?);
-    }
 
-    // 3. The raw events' day partitions (DDL, outside the batch's transaction; a no-op
-    // for days this process already made), then the transaction — with the other batches
-    // waiting, if any (`group.rs`) — and the parked conversions of the batch's visitors
-    // that can now be attributed.
-    let days = plan::event_days(&batch);
-    if !days.is_empty() {
-        raw_events::ensure_partitions(pool, &days).await?;
+        // 2. Resolve sites, experiments, arms, goals (reads outside the transaction: they are
+        // admin-managed and a batch racing an admin edit may use either state).
+        let mut keys: Vec<String> = parsed.iter().map(|p| p.site_key().to_owned()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut currencies: HashMap<Uuid, Option<String>> = HashMap::new();
+        let sites: HashMap<String, Uuid> = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            events::sites_by_key(pool, &keys)
+                .await?
+                .into_iter()
+                .map(|s| {
+                    currencies.insert(s.id, s.currency);
+                    (s.site_key, s.id)
+                })
+                .collect()
+        };
+        let mut experiment_ids: Vec<Uuid> = parsed
+            .iter()
+            .filter_map(|p| match p {
+                Parsed::Exposure(e) => Some(e.experiment_id),
+                _ => None,
+            })
+            .collect();
+        experiment_ids.sort_unstable();
+        experiment_ids.dedup();
+        let arm_rows = if experiment_ids.is_empty() {
+            Vec::new()
+        } else {
+            events::experiment_arms(pool, &experiment_ids).await?
+        };
+        let mut catalog = Catalog::default();
+        let mut experiments: HashMap<Uuid, ExperimentInfo> = HashMap::new();
+        for row in &arm_rows {
+            experiments.insert(
+                row.experiment_id,
+                ExperimentInfo {
+                    site_id: row.site_id,
+                    status: row.status,
+                },
+            );
+            let unit = if row.kind.0 == Mode::Independent {
+                row.element_id.unwrap_or(row.experiment_id)
+            } else {
+                row.experiment_id
+            };
+            catalog.arms.insert(
+                row.arm_id,
+                ArmInfo {
+                    experiment_id: row.experiment_id,
+                    unit,
+                },
+            );
+            catalog.unit_arms.entry(unit).or_default().push(row.arm_id);
+        }
+
+        // "Verify installation": the (site, page host) pairs seen on exposures.
+        let mut seen_hosts: Vec<(String, String)> = parsed
+            .iter()
+            .filter_map(|p| match p {
+                Parsed::Exposure(e) => e.host.clone().map(|h| (e.site_key.clone(), h)),
+                _ => None,
+            })
+            .filter(|(key, _)| sites.contains_key(key))
+            .collect();
+        seen_hosts.sort_unstable();
+        seen_hosts.dedup();
+
+        let mut batch = Batch::default();
+        for item in parsed {
+            let Some(&site_id) = sites.get(item.site_key()) else {
+                let id = match &item {
+                    Parsed::Exposure(e) => &e.id,
+                    Parsed::Conversion(c) => &c.id,
+                    Parsed::Pageview { id, .. } => id,
+                };
+                outcome.rejected.push(
+                    Rejection::new(id, "unknown_site_key", "no site has this site_key").into(),
+                );
+                continue;
+            };
+            let mismatch = match &item {
+                Parsed::Conversion(c) if c.value > 0.0 => match &c.currency {
+                    Some(code)
+                        if !accept_currency(pool, site_id, code, &mut currencies).await? =>
+                    {
+                        Some((c.id.clone(), code.clone()))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some((id, code)) = mismatch {
+                let site = currencies
+                    .get(&site_id)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default();
+                tracing::info!(item = %id, %site_id, currency = %code, site_currency = %site,
+                    "revenue in another currency than the site's: not counted");
+                outcome.rejected.push(
+                    Rejection::new(
+                        &id,
+                        "currency_mismatch",
+                        format!("the value is in {code}; this site counts revenue in {site}"),
+                    )
+                    .into(),
+                );
+                continue;
+            }
+            match item {
+                Parsed::Exposure(e) => {
+                    match resolve_exposure(e, site_id, &experiments, &catalog.arms) {
+                        Ok(r) => batch.exposures.push(r),
+                        Err(rejection) => outcome.rejected.push(rejection.into()),
+                    }
+                }
+                Parsed::Conversion(c) => batch.conversions.push(ResolvedConversion {
+                    id: c.id,
+                    site_id,
+                    visitor_id: c.visitor_id,
+                    goal: c.goal,
+                    value: c.value,
+                    currency: c.currency,
+                    signed: c.signed,
+                    custom: c.custom,
+                    at: c.at,
+                    origin: 0,
+                }),
+                Parsed::Pageview { id, .. } => batch.pageviews.push(Pageview { id, origin: 0 }),
+            }
+        }
+        let mut site_ids: Vec<Uuid> = batch.conversions.iter().map(|c| c.site_id).collect();
+        site_ids.sort_unstable();
+        site_ids.dedup();
+        if !site_ids.is_empty() {
+            catalog.goals = GoalIndex::new(&events::live_goals(pool, &site_ids).await?);
+        }
+
+        // 3. The raw events' day partitions (DDL, outside the batch's transaction; a no-op
+        // for days this process already made), then the transaction — with the other batches
+        // waiting, if any (`group.rs`) — and the parked conversions of the batch's visitors
+        // that can now be attributed.
+        let days = plan::event_days(&batch);
+        if !days.is_empty() {
+            raw_events::ensure_partitions(pool, &days).await?;
+        }
+        // Nothing left to write (every item rejected): no transaction.
+        let written = if batch.is_empty() {
+            plan::Counts::default()
+        } else {
+            groups.write(batch, catalog).await?
+        };
+        write::mark_snippets_seen(pool, &seen_hosts).await?;
+        outcome.accepted += written.accepted;
+        outcome.duplicates += written.duplicates;
+        outcome.conflicts += written.conflicts;
+        outcome.unattributed += written.unattributed;
+        outcome.raw_dropped += written.raw_dropped;
+        Ok(outcome)
     }
-    // Nothing left to write (every item rejected): no transaction.
-    let written = if batch.is_empty() {
-        plan::Counts::default()
-    } else {
-        groups.write(batch, catalog).await?
-    };
-    write::mark_snippets_seen(pool, &seen_hosts).await?;
-    outcome.accepted += written.accepted;
-    outcome.duplicates += written.duplicates;
-    outcome.conflicts += written.conflicts;
-    outcome.unattributed += written.unattributed;
-    outcome.raw_dropped += written.raw_dropped;
-    Ok(outcome)
 }
 
 /// Whether revenue in `code` counts on `site_id`: only in the site's currency. A site

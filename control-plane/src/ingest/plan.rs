@@ -161,15 +161,25 @@ impl Batch {
     /// The visitors of its exposures and conversions, sorted, each once (whose parked
     /// conversions may be attributable once it is committed).
     pub fn visitor_ids(&self) -> Vec<String> {
-        let mut visitors: Vec<String> = self
+        self.distinct(|e| e.visitor_id.clone(), |c| c.visitor_id.clone())
+    }
+
+    /// What `of_exposure` and `of_conversion` give for its exposures and conversions,
+    /// sorted, each once.
+    fn distinct<T: Ord>(
+        &self,
+        of_exposure: impl Fn(&ResolvedExposure) -> T,
+        of_conversion: impl Fn(&ResolvedConversion) -> T,
+    ) -> Vec<T> {
+        let mut values: Vec<T> = self
             .exposures
             .iter()
-            .map(|e| e.visitor_id.clone())
-            .chain(self.conversions.iter().map(|c| c.visitor_id.clone()))
+            .map(of_exposure)
+            .chain(self.conversions.iter().map(of_conversion))
             .collect();
-        visitors.sort_unstable();
-        visitors.dedup();
-        visitors
+        values.sort_unstable();
+        values.dedup();
+        values
     }
 
     /// How many items it holds.
@@ -633,15 +643,7 @@ pub fn seen_ids(batch: &Batch) -> Vec<String> {
 /// The UTC days of the batch's exposures and conversions, sorted, each once: the raw
 /// events' partitions its transaction may write to.
 pub fn event_days(batch: &Batch) -> Vec<Date> {
-    let mut days: Vec<Date> = batch
-        .exposures
-        .iter()
-        .map(|e| e.at.date())
-        .chain(batch.conversions.iter().map(|c| c.at.date()))
-        .collect();
-    days.sort_unstable();
-    days.dedup();
-    days
+    batch.distinct(|e| e.at.date(), |c| c.at.date())
 }
 
 /// The items of a batch that count: their id was new to `ingest_seen_items`, and it is
