@@ -154,6 +154,26 @@ pub struct AssignmentRow {
 const CONTEXT_COLUMNS: &str =
     "country, device, browser, source, landing, prior_visits, prior_conversions";
 
+/// Takes `FOR KEY SHARE` on the experiments `ids` (sorted, distinct) for the rest of the
+/// transaction and returns those that exist: a concurrent DELETE of one waits for the
+/// commit, so no assignment is written for an experiment already deleted
+/// (`migrations/0030_ingest_without_row_foreign_keys.sql`: one lock per batch instead of
+/// a foreign-key check per row).
+pub async fn lock_experiments(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar("SELECT id FROM experiments WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
+/// As [`lock_experiments`], for the goals conversions are written for.
+pub async fn lock_goals(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar("SELECT id FROM goals WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
 /// Inserts the assignments whose key is free; returns the inserted ones. A key already
 /// taken keeps its arm (the first exposure fixes it).
 #[tracing::instrument(skip(conn, rows), fields(rows = rows.arm_ids.len()))]

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 use super::ATTEMPTS;
 use super::plan::{
@@ -67,9 +68,13 @@ pub(super) async fn write_batch(
     let fresh = Fresh::select(batch, &new_ids);
 
     // 2. First exposures: the database keeps an existing assignment if there is one.
+    // Their experiments are locked first (`all_found`).
     let won = if fresh.claims().is_empty() {
         Vec::new()
     } else {
+        let experiments = sorted_ids(fresh.claims().iter().map(|e| e.experiment_id));
+        let found = events::lock_experiments(&mut tx, &experiments).await?;
+        all_found("an experiment", &experiments, &found)?;
         events::insert_assignments(&mut tx, &assignment_columns(fresh.claims())).await?
     };
 
@@ -268,8 +273,32 @@ async fn upsert_conversions(
     if conversions.is_empty() {
         return Ok(GoalDeltas::default());
     }
+    let goals = sorted_ids(conversions.iter().map(|c| c.goal_id));
+    let found = events::lock_goals(&mut *conn, &goals).await?;
+    all_found("a goal", &goals, &found)?;
     let rows = events::upsert_conversions(conn, &conversion_columns(conversions)).await?;
     Ok(plan::goal_deltas(conversions, &rows))
+}
+
+fn sorted_ids(ids: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The rows `assignments` and `goal_conversions` refer to are locked (`FOR KEY SHARE`)
+/// once per transaction instead of by a foreign-key check per row
+/// (`migrations/0030_ingest_without_row_foreign_keys.sql`). One deleted since the batch
+/// read its catalog fails the transaction, as the foreign key did: the batch is
+/// answered with an error and retried, and its next catalog read rejects the items.
+fn all_found(what: &str, wanted: &[Uuid], found: &[Uuid]) -> Result<(), sqlx::Error> {
+    if found.len() == wanted.len() {
+        return Ok(());
+    }
+    Err(sqlx::Error::InvalidArgument(format!(
+        "{what} of the batch was deleted while the batch was written"
+    )))
 }
 
 /// Writes the per-(arm, goal) totals, daily buckets and segment buckets, one statement

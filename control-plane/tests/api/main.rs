@@ -21,6 +21,7 @@ mod headlines;
 mod health;
 mod helpers;
 mod ingest;
+mod ingest_deletes;
 mod ingest_groups;
 mod mail;
 mod mail_accounts;
