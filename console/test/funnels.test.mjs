@@ -5,7 +5,8 @@
 // reverse them, some act before their exposure or after the window); the chart's bars
 // and labels and the table show the reach the API computes, which is the one planned
 // here; the Spanish console says the same. Checked with axe-core, for CSP violations,
-// console errors and foreign requests; photographed (target/screenshots/funnel-*.png).
+// console errors and foreign requests; photographed (target/screenshots/funnel-*.png), also
+// at phone width (funnel-phone.png).
 //
 //   node --test console/test/funnels.test.mjs
 import { test, before, after } from 'node:test';
@@ -154,6 +155,22 @@ test('a funnel made in the results page charts each arm’s reach of the steps, 
     assert.match(await panel.locator('h2').innerText(), /Embudos/);
     assert.match(await panel.getByTestId('funnel-warning-exploratory').innerText(), /Una sola mirada/);
     await panel.screenshot({ path: join(SCREENSHOTS, 'funnel-es.png') });
+
+    // On a phone (390 px wide): the page does not scroll sideways, the chart fits the
+    // screen, and the table scrolls inside its own box.
+    await page.evaluate(() => localStorage.setItem('samplit.lang', 'en'));
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload();
+    await chart.waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the results page is ${overflow}px wider than the phone`);
+    const box = await chart.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `the chart fits the phone: ${JSON.stringify(box)}`);
+    const wrap = await panel.locator('.table-wrap').evaluate((w) => ({
+      scrolls: w.scrollWidth > w.clientWidth, overflowX: getComputedStyle(w).overflowX, fits: w.getBoundingClientRect().right <= window.innerWidth,
+    }));
+    assert.deepEqual(wrap, { scrolls: true, overflowX: 'auto', fits: true }, 'the table scrolls inside its own box');
+    await panel.screenshot({ path: join(SCREENSHOTS, 'funnel-phone.png') });
     await check();
   } finally {
     await page.context().close();

@@ -5,7 +5,8 @@
 // results page shows, per variant, the CUPED-adjusted lift, its interval and the variance
 // reduction the API computed (`analyses[0].variance_reduction`), beside the unchanged
 // table. Checked with axe-core, for CSP violations, console errors and foreign requests;
-// photographed (target/screenshots/variance-reduction-results.png).
+// photographed (target/screenshots/variance-reduction-results.png), and at phone width
+// (variance-reduction-phone.png: no sideways scroll, the panel fits).
 //
 //   node --test console/test/variance_reduction.test.mjs
 import { test, before, after } from 'node:test';
@@ -87,6 +88,16 @@ test('the results page shows the CUPED-adjusted lift and the variance reduction'
     await page.getByTestId('results-table').waitFor();
     await accessible(page, 'results with variance reduction');
     await page.screenshot({ path: join(SCREENSHOTS, 'variance-reduction-results.png'), fullPage: true });
+
+    // On a phone (390 px wide): no sideways scroll, and the panel fits the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload();
+    await box.waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the results page is ${overflow}px wider than the phone`);
+    const fits = await box.boundingBox();
+    assert.ok(fits && fits.x >= 0 && fits.x + fits.width <= 390, `the panel fits the phone: ${JSON.stringify(fits)}`);
+    await box.screenshot({ path: join(SCREENSHOTS, 'variance-reduction-phone.png') });
     await check();
   } finally {
     await context.close();
