@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { accessible, apiCall, freePort, launchBrowser, openPage, SCREENSHOTS, signedIngest, signUp, startServer } from './harness.mjs';
+import { accessible, apiCall, freePort, launchBrowser, onPhone, openPage, SCREENSHOTS, signedIngest, signUp, startServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
@@ -159,13 +159,7 @@ test('a funnel made in the results page charts each arm’s reach of the steps, 
     // On a phone (390 px wide): the page does not scroll sideways, the chart fits the
     // screen, and the table scrolls inside its own box.
     await page.evaluate(() => localStorage.setItem('samplit.lang', 'en'));
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.reload();
-    await chart.waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `the results page is ${overflow}px wider than the phone`);
-    const box = await chart.boundingBox();
-    assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `the chart fits the phone: ${JSON.stringify(box)}`);
+    await onPhone(page, chart, 'the funnel chart');
     const wrap = await panel.locator('.table-wrap').evaluate((w) => ({
       scrolls: w.scrollWidth > w.clientWidth, overflowX: getComputedStyle(w).overflowX, fits: w.getBoundingClientRect().right <= window.innerWidth,
     }));

@@ -179,6 +179,18 @@ export async function accessible(page, what) {
   assert.deepEqual(violations, [], `accessibility of ${what}`);
 }
 
+/** Resizes `page` to a phone's width (390×844), reloads, waits for `locator`, and checks
+ *  that the page does not scroll sideways and that `locator` lies within the screen. */
+export async function onPhone(page, locator, what) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.reload();
+  await locator.waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `${what}: the page is ${overflow}px wider than the phone`);
+  const box = await locator.boundingBox();
+  assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `${what} fits the phone: ${JSON.stringify(box)}`);
+}
+
 /** Sends `items` to `base`'s signed ingest endpoint (`POST /api/v1/ingest`, HMAC-SHA256
  *  of `timestamp.body` with `secret`), as the edge's queue consumer does; asserts 200. */
 export async function signedIngest(base, secret, items) {

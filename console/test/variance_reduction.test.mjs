@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { accessible, apiCall, launchBrowser, openPage, SCREENSHOTS, signedIngest, signUp, startConsoleServer } from './harness.mjs';
+import { accessible, apiCall, launchBrowser, onPhone, openPage, SCREENSHOTS, signedIngest, signUp, startConsoleServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
@@ -90,13 +90,7 @@ test('the results page shows the CUPED-adjusted lift and the variance reduction'
     await page.screenshot({ path: join(SCREENSHOTS, 'variance-reduction-results.png'), fullPage: true });
 
     // On a phone (390 px wide): no sideways scroll, and the panel fits the screen.
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.reload();
-    await box.waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `the results page is ${overflow}px wider than the phone`);
-    const fits = await box.boundingBox();
-    assert.ok(fits && fits.x >= 0 && fits.x + fits.width <= 390, `the panel fits the phone: ${JSON.stringify(fits)}`);
+    await onPhone(page, box, 'the variance reduction panel');
     await box.screenshot({ path: join(SCREENSHOTS, 'variance-reduction-phone.png') });
     await check();
   } finally {

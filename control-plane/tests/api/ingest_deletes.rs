@@ -18,6 +18,10 @@ async fn count(app: &TestApp, sql: &str, id: Uuid) -> i64 {
         .unwrap()
 }
 
+async fn delete(app: &TestApp, sql: &str, id: Uuid) {
+    sqlx::query(sql).bind(id).execute(&app.pool).await.unwrap();
+}
+
 async fn assignments(app: &TestApp, experiment: Uuid) -> i64 {
     count(
         app,
@@ -60,30 +64,18 @@ async fn deleting_an_experiment_its_goals_or_its_site_deletes_their_rows(pool: P
     assert_eq!(conversions(&app, x.purchase).await, 1);
 
     // A goal deleted (as an edit that replaces the goals does) takes its conversions.
-    sqlx::query("DELETE FROM goals WHERE id = $1")
-        .bind(x.purchase)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    delete(&app, "DELETE FROM goals WHERE id = $1", x.purchase).await;
     assert_eq!(conversions(&app, x.purchase).await, 0);
     assert_eq!(assignments(&app, x.id).await, 2, "the assignments stay");
 
     // The experiment deleted: its assignments go; another experiment's stay.
-    sqlx::query("DELETE FROM experiments WHERE id = $1")
-        .bind(x.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    delete(&app, "DELETE FROM experiments WHERE id = $1", x.id).await;
     assert_eq!(assignments(&app, x.id).await, 0);
     assert_eq!(assignments(&app, z.id).await, 2);
     assert_eq!(conversions(&app, z.purchase).await, 1);
 
     // A site deleted: its experiments' cascade reaches their assignments and conversions.
-    sqlx::query("DELETE FROM sites WHERE id = $1")
-        .bind(other_site.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    delete(&app, "DELETE FROM sites WHERE id = $1", other_site.id).await;
     assert_eq!(assignments(&app, z.id).await, 0);
     assert_eq!(conversions(&app, z.purchase).await, 0);
 }
