@@ -68,16 +68,21 @@ async function shoot(page, name) {
   await page.screenshot({ path: join(SCREENSHOTS, `webhooks-${name}.png`), fullPage: true });
 }
 
-/** Refreshes the open delivery log until its newest row says `status` (10 s at most). */
-async function waitForStatus(page, status) {
+/**
+ * Refreshes the open delivery log until it holds `rows` deliveries and the newest says
+ * `status` (10 s at most). Counting the rows matters: right after "Send a test" the log
+ * may still show only the earlier, already delivered one.
+ */
+async function waitForStatus(page, status, rows) {
   const newest = page.getByTestId('delivery-status').first();
   for (let i = 0; i < 50; i++) {
     await page.getByTestId('deliveries-refresh').click();
     await newest.waitFor();
-    if ((await newest.textContent()) === status) return;
+    const count = await page.getByTestId('delivery').count();
+    if (count === rows && (await newest.textContent()) === status) return;
     await new Promise((ok) => setTimeout(ok, 200));
   }
-  assert.fail(`the newest delivery never became ${status}: ${await newest.textContent()}`);
+  assert.fail(`the log never held ${rows} deliveries, the newest ${status}: ${await newest.textContent()}`);
 }
 
 test('an owner adds a webhook, sends a test, sees it delivered, and rotates the secret', async () => {
@@ -113,7 +118,7 @@ test('an owner adds a webhook, sends a test, sees it delivered, and rotates the 
     // A test delivery: queued, then delivered by the worker, signed with the secret.
     await hook.getByRole('button', { name: 'Send a test' }).click();
     await page.getByTestId('deliveries').waitFor();
-    await waitForStatus(page, 'delivered');
+    await waitForStatus(page, 'delivered', 1);
     const row = page.getByTestId('delivery').first();
     await row.getByText('test', { exact: true }).waitFor();
     await row.getByRole('cell', { name: '200' }).waitFor();
@@ -132,7 +137,7 @@ test('an owner adds a webhook, sends a test, sees it delivered, and rotates the 
     const rotated = await page.getByTestId('shown-secret').textContent();
     assert.notEqual(rotated, secret);
     await hook.getByRole('button', { name: 'Send a test' }).click();
-    await waitForStatus(page, 'delivered');
+    await waitForStatus(page, 'delivered', 2);
     assert.equal(received.length, 2);
     assert.ok(signedWith(received[1], rotated), 'signed with the new secret');
     assert.ok(!signedWith(received[1], secret), 'not with the old one');
