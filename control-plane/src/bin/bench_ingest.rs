@@ -11,11 +11,11 @@
 //! 1. Creates a database `samplit_bench_<random>`, migrates it, and inserts an
 //!    organisation, a site and a running two-arm experiment with a revenue goal.
 //! 2. Sends signed batches of 500 items (60 % first exposures of new visitors, 40 %
-//!    purchases by visitors exposed `BENCH_PURCHASE_LAG` exposures earlier, default 3000:
-//!    ten batches) through the real router (`oneshot`, the
-//!    whole middleware stack, signature checks included), `BENCH_CONCURRENCY` batches in
-//!    flight, and reports events/s and how many batches each transaction wrote (group
-//!    commit: docs/ingestion.md). Exposures carry a `context` (country, device,
+//!    purchases by visitors exposed `BENCH_PURCHASE_LAG` exposures earlier, default 3000,
+//!    ten batches, drawn from the last `BENCH_BUYERS` of them, default 1000) through the
+//!    real router (`oneshot`, the whole middleware stack, signature checks included),
+//!    `BENCH_CONCURRENCY` batches in flight, and reports events/s and how many batches
+//!    each transaction wrote (group commit: docs/ingestion.md). Exposures carry a `context` (country, device,
 //!    browser, source, landing, prior visits: issue 16), so raw events, assignments'
 //!    context and segment statistics are written as in production.
 //! 3. As a ceiling, `COPY`s the same rows into a plain unindexed table in the same
@@ -138,12 +138,22 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
+    // How many of those visitors the purchases are drawn from (`BENCH_BUYERS`, default
+    // 1000): the window moves by 300 visitors a batch, so with 1000 a visitor buys in
+    // about three consecutive batches, in flight together, and the second waits for the
+    // first's commit on the visitor's `goal_conversions` row (repeat buyers a second
+    // apart: pessimistic). A larger window spreads a visitor's purchases further apart.
+    let buyers: usize = std::env::var("BENCH_BUYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1000);
     for b in 0..batches {
         let mut items = Vec::with_capacity(BATCH);
         for i in 0..BATCH {
             let id = format!("{b}-{i}");
             let ts = now_ms - ((batches - b) as i64) * 10;
-            let item = if i % 5 < 3 || visitor < 1000 + lag {
+            let item = if i % 5 < 3 || visitor < buyers + lag {
                 visitor += 1;
                 let arm = fx.arms[visitor % 2];
                 const COUNTRIES: [&str; 6] = ["US", "ES", "DE", "FR", "GB", "BR"];
@@ -159,8 +169,8 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
                                    "landing": "/products/some-product", "prior_visits": visitor % 4,
                                    "prior_conversions": visitor % 9 / 8}})
             } else {
-                // A purchase by one of 1000 visitors exposed `lag` exposures earlier.
-                let who = visitor - lag - (i * 7 + b) % 1000;
+                // A purchase by one of `buyers` visitors exposed `lag` exposures earlier.
+                let who = visitor - lag - (i * 7 + b) % buyers;
                 json!({"id": id, "type": "conversion", "site_key": fx.site_key,
                        "visitor_id": format!("visitor-{who}"), "goal": "purchase",
                        "value": ((i % 13) as f64) * 2.5, "ts_ms": ts})
