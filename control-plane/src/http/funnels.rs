@@ -42,7 +42,6 @@ use crate::domain::Status;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::{Json, PathId};
 use crate::state::AppState;
-use samplit_engine::multi::Mode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -314,9 +313,6 @@ async fn delete_funnel(
 // ---------------------------------------------------------------------------------------
 // Results
 
-/// (scope, element id, element name, indexes of its arms among the experiment's).
-type ComparisonSet = (&'static str, Option<Uuid>, Option<String>, Vec<usize>);
-
 /// One step of one arm.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FunnelStepResult {
@@ -519,26 +515,17 @@ async fn funnel_results(
         None => Vec::new(),
     };
     let variants = results_db::variants_of(&state.pool, id).await?;
-    let mut sets: Vec<ComparisonSet> = Vec::new();
-    if experiment.kind.0 == Mode::Independent {
-        let mut elements: Vec<(i32, Uuid, String)> = variants
-            .iter()
-            .map(|v| (v.element_position, v.element_id, v.element_name.clone()))
-            .collect();
-        elements.dedup();
-        for (_, element_id, name) in elements {
-            let members = (0..arms.len())
-                .filter(|&i| arms[i].element_id == Some(element_id))
-                .collect();
-            sets.push(("element", Some(element_id), Some(name), members));
-        }
-    } else {
-        sets.push(("arms", None, None, (0..arms.len()).collect()));
-    }
+    let sets = super::results::arm_groups(experiment.kind.0, &arms, &variants);
 
     let mut analyses = Vec::with_capacity(sets.len());
     let mut small = false;
-    for (scope, element_id, element_name, members) in sets {
+    for super::results::ArmGroup {
+        scope,
+        element,
+        members,
+    } in sets
+    {
+        let (element_id, element_name) = element.unzip();
         if members.is_empty() || n_steps < MIN_STEPS {
             continue;
         }

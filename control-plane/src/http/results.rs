@@ -873,41 +873,68 @@ fn comparison_sets(
             })
             .collect()
     };
-    if experiment.kind.0 == Mode::Independent {
-        let mut elements: Vec<(i32, Uuid, String)> = variants
-            .iter()
-            .map(|v| (v.element_position, v.element_id, v.element_name.clone()))
-            .collect();
-        elements.dedup();
-        for (_, element_id, element_name) in elements {
-            let rows: Vec<&ArmAggregateRow> = arms
-                .iter()
-                .filter(|a| a.element_id == Some(element_id))
-                .collect();
+    for group in arm_groups(experiment.kind.0, arms, variants) {
+        let rows: Vec<&ArmAggregateRow> = group.members.iter().map(|&i| &arms[i]).collect();
+        let (element_id, element_name) = group.element.unzip();
+        sets.push((group.scope, element_id, element_name, subjects_of(&rows)));
+    }
+    if experiment.kind.0 == Mode::Factorial {
+        let rows: Vec<&ArmAggregateRow> = arms.iter().collect();
+        let all = subjects_of(&rows);
+        for (element_id, element_name, subjects) in main_effects(arms, &all, variants) {
             sets.push((
-                "element",
+                "main_effect",
                 Some(element_id),
                 Some(element_name),
-                subjects_of(&rows),
+                subjects,
             ));
-        }
-    } else {
-        let rows: Vec<&ArmAggregateRow> = arms.iter().collect();
-        sets.push(("arms", None, None, subjects_of(&rows)));
-        if experiment.kind.0 == Mode::Factorial {
-            let all = subjects_of(&rows);
-            for (element_id, element_name, subjects) in main_effects(arms, &all, variants) {
-                sets.push((
-                    "main_effect",
-                    Some(element_id),
-                    Some(element_name),
-                    subjects,
-                ));
-            }
         }
     }
 
     sets
+}
+
+/// A group of arms compared together, before any statistics: every arm of the
+/// experiment (`scope` "arms"), or one element's arms when the elements are independent
+/// (`scope` "element"). The results, segments and funnels each build their comparison
+/// sets on these (a factorial experiment's main effects are added by each).
+pub(crate) struct ArmGroup {
+    pub scope: &'static str,
+    /// The element (id, name) for an "element" group.
+    pub element: Option<(Uuid, String)>,
+    /// Indexes into the experiment's arms, in their order.
+    pub members: Vec<usize>,
+}
+
+/// The experiment's [`ArmGroup`]s: one per element in the elements' order (independent
+/// elements), else one of every arm.
+pub(crate) fn arm_groups(
+    mode: Mode,
+    arms: &[ArmAggregateRow],
+    variants: &[VariantRow],
+) -> Vec<ArmGroup> {
+    if mode != Mode::Independent {
+        return vec![ArmGroup {
+            scope: "arms",
+            element: None,
+            members: (0..arms.len()).collect(),
+        }];
+    }
+    let mut elements: Vec<(i32, Uuid, String)> = variants
+        .iter()
+        .map(|v| (v.element_position, v.element_id, v.element_name.clone()))
+        .collect();
+    elements.dedup();
+    elements
+        .into_iter()
+        .map(|(_, element_id, name)| ArmGroup {
+            scope: "element",
+            members: (0..arms.len())
+                .filter(|&i| arms[i].element_id == Some(element_id))
+                .collect(),
+            element: Some((element_id, name)),
+        })
+        .collect()
 }
 
 fn subject_of_arm(a: &ArmAggregateRow, with_revenue: bool, fixed_share: Option<f64>) -> Subject {

@@ -523,36 +523,13 @@ async fn get_segments(
 
     // Comparison sets: every arm, or each element's arms (independent experiments); a
     // factorial experiment also gets each element's main effect.
-    let mut sets: Vec<ComparisonSet> = Vec::new();
-    if experiment.kind.0 == Mode::Independent {
-        let mut elements: Vec<(i32, Uuid, String)> = variants
-            .iter()
-            .map(|v| (v.element_position, v.element_id, v.element_name.clone()))
+    let mut sets: Vec<ComparisonSet> =
+        super::results::arm_groups(experiment.kind.0, &arms, &variants)
+            .into_iter()
+            .map(|g| ComparisonSet::of_arms(g.scope, g.element, &arms, g.members, &variants))
             .collect();
-        elements.dedup();
-        for (_, element_id, name) in elements {
-            let members = (0..arms.len())
-                .filter(|&i| arms[i].element_id == Some(element_id))
-                .collect();
-            sets.push(ComparisonSet::of_arms(
-                "element",
-                Some((element_id, name)),
-                &arms,
-                members,
-                &variants,
-            ));
-        }
-    } else {
-        sets.push(ComparisonSet::of_arms(
-            "arms",
-            None,
-            &arms,
-            (0..arms.len()).collect(),
-            &variants,
-        ));
-        if experiment.kind.0 == Mode::Factorial {
-            sets.extend(ComparisonSet::main_effects(&arms, &variants));
-        }
+    if experiment.kind.0 == Mode::Factorial {
+        sets.extend(ComparisonSet::main_effects(&arms, &variants));
     }
 
     // (value → arm → cell).
