@@ -170,3 +170,94 @@ test('a funnel made in the results page charts each arm’s reach of the steps, 
     await page.context().close();
   }
 });
+
+test('a factorial experiment’s funnel shows the combinations and each element’s main effect', async () => {
+  const { page, check } = await openPage(browser, server.base, DESKTOP, { allowStatus: [401] });
+  try {
+    const email = `funnels-factorial-${randomBytes(4).toString('hex')}@example.com`;
+    await signUp(page, server.base, { name: 'Fabia Factorial', org: 'Fabia’s Shop', email, password: PASSWORD });
+    const site = await apiCall(page, server.base, 'POST', '/sites', { name: 'Shop', domains: ['shop.example'] });
+    const created = await apiCall(page, server.base, 'POST', `/sites/${site.id}/experiments`, {
+      name: 'Headline × button',
+      kind: 'factorial',
+      coverage: 1,
+      allocator: { kind: 'fixed_split' },
+      elements: [
+        { name: 'Headline', selector: '#headline', variants: [{ name: 'H0', is_control: true, weight: 1 }, { name: 'H1', weight: 1 }] },
+        { name: 'Button', selector: '#cta', variants: [{ name: 'B0', is_control: true, weight: 1 }, { name: 'B1', weight: 1 }] },
+      ],
+      goals: [
+        { name: 'Purchase', primary: true, trigger: { type: 'custom', event: 'purchase' } },
+        { name: 'Cart', trigger: { type: 'custom', event: 'add_to_cart' } },
+      ],
+    });
+    await apiCall(page, server.base, 'POST', `/experiments/${created.id}/start`, {}, { 'if-match': `"${created.version}"` });
+    const experiment = await apiCall(page, server.base, 'GET', `/experiments/${created.id}`);
+    const goal = Object.fromEntries(experiment.goals.map((g) => [g.name, g.id]));
+    const funnel = await apiCall(page, server.base, 'POST', `/experiments/${created.id}/funnels`,
+      { name: 'Cart then buy', steps: [goal.Cart, goal.Purchase], window_seconds: 3600 });
+
+    // Per combination (in the experiment's arm order): 50 visitors, of whom `carts` add
+    // to the cart and the first `buyers` of those buy.
+    const plan = [[20, 10], [25, 5], [30, 15], [35, 20]];
+    const exposedAt = Date.now() - 2 * 3600_000;
+    const items = [];
+    for (const [a, arm] of experiment.arms.entries()) {
+      const [carts, buyers] = plan[a];
+      for (let i = 0; i < 50; i++) {
+        const v = `f-${a}-${i}`;
+        items.push({ id: `x-${v}`, type: 'exposure', site_key: site.site_key, experiment_id: created.id, arm_id: arm.id,
+          visitor_id: v, propensity: 0.25, snapshot_version: 1, ts_ms: exposedAt });
+        if (i < carts) items.push({ id: `c-${v}`, type: 'conversion', site_key: site.site_key, visitor_id: v, goal: 'add_to_cart', ts_ms: exposedAt + 60_000 });
+        if (i < buyers) items.push({ id: `p-${v}`, type: 'conversion', site_key: site.site_key, visitor_id: v, goal: 'purchase', ts_ms: exposedAt + 120_000 });
+      }
+    }
+    await signedIngest(server.base, INGEST_SECRET, items);
+
+    // Each variant pools the combinations that show it (read from the arms' variant ids).
+    const results = await apiCall(page, server.base, 'GET', `/experiments/${created.id}/funnels/${funnel.id}/results`);
+    assert.deepEqual(results.analyses.map((a) => a.scope), ['arms', 'main_effect', 'main_effect']);
+    for (const [e, element] of experiment.elements.entries()) {
+      const effect = results.analyses[1 + e];
+      assert.equal(effect.element_name, element.name);
+      for (const subject of effect.arms) {
+        const shown = experiment.arms.map((arm, a) => [arm, a]).filter(([arm]) => arm.variant_ids[e] === subject.id);
+        assert.equal(shown.length, 2, 'a variant of a 2×2 shows in two combinations');
+        const expected = shown.reduce(([n, c, b], [, a]) => [n + 50, c + plan[a][0], b + plan[a][1]], [0, 0, 0]);
+        assert.deepEqual([subject.entered, ...subject.steps.map((s) => s.reached)], expected, subject.name);
+      }
+    }
+
+    await page.goto(`${server.base}/app/experiments/${created.id}/results`);
+    const panel = page.getByTestId('funnels');
+    await panel.getByTestId('funnel-chart').first().waitFor();
+    assert.equal(await panel.getByTestId('funnel-chart').count(), 3, 'a chart for the combinations and one per element');
+    // Every arm's legend entry is inside its chart (four combinations on two steps wrap).
+    const legend = await panel.getByTestId('funnel-chart').first().evaluate((svg) => {
+      const box = svg.getBoundingClientRect();
+      return [...svg.querySelectorAll('[data-testid="funnel-legend-item"]')].map((g) => {
+        const r = g.getBoundingClientRect();
+        return r.left >= box.left && r.right <= box.right && r.top >= box.top && r.bottom <= box.bottom;
+      });
+    });
+    assert.deepEqual(legend, [true, true, true, true]);
+    const headings = await panel.locator('h4').allInnerTexts();
+    assert.deepEqual(headings.map((h) => h.replace(/\s+/g, ' ').trim()), [
+      'Headline · main effect (its variants pooled over the other elements)',
+      'Button · main effect (its variants pooled over the other elements)',
+    ]);
+    // The main effect's table names the variants, with their pooled reach.
+    const headline = results.analyses[1].arms;
+    const tables = panel.getByTestId('funnel-table');
+    const firstRows = await tables.nth(1).locator('tbody tr').evaluateAll((trs) =>
+      trs.slice(0, 2).map((tr) => [...tr.querySelectorAll('th, td')].map((c) => c.textContent.trim())),
+    );
+    assert.deepEqual(firstRows[0].slice(1, 3), [`${headline[0].name} (control)`, `${headline[0].steps[0].reached} / ${headline[0].entered} (${(100 * headline[0].steps[0].reached / headline[0].entered).toFixed(1)}%)`]);
+    assert.deepEqual(firstRows[1].slice(0, 2), [headline[1].name, `${headline[1].steps[0].reached} / ${headline[1].entered} (${(100 * headline[1].steps[0].reached / headline[1].entered).toFixed(1)}%)`]);
+    await accessible(page, 'factorial funnel');
+    await panel.screenshot({ path: join(SCREENSHOTS, 'funnel-factorial.png') });
+    await check();
+  } finally {
+    await page.context().close();
+  }
+});

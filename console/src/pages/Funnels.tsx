@@ -57,6 +57,7 @@ interface ExperimentGoals {
 const STRINGS: Record<Lang, Record<string, string>> = {
   en: {
     title: 'Funnels',
+    main_effect: 'main effect (its variants pooled over the other elements)',
     intro: 'Visitors who completed the steps in order, within the window after they saw the experiment. For exploring: the decision is the overall result above.',
     none: 'No funnel yet.',
     create: 'New funnel',
@@ -86,6 +87,7 @@ const STRINGS: Record<Lang, Record<string, string>> = {
   },
   es: {
     title: 'Embudos',
+    main_effect: 'efecto principal (sus variantes sumadas sobre los demás elementos)',
     intro: 'Visitantes que completaron los pasos en orden, dentro de la ventana tras ver el experimento. Para explorar: la decisión es el resultado global de arriba.',
     none: 'Aún no hay embudos.',
     create: 'Nuevo embudo',
@@ -188,7 +190,12 @@ function FunnelPanel({
             ))}
             {r.analyses.map((a, i) => (
               <div key={i}>
-                {a.element_name && <h4>{a.element_name}</h4>}
+                {a.element_name && (
+                  <h4>
+                    {a.element_name}
+                    {a.scope === 'main_effect' && <small class="muted"> · {s.main_effect}</small>}
+                  </h4>
+                )}
                 <FunnelChart funnel={r.funnel} arms={a.arms} s={s} />
                 <FunnelTable funnel={r.funnel} arms={a.arms} s={s} />
               </div>
@@ -219,7 +226,12 @@ function FunnelChart({ funnel, arms, s }: { funnel: FunnelView; arms: ArmResult[
   const top = 24;
   const groupW = arms.length * barW + gap;
   const width = Math.max(funnel.steps.length * groupW + gap, 240);
-  const height = top + plotH + 64;
+  // The legend wraps into rows that fit the chart's width (four or more arms on a
+  // two-step funnel would otherwise run past its right edge).
+  const legendW = 160;
+  const perRow = Math.max(1, Math.floor((width - gap) / legendW));
+  const legendRows = Math.ceil(arms.length / perRow);
+  const height = top + plotH + 48 + legendRows * 16;
   return (
     <div class="chart">
       <svg
@@ -270,9 +282,9 @@ function FunnelChart({ funnel, arms, s }: { funnel: FunnelView; arms: ArmResult[
             </g>
           );
         })}
-        <g transform={`translate(${gap / 2}, ${height - 12})`}>
+        <g transform={`translate(${gap / 2}, ${top + plotH + 52})`}>
           {arms.map((arm, i) => (
-            <g key={arm.id} transform={`translate(${i * 120}, 0)`}>
+            <g key={arm.id} transform={`translate(${(i % perRow) * legendW}, ${Math.floor(i / perRow) * 16})`} data-testid="funnel-legend-item">
               <rect x={0} y={-9} width={10} height={10} style={{ fill: COLOURS[i % COLOURS.length] }} />
               <text x={14} y={0} font-size="11">
                 {arm.name}

@@ -42,6 +42,7 @@ use crate::domain::Status;
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::{Json, PathId};
 use crate::state::AppState;
+use samplit_engine::multi::Mode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -359,11 +360,30 @@ pub struct FunnelArmResult {
     pub steps: Vec<FunnelStepResult>,
 }
 
-/// The funnel over one comparison set: all arms, or one element's arms (independent
-/// multi-element experiments).
+/// One compared subject of a [`FunnelSet`]: an arm, or a variant of a factorial
+/// experiment's element, pooling the arms (combinations) that show it.
+struct FunnelSubject {
+    id: Uuid,
+    name: String,
+    is_control: bool,
+    /// Indexes into the experiment's arms whose counts add up to the subject's.
+    pooled: Vec<usize>,
+}
+
+/// A comparison set of the funnel, before the statistics.
+struct FunnelSet {
+    scope: &'static str,
+    element_id: Option<Uuid>,
+    element_name: Option<String>,
+    subjects: Vec<FunnelSubject>,
+}
+
+/// The funnel over one comparison set: all arms, one element's arms (independent
+/// multi-element experiments), or one element's main effect (factorial experiments:
+/// each variant pools the combinations that show it; `arms` then lists the variants).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FunnelAnalysis {
-    /// `arms` or `element`.
+    /// `arms`, `element` or `main_effect`.
     pub scope: &'static str,
     pub element_id: Option<Uuid>,
     pub element_name: Option<String>,
@@ -515,47 +535,87 @@ async fn funnel_results(
         None => Vec::new(),
     };
     let variants = results_db::variants_of(&state.pool, id).await?;
-    let sets = super::results::arm_groups(experiment.kind.0, &arms, &variants);
+    // The comparison sets: every arm, or each independent element's arms; a factorial
+    // experiment also gets each element's main effect (each variant pools the
+    // combinations that show it: a visitor is in one combination, so counts add up).
+    let arm_subject = |i: usize| FunnelSubject {
+        id: arms[i].arm_id,
+        name: arms[i].name.clone(),
+        is_control: arms[i].is_control,
+        pooled: vec![i],
+    };
+    let mut sets: Vec<FunnelSet> = super::results::arm_groups(experiment.kind.0, &arms, &variants)
+        .into_iter()
+        .map(|g| {
+            let (element_id, element_name) = g.element.unzip();
+            FunnelSet {
+                scope: g.scope,
+                element_id,
+                element_name,
+                subjects: g.members.into_iter().map(arm_subject).collect(),
+            }
+        })
+        .collect();
+    if experiment.kind.0 == Mode::Factorial {
+        sets.extend(
+            super::results::main_effect_groups(&arms, &variants)
+                .into_iter()
+                .map(|effect| FunnelSet {
+                    scope: "main_effect",
+                    element_id: Some(effect.element_id),
+                    element_name: Some(effect.element_name),
+                    subjects: effect
+                        .variants
+                        .into_iter()
+                        .map(|(v, shown)| FunnelSubject {
+                            id: v.id,
+                            name: v.name.clone(),
+                            is_control: v.is_control,
+                            pooled: shown,
+                        })
+                        .collect(),
+                }),
+        );
+    }
 
     let mut analyses = Vec::with_capacity(sets.len());
     let mut small = false;
-    for super::results::ArmGroup {
-        scope,
-        element,
-        members,
-    } in sets
-    {
-        let (element_id, element_name) = element.unzip();
-        if members.is_empty() || n_steps < MIN_STEPS {
+    for set in sets {
+        if set.subjects.is_empty() || n_steps < MIN_STEPS {
             continue;
         }
-        let counts: Vec<FunnelCounts> = members
+        let counts: Vec<FunnelCounts> = set
+            .subjects
             .iter()
-            .map(|&i| {
-                let arm = arms[i].arm_id;
-                FunnelCounts {
-                    entered: entered.get(&arm).copied().unwrap_or(0),
-                    reached: reached
-                        .get(&arm)
-                        .cloned()
-                        .unwrap_or_else(|| vec![0; n_steps]),
+            .map(|subject| {
+                let mut c = FunnelCounts::new(n_steps);
+                for arm in subject.pooled.iter().map(|&i| arms[i].arm_id) {
+                    c.entered += entered.get(&arm).copied().unwrap_or(0);
+                    if let Some(r) = reached.get(&arm) {
+                        for (total, n) in c.reached.iter_mut().zip(r) {
+                            *total += n;
+                        }
+                    }
                 }
+                c
             })
             .collect();
         small |= counts.iter().any(|c| c.entered < MIN_ARM_VISITORS);
-        let control = members
+        let control = set
+            .subjects
             .iter()
-            .position(|&i| arms[i].is_control)
+            .position(|subject| subject.is_control)
             .unwrap_or(0);
         let out = analyze_funnel(&counts, control, LEVEL)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("funnel {funnel_id}: {e}")))?;
-        let arm_results = members
-            .iter()
+        let arm_results = set
+            .subjects
+            .into_iter()
             .zip(out)
-            .map(|(&i, a)| FunnelArmResult {
-                id: arms[i].arm_id,
-                name: arms[i].name.clone(),
-                is_control: arms[i].is_control,
+            .map(|(subject, a)| FunnelArmResult {
+                id: subject.id,
+                name: subject.name,
+                is_control: subject.is_control,
                 entered: a.entered,
                 steps: a
                     .steps
@@ -583,9 +643,9 @@ async fn funnel_results(
             })
             .collect();
         analyses.push(FunnelAnalysis {
-            scope,
-            element_id,
-            element_name,
+            scope: set.scope,
+            element_id: set.element_id,
+            element_name: set.element_name,
             arms: arm_results,
         });
     }

@@ -937,6 +937,44 @@ pub(crate) fn arm_groups(
         .collect()
 }
 
+/// One element's main effect in a factorial experiment: each of its variants with the
+/// arms (combinations) that show it, which the variant pools.
+pub(crate) struct MainEffect<'a> {
+    pub element_id: Uuid,
+    pub element_name: String,
+    /// The element's variants in order, each with indexes into the experiment's arms.
+    pub variants: Vec<(&'a VariantRow, Vec<usize>)>,
+}
+
+/// The main effects of a factorial experiment's `arms`, one per element in the
+/// elements' order (an arm's `variant_ids` are in that order).
+pub(crate) fn main_effect_groups<'a>(
+    arms: &[ArmAggregateRow],
+    variants: &'a [VariantRow],
+) -> Vec<MainEffect<'a>> {
+    let mut elements: BTreeMap<i32, Vec<&VariantRow>> = BTreeMap::new();
+    for v in variants {
+        elements.entry(v.element_position).or_default().push(v);
+    }
+    elements
+        .into_values()
+        .enumerate()
+        .map(|(index, vs)| MainEffect {
+            element_id: vs[0].element_id,
+            element_name: vs[0].element_name.clone(),
+            variants: vs
+                .into_iter()
+                .map(|v| {
+                    let shown = (0..arms.len())
+                        .filter(|&i| arms[i].variant_ids.get(index) == Some(&v.id))
+                        .collect();
+                    (v, shown)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 fn subject_of_arm(a: &ArmAggregateRow, with_revenue: bool, fixed_share: Option<f64>) -> Subject {
     let visitors = u64::try_from(a.visitors).unwrap_or(0);
     Subject {
@@ -1020,21 +1058,13 @@ fn main_effects(
     subjects: &[Subject],
     variants: &[VariantRow],
 ) -> Vec<(Uuid, String, Vec<Subject>)> {
-    let mut elements: BTreeMap<i32, (Uuid, String, Vec<&VariantRow>)> = BTreeMap::new();
-    for v in variants {
-        elements
-            .entry(v.element_position)
-            .or_insert_with(|| (v.element_id, v.element_name.clone(), Vec::new()))
-            .2
-            .push(v);
-    }
-    elements
-        .into_values()
-        .enumerate()
-        .map(|(index, (element_id, element_name, vs))| {
-            let pooled = vs
+    main_effect_groups(arms, variants)
+        .into_iter()
+        .map(|effect| {
+            let pooled = effect
+                .variants
                 .iter()
-                .map(|v| {
+                .map(|(v, shown)| {
                     let mut s = Subject {
                         id: v.id,
                         name: v.name.clone(),
@@ -1049,20 +1079,18 @@ fn main_effects(
                         expected: 0.0,
                         custom_code: v.custom_code,
                     };
-                    for (arm, subject) in arms.iter().zip(subjects) {
-                        if arm.variant_ids.get(index) == Some(&v.id) {
-                            s.visitors += subject.visitors;
-                            s.conversions += subject.conversions;
-                            s.revenue.n += subject.revenue.n;
-                            s.revenue.sum += subject.revenue.sum;
-                            s.revenue.sum_sq += subject.revenue.sum_sq;
-                            s.expected += subject.expected;
-                        }
+                    for subject in shown.iter().map(|&i| &subjects[i]) {
+                        s.visitors += subject.visitors;
+                        s.conversions += subject.conversions;
+                        s.revenue.n += subject.revenue.n;
+                        s.revenue.sum += subject.revenue.sum;
+                        s.revenue.sum_sq += subject.revenue.sum_sq;
+                        s.expected += subject.expected;
                     }
                     s
                 })
                 .collect();
-            (element_id, element_name, pooled)
+            (effect.element_id, effect.element_name, pooled)
         })
         .collect()
 }

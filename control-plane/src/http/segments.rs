@@ -350,26 +350,15 @@ impl ComparisonSet {
     ) -> Vec<Self> {
         let all: Vec<&results_db::ArmAggregateRow> = arms.iter().collect();
         let arm_shares = super::results::fixed_shares(&all, variants);
-        let mut elements: BTreeMap<i32, Vec<&results_db::VariantRow>> = BTreeMap::new();
-        for v in variants {
-            elements.entry(v.element_position).or_default().push(v);
-        }
-        elements
-            .into_values()
-            .enumerate()
-            .map(|(index, vs)| {
-                let pooled: Vec<Vec<usize>> = vs
-                    .iter()
-                    .map(|v| {
-                        (0..arms.len())
-                            .filter(|&i| arms[i].variant_ids.get(index) == Some(&v.id))
-                            .collect()
-                    })
-                    .collect();
+        super::results::main_effect_groups(arms, variants)
+            .into_iter()
+            .map(|effect| {
+                let (vs, pooled): (Vec<&results_db::VariantRow>, Vec<Vec<usize>>) =
+                    effect.variants.into_iter().unzip();
                 Self {
                     scope: "main_effect",
-                    element_id: Some(vs[0].element_id),
-                    element_name: Some(vs[0].element_name.clone()),
+                    element_id: Some(effect.element_id),
+                    element_name: Some(effect.element_name),
                     subjects: vs
                         .iter()
                         .map(|v| SegmentSubject {

@@ -276,6 +276,114 @@ async fn a_visitor_in_two_units_counts_in_each_element(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_factorial_funnel_gets_each_elements_main_effect(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (team, s, x) = team_running(&app, "factorial", &[2, 2]).await;
+    let r = app
+        .post(
+            &funnels_uri(x.id),
+            Some(&team.editor.token),
+            json!({"name": "Signup then buy", "steps": [x.signup, x.purchase]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let fid = r.json()["id"].as_str().unwrap().to_owned();
+    let base = now_ms() - 3600 * 1000;
+    // Arms (element 0's variant, element 1's variant): 0 = (0,0), 1 = (0,1), 2 = (1,0),
+    // 3 = (1,1). Per arm: visitors, of whom the first `signups` sign up and the first
+    // `buyers` of those also buy.
+    let plan: [(usize, usize, usize); 4] = [(4, 2, 1), (3, 3, 0), (5, 1, 1), (2, 2, 2)];
+    let mut items = Vec::new();
+    for (arm, (visitors, signups, buyers)) in plan.into_iter().enumerate() {
+        for i in 0..visitors {
+            let v = format!("v{arm}-{i}");
+            items.push(exposure_at(
+                &format!("x-{v}"),
+                &s,
+                x.id,
+                x.arms[arm],
+                &v,
+                base,
+            ));
+            if i < signups {
+                items.push(conversion_at(
+                    &format!("s-{v}"),
+                    &s,
+                    &v,
+                    "signup",
+                    None,
+                    base + 1_000,
+                ));
+            }
+            if i < buyers {
+                items.push(conversion_at(
+                    &format!("b-{v}"),
+                    &s,
+                    &v,
+                    "purchase",
+                    None,
+                    base + 2_000,
+                ));
+            }
+        }
+    }
+    let answer = ingest_ok(&app, &batch(items)).await;
+    assert_eq!(answer["rejected"], json!([]), "{answer}");
+
+    let r = app
+        .get(
+            &format!("{}/{fid}/results", funnels_uri(x.id)),
+            Some(&team.viewer.token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let body = r.json();
+    let analyses = body["analyses"].as_array().unwrap();
+    let scopes: Vec<&str> = analyses
+        .iter()
+        .map(|a| a["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["arms", "main_effect", "main_effect"]);
+    // The combinations, each on its own.
+    for (arm, (visitors, signups, buyers)) in plan.into_iter().enumerate() {
+        let a = &analyses[0]["arms"][arm];
+        assert_eq!(a["id"], json!(x.arms[arm]));
+        assert_eq!(a["entered"], visitors as u64);
+        assert_eq!(reached(a), [signups as u64, buyers as u64]);
+    }
+    // Each element's variants pool the combinations that show them, by the plan above:
+    // element 0: variant 0 = arms 0 + 1, variant 1 = arms 2 + 3;
+    // element 1: variant 0 = arms 0 + 2, variant 1 = arms 1 + 3.
+    let pooled = |arms: [usize; 2]| -> (u64, Vec<u64>) {
+        let sum = |f: fn(&(usize, usize, usize)) -> usize| {
+            arms.iter().map(|&a| f(&plan[a]) as u64).sum::<u64>()
+        };
+        (sum(|p| p.0), vec![sum(|p| p.1), sum(|p| p.2)])
+    };
+    for (element, groups) in [(0, [[0, 1], [2, 3]]), (1, [[0, 2], [1, 3]])] {
+        let effect = &analyses[1 + element];
+        assert_eq!(effect["element_id"], json!(x.elements[element]));
+        for (variant, arms) in groups.into_iter().enumerate() {
+            let subject = &effect["arms"][variant];
+            assert_eq!(subject["id"], json!(x.variants[element][variant]));
+            assert_eq!(subject["is_control"], variant == 0);
+            let (entered, reach) = pooled(arms);
+            assert_eq!(
+                subject["entered"], entered,
+                "element {element} variant {variant}"
+            );
+            assert_eq!(
+                reached(subject),
+                reach,
+                "element {element} variant {variant}"
+            );
+        }
+        // The comparison of variant 1 with the control at the first step exists.
+        assert!(effect["arms"][1]["steps"][0]["comparison"]["p_value"].is_number());
+    }
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn results_warn_when_raw_events_have_expired(pool: PgPool) {
     let app = TestApp::new(pool);
     let (team, _s, x) = team_running(&app, "single", &[2]).await;
