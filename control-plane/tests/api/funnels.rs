@@ -33,6 +33,22 @@ fn funnels_uri(x: Uuid) -> String {
     format!("/api/v1/experiments/{x}/funnels")
 }
 
+/// Creates a funnel on experiment `x` as `token` (201 expected); the funnel's view.
+async fn create_funnel(app: &TestApp, token: &str, x: Uuid, body: Value) -> Value {
+    let r = app.post(&funnels_uri(x), Some(token), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.json()
+}
+
+/// The results of funnel `fid` of experiment `x` as `token` sees them (200 expected).
+async fn funnel_results(app: &TestApp, token: &str, x: Uuid, fid: &str) -> Value {
+    let r = app
+        .get(&format!("{}/{fid}/results", funnels_uri(x)), Some(token))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()
+}
+
 /// (arm index, visitor, [(goal name, seconds after the exposure)]).
 type Plan<'a> = [(usize, &'a str, &'a [(&'a str, i64)])];
 
@@ -87,16 +103,14 @@ async fn reach_follows_order_window_and_exposure(pool: PgPool) {
     let (team, s, x) = team_running(&app, "single", &[2]).await;
     let cart = cart_goal(&app, x.id).await;
     // An hour's window; events 2 h after the exposure fall outside it.
-    let r = app
-        .post(
-            &funnels_uri(x.id),
-            Some(&team.editor.token),
-            json!({"name": "Checkout", "steps": [x.signup, cart, x.purchase],
+    let funnel = create_funnel(
+        &app,
+        &team.editor.token,
+        x.id,
+        json!({"name": "Checkout", "steps": [x.signup, cart, x.purchase],
                    "window_seconds": 3600}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let funnel = r.json();
+    )
+    .await;
     assert_eq!(funnel["window_seconds"], 3600);
     let names: Vec<&str> = funnel["steps"]
         .as_array()
@@ -154,14 +168,7 @@ async fn reach_follows_order_window_and_exposure(pool: PgPool) {
     let stray = conversion_at("c-stray", &s, "nobody", "signup", None, base + 1000);
     ingest_ok(&app, &batch(vec![stray])).await;
 
-    let r = app
-        .get(
-            &format!("{}/{fid}/results", funnels_uri(x.id)),
-            Some(&team.viewer.token),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let body = r.json();
+    let body = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
     let analysis = &body["analyses"][0];
     assert_eq!(analysis["scope"], "arms");
     let (control, treatment) = (&analysis["arms"][0], &analysis["arms"][1]);
@@ -219,16 +226,15 @@ async fn reach_follows_order_window_and_exposure(pool: PgPool) {
 async fn a_visitor_in_two_units_counts_in_each_element(pool: PgPool) {
     let app = TestApp::new(pool);
     let (team, s, x) = team_running(&app, "independent", &[2, 2]).await;
-    let r = app
-        .post(
-            &funnels_uri(x.id),
-            Some(&team.editor.token),
-            json!({"name": "Signup then buy", "steps": [x.signup, x.purchase]}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    assert_eq!(r.json()["window_seconds"], 604_800, "7 days by default");
-    let fid = r.json()["id"].as_str().unwrap().to_owned();
+    let funnel = create_funnel(
+        &app,
+        &team.editor.token,
+        x.id,
+        json!({"name": "Signup then buy", "steps": [x.signup, x.purchase]}),
+    )
+    .await;
+    assert_eq!(funnel["window_seconds"], 604_800, "7 days by default");
+    let fid = funnel["id"].as_str().unwrap().to_owned();
     let base = now_ms() - 3600 * 1000;
     // Arms: element 0 → 0 (control), 1; element 1 → 2 (control), 3.
     let items = vec![
@@ -243,14 +249,7 @@ async fn a_visitor_in_two_units_counts_in_each_element(pool: PgPool) {
     ];
     let answer = ingest_ok(&app, &batch(items)).await;
     assert_eq!(answer["rejected"], json!([]), "{answer}");
-    let r = app
-        .get(
-            &format!("{}/{fid}/results", funnels_uri(x.id)),
-            Some(&team.viewer.token),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let body = r.json();
+    let body = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
     let analyses = body["analyses"].as_array().unwrap();
     assert_eq!(analyses.len(), 2);
     assert_eq!(analyses[0]["scope"], "element");
@@ -279,15 +278,14 @@ async fn a_visitor_in_two_units_counts_in_each_element(pool: PgPool) {
 async fn a_factorial_funnel_gets_each_elements_main_effect(pool: PgPool) {
     let app = TestApp::new(pool);
     let (team, s, x) = team_running(&app, "factorial", &[2, 2]).await;
-    let r = app
-        .post(
-            &funnels_uri(x.id),
-            Some(&team.editor.token),
-            json!({"name": "Signup then buy", "steps": [x.signup, x.purchase]}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let fid = r.json()["id"].as_str().unwrap().to_owned();
+    let funnel = create_funnel(
+        &app,
+        &team.editor.token,
+        x.id,
+        json!({"name": "Signup then buy", "steps": [x.signup, x.purchase]}),
+    )
+    .await;
+    let fid = funnel["id"].as_str().unwrap().to_owned();
     let base = now_ms() - 3600 * 1000;
     // Arms (element 0's variant, element 1's variant): 0 = (0,0), 1 = (0,1), 2 = (1,0),
     // 3 = (1,1). Per arm: visitors, of whom the first `signups` sign up and the first
@@ -330,14 +328,7 @@ async fn a_factorial_funnel_gets_each_elements_main_effect(pool: PgPool) {
     let answer = ingest_ok(&app, &batch(items)).await;
     assert_eq!(answer["rejected"], json!([]), "{answer}");
 
-    let r = app
-        .get(
-            &format!("{}/{fid}/results", funnels_uri(x.id)),
-            Some(&team.viewer.token),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let body = r.json();
+    let body = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
     let analyses = body["analyses"].as_array().unwrap();
     let scopes: Vec<&str> = analyses
         .iter()
@@ -398,22 +389,15 @@ async fn results_warn_when_raw_events_have_expired(pool: PgPool) {
     .execute(&app.pool)
     .await
     .unwrap();
-    let r = app
-        .post(
-            &funnels_uri(x.id),
-            Some(&team.editor.token),
-            json!({"name": "F", "steps": [x.signup, x.purchase], "window_seconds": 60}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let fid = r.json()["id"].as_str().unwrap().to_owned();
-    let body = app
-        .get(
-            &format!("{}/{fid}/results", funnels_uri(x.id)),
-            Some(&team.viewer.token),
-        )
-        .await
-        .json();
+    let funnel = create_funnel(
+        &app,
+        &team.editor.token,
+        x.id,
+        json!({"name": "F", "steps": [x.signup, x.purchase], "window_seconds": 60}),
+    )
+    .await;
+    let fid = funnel["id"].as_str().unwrap().to_owned();
+    let body = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
     let expected = (time::OffsetDateTime::now_utc().date() - time::Duration::days(90)).to_string();
     assert_eq!(body["complete_from"], json!(expected), "{body}");
     assert!(codes(&body).contains(&"raw_events_expired".to_owned()));
@@ -429,11 +413,8 @@ async fn funnels_are_authorised(pool: PgPool) {
         .post(&funnels_uri(x.id), Some(&team.viewer.token), body.clone())
         .await;
     r.assert_problem(StatusCode::FORBIDDEN, "forbidden");
-    let r = app
-        .post(&funnels_uri(x.id), Some(&team.editor.token), body.clone())
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let fid = r.json()["id"].as_str().unwrap().to_owned();
+    let funnel = create_funnel(&app, &team.editor.token, x.id, body.clone()).await;
+    let fid = funnel["id"].as_str().unwrap().to_owned();
     let one = format!("{}/{fid}", funnels_uri(x.id));
     let results = format!("{one}/results");
     assert_eq!(
@@ -567,11 +548,8 @@ async fn funnel_results_are_bounded_per_organisation_and_in_all(pool: PgPool) {
     let mut results = Vec::new();
     for (t, e) in [(&team, &x), (&other, &y)] {
         let body = json!({"name": "F", "steps": [e.signup, e.purchase]});
-        let r = app
-            .post(&funnels_uri(e.id), Some(&t.editor.token), body)
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-        let fid = r.json()["id"].as_str().unwrap().to_owned();
+        let funnel = create_funnel(&app, &t.editor.token, e.id, body).await;
+        let fid = funnel["id"].as_str().unwrap().to_owned();
         results.push(format!("{}/{fid}/results", funnels_uri(e.id)));
     }
 
