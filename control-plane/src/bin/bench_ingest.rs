@@ -15,9 +15,12 @@
 //!    ten batches, drawn from the last `BENCH_BUYERS` of them, default 1000) through the
 //!    real router (`oneshot`, the whole middleware stack, signature checks included),
 //!    `BENCH_CONCURRENCY` batches in flight, and reports events/s and how many batches
-//!    each transaction wrote (group commit: docs/ingestion.md). Exposures carry a `context` (country, device,
-//!    browser, source, landing, prior visits: issue 16), so raw events, assignments'
-//!    context and segment statistics are written as in production.
+//!    each transaction wrote (group commit: docs/ingestion.md). Purchases start once
+//!    `BENCH_BUYERS + BENCH_PURCHASE_LAG` visitors exist, so a large `BENCH_BUYERS` makes
+//!    more of a short run exposures only: compare runs of the same mix. Exposures carry a
+//!    `context` (country, device, browser, source, landing, prior visits: issue 16), so
+//!    raw events, assignments' context and segment statistics are written as in
+//!    production.
 //! 3. As a ceiling, `COPY`s the same rows into a plain unindexed table in the same
 //!    PostgreSQL and reports rows/s.
 //! 4. With every event ingested, calls `GET /experiments/{id}/results`,
