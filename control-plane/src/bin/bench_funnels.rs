@@ -24,45 +24,23 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Method, Request, header};
 use samplit_control_plane::db::raw_events;
-use samplit_control_plane::{AppState, config, router};
+use samplit_control_plane::{AppState, router};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
 use tower::ServiceExt;
 use uuid::Uuid;
+
+#[path = "bench_support/mod.rs"]
+mod bench_support;
 
 /// The allocator of `samplit serve` (`src/main.rs`), so the figures are the server's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!(
-        "samplit_bench_{}",
-        &Uuid::new_v4().simple().to_string()[..12]
-    );
-    let mut admin = PgConnection::connect(&base).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    let url = match base.rfind('/') {
-        Some(i) => format!("{}/{name}", &base[..i]),
-        None => anyhow::bail!("DATABASE_URL has no database path"),
-    };
-    let outcome = run(&url).await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    outcome
+    bench_support::in_scratch_database(|url| async move { run(&url).await }).await
 }
 
 struct Fixture {
@@ -74,19 +52,12 @@ struct Fixture {
 }
 
 async fn run(url: &str) -> anyhow::Result<()> {
-    let visitors = env_count("BENCH_VISITORS", 100_000);
-    let conversions = env_count("BENCH_CONVERSIONS", 400_000);
-    let requests = env_count("BENCH_REQUESTS", 20).max(1);
+    let visitors = bench_support::env_count("BENCH_VISITORS", 100_000);
+    let conversions = bench_support::env_count("BENCH_CONVERSIONS", 400_000);
+    let requests = bench_support::env_count("BENCH_REQUESTS", 20).max(1);
     let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
     samplit_control_plane::MIGRATOR.run(&pool).await?;
-    let cfg = config::from_lookup(|k| match k {
-        "DATABASE_URL" => Some(url.to_owned()),
-        "SAMPLIT_JWT_SECRET" => Some(samplit_control_plane::auth::new_token("jwt_")),
-        "SAMPLIT_INGEST_SECRET" => Some(samplit_control_plane::auth::new_token("ingest_")),
-        "SAMPLIT_EDGE_URL" => Some("http://127.0.0.1:9".to_owned()),
-        "SAMPLIT_SNAPSHOT_SECRET" => Some(samplit_control_plane::auth::new_token("snap_")),
-        _ => None,
-    })?;
+    let cfg = bench_support::config(url, &samplit_control_plane::auth::new_token("ingest_"))?;
     let state = AppState::new(pool.clone(), cfg)?;
     let fx = fixture(&pool, &state).await?;
     let app = router(state);
@@ -251,87 +222,9 @@ async fn call(
 }
 
 async fn fixture(pool: &PgPool, state: &AppState) -> anyhow::Result<Fixture> {
-    let org = Uuid::new_v4();
-    let user = Uuid::new_v4();
-    let session = Uuid::new_v4();
-    let site = Uuid::new_v4();
-    let experiment = Uuid::new_v4();
-    let element = Uuid::new_v4();
-    let variants = [Uuid::new_v4(), Uuid::new_v4()];
-    let arms = [Uuid::new_v4(), Uuid::new_v4()];
     let goals = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO organizations (id, name) VALUES ($1, 'Bench')")
-        .bind(org)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO users (id, email, password_hash) VALUES ($1, 'bench@example.com', 'x')",
-    )
-    .bind(user)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')")
-        .bind(org)
-        .bind(user)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO auth_sessions (id, user_id, org_id, expires_at) VALUES ($1, $2, $3, now() + interval '1 day')",
-    )
-    .bind(session)
-    .bind(user)
-    .bind(org)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO sites (id, org_id, name, site_key, server_secret_hash) VALUES ($1, $2, 'Bench', $3, '\\x00')",
-    )
-    .bind(site)
-    .bind(org)
-    .bind(format!("site_{}", site.simple()))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO experiments (id, org_id, site_id, name, kind, status, allocator, seed, started_at)
-         VALUES ($1, $2, $3, 'Bench', 'single', 'running', '{\"kind\":\"fixed_split\",\"weights\":[0.5,0.5]}', 's', now())",
-    )
-    .bind(experiment)
-    .bind(org)
-    .bind(site)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO elements (id, experiment_id, position, name, selector) VALUES ($1, $2, 0, 'Hero', 'h1')",
-    )
-    .bind(element)
-    .bind(experiment)
-    .execute(&mut *tx)
-    .await?;
-    for (i, (variant, arm)) in variants.iter().zip(arms).enumerate() {
-        sqlx::query(
-            "INSERT INTO variants (id, experiment_id, element_id, position, name, is_control) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(variant)
-        .bind(experiment)
-        .bind(element)
-        .bind(i as i32)
-        .bind(format!("V{i}"))
-        .bind(i == 0)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO arms (id, experiment_id, position, name, variant_ids, is_control) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(arm)
-        .bind(experiment)
-        .bind(i as i32)
-        .bind(format!("V{i}"))
-        .bind(vec![*variant])
-        .bind(i == 0)
-        .execute(&mut *tx)
-        .await?;
-    }
+    let owner = bench_support::two_arm_experiment(&mut tx, state).await?;
     for (goal, (name, event, primary)) in goals.iter().zip([
         ("Cart", "add_to_cart", false),
         ("Checkout", "begin_checkout", false),
@@ -342,7 +235,7 @@ async fn fixture(pool: &PgPool, state: &AppState) -> anyhow::Result<Fixture> {
              VALUES ($1, $2, $3, 'custom', $4, 'conversion', $5)",
         )
         .bind(goal)
-        .bind(experiment)
+        .bind(owner.experiment)
         .bind(name)
         .bind(event)
         .bind(primary)
@@ -350,15 +243,11 @@ async fn fixture(pool: &PgPool, state: &AppState) -> anyhow::Result<Fixture> {
         .await?;
     }
     tx.commit().await?;
-    let token = state
-        .jwt
-        .issue(user, org, session, Duration::from_secs(3600))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Fixture {
-        site,
-        experiment,
-        arms,
+        site: owner.site,
+        experiment: owner.experiment,
+        arms: owner.arms,
         goals,
-        token,
+        token: owner.token,
     })
 }

@@ -43,13 +43,16 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, header};
-use samplit_control_plane::{AppState, config, router};
+use samplit_control_plane::{AppState, router};
 use samplit_engine::ingest as signature;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
 use tower::ServiceExt;
 use uuid::Uuid;
+
+#[path = "bench_support/mod.rs"]
+mod bench_support;
 
 /// The allocator of `samplit serve` (`src/main.rs`), so the figures are the server's.
 #[global_allocator]
@@ -69,33 +72,10 @@ struct Fixture {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let events: usize = std::env::var("BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let concurrency: usize = std::env::var("BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
-    let name = format!(
-        "samplit_bench_{}",
-        &Uuid::new_v4().simple().to_string()[..12]
-    );
-    let mut admin = PgConnection::connect(&base).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    let url = match base.rfind('/') {
-        Some(i) => format!("{}/{name}", &base[..i]),
-        None => anyhow::bail!("DATABASE_URL has no database path"),
-    };
-    let outcome = run(&url, events, concurrency).await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    outcome
+    let events = bench_support::env_count("BENCH_EVENTS", 1_000_000);
+    let concurrency = bench_support::env_count("BENCH_CONCURRENCY", 4);
+    bench_support::in_scratch_database(|url| async move { run(&url, events, concurrency).await })
+        .await
 }
 
 async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()> {
@@ -114,17 +94,7 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
         sqlx::raw_sql(&extra).execute(&pool).await?;
     }
     let secret = samplit_control_plane::auth::new_token("ingest_");
-    let jwt_secret = samplit_control_plane::auth::new_token("jwt_");
-    let snapshot_secret = samplit_control_plane::auth::new_token("snap_");
-    let cfg = config::from_lookup(|k| match k {
-        "DATABASE_URL" => Some(url.to_owned()),
-        "SAMPLIT_JWT_SECRET" => Some(jwt_secret.clone()),
-        "SAMPLIT_INGEST_SECRET" => Some(secret.clone()),
-        // For the site page's snippet; nothing is published (no publisher runs here).
-        "SAMPLIT_EDGE_URL" => Some("http://127.0.0.1:9".to_owned()),
-        "SAMPLIT_SNAPSHOT_SECRET" => Some(snapshot_secret.clone()),
-        _ => None,
-    })?;
+    let cfg = bench_support::config(url, &secret)?;
     let state = AppState::new(pool.clone(), cfg)?;
     let fx = fixture(&pool, &state).await?;
     let metrics = state.metrics.clone();
@@ -141,20 +111,13 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
     // as on a site where buying takes longer than a queue flush. `BENCH_PURCHASE_LAG=0`
     // makes buyers among the last 1000 exposed — mostly in batches still in flight, whose
     // purchases are parked and attributed after their exposures commit (the worst case).
-    let lag: usize = std::env::var("BENCH_PURCHASE_LAG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3000);
+    let lag = bench_support::env_count("BENCH_PURCHASE_LAG", 3000);
     // How many of those visitors the purchases are drawn from (`BENCH_BUYERS`, default
     // 1000): the window moves by 300 visitors a batch, so with 1000 a visitor buys in
     // about three consecutive batches, in flight together, and the second waits for the
     // first's commit on the visitor's `goal_conversions` row (repeat buyers a second
     // apart: pessimistic). A larger window spreads a visitor's purchases further apart.
-    let buyers: usize = std::env::var("BENCH_BUYERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(1000);
+    let buyers = bench_support::env_count("BENCH_BUYERS", 1000).max(1);
     for b in 0..batches {
         let mut items = Vec::with_capacity(BATCH);
         for i in 0..BATCH {
@@ -374,15 +337,9 @@ async fn console_pages(app: &axum::Router, fx: &Fixture, total: usize) -> anyhow
 
 /// Step 6: the segment tables filled as by 10 000 000 events over many days, then timed.
 async fn segments_at_scale(pool: &PgPool, app: &axum::Router, fx: &Fixture) -> anyhow::Result<()> {
-    let env = |k: &str, d: i64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
     let (days, values) = (
-        env("BENCH_SEGMENT_DAYS", 90),
-        env("BENCH_SEGMENT_VALUES", 250),
+        bench_support::env_count("BENCH_SEGMENT_DAYS", 90) as i64,
+        bench_support::env_count("BENCH_SEGMENT_VALUES", 250) as i64,
     );
     let goal: Uuid = sqlx::query_scalar("SELECT id FROM goals WHERE experiment_id = $1")
         .bind(fx.experiment_id)
@@ -479,117 +436,35 @@ fn copy_line(out: &mut String, item: &Value) {
 }
 
 async fn fixture(pool: &PgPool, state: &AppState) -> anyhow::Result<Fixture> {
-    let org = Uuid::new_v4();
-    let user = Uuid::new_v4();
-    let session = Uuid::new_v4();
-    let site = Uuid::new_v4();
-    let experiment_id = Uuid::new_v4();
-    let element = Uuid::new_v4();
-    let variants = [Uuid::new_v4(), Uuid::new_v4()];
-    let arms = [Uuid::new_v4(), Uuid::new_v4()];
-    let site_key = format!("site_{}", site.simple());
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO organizations (id, name) VALUES ($1, 'Bench')")
-        .bind(org)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO users (id, email, password_hash) VALUES ($1, 'bench@example.com', 'x')",
-    )
-    .bind(user)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("INSERT INTO memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')")
-        .bind(org)
-        .bind(user)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO auth_sessions (id, user_id, org_id, expires_at) VALUES ($1, $2, $3, now() + interval '1 day')",
-    )
-    .bind(session)
-    .bind(user)
-    .bind(org)
-    .execute(&mut *tx)
-    .await?;
+    let owner = bench_support::two_arm_experiment(&mut tx, state).await?;
+    // The console's session (step 5): a cookie session of the same owner.
     let cookie_token = samplit_control_plane::auth::new_token("cs_");
     sqlx::query(
         "INSERT INTO auth_sessions (id, user_id, org_id, expires_at, cookie_hash)
          VALUES ($1, $2, $3, now() + interval '1 day', $4)",
     )
     .bind(Uuid::new_v4())
-    .bind(user)
-    .bind(org)
+    .bind(owner.user)
+    .bind(owner.org)
     .bind(samplit_control_plane::auth::token_hash(&cookie_token))
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO sites (id, org_id, name, site_key, server_secret_hash) VALUES ($1, $2, 'Bench', $3, '\\x00')",
-    )
-    .bind(site)
-    .bind(org)
-    .bind(&site_key)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO experiments (id, org_id, site_id, name, kind, status, allocator, seed, started_at)
-         VALUES ($1, $2, $3, 'Bench', 'single', 'running', '{\"kind\":\"fixed_split\",\"weights\":[0.5,0.5]}', 's', now())",
-    )
-    .bind(experiment_id)
-    .bind(org)
-    .bind(site)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO elements (id, experiment_id, position, name, selector) VALUES ($1, $2, 0, 'Hero', 'h1')",
-    )
-    .bind(element)
-    .bind(experiment_id)
-    .execute(&mut *tx)
-    .await?;
-    for (i, (variant, arm)) in variants.iter().zip(arms).enumerate() {
-        sqlx::query(
-            "INSERT INTO variants (id, experiment_id, element_id, position, name, is_control) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(variant)
-        .bind(experiment_id)
-        .bind(element)
-        .bind(i as i32)
-        .bind(format!("V{i}"))
-        .bind(i == 0)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO arms (id, experiment_id, position, name, variant_ids, is_control) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(arm)
-        .bind(experiment_id)
-        .bind(i as i32)
-        .bind(format!("V{i}"))
-        .bind(vec![*variant])
-        .bind(i == 0)
-        .execute(&mut *tx)
-        .await?;
-    }
     sqlx::query(
         "INSERT INTO goals (id, experiment_id, name, trigger, target, metric, is_primary)
          VALUES ($1, $2, 'Purchase', 'custom', 'purchase', 'revenue', true)",
     )
     .bind(Uuid::new_v4())
-    .bind(experiment_id)
+    .bind(owner.experiment)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    let token = state
-        .jwt
-        .issue(user, org, session, Duration::from_secs(3600))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Fixture {
-        site_id: site,
-        site_key,
-        experiment_id,
-        arms,
-        token,
+        site_id: owner.site,
+        site_key: owner.site_key,
+        experiment_id: owner.experiment,
+        arms: owner.arms,
+        token: owner.token,
         cookie: format!("__Host-samplit_session={cookie_token}"),
     })
 }
