@@ -65,7 +65,7 @@ async fn ingest_batch(
             .inc();
         return Err(ApiError::Unauthorized("invalid batch signature"));
     }
-    let batch: WireBatch = serde_json::from_slice(&body)
+    let batch: WireBatch<'_> = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("malformed batch: {e}")))?;
     if batch.items.len() > MAX_ITEMS {
         return Err(ApiError::validation(

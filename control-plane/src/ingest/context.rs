@@ -14,46 +14,133 @@
 //!
 //! Unknown is `None` in [`StoredContext`] (NULL in the database, `unknown` as a segment).
 
+use std::borrow::Cow;
+
 use samplit_engine::context::{
     Browser, Device, MAX_LANDING_LEN, MAX_PRIOR_COUNT, Source, template_path,
 };
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Number, Value};
 
 use crate::db::raw_events::StoredContext;
 
 /// The context of an exposure item (`item["context"]`), see the module docs.
 #[must_use]
 pub fn lenient(item: &Value) -> StoredContext {
-    let Some(c) = item.get("context").and_then(Value::as_object) else {
+    item.get("context")
+        .and_then(Value::as_object)
+        .map(from_object)
+        .unwrap_or_default()
+}
+
+/// The same from the context's JSON text (`None`: the item had no `context`), read
+/// without building a tree when its fields can be (the ingestion's typed path,
+/// `super::read`); the answer is [`lenient`]'s for the same item.
+#[must_use]
+pub fn lenient_raw(context: Option<&RawValue>) -> StoredContext {
+    let Some(text) = context.map(RawValue::get) else {
         return StoredContext::default();
     };
-    let text = |key: &str| c.get(key).and_then(Value::as_str);
+    // Not an object (a struct would also read an array, by position): every field
+    // unknown, as `lenient` has it.
+    if !text.starts_with('{') {
+        return StoredContext::default();
+    }
+    match serde_json::from_str::<Fields<'_>>(text) {
+        Ok(f) => read(
+            |key| {
+                f.get(key)
+                    .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok())
+            },
+            |key| {
+                f.get(key)
+                    .and_then(|raw| serde_json::from_str::<Number>(raw.get()).ok())
+                    .and_then(|n| n.as_u64())
+            },
+        ),
+        // A repeated key (the tree keeps the last one): the tree's reading.
+        Err(_) => serde_json::from_str::<Value>(text)
+            .ok()
+            .as_ref()
+            .and_then(Value::as_object)
+            .map(from_object)
+            .unwrap_or_default(),
+    }
+}
+
+/// The context's fields, each as raw JSON text (read one by one as `lenient` reads them
+/// from the tree: a string, a whole number as `Value::as_u64` has it, or unknown).
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow)]
+    country: Option<&'a RawValue>,
+    #[serde(borrow)]
+    device: Option<&'a RawValue>,
+    #[serde(borrow)]
+    browser: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow)]
+    landing: Option<&'a RawValue>,
+    #[serde(borrow)]
+    prior_visits: Option<&'a RawValue>,
+    #[serde(borrow)]
+    prior_conversions: Option<&'a RawValue>,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        match key {
+            "country" => self.country,
+            "device" => self.device,
+            "browser" => self.browser,
+            "source" => self.source,
+            "landing" => self.landing,
+            "prior_visits" => self.prior_visits,
+            "prior_conversions" => self.prior_conversions,
+            _ => None,
+        }
+    }
+}
+
+fn from_object(c: &Map<String, Value>) -> StoredContext {
+    read(
+        |key| c.get(key).and_then(Value::as_str).map(Cow::Borrowed),
+        |key| c.get(key).and_then(Value::as_u64),
+    )
+}
+
+/// The stored context from its fields: `text(key)` the field as a string (`None`: absent
+/// or not a string), `count(key)` as a whole number ≥ 0 (`None` otherwise).
+fn read<'t>(
+    text: impl Fn(&str) -> Option<Cow<'t, str>>,
+    count: impl Fn(&str) -> Option<u64>,
+) -> StoredContext {
     let count = |key: &str| {
-        c.get(key)
-            .and_then(Value::as_u64)
-            .map(|n| i32::try_from(n.min(u64::from(MAX_PRIOR_COUNT))).unwrap_or(i32::MAX))
+        count(key).map(|n| i32::try_from(n.min(u64::from(MAX_PRIOR_COUNT))).unwrap_or(i32::MAX))
     };
     StoredContext {
         country: text("country")
             .filter(|s| s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()))
-            .map(str::to_owned),
+            .map(Cow::into_owned),
         device: text("device").map(|s| {
-            Device::parse(s)
+            Device::parse(&s)
                 .unwrap_or(Device::Other)
                 .as_str()
                 .to_owned()
         }),
         browser: text("browser").map(|s| {
-            Browser::parse(s)
+            Browser::parse(&s)
                 .unwrap_or(Browser::Other)
                 .as_str()
                 .to_owned()
         }),
         source: text("source")
-            .and_then(Source::parse)
+            .and_then(|s| Source::parse(&s))
             .map(|s| s.as_str().to_owned()),
         landing: text("landing")
-            .map(|s| cut(&template_path(s), MAX_LANDING_LEN).to_owned())
+            .map(|s| cut(&template_path(&s), MAX_LANDING_LEN).to_owned())
             // PostgreSQL text cannot hold NUL: such a landing page is unknown.
             .filter(|s| !s.is_empty() && !s.contains('\0')),
         prior_visits: count("prior_visits"),

@@ -1,17 +1,19 @@
 //! The wire items of a batch and their field checks (shape only; whether the site,
 //! experiment and arm exist is decided against the database in [`super::Ingestor::process`]).
 //!
-//! Items are parsed one by one from `serde_json::Value`s so that one bad item is
-//! rejected with a reason while the rest of the batch is kept.
+//! Items are read one by one (`super::read`) so that one bad item is rejected with a
+//! reason while the rest of the batch is kept.
 
 use samplit_engine::ingest::{self, Item};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub use samplit_engine::ingest::{MAX_GOAL_LEN, MAX_ID_LEN, MAX_URL_LEN, MAX_VALUE};
 
-/// A batch as the edge sends it, its items still JSON values (parsed one by one).
-pub type WireBatch = ingest::Batch<Value>;
+/// A batch as the edge sends it, its items still JSON text borrowed from the body (read
+/// one by one).
+pub type WireBatch<'a> = ingest::Batch<&'a RawValue>;
 
 /// Why an item was rejected: a stable code (the `reason` of the response) and a message.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,11 +36,7 @@ impl Rejection {
 /// The item's id, if it has a usable one.
 pub fn item_id(value: &Value) -> Result<&str, Rejection> {
     match value.get("id") {
-        Some(Value::String(id))
-            if !id.is_empty() && id.chars().count() <= MAX_ID_LEN && !id.contains('\0') =>
-        {
-            Ok(id)
-        }
+        Some(Value::String(id)) if valid_id(id) => Ok(id),
         Some(Value::String(_)) => Err(Rejection::new(
             "",
             "invalid_id",
@@ -50,6 +48,11 @@ pub fn item_id(value: &Value) -> Result<&str, Rejection> {
             "every item needs a string id",
         )),
     }
+}
+
+/// An id the contract accepts: 1 to [`MAX_ID_LEN`] characters, none of them NUL.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().count() <= MAX_ID_LEN && !id.contains('\0')
 }
 
 /// Parses the item's fields (type-tagged), as the ingest contract defines them.

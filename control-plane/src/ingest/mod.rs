@@ -7,8 +7,9 @@
 //! a reason; [`plan`] is the pure planner (items and the rows the transaction returns in,
 //! named deltas out, unit-tested without a database); `write.rs` runs the transaction and
 //! writes the deltas. Here [`Ingestor::process`], which takes a verified batch's items and:
-//! 1. parses each item on its own (a bad item is rejected with a reason, the rest kept;
-//!    an exposure's `context` is read leniently, [`context`], and never rejects it);
+//! 1. reads each item on its own (a bad item is rejected with a reason, the rest kept;
+//!    an exposure's `context` is read leniently, [`context`], and never rejects it), on
+//!    a typed path without a JSON tree when it can (`read.rs`);
 //! 2. resolves site keys, experiments and arms with three set-wise reads;
 //! 3. makes the raw events' day partitions the batch needs (outside the transaction,
 //!    once per day per process: `db::raw_events::ensure_partitions`);
@@ -32,23 +33,26 @@ mod group;
 pub mod housekeeping;
 pub mod items;
 pub mod plan;
+mod read;
 mod write;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::events;
-use crate::db::raw_events::{self, StoredContext};
+use crate::db::raw_events;
 use crate::domain::Status;
 use items::Rejection;
 use plan::{ArmInfo, Batch, Catalog, GoalIndex, Pageview, ResolvedConversion, ResolvedExposure};
-use samplit_engine::ingest::Item;
+use read::{Exposure, Parsed};
+pub use read::{check_item, paths_agree};
 use samplit_engine::multi::Mode;
 
 /// Most items in one batch (the ingest contract's limit).
@@ -115,171 +119,6 @@ impl From<Rejection> for RejectedItem {
     }
 }
 
-#[derive(Debug)]
-struct Exposure {
-    id: String,
-    site_key: String,
-    experiment_id: Uuid,
-    element_id: Option<Uuid>,
-    arm_id: Uuid,
-    visitor_id: String,
-    propensity: f64,
-    snapshot_version: i64,
-    at: OffsetDateTime,
-    /// The page host the edge reported (lower case), for "verify installation".
-    host: Option<String>,
-    /// What the edge knew before assigning (read leniently: [`context`]).
-    context: StoredContext,
-}
-
-#[derive(Debug)]
-struct Conversion {
-    id: String,
-    site_key: String,
-    visitor_id: String,
-    goal: String,
-    value: f64,
-    /// The value's currency, when the sender named one (checked against the site's).
-    currency: Option<String>,
-    /// Came in a signed server call (not held to the per-visitor revenue cap).
-    signed: bool,
-    /// A `custom` event rather than a `conversion` (kept as such in raw events).
-    custom: bool,
-    at: OffsetDateTime,
-}
-
-#[derive(Debug)]
-enum Parsed {
-    Exposure(Exposure),
-    Conversion(Conversion),
-    Pageview { id: String, site_key: String },
-}
-
-impl Parsed {
-    fn site_key(&self) -> &str {
-        match self {
-            Self::Exposure(e) => &e.site_key,
-            Self::Conversion(c) => &c.site_key,
-            Self::Pageview { site_key, .. } => site_key,
-        }
-    }
-}
-
-fn to_time(id: &str, ts_ms: i64) -> Result<OffsetDateTime, Rejection> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000)
-        .map_err(|_| Rejection::new(id, "invalid_item", "ts_ms is not a valid time"))
-}
-
-fn parse_uuid(id: &str, raw: &str, reason: &'static str, what: &str) -> Result<Uuid, Rejection> {
-    Uuid::parse_str(raw).map_err(|_| Rejection::new(id, reason, format!("no such {what}")))
-}
-
-/// The per-item checks [`Ingestor::process`] runs before touching the database (shape, ids,
-/// lengths, time window, propensity, value), without keeping the result: for the fuzz
-/// targets (`fuzz/`), which run exactly this code on arbitrary batches.
-pub fn check_item(value: &Value, now: OffsetDateTime) -> Result<(), RejectedItem> {
-    parse_item(value, now)
-        .map(|_| ())
-        .map_err(RejectedItem::from)
-}
-
-fn parse_item(value: &Value, now: OffsetDateTime) -> Result<Parsed, Rejection> {
-    let id = items::item_id(value)?;
-    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    let retention_ms = i64::try_from(SEEN_RETENTION.whole_milliseconds()).unwrap_or(i64::MAX);
-    let skew_ms = i64::try_from(FUTURE_SKEW.whole_milliseconds()).unwrap_or(i64::MAX);
-    let check_common = |site_key: &str, visitor_id: &str, ts_ms: i64| {
-        items::check_text(id, "site_key", site_key, items::MAX_ID_LEN)?;
-        items::check_text(id, "visitor_id", visitor_id, items::MAX_ID_LEN)?;
-        items::check_ts(id, ts_ms, now_ms, retention_ms, skew_ms)?;
-        to_time(id, ts_ms)
-    };
-    // A context this control plane cannot read must not lose the exposure: it is read
-    // leniently on its own ([`context::lenient`]) and, if the strict contract refuses
-    // the item because of it, the item is read again without it.
-    let item = match items::parse(id, value) {
-        Ok(item) => item,
-        Err(rejection) => match value.as_object() {
-            Some(fields) if fields.contains_key("context") => {
-                let mut fields = fields.clone();
-                fields.remove("context");
-                items::parse(id, &Value::Object(fields))?
-            }
-            _ => return Err(rejection),
-        },
-    };
-    let custom = matches!(item, Item::Custom(_));
-    match item {
-        Item::Exposure(e) => {
-            let at = check_common(&e.site_key, &e.visitor_id, e.ts_ms)?;
-            items::check_propensity(id, e.propensity)?;
-            let snapshot_version = i64::try_from(e.snapshot_version).map_err(|_| {
-                Rejection::new(id, "invalid_item", "snapshot_version is out of range")
-            })?;
-            let element_id = e
-                .element_id
-                .as_deref()
-                .map(|raw| parse_uuid(id, raw, "element_mismatch", "element"))
-                .transpose()?;
-            Ok(Parsed::Exposure(Exposure {
-                id: id.to_owned(),
-                experiment_id: parse_uuid(
-                    id,
-                    &e.experiment_id,
-                    "unknown_experiment",
-                    "experiment",
-                )?,
-                element_id,
-                arm_id: parse_uuid(id, &e.arm_id, "unknown_arm", "arm")?,
-                site_key: e.site_key,
-                visitor_id: e.visitor_id,
-                propensity: e.propensity,
-                snapshot_version,
-                at,
-                // A malformed host only loses the installation check, not the exposure.
-                host: e
-                    .host
-                    .map(|h| h.to_ascii_lowercase())
-                    .filter(|h| samplit_engine::routing::valid_host(h)),
-                context: context::lenient(value),
-            }))
-        }
-        Item::Conversion(c) | Item::Custom(c) => {
-            let at = check_common(&c.site_key, &c.visitor_id, c.ts_ms)?;
-            items::check_text(id, "goal", &c.goal, items::MAX_GOAL_LEN)?;
-            let value = items::check_value(id, c.value)?;
-            if let Some(code) = &c.currency
-                && !samplit_engine::ingest::currency_valid(code)
-            {
-                return Err(Rejection::new(
-                    id,
-                    "invalid_item",
-                    "currency must be an ISO 4217 code (three capital letters)",
-                ));
-            }
-            Ok(Parsed::Conversion(Conversion {
-                id: id.to_owned(),
-                site_key: c.site_key,
-                visitor_id: c.visitor_id,
-                goal: c.goal,
-                value,
-                currency: c.currency,
-                signed: c.signed,
-                custom,
-                at,
-            }))
-        }
-        Item::Pageview(p) => {
-            check_common(&p.site_key, &p.visitor_id, p.ts_ms)?;
-            items::check_text(id, "url", &p.url, items::MAX_URL_LEN)?;
-            Ok(Parsed::Pageview {
-                id: id.to_owned(),
-                site_key: p.site_key,
-            })
-        }
-    }
-}
-
 /// What exposure checks need to know about an experiment.
 struct ExperimentInfo {
     site_id: Uuid,
@@ -312,23 +151,24 @@ impl Ingestor {
     /// Processes a verified batch's items; see the module docs for the steps.
     pub async fn process(
         &self,
-        raw_items: &[Value],
+        raw_items: &[&RawValue],
         now: OffsetDateTime,
     ) -> Result<Outcome, sqlx::Error> {
         let (pool, groups) = (&self.pool, &self.groups);
         let mut outcome = Outcome::default();
 
-        // 1. Parse; ids repeated inside the batch are duplicates of their first occurrence.
-        let mut in_batch: HashSet<&str> = HashSet::with_capacity(raw_items.len());
+        // 1. Read; ids repeated inside the batch are duplicates of their first occurrence.
+        let mut in_batch: HashSet<Cow<'_, str>> = HashSet::with_capacity(raw_items.len());
         let mut parsed = Vec::with_capacity(raw_items.len());
-        for value in raw_items {
-            if let Ok(id) = items::item_id(value)
+        for raw in raw_items {
+            let read = read::read_item(raw, now);
+            if let Some(id) = read.id
                 && !in_batch.insert(id)
             {
                 outcome.duplicates += 1;
                 continue;
             }
-            match parse_item(value, now) {
+            match read.parsed {
                 Ok(item) => parsed.push(item),
                 Err(rejection) => outcome.rejected.push(rejection.into()),
             }

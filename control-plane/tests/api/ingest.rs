@@ -155,6 +155,50 @@ async fn malformed_and_oversized_batches_are_client_errors(pool: PgPool) {
     assert_eq!(problem["errors"][0]["field"], "items");
 }
 
+/// Valid JSON that a `serde_json::Value` cannot hold — nested past its depth limit, a
+/// number out of range — loses only its own item: the batch's JSON shape is checked
+/// whole, its items one by one.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn an_item_too_deep_or_out_of_range_is_rejected_and_the_rest_kept(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (_org, s) = org_with_site(&app).await;
+    let good = conversion("c1", &s, "v1", "purchase", None);
+    let deep = format!(
+        r#"{{"id":"d1","type":"custom","x":{}1{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let huge = r#"{"id":"h1","type":"conversion","value":1e999}"#;
+    let body = format!(r#"{{"batch_id":"b","items":[{good},{deep},{huge}]}}"#);
+    let response = app.send(signed_request(body.as_bytes())).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let out = response.json();
+    assert_eq!(out["accepted"], 1, "{out}");
+    let rejected = out["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{out}");
+    for r in rejected {
+        assert_eq!(
+            (r["id"].as_str(), r["reason"].as_str()),
+            (Some(""), Some("invalid_item")),
+            "{out}"
+        );
+    }
+    assert!(
+        rejected[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("recursion limit"),
+        "{out}"
+    );
+    assert!(
+        rejected[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("out of range"),
+        "{out}"
+    );
+}
+
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
 async fn a_batch_sent_twice_counts_once(pool: PgPool) {
     let app = TestApp::new(pool);
