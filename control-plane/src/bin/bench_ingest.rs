@@ -14,8 +14,9 @@
 //!    purchases by visitors exposed `BENCH_PURCHASE_LAG` exposures earlier, default 3000,
 //!    ten batches, drawn from the last `BENCH_BUYERS` of them, default 1000) through the
 //!    real router (`oneshot`, the whole middleware stack, signature checks included),
-//!    `BENCH_CONCURRENCY` batches in flight, and reports events/s and how many batches
-//!    each transaction wrote (group commit: docs/ingestion.md). Purchases start once
+//!    `BENCH_CONCURRENCY` batches in flight, and reports events/s, the CPU time this
+//!    process and the rest of the machine (PostgreSQL) spent per event (from `/proc`),
+//!    and how many batches each transaction wrote (group commit: docs/ingestion.md). Purchases start once
 //!    `BENCH_BUYERS + BENCH_PURCHASE_LAG` visitors exist, so a large `BENCH_BUYERS` makes
 //!    more of a short run exposures only: compare runs of the same mix. Exposures carry a
 //!    `context` (country, device, browser, source, landing, prior visits: issue 16), so
@@ -152,6 +153,7 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
     }
 
     // Ingestion through the handler.
+    let cpu = bench_support::CpuMeter::start();
     let started = Instant::now();
     let queue = std::sync::Arc::new(tokio::sync::Mutex::new(bodies.into_iter()));
     let mut workers = Vec::new();
@@ -188,6 +190,7 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
         accepted += w.await??;
     }
     let elapsed = started.elapsed();
+    let cpu = cpu.and_then(bench_support::CpuMeter::spent);
     let total = batches * BATCH;
     println!(
         "ingest (raw events kept, erasure index {}): {total} events in {} batches of {BATCH}, {concurrency} in flight: {:.2} s, {:.0} events/s ({accepted} accepted)",
@@ -196,6 +199,18 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64()
     );
+    if let Some(cpu) = cpu {
+        // The bench process is the control plane (and the client sending its pre-built,
+        // signed batches); the rest is PostgreSQL on this machine.
+        let per_event = |s: f64| s * 1e6 / total as f64;
+        println!(
+            "CPU during ingestion: this process {:.2} s ({:.1} µs per event), the rest of the machine (PostgreSQL) {:.2} s ({:.1} µs per event)",
+            cpu.process_s,
+            per_event(cpu.process_s),
+            cpu.others_s,
+            per_event(cpu.others_s)
+        );
+    }
     let groups = &metrics.ingest_group_batches;
     let transactions = groups.get_sample_count();
     println!(

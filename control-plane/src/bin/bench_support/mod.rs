@@ -176,3 +176,58 @@ pub async fn two_arm_experiment(tx: &mut PgConnection, state: &AppState) -> anyh
         token,
     })
 }
+
+/// CPU time, from Linux's `/proc` (clock ticks, usually 1/100 s): this process's (user +
+/// system) and the whole machine's busy time (every state but idle and iowait), read at
+/// the start and the end of a phase. On the machine the benches run on, the rest of the
+/// busy time is PostgreSQL's (and any other load: compare runs of the same hour).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuMeter {
+    process: u64,
+    machine: u64,
+}
+
+/// CPU-seconds of a phase: this process's, and the rest of the machine's.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSpent {
+    pub process_s: f64,
+    pub others_s: f64,
+}
+
+impl CpuMeter {
+    /// Now (`None` where `/proc` cannot be read: the figures are then left out).
+    pub fn start() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The fields after the command name (which may hold spaces) in parentheses.
+        let after = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line: 12 and 13 after the name.
+        let process = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let cpu = std::fs::read_to_string("/proc/stat").ok()?;
+        let total: Vec<u64> = cpu
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal ...
+        let idle = total.get(3)? + total.get(4)?;
+        let machine = total.iter().take(8).sum::<u64>() - idle;
+        Some(Self { process, machine })
+    }
+
+    /// What was spent since `self`.
+    pub fn spent(self) -> Option<CpuSpent> {
+        let now = Self::start()?;
+        // Linux's USER_HZ, the unit of both files, is 100 on every architecture the
+        // benches run on (reading it needs `sysconf`, not worth a dependency here).
+        const TICKS: f64 = 100.0;
+        let process = now.process.saturating_sub(self.process) as f64 / TICKS;
+        let machine = now.machine.saturating_sub(self.machine) as f64 / TICKS;
+        Some(CpuSpent {
+            process_s: process,
+            others_s: (machine - process).max(0.0),
+        })
+    }
+}
