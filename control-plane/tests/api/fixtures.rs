@@ -245,6 +245,12 @@ pub fn exposure_at(
     })
 }
 
+/// An exposure item with a `context` (what the edge knew before assigning: issue 16).
+pub fn with_context(mut item: Value, context: Value) -> Value {
+    item["context"] = context;
+    item
+}
+
 pub fn conversion(id: &str, site: &Site, visitor: &str, goal: &str, value: Option<f64>) -> Value {
     conversion_at(id, site, visitor, goal, value, now_ms())
 }

@@ -7,21 +7,15 @@ use samplit_control_plane::db::raw_events::{
     PURGE_GRACE, Purged, ensure_partitions, partition_name, purge_deleted_sites,
 };
 use samplit_control_plane::ingest::housekeeping::rotate_raw_partitions;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
 use crate::fixtures::{
     arm_totals, batch, conversion, exposure, exposure_at, goal_totals, ingest_ok, now_ms,
-    org_with_site, running, team_running,
+    org_with_site, running, team_running, with_context,
 };
 use crate::helpers::{TestApp, new_org};
-
-/// An exposure item with a `context`.
-fn with_context(mut item: Value, context: Value) -> Value {
-    item["context"] = context;
-    item
-}
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&app.pool).await.unwrap()

@@ -8,14 +8,9 @@ use sqlx::PgPool;
 
 use crate::fixtures::{
     arm_totals, batch, conversion, exposure, exposure_at, goal_totals, ingest_ok, now_ms,
-    team_running,
+    team_running, with_context,
 };
 use crate::helpers::{TestApp, new_org};
-
-fn with_context(mut item: Value, context: Value) -> Value {
-    item["context"] = context;
-    item
-}
 
 fn device(name: &str) -> Value {
     json!({"device": name, "browser": "chrome", "source": "direct",
