@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { accessible, apiCall, csrfToken, freePort, launchBrowser, openPage, SCREENSHOTS, signedIngest, signUp as signUpAt, startServer } from './harness.mjs';
+import { accessible, apiCall, csrfToken, factorialExperiment, freePort, launchBrowser, openPage, SCREENSHOTS, signedIngest, signUp as signUpAt, startServer } from './harness.mjs';
 import { BROWSER_UA, INGEST_SECRET, SNAPSHOT_SECRET, startWorker, waitFor } from '../../edge-worker/test/harness.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -416,17 +416,8 @@ test('a factorial draft is built with two elements, then edited into an independ
 
     // A factorial experiment with visitors: its page shows each element's main effect as
     // intervals, with the API's numbers.
-    const factorial = await apiCall(page, server.base, 'POST', `/sites/${site.id}/experiments`, {
-      name: 'Factorial with visitors',
-      kind: 'factorial',
-      coverage: 1,
-      allocator: { kind: 'fixed_split' },
-      elements: [
-        { name: 'Headline', selector: '#headline', variants: [{ name: 'H0', is_control: true, weight: 1 }, { name: 'H1', weight: 1 }] },
-        { name: 'Button', selector: '#cta', variants: [{ name: 'B0', is_control: true, weight: 1 }, { name: 'B1', weight: 1 }] },
-      ],
-      goals: [{ name: 'signup', primary: true, trigger: { type: 'custom', event: 'signup' } }],
-    });
+    const factorial = await apiCall(page, server.base, 'POST', `/sites/${site.id}/experiments`,
+      factorialExperiment('Factorial with visitors', [{ name: 'signup', primary: true, trigger: { type: 'custom', event: 'signup' } }]));
     const started = await page.request.fetch(`${server.base}/api/v1/experiments/${factorial.id}/start`, {
       method: 'POST',
       data: {},

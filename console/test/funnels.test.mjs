@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { accessible, apiCall, freePort, launchBrowser, onPhone, openPage, SCREENSHOTS, signedIngest, signUp, startServer } from './harness.mjs';
+import { accessible, apiCall, factorialExperiment, freePort, launchBrowser, onPhone, openPage, SCREENSHOTS, signedIngest, signUp, startServer } from './harness.mjs';
 
 const INGEST_SECRET = randomBytes(32).toString('hex');
 const PASSWORD = 'correct horse battery';
@@ -177,20 +177,11 @@ test('a factorial experiment’s funnel shows the combinations and each element�
     const email = `funnels-factorial-${randomBytes(4).toString('hex')}@example.com`;
     await signUp(page, server.base, { name: 'Fabia Factorial', org: 'Fabia’s Shop', email, password: PASSWORD });
     const site = await apiCall(page, server.base, 'POST', '/sites', { name: 'Shop', domains: ['shop.example'] });
-    const created = await apiCall(page, server.base, 'POST', `/sites/${site.id}/experiments`, {
-      name: 'Headline × button',
-      kind: 'factorial',
-      coverage: 1,
-      allocator: { kind: 'fixed_split' },
-      elements: [
-        { name: 'Headline', selector: '#headline', variants: [{ name: 'H0', is_control: true, weight: 1 }, { name: 'H1', weight: 1 }] },
-        { name: 'Button', selector: '#cta', variants: [{ name: 'B0', is_control: true, weight: 1 }, { name: 'B1', weight: 1 }] },
-      ],
-      goals: [
+    const created = await apiCall(page, server.base, 'POST', `/sites/${site.id}/experiments`,
+      factorialExperiment('Headline × button', [
         { name: 'Purchase', primary: true, trigger: { type: 'custom', event: 'purchase' } },
         { name: 'Cart', trigger: { type: 'custom', event: 'add_to_cart' } },
-      ],
-    });
+      ]));
     await apiCall(page, server.base, 'POST', `/experiments/${created.id}/start`, {}, { 'if-match': `"${created.version}"` });
     const experiment = await apiCall(page, server.base, 'GET', `/experiments/${created.id}`);
     const goal = Object.fromEntries(experiment.goals.map((g) => [g.name, g.id]));

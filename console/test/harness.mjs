@@ -228,6 +228,24 @@ export function headlineExperiment(name, variantText) {
   };
 }
 
+/**
+ * The body of a 2 × 2 factorial experiment: element Headline (`#headline`, H0 control and
+ * H1) and element Button (`#cta`, B0 control and B1), equal weights, with `goals`.
+ */
+export function factorialExperiment(name, goals) {
+  return {
+    name,
+    kind: 'factorial',
+    coverage: 1,
+    allocator: { kind: 'fixed_split' },
+    elements: [
+      { name: 'Headline', selector: '#headline', variants: [{ name: 'H0', is_control: true, weight: 1 }, { name: 'H1', weight: 1 }] },
+      { name: 'Button', selector: '#cta', variants: [{ name: 'B0', is_control: true, weight: 1 }, { name: 'B1', weight: 1 }] },
+    ],
+    goals,
+  };
+}
+
 /** The console session's CSRF token (the signed-in `page`'s cookie). */
 export async function csrfToken(page, base) {
   const res = await page.request.get(`${base}/api/v1/auth/console/session`);
