@@ -19,89 +19,21 @@ use std::borrow::Cow;
 use samplit_engine::context::{
     Browser, Device, MAX_LANDING_LEN, MAX_PRIOR_COUNT, Source, template_path,
 };
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use crate::db::raw_events::StoredContext;
 
 /// The context of an exposure item (`item["context"]`), see the module docs.
 #[must_use]
 pub fn lenient(item: &Value) -> StoredContext {
-    item.get("context")
-        .and_then(Value::as_object)
-        .map(from_object)
-        .unwrap_or_default()
+    item.get("context").map(of_context).unwrap_or_default()
 }
 
-/// The same from the context's JSON text (`None`: the item had no `context`), read
-/// without building a tree when its fields can be (the ingestion's typed path,
-/// `super::read`); the answer is [`lenient`]'s for the same item.
+/// The same from the `context` value itself (the ingestion's typed path, `super::read`,
+/// reads it on its own).
 #[must_use]
-pub fn lenient_raw(context: Option<&RawValue>) -> StoredContext {
-    let Some(text) = context.map(RawValue::get) else {
-        return StoredContext::default();
-    };
-    // Not an object (a struct would also read an array, by position): every field
-    // unknown, as `lenient` has it.
-    if !text.starts_with('{') {
-        return StoredContext::default();
-    }
-    match serde_json::from_str::<Fields<'_>>(text) {
-        Ok(f) => read(
-            |key| {
-                f.get(key)
-                    .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok())
-            },
-            |key| {
-                f.get(key)
-                    .and_then(|raw| serde_json::from_str::<Number>(raw.get()).ok())
-                    .and_then(|n| n.as_u64())
-            },
-        ),
-        // A repeated key (the tree keeps the last one): the tree's reading.
-        Err(_) => serde_json::from_str::<Value>(text)
-            .ok()
-            .as_ref()
-            .and_then(Value::as_object)
-            .map(from_object)
-            .unwrap_or_default(),
-    }
-}
-
-/// The context's fields, each as raw JSON text (read one by one as `lenient` reads them
-/// from the tree: a string, a whole number as `Value::as_u64` has it, or unknown).
-#[derive(Deserialize)]
-struct Fields<'a> {
-    #[serde(borrow)]
-    country: Option<&'a RawValue>,
-    #[serde(borrow)]
-    device: Option<&'a RawValue>,
-    #[serde(borrow)]
-    browser: Option<&'a RawValue>,
-    #[serde(borrow)]
-    source: Option<&'a RawValue>,
-    #[serde(borrow)]
-    landing: Option<&'a RawValue>,
-    #[serde(borrow)]
-    prior_visits: Option<&'a RawValue>,
-    #[serde(borrow)]
-    prior_conversions: Option<&'a RawValue>,
-}
-
-impl<'a> Fields<'a> {
-    fn get(&self, key: &str) -> Option<&'a RawValue> {
-        match key {
-            "country" => self.country,
-            "device" => self.device,
-            "browser" => self.browser,
-            "source" => self.source,
-            "landing" => self.landing,
-            "prior_visits" => self.prior_visits,
-            "prior_conversions" => self.prior_conversions,
-            _ => None,
-        }
-    }
+pub fn of_context(context: &Value) -> StoredContext {
+    context.as_object().map(from_object).unwrap_or_default()
 }
 
 fn from_object(c: &Map<String, Value>) -> StoredContext {

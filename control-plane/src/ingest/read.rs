@@ -2,17 +2,20 @@
 //! reason it is refused ([`Rejection`]), on one of two paths that give the same answer:
 //!
 //! - the **typed path**, for the items the edge sends: one pass over the item's JSON
-//!   text into [`Fields`], strings borrowed from the request's body, no tree; the
-//!   exposure's `context` kept as raw text and read leniently
-//!   ([`context::lenient_raw`]);
+//!   text into [`Fields`], strings borrowed from the request's body; only the exposure's
+//!   `context` becomes a (small) tree, read leniently ([`context::of_context`]);
 //! - the **tree path**, for everything else: the item as a `serde_json::Value`, read by
 //!   the contract's own types ([`samplit_engine::ingest::Item`]), whose errors are the
 //!   rejections' messages.
 //!
 //! The typed path only answers when it can answer exactly as the tree path would: any
-//! item it cannot read (a missing or mistyped field, an unknown `type`, a repeated key,
-//! an explicit `null` where the contract has a default) goes to the tree path, and the
-//! checks after reading ([`check`]) are the same code. The unit tests below and the fuzz
+//! item it cannot read (a missing or mistyped field, a field no item type has, an
+//! unknown `type`, a repeated key, an explicit `null` where the contract has a default)
+//! goes to the tree path, and the checks after reading ([`check`]) are the same code.
+//! A field the typed path does not read could hide JSON that the tree refuses (nesting
+//! past serde_json's depth limit, a number out of range, a lone surrogate escape): so
+//! there is none — [`Fields`] refuses unknown fields, and the context is parsed as a
+//! tree at the depth it has in the item. The unit tests below and the fuzz
 //! target `ingest` compare the two on the same items. Why two: on a batch of 500
 //! exposures the tree (a map per item and per context, a string per key and value, then
 //! the contract's internally tagged enum buffering it once more) was about a third of
@@ -91,11 +94,13 @@ fn read_tree(text: &str, now: OffsetDateTime) -> Read<'_> {
     }
 }
 
-/// Every field any item type has, as the typed path reads them. A field of another type
-/// than the item's is read too (and so must have that field's type, or the tree path
-/// answers), and then ignored, as the contract's types ignore unknown fields. Strings
-/// are borrowed from the body: one with an escape sequence goes to the tree path.
+/// Every field any item type has, as the typed path reads them; any other field sends the
+/// item to the tree path. A field of another type than the item's is read too (and so
+/// must have that field's type, or the tree path answers), and then ignored, as the
+/// contract's types ignore it. Strings are borrowed from the body: one with an escape
+/// sequence goes to the tree path.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Fields<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
@@ -190,8 +195,19 @@ fn read_typed(text: &str, now: OffsetDateTime) -> Option<Read<'_>> {
         }),
         _ => return None,
     };
-    let context = f.context;
-    let parsed = check(&id, item, now, || context::lenient_raw(context));
+    // The context as a tree of its own (a map of at most a few short fields), parsed
+    // inside `[...]` so that it sits as deep as it does in the item: what the tree path
+    // would refuse in it sends the item there.
+    let context = match f.context {
+        Some(raw) => Some(serde_json::from_str::<[Value; 1]>(&format!("[{}]", raw.get())).ok()?),
+        None => None,
+    };
+    let parsed = check(&id, item, now, || {
+        context
+            .as_ref()
+            .map(|[c]| context::of_context(c))
+            .unwrap_or_default()
+    });
     Some(Read {
         id: Some(id),
         parsed,
@@ -502,6 +518,52 @@ mod tests {
         let number_id = raw(&with(goal, "id", json!(7)));
         let r = read_item(&number_id, now());
         assert_eq!((r.id, r.parsed.unwrap_err().reason), (None, "missing_id"));
+    }
+
+    /// Valid JSON a tree refuses — nesting past serde_json's depth limit, a number out
+    /// of range, a lone surrogate escape — inside an item the typed path could otherwise
+    /// read: in a field no item type has, or in the context, where neither path looks at
+    /// it. The tree refuses the whole item, so the typed path must not answer.
+    #[test]
+    fn json_a_tree_refuses_anywhere_in_the_item_goes_to_the_tree_path() {
+        let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+        let hazards = [nested(200), "1e999".to_owned(), r#""\ud800""#.to_owned()];
+        let mut cases = Vec::new();
+        for hazard in &hazards {
+            let item = exposure().to_string();
+            // A field no item type has.
+            cases.push(item.replacen('{', &format!(r#"{{"extra":{hazard},"#), 1));
+            // A field the context does not know, and one it does.
+            cases.push(item.replace(
+                r#""context":{"#,
+                &format!(r#""context":{{"extra":{hazard},"#),
+            ));
+            cases.push(item.replace(r#""browser":"safari""#, &format!(r#""browser":{hazard}"#)));
+        }
+        for text in &cases {
+            let raw = raw(text);
+            assert!(
+                read_tree(raw.get(), now()).parsed.is_err(),
+                "the tree refuses {text}"
+            );
+            assert!(read_typed(raw.get(), now()).is_none(), "{text}");
+        }
+        // At the depth limit exactly: the context nested as deep as the tree allows inside
+        // the item reads, one level more does not, on both paths alike.
+        let mut answered = Vec::new();
+        for levels in 120..=130 {
+            let text = exposure().to_string().replace(
+                r#""browser":"safari""#,
+                &format!(r#""browser":{}"#, nested(levels)),
+            );
+            let raw = raw(&text);
+            assert!(paths_agree(&raw, now()), "{levels} levels");
+            answered.push(read_tree(raw.get(), now()).parsed.is_ok());
+        }
+        assert!(
+            answered.contains(&true) && answered.contains(&false),
+            "{answered:?}"
+        );
     }
 
     #[test]
