@@ -14,12 +14,10 @@
 //!
 //! Unknown is `None` in [`StoredContext`] (NULL in the database, `unknown` as a segment).
 
-use std::borrow::Cow;
-
 use samplit_engine::context::{
     Browser, Device, MAX_LANDING_LEN, MAX_PRIOR_COUNT, Source, template_path,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::db::raw_events::StoredContext;
 
@@ -33,46 +31,36 @@ pub fn lenient(item: &Value) -> StoredContext {
 /// reads it on its own).
 #[must_use]
 pub fn of_context(context: &Value) -> StoredContext {
-    context.as_object().map(from_object).unwrap_or_default()
-}
-
-fn from_object(c: &Map<String, Value>) -> StoredContext {
-    read(
-        |key| c.get(key).and_then(Value::as_str).map(Cow::Borrowed),
-        |key| c.get(key).and_then(Value::as_u64),
-    )
-}
-
-/// The stored context from its fields: `text(key)` the field as a string (`None`: absent
-/// or not a string), `count(key)` as a whole number ≥ 0 (`None` otherwise).
-fn read<'t>(
-    text: impl Fn(&str) -> Option<Cow<'t, str>>,
-    count: impl Fn(&str) -> Option<u64>,
-) -> StoredContext {
+    let Some(c) = context.as_object() else {
+        return StoredContext::default();
+    };
+    let text = |key: &str| c.get(key).and_then(Value::as_str);
     let count = |key: &str| {
-        count(key).map(|n| i32::try_from(n.min(u64::from(MAX_PRIOR_COUNT))).unwrap_or(i32::MAX))
+        c.get(key)
+            .and_then(Value::as_u64)
+            .map(|n| i32::try_from(n.min(u64::from(MAX_PRIOR_COUNT))).unwrap_or(i32::MAX))
     };
     StoredContext {
         country: text("country")
             .filter(|s| s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()))
-            .map(Cow::into_owned),
+            .map(str::to_owned),
         device: text("device").map(|s| {
-            Device::parse(&s)
+            Device::parse(s)
                 .unwrap_or(Device::Other)
                 .as_str()
                 .to_owned()
         }),
         browser: text("browser").map(|s| {
-            Browser::parse(&s)
+            Browser::parse(s)
                 .unwrap_or(Browser::Other)
                 .as_str()
                 .to_owned()
         }),
         source: text("source")
-            .and_then(|s| Source::parse(&s))
+            .and_then(Source::parse)
             .map(|s| s.as_str().to_owned()),
         landing: text("landing")
-            .map(|s| cut(&template_path(&s), MAX_LANDING_LEN).to_owned())
+            .map(|s| cut(&template_path(s), MAX_LANDING_LEN).to_owned())
             // PostgreSQL text cannot hold NUL: such a landing page is unknown.
             .filter(|s| !s.is_empty() && !s.contains('\0')),
         prior_visits: count("prior_visits"),
