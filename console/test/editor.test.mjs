@@ -204,8 +204,13 @@ test('an owner verifies the domain, opens the visual editor, changes the headlin
 
     // Remove it and save.
     await page.getByRole('button', { name: 'Remove change 2' }).click();
+    // Saving reloads the experiment (and then its site) with the new version; the
+    // confirmation must outlive that reload, not flash until it lands.
+    const reloaded = page.waitForResponse((r) => r.request().method() === 'GET' && r.url().endsWith(`/sites/${site.id}`));
     await page.getByTestId('editor-save').click();
-    await page.getByRole('status').getByText('Saved.').waitFor();
+    await reloaded;
+    await page.waitForTimeout(300);
+    assert.ok(await page.getByRole('status').getByText('Saved.').isVisible(), 'the confirmation stays after the reload');
     const saved = await apiCall(page, server.base, 'GET', `/experiments/${experiment.id}`);
     assert.deepEqual(saved.elements[0].variants.find((v) => v.id === variant.id).changes, [
       { selector: '#headline', action: { type: 'set_text', text: 'Start your free trial today' } },

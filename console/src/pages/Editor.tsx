@@ -156,13 +156,17 @@ function EditorBody({
   const frame = useRef<HTMLIFrameElement>(null);
   const editable = experiment.status === 'draft';
 
-  // Switching variant loads its saved changes.
+  // Switching variant, or a new version (the reload after a save), loads its saved changes.
   useEffect(() => {
     setChanges(current?.variant.changes ?? []);
     setDirty(false);
+  }, [variantId, experiment.version]);
+  // Only switching variant clears the save's outcome: the reload a save triggers must not
+  // hide its own "Saved." (an edit clears it, in `update`).
+  useEffect(() => {
     setSaved(false);
     setSaveError(undefined);
-  }, [variantId, experiment.version]);
+  }, [variantId]);
 
   const edgeOrigin = useMemo(() => {
     try {
