@@ -46,6 +46,9 @@ fn run() -> Result<(), String> {
         "shared-engine/src",
         "shared-engine/Cargo.toml",
         "Cargo.lock",
+        // `sqlx::migrate!` (src/lib.rs) embeds this directory's files; without this line a
+        // new migration file is missed by an incremental build (sqlx's documented advice).
+        "migrations",
     ] {
         println!("cargo::rerun-if-changed={}", root.join(input).display());
     }
