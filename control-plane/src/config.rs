@@ -268,6 +268,10 @@ pub struct Limits {
     /// Of those, at once per organisation (`SAMPLIT_ANALYSIS_PER_ORG`, default 1); more
     /// is answered 429.
     pub analysis_per_org: usize,
+    /// How long each of such an analysis's statements may run in the database before
+    /// PostgreSQL stops it (`statement_timeout`; `SAMPLIT_ANALYSIS_TIMEOUT_MS`, default
+    /// 20000, below the 30 s request timeout so the database stops as the request does).
+    pub analysis_timeout: Duration,
     /// Sites per organisation (`SAMPLIT_QUOTA_SITES`, default 50).
     pub max_sites: i64,
     /// Running experiments per organisation (`SAMPLIT_QUOTA_RUNNING_EXPERIMENTS`,
@@ -410,6 +414,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         analysis_concurrency: to_usize(parse_count("SAMPLIT_ANALYSIS_CONCURRENCY", cores)?),
         analysis_wait: Duration::from_millis(parse_count("SAMPLIT_ANALYSIS_WAIT_MS", 5000)?),
         analysis_per_org: to_usize(parse_count("SAMPLIT_ANALYSIS_PER_ORG", 1)?),
+        analysis_timeout: analysis_timeout(parse_count("SAMPLIT_ANALYSIS_TIMEOUT_MS", 20_000)?)?,
         max_sites: to_i64(parse_count("SAMPLIT_QUOTA_SITES", 50)?),
         max_running_experiments: to_i64(parse_count("SAMPLIT_QUOTA_RUNNING_EXPERIMENTS", 100)?),
         max_api_keys: to_i64(parse_count("SAMPLIT_QUOTA_API_KEYS", 50)?),
@@ -582,6 +587,24 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     })
 }
 
+/// `SAMPLIT_ANALYSIS_TIMEOUT_MS`: at least 1 ms (checked by the caller) and below the
+/// request timeout. At or past it, the client would get the request's timeout while
+/// PostgreSQL went on computing for a request whose analysis slot was already free.
+fn analysis_timeout(ms: u64) -> Result<Duration, ConfigError> {
+    let limit = crate::http::REQUEST_TIMEOUT;
+    let timeout = Duration::from_millis(ms);
+    if timeout >= limit {
+        return Err(ConfigError::Invalid {
+            name: "SAMPLIT_ANALYSIS_TIMEOUT_MS".to_owned(),
+            reason: format!(
+                "must be below the request timeout ({} ms), got {ms}",
+                limit.as_millis()
+            ),
+        });
+    }
+    Ok(timeout)
+}
+
 /// The configuration from the process environment.
 pub fn from_env() -> Result<Config, ConfigError> {
     from_lookup(|name| std::env::var(name).ok())
@@ -740,6 +763,31 @@ mod tests {
                 err.contains("SAMPLIT_RAW_EVENTS_PER_SITE_DAY") && err.contains("positive"),
                 "{bad:?}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn the_analysis_timeout_defaults_to_20_s_and_stays_below_the_request_timeout() {
+        let name = "SAMPLIT_ANALYSIS_TIMEOUT_MS";
+        assert_eq!(
+            load(&base()).unwrap().limits.analysis_timeout,
+            Duration::from_secs(20)
+        );
+        let mut vars = base();
+        vars.insert(name, "29999".to_owned());
+        assert_eq!(
+            load(&vars).unwrap().limits.analysis_timeout,
+            Duration::from_millis(29_999)
+        );
+        for (bad, says) in [
+            ("30000", "below the request timeout (30000 ms)"),
+            ("600000", "below the request timeout"),
+            ("0", "positive"),
+            ("2s", "positive"),
+        ] {
+            vars.insert(name, bad.to_owned());
+            let err = load(&vars).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(says), "{bad:?}: {err}");
         }
     }
 

@@ -459,6 +459,31 @@ fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// `503 analysis_timeout` for a statement PostgreSQL stopped at the analysis timeout
+/// (SQLSTATE 57014, `query_canceled`); any other error as usual.
+fn stopped_at(e: sqlx::Error, limit: std::time::Duration) -> ApiError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+            let secs = limit.as_secs_f64();
+            tracing::warn!(
+                limit_s = secs,
+                "funnel computation stopped at the analysis timeout"
+            );
+            ApiError::coded(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "analysis_timeout",
+                format!(
+                    "computing this funnel took longer than the server's limit of {secs} s \
+                     (SAMPLIT_ANALYSIS_TIMEOUT_MS) and was stopped: a funnel reads every \
+                     event of its steps since the experiment began, so steps on rarer \
+                     events or a shorter window make it cheaper"
+                ),
+            )
+        }
+        _ => ApiError::from(e),
+    }
+}
+
 /// A funnel's results (viewer and up), computed from raw events now. Fixed-horizon
 /// statistics for exploring: the primary goal's always-valid test is the decision.
 #[utoipa::path(get, path = "/experiments/{id}/funnels/{funnel_id}/results", tag = "results",
@@ -467,7 +492,7 @@ fn ms(t: OffsetDateTime) -> i64 {
         (status = 200, body = FunnelResults),
         (status = 404, description = "No such experiment or funnel in your organisation", body = Problem),
         (status = 429, description = "Your organisation's earlier funnel computations kept its turn past `SAMPLIT_ANALYSIS_WAIT_MS`; retry after `Retry-After`", body = Problem),
-        (status = 503, description = "Every analysis slot of the server stayed busy; retry after `Retry-After`", body = Problem),
+        (status = 503, description = "`busy`: every analysis slot of the server stayed busy; retry after `Retry-After`. `analysis_timeout`: the computation ran past `SAMPLIT_ANALYSIS_TIMEOUT_MS` and was stopped in the database", body = Problem),
     ),
     security(("bearer" = []), ("console_session" = [])))]
 async fn funnel_results(
@@ -499,7 +524,16 @@ async fn funnel_results(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let entries = db::entries(&mut tx, id).await?;
+    // Each statement below stops in the database at the analysis timeout, before the
+    // request's own timeout: a request the client stopped waiting for never leaves a
+    // computation running past the analysis gate's bound.
+    let limit = state.config.limits.analysis_timeout;
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(format!("{}ms", limit.as_millis()))
+        .execute(&mut *tx)
+        .await?;
+    let stopped = |e: sqlx::Error| stopped_at(e, limit);
+    let entries = db::entries(&mut tx, id).await.map_err(stopped)?;
     let first = entries.iter().map(|e| e.first).min();
     let last = entries.iter().map(|e| e.last).max();
     let mut reached: HashMap<Uuid, Vec<u64>> = HashMap::new();
@@ -515,13 +549,17 @@ async fn funnel_results(
         };
         let started = std::time::Instant::now();
         let rows = db::stream_step_events(&mut tx, &q);
-        reached = fold_visitors(rows, &masks, n_steps, window_ms).await?;
+        reached = fold_visitors(rows, &masks, n_steps, window_ms)
+            .await
+            .map_err(stopped)?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "funnel folded"
         );
         // The days of those partitions on which the raw-event quota left rows out.
-        capped = raw_events::capped_days(&mut tx, q.site_id, q.from_day, q.to_day).await?;
+        capped = raw_events::capped_days(&mut tx, q.site_id, q.from_day, q.to_day)
+            .await
+            .map_err(stopped)?;
     }
     tx.commit().await?;
     let entered: HashMap<Uuid, u64> = entries

@@ -584,3 +584,58 @@ async fn funnel_results_are_bounded_per_organisation_and_in_all(pool: PgPool) {
     }
     assert!(app.state.analyses.max_in_flight() <= 2);
 }
+
+/// A funnel's queries stop at `SAMPLIT_ANALYSIS_TIMEOUT_MS` (a statement timeout in the
+/// database), with a 503 problem that says so and how to narrow the funnel. Without it,
+/// the 30 s request timeout answered the client while PostgreSQL went on computing, and
+/// the request's analysis slot was already free: a loop of such requests would keep
+/// the database busy past the analysis gate's bound. Here a lock held on the raw
+/// conversions stands in for a computation too large to finish in time.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_funnel_too_slow_to_compute_is_stopped_in_the_database(pool: PgPool) {
+    let app = TestApp::with_config(
+        pool,
+        crate::helpers::test_config_with(&[("SAMPLIT_ANALYSIS_TIMEOUT_MS", "300")]),
+    );
+    let (team, s, x) = team_running(&app, "single", &[2]).await;
+    let body = json!({"name": "F", "steps": [x.signup, x.purchase]});
+    let fid = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = now_ms() - 3600 * 1000;
+    ingest_plan(&app, &s, &x, base, &[(0, "a1", &[("signup", 10)])]).await;
+    let uri = format!("{}/{fid}/results", funnels_uri(x.id));
+
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE raw_conversions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = app.get(&uri, Some(&team.viewer.token)).await;
+    let waited = started.elapsed();
+    let problem = r.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "analysis_timeout");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("0.3 s"), "{detail}");
+    assert!(detail.contains("window"), "says how to narrow it: {detail}");
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "stopped by the statement timeout, not the request's: {waited:?}"
+    );
+    // Nothing of the request still runs in the database.
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()
+            AND state = 'active' AND query ILIKE '%raw_conversions%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(active, 0, "the funnel's query was cancelled");
+    blocker.rollback().await.unwrap();
+
+    // The lock gone, the same request computes.
+    let results = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
+    assert_eq!(reached(&results["analyses"][0]["arms"][0]), [1, 0]);
+}
