@@ -268,9 +268,10 @@ pub struct Limits {
     /// Of those, at once per organisation (`SAMPLIT_ANALYSIS_PER_ORG`, default 1); more
     /// is answered 429.
     pub analysis_per_org: usize,
-    /// How long each of such an analysis's statements may run in the database before
-    /// PostgreSQL stops it (`statement_timeout`; `SAMPLIT_ANALYSIS_TIMEOUT_MS`, default
-    /// 20000, below the 30 s request timeout so the database stops as the request does).
+    /// How long such an analysis may run in the database, from its start, before
+    /// PostgreSQL stops it (the time left is each statement's `statement_timeout`;
+    /// `SAMPLIT_ANALYSIS_TIMEOUT_MS`, default 20000, below the 30 s request timeout so
+    /// the database stops before the request does).
     pub analysis_timeout: Duration,
     /// Sites per organisation (`SAMPLIT_QUOTA_SITES`, default 50).
     pub max_sites: i64,

@@ -459,28 +459,63 @@ fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// `503 analysis_timeout` for a statement PostgreSQL stopped at the analysis timeout
-/// (SQLSTATE 57014, `query_canceled`); any other error as usual.
-fn stopped_at(e: sqlx::Error, limit: std::time::Duration) -> ApiError {
-    match &e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
-            let secs = limit.as_secs_f64();
-            tracing::warn!(
-                limit_s = secs,
-                "funnel computation stopped at the analysis timeout"
-            );
-            ApiError::coded(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "analysis_timeout",
-                format!(
-                    "computing this funnel took longer than the server's limit of {secs} s \
-                     (SAMPLIT_ANALYSIS_TIMEOUT_MS) and was stopped: a funnel reads every \
-                     event of its steps since the experiment began, so steps on rarer \
-                     events or a shorter window make it cheaper"
-                ),
-            )
+/// An analysis's time budget, `SAMPLIT_ANALYSIS_TIMEOUT_MS` from its start: before each
+/// of its statements, what is left becomes the transaction's `statement_timeout`, so
+/// PostgreSQL stops the computation when the budget is spent, whichever statement runs.
+struct Budget {
+    limit: std::time::Duration,
+    deadline: std::time::Instant,
+}
+
+impl Budget {
+    fn start(limit: std::time::Duration) -> Self {
+        Self {
+            limit,
+            deadline: std::time::Instant::now() + limit,
         }
-        _ => ApiError::from(e),
+    }
+
+    /// Sets what is left as the statement timeout of `conn`'s transaction.
+    async fn arm(&self, conn: &mut sqlx::PgConnection) -> ApiResult<()> {
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .as_millis();
+        if left == 0 {
+            return Err(self.spent());
+        }
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(format!("{left}ms"))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// `503 analysis_timeout` for a statement PostgreSQL stopped at the timeout (SQLSTATE
+    /// 57014, `query_canceled`); any other error as usual.
+    fn stopped(&self, e: sqlx::Error) -> ApiError {
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => self.spent(),
+            _ => ApiError::from(e),
+        }
+    }
+
+    fn spent(&self) -> ApiError {
+        let secs = self.limit.as_secs_f64();
+        tracing::warn!(
+            limit_s = secs,
+            "funnel computation stopped at the analysis timeout"
+        );
+        ApiError::coded(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "analysis_timeout",
+            format!(
+                "computing this funnel took longer than the server's limit of {secs} s \
+                 (SAMPLIT_ANALYSIS_TIMEOUT_MS) and was stopped: a funnel reads every \
+                 event of its steps since the experiment began, so steps on rarer \
+                 events or a shorter window make it cheaper"
+            ),
+        )
     }
 }
 
@@ -524,15 +559,12 @@ async fn funnel_results(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    // Each statement below stops in the database at the analysis timeout, before the
-    // request's own timeout: a request the client stopped waiting for never leaves a
-    // computation running past the analysis gate's bound.
-    let limit = state.config.limits.analysis_timeout;
-    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-        .bind(format!("{}ms", limit.as_millis()))
-        .execute(&mut *tx)
-        .await?;
-    let stopped = |e: sqlx::Error| stopped_at(e, limit);
+    // The statements below stop in the database when the analysis timeout is spent,
+    // before the request's own timeout: a request the client stopped waiting for never
+    // leaves a computation running past the analysis gate's bound.
+    let budget = Budget::start(state.config.limits.analysis_timeout);
+    let stopped = |e: sqlx::Error| budget.stopped(e);
+    budget.arm(&mut tx).await?;
     let entries = db::entries(&mut tx, id).await.map_err(stopped)?;
     let first = entries.iter().map(|e| e.first).min();
     let last = entries.iter().map(|e| e.last).max();
@@ -548,6 +580,7 @@ async fn funnel_results(
             to_day: (last + time::Duration::seconds(i64::from(row.window_seconds))).date(),
         };
         let started = std::time::Instant::now();
+        budget.arm(&mut tx).await?;
         let rows = db::stream_step_events(&mut tx, &q);
         reached = fold_visitors(rows, &masks, n_steps, window_ms)
             .await
@@ -557,6 +590,7 @@ async fn funnel_results(
             "funnel folded"
         );
         // The days of those partitions on which the raw-event quota left rows out.
+        budget.arm(&mut tx).await?;
         capped = raw_events::capped_days(&mut tx, q.site_id, q.from_day, q.to_day)
             .await
             .map_err(stopped)?;
