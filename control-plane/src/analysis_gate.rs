@@ -13,6 +13,14 @@
 //!   that holds its organisation's turn waits up to the same time for a slot, then gets
 //!   `503 busy` with `Retry-After`.
 //!
+//! A permit also carries the analysis's time budget, `SAMPLIT_ANALYSIS_TIMEOUT_MS` from
+//! the moment it is granted (below the 30 s request timeout): before each of the
+//! analysis's statements, [`AnalysisPermit::arm`] makes what is left the transaction's
+//! `statement_timeout`, so PostgreSQL stops the computation once the budget is spent
+//! (`503 analysis_timeout`, [`AnalysisPermit::stopped`]). Without it, a computation past
+//! the request timeout went on in the database after the client got its answer and the
+//! permit was dropped, outside both limits.
+//!
 //! A waiting request holds no database connection. The aggregates-based endpoints
 //! (results, timeseries, segments: a few milliseconds, their cost independent of the
 //! number of events) are not gated.
@@ -20,7 +28,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use uuid::Uuid;
@@ -30,6 +38,8 @@ use crate::error::ApiError;
 pub struct AnalysisGate {
     slots: Semaphore,
     wait: Duration,
+    /// Each analysis's time budget in the database.
+    timeout: Duration,
     per_org: usize,
     /// Each organisation's turns; an entry lives while someone holds or awaits one.
     orgs: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
@@ -44,13 +54,16 @@ pub struct AnalysisPermit<'a> {
     org_id: Uuid,
     turn: Option<OwnedSemaphorePermit>,
     _slot: SemaphorePermit<'a>,
+    /// When the analysis's time budget is spent.
+    deadline: Instant,
 }
 
 impl AnalysisGate {
-    pub fn new(permits: usize, wait: Duration, per_org: usize) -> Self {
+    pub fn new(permits: usize, wait: Duration, per_org: usize, timeout: Duration) -> Self {
         Self {
             slots: Semaphore::new(permits.max(1)),
             wait,
+            timeout,
             per_org: per_org.max(1),
             orgs: Mutex::default(),
             max_in_flight: AtomicUsize::new(0),
@@ -107,6 +120,7 @@ impl AnalysisGate {
             org_id,
             turn: Some(turn),
             _slot: slot,
+            deadline: Instant::now() + self.timeout,
         })
     }
 
@@ -122,6 +136,50 @@ impl AnalysisGate {
     /// The most analyses that ever ran at once (for tests and operators).
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.load(SeqCst)
+    }
+}
+
+impl AnalysisPermit<'_> {
+    /// Makes what is left of the budget the statement timeout of `conn`'s transaction
+    /// (call it inside the transaction, before each statement); `503 analysis_timeout`
+    /// when nothing is left.
+    pub async fn arm(&self, conn: &mut sqlx::PgConnection) -> Result<(), ApiError> {
+        let left = self
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
+        if left == 0 {
+            return Err(self.spent());
+        }
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(format!("{left}ms"))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// `503 analysis_timeout` for a statement PostgreSQL stopped at the budget (SQLSTATE
+    /// 57014, `query_canceled`); any other error as usual.
+    pub fn stopped(&self, e: sqlx::Error) -> ApiError {
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => self.spent(),
+            _ => ApiError::from(e),
+        }
+    }
+
+    fn spent(&self) -> ApiError {
+        let secs = self.gate.timeout.as_secs_f64();
+        tracing::warn!(limit_s = secs, "analysis stopped at its time budget");
+        ApiError::coded(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "analysis_timeout",
+            format!(
+                "computing this funnel took longer than the server's limit of {secs} s \
+                 (SAMPLIT_ANALYSIS_TIMEOUT_MS) and was stopped: a funnel reads every \
+                 event of its steps since the experiment began, so steps on rarer \
+                 events or a shorter window make it cheaper"
+            ),
+        )
     }
 }
 
@@ -147,7 +205,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_analysis_per_organisation_and_a_bounded_total() {
-        let gate = AnalysisGate::new(2, Duration::from_millis(20), 1);
+        let gate = AnalysisGate::new(2, Duration::from_millis(20), 1, Duration::from_secs(20));
         let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let first = gate.enter(a).await.expect("a's first");
         // The same organisation again: its turn stays taken past the wait.
@@ -177,7 +235,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_request_gets_the_turn_that_frees_up() {
-        let gate = Arc::new(AnalysisGate::new(1, Duration::from_secs(5), 1));
+        let gate = Arc::new(AnalysisGate::new(
+            1,
+            Duration::from_secs(5),
+            1,
+            Duration::from_secs(20),
+        ));
         let org = Uuid::new_v4();
         let held = gate.enter(org).await.unwrap();
         let g = gate.clone();

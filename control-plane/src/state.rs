@@ -47,6 +47,7 @@ impl AppState {
                 config.limits.analysis_concurrency,
                 config.limits.analysis_wait,
                 config.limits.analysis_per_org,
+                config.limits.analysis_timeout,
             )),
             shared_results: Arc::default(),
             ingestor: crate::ingest::Ingestor::new(

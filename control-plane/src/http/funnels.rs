@@ -459,66 +459,6 @@ fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// An analysis's time budget, `SAMPLIT_ANALYSIS_TIMEOUT_MS` from its start: before each
-/// of its statements, what is left becomes the transaction's `statement_timeout`, so
-/// PostgreSQL stops the computation when the budget is spent, whichever statement runs.
-struct Budget {
-    limit: std::time::Duration,
-    deadline: std::time::Instant,
-}
-
-impl Budget {
-    fn start(limit: std::time::Duration) -> Self {
-        Self {
-            limit,
-            deadline: std::time::Instant::now() + limit,
-        }
-    }
-
-    /// Sets what is left as the statement timeout of `conn`'s transaction.
-    async fn arm(&self, conn: &mut sqlx::PgConnection) -> ApiResult<()> {
-        let left = self
-            .deadline
-            .saturating_duration_since(std::time::Instant::now())
-            .as_millis();
-        if left == 0 {
-            return Err(self.spent());
-        }
-        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-            .bind(format!("{left}ms"))
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
-
-    /// `503 analysis_timeout` for a statement PostgreSQL stopped at the timeout (SQLSTATE
-    /// 57014, `query_canceled`); any other error as usual.
-    fn stopped(&self, e: sqlx::Error) -> ApiError {
-        match &e {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => self.spent(),
-            _ => ApiError::from(e),
-        }
-    }
-
-    fn spent(&self) -> ApiError {
-        let secs = self.limit.as_secs_f64();
-        tracing::warn!(
-            limit_s = secs,
-            "funnel computation stopped at the analysis timeout"
-        );
-        ApiError::coded(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "analysis_timeout",
-            format!(
-                "computing this funnel took longer than the server's limit of {secs} s \
-                 (SAMPLIT_ANALYSIS_TIMEOUT_MS) and was stopped: a funnel reads every \
-                 event of its steps since the experiment began, so steps on rarer \
-                 events or a shorter window make it cheaper"
-            ),
-        )
-    }
-}
-
 /// A funnel's results (viewer and up), computed from raw events now. Fixed-horizon
 /// statistics for exploring: the primary goal's always-valid test is the decision.
 #[utoipa::path(get, path = "/experiments/{id}/funnels/{funnel_id}/results", tag = "results",
@@ -543,7 +483,7 @@ async fn funnel_results(
         .await?
         .ok_or(ApiError::NotFound("funnel"))?;
     // After the authorisation checks (another organisation's ids never take a slot).
-    let _slot = state.analyses.enter(actor.org_id).await?;
+    let slot = state.analyses.enter(actor.org_id).await?;
     let step_rows = db::steps_of(&state.pool, &[funnel_id]).await?;
     let n_steps = step_rows.len();
     let mut masks: HashMap<String, u32> = HashMap::new();
@@ -559,12 +499,10 @@ async fn funnel_results(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    // The statements below stop in the database when the analysis timeout is spent,
-    // before the request's own timeout: a request the client stopped waiting for never
-    // leaves a computation running past the analysis gate's bound.
-    let budget = Budget::start(state.config.limits.analysis_timeout);
-    let stopped = |e: sqlx::Error| budget.stopped(e);
-    budget.arm(&mut tx).await?;
+    // The statements below stop in the database when the slot's time budget is spent
+    // (`analysis_gate`), before the request's own timeout.
+    let stopped = |e: sqlx::Error| slot.stopped(e);
+    slot.arm(&mut tx).await?;
     let entries = db::entries(&mut tx, id).await.map_err(stopped)?;
     let first = entries.iter().map(|e| e.first).min();
     let last = entries.iter().map(|e| e.last).max();
@@ -580,7 +518,7 @@ async fn funnel_results(
             to_day: (last + time::Duration::seconds(i64::from(row.window_seconds))).date(),
         };
         let started = std::time::Instant::now();
-        budget.arm(&mut tx).await?;
+        slot.arm(&mut tx).await?;
         let rows = db::stream_step_events(&mut tx, &q);
         reached = fold_visitors(rows, &masks, n_steps, window_ms)
             .await
@@ -590,7 +528,7 @@ async fn funnel_results(
             "funnel folded"
         );
         // The days of those partitions on which the raw-event quota left rows out.
-        budget.arm(&mut tx).await?;
+        slot.arm(&mut tx).await?;
         capped = raw_events::capped_days(&mut tx, q.site_id, q.from_day, q.to_day)
             .await
             .map_err(stopped)?;
