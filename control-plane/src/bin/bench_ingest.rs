@@ -6,7 +6,9 @@
 //! `BENCH_NO_ERASURE_INDEX=1` drops the raw events' `(site_id, visitor_id)` indexes
 //! before ingesting, to measure what they cost; `BENCH_SETUP_SQL` runs its SQL in the
 //! bench database after the migrations, to measure a schema change before writing it;
-//! `BENCH_SKIP_CONSOLE=1` skips step 5).
+//! `BENCH_SKIP_CONSOLE=1` skips step 5; `BENCH_KEYS=random` makes item and visitor ids
+//! UUIDs, as the edge makes them, instead of `"<batch>-<i>"` and `"visitor-<n>"`, whose
+//! index inserts land on few, hot pages).
 //!
 //! 1. Creates a database `samplit_bench_<random>`, migrates it, and inserts an
 //!    organisation, a site and a running two-arm experiment with a revenue goal.
@@ -119,10 +121,29 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
     // first's commit on the visitor's `goal_conversions` row (repeat buyers a second
     // apart: pessimistic). A larger window spreads a visitor's purchases further apart.
     let buyers = bench_support::env_count("BENCH_BUYERS", 1000).max(1);
+    let random_keys = match std::env::var("BENCH_KEYS").as_deref() {
+        Err(_) | Ok("sequential") => false,
+        Ok("random") => true,
+        Ok(other) => anyhow::bail!("BENCH_KEYS is `random` or `sequential`, not `{other}`"),
+    };
+    let item_id = |b: usize, i: usize| {
+        if random_keys {
+            scattered(1, (b * BATCH + i) as u64)
+        } else {
+            format!("{b}-{i}")
+        }
+    };
+    let visitor_id = |n: usize| {
+        if random_keys {
+            scattered(2, n as u64)
+        } else {
+            format!("visitor-{n}")
+        }
+    };
     for b in 0..batches {
         let mut items = Vec::with_capacity(BATCH);
         for i in 0..BATCH {
-            let id = format!("{b}-{i}");
+            let id = item_id(b, i);
             let ts = now_ms - ((batches - b) as i64) * 10;
             let item = if i % 5 < 3 || visitor < buyers + lag {
                 visitor += 1;
@@ -133,7 +154,7 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
                 const SOURCES: [&str; 5] = ["direct", "search", "social", "paid", "email"];
                 json!({"id": id, "type": "exposure", "site_key": fx.site_key,
                        "experiment_id": fx.experiment_id, "arm_id": arm,
-                       "visitor_id": format!("visitor-{visitor}"), "propensity": 0.5,
+                       "visitor_id": visitor_id(visitor), "propensity": 0.5,
                        "snapshot_version": 1, "ts_ms": ts,
                        "context": {"country": COUNTRIES[visitor % 6], "device": DEVICES[visitor % 7 % 3],
                                    "browser": BROWSERS[visitor % 11 % 4], "source": SOURCES[visitor % 13 % 5],
@@ -143,7 +164,7 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
                 // A purchase by one of `buyers` visitors exposed `lag` exposures earlier.
                 let who = visitor - lag - (i * 7 + b) % buyers;
                 json!({"id": id, "type": "conversion", "site_key": fx.site_key,
-                       "visitor_id": format!("visitor-{who}"), "goal": "purchase",
+                       "visitor_id": visitor_id(who), "goal": "purchase",
                        "value": ((i % 13) as f64) * 2.5, "ts_ms": ts})
             };
             copy_line(&mut copy_rows, &item);
@@ -425,6 +446,19 @@ async fn segments_at_scale(pool: &PgPool, app: &axum::Router, fx: &Fixture) -> a
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The `n`th id of a kind as a UUID whose bits look random (and the same on every run):
+/// two rounds of SplitMix64's finaliser over `n`, keyed by `kind`.
+fn scattered(kind: u64, n: u64) -> String {
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let high = mix(kind << 56 ^ n);
+    Uuid::from_u64_pair(high, mix(high ^ n)).to_string()
 }
 
 /// One tab-separated COPY line of an item (text format; our values have no tabs).
