@@ -21,6 +21,10 @@
 //! the request timeout went on in the database after the client got its answer and the
 //! permit was dropped, outside both limits.
 //!
+//! A funnel too large for that budget is computed in the background
+//! ([`crate::funnel_runs`]) with [`AnalysisGate::background`]'s permit: one of the same
+//! global slots, no organisation's turn, and `SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS`.
+//!
 //! A waiting request holds no database connection. The aggregates-based endpoints
 //! (results, timeseries, segments: a few milliseconds, their cost independent of the
 //! number of events) are not gated.
@@ -35,11 +39,16 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
+/// The problem code of an analysis stopped at its time budget.
+pub const ANALYSIS_TIMEOUT: &str = "analysis_timeout";
+
 pub struct AnalysisGate {
     slots: Semaphore,
     wait: Duration,
     /// Each analysis's time budget in the database.
     timeout: Duration,
+    /// The budget of an analysis computed in the background ([`AnalysisGate::background`]).
+    background_timeout: Duration,
     per_org: usize,
     /// Each organisation's turns; an entry lives while someone holds or awaits one.
     orgs: Mutex<HashMap<Uuid, Arc<Semaphore>>>,
@@ -56,14 +65,23 @@ pub struct AnalysisPermit<'a> {
     _slot: SemaphorePermit<'a>,
     /// When the analysis's time budget is spent.
     deadline: Instant,
+    /// Computed in the background (a worker's, not a request's).
+    background: bool,
 }
 
 impl AnalysisGate {
-    pub fn new(permits: usize, wait: Duration, per_org: usize, timeout: Duration) -> Self {
+    pub fn new(
+        permits: usize,
+        wait: Duration,
+        per_org: usize,
+        timeout: Duration,
+        background_timeout: Duration,
+    ) -> Self {
         Self {
             slots: Semaphore::new(permits.max(1)),
             wait,
             timeout,
+            background_timeout,
             per_org: per_org.max(1),
             orgs: Mutex::default(),
             max_in_flight: AtomicUsize::new(0),
@@ -121,6 +139,30 @@ impl AnalysisGate {
             turn: Some(turn),
             _slot: slot,
             deadline: Instant::now() + self.timeout,
+            background: false,
+        })
+    }
+
+    /// A slot for an analysis computed in the background, with the background budget
+    /// (`SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS`). It waits as long as it takes for one of
+    /// the global slots and takes no organisation's turn: the worker computes one analysis
+    /// at a time, so a large funnel in the background never keeps its organisation's
+    /// other funnels waiting, and the database still runs at most the global number.
+    pub async fn background(&self) -> Result<AnalysisPermit<'_>, ApiError> {
+        let slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|closed| ApiError::Internal(closed.into()))?;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, SeqCst);
+        Ok(AnalysisPermit {
+            gate: self,
+            org_id: Uuid::nil(),
+            turn: None,
+            _slot: slot,
+            deadline: Instant::now() + self.background_timeout,
+            background: true,
         })
     }
 
@@ -168,16 +210,30 @@ impl AnalysisPermit<'_> {
     }
 
     fn spent(&self) -> ApiError {
-        let secs = self.gate.timeout.as_secs_f64();
-        tracing::warn!(limit_s = secs, "analysis stopped at its time budget");
+        let (secs, variable) = if self.background {
+            (
+                self.gate.background_timeout.as_secs_f64(),
+                "SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS",
+            )
+        } else {
+            (
+                self.gate.timeout.as_secs_f64(),
+                "SAMPLIT_ANALYSIS_TIMEOUT_MS",
+            )
+        };
+        tracing::warn!(
+            limit_s = secs,
+            background = self.background,
+            "analysis stopped at its time budget"
+        );
         ApiError::coded(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "analysis_timeout",
+            ANALYSIS_TIMEOUT,
             format!(
                 "computing this funnel took longer than the server's limit of {secs} s \
-                 (SAMPLIT_ANALYSIS_TIMEOUT_MS) and was stopped: a funnel reads every \
-                 event of its steps since the experiment began, so steps on rarer \
-                 events or a shorter window make it cheaper"
+                 ({variable}) and was stopped: a funnel reads every event of its steps \
+                 since the experiment began, so steps on rarer events or a shorter window \
+                 make it cheaper"
             ),
         )
     }
@@ -205,7 +261,13 @@ mod tests {
 
     #[tokio::test]
     async fn one_analysis_per_organisation_and_a_bounded_total() {
-        let gate = AnalysisGate::new(2, Duration::from_millis(20), 1, Duration::from_secs(20));
+        let gate = AnalysisGate::new(
+            2,
+            Duration::from_millis(20),
+            1,
+            Duration::from_secs(20),
+            Duration::from_secs(600),
+        );
         let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let first = gate.enter(a).await.expect("a's first");
         // The same organisation again: its turn stays taken past the wait.
@@ -240,6 +302,7 @@ mod tests {
             Duration::from_secs(5),
             1,
             Duration::from_secs(20),
+            Duration::from_secs(600),
         ));
         let org = Uuid::new_v4();
         let held = gate.enter(org).await.unwrap();

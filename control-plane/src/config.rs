@@ -273,6 +273,10 @@ pub struct Limits {
     /// `SAMPLIT_ANALYSIS_TIMEOUT_MS`, default 20000, below the 30 s request timeout so
     /// the database stops before the request does).
     pub analysis_timeout: Duration,
+    /// The same budget for a funnel computed in the background after its request ran
+    /// out of `analysis_timeout` (`SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS`, default
+    /// 600000: ten minutes; no request waits for it).
+    pub analysis_background_timeout: Duration,
     /// Sites per organisation (`SAMPLIT_QUOTA_SITES`, default 50).
     pub max_sites: i64,
     /// Running experiments per organisation (`SAMPLIT_QUOTA_RUNNING_EXPERIMENTS`,
@@ -416,6 +420,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         analysis_wait: Duration::from_millis(parse_count("SAMPLIT_ANALYSIS_WAIT_MS", 5000)?),
         analysis_per_org: to_usize(parse_count("SAMPLIT_ANALYSIS_PER_ORG", 1)?),
         analysis_timeout: analysis_timeout(parse_count("SAMPLIT_ANALYSIS_TIMEOUT_MS", 20_000)?)?,
+        analysis_background_timeout: Duration::from_millis(parse_count(
+            "SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS",
+            600_000,
+        )?),
         max_sites: to_i64(parse_count("SAMPLIT_QUOTA_SITES", 50)?),
         max_running_experiments: to_i64(parse_count("SAMPLIT_QUOTA_RUNNING_EXPERIMENTS", 100)?),
         max_api_keys: to_i64(parse_count("SAMPLIT_QUOTA_API_KEYS", 50)?),
@@ -762,6 +770,29 @@ mod tests {
             let err = load(&vars).unwrap_err().to_string();
             assert!(
                 err.contains("SAMPLIT_RAW_EVENTS_PER_SITE_DAY") && err.contains("positive"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_background_analysis_budget_defaults_to_ten_minutes() {
+        let name = "SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS";
+        assert_eq!(
+            load(&base()).unwrap().limits.analysis_background_timeout,
+            Duration::from_secs(600)
+        );
+        let mut vars = base();
+        vars.insert(name, "3600000".to_owned());
+        assert_eq!(
+            load(&vars).unwrap().limits.analysis_background_timeout,
+            Duration::from_secs(3600)
+        );
+        for bad in ["0", "10m"] {
+            vars.insert(name, bad.to_owned());
+            let err = load(&vars).unwrap_err().to_string();
+            assert!(
+                err.contains(name) && err.contains("positive"),
                 "{bad:?}: {err}"
             );
         }

@@ -16,7 +16,7 @@
 //! (CSV/XLSX downloads), [`ratelimit`] (login throttling), [`quota`] (per-organisation
 //! limits), [`publisher`] (signed snapshots, routes and tombstones pushed to the edge),
 //! [`verify`] (domain-ownership proofs over DNS and HTTP), [`mail`] (the outbox and its
-//! SMTP worker).
+//! SMTP worker), [`funnel_runs`] (funnels too large for a request, computed by a worker).
 //! `main.rs` only parses the command line and calls [`serve`] or [`migrate`].
 
 pub mod accounts;
@@ -31,6 +31,7 @@ pub mod domain;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod funnel_runs;
 pub mod http;
 pub mod ingest;
 pub mod mail;
@@ -131,6 +132,12 @@ pub async fn serve(
             let _ = rx.wait_for(|stop| *stop).await;
         }))
     };
+    let funnel_worker = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(funnel_runs::run(state.clone(), async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }))
+    };
     let app = router(state);
     let mut server_rx = stop_rx;
     let server = axum::serve(
@@ -152,5 +159,6 @@ pub async fn serve(
     let _ = mail_worker.await;
     let _ = alerts.await;
     let _ = webhook_worker.await;
+    let _ = funnel_worker.await;
     Ok(())
 }

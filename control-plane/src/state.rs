@@ -48,6 +48,7 @@ impl AppState {
                 config.limits.analysis_wait,
                 config.limits.analysis_per_org,
                 config.limits.analysis_timeout,
+                config.limits.analysis_background_timeout,
             )),
             shared_results: Arc::default(),
             ingestor: crate::ingest::Ingestor::new(

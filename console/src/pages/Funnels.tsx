@@ -6,7 +6,7 @@
 //
 // The strings live here (English and Spanish, chosen like the catalogue's) so the panel
 // stays one file, as the segments panel does.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, get, post } from '../lib/api';
 import { formatNumber, formatPercent, useLang, type Lang } from '../lib/i18n';
 import { Problem, Show, useLoad } from '../lib/ui';
@@ -49,7 +49,16 @@ export interface FunnelResults {
   analyses: { scope: string; element_name: string | null; arms: ArmResult[] }[];
   complete_from: string | null;
   warnings: { code: string; message: string }[];
+  computed_at: string;
 }
+/// The answer (202) while a funnel too large for a request is computed in the background.
+interface FunnelComputing {
+  status: 'computing';
+  requested_at: string;
+  message: string;
+}
+/// How often the panel asks again while its funnel is computed in the background.
+const POLL_MS = 5000;
 interface ExperimentGoals {
   goals: { id: string; name: string }[];
 }
@@ -84,6 +93,8 @@ const STRINGS: Record<Lang, Record<string, string>> = {
     small_arms: 'An arm has fewer than 100 visitors: its rates are imprecise.',
     raw_events_expired: 'Raw events past the retention are gone: the funnel is complete for visitors who entered from',
     raw_events_capped: 'The site reached its daily raw-event quota on some of these days: the funnel undercounts there (the results above count every event).',
+    computing: 'This funnel takes too long to compute while you wait: it is being computed in the background and appears here when it is ready.',
+    computed_in_background: 'A large funnel, computed in the background at',
   },
   es: {
     title: 'Embudos',
@@ -114,6 +125,8 @@ const STRINGS: Record<Lang, Record<string, string>> = {
     small_arms: 'Una variante tiene menos de 100 visitantes: sus tasas son imprecisas.',
     raw_events_expired: 'Los eventos pasada la retención ya no están: el embudo está completo para los visitantes que entraron desde el',
     raw_events_capped: 'El sitio alcanzó su cuota diaria de eventos en bruto algunos de estos días: el embudo se queda corto ahí (los resultados de arriba cuentan todos los eventos).',
+    computing: 'Este embudo tarda demasiado en calcularse mientras esperas: se está calculando en segundo plano y aparecerá aquí cuando esté listo.',
+    computed_in_background: 'Un embudo grande, calculado en segundo plano el',
   },
 };
 
@@ -157,10 +170,19 @@ function FunnelPanel({
   s: Record<string, string>;
   onDeleted: () => void;
 }) {
+  const lang = useLang();
   const results = useLoad(
-    () => get<FunnelResults>(`/experiments/${experimentId}/funnels/${funnel.id}/results`),
+    () => get<FunnelResults | FunnelComputing>(`/experiments/${experimentId}/funnels/${funnel.id}/results`),
     [experimentId, funnel.id],
   );
+  // While the background computes it, ask again every few seconds (each ask is a read of
+  // one row, not a computation).
+  const computing = results.data !== undefined && 'status' in results.data;
+  useEffect(() => {
+    if (!computing) return;
+    const timer = setTimeout(results.reload, POLL_MS);
+    return () => clearTimeout(timer);
+  }, [computing, results.data, results.reload]);
   const [error, setError] = useState<ApiError | null>(null);
   const remove = async () => {
     try {
@@ -180,28 +202,40 @@ function FunnelPanel({
       </h3>
       {error && <Problem error={error} />}
       <Show state={results}>
-        {(r) => (
-          <>
-            {r.warnings.map((w) => (
-              <p key={w.code} class={w.code === 'exploratory' ? 'muted' : 'alert'} role="note" data-testid={`funnel-warning-${w.code}`}>
-                {s[w.code] ?? w.message}
-                {w.code === 'raw_events_expired' && r.complete_from && ` ${r.complete_from}.`}
-              </p>
-            ))}
-            {r.analyses.map((a, i) => (
-              <div key={i}>
-                {a.element_name && (
-                  <h4>
-                    {a.element_name}
-                    {a.scope === 'main_effect' && <small class="muted"> · {s.main_effect}</small>}
-                  </h4>
-                )}
-                <FunnelChart funnel={r.funnel} arms={a.arms} s={s} />
-                <FunnelTable funnel={r.funnel} arms={a.arms} s={s} />
-              </div>
-            ))}
-          </>
-        )}
+        {(r) =>
+          'status' in r ? (
+            <p class="muted" role="status" data-testid="funnel-computing">
+              {s.computing}
+            </p>
+          ) : (
+            <>
+              {r.warnings.map((w) => (
+                <p
+                  key={w.code}
+                  class={w.code === 'exploratory' || w.code === 'computed_in_background' ? 'muted' : 'alert'}
+                  role="note"
+                  data-testid={`funnel-warning-${w.code}`}
+                >
+                  {s[w.code] ?? w.message}
+                  {w.code === 'raw_events_expired' && r.complete_from && ` ${r.complete_from}.`}
+                  {w.code === 'computed_in_background' && ` ${new Date(r.computed_at).toLocaleString(lang)}.`}
+                </p>
+              ))}
+              {r.analyses.map((a, i) => (
+                <div key={i}>
+                  {a.element_name && (
+                    <h4>
+                      {a.element_name}
+                      {a.scope === 'main_effect' && <small class="muted"> · {s.main_effect}</small>}
+                    </h4>
+                  )}
+                  <FunnelChart funnel={r.funnel} arms={a.arms} s={s} />
+                  <FunnelTable funnel={r.funnel} arms={a.arms} s={s} />
+                </div>
+              ))}
+            </>
+          )
+        }
       </Show>
     </article>
   );

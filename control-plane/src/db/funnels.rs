@@ -220,3 +220,103 @@ pub fn stream_step_events<'a>(
         .bind(q.to_day)
         .fetch(conn)
 }
+
+/// A funnel's background computation (`funnel_runs`): what the results endpoint decides
+/// on before computing.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunRow {
+    pub requested_at: Option<OffsetDateTime>,
+    pub result: Option<serde_json::Value>,
+    pub result_at: Option<OffsetDateTime>,
+    pub failed_at: Option<OffsetDateTime>,
+    pub failure: Option<String>,
+}
+
+/// The funnel's background computation, if it ever needed one.
+#[tracing::instrument(skip(pool))]
+pub async fn run_of(pool: &PgPool, funnel_id: Uuid) -> sqlx::Result<Option<RunRow>> {
+    sqlx::query_as::<_, RunRow>(
+        "SELECT requested_at, result, result_at, failed_at, failure
+           FROM funnel_runs WHERE funnel_id = $1",
+    )
+    .bind(funnel_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Asks for a background computation of the funnel (one already asked for keeps its
+/// time); returns when it was asked for.
+#[tracing::instrument(skip(pool))]
+pub async fn request_run(pool: &PgPool, funnel_id: Uuid) -> sqlx::Result<OffsetDateTime> {
+    sqlx::query_scalar(
+        "INSERT INTO funnel_runs (funnel_id, requested_at) VALUES ($1, now())
+         ON CONFLICT (funnel_id) DO UPDATE
+            SET requested_at = coalesce(funnel_runs.requested_at, now())
+         RETURNING requested_at",
+    )
+    .bind(funnel_id)
+    .fetch_one(pool)
+    .await
+}
+
+/// A funnel to compute in the background, with its experiment and organisation: the
+/// longest waiting one that no worker holds (or whose worker started it more than
+/// `stale_after` ago and so has stopped). Marks it taken.
+#[tracing::instrument(skip(pool))]
+pub async fn claim_run(
+    pool: &PgPool,
+    stale_after: std::time::Duration,
+) -> sqlx::Result<Option<(Uuid, Uuid, Uuid)>> {
+    let stale_ms = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query_as(
+        "WITH next AS (
+            SELECT funnel_id FROM funnel_runs
+             WHERE requested_at IS NOT NULL
+               AND (started_at IS NULL
+                    OR started_at < now() - make_interval(secs => $1::float8 / 1000))
+             ORDER BY requested_at
+             LIMIT 1
+             FOR UPDATE SKIP LOCKED
+         ), taken AS (
+            UPDATE funnel_runs r SET started_at = now()
+              FROM next WHERE r.funnel_id = next.funnel_id
+            RETURNING r.funnel_id
+         )
+         SELECT taken.funnel_id, f.experiment_id, e.org_id
+           FROM taken
+           JOIN funnels f ON f.id = taken.funnel_id
+           JOIN experiments e ON e.id = f.experiment_id",
+    )
+    .bind(stale_ms)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Keeps a background computation's answer (`Ok`, as the API returns it) or why it
+/// failed (`Err`), and marks the funnel as wanting nothing more.
+#[tracing::instrument(skip(pool, outcome))]
+pub async fn finish_run(
+    pool: &PgPool,
+    funnel_id: Uuid,
+    outcome: Result<&serde_json::Value, &str>,
+) -> sqlx::Result<()> {
+    let (result, failure) = match outcome {
+        Ok(result) => (Some(result), None),
+        Err(failure) => (None, Some(failure)),
+    };
+    sqlx::query(
+        "UPDATE funnel_runs
+            SET requested_at = NULL, started_at = NULL,
+                result    = coalesce($2, result),
+                result_at = CASE WHEN $2 IS NULL THEN result_at ELSE now() END,
+                failure   = $3,
+                failed_at = CASE WHEN $3 IS NULL THEN NULL ELSE now() END
+          WHERE funnel_id = $1",
+    )
+    .bind(funnel_id)
+    .bind(result)
+    .bind(failure)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

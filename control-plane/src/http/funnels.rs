@@ -20,7 +20,8 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use samplit_engine::stats::funnel::{
     FunnelCounts, MAX_STEPS, MIN_STEPS, StepEvent, analyze_funnel, steps_reached,
@@ -32,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::analysis_gate::{ANALYSIS_TIMEOUT, AnalysisPermit};
 use crate::audit::{self, Change};
 use crate::auth::RequireRole;
 use crate::auth::roles::{Editor, Viewer};
@@ -393,7 +395,8 @@ pub struct FunnelAnalysis {
 /// A caveat to show with the funnel.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FunnelWarning {
-    /// `exploratory`, `small_arms`, `raw_events_expired` or `raw_events_capped`.
+    /// `exploratory`, `small_arms`, `raw_events_expired`, `raw_events_capped` or
+    /// `computed_in_background` (added when the answer is the background's).
     pub code: &'static str,
     pub message: String,
 }
@@ -461,20 +464,26 @@ fn ms(t: OffsetDateTime) -> i64 {
 
 /// A funnel's results (viewer and up), computed from raw events now. Fixed-horizon
 /// statistics for exploring: the primary goal's always-valid test is the decision.
+///
+/// A funnel whose computation runs past `SAMPLIT_ANALYSIS_TIMEOUT_MS` is computed in the
+/// background instead ([`crate::funnel_runs`]): `202` with `Retry-After` until it is done,
+/// then its answer with its age (`computed_at`, the warning `computed_in_background`),
+/// computed again in the background when asked for more than [`REFRESH_AFTER`] later.
 #[utoipa::path(get, path = "/experiments/{id}/funnels/{funnel_id}/results", tag = "results",
     params(("id" = Uuid, Path, description = "Experiment id"), ("funnel_id" = Uuid, Path, description = "Funnel id")),
     responses(
         (status = 200, body = FunnelResults),
+        (status = 202, description = "The funnel takes longer than `SAMPLIT_ANALYSIS_TIMEOUT_MS` to compute and is being computed in the background: ask again after `Retry-After`", body = FunnelComputing),
         (status = 404, description = "No such experiment or funnel in your organisation", body = Problem),
         (status = 429, description = "Your organisation's earlier funnel computations kept its turn past `SAMPLIT_ANALYSIS_WAIT_MS`; retry after `Retry-After`", body = Problem),
-        (status = 503, description = "`busy`: every analysis slot of the server stayed busy; retry after `Retry-After`. `analysis_timeout`: the computation ran past `SAMPLIT_ANALYSIS_TIMEOUT_MS` and was stopped in the database", body = Problem),
+        (status = 503, description = "`busy`: every analysis slot of the server stayed busy; retry after `Retry-After`. `analysis_timeout`: even in the background the computation ran past `SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS` and was stopped in the database (asked again an hour later, it is tried again)", body = Problem),
     ),
     security(("bearer" = []), ("console_session" = [])))]
 async fn funnel_results(
     State(state): State<AppState>,
     RequireRole { actor, .. }: RequireRole<Viewer>,
     Path((id, funnel_id)): Path<(String, String)>,
-) -> ApiResult<axum::Json<FunnelResults>> {
+) -> ApiResult<Response> {
     let (id, funnel_id) = ids(&id, &funnel_id)?;
     let experiment = results_db::experiment_in_org(&state.pool, actor.org_id, id)
         .await?
@@ -482,8 +491,135 @@ async fn funnel_results(
     let row = db::one(&state.pool, id, funnel_id)
         .await?
         .ok_or(ApiError::NotFound("funnel"))?;
-    // After the authorisation checks (another organisation's ids never take a slot).
+    // After the authorisation checks: what the background has for it, if it needed it.
+    if let Some(run) = db::run_of(&state.pool, funnel_id).await?
+        && let Some(answer) = from_background(&state, funnel_id, run).await?
+    {
+        return Ok(answer);
+    }
+    // Another organisation's ids never take a slot.
     let slot = state.analyses.enter(actor.org_id).await?;
+    match compute(&state, &experiment, row, &slot).await {
+        Ok(results) => Ok(axum::Json(results).into_response()),
+        Err(ApiError::Coded { code, .. }) if code == ANALYSIS_TIMEOUT => {
+            drop(slot);
+            let requested_at = db::request_run(&state.pool, funnel_id).await?;
+            tracing::info!(%funnel_id, "funnel too slow for a request: computed in the background");
+            Ok(computing(&state, requested_at))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A background result is served for this long; asked for later, it is served once
+/// more and computed again in the background.
+pub const REFRESH_AFTER: time::Duration = time::Duration::minutes(10);
+/// After a background computation failed, the funnel is tried again (live first) when
+/// asked for this long after.
+pub const RETRY_FAILED_AFTER: time::Duration = time::Duration::hours(1);
+/// `Retry-After` of a `202`.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// The answer the background has for a funnel, if any: its last result (asking for a
+/// newer one when it is older than [`REFRESH_AFTER`]), `202` while the first is being
+/// computed, or its failure within [`RETRY_FAILED_AFTER`]. `None`: compute it now.
+async fn from_background(
+    state: &AppState,
+    funnel_id: Uuid,
+    run: db::RunRow,
+) -> ApiResult<Option<Response>> {
+    let now = OffsetDateTime::now_utc();
+    // The last background computation failed recently: not tried again before the hour.
+    let failed = run
+        .failed_at
+        .is_some_and(|at| now - at < RETRY_FAILED_AFTER);
+    if let (Some(mut result), Some(result_at)) = (run.result, run.result_at) {
+        let mut refreshing = run.requested_at.is_some();
+        if !refreshing && !failed && now - result_at > REFRESH_AFTER {
+            db::request_run(&state.pool, funnel_id).await?;
+            refreshing = true;
+        }
+        let message = format!(
+            "this funnel takes longer than {} s to compute, so it was computed in the \
+             background at {}{}",
+            state.config.limits.analysis_timeout.as_secs_f64(),
+            result_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            if refreshing {
+                "; a newer computation is under way"
+            } else if failed {
+                "; the last newer computation ran past the background limit and is tried \
+                 again an hour later"
+            } else {
+                "; viewed after ten minutes, it is computed again"
+            }
+        );
+        if let Some(warnings) = result
+            .get_mut("warnings")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            warnings.push(serde_json::json!({
+                "code": "computed_in_background",
+                "message": message,
+            }));
+        }
+        return Ok(Some(axum::Json(result).into_response()));
+    }
+    if let Some(requested_at) = run.requested_at {
+        return Ok(Some(computing(state, requested_at)));
+    }
+    if let Some(failure) = run.failure
+        && failed
+    {
+        return Err(ApiError::coded(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ANALYSIS_TIMEOUT,
+            failure,
+        ));
+    }
+    Ok(None)
+}
+
+/// A funnel being computed in the background.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FunnelComputing {
+    /// `computing`.
+    pub status: &'static str,
+    /// When the background computation was asked for.
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    pub message: String,
+}
+
+/// `202`: the funnel is being computed in the background since `requested_at`.
+fn computing(state: &AppState, requested_at: OffsetDateTime) -> Response {
+    let body = FunnelComputing {
+        status: "computing",
+        requested_at,
+        message: format!(
+            "this funnel takes longer than {} s to compute (SAMPLIT_ANALYSIS_TIMEOUT_MS), \
+             so it is being computed in the background; ask again in a few seconds",
+            state.config.limits.analysis_timeout.as_secs_f64()
+        ),
+    };
+    (
+        StatusCode::ACCEPTED,
+        [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// A funnel's results computed now, inside `slot`'s time budget (a request's or the
+/// background's): `503 analysis_timeout` when PostgreSQL stopped it there.
+pub(crate) async fn compute(
+    state: &AppState,
+    experiment: &results_db::ExperimentRow,
+    row: db::FunnelRow,
+    slot: &AnalysisPermit<'_>,
+) -> ApiResult<FunnelResults> {
+    let (id, funnel_id) = (experiment.id, row.id);
     let step_rows = db::steps_of(&state.pool, &[funnel_id]).await?;
     let n_steps = step_rows.len();
     let mut masks: HashMap<String, u32> = HashMap::new();
@@ -695,13 +831,13 @@ async fn funnel_results(
         });
     }
     let funnel = view(row, &step_rows);
-    Ok(axum::Json(FunnelResults {
+    Ok(FunnelResults {
         funnel,
         analyses,
         complete_from: complete_from.map(|d| d.to_string()),
         warnings,
         computed_at: now,
-    }))
+    })
 }
 
 /// The `raw_events_capped` warning's message for the days (in order, with the rows left

@@ -19,7 +19,7 @@ pub mod domains;
 mod editor;
 mod etag;
 pub mod experiments;
-mod funnels;
+pub mod funnels;
 mod health;
 mod ingest;
 mod members;

@@ -12,7 +12,7 @@ use crate::fixtures::{
     Experiment, Site, batch, conversion_at, experiment, exposure_at, ingest_ok, now_ms,
     team_running,
 };
-use crate::helpers::{TestApp, new_org};
+use crate::helpers::{Team, TestApp, new_org};
 
 /// A third goal, custom event `add_to_cart`, on the experiment.
 async fn cart_goal(app: &TestApp, experiment: Uuid) -> Uuid {
@@ -38,6 +38,14 @@ async fn create_funnel(app: &TestApp, token: &str, x: Uuid, body: Value) -> Valu
     let r = app.post(&funnels_uri(x), Some(token), body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     r.json()
+}
+
+/// Deletes funnel `fid` of experiment `x` as `token` (204 expected).
+async fn delete_funnel(app: &TestApp, token: &str, x: Uuid, fid: &str) {
+    let r = app
+        .delete(&format!("{}/{fid}", funnels_uri(x)), Some(token))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
 }
 
 /// The results of funnel `fid` of experiment `x` as `token` sees them (200 expected).
@@ -203,13 +211,7 @@ async fn reach_follows_order_window_and_exposure(pool: PgPool) {
     let r = app.get(&funnels_uri(x.id), Some(&team.viewer.token)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json().as_array().unwrap().len(), 1);
-    let r = app
-        .delete(
-            &format!("{}/{fid}", funnels_uri(x.id)),
-            Some(&team.editor.token),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    delete_funnel(&app, &team.editor.token, x.id, &fid).await;
     let r = app.get(&funnels_uri(x.id), Some(&team.viewer.token)).await;
     assert_eq!(r.json(), json!([]));
     let actions: Vec<String> = sqlx::query_scalar(
@@ -591,34 +593,84 @@ async fn funnel_results_are_bounded_per_organisation_and_in_all(pool: PgPool) {
 /// the request's analysis slot was already free: a loop of such requests would keep
 /// the database busy past the analysis gate's bound. Here a lock held on the raw
 /// conversions stands in for a computation too large to finish in time.
-#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
-async fn a_funnel_too_slow_to_compute_is_stopped_in_the_database(pool: PgPool) {
-    let app = TestApp::with_config(
-        pool,
-        crate::helpers::test_config_with(&[("SAMPLIT_ANALYSIS_TIMEOUT_MS", "300")]),
-    );
+/// A two-step funnel (signup, purchase) on a running experiment of a new team, with one
+/// visitor who signed up an hour ago, on an app whose analyses have `limits`:
+/// (app, team, site, experiment, funnel id).
+async fn one_visitor_funnel(
+    pool: PgPool,
+    limits: &[(&str, &str)],
+) -> (TestApp, Team, Site, Experiment, String) {
+    let app = TestApp::with_config(pool, crate::helpers::test_config_with(limits));
     let (team, s, x) = team_running(&app, "single", &[2]).await;
     let body = json!({"name": "F", "steps": [x.signup, x.purchase]});
     let fid = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let base = now_ms() - 3600 * 1000;
-    ingest_plan(&app, &s, &x, base, &[(0, "a1", &[("signup", 10)])]).await;
-    let uri = format!("{}/{fid}/results", funnels_uri(x.id));
+    ingest_plan(
+        &app,
+        &s,
+        &x,
+        now_ms() - 3600 * 1000,
+        &[(0, "a1", &[("signup", 10)])],
+    )
+    .await;
+    (app, team, s, x, fid)
+}
 
+/// Locks the raw conversions until the transaction ends: a stand-in for a funnel too
+/// large to compute within a budget.
+async fn lock_raw_conversions(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
     let mut blocker = app.pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE raw_conversions IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *blocker)
         .await
         .unwrap();
+    blocker
+}
+
+/// Runs the background worker's pass (`serve` runs it every 2 s): the funnels computed.
+async fn run_background(app: &TestApp) -> usize {
+    samplit_control_plane::funnel_runs::run_pending(&app.state)
+        .await
+        .unwrap()
+}
+
+/// Moves the funnel's background `column` (a time) `minutes` into the past.
+async fn age_run(app: &TestApp, fid: &str, column: &str, minutes: i32) {
+    sqlx::query(&format!(
+        "UPDATE funnel_runs SET {column} = {column} - make_interval(mins => $2)
+          WHERE funnel_id = $1::uuid"
+    ))
+    .bind(fid)
+    .bind(minutes)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_funnel_too_slow_for_a_request_is_computed_in_the_background_and_served_with_its_age(
+    pool: PgPool,
+) {
+    let (app, team, s, x, fid) =
+        one_visitor_funnel(pool, &[("SAMPLIT_ANALYSIS_TIMEOUT_MS", "300")]).await;
+    let base = now_ms() - 3600 * 1000;
+    let uri = format!("{}/{fid}/results", funnels_uri(x.id));
+
+    // Too large to compute within the request's budget.
+    let blocker = lock_raw_conversions(&app).await;
     let started = std::time::Instant::now();
     let r = app.get(&uri, Some(&team.viewer.token)).await;
     let waited = started.elapsed();
-    let problem = r.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "analysis_timeout");
-    let detail = problem["detail"].as_str().unwrap();
-    assert!(detail.contains("0.3 s"), "{detail}");
-    assert!(detail.contains("window"), "says how to narrow it: {detail}");
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(r.headers["retry-after"], "5");
+    let computing = r.json();
+    assert_eq!(computing["status"], "computing");
+    assert!(
+        computing["message"].as_str().unwrap().contains("0.3 s"),
+        "{computing}"
+    );
     assert!(
         waited < std::time::Duration::from_secs(10),
         "stopped by the statement timeout, not the request's: {waited:?}"
@@ -633,9 +685,159 @@ async fn a_funnel_too_slow_to_compute_is_stopped_in_the_database(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(active, 0, "the funnel's query was cancelled");
+    // Asked again while it waits: 202 at once, the same request, no second computation.
+    let started = std::time::Instant::now();
+    let again = app.get(&uri, Some(&team.viewer.token)).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.text());
+    assert_eq!(again.json()["requested_at"], computing["requested_at"]);
+    assert!(started.elapsed() < std::time::Duration::from_millis(250));
+    // Another organisation's member gets nothing of it.
+    let other = new_org(&app).await;
+    app.get(&uri, Some(&other.token))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
     blocker.rollback().await.unwrap();
 
-    // The lock gone, the same request computes.
+    // The worker computes it (serve runs it every 2 s) and keeps the answer.
+    assert_eq!(run_background(&app).await, 1);
     let results = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
     assert_eq!(reached(&results["analyses"][0]["arms"][0]), [1, 0]);
+    let kept: time::OffsetDateTime =
+        sqlx::query_scalar("SELECT result_at FROM funnel_runs WHERE funnel_id = $1::uuid")
+            .bind(&fid)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let computed_at = time::OffsetDateTime::parse(
+        results["computed_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        (kept - computed_at).abs() < time::Duration::seconds(1),
+        "served with its age"
+    );
+    let warning = warning_message(&results, "computed_in_background");
+    assert!(warning.contains("0.3 s"), "{warning}");
+    // Served from the background, not computed again: a new visitor does not show yet.
+    ingest_plan(
+        &app,
+        &s,
+        &x,
+        base,
+        &[(0, "a2", &[("signup", 10), ("purchase", 20)])],
+    )
+    .await;
+    let results = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
+    assert_eq!(reached(&results["analyses"][0]["arms"][0]), [1, 0]);
+    assert_eq!(
+        run_background(&app).await,
+        0,
+        "nothing queued while the answer is fresh"
+    );
+
+    // Ten minutes later, the old answer is served once more and a newer one queued.
+    age_run(&app, &fid, "result_at", 11).await;
+    let stale = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
+    assert_eq!(reached(&stale["analyses"][0]["arms"][0]), [1, 0]);
+    assert!(
+        warning_message(&stale, "computed_in_background").contains("newer computation"),
+        "{stale}"
+    );
+    assert_eq!(run_background(&app).await, 1);
+    let fresh = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
+    assert_eq!(reached(&fresh["analyses"][0]["arms"][0]), [2, 1]);
+
+    // Deleting the funnel deletes what the background kept of it.
+    delete_funnel(&app, &team.editor.token, x.id, &fid).await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM funnel_runs")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn a_funnel_too_slow_even_in_the_background_is_not_tried_again_for_an_hour(pool: PgPool) {
+    let (app, team, _s, x, fid) = one_visitor_funnel(
+        pool,
+        &[
+            ("SAMPLIT_ANALYSIS_TIMEOUT_MS", "300"),
+            ("SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS", "400"),
+        ],
+    )
+    .await;
+    let uri = format!("{}/{fid}/results", funnels_uri(x.id));
+
+    // Too slow for the request; the background computes it.
+    let blocker = lock_raw_conversions(&app).await;
+    assert_eq!(
+        app.get(&uri, Some(&team.viewer.token)).await.status,
+        StatusCode::ACCEPTED
+    );
+    blocker.rollback().await.unwrap();
+    assert_eq!(run_background(&app).await, 1);
+
+    // Ten minutes later its refresh runs past the background's budget too: the last
+    // answer is still served, says so, and is not queued again.
+    age_run(&app, &fid, "result_at", 11).await;
+    let blocker = lock_raw_conversions(&app).await;
+    let stale = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
+    assert!(warning_message(&stale, "computed_in_background").contains("newer computation"));
+    assert_eq!(run_background(&app).await, 1);
+    let served = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
+    assert_eq!(reached(&served["analyses"][0]["arms"][0]), [1, 0]);
+    let warning = warning_message(&served, "computed_in_background");
+    assert!(
+        warning.contains("ran past the background limit"),
+        "{warning}"
+    );
+    assert_eq!(run_background(&app).await, 0, "not queued again at once");
+
+    // Without an answer kept, the failure itself is the answer for the hour.
+    sqlx::query(
+        "UPDATE funnel_runs SET result = NULL, result_at = NULL WHERE funnel_id = $1::uuid",
+    )
+    .bind(&fid)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let problem = app
+        .get(&uri, Some(&team.viewer.token))
+        .await
+        .assert_problem(StatusCode::SERVICE_UNAVAILABLE, "analysis_timeout");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("0.4 s") && detail.contains("SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS"),
+        "{detail}"
+    );
+    assert!(detail.contains("window"), "says how to narrow it: {detail}");
+    assert_eq!(run_background(&app).await, 0);
+    blocker.rollback().await.unwrap();
+
+    // An hour later it is tried again, live first: the lock gone, it computes now.
+    age_run(&app, &fid, "failed_at", 61).await;
+    let results = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
+    assert_eq!(reached(&results["analyses"][0]["arms"][0]), [1, 0]);
+    assert!(
+        results["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["code"] != "computed_in_background"),
+        "computed now: {results}"
+    );
+}
+
+/// The message of the answer's warning `code` (which must be there).
+fn warning_message(results: &Value, code: &str) -> String {
+    results["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} warning: {results}"))["message"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
