@@ -277,6 +277,10 @@ pub struct Limits {
     /// out of `analysis_timeout` (`SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS`, default
     /// 600000: ten minutes; no request waits for it).
     pub analysis_background_timeout: Duration,
+    /// Funnels of one organisation waiting for or in a background computation at once
+    /// (`SAMPLIT_ANALYSIS_BACKGROUND_PER_ORG`, default 2); past it, a further one is
+    /// answered 429, so one organisation cannot fill the worker's queue for everyone.
+    pub analysis_background_per_org: i64,
     /// Sites per organisation (`SAMPLIT_QUOTA_SITES`, default 50).
     pub max_sites: i64,
     /// Running experiments per organisation (`SAMPLIT_QUOTA_RUNNING_EXPERIMENTS`,
@@ -424,6 +428,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
             "SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS",
             600_000,
         )?),
+        analysis_background_per_org: to_i64(parse_count("SAMPLIT_ANALYSIS_BACKGROUND_PER_ORG", 2)?),
         max_sites: to_i64(parse_count("SAMPLIT_QUOTA_SITES", 50)?),
         max_running_experiments: to_i64(parse_count("SAMPLIT_QUOTA_RUNNING_EXPERIMENTS", 100)?),
         max_api_keys: to_i64(parse_count("SAMPLIT_QUOTA_API_KEYS", 50)?),
@@ -788,6 +793,7 @@ mod tests {
             load(&vars).unwrap().limits.analysis_background_timeout,
             Duration::from_secs(3600)
         );
+        assert_eq!(load(&base()).unwrap().limits.analysis_background_per_org, 2);
         for bad in ["0", "10m"] {
             vars.insert(name, bad.to_owned());
             let err = load(&vars).unwrap_err().to_string();

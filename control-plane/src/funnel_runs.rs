@@ -7,7 +7,9 @@
 //! `SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS` and keeps the answer, which the endpoint then
 //! serves with its age. One funnel at a time per process, through one of the analysis
 //! gate's global slots ([`crate::analysis_gate::AnalysisGate::background`]); several
-//! replicas share the queue (`FOR UPDATE SKIP LOCKED`).
+//! replicas share the queue (`FOR UPDATE SKIP LOCKED`). An organisation has at most
+//! `SAMPLIT_ANALYSIS_BACKGROUND_PER_ORG` funnels in the queue (the endpoint answers 429
+//! past it), so none fills it for everyone.
 
 use std::time::Duration;
 

@@ -244,18 +244,36 @@ pub async fn run_of(pool: &PgPool, funnel_id: Uuid) -> sqlx::Result<Option<RunRo
     .await
 }
 
-/// Asks for a background computation of the funnel (one already asked for keeps its
-/// time); returns when it was asked for.
+/// Asks for a background computation of the funnel, unless its organisation already has
+/// `per_org` other funnels waiting for or in one (`None`: asked for nothing). One already
+/// asked for keeps its time; returns when it was asked for. (Two requests of one
+/// organisation at the same instant can both pass the count: the bound is per request,
+/// not a lock.)
 #[tracing::instrument(skip(pool))]
-pub async fn request_run(pool: &PgPool, funnel_id: Uuid) -> sqlx::Result<OffsetDateTime> {
+pub async fn request_run(
+    pool: &PgPool,
+    funnel_id: Uuid,
+    org_id: Uuid,
+    per_org: i64,
+) -> sqlx::Result<Option<OffsetDateTime>> {
     sqlx::query_scalar(
-        "INSERT INTO funnel_runs (funnel_id, requested_at) VALUES ($1, now())
+        "WITH waiting AS (
+            SELECT count(*) AS n
+              FROM funnel_runs r
+              JOIN funnels f ON f.id = r.funnel_id
+              JOIN experiments e ON e.id = f.experiment_id
+             WHERE e.org_id = $2 AND r.requested_at IS NOT NULL AND r.funnel_id <> $1
+         )
+         INSERT INTO funnel_runs (funnel_id, requested_at)
+         SELECT $1, now() FROM waiting WHERE n < $3
          ON CONFLICT (funnel_id) DO UPDATE
             SET requested_at = coalesce(funnel_runs.requested_at, now())
          RETURNING requested_at",
     )
     .bind(funnel_id)
-    .fetch_one(pool)
+    .bind(org_id)
+    .bind(per_org)
+    .fetch_optional(pool)
     .await
 }
 

@@ -475,7 +475,7 @@ fn ms(t: OffsetDateTime) -> i64 {
         (status = 200, body = FunnelResults),
         (status = 202, description = "The funnel takes longer than `SAMPLIT_ANALYSIS_TIMEOUT_MS` to compute and is being computed in the background: ask again after `Retry-After`", body = FunnelComputing),
         (status = 404, description = "No such experiment or funnel in your organisation", body = Problem),
-        (status = 429, description = "Your organisation's earlier funnel computations kept its turn past `SAMPLIT_ANALYSIS_WAIT_MS`; retry after `Retry-After`", body = Problem),
+        (status = 429, description = "Your organisation's earlier funnel computations kept its turn past `SAMPLIT_ANALYSIS_WAIT_MS`, or it already has `SAMPLIT_ANALYSIS_BACKGROUND_PER_ORG` funnels being computed in the background; retry after `Retry-After`", body = Problem),
         (status = 503, description = "`busy`: every analysis slot of the server stayed busy; retry after `Retry-After`. `analysis_timeout`: even in the background the computation ran past `SAMPLIT_ANALYSIS_BACKGROUND_TIMEOUT_MS` and was stopped in the database (asked again an hour later, it is tried again)", body = Problem),
     ),
     security(("bearer" = []), ("console_session" = [])))]
@@ -493,7 +493,7 @@ async fn funnel_results(
         .ok_or(ApiError::NotFound("funnel"))?;
     // After the authorisation checks: what the background has for it, if it needed it.
     if let Some(run) = db::run_of(&state.pool, funnel_id).await?
-        && let Some(answer) = from_background(&state, funnel_id, run).await?
+        && let Some(answer) = from_background(&state, actor.org_id, funnel_id, run).await?
     {
         return Ok(answer);
     }
@@ -503,9 +503,14 @@ async fn funnel_results(
         Ok(results) => Ok(axum::Json(results).into_response()),
         Err(ApiError::Coded { code, .. }) if code == ANALYSIS_TIMEOUT => {
             drop(slot);
-            let requested_at = db::request_run(&state.pool, funnel_id).await?;
-            tracing::info!(%funnel_id, "funnel too slow for a request: computed in the background");
-            Ok(computing(&state, requested_at))
+            let limit = state.config.limits.analysis_background_per_org;
+            match db::request_run(&state.pool, funnel_id, actor.org_id, limit).await? {
+                Some(requested_at) => {
+                    tracing::info!(%funnel_id, "funnel too slow for a request: computed in the background");
+                    Ok(computing(&state, requested_at))
+                }
+                None => Ok(background_full(limit)),
+            }
         }
         Err(e) => Err(e),
     }
@@ -525,6 +530,7 @@ const RETRY_AFTER_SECS: u64 = 5;
 /// computed, or its failure within [`RETRY_FAILED_AFTER`]. `None`: compute it now.
 async fn from_background(
     state: &AppState,
+    org_id: Uuid,
     funnel_id: Uuid,
     run: db::RunRow,
 ) -> ApiResult<Option<Response>> {
@@ -535,9 +541,13 @@ async fn from_background(
         .is_some_and(|at| now - at < RETRY_FAILED_AFTER);
     if let (Some(mut result), Some(result_at)) = (run.result, run.result_at) {
         let mut refreshing = run.requested_at.is_some();
+        let mut waits = false;
         if !refreshing && !failed && now - result_at > REFRESH_AFTER {
-            db::request_run(&state.pool, funnel_id).await?;
-            refreshing = true;
+            let limit = state.config.limits.analysis_background_per_org;
+            refreshing = db::request_run(&state.pool, funnel_id, org_id, limit)
+                .await?
+                .is_some();
+            waits = !refreshing;
         }
         let message = format!(
             "this funnel takes longer than {} s to compute, so it was computed in the \
@@ -548,6 +558,8 @@ async fn from_background(
                 .unwrap_or_default(),
             if refreshing {
                 "; a newer computation is under way"
+            } else if waits {
+                "; a newer one waits for your organisation's other funnels in the background"
             } else if failed {
                 "; the last newer computation ran past the background limit and is tried \
                  again an hour later"
@@ -579,6 +591,25 @@ async fn from_background(
         ));
     }
     Ok(None)
+}
+
+/// `429`: the organisation already has `limit` funnels waiting for or in a background
+/// computation; this one is not queued.
+fn background_full(limit: i64) -> Response {
+    let mut response = ApiError::coded(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "this funnel takes too long to compute while you wait, and your organisation \
+             already has {limit} funnels being computed in the background \
+             (SAMPLIT_ANALYSIS_BACKGROUND_PER_ORG): ask again once they are done"
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(60u32));
+    response
 }
 
 /// A funnel being computed in the background.

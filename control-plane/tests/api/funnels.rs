@@ -841,3 +841,74 @@ fn warning_message(results: &Value, code: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// One organisation cannot fill the background worker's queue: past
+/// `SAMPLIT_ANALYSIS_BACKGROUND_PER_ORG` funnels waiting, a further one of it is answered
+/// 429, while another organisation's is still queued.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn an_organisation_queues_at_most_its_share_of_background_funnels(pool: PgPool) {
+    let (app, team, _s, x, first) = one_visitor_funnel(
+        pool,
+        &[
+            ("SAMPLIT_ANALYSIS_TIMEOUT_MS", "300"),
+            ("SAMPLIT_ANALYSIS_BACKGROUND_PER_ORG", "1"),
+        ],
+    )
+    .await;
+    let body = json!({"name": "G", "steps": [x.purchase, x.signup]});
+    let second = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (other, t, y) = team_running(&app, "single", &[2]).await;
+    let body = json!({"name": "F", "steps": [y.signup, y.purchase]});
+    let theirs = create_funnel(&app, &other.editor.token, y.id, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ingest_plan(
+        &app,
+        &t,
+        &y,
+        now_ms() - 3600 * 1000,
+        &[(1, "b1", &[("signup", 10)])],
+    )
+    .await;
+    let uri = |x: Uuid, fid: &str| format!("{}/{fid}/results", funnels_uri(x));
+
+    let blocker = lock_raw_conversions(&app).await;
+    let r = app.get(&uri(x.id, &first), Some(&team.viewer.token)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let r = app.get(&uri(x.id, &second), Some(&team.viewer.token)).await;
+    let problem = r.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(r.headers["retry-after"], "60");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("SAMPLIT_ANALYSIS_BACKGROUND_PER_ORG") && detail.contains('1'),
+        "{detail}"
+    );
+    // The first is still the one waiting; another organisation is not held back.
+    let r = app.get(&uri(x.id, &first), Some(&team.viewer.token)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let r = app
+        .get(&uri(y.id, &theirs), Some(&other.viewer.token))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    blocker.rollback().await.unwrap();
+
+    // Once the worker is done, the organisation's next one may queue (or, here, compute).
+    assert_eq!(run_background(&app).await, 2);
+    let results = funnel_results(&app, &team.viewer.token, x.id, &second).await;
+    assert_eq!(reached(&results["analyses"][0]["arms"][0]), [0, 0]);
+
+    // At its share, the organisation's stale answers are still served; their refresh
+    // waits.
+    age_run(&app, &first, "result_at", 11).await;
+    let blocker = lock_raw_conversions(&app).await;
+    let r = app.get(&uri(x.id, &second), Some(&team.viewer.token)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let stale = funnel_results(&app, &team.viewer.token, x.id, &first).await;
+    let warning = warning_message(&stale, "computed_in_background");
+    assert!(warning.contains("waits for your organisation"), "{warning}");
+    blocker.rollback().await.unwrap();
+}
