@@ -42,6 +42,11 @@ use crate::error::ApiError;
 /// The problem code of an analysis stopped at its time budget.
 pub const ANALYSIS_TIMEOUT: &str = "analysis_timeout";
 
+/// Whether `error` is an analysis stopped at its time budget ([`AnalysisPermit::stopped`]).
+pub fn is_spent(error: &ApiError) -> bool {
+    matches!(error, ApiError::Coded { code, .. } if *code == ANALYSIS_TIMEOUT)
+}
+
 pub struct AnalysisGate {
     slots: Semaphore,
     wait: Duration,

@@ -33,7 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::analysis_gate::{ANALYSIS_TIMEOUT, AnalysisPermit};
+use crate::analysis_gate::{self, ANALYSIS_TIMEOUT, AnalysisPermit};
 use crate::audit::{self, Change};
 use crate::auth::RequireRole;
 use crate::auth::roles::{Editor, Viewer};
@@ -501,15 +501,16 @@ async fn funnel_results(
     let slot = state.analyses.enter(actor.org_id).await?;
     match compute(&state, &experiment, row, &slot).await {
         Ok(results) => Ok(axum::Json(results).into_response()),
-        Err(ApiError::Coded { code, .. }) if code == ANALYSIS_TIMEOUT => {
+        Err(e) if analysis_gate::is_spent(&e) => {
             drop(slot);
-            let limit = state.config.limits.analysis_background_per_org;
-            match db::request_run(&state.pool, funnel_id, actor.org_id, limit).await? {
+            match queue(&state, actor.org_id, funnel_id).await? {
                 Some(requested_at) => {
                     tracing::info!(%funnel_id, "funnel too slow for a request: computed in the background");
                     Ok(computing(&state, requested_at))
                 }
-                None => Ok(background_full(limit)),
+                None => Ok(background_full(
+                    state.config.limits.analysis_background_per_org,
+                )),
             }
         }
         Err(e) => Err(e),
@@ -543,10 +544,7 @@ async fn from_background(
         let mut refreshing = run.requested_at.is_some();
         let mut waits = false;
         if !refreshing && !failed && now - result_at > REFRESH_AFTER {
-            let limit = state.config.limits.analysis_background_per_org;
-            refreshing = db::request_run(&state.pool, funnel_id, org_id, limit)
-                .await?
-                .is_some();
+            refreshing = queue(state, org_id, funnel_id).await?.is_some();
             waits = !refreshing;
         }
         let message = format!(
@@ -591,6 +589,18 @@ async fn from_background(
         ));
     }
     Ok(None)
+}
+
+/// Queues the funnel for the background worker within its organisation's share
+/// (`SAMPLIT_ANALYSIS_BACKGROUND_PER_ORG`): when it was asked for, or `None` when the
+/// share is taken.
+async fn queue(
+    state: &AppState,
+    org_id: Uuid,
+    funnel_id: Uuid,
+) -> ApiResult<Option<OffsetDateTime>> {
+    let limit = state.config.limits.analysis_background_per_org;
+    Ok(db::request_run(&state.pool, funnel_id, org_id, limit).await?)
 }
 
 /// `429`: the organisation already has `limit` funnels waiting for or in a background
