@@ -246,9 +246,9 @@ pub async fn run_of(pool: &PgPool, funnel_id: Uuid) -> sqlx::Result<Option<RunRo
 
 /// Asks for a background computation of the funnel, unless its organisation already has
 /// `per_org` other funnels waiting for or in one (`None`: asked for nothing). One already
-/// asked for keeps its time; returns when it was asked for. (Two requests of one
-/// organisation at the same instant can both pass the count: the bound is per request,
-/// not a lock.)
+/// asked for keeps its time; returns when it was asked for. A transaction-scoped advisory
+/// lock on the organisation makes the count and the insert one step, so two requests at
+/// the same instant cannot both take the last place.
 #[tracing::instrument(skip(pool))]
 pub async fn request_run(
     pool: &PgPool,
@@ -256,7 +256,12 @@ pub async fn request_run(
     org_id: Uuid,
     per_org: i64,
 ) -> sqlx::Result<Option<OffsetDateTime>> {
-    sqlx::query_scalar(
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('funnel_runs:' || $1::text, 0))")
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+    let requested_at = sqlx::query_scalar(
         "WITH waiting AS (
             SELECT count(*) AS n
               FROM funnel_runs r
@@ -273,8 +278,10 @@ pub async fn request_run(
     .bind(funnel_id)
     .bind(org_id)
     .bind(per_org)
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(requested_at)
 }
 
 /// A funnel to compute in the background, with its experiment and organisation: the

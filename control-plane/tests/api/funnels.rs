@@ -912,3 +912,55 @@ async fn an_organisation_queues_at_most_its_share_of_background_funnels(pool: Pg
     assert!(warning.contains("waits for your organisation"), "{warning}");
     blocker.rollback().await.unwrap();
 }
+
+/// Requests of one organisation at the same instant, each for another funnel too slow for
+/// a request, queue no more than its share: the count and the insert are one step.
+#[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
+async fn simultaneous_requests_of_an_organisation_queue_no_more_than_its_share(pool: PgPool) {
+    const SHARE: i64 = 2;
+    let (app, team, _s, x, first) = one_visitor_funnel(pool, &[]).await;
+    let mut funnels = vec![first];
+    for i in 0..7 {
+        let body = json!({"name": format!("F{i}"), "steps": [x.purchase, x.signup]});
+        let id = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        funnels.push(id);
+    }
+    let org: Uuid = sqlx::query_scalar("SELECT org_id FROM experiments WHERE id = $1")
+        .bind(x.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for round in 0..5 {
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(funnels.len()));
+        let tasks: Vec<_> = funnels
+            .iter()
+            .map(|fid| {
+                let (pool, start) = (app.pool.clone(), start.clone());
+                let fid: Uuid = fid.parse().unwrap();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    samplit_control_plane::db::funnels::request_run(&pool, fid, org, SHARE)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut queued = 0;
+        for task in tasks {
+            queued += usize::from(task.await.unwrap().is_some());
+        }
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM funnel_runs WHERE requested_at IS NOT NULL")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        assert_eq!((queued, waiting), (SHARE as usize, SHARE), "round {round}");
+        sqlx::query("DELETE FROM funnel_runs")
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+}
