@@ -307,9 +307,8 @@ pub async fn handle(req: &mut Request, env: &Env, ctx: &Context) -> Result<Respo
     let visitor_id = match (&input.visitor_id, request.cookie_visitor_id()) {
         (Some(id), _) => id.clone(),
         (None, Some(id)) => id.to_owned(),
-        (None, None) => {
-            ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
-        }
+        (None, None) => ids::time_ordered_uuid(now_ms())
+            .map_err(|e| ApiError::upstream("the random number generator", e))?,
     };
     let user_agent = input.user_agent.as_deref().or(request.header("user-agent"));
     let ip: Option<IpAddr> = input

@@ -211,9 +211,8 @@ pub fn to_item(
             return Err(bad("id must be 1-128 bytes"));
         }
         Some(client) => ids::derived_uuid(&[site_key, visitor_id, client]),
-        None => {
-            ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
-        }
+        None => ids::time_ordered_uuid(ts_ms)
+            .map_err(|e| ApiError::upstream("the random number generator", e))?,
     };
     let currency = match e.currency {
         Some(c) if !ingest::currency_valid(&c) => {

@@ -97,7 +97,8 @@ async fn deliver(items: &[Item], queue: &str, env: &Env) -> Result<(), DeliveryE
     if secret.is_empty() {
         return Err(DeliveryError::NotConfigured("SAMPLIT_INGEST_SECRET"));
     }
-    let batch_id = ids::random_uuid().map_err(|e| DeliveryError::Network(e.to_string()))?;
+    let batch_id = ids::time_ordered_uuid(crate::clock::now_ms())
+        .map_err(|e| DeliveryError::Network(e.to_string()))?;
     let batch = Batch::<&Item> {
         batch_id,
         items: items.iter().collect(),

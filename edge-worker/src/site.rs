@@ -319,7 +319,7 @@ pub(crate) fn exposures(
         .iter()
         .map(|a| {
             Ok(Item::Exposure(Exposure {
-                id: ids::random_uuid()
+                id: ids::time_ordered_uuid(ts_ms)
                     .map_err(|e| ApiError::upstream("the random number generator", e))?,
                 site_key: site_key.to_owned(),
                 experiment_id: a.experiment_id.to_owned(),
@@ -384,9 +384,8 @@ pub async fn handle(req: &Request, env: &Env, ctx: &Context) -> Result<Option<Re
     let request = RequestVisitor::read(req);
     let visitor_id = match request.cookie_visitor_id() {
         Some(id) => id.to_owned(),
-        None => {
-            ids::random_uuid().map_err(|e| ApiError::upstream("the random number generator", e))?
-        }
+        None => ids::time_ordered_uuid(now_ms())
+            .map_err(|e| ApiError::upstream("the random number generator", e))?,
     };
     // The sticky cookie's tokens, kept only when minted for this site and visitor.
     let sticky_key = trust::sticky_key(env)?;

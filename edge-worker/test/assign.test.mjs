@@ -26,7 +26,9 @@ before(async () => {
 after(async () => { await worker?.stop(); });
 
 test('a new visitor gets an assignment with its changes, propensity and version, and a cookie', { timeout: 30000 }, async () => {
+  const sent = Date.now();
   const res = await h.assign(worker, { site_key: SITE, url: URL_, attributes: { plan: 'pro' } });
+  const answered = Date.now();
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('cache-control'), 'no-store');
   const body = await h.json(res);
@@ -47,7 +49,10 @@ test('a new visitor gets an assignment with its changes, propensity and version,
   }
   const cookies = h.setCookies(res);
   assert.equal(cookies.samplit_vid.value, body.visitor_id);
-  assert.match(body.visitor_id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  // A time-ordered UUID (version 7): the time it was made in its first 48 bits.
+  assert.match(body.visitor_id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  const made = parseInt(body.visitor_id.slice(0, 8) + body.visitor_id.slice(9, 13), 16);
+  assert.ok(made >= sent - 1000 && made <= answered + 1000, `${made} not in [${sent}, ${answered}]`);
   assert.match(cookies.samplit_vid.line, /Max-Age=31536000/);
   assert.match(cookies.samplit_vid.line, /SameSite=Lax/);
   assert.doesNotMatch(cookies.samplit_vid.line, /Secure/, 'plain http here: no Secure');

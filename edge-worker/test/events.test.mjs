@@ -7,7 +7,11 @@ import * as h from './harness.mjs';
 
 const SITE = 'sk_test_events';
 const MAX_RETRIES = 3;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[48][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// The edge's new ids are time-ordered UUIDs (version 7), a client event id's a version 8.
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[78][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const NEW_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// The Unix milliseconds a version 7 UUID was made at.
+const madeAt = (id) => parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
 let worker;
 let cp;
 let failNext = 0; // the fake control plane answers 500 to this many more calls
@@ -60,11 +64,13 @@ test('events are accepted with 202 and reach the control plane in a signed batch
   assert.equal(byType.pageview.url, 'https://shop.example.com/pricing');
   for (const item of items) {
     assert.equal(item.site_key, SITE);
-    assert.match(item.id, UUID);
+    assert.match(item.id, NEW_ID, 'no client event id: a new id, made when the event came');
+    assert.equal(madeAt(item.id), item.ts_ms);
     assert.ok(Math.abs(item.ts_ms - Date.now()) < 60000);
   }
   const batch = cp.received.find((b) => b.items.some((i) => i.visitor_id === 'ev-visitor-1'));
-  assert.match(batch.batch_id, UUID);
+  assert.match(batch.batch_id, NEW_ID);
+  assert.ok(Math.abs(madeAt(batch.batch_id) - Date.now()) < 60000);
   assert.deepEqual(cp.rejected, [], 'every request carried a valid signature and timestamp');
 });
 
@@ -89,7 +95,8 @@ test('one exposure per assignment is delivered with its propensity and version; 
   assert.equal(exposure.propensity, 0.5);
   assert.equal(exposure.snapshot_version, 1);
   assert.equal('element_id' in exposure, false);
-  assert.match(exposure.id, UUID);
+  assert.match(exposure.id, NEW_ID);
+  assert.equal(madeAt(exposure.id), exposure.ts_ms);
   // The bot's request came first; the queue has delivered what came after it.
   assert.deepEqual(itemsOf('ev-bot'), []);
 });

@@ -6,9 +6,10 @@
 //! `BENCH_NO_ERASURE_INDEX=1` drops the raw events' `(site_id, visitor_id)` indexes
 //! before ingesting, to measure what they cost; `BENCH_SETUP_SQL` runs its SQL in the
 //! bench database after the migrations, to measure a schema change before writing it;
-//! `BENCH_SKIP_CONSOLE=1` skips step 5; `BENCH_KEYS=random` makes item and visitor ids
-//! UUIDs, as the edge makes them, instead of `"<batch>-<i>"` and `"visitor-<n>"`, whose
-//! index inserts land on few, hot pages).
+//! `BENCH_SKIP_CONSOLE=1` skips step 5; `BENCH_KEYS=v7` makes item and visitor ids
+//! time-ordered UUIDs (version 7), as the edge makes them, `BENCH_KEYS=random` random
+//! ones (version 4), as it made them before, instead of `"<batch>-<i>"` and
+//! `"visitor-<n>"`, whose index inserts land on few, hot pages).
 //!
 //! 1. Creates a database `samplit_bench_<random>`, migrates it, and inserts an
 //!    organisation, a site and a running two-arm experiment with a revenue goal.
@@ -121,30 +122,32 @@ async fn run(url: &str, events: usize, concurrency: usize) -> anyhow::Result<()>
     // first's commit on the visitor's `goal_conversions` row (repeat buyers a second
     // apart: pessimistic). A larger window spreads a visitor's purchases further apart.
     let buyers = bench_support::env_count("BENCH_BUYERS", 1000).max(1);
-    let random_keys = match std::env::var("BENCH_KEYS").as_deref() {
-        Err(_) | Ok("sequential") => false,
-        Ok("random") => true,
-        Ok(other) => anyhow::bail!("BENCH_KEYS is `random` or `sequential`, not `{other}`"),
-    };
-    let item_id = |b: usize, i: usize| {
-        if random_keys {
-            scattered(1, (b * BATCH + i) as u64)
-        } else {
-            format!("{b}-{i}")
+    let keys = match std::env::var("BENCH_KEYS").as_deref() {
+        Err(_) | Ok("sequential") => Keys::Sequential,
+        Ok("random") => Keys::Random,
+        Ok("v7") => Keys::TimeOrdered,
+        Ok(other) => {
+            anyhow::bail!("BENCH_KEYS is `random`, `v7` or `sequential`, not `{other}`")
         }
     };
-    let visitor_id = |n: usize| {
-        if random_keys {
-            scattered(2, n as u64)
-        } else {
-            format!("visitor-{n}")
-        }
+    // The time an item was sent and a visitor first seen: batch `b` is sent at
+    // `now_ms - (batches - b) * 10` and first exposes 300 visitors.
+    let sent_ms = |b: usize| now_ms - ((batches - b) as i64) * 10;
+    let item_id = |b: usize, i: usize| match keys {
+        Keys::Sequential => format!("{b}-{i}"),
+        Keys::Random => scattered(1, (b * BATCH + i) as u64),
+        Keys::TimeOrdered => time_ordered(1, (b * BATCH + i) as u64, sent_ms(b)),
+    };
+    let visitor_id = |n: usize| match keys {
+        Keys::Sequential => format!("visitor-{n}"),
+        Keys::Random => scattered(2, n as u64),
+        Keys::TimeOrdered => time_ordered(2, n as u64, sent_ms(n / 300)),
     };
     for b in 0..batches {
         let mut items = Vec::with_capacity(BATCH);
         for i in 0..BATCH {
             let id = item_id(b, i);
-            let ts = now_ms - ((batches - b) as i64) * 10;
+            let ts = sent_ms(b);
             let item = if i % 5 < 3 || visitor < buyers + lag {
                 visitor += 1;
                 let arm = fx.arms[visitor % 2];
@@ -459,6 +462,30 @@ fn scattered(kind: u64, n: u64) -> String {
     }
     let high = mix(kind << 56 ^ n);
     Uuid::from_u64_pair(high, mix(high ^ n)).to_string()
+}
+
+/// How the bench makes item and visitor ids (`BENCH_KEYS`).
+#[derive(Clone, Copy)]
+enum Keys {
+    /// `"<batch>-<i>"` and `"visitor-<n>"`: index inserts land on few, hot pages.
+    Sequential,
+    /// Version 4 UUIDs, as the edge made them before time-ordered ids.
+    Random,
+    /// Version 7 UUIDs (RFC 9562: Unix milliseconds, then random bits), as the edge makes
+    /// them (`edge-worker/src/ids.rs`).
+    TimeOrdered,
+}
+
+/// The `n`th id of a kind as a version 7 UUID made at `unix_ms`: the time in its first
+/// 48 bits, then bits that look random (the same on every run).
+fn time_ordered(kind: u64, n: u64, unix_ms: i64) -> String {
+    let random = scattered(kind, n)
+        .parse::<Uuid>()
+        .expect("a UUID")
+        .as_u64_pair();
+    let high = ((unix_ms as u64) << 16) | 0x7000 | (random.0 & 0x0fff);
+    let low = (random.1 & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    Uuid::from_u64_pair(high, low).to_string()
 }
 
 /// One tab-separated COPY line of an item (text format; our values have no tabs).
