@@ -8,8 +8,9 @@
 // console errors and foreign requests; photographed (target/screenshots/funnel-*.png), also
 // at phone width (funnel-phone.png). A funnel too slow for a request (a server with a
 // 0.3 s analysis budget, a lock on the raw conversions standing in for millions of
-// events) says it is computed in the background, then shows itself with its age when
-// the worker is done (funnel-background.png).
+// events) says it is computed in the background (funnel-computing.png, and on a phone
+// funnel-computing-phone.png), then shows itself with its age when the worker is done
+// (funnel-background.png).
 //
 //   node --test console/test/funnels.test.mjs
 import { test, before, after } from 'node:test';
@@ -315,6 +316,11 @@ test('a funnel too slow to compute while the page waits is computed in the backg
     assert.match(await computing.innerText(), /computed in the background/);
     await accessible(page, 'funnel computed in the background');
     await panel.screenshot({ path: join(SCREENSHOTS, 'funnel-computing.png') });
+    // On a phone the notice wraps inside the panel (asking again reads one row).
+    await onPhone(page, computing, 'the notice that the funnel is being computed');
+    assert.match(await computing.innerText(), /computed in the background/);
+    await panel.screenshot({ path: join(SCREENSHOTS, 'funnel-computing-phone.png') });
+    await page.setViewportSize(DESKTOP.viewport);
 
     // The lock gone, the worker finishes and the panel, asking every 5 s, shows it.
     const exited = new Promise((ok) => locker.once('exit', ok));

@@ -244,6 +244,32 @@ pub async fn run_of(pool: &PgPool, funnel_id: Uuid) -> sqlx::Result<Option<RunRo
     .await
 }
 
+/// Whether another funnel of the experiment needed the background within `within`: it
+/// is waiting for or in a computation there, or was computed or failed there since.
+#[tracing::instrument(skip(pool))]
+pub async fn sibling_needed_background(
+    pool: &PgPool,
+    experiment_id: Uuid,
+    funnel_id: Uuid,
+    within: std::time::Duration,
+) -> sqlx::Result<bool> {
+    let within_ms = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+            SELECT 1 FROM funnel_runs r
+              JOIN funnels f ON f.id = r.funnel_id
+             WHERE f.experiment_id = $1 AND r.funnel_id <> $2
+               AND (r.requested_at IS NOT NULL
+                    OR greatest(r.result_at, r.failed_at)
+                       > now() - make_interval(secs => $3::float8 / 1000)))",
+    )
+    .bind(experiment_id)
+    .bind(funnel_id)
+    .bind(within_ms)
+    .fetch_one(pool)
+    .await
+}
+
 /// Asks for a background computation of the funnel, unless its organisation already has
 /// `per_org` other funnels waiting for or in one (`None`: asked for nothing). One already
 /// asked for keeps its time; returns when it was asked for. A transaction-scoped advisory

@@ -469,6 +469,8 @@ fn ms(t: OffsetDateTime) -> i64 {
 /// background instead ([`crate::funnel_runs`]): `202` with `Retry-After` until it is done,
 /// then its answer with its age (`computed_at`, the warning `computed_in_background`),
 /// computed again in the background when asked for more than [`REFRESH_AFTER`] later.
+/// Another funnel of an experiment one of whose funnels needed the background within
+/// [`SIBLINGS_REMEMBERED`] goes there at once.
 #[utoipa::path(get, path = "/experiments/{id}/funnels/{funnel_id}/results", tag = "results",
     params(("id" = Uuid, Path, description = "Experiment id"), ("funnel_id" = Uuid, Path, description = "Funnel id")),
     responses(
@@ -497,6 +499,15 @@ async fn funnel_results(
     {
         return Ok(answer);
     }
+    // What a funnel costs is its experiment's visitors and its site's conversions, not its
+    // steps: when another funnel of the experiment needed the background lately, this one
+    // will too, so it is queued without first spending a request's budget on it.
+    if db::sibling_needed_background(&state.pool, id, funnel_id, SIBLINGS_REMEMBERED).await?
+        && let Some(requested_at) = queue(&state, actor.org_id, funnel_id).await?
+    {
+        tracing::info!(%funnel_id, "another funnel of the experiment needed the background: queued at once");
+        return Ok(computing(&state, requested_at));
+    }
     // Another organisation's ids never take a slot.
     let slot = state.analyses.enter(actor.org_id).await?;
     match compute(&state, &experiment, row, &slot).await {
@@ -523,6 +534,9 @@ pub const REFRESH_AFTER: time::Duration = time::Duration::minutes(10);
 /// After a background computation failed, the funnel is tried again (live first) when
 /// asked for this long after.
 pub const RETRY_FAILED_AFTER: time::Duration = time::Duration::hours(1);
+/// A funnel is queued for the background at once, without a live attempt, when another
+/// funnel of its experiment needed the background within this long.
+pub const SIBLINGS_REMEMBERED: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 /// `Retry-After` of a `202`.
 const RETRY_AFTER_SECS: u64 = 5;
 

@@ -748,13 +748,49 @@ async fn a_funnel_too_slow_for_a_request_is_computed_in_the_background_and_serve
     let fresh = funnel_results(&app, &team.viewer.token, x.id, &fid).await;
     assert_eq!(reached(&fresh["analyses"][0]["arms"][0]), [2, 1]);
 
+    // Another funnel of the experiment goes to the background at once: nothing is locked
+    // now, so a live attempt would have answered 200.
+    let body = json!({"name": "G", "steps": [x.purchase, x.signup]});
+    let sibling = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sibling_uri = format!("{}/{sibling}/results", funnels_uri(x.id));
+    let r = app.get(&sibling_uri, Some(&team.viewer.token)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(run_background(&app).await, 1);
+    let results = funnel_results(&app, &team.viewer.token, x.id, &sibling).await;
+    // a2 bought after signing up: one reaches the purchase, nobody signs up after it.
+    assert_eq!(reached(&results["analyses"][0]["arms"][0]), [1, 0]);
+    warning_message(&results, "computed_in_background");
+    // Another experiment's funnel is computed while the request waits.
+    let y = experiment(&app, team.owner.org_id, s.id, "single", &[2], "running").await;
+    let body = json!({"name": "F", "steps": [y.signup, y.purchase]});
+    let theirs = create_funnel(&app, &team.editor.token, y.id, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let results = funnel_results(&app, &team.viewer.token, y.id, &theirs).await;
+    assert!(!from_background(&results), "{results}");
+    // A day later the experiment's funnels are tried live first again.
+    age_run(&app, &fid, "result_at", 25 * 60).await;
+    age_run(&app, &sibling, "result_at", 25 * 60).await;
+    let body = json!({"name": "H", "steps": [x.signup, x.purchase]});
+    let later = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let results = funnel_results(&app, &team.viewer.token, x.id, &later).await;
+    assert_eq!(reached(&results["analyses"][0]["arms"][0]), [2, 1]);
+    assert!(!from_background(&results), "{results}");
+
     // Deleting the funnel deletes what the background kept of it.
     delete_funnel(&app, &team.editor.token, x.id, &fid).await;
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM funnel_runs")
-        .fetch_one(&app.pool)
+    let left: Vec<String> = sqlx::query_scalar("SELECT funnel_id::text FROM funnel_runs")
+        .fetch_all(&app.pool)
         .await
         .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(left, [sibling]);
 }
 
 #[sqlx::test(migrator = "samplit_control_plane::MIGRATOR")]
@@ -830,6 +866,15 @@ async fn a_funnel_too_slow_even_in_the_background_is_not_tried_again_for_an_hour
 }
 
 /// The message of the answer's warning `code` (which must be there).
+/// Whether the results were computed in the background (they carry its warning).
+fn from_background(results: &Value) -> bool {
+    results["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["code"] == "computed_in_background")
+}
+
 fn warning_message(results: &Value, code: &str) -> String {
     results["warnings"]
         .as_array()
@@ -896,21 +941,28 @@ async fn an_organisation_queues_at_most_its_share_of_background_funnels(pool: Pg
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     blocker.rollback().await.unwrap();
 
-    // Once the worker is done, the organisation's next one may queue (or, here, compute).
+    // Once the worker is done, the organisation's next one may queue (at once: another
+    // funnel of its experiment needed the background).
     assert_eq!(run_background(&app).await, 2);
+    let r = app.get(&uri(x.id, &second), Some(&team.viewer.token)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(run_background(&app).await, 1);
     let results = funnel_results(&app, &team.viewer.token, x.id, &second).await;
     assert_eq!(reached(&results["analyses"][0]["arms"][0]), [0, 0]);
 
     // At its share, the organisation's stale answers are still served; their refresh
     // waits.
     age_run(&app, &first, "result_at", 11).await;
-    let blocker = lock_raw_conversions(&app).await;
-    let r = app.get(&uri(x.id, &second), Some(&team.viewer.token)).await;
+    let body = json!({"name": "H", "steps": [x.signup, x.purchase]});
+    let third = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app.get(&uri(x.id, &third), Some(&team.viewer.token)).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     let stale = funnel_results(&app, &team.viewer.token, x.id, &first).await;
     let warning = warning_message(&stale, "computed_in_background");
     assert!(warning.contains("waits for your organisation"), "{warning}");
-    blocker.rollback().await.unwrap();
 }
 
 /// Requests of one organisation at the same instant, each for another funnel too slow for

@@ -268,7 +268,7 @@ fn chi_square(counts: &[u64], p: &[f64]) -> f64 {
 /// The edge's visitor ids are time-ordered UUIDs (version 7): visitors first seen in the
 /// same millisecond share their first 13 characters. The bucketing hash (v2, the default)
 /// must still spread them evenly, independently across experiments, and the same early
-/// and late. 100 000 ids, 50 per millisecond (a busy edge; a Worker's clock stands still
+/// and late; the namespaces' (v1) evenly and the same early and late. 100 000 ids, 50 per millisecond (a busy edge; a Worker's clock stands still
 /// within a request), random bits from SplitMix64; χ² critical values at α = 0.001.
 /// The same independence check flags hash v1's known fault (GrowthBook's reason for v2:
 /// similar seeds give correlated buckets), so it can fail.
@@ -320,29 +320,33 @@ fn time_ordered_visitor_ids_bucket_evenly_independently_and_without_drift() {
             .sum::<f64>()
     };
 
-    let mut buckets = [0u64; 20];
-    let mut by_time = [[0u64; 2]; 10];
-    for (i, id) in ids.iter().enumerate() {
-        let n = bucket::hash("exp-a", id, 2).unwrap();
-        buckets[(n * 20.0) as usize] += 1;
-        by_time[i * 10 / N][usize::from(n < 0.5)] += 1;
+    // Even and without drift: arms (hash v2) and namespaces (`in_namespace`: hash v1 of
+    // `"__" + namespace`).
+    for (seed, version) in [("exp-a", 2), ("__ns-checkout", 1)] {
+        let mut buckets = [0u64; 20];
+        let mut by_time = [[0u64; 2]; 10];
+        for (i, id) in ids.iter().enumerate() {
+            let n = bucket::hash(seed, id, version).unwrap();
+            buckets[(n * 20.0) as usize] += 1;
+            by_time[i * 10 / N][usize::from(n < 0.5)] += 1;
+        }
+        let even = chi_square(&buckets, &[0.05; 20]);
+        assert!(even < 43.820, "v{version}: χ²(19) {even}: {buckets:?}");
+        // The same share of each tenth of the ids (in time order) falls below 0.5: χ²(9)
+        // of a 10×2 table against the overall share.
+        let share = by_time.iter().map(|r| r[1]).sum::<u64>() as f64 / N as f64;
+        let drift: f64 = by_time
+            .iter()
+            .map(|r| {
+                let n = (r[0] + r[1]) as f64;
+                (r[1] as f64 - share * n).powi(2) / (share * n)
+                    + (r[0] as f64 - (1.0 - share) * n).powi(2) / ((1.0 - share) * n)
+            })
+            .sum();
+        assert!(drift < 27.877, "v{version}: χ²(9) {drift}: {by_time:?}");
     }
-    let even = chi_square(&buckets, &[0.05; 20]);
-    assert!(even < 43.820, "χ²(19) {even}: {buckets:?}");
     let independent = independence(2);
     assert!(independent < 10.828, "χ²(1) {independent}");
-    // The same share of each tenth of the ids (in time order) goes to the first half:
-    // χ²(9) of a 10×2 table against the overall share.
-    let share = by_time.iter().map(|r| r[1]).sum::<u64>() as f64 / N as f64;
-    let drift: f64 = by_time
-        .iter()
-        .map(|r| {
-            let n = (r[0] + r[1]) as f64;
-            (r[1] as f64 - share * n).powi(2) / (share * n)
-                + (r[0] as f64 - (1.0 - share) * n).powi(2) / ((1.0 - share) * n)
-        })
-        .sum();
-    assert!(drift < 27.877, "χ²(9) {drift}: {by_time:?}");
     let v1 = independence(1);
     assert!(
         v1 > 10.828,
