@@ -40,6 +40,14 @@ async fn create_funnel(app: &TestApp, token: &str, x: Uuid, body: Value) -> Valu
     r.json()
 }
 
+/// Creates a funnel like [`create_funnel`] and returns its id.
+async fn funnel_id(app: &TestApp, token: &str, x: Uuid, body: Value) -> String {
+    create_funnel(app, token, x, body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Deletes funnel `fid` of experiment `x` as `token` (204 expected).
 async fn delete_funnel(app: &TestApp, token: &str, x: Uuid, fid: &str) {
     let r = app
@@ -603,10 +611,7 @@ async fn one_visitor_funnel(
     let app = TestApp::with_config(pool, crate::helpers::test_config_with(limits));
     let (team, s, x) = team_running(&app, "single", &[2]).await;
     let body = json!({"name": "F", "steps": [x.signup, x.purchase]});
-    let fid = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fid = funnel_id(&app, &team.editor.token, x.id, body).await;
     ingest_plan(
         &app,
         &s,
@@ -751,10 +756,7 @@ async fn a_funnel_too_slow_for_a_request_is_computed_in_the_background_and_serve
     // Another funnel of the experiment goes to the background at once: nothing is locked
     // now, so a live attempt would have answered 200.
     let body = json!({"name": "G", "steps": [x.purchase, x.signup]});
-    let sibling = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sibling = funnel_id(&app, &team.editor.token, x.id, body).await;
     let sibling_uri = format!("{}/{sibling}/results", funnels_uri(x.id));
     let r = app.get(&sibling_uri, Some(&team.viewer.token)).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
@@ -766,20 +768,14 @@ async fn a_funnel_too_slow_for_a_request_is_computed_in_the_background_and_serve
     // Another experiment's funnel is computed while the request waits.
     let y = experiment(&app, team.owner.org_id, s.id, "single", &[2], "running").await;
     let body = json!({"name": "F", "steps": [y.signup, y.purchase]});
-    let theirs = create_funnel(&app, &team.editor.token, y.id, body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let theirs = funnel_id(&app, &team.editor.token, y.id, body).await;
     let results = funnel_results(&app, &team.viewer.token, y.id, &theirs).await;
     assert!(!from_background(&results), "{results}");
     // A day later the experiment's funnels are tried live first again.
     age_run(&app, &fid, "result_at", 25 * 60).await;
     age_run(&app, &sibling, "result_at", 25 * 60).await;
     let body = json!({"name": "H", "steps": [x.signup, x.purchase]});
-    let later = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let later = funnel_id(&app, &team.editor.token, x.id, body).await;
     let results = funnel_results(&app, &team.viewer.token, x.id, &later).await;
     assert_eq!(reached(&results["analyses"][0]["arms"][0]), [2, 1]);
     assert!(!from_background(&results), "{results}");
@@ -901,16 +897,10 @@ async fn an_organisation_queues_at_most_its_share_of_background_funnels(pool: Pg
     )
     .await;
     let body = json!({"name": "G", "steps": [x.purchase, x.signup]});
-    let second = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = funnel_id(&app, &team.editor.token, x.id, body).await;
     let (other, t, y) = team_running(&app, "single", &[2]).await;
     let body = json!({"name": "F", "steps": [y.signup, y.purchase]});
-    let theirs = create_funnel(&app, &other.editor.token, y.id, body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let theirs = funnel_id(&app, &other.editor.token, y.id, body).await;
     ingest_plan(
         &app,
         &t,
@@ -954,10 +944,7 @@ async fn an_organisation_queues_at_most_its_share_of_background_funnels(pool: Pg
     // waits.
     age_run(&app, &first, "result_at", 11).await;
     let body = json!({"name": "H", "steps": [x.signup, x.purchase]});
-    let third = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let third = funnel_id(&app, &team.editor.token, x.id, body).await;
     let r = app.get(&uri(x.id, &third), Some(&team.viewer.token)).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     let stale = funnel_results(&app, &team.viewer.token, x.id, &first).await;
@@ -974,10 +961,7 @@ async fn simultaneous_requests_of_an_organisation_queue_no_more_than_its_share(p
     let mut funnels = vec![first];
     for i in 0..7 {
         let body = json!({"name": format!("F{i}"), "steps": [x.purchase, x.signup]});
-        let id = create_funnel(&app, &team.editor.token, x.id, body).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = funnel_id(&app, &team.editor.token, x.id, body).await;
         funnels.push(id);
     }
     let org: Uuid = sqlx::query_scalar("SELECT org_id FROM experiments WHERE id = $1")
